@@ -1,0 +1,253 @@
+//! In-process adapters with the same semantics as the AWS ones (conditional
+//! claims, lease expiry, TTL, PutEvents partial failures), for the local app
+//! and fast tests. Faults can be injected to prove the step logic copes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, ORPHANED_CLAIM_TTL};
+use crate::ports::{
+    BusError, BusEvent, EventBus, FailedEntry, QuarantinedDelivery, StateStore, StoreError,
+    MAX_EVENT_ENTRY_BYTES,
+};
+use crate::saga::SagaRecord;
+
+#[derive(Debug, Clone)]
+enum Status {
+    InProgress { token: String, lease_until: DateTime<Utc> },
+    Completed { result: Option<serde_json::Value> },
+}
+
+#[derive(Debug, Clone)]
+struct IdemRecord {
+    status: Status,
+    payload_hash: String,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct StoreState {
+    idempotency: HashMap<String, IdemRecord>,
+    sagas: HashMap<String, SagaRecord>,
+    quarantine: Vec<QuarantinedDelivery>,
+    fail_next: usize,
+}
+
+/// A [`StateStore`] in memory.
+#[derive(Default)]
+pub struct InProcessStateStore {
+    state: Mutex<StoreState>,
+}
+
+impl InProcessStateStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` calls fail as if the table were unavailable.
+    pub fn fail_next(&self, n: usize) {
+        self.lock().fail_next = n;
+    }
+
+    pub fn quarantined(&self) -> Vec<QuarantinedDelivery> {
+        self.lock().quarantine.clone()
+    }
+
+    pub fn sagas(&self) -> Vec<SagaRecord> {
+        let mut v: Vec<_> = self.lock().sagas.values().cloned().collect();
+        v.sort_by(|a, b| a.saga_key.cmp(&b.saga_key));
+        v
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StoreState> {
+        // A panic while holding the lock would already have failed the caller;
+        // the data itself stays consistent (every write is one assignment).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn injected(st: &mut StoreState) -> Result<(), StoreError> {
+        if st.fail_next > 0 {
+            st.fail_next -= 1;
+            return Err(StoreError::Unavailable("injected fault".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StateStore for InProcessStateStore {
+    async fn claim(&self, req: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        let mut st = self.lock();
+        Self::injected(&mut st)?;
+        let live = st
+            .idempotency
+            .get(&req.key.0)
+            .filter(|r| r.expires_at.is_none_or(|e| e > req.now))
+            .cloned();
+        let takeable = match &live {
+            None => true,
+            Some(r) => matches!(r.status, Status::InProgress { lease_until, .. } if lease_until <= req.now)
+                && r.payload_hash == req.payload_hash,
+        };
+        if takeable {
+            let token = Uuid::new_v4().to_string();
+            st.idempotency.insert(
+                req.key.0.clone(),
+                IdemRecord {
+                    status: Status::InProgress {
+                        token: token.clone(),
+                        lease_until: req.lease_until,
+                    },
+                    payload_hash: req.payload_hash.clone(),
+                    expires_at: Some(req.lease_until + ORPHANED_CLAIM_TTL),
+                },
+            );
+            return Ok(ClaimOutcome::Claimed(Claim {
+                key: req.key.clone(),
+                token,
+                payload_hash: req.payload_hash.clone(),
+            }));
+        }
+        // `takeable` is false only when a live record exists.
+        let Some(r) = live else {
+            return Err(StoreError::Corrupt { key: req.key.0.clone(), reason: "vanished".into() });
+        };
+        Ok(outcome_for_existing(&r.payload_hash, &req.payload_hash, &r.status))
+    }
+
+    async fn complete(&self, claim: &Claim, c: &Completion) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        Self::injected(&mut st)?;
+        let holds = matches!(
+            st.idempotency.get(&claim.key.0).map(|r| &r.status),
+            Some(Status::InProgress { token, .. }) if *token == claim.token
+        );
+        if !holds {
+            return Err(StoreError::LeaseLost { key: claim.key.0.clone() });
+        }
+        st.idempotency.insert(
+            claim.key.0.clone(),
+            IdemRecord {
+                status: Status::Completed { result: c.result.clone() },
+                payload_hash: claim.payload_hash.clone(),
+                expires_at: Some(c.expires_at),
+            },
+        );
+        if let Some(u) = &c.saga {
+            let existing = st.sagas.remove(&u.saga_key);
+            st.sagas.insert(u.saga_key.clone(), SagaRecord::apply(existing, u));
+        }
+        Ok(())
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        Self::injected(&mut st)?;
+        let holds = matches!(
+            st.idempotency.get(&claim.key.0).map(|r| &r.status),
+            Some(Status::InProgress { token, .. }) if *token == claim.token
+        );
+        if holds {
+            st.idempotency.remove(&claim.key.0);
+        }
+        Ok(())
+    }
+
+    async fn quarantine(&self, item: &QuarantinedDelivery) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        Self::injected(&mut st)?;
+        st.quarantine.push(item.clone());
+        Ok(())
+    }
+
+    async fn saga(&self, saga_key: &str) -> Result<Option<SagaRecord>, StoreError> {
+        let mut st = self.lock();
+        Self::injected(&mut st)?;
+        Ok(st.sagas.get(saga_key).cloned())
+    }
+}
+
+fn outcome_for_existing(stored_hash: &str, hash: &str, status: &Status) -> ClaimOutcome {
+    if stored_hash != hash {
+        return ClaimOutcome::PayloadMismatch;
+    }
+    match status {
+        Status::Completed { result } => ClaimOutcome::AlreadyCompleted { result: result.clone() },
+        Status::InProgress { lease_until, .. } => ClaimOutcome::InProgress { lease_until: *lease_until },
+    }
+}
+
+/// Faults the in-process bus can be told to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusFault {
+    /// The call fails outright (network, 5xx).
+    Unavailable,
+    /// PutEvents answers 200 with every entry failed (FailedEntryCount > 0).
+    RejectEntries,
+}
+
+#[derive(Default)]
+struct BusState {
+    published: Vec<BusEvent>,
+    faults: Vec<BusFault>,
+}
+
+/// An [`EventBus`] that keeps what was published, in order.
+#[derive(Default)]
+pub struct InProcessEventBus {
+    state: Mutex<BusState>,
+}
+
+impl InProcessEventBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues faults for the next calls, one per call.
+    pub fn inject(&self, faults: impl IntoIterator<Item = BusFault>) {
+        self.lock().faults.extend(faults);
+    }
+
+    pub fn published(&self) -> Vec<BusEvent> {
+        self.lock().published.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BusState> {
+        // See InProcessStateStore::lock.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl EventBus for InProcessEventBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
+        for e in events {
+            if e.entry_size() > MAX_EVENT_ENTRY_BYTES {
+                return Err(BusError::TooLarge { event_id: e.event_id, bytes: e.entry_size() });
+            }
+        }
+        let mut st = self.lock();
+        let fault = if st.faults.is_empty() { None } else { Some(st.faults.remove(0)) };
+        match fault {
+            Some(BusFault::Unavailable) => Err(BusError::Unavailable("injected fault".into())),
+            Some(BusFault::RejectEntries) => Err(BusError::Rejected {
+                failed: events
+                    .iter()
+                    .map(|e| FailedEntry {
+                        event_id: e.event_id,
+                        code: "InternalFailure".into(),
+                        message: "injected fault".into(),
+                    })
+                    .collect(),
+            }),
+            None => {
+                st.published.extend_from_slice(events);
+                Ok(())
+            }
+        }
+    }
+}

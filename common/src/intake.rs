@@ -1,0 +1,401 @@
+//! Order intake, the logic of `order-publish`: a signed commerce webhook
+//! becomes exactly one canonical event on the bus and one saga.
+//!
+//! Sequence per delivery: size check → signature → topic → map (bad input is
+//! quarantined and answered 400) → claim the delivery's idempotency key →
+//! publish → complete the claim and start/extend the saga in one write.
+//! A publish or store failure releases the claim and answers 503 so the
+//! platform retries; the retry publishes, because an unfinished claim never
+//! counts as done. Event ids are derived from the delivery, so even a
+//! re-publish after a crash is the same event.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta, INTAKE_SOURCE};
+use crate::idempotency::{payload_hash, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, LeasePolicy};
+use crate::mappers::{adobe, shopify, MapError};
+use crate::ports::{BusEvent, EventBus, QuarantinedDelivery, StateStore};
+use crate::saga::SagaUpdate;
+use crate::webhook::{AdobeKeys, ShopifySecrets, ADOBE_SIGNATURE_HEADERS, SHOPIFY_HMAC_HEADER};
+
+/// Bodies above this are refused with 413 (Shopify orders with hundreds of
+/// lines stay well below it).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Which webhook endpoint a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookRoute {
+    Shopify,
+    Adobe,
+}
+
+impl WebhookRoute {
+    /// Routes by path suffix, so API Gateway stage prefixes do not matter.
+    pub fn from_path(path: &str) -> Option<Self> {
+        let path = path.trim_end_matches('/');
+        if path.ends_with("/webhooks/shopify") {
+            Some(WebhookRoute::Shopify)
+        } else if path.ends_with("/webhooks/adobe") {
+            Some(WebhookRoute::Adobe)
+        } else {
+            None
+        }
+    }
+
+    fn platform(self) -> &'static str {
+        match self {
+            WebhookRoute::Shopify => "shopify",
+            WebhookRoute::Adobe => "adobe_commerce",
+        }
+    }
+}
+
+/// Verification material and limits for the intake.
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    pub shopify: Option<ShopifySecrets>,
+    pub adobe: Option<AdobeKeys>,
+    /// Shop identity for Adobe orders; defaults to the I/O Events `source`.
+    pub adobe_shop: Option<String>,
+    pub max_body_bytes: usize,
+    /// How long a delivery is remembered for dedup (Shopify retries for 48 h).
+    pub dedup_ttl: Duration,
+    pub lease: LeasePolicy,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        IntakeConfig {
+            shopify: None,
+            adobe: None,
+            adobe_shop: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            dedup_ttl: Duration::days(7),
+            lease: LeasePolicy::default(),
+        }
+    }
+}
+
+/// One delivery as the step sees it, whatever HTTP front end carried it.
+pub struct WebhookRequest<'a> {
+    pub route: WebhookRoute,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+    pub received_at: DateTime<Utc>,
+    /// When the invocation will be stopped (Lambda deadline); bounds the claim lease.
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// The answer to the platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookResponse {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub retry_after_secs: Option<u32>,
+}
+
+impl WebhookResponse {
+    fn new(status: u16, body: serde_json::Value) -> Self {
+        WebhookResponse { status, body, retry_after_secs: None }
+    }
+
+    fn error(status: u16, reason: impl Into<String>) -> Self {
+        Self::new(status, json!({ "error": reason.into() }))
+    }
+
+    fn retry(reason: impl Into<String>) -> Self {
+        WebhookResponse {
+            status: 503,
+            body: json!({ "error": reason.into(), "retryable": true }),
+            retry_after_secs: Some(5),
+        }
+    }
+
+    pub fn into_http(self) -> http::Response<String> {
+        let mut b = http::Response::builder()
+            .status(self.status)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(s) = self.retry_after_secs {
+            b = b.header(http::header::RETRY_AFTER, s.to_string());
+        }
+        // Status codes used here are all valid and the headers are static ASCII.
+        b.body(self.body.to_string())
+            .unwrap_or_else(|_| http::Response::new(String::new()))
+    }
+}
+
+/// What the platform delivered, once identified.
+struct Delivery {
+    platform: &'static str,
+    shop: String,
+    topic: String,
+    delivery_id: String,
+}
+
+pub struct OrderIntake {
+    store: Arc<dyn StateStore>,
+    bus: Arc<dyn EventBus>,
+    config: IntakeConfig,
+}
+
+impl OrderIntake {
+    pub fn new(store: Arc<dyn StateStore>, bus: Arc<dyn EventBus>, config: IntakeConfig) -> Self {
+        OrderIntake { store, bus, config }
+    }
+
+    /// Handles one delivery and logs one line about it (no personal data).
+    pub async fn handle(&self, req: WebhookRequest<'_>) -> WebhookResponse {
+        let platform = req.route.platform();
+        let started = std::time::Instant::now();
+        let (resp, delivery) = self.process(&req).await;
+        let reason = resp.body.get("error").and_then(|e| e.as_str()).unwrap_or("");
+        tracing::info!(
+            platform,
+            status = resp.status,
+            topic = delivery.as_ref().map(|d| d.topic.as_str()).unwrap_or(""),
+            delivery_id = delivery.as_ref().map(|d| d.delivery_id.as_str()).unwrap_or(""),
+            event_id = resp.body.get("event_id").and_then(|e| e.as_str()).unwrap_or(""),
+            event_type = resp.body.get("event_type").and_then(|e| e.as_str()).unwrap_or(""),
+            correlation_id = resp.body.get("correlation_id").and_then(|e| e.as_str()).unwrap_or(""),
+            duplicate = resp.body.get("duplicate").and_then(|e| e.as_bool()).unwrap_or(false),
+            reason,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "webhook"
+        );
+        resp
+    }
+
+    async fn process(&self, req: &WebhookRequest<'_>) -> (WebhookResponse, Option<Delivery>) {
+        if req.body.len() > self.config.max_body_bytes {
+            let reason = format!(
+                "body is {} bytes; the limit is {}",
+                req.body.len(),
+                self.config.max_body_bytes
+            );
+            return (WebhookResponse::error(413, reason), None);
+        }
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+
+        // Signature first: nothing unauthenticated is parsed or stored.
+        let verified = match req.route {
+            WebhookRoute::Shopify => match &self.config.shopify {
+                Some(secrets) => secrets.verify(header(SHOPIFY_HMAC_HEADER), req.body),
+                None => return (WebhookResponse::retry("shopify webhook secret is not configured"), None),
+            },
+            WebhookRoute::Adobe => match &self.config.adobe {
+                Some(keys) => keys.verify(
+                    [header(ADOBE_SIGNATURE_HEADERS[0]), header(ADOBE_SIGNATURE_HEADERS[1])],
+                    req.body,
+                ),
+                None => return (WebhookResponse::retry("adobe public keys are not configured"), None),
+            },
+        };
+        if let Err(e) = verified {
+            return (WebhookResponse::error(401, e.to_string()), None);
+        }
+
+        // Identify the delivery and map it.
+        let identified = match req.route {
+            WebhookRoute::Shopify => self.identify_shopify(req),
+            WebhookRoute::Adobe => self.identify_adobe(req),
+        };
+        let (delivery, mapped) = match identified {
+            Identified::Ignored(d) => {
+                let body = json!({ "ignored": true, "reason": format!("topic {} is not handled", d.topic) });
+                return (WebhookResponse::new(200, body), Some(d));
+            }
+            Identified::Refused(status, reason) => return (WebhookResponse::error(status, reason), None),
+            Identified::Mapped(d, Ok(event)) => (d, event),
+            Identified::Mapped(d, Err(e)) => {
+                let resp = self.quarantine(req, Some(&d), format!("payload does not map: {e}"), 400).await;
+                return (resp, Some(d));
+            }
+            Identified::Unidentified(e) => {
+                let resp = self.quarantine(req, None, format!("delivery is not readable: {e}"), 400).await;
+                return (resp, None);
+            }
+        };
+        let resp = self.publish_once(req, &delivery, &mapped).await;
+        (resp, Some(delivery))
+    }
+
+    fn identify_shopify(&self, req: &WebhookRequest<'_>) -> Identified {
+        let header = |name: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let Some(topic) = header("x-shopify-topic") else {
+            return Identified::Unidentified(MapError::MissingField("X-Shopify-Topic header".into()));
+        };
+        let Some(shop) = header("x-shopify-shop-domain") else {
+            return Identified::Unidentified(MapError::MissingField("X-Shopify-Shop-Domain header".into()));
+        };
+        let Some(delivery_id) = header("x-shopify-event-id").or_else(|| header("x-shopify-webhook-id")) else {
+            return Identified::Unidentified(MapError::MissingField("X-Shopify-Event-Id header".into()));
+        };
+        let d = Delivery { platform: "shopify", shop, topic, delivery_id };
+        match shopify::ShopifyTopic::parse(&d.topic) {
+            None => Identified::Ignored(d),
+            Some(t) => {
+                let mapped = shopify::map(t, &d.shop, req.body);
+                Identified::Mapped(d, mapped)
+            }
+        }
+    }
+
+    fn identify_adobe(&self, req: &WebhookRequest<'_>) -> Identified {
+        let delivery = match adobe::AdobeDelivery::parse(req.body) {
+            Ok(d) => d,
+            Err(e) => return Identified::Unidentified(e),
+        };
+        if let Some(expected) = self.config.adobe.as_ref().and_then(|k| k.client_id.as_deref()) {
+            if delivery.recipient_client_id.as_deref() != Some(expected) {
+                return Identified::Refused(401, "event is addressed to another client id".into());
+            }
+        }
+        let shop = self.config.adobe_shop.clone().unwrap_or_else(|| delivery.source.clone());
+        let d = Delivery {
+            platform: "adobe_commerce",
+            shop,
+            topic: delivery.event_code.clone(),
+            delivery_id: delivery.event_id.clone(),
+        };
+        if !delivery.is_order_event() {
+            return Identified::Ignored(d);
+        }
+        let mapped = adobe::map(&d.shop, &delivery);
+        Identified::Mapped(d, mapped)
+    }
+
+    /// Keeps the raw body with the reason, then answers `status`. If the body
+    /// cannot be kept, answers 503 instead so the platform keeps it for us.
+    async fn quarantine(
+        &self,
+        req: &WebhookRequest<'_>,
+        d: Option<&Delivery>,
+        reason: String,
+        status: u16,
+    ) -> WebhookResponse {
+        let item = QuarantinedDelivery {
+            id: Uuid::new_v4(),
+            received_at: req.received_at,
+            source: req.route.platform().to_string(),
+            topic: d.map(|d| d.topic.clone()),
+            shop: d.map(|d| d.shop.clone()),
+            delivery_id: d.map(|d| d.delivery_id.clone()),
+            reason: reason.clone(),
+            body: req.body.to_vec(),
+        };
+        match self.store.quarantine(&item).await {
+            Ok(()) => WebhookResponse::new(status, json!({ "error": reason, "quarantine_id": item.id.to_string() })),
+            Err(e) => {
+                tracing::error!(error = %e, "could not quarantine a refused delivery");
+                WebhookResponse::retry(format!("{reason}; and it could not be quarantined: {e}"))
+            }
+        }
+    }
+
+    async fn publish_once(&self, req: &WebhookRequest<'_>, d: &Delivery, event: &CanonicalEvent) -> WebhookResponse {
+        let event_id = delivery_event_id(d.platform, &d.shop, &d.topic, &d.delivery_id);
+        let meta = EnvelopeMeta {
+            event_id,
+            occurred_at: event.occurred_at(),
+            source: format!("{}:{}", d.platform, d.shop),
+            causation_id: Some(format!("{}-delivery:{}", d.platform, d.delivery_id)),
+        };
+        let envelope = event.to_envelope(&meta);
+        let correlation_id = event.order_ref().key();
+        let bus_event = BusEvent {
+            event_id,
+            detail_type: event.event_type().to_string(),
+            source: INTAKE_SOURCE.to_string(),
+            detail: envelope.to_string(),
+            time: req.received_at,
+        };
+        let summary = json!({
+            "event_id": event_id.to_string(),
+            "event_type": event.event_type(),
+            "correlation_id": correlation_id,
+        });
+        if bus_event.entry_size() > crate::ports::MAX_EVENT_ENTRY_BYTES {
+            let reason = format!(
+                "canonical event is {} bytes, over the bus entry limit (claim check not built yet)",
+                bus_event.entry_size()
+            );
+            return self.quarantine(req, Some(d), reason, 413).await;
+        }
+
+        let lease_until = match self.config.lease.lease_until(req.received_at, req.deadline) {
+            Ok(t) => t,
+            Err(e) => return WebhookResponse::retry(e.to_string()),
+        };
+        let key = IdempotencyKey::new(
+            "intake",
+            &format!("{}:{}:{}:{}", d.platform, d.shop, d.topic, d.delivery_id),
+        );
+        let claim_req = ClaimRequest {
+            key,
+            payload_hash: payload_hash(req.body),
+            now: req.received_at,
+            lease_until,
+        };
+        let claim = match self.store.claim(&claim_req).await {
+            Ok(ClaimOutcome::Claimed(c)) => c,
+            Ok(ClaimOutcome::AlreadyCompleted { result }) => {
+                let mut body = result.unwrap_or(summary);
+                body["duplicate"] = json!(true);
+                return WebhookResponse::new(200, body);
+            }
+            Ok(ClaimOutcome::InProgress { .. }) => {
+                return WebhookResponse::retry("the same delivery is being processed right now");
+            }
+            Ok(ClaimOutcome::PayloadMismatch) => {
+                let reason = "delivery id was already used for a different body".to_string();
+                return self.quarantine(req, Some(d), reason, 409).await;
+            }
+            Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
+        };
+
+        if let Err(e) = self.bus.publish(std::slice::from_ref(&bus_event)).await {
+            if let Err(re) = self.store.release(&claim).await {
+                // The lease runs out by itself; the retry waits for it.
+                tracing::warn!(error = %re, "could not release a claim after a failed publish");
+            }
+            return WebhookResponse::retry(format!("event bus: {e}"));
+        }
+
+        let completion = Completion {
+            result: Some(summary.clone()),
+            now: req.received_at,
+            expires_at: req.received_at + self.config.dedup_ttl,
+            saga: Some(SagaUpdate {
+                saga_key: correlation_id.clone(),
+                correlation_id,
+                event_id: event_id.to_string(),
+                event_type: event.event_type().to_string(),
+                at: req.received_at,
+            }),
+        };
+        match self.store.complete(&claim, &completion).await {
+            Ok(()) => WebhookResponse::new(200, summary),
+            // Published but not recorded: the retry re-publishes the same event id
+            // (consumers dedup on it) and records the saga.
+            Err(e) => WebhookResponse::retry(format!("state store: {e}")),
+        }
+    }
+}
+
+enum Identified {
+    Mapped(Delivery, Result<CanonicalEvent, MapError>),
+    Ignored(Delivery),
+    Unidentified(MapError),
+    Refused(u16, String),
+}

@@ -1,0 +1,15 @@
+//! retailflow's shared library: the canonical model and events, the ports and
+//! their adapters, idempotency and saga state, webhook verification, the
+//! platform mappers, and the step logic the Lambda functions wire up.
+
+pub mod adapters;
+pub mod config;
+pub mod events;
+pub mod idempotency;
+pub mod intake;
+pub mod mappers;
+pub mod model;
+pub mod money;
+pub mod ports;
+pub mod saga;
+pub mod webhook;

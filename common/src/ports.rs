@@ -1,0 +1,115 @@
+//! The ports the step logic talks to. Adapters: DynamoDB and EventBridge
+//! (`adapters::dynamodb`, `adapters::eventbridge`) on AWS, and in-process
+//! twins with the same semantics (`adapters::in_process`) for the local app
+//! and fast tests.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion};
+use crate::saga::SagaRecord;
+
+/// EventBridge's limit for one entry (detail-type + detail + source + resources).
+pub const MAX_EVENT_ENTRY_BYTES: usize = 256 * 1024;
+
+/// Idempotency records, saga state and quarantined input, in one table.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError>;
+    /// Marks the claim done (conditional on still holding it) and records the
+    /// saga update in the same request.
+    async fn complete(&self, claim: &Claim, completion: &Completion) -> Result<(), StoreError>;
+    /// Gives the claim up so a retry can take it at once.
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
+    /// Keeps input that could not be processed, with the reason.
+    async fn quarantine(&self, item: &QuarantinedDelivery) -> Result<(), StoreError>;
+    async fn saga(&self, saga_key: &str) -> Result<Option<SagaRecord>, StoreError>;
+}
+
+/// Publishes canonical events.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes all or reports failure: a partially failed batch is an error
+    /// naming the failed entries (callers re-publish; event ids are stable).
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError>;
+}
+
+/// One event as the bus carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusEvent {
+    pub event_id: Uuid,
+    /// EventBridge `DetailType`: the event type, which rules match on.
+    pub detail_type: String,
+    /// EventBridge `Source`: the retailflow step that emitted it.
+    pub source: String,
+    /// The whole envelope as JSON.
+    pub detail: String,
+    pub time: DateTime<Utc>,
+}
+
+impl BusEvent {
+    /// Size as EventBridge counts it.
+    pub fn entry_size(&self) -> usize {
+        self.detail_type.len() + self.detail.len() + self.source.len()
+    }
+}
+
+/// A body kept because it could not be processed, so nothing accepted is lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantinedDelivery {
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    /// `shopify` / `adobe_commerce`.
+    pub source: String,
+    pub topic: Option<String>,
+    pub shop: Option<String>,
+    pub delivery_id: Option<String>,
+    pub reason: String,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, timeouts, 5xx: try again.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+    /// The claim expired and another worker took it: the completion is not ours.
+    #[error("claim on {key} was lost to another worker")]
+    LeaseLost { key: String },
+    #[error("item too large for the state store: {0}")]
+    TooLarge(String),
+    /// An item that does not have the shape this code writes.
+    #[error("state item {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::LeaseLost { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BusError {
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+    /// PutEvents answered but refused some entries (FailedEntryCount > 0).
+    #[error("event bus refused {} entr(y/ies): {}", .failed.len(), .failed.iter().map(|f| format!("{} {}: {}", f.event_id, f.code, f.message)).collect::<Vec<_>>().join("; "))]
+    Rejected { failed: Vec<FailedEntry> },
+    #[error("event {event_id} is {bytes} bytes, over the bus limit")]
+    TooLarge { event_id: Uuid, bytes: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEntry {
+    pub event_id: Uuid,
+    pub code: String,
+    pub message: String,
+}
+
+impl BusError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, BusError::TooLarge { .. })
+    }
+}

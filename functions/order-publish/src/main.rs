@@ -1,0 +1,121 @@
+//! order-publish: `POST /webhooks/shopify` and `POST /webhooks/adobe` behind
+//! the HTTP API. Wires the DynamoDB and EventBridge adapters into
+//! [`common::intake::OrderIntake`]; the logic lives there.
+//!
+//! Init stays light: clients are built at start (no network), the webhook
+//! secrets are fetched from Secrets Manager on the first request and cached
+//! for the life of the execution environment.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::config::WebhookSecretDocument;
+use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
+use tokio::sync::OnceCell;
+
+struct App {
+    store: Arc<DynamoDbStateStore>,
+    bus: Arc<EventBridgeBus>,
+    secrets: aws_sdk_secretsmanager::Client,
+    secrets_arn: String,
+    adobe_shop: Option<String>,
+    intake: OnceCell<OrderIntake>,
+}
+
+impl App {
+    async fn intake(&self) -> anyhow::Result<&OrderIntake> {
+        self.intake
+            .get_or_try_init(|| async {
+                let out = self
+                    .secrets
+                    .get_secret_value()
+                    .secret_id(&self.secrets_arn)
+                    .send()
+                    .await
+                    .context("reading the webhook secrets")?;
+                let doc = WebhookSecretDocument::parse(out.secret_string().unwrap_or("{}"))?;
+                let config = doc.apply(IntakeConfig {
+                    adobe_shop: self.adobe_shop.clone(),
+                    ..IntakeConfig::default()
+                })?;
+                Ok(OrderIntake::new(self.store.clone(), self.bus.clone(), config))
+            })
+            .await
+    }
+}
+
+fn json_response(status: u16, body: &str) -> Response<Body> {
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = lambda_http::http::StatusCode::from_u16(status)
+        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let received_at = Utc::now();
+    let Some(route) = WebhookRoute::from_path(req.uri().path()) else {
+        return Ok(json_response(404, r#"{"error":"no such route"}"#));
+    };
+    if req.method() != lambda_http::http::Method::POST {
+        return Ok(json_response(405, r#"{"error":"use POST"}"#));
+    }
+    let deadline = req
+        .lambda_context_ref()
+        .and_then(|ctx| i64::try_from(ctx.deadline).ok())
+        .and_then(DateTime::from_timestamp_millis);
+    let intake = match app.intake().await {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "intake is not configured");
+            return Ok(json_response(
+                503,
+                r#"{"error":"webhook verification is not available","retryable":true}"#,
+            ));
+        }
+    };
+    let resp = intake
+        .handle(WebhookRequest {
+            route,
+            headers: req.headers(),
+            body: req.body().as_ref(),
+            received_at,
+            deadline,
+        })
+        .await;
+    Ok(resp.into_http().map(Body::from))
+}
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| format!("environment variable {name} is not set"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let app = App {
+        store: Arc::new(DynamoDbStateStore::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            env("RETAILFLOW_STATE_TABLE")?,
+        )),
+        bus: Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&aws),
+            env("RETAILFLOW_EVENT_BUS")?,
+        )),
+        secrets: aws_sdk_secretsmanager::Client::new(&aws),
+        secrets_arn: env("RETAILFLOW_SECRETS_ARN")?,
+        adobe_shop: std::env::var("RETAILFLOW_ADOBE_SHOP").ok().filter(|s| !s.is_empty()),
+        intake: OnceCell::new(),
+    };
+    let app = &app;
+    run(service_fn(move |req: Request| handle(app, req))).await
+}

@@ -1,0 +1,85 @@
+//! API Gateway HTTP API (payload format 2.0) request events: what `events/`
+//! holds, what `sam local invoke -e` and `cargo lambda invoke` take, and what
+//! `retailflow run` feeds through the local app.
+
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde_json::{json, Value};
+
+/// A webhook request as the Lambda would receive it.
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl ApiRequest {
+    pub fn from_event(event: &Value) -> anyhow::Result<Self> {
+        let path = event["rawPath"]
+            .as_str()
+            .context("event has no rawPath (not an HTTP API 2.0 event)")?
+            .to_string();
+        let method = event["requestContext"]["http"]["method"]
+            .as_str()
+            .unwrap_or("POST")
+            .to_string();
+        let mut headers = http::HeaderMap::new();
+        if let Some(h) = event["headers"].as_object() {
+            for (k, v) in h {
+                let Some(v) = v.as_str() else { continue };
+                headers.insert(
+                    http::HeaderName::from_bytes(k.as_bytes()).with_context(|| format!("header {k}"))?,
+                    http::HeaderValue::from_str(v).with_context(|| format!("header {k}"))?,
+                );
+            }
+        }
+        let raw = event["body"].as_str().unwrap_or("");
+        let body = if event["isBase64Encoded"].as_bool().unwrap_or(false) {
+            B64.decode(raw).context("body is not valid base64")?
+        } else {
+            raw.as_bytes().to_vec()
+        };
+        if method != "POST" {
+            bail!("only POST webhooks are replayed, got {method}");
+        }
+        Ok(ApiRequest { method, path, headers, body })
+    }
+}
+
+/// Builds an HTTP API 2.0 event for a webhook POST.
+pub fn webhook_event(path: &str, headers: &[(String, String)], body: &str, request_id: &str) -> Value {
+    let mut h = serde_json::Map::new();
+    h.insert("content-type".into(), json!("application/json"));
+    for (k, v) in headers {
+        h.insert(k.to_ascii_lowercase(), json!(v));
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": format!("POST {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": h,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "local.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "local",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.10",
+                "userAgent": "retailflow-sample"
+            },
+            "requestId": request_id,
+            "routeKey": format!("POST {path}"),
+            "stage": "$default",
+            "time": "26/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 1795694400000u64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}

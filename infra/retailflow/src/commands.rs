@@ -1,0 +1,174 @@
+//! The one-shot commands: `run`, `canonical`, `sample-event`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use common::config::{intake_config_from_env, WebhookSecretDocument};
+use common::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
+use common::idempotency::payload_hash;
+use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
+use common::mappers::{adobe, shopify};
+use common::webhook::{adobe_signature, shopify_signature, Secret};
+
+use crate::api_event::{webhook_event, ApiRequest};
+use crate::local_app::LocalApp;
+use crate::Source;
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Verification config for local runs: the environment if it names a
+/// Shopify secret, else the dev keys the samples in `events/` are signed with.
+fn local_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
+    if std::env::var("RETAILFLOW_SHOPIFY_SECRET").is_ok() {
+        return Ok(intake_config_from_env(|k| std::env::var(k).ok())?);
+    }
+    let opt = |name: &str| std::fs::read_to_string(dev_keys.join(name)).unwrap_or_default();
+    let mut pem = String::new();
+    for n in 1..=2 {
+        pem.push_str(&opt(&format!("adobe-public-{n}.pem")));
+    }
+    let doc = WebhookSecretDocument {
+        shopify_secret: opt("shopify-secret.txt"),
+        shopify_previous_secret: opt("shopify-previous-secret.txt"),
+        adobe_public_keys: pem,
+        adobe_client_id: String::new(),
+    };
+    Ok(doc.apply(IntakeConfig::default())?)
+}
+
+pub async fn run(dir: &Path, dev_keys: &Path) -> anyhow::Result<()> {
+    let app = LocalApp::new(local_config(dev_keys)?);
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no *.json events in {}", dir.display());
+    }
+    for file in &files {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let event: serde_json::Value = serde_json::from_str(&read(file)?)
+            .with_context(|| format!("{name} is not JSON"))?;
+        let req = match ApiRequest::from_event(&event) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("{name:<60} skipped: {e:#}");
+                continue;
+            }
+        };
+        let Some(route) = WebhookRoute::from_path(&req.path) else {
+            println!("{name:<60} skipped: no route for {} {}", req.method, req.path);
+            continue;
+        };
+        let resp = app
+            .intake
+            .handle(WebhookRequest {
+                route,
+                headers: &req.headers,
+                body: &req.body,
+                received_at: Utc::now(),
+                deadline: None,
+            })
+            .await;
+        println!("{name:<60} {} {}", resp.status, resp.body);
+    }
+    let snap = app.snapshot();
+    let count = |k: &str| snap[k].as_array().map_or(0, Vec::len);
+    println!(
+        "\npublished {} event(s), {} saga(s), {} quarantined delivery(ies)",
+        count("events"),
+        count("sagas"),
+        count("quarantine")
+    );
+    for e in app.bus.published() {
+        let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+        println!(
+            "  {:<15} {}  correlation {}",
+            e.detail_type, e.event_id, detail["correlation_id"].as_str().unwrap_or("")
+        );
+    }
+    for s in app.store.sagas() {
+        println!("  saga {}: {:?}", s.saga_key, s.event_types);
+    }
+    for q in app.store.quarantined() {
+        println!("  quarantined {}: {}", q.id, q.reason);
+    }
+    Ok(())
+}
+
+pub fn canonical(source: Source, topic: &str, shop: &str, file: &Path) -> anyhow::Result<()> {
+    let body = read(file)?;
+    let (platform, event): (&str, CanonicalEvent) = match source {
+        Source::Shopify => {
+            let t = shopify::ShopifyTopic::parse(topic)
+                .with_context(|| format!("retailflow does not map Shopify topic {topic:?}"))?;
+            ("shopify", shopify::map(t, shop, body.as_bytes())?)
+        }
+        Source::Adobe => {
+            let delivery = adobe::AdobeDelivery::parse(body.as_bytes())?;
+            if !adobe::is_order_event_code(topic) {
+                bail!("retailflow does not map Adobe event {topic:?}");
+            }
+            ("adobe_commerce", adobe::map(shop, &delivery)?)
+        }
+    };
+    let delivery_id = format!("file:{}", &payload_hash(body.as_bytes())[..16]);
+    let meta = EnvelopeMeta {
+        event_id: delivery_event_id(platform, shop, topic, &delivery_id),
+        occurred_at: event.occurred_at(),
+        source: format!("{platform}:{shop}"),
+        causation_id: Some(delivery_id),
+    };
+    println!("{}", serde_json::to_string_pretty(&event.to_envelope(&meta))?);
+    Ok(())
+}
+
+pub fn sample_event(
+    source: Source,
+    topic: &str,
+    shop: &str,
+    event_id: Option<String>,
+    dev_keys: &Path,
+    tamper: bool,
+    payload: &Path,
+) -> anyhow::Result<()> {
+    let body = read(payload)?.trim_end().to_string();
+    let (path, headers) = match source {
+        Source::Shopify => {
+            let secret = Secret::new(read(&dev_keys.join("shopify-secret.txt"))?);
+            let event_id = event_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let headers = vec![
+                ("X-Shopify-Topic".to_string(), topic.to_string()),
+                ("X-Shopify-Shop-Domain".into(), shop.to_string()),
+                ("X-Shopify-Event-Id".into(), event_id.clone()),
+                ("X-Shopify-Webhook-Id".into(), format!("wh-{event_id}")),
+                ("X-Shopify-API-Version".into(), "2025-10".into()),
+                ("X-Shopify-Triggered-At".into(), "2026-11-26T12:00:00Z".into()),
+                ("X-Shopify-Hmac-Sha256".into(), shopify_signature(&secret, body.as_bytes())),
+            ];
+            ("/webhooks/shopify", headers)
+        }
+        Source::Adobe => {
+            let mut headers = Vec::new();
+            for n in 1..=2 {
+                let key = read(&dev_keys.join(format!("adobe-private-{n}.pem")))?;
+                headers.push((format!("x-adobe-digital-signature-{n}"), adobe_signature(&key, body.as_bytes())?));
+                headers.push((format!("x-adobe-public-key{n}-path"), format!("/prod/keys/pub-key-dev-{n}.pem")));
+            }
+            headers.push(("x-adobe-event-code".into(), topic.to_string()));
+            ("/webhooks/adobe", headers)
+        }
+    };
+    // Any byte changed after signing; the JSON stays valid.
+    let body = if tamper { format!("{body} ") } else { body };
+    let request_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, body.as_bytes()).to_string();
+    let event = webhook_event(path, &headers, &body, &request_id);
+    println!("{}", serde_json::to_string_pretty(&event)?);
+    Ok(())
+}

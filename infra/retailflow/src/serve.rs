@@ -1,0 +1,67 @@
+//! `retailflow serve`: the template's HTTP routes on the in-process adapters.
+//! `GET /local/state` shows what the app published, its sagas and quarantine.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use chrono::Utc;
+use common::config::intake_config_from_env;
+use common::intake::{WebhookRequest, WebhookRoute, DEFAULT_MAX_BODY_BYTES};
+
+use crate::local_app::LocalApp;
+
+pub fn router(app: Arc<LocalApp>) -> Router {
+    Router::new()
+        .route("/webhooks/shopify", post(webhook))
+        .route("/webhooks/adobe", post(webhook))
+        .route("/local/state", get(state))
+        // The intake answers 413 itself; let bodies reach it.
+        .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY_BYTES * 4))
+        .with_state(app)
+}
+
+async fn webhook(State(app): State<Arc<LocalApp>>, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    let Some(route) = WebhookRoute::from_path(uri.path()) else {
+        return (axum::http::StatusCode::NOT_FOUND, "no such route").into_response();
+    };
+    let resp = app
+        .intake
+        .handle(WebhookRequest {
+            route,
+            headers: &headers,
+            body: &body,
+            received_at: Utc::now(),
+            deadline: None,
+        })
+        .await;
+    resp.into_http().into_response()
+}
+
+async fn state(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
+    axum::Json(app.snapshot())
+}
+
+pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
+    let config = intake_config_from_env(|k| std::env::var(k).ok())?;
+    if config.shopify.is_none() && config.adobe.is_none() {
+        tracing::warn!("no webhook secrets configured: every webhook will be answered 503");
+    }
+    let app = Arc::new(LocalApp::new(config));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "retailflow serving");
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving")
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Regenerates the signed API Gateway events in events/ from the raw platform
+# payloads in events/payloads/, signed with the dev keys in events/dev-keys/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build -q -p retailflow
+rf=target/debug/retailflow
+p=events/payloads
+shop=acme-outdoor.myshopify.com
+s() { # source topic event-id payload out [extra]
+  local src=$1 topic=$2 id=$3 payload=$4 out=$5; shift 5
+  "$rf" sample-event --source "$src" --topic "$topic" --shop "$shop" --event-id "$id" "$@" "$p/$payload" > "events/$out"
+}
+s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000001 shopify-orders-create-discount-code.json 01-shopify-orders-create.json
+s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000001 shopify-orders-create-discount-code.json 02-shopify-orders-create-redelivery.json
+s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000009 shopify-orders-create-discount-code.json 03-shopify-orders-create-tampered.json --tamper
+s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000002 shopify-orders-create-eur-presentment-vat-inclusive.json 04-shopify-orders-create-eur-vat-inclusive.json
+s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000003 shopify-orders-create-cad-gift-card.json 05-shopify-orders-create-cad-gift-card.json
+s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000004 shopify-orders-create-totals-mismatch.json 06-shopify-orders-create-totals-mismatch.json
+s shopify orders/updated 3f1c0a5e-0001-4d7e-9a51-000000000005 shopify-orders-updated.json 07-shopify-orders-updated.json
+s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000006 shopify-refunds-create-partial-with-shipping.json 08-shopify-refunds-create-partial.json
+s shopify orders/cancelled 3f1c0a5e-0001-4d7e-9a51-000000000007 shopify-orders-cancelled.json 09-shopify-orders-cancelled.json
+s shopify customers/create 3f1c0a5e-0001-4d7e-9a51-000000000008 shopify-orders-updated.json 10-shopify-unhandled-topic.json
+s adobe observer.sales_order_save_after unused adobe-order-configurable.json 11-adobe-order-configurable.json
+rm -f events/[0-9][0-9]-*.json.tmp
+echo "wrote $(ls events/*.json | wc -l) events"
