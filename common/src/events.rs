@@ -172,3 +172,95 @@ pub fn event_schemas() -> Vec<(String, serde_json::Value)> {
         one::<RefundIssued>(),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mappers::{adobe, shopify};
+
+    fn schema_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
+    }
+
+    /// The committed schemas are what the code generates. Set
+    /// `RETAILFLOW_UPDATE_SCHEMAS=1` to rewrite them after changing a type.
+    #[test]
+    fn committed_schemas_match_the_rust_types() {
+        let update = std::env::var("RETAILFLOW_UPDATE_SCHEMAS").is_ok_and(|v| v == "1");
+        for (file, schema) in event_schemas() {
+            let path = schema_dir().join(&file);
+            let generated = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+            if update {
+                std::fs::create_dir_all(schema_dir()).unwrap();
+                std::fs::write(&path, &generated).unwrap();
+                continue;
+            }
+            let committed = std::fs::read_to_string(&path)
+                .unwrap_or_else(|_| panic!("{file} is missing: run with RETAILFLOW_UPDATE_SCHEMAS=1"));
+            assert_eq!(committed, generated, "{file} is stale: run with RETAILFLOW_UPDATE_SCHEMAS=1");
+        }
+    }
+
+    fn emitted() -> Vec<serde_json::Value> {
+        let p = |name: &str| {
+            std::fs::read(format!("{}/../events/payloads/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        };
+        use shopify::ShopifyTopic as T;
+        let shop = "acme.myshopify.com";
+        let events = vec![
+            shopify::map(T::OrdersCreate, shop, &p("shopify-orders-create-discount-code.json")).unwrap(),
+            shopify::map(T::OrdersCreate, shop, &p("shopify-orders-create-eur-presentment-vat-inclusive.json")).unwrap(),
+            shopify::map(T::OrdersCreate, shop, &p("shopify-orders-create-cad-gift-card.json")).unwrap(),
+            shopify::map(T::OrdersUpdated, shop, &p("shopify-orders-updated.json")).unwrap(),
+            shopify::map(T::OrdersCancelled, shop, &p("shopify-orders-cancelled.json")).unwrap(),
+            shopify::map(T::RefundsCreate, shop, &p("shopify-refunds-create-partial-with-shipping.json")).unwrap(),
+            adobe::map("acme", &adobe::AdobeDelivery::parse(&p("adobe-order-configurable.json")).unwrap()).unwrap(),
+        ];
+        events
+            .iter()
+            .map(|e| {
+                e.to_envelope(&EnvelopeMeta {
+                    event_id: delivery_event_id("shopify", shop, e.event_type(), "d-1"),
+                    occurred_at: e.occurred_at(),
+                    source: format!("shopify:{shop}"),
+                    causation_id: Some("shopify-delivery:d-1".into()),
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn emitted_events_validate_against_their_published_schema() {
+        let schemas: std::collections::HashMap<String, serde_json::Value> = event_schemas().into_iter().collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for env in emitted() {
+            let t = env["event_type"].as_str().unwrap().to_string();
+            let schema = &schemas[&format!("{t}.v{}.schema.json", env["schema_version"])];
+            let validator = jsonschema::validator_for(schema).unwrap();
+            let errors: Vec<String> = validator.iter_errors(&env).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{t}: {errors:?}");
+            seen.insert(t);
+        }
+        assert_eq!(seen.len(), 4, "every event type is exercised: {seen:?}");
+    }
+
+    #[test]
+    fn a_schema_rejects_an_event_that_breaks_it() {
+        let schemas: std::collections::HashMap<String, serde_json::Value> = event_schemas().into_iter().collect();
+        let validator = jsonschema::validator_for(&schemas["OrderPlaced.v1.schema.json"]).unwrap();
+        let mut env = emitted().remove(0);
+        env["detail"]["order"]["totals"]["total"]["shop"]["minor"] = serde_json::json!("12808");
+        assert!(!validator.is_valid(&env));
+        let mut env = emitted().remove(0);
+        env["detail"]["order"]["shop_currency"] = serde_json::json!("usd");
+        assert!(!validator.is_valid(&env));
+    }
+
+    #[test]
+    fn envelope_ids_are_deterministic_per_delivery() {
+        let a = delivery_event_id("shopify", "s", "orders/create", "d-1");
+        assert_eq!(a, delivery_event_id("shopify", "s", "orders/create", "d-1"));
+        assert_ne!(a, delivery_event_id("shopify", "s", "orders/create", "d-2"));
+        assert_ne!(a, delivery_event_id("shopify", "s", "orders/updated", "d-1"));
+    }
+}

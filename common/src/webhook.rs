@@ -183,3 +183,103 @@ pub fn adobe_signature(private_key_pem: &str, body: &[u8]) -> Result<String, Key
     let sig = SigningKey::<Sha256>::new(key).sign(body);
     Ok(B64.encode(sig.to_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &[u8] = br#"{"id":820982911946154508,"total_price":"128.08"}"#;
+    const PRIV1: &str = include_str!("../../events/dev-keys/adobe-private-1.pem");
+    const PRIV2: &str = include_str!("../../events/dev-keys/adobe-private-2.pem");
+    const PUB1: &str = include_str!("../../events/dev-keys/adobe-public-1.pem");
+    const PUB2: &str = include_str!("../../events/dev-keys/adobe-public-2.pem");
+
+    fn secrets(previous: Option<&str>) -> ShopifySecrets {
+        ShopifySecrets {
+            current: Secret::new("new-secret"),
+            previous: previous.map(Secret::new),
+        }
+    }
+
+    #[test]
+    fn shopify_signature_matches_a_known_vector() {
+        // RFC 4231-style check of the construction: base64(HMAC-SHA256(key, body)).
+        let sig = shopify_signature(&Secret::new("key"), b"The quick brown fox jumps over the lazy dog");
+        assert_eq!(sig, "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg=");
+    }
+
+    #[test]
+    fn shopify_accepts_the_current_secret() {
+        let sig = shopify_signature(&Secret::new("new-secret"), BODY);
+        assert_eq!(secrets(None).verify(Some(&sig), BODY), Ok(()));
+    }
+
+    #[test]
+    fn shopify_accepts_the_previous_secret_during_rotation() {
+        let sig = shopify_signature(&Secret::new("old-secret"), BODY);
+        assert_eq!(secrets(Some("old-secret")).verify(Some(&sig), BODY), Ok(()));
+        assert_eq!(secrets(None).verify(Some(&sig), BODY), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn shopify_refuses_a_wrong_secret_a_tampered_body_and_a_missing_header() {
+        let wrong = shopify_signature(&Secret::new("someone-else"), BODY);
+        assert_eq!(secrets(Some("old-secret")).verify(Some(&wrong), BODY), Err(SignatureError::Mismatch));
+        let sig = shopify_signature(&Secret::new("new-secret"), BODY);
+        let tampered = br#"{"id":820982911946154508,"total_price":"1.08"}"#;
+        assert_eq!(secrets(None).verify(Some(&sig), tampered), Err(SignatureError::Mismatch));
+        assert_eq!(
+            secrets(None).verify(None, BODY),
+            Err(SignatureError::MissingHeader(SHOPIFY_HMAC_HEADER))
+        );
+        assert_eq!(secrets(None).verify(Some("  "), BODY), Err(SignatureError::MissingHeader(SHOPIFY_HMAC_HEADER)));
+        assert_eq!(secrets(None).verify(Some("%%%"), BODY), Err(SignatureError::Malformed(SHOPIFY_HMAC_HEADER)));
+    }
+
+    #[test]
+    fn shopify_an_empty_configured_secret_accepts_nothing() {
+        let s = ShopifySecrets { current: Secret::new(""), previous: None };
+        let sig = shopify_signature(&Secret::new(""), BODY);
+        assert_eq!(s.verify(Some(&sig), BODY), Err(SignatureError::Mismatch));
+    }
+
+    fn adobe_keys() -> AdobeKeys {
+        AdobeKeys::from_pem(&format!("{PUB1}\n{PUB2}"), None).unwrap()
+    }
+
+    #[test]
+    fn adobe_accepts_either_signature() {
+        let s1 = adobe_signature(PRIV1, BODY).unwrap();
+        let s2 = adobe_signature(PRIV2, BODY).unwrap();
+        assert_eq!(adobe_keys().verify([Some(&s1), Some(&s2)], BODY), Ok(()));
+        assert_eq!(adobe_keys().verify([Some("garbage"), Some(&s2)], BODY), Ok(()));
+        assert_eq!(adobe_keys().verify([Some(&s1), None], BODY), Ok(()));
+        assert_eq!(adobe_keys().verify([None, Some(&s2)], BODY), Ok(()));
+    }
+
+    #[test]
+    fn adobe_refuses_unknown_keys_tampered_bodies_and_missing_headers() {
+        let only_key1 = AdobeKeys::from_pem(PUB1, None).unwrap();
+        let s2 = adobe_signature(PRIV2, BODY).unwrap();
+        assert_eq!(only_key1.verify([None, Some(&s2)], BODY), Err(SignatureError::Mismatch));
+        let s1 = adobe_signature(PRIV1, BODY).unwrap();
+        assert_eq!(adobe_keys().verify([Some(&s1), None], b"{}"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            adobe_keys().verify([None, None], BODY),
+            Err(SignatureError::MissingHeader(ADOBE_SIGNATURE_HEADERS[0]))
+        );
+        assert_eq!(
+            adobe_keys().verify([Some("%%%"), None], BODY),
+            Err(SignatureError::Malformed(ADOBE_SIGNATURE_HEADERS[0]))
+        );
+    }
+
+    #[test]
+    fn adobe_keys_must_be_present_and_valid() {
+        assert!(matches!(AdobeKeys::from_pem("", None), Err(KeyError::NoKey)));
+        assert!(matches!(
+            AdobeKeys::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", None),
+            Err(KeyError::BadPublicKey { .. })
+        ));
+    }
+}

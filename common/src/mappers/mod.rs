@@ -4,6 +4,8 @@
 pub mod adobe;
 mod decimal;
 pub mod shopify;
+#[cfg(test)]
+mod tests;
 
 pub use decimal::DecimalText;
 

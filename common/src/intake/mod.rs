@@ -399,3 +399,6 @@ enum Identified {
     Unidentified(MapError),
     Refused(u16, String),
 }
+
+#[cfg(test)]
+mod tests;

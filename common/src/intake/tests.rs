@@ -1,0 +1,370 @@
+//! Order intake specifications, on the in-process adapters (the same
+//! semantics as DynamoDB/EventBridge; the AWS-wire tests in `tests/` repeat the
+//! key ones against moto).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use http::{HeaderMap, HeaderValue};
+use serde_json::Value;
+
+use super::*;
+use crate::adapters::in_process::{BusFault, InProcessEventBus, InProcessStateStore};
+use crate::webhook::{adobe_signature, shopify_signature, AdobeKeys, Secret, ShopifySecrets};
+
+const ORDER: &str = include_str!("../../../events/payloads/shopify-orders-create-discount-code.json");
+const ADOBE: &str = include_str!("../../../events/payloads/adobe-order-configurable.json");
+const PRIV1: &str = include_str!("../../../events/dev-keys/adobe-private-1.pem");
+const PUB1: &str = include_str!("../../../events/dev-keys/adobe-public-1.pem");
+const SECRET: &str = "test-secret";
+
+struct Harness {
+    store: Arc<InProcessStateStore>,
+    bus: Arc<InProcessEventBus>,
+    intake: OrderIntake,
+}
+
+fn harness() -> Harness {
+    harness_with(|_| {})
+}
+
+fn harness_with(f: impl FnOnce(&mut IntakeConfig)) -> Harness {
+    let store = Arc::new(InProcessStateStore::new());
+    let bus = Arc::new(InProcessEventBus::new());
+    let mut config = IntakeConfig {
+        shopify: Some(ShopifySecrets { current: Secret::new(SECRET), previous: None }),
+        adobe: Some(AdobeKeys::from_pem(PUB1, Some("client-1".into())).unwrap()),
+        ..IntakeConfig::default()
+    };
+    f(&mut config);
+    let intake = OrderIntake::new(store.clone(), bus.clone(), config);
+    Harness { store, bus, intake }
+}
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+fn shopify_headers(topic: &str, event_id: &str, body: &[u8]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-shopify-topic", HeaderValue::from_str(topic).unwrap());
+    h.insert("x-shopify-shop-domain", HeaderValue::from_static("acme.myshopify.com"));
+    h.insert("x-shopify-event-id", HeaderValue::from_str(event_id).unwrap());
+    let sig = shopify_signature(&Secret::new(SECRET), body);
+    h.insert("x-shopify-hmac-sha256", HeaderValue::from_str(&sig).unwrap());
+    h
+}
+
+impl Harness {
+    async fn shopify_at(&self, headers: &HeaderMap, body: &[u8], at: DateTime<Utc>) -> WebhookResponse {
+        self.intake
+            .handle(WebhookRequest { route: WebhookRoute::Shopify, headers, body, received_at: at, deadline: None })
+            .await
+    }
+
+    async fn shopify(&self, topic: &str, event_id: &str, body: &str) -> WebhookResponse {
+        let h = shopify_headers(topic, event_id, body.as_bytes());
+        self.shopify_at(&h, body.as_bytes(), t0()).await
+    }
+
+    fn published_ids(&self) -> Vec<String> {
+        self.bus.published().iter().map(|e| e.event_id.to_string()).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_signed_order_is_published_once_and_starts_its_saga() {
+    let h = harness();
+    let resp = h.shopify("orders/create", "ev-1", ORDER).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let published = h.bus.published();
+    assert_eq!(published.len(), 1);
+    let e = &published[0];
+    assert_eq!(e.detail_type, "OrderPlaced");
+    assert_eq!(e.source, "retailflow.intake");
+    let env: Value = serde_json::from_str(&e.detail).unwrap();
+    assert_eq!(env["event_id"], e.event_id.to_string());
+    assert_eq!(env["correlation_id"], "shopify:acme.myshopify.com:order:5872301948123");
+    assert_eq!(env["causation_id"], "shopify-delivery:ev-1");
+    assert_eq!(env["detail"]["order"]["totals"]["total"]["shop"]["minor"], 12808);
+    let saga = h.store.sagas();
+    assert_eq!(saga.len(), 1);
+    assert!(saga[0].event_types.contains("OrderPlaced"));
+    assert!(saga[0].event_ids.contains(&e.event_id.to_string()));
+}
+
+#[tokio::test]
+async fn a_redelivery_answers_200_and_publishes_nothing_new() {
+    let h = harness();
+    let first = h.shopify("orders/create", "ev-1", ORDER).await;
+    let again = h.shopify("orders/create", "ev-1", ORDER).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["duplicate"], true);
+    assert_eq!(again.body["event_id"], first.body["event_id"]);
+    assert_eq!(h.bus.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_different_delivery_of_the_same_order_is_its_own_event() {
+    let h = harness();
+    h.shopify("orders/create", "ev-1", ORDER).await;
+    h.shopify("orders/updated", "ev-2", ORDER).await;
+    let ids = h.published_ids();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(h.store.sagas().len(), 1, "both events belong to one order saga");
+}
+
+#[tokio::test]
+async fn a_tampered_body_is_401_and_publishes_nothing() {
+    let h = harness();
+    let headers = shopify_headers("orders/create", "ev-1", ORDER.as_bytes());
+    let tampered = ORDER.replace("\"quantity\": 1", "\"quantity\": 9");
+    assert_ne!(tampered, ORDER);
+    let resp = h.shopify_at(&headers, tampered.as_bytes(), t0()).await;
+    assert_eq!(resp.status, 401);
+    let mut unsigned = headers.clone();
+    unsigned.remove("x-shopify-hmac-sha256");
+    assert_eq!(h.shopify_at(&unsigned, ORDER.as_bytes(), t0()).await.status, 401);
+    assert!(h.bus.published().is_empty());
+    assert!(h.store.quarantined().is_empty(), "unauthenticated bodies are not stored");
+}
+
+#[tokio::test]
+async fn a_failed_publish_answers_503_and_the_retry_publishes() {
+    for fault in [BusFault::Unavailable, BusFault::RejectEntries] {
+        let h = harness();
+        h.bus.inject([fault.clone()]);
+        let resp = h.shopify("orders/create", "ev-1", ORDER).await;
+        assert_eq!(resp.status, 503, "{fault:?}");
+        assert_eq!(resp.retry_after_secs, Some(5));
+        assert!(h.bus.published().is_empty());
+        let retry = h.shopify("orders/create", "ev-1", ORDER).await;
+        assert_eq!(retry.status, 200, "{fault:?}: {}", retry.body);
+        assert!(retry.body.get("duplicate").is_none(), "the retry must publish, not be deduplicated");
+        assert_eq!(h.bus.published().len(), 1);
+        assert_eq!(h.store.sagas().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_publish_republishes_the_same_event_id_once_the_lease_ends() {
+    let h = harness();
+    let order2 = ORDER.replace("5872301948123", "5872301948124");
+    let headers2 = shopify_headers("orders/create", "ev-2", order2.as_bytes());
+    let failing = FailOnComplete::wrap(h.store.clone());
+    let intake = OrderIntake::new(failing.clone(), h.bus.clone(), IntakeConfig {
+        shopify: Some(ShopifySecrets { current: Secret::new(SECRET), previous: None }),
+        ..IntakeConfig::default()
+    });
+    let req = |at| WebhookRequest { route: WebhookRoute::Shopify, headers: &headers2, body: order2.as_bytes(), received_at: at, deadline: None };
+    let crashed = intake.handle(req(t0())).await;
+    assert_eq!(crashed.status, 503);
+    // Within the lease another delivery waits (503), it does not publish.
+    failing.heal();
+    let during = intake.handle(req(t0() + Duration::seconds(5))).await;
+    assert_eq!(during.status, 503);
+    // After the lease, the retry takes over and completes.
+    let after = intake.handle(req(t0() + Duration::seconds(31))).await;
+    assert_eq!(after.status, 200, "{}", after.body);
+    let ids = h.published_ids();
+    assert_eq!(ids.len(), 2, "published before the crash and again by the retry");
+    assert_eq!(ids[0], ids[1], "the re-publish carries the same event id");
+    assert!(intake.handle(req(t0() + Duration::seconds(40))).await.body["duplicate"] == true);
+}
+
+/// A store whose completion fails until healed: a worker dying between the
+/// publish and the completion write.
+struct FailOnComplete {
+    inner: Arc<InProcessStateStore>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FailOnComplete {
+    fn wrap(inner: Arc<InProcessStateStore>) -> Arc<Self> {
+        Arc::new(FailOnComplete { inner, failing: true.into() })
+    }
+    fn heal(&self) {
+        self.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for FailOnComplete {
+    async fn claim(&self, r: &crate::idempotency::ClaimRequest) -> Result<ClaimOutcome, crate::ports::StoreError> {
+        self.inner.claim(r).await
+    }
+    async fn complete(&self, c: &crate::idempotency::Claim, x: &Completion) -> Result<(), crate::ports::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::ports::StoreError::Unavailable("crashed".into()));
+        }
+        self.inner.complete(c, x).await
+    }
+    async fn release(&self, c: &crate::idempotency::Claim) -> Result<(), crate::ports::StoreError> {
+        self.inner.release(c).await
+    }
+    async fn quarantine(&self, q: &QuarantinedDelivery) -> Result<(), crate::ports::StoreError> {
+        self.inner.quarantine(q).await
+    }
+    async fn saga(&self, k: &str) -> Result<Option<crate::saga::SagaRecord>, crate::ports::StoreError> {
+        self.inner.saga(k).await
+    }
+}
+
+#[tokio::test]
+async fn two_deliveries_at_once_publish_once() {
+    let h = Arc::new(harness());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move { h.shopify("orders/create", "ev-1", ORDER).await.status }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(h.bus.published().len(), 1);
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(statuses.contains(&200));
+}
+
+#[tokio::test]
+async fn an_unknown_topic_is_acknowledged_and_not_published() {
+    let h = harness();
+    let resp = h.shopify("customers/create", "ev-1", "{\"id\":1}").await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body["ignored"], true);
+    assert!(h.bus.published().is_empty());
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_parse_is_400_and_kept() {
+    let h = harness();
+    let resp = h.shopify("orders/create", "ev-1", "{not json").await;
+    assert_eq!(resp.status, 400);
+    assert!(resp.body["error"].as_str().unwrap().contains("not the expected JSON"));
+    let q = h.store.quarantined();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].body, b"{not json");
+    assert_eq!(q[0].delivery_id.as_deref(), Some("ev-1"));
+    assert_eq!(resp.body["quarantine_id"], q[0].id.to_string());
+    assert!(h.bus.published().is_empty());
+}
+
+#[tokio::test]
+async fn totals_that_do_not_reconcile_are_400_with_the_reason_and_kept() {
+    let h = harness();
+    let bad = ORDER.replace("\"128.08\"", "\"128.09\"");
+    let resp = h.shopify("orders/create", "ev-1", &bad).await;
+    assert_eq!(resp.status, 400);
+    let reason = resp.body["error"].as_str().unwrap();
+    assert!(reason.contains("total_price") && reason.contains("128.09"), "{reason}");
+    assert_eq!(h.store.quarantined()[0].body, bad.as_bytes());
+}
+
+#[tokio::test]
+async fn bad_input_that_cannot_be_kept_is_503_not_400() {
+    let h = harness();
+    h.store.fail_next(1);
+    let resp = h.shopify("orders/create", "ev-1", "{not json").await;
+    assert_eq!(resp.status, 503, "the platform must keep retrying until it can be kept");
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let h = harness_with(|c| c.max_body_bytes = 1000);
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
+    let resp = h.shopify("orders/create", "ev-1", &big).await;
+    assert_eq!(resp.status, 413);
+    assert!(h.bus.published().is_empty());
+}
+
+#[tokio::test]
+async fn missing_delivery_headers_are_400() {
+    let h = harness();
+    let mut headers = shopify_headers("orders/create", "ev-1", ORDER.as_bytes());
+    headers.remove("x-shopify-event-id");
+    let resp = h.shopify_at(&headers, ORDER.as_bytes(), t0()).await;
+    assert_eq!(resp.status, 400);
+    assert!(resp.body["error"].as_str().unwrap().contains("X-Shopify-Event-Id"));
+}
+
+#[tokio::test]
+async fn the_same_delivery_id_with_another_body_is_a_conflict() {
+    let h = harness();
+    h.shopify("orders/create", "ev-1", ORDER).await;
+    let other = ORDER.replace("5872301948123", "5872301948999");
+    let resp = h.shopify("orders/create", "ev-1", &other).await;
+    assert_eq!(resp.status, 409);
+    assert_eq!(h.bus.published().len(), 1);
+    assert_eq!(h.store.quarantined().len(), 1);
+}
+
+#[tokio::test]
+async fn no_claim_is_made_without_time_left() {
+    let h = harness();
+    let headers = shopify_headers("orders/create", "ev-1", ORDER.as_bytes());
+    let req = WebhookRequest {
+        route: WebhookRoute::Shopify,
+        headers: &headers,
+        body: ORDER.as_bytes(),
+        received_at: t0(),
+        deadline: Some(t0() + Duration::milliseconds(100)),
+    };
+    assert_eq!(h.intake.handle(req).await.status, 503);
+    // Nothing was claimed: a retry with time publishes at once.
+    assert_eq!(h.shopify("orders/create", "ev-1", ORDER).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_unconfigured_source_is_503_not_accepted() {
+    let h = harness_with(|c| c.shopify = None);
+    assert_eq!(h.shopify("orders/create", "ev-1", ORDER).await.status, 503);
+    assert!(h.bus.published().is_empty());
+}
+
+fn adobe_headers(body: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let sig = adobe_signature(PRIV1, body.as_bytes()).unwrap();
+    h.insert("x-adobe-digital-signature-1", HeaderValue::from_str(&sig).unwrap());
+    h
+}
+
+async fn adobe(h: &Harness, body: &str) -> WebhookResponse {
+    let headers = adobe_headers(body);
+    h.intake
+        .handle(WebhookRequest { route: WebhookRoute::Adobe, headers: &headers, body: body.as_bytes(), received_at: t0(), deadline: None })
+        .await
+}
+
+fn with_client(body: &str, client: &str) -> String {
+    let mut v: Value = serde_json::from_str(body).unwrap();
+    v["recipient_client_id"] = Value::String(client.into());
+    v.to_string()
+}
+
+#[tokio::test]
+async fn a_signed_adobe_order_is_published_once() {
+    let h = harness();
+    let body = with_client(ADOBE, "client-1");
+    let resp = adobe(&h, &body).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body["event_type"], "OrderPlaced");
+    assert_eq!(adobe(&h, &body).await.body["duplicate"], true);
+    assert_eq!(h.bus.published().len(), 1);
+}
+
+#[tokio::test]
+async fn an_adobe_event_for_another_client_is_refused() {
+    let h = harness();
+    let resp = adobe(&h, &with_client(ADOBE, "someone-else")).await;
+    assert_eq!(resp.status, 401);
+    assert!(h.bus.published().is_empty());
+}
+
+#[test]
+fn routes_are_found_behind_stage_prefixes() {
+    assert_eq!(WebhookRoute::from_path("/webhooks/shopify"), Some(WebhookRoute::Shopify));
+    assert_eq!(WebhookRoute::from_path("/prod/webhooks/adobe/"), Some(WebhookRoute::Adobe));
+    assert_eq!(WebhookRoute::from_path("/webhooks/other"), None);
+}
