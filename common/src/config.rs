@@ -116,7 +116,9 @@ mod tests {
     #[test]
     fn a_bad_key_is_a_configuration_error_not_an_open_door() {
         let json = r#"{"shopify_secret":"x","adobe_public_keys":"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"}"#;
-        let err = WebhookSecretDocument::parse(json).unwrap().apply(IntakeConfig::default());
+        let err = WebhookSecretDocument::parse(json)
+            .unwrap()
+            .apply(IntakeConfig::default());
         assert!(matches!(err, Err(ConfigError::BadAdobeKeys(_))));
     }
 

@@ -195,26 +195,63 @@ mod tests {
                 std::fs::write(&path, &generated).unwrap();
                 continue;
             }
-            let committed = std::fs::read_to_string(&path)
-                .unwrap_or_else(|_| panic!("{file} is missing: run with RETAILFLOW_UPDATE_SCHEMAS=1"));
-            assert_eq!(committed, generated, "{file} is stale: run with RETAILFLOW_UPDATE_SCHEMAS=1");
+            let committed = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+                panic!("{file} is missing: run with RETAILFLOW_UPDATE_SCHEMAS=1")
+            });
+            assert_eq!(
+                committed, generated,
+                "{file} is stale: run with RETAILFLOW_UPDATE_SCHEMAS=1"
+            );
         }
     }
 
     fn emitted() -> Vec<serde_json::Value> {
         let p = |name: &str| {
-            std::fs::read(format!("{}/../events/payloads/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+            std::fs::read(format!(
+                "{}/../events/payloads/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
         };
         use shopify::ShopifyTopic as T;
         let shop = "acme.myshopify.com";
-        let events = vec![
-            shopify::map(T::OrdersCreate, shop, &p("shopify-orders-create-discount-code.json")).unwrap(),
-            shopify::map(T::OrdersCreate, shop, &p("shopify-orders-create-eur-presentment-vat-inclusive.json")).unwrap(),
-            shopify::map(T::OrdersCreate, shop, &p("shopify-orders-create-cad-gift-card.json")).unwrap(),
+        let events = [
+            shopify::map(
+                T::OrdersCreate,
+                shop,
+                &p("shopify-orders-create-discount-code.json"),
+            )
+            .unwrap(),
+            shopify::map(
+                T::OrdersCreate,
+                shop,
+                &p("shopify-orders-create-eur-presentment-vat-inclusive.json"),
+            )
+            .unwrap(),
+            shopify::map(
+                T::OrdersCreate,
+                shop,
+                &p("shopify-orders-create-cad-gift-card.json"),
+            )
+            .unwrap(),
             shopify::map(T::OrdersUpdated, shop, &p("shopify-orders-updated.json")).unwrap(),
-            shopify::map(T::OrdersCancelled, shop, &p("shopify-orders-cancelled.json")).unwrap(),
-            shopify::map(T::RefundsCreate, shop, &p("shopify-refunds-create-partial-with-shipping.json")).unwrap(),
-            adobe::map("acme", &adobe::AdobeDelivery::parse(&p("adobe-order-configurable.json")).unwrap()).unwrap(),
+            shopify::map(
+                T::OrdersCancelled,
+                shop,
+                &p("shopify-orders-cancelled.json"),
+            )
+            .unwrap(),
+            shopify::map(
+                T::RefundsCreate,
+                shop,
+                &p("shopify-refunds-create-partial-with-shipping.json"),
+            )
+            .unwrap(),
+            adobe::map(
+                "acme",
+                &adobe::AdobeDelivery::parse(&p("adobe-order-configurable.json")).unwrap(),
+            )
+            .unwrap(),
         ];
         events
             .iter()
@@ -231,7 +268,8 @@ mod tests {
 
     #[test]
     fn emitted_events_validate_against_their_published_schema() {
-        let schemas: std::collections::HashMap<String, serde_json::Value> = event_schemas().into_iter().collect();
+        let schemas: std::collections::HashMap<String, serde_json::Value> =
+            event_schemas().into_iter().collect();
         let mut seen = std::collections::BTreeSet::new();
         for env in emitted() {
             let t = env["event_type"].as_str().unwrap().to_string();
@@ -246,7 +284,8 @@ mod tests {
 
     #[test]
     fn a_schema_rejects_an_event_that_breaks_it() {
-        let schemas: std::collections::HashMap<String, serde_json::Value> = event_schemas().into_iter().collect();
+        let schemas: std::collections::HashMap<String, serde_json::Value> =
+            event_schemas().into_iter().collect();
         let validator = jsonschema::validator_for(&schemas["OrderPlaced.v1.schema.json"]).unwrap();
         let mut env = emitted().remove(0);
         env["detail"]["order"]["totals"]["total"]["shop"]["minor"] = serde_json::json!("12808");
@@ -261,6 +300,9 @@ mod tests {
         let a = delivery_event_id("shopify", "s", "orders/create", "d-1");
         assert_eq!(a, delivery_event_id("shopify", "s", "orders/create", "d-1"));
         assert_ne!(a, delivery_event_id("shopify", "s", "orders/create", "d-2"));
-        assert_ne!(a, delivery_event_id("shopify", "s", "orders/updated", "d-1"));
+        assert_ne!(
+            a,
+            delivery_event_id("shopify", "s", "orders/updated", "d-1")
+        );
     }
 }

@@ -167,7 +167,10 @@ mod tests {
     #[test]
     fn local_runs_without_a_deadline_get_a_bounded_lease() {
         let p = LeasePolicy::default();
-        assert_eq!(p.lease_until(t0(), None).unwrap(), t0() + Duration::seconds(30));
+        assert_eq!(
+            p.lease_until(t0(), None).unwrap(),
+            t0() + Duration::seconds(30)
+        );
     }
 
     #[test]

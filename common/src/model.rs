@@ -43,7 +43,12 @@ pub struct OrderRef {
 impl OrderRef {
     /// Stable text form, used as the correlation id and saga key.
     pub fn key(&self) -> String {
-        format!("{}:{}:order:{}", self.platform.as_str(), self.shop, self.order_id)
+        format!(
+            "{}:{}:order:{}",
+            self.platform.as_str(),
+            self.shop,
+            self.order_id
+        )
     }
 }
 

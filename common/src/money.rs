@@ -291,7 +291,9 @@ fn parse_minor(value: &str, exponent: u16) -> Result<i64, ParseFail> {
         None => (digits, ""),
     };
     let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    if (int_part.is_empty() && frac_part.is_empty()) || !all_digits(int_part) || !all_digits(frac_part)
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
     {
         return Err(ParseFail::NotDecimal);
     }
@@ -428,6 +430,9 @@ mod tests {
         assert_eq!(json, serde_json::json!({"minor": 5850, "currency": "USD"}));
         let back: Money = serde_json::from_value(json).unwrap();
         assert_eq!(back, m);
-        assert!(serde_json::from_value::<Money>(serde_json::json!({"minor": 1, "currency": "ZZZ"})).is_err());
+        assert!(serde_json::from_value::<Money>(
+            serde_json::json!({"minor": 1, "currency": "ZZZ"})
+        )
+        .is_err());
     }
 }

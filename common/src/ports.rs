@@ -86,7 +86,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::LeaseLost { .. })
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::LeaseLost { .. }
+        )
     }
 }
 

@@ -162,7 +162,10 @@ impl AdobeKeys {
                 continue;
             };
             for key in &self.keys {
-                if VerifyingKey::<Sha256>::new(key.clone()).verify(body, &sig).is_ok() {
+                if VerifyingKey::<Sha256>::new(key.clone())
+                    .verify(body, &sig)
+                    .is_ok()
+                {
                     return Ok(());
                 }
             }
@@ -204,7 +207,10 @@ mod tests {
     #[test]
     fn shopify_signature_matches_a_known_vector() {
         // RFC 4231-style check of the construction: base64(HMAC-SHA256(key, body)).
-        let sig = shopify_signature(&Secret::new("key"), b"The quick brown fox jumps over the lazy dog");
+        let sig = shopify_signature(
+            &Secret::new("key"),
+            b"The quick brown fox jumps over the lazy dog",
+        );
         assert_eq!(sig, "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg=");
     }
 
@@ -218,27 +224,45 @@ mod tests {
     fn shopify_accepts_the_previous_secret_during_rotation() {
         let sig = shopify_signature(&Secret::new("old-secret"), BODY);
         assert_eq!(secrets(Some("old-secret")).verify(Some(&sig), BODY), Ok(()));
-        assert_eq!(secrets(None).verify(Some(&sig), BODY), Err(SignatureError::Mismatch));
+        assert_eq!(
+            secrets(None).verify(Some(&sig), BODY),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
     fn shopify_refuses_a_wrong_secret_a_tampered_body_and_a_missing_header() {
         let wrong = shopify_signature(&Secret::new("someone-else"), BODY);
-        assert_eq!(secrets(Some("old-secret")).verify(Some(&wrong), BODY), Err(SignatureError::Mismatch));
+        assert_eq!(
+            secrets(Some("old-secret")).verify(Some(&wrong), BODY),
+            Err(SignatureError::Mismatch)
+        );
         let sig = shopify_signature(&Secret::new("new-secret"), BODY);
         let tampered = br#"{"id":820982911946154508,"total_price":"1.08"}"#;
-        assert_eq!(secrets(None).verify(Some(&sig), tampered), Err(SignatureError::Mismatch));
+        assert_eq!(
+            secrets(None).verify(Some(&sig), tampered),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(
             secrets(None).verify(None, BODY),
             Err(SignatureError::MissingHeader(SHOPIFY_HMAC_HEADER))
         );
-        assert_eq!(secrets(None).verify(Some("  "), BODY), Err(SignatureError::MissingHeader(SHOPIFY_HMAC_HEADER)));
-        assert_eq!(secrets(None).verify(Some("%%%"), BODY), Err(SignatureError::Malformed(SHOPIFY_HMAC_HEADER)));
+        assert_eq!(
+            secrets(None).verify(Some("  "), BODY),
+            Err(SignatureError::MissingHeader(SHOPIFY_HMAC_HEADER))
+        );
+        assert_eq!(
+            secrets(None).verify(Some("%%%"), BODY),
+            Err(SignatureError::Malformed(SHOPIFY_HMAC_HEADER))
+        );
     }
 
     #[test]
     fn shopify_an_empty_configured_secret_accepts_nothing() {
-        let s = ShopifySecrets { current: Secret::new(""), previous: None };
+        let s = ShopifySecrets {
+            current: Secret::new(""),
+            previous: None,
+        };
         let sig = shopify_signature(&Secret::new(""), BODY);
         assert_eq!(s.verify(Some(&sig), BODY), Err(SignatureError::Mismatch));
     }
@@ -252,7 +276,10 @@ mod tests {
         let s1 = adobe_signature(PRIV1, BODY).unwrap();
         let s2 = adobe_signature(PRIV2, BODY).unwrap();
         assert_eq!(adobe_keys().verify([Some(&s1), Some(&s2)], BODY), Ok(()));
-        assert_eq!(adobe_keys().verify([Some("garbage"), Some(&s2)], BODY), Ok(()));
+        assert_eq!(
+            adobe_keys().verify([Some("garbage"), Some(&s2)], BODY),
+            Ok(())
+        );
         assert_eq!(adobe_keys().verify([Some(&s1), None], BODY), Ok(()));
         assert_eq!(adobe_keys().verify([None, Some(&s2)], BODY), Ok(()));
     }
@@ -261,9 +288,15 @@ mod tests {
     fn adobe_refuses_unknown_keys_tampered_bodies_and_missing_headers() {
         let only_key1 = AdobeKeys::from_pem(PUB1, None).unwrap();
         let s2 = adobe_signature(PRIV2, BODY).unwrap();
-        assert_eq!(only_key1.verify([None, Some(&s2)], BODY), Err(SignatureError::Mismatch));
+        assert_eq!(
+            only_key1.verify([None, Some(&s2)], BODY),
+            Err(SignatureError::Mismatch)
+        );
         let s1 = adobe_signature(PRIV1, BODY).unwrap();
-        assert_eq!(adobe_keys().verify([Some(&s1), None], b"{}"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            adobe_keys().verify([Some(&s1), None], b"{}"),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(
             adobe_keys().verify([None, None], BODY),
             Err(SignatureError::MissingHeader(ADOBE_SIGNATURE_HEADERS[0]))
@@ -276,9 +309,15 @@ mod tests {
 
     #[test]
     fn adobe_keys_must_be_present_and_valid() {
-        assert!(matches!(AdobeKeys::from_pem("", None), Err(KeyError::NoKey)));
         assert!(matches!(
-            AdobeKeys::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", None),
+            AdobeKeys::from_pem("", None),
+            Err(KeyError::NoKey)
+        ));
+        assert!(matches!(
+            AdobeKeys::from_pem(
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+                None
+            ),
             Err(KeyError::BadPublicKey { .. })
         ));
     }

@@ -1,1 +1,220 @@
+//! Test support: a moto server on loopback for the AWS-wire tests, and AWS
+//! SDK clients pointed at it.
+//!
+//! Uses `RETAILFLOW_MOTO_ENDPOINT` if set; otherwise starts `moto_server`
+//! (from `RETAILFLOW_MOTO_SERVER`, `.venv-tools/moto/bin/`, or PATH) on a
+//! free loopback port, once per test binary, with a watchdog that stops it
+//! when the test process exits.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct Moto {
+    pub endpoint: String,
+    /// The watchdog shell that owns moto_server; it exits with the test process.
+    _watchdog: Option<std::process::Child>,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn moto_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("RETAILFLOW_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let venv =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv-tools/moto/bin/moto_server");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("moto_server")
+}
+
+fn http_get_status(addr: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_millis(300)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The shared moto endpoint, started on first use.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("RETAILFLOW_MOTO_ENDPOINT") {
+            return Moto { endpoint, _watchdog: None };
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bin = moto_binary();
+        let me = std::process::id();
+        // The watchdog shell stops moto once this test process is gone.
+        let script = format!(
+            "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             while kill -0 {me} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
+            bin.display()
+        );
+        let watchdog = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting moto_server; install it with infra/scripts/tools.sh moto");
+        let addr = format!("127.0.0.1:{port}");
+        let start = Instant::now();
+        while http_get_status(&addr, "/moto-api/") != Some(200) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "moto_server ({}) did not answer on {addr}; install it with infra/scripts/tools.sh moto",
+                bin.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Moto {
+            endpoint: format!("http://{addr}"),
+            _watchdog: Some(watchdog),
+        }
+    })
+}
+
+/// SDK configuration for moto: real clients, loopback endpoint, test credentials.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    let moto = moto();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "moto",
+        ))
+        .load()
+        .await
+}
+
+/// A fresh name per test, so tests share one moto without sharing state.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates a state table shaped like template.yaml's StateTable.
+pub async fn create_state_table(client: &aws_sdk_dynamodb::Client) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let name = unique("state");
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+/// A bus with one rule routing `detail_type` events from the intake to a new queue.
+pub struct RoutedBus {
+    pub bus: String,
+    pub queue_url: String,
+}
+
+pub async fn create_routed_bus(config: &aws_config::SdkConfig, detail_types: &[&str]) -> RoutedBus {
+    let eb = aws_sdk_eventbridge::Client::new(config);
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let bus = unique("bus");
+    eb.create_event_bus().name(&bus).send().await.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("q"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let pattern = serde_json::json!({
+        "source": [common::events::INTAKE_SOURCE],
+        "detail-type": detail_types,
+    });
+    let rule = unique("rule");
+    eb.put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    RoutedBus { bus, queue_url }
+}
+
+/// Drains the queue until it stays empty, returning every message body.
+pub async fn drain(config: &aws_config::SdkConfig, queue_url: &str) -> Vec<serde_json::Value> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut out = Vec::new();
+    loop {
+        let resp = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let msgs = resp.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}

@@ -58,7 +58,9 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> StoreError {
     StoreError::Unavailable(DisplayErrorContext(&e).to_string())
 }
 
@@ -67,7 +69,9 @@ fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a s
 }
 
 fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
-    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 fn millis_to_time(ms: i64) -> DateTime<Utc> {
@@ -114,7 +118,9 @@ impl StateStore for DynamoDbStateStore {
                     let old = ccf.item().cloned().unwrap_or_default();
                     existing_outcome(&req.key.0, &old, &req.payload_hash)
                 }
-                other => Err(StoreError::Unavailable(DisplayErrorContext(&other).to_string())),
+                other => Err(StoreError::Unavailable(
+                    DisplayErrorContext(&other).to_string(),
+                )),
             },
         }
     }
@@ -147,7 +153,11 @@ impl StateStore for DynamoDbStateStore {
             .map_err(|e| StoreError::Unavailable(format!("building completion: {e}")))?;
         let mut items = vec![TransactWriteItem::builder().update(complete).build()];
         if let Some(u) = &c.saga {
-            items.push(TransactWriteItem::builder().update(self.saga_update(u)?).build());
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.saga_update(u)?)
+                    .build(),
+            );
         }
         let result = self
             .client
@@ -169,7 +179,9 @@ impl StateStore for DynamoDbStateStore {
                         key: claim.key.0.clone(),
                     })
                 } else {
-                    Err(StoreError::Unavailable(DisplayErrorContext(&se).to_string()))
+                    Err(StoreError::Unavailable(
+                        DisplayErrorContext(&se).to_string(),
+                    ))
                 }
             }
         }
@@ -189,14 +201,20 @@ impl StateStore for DynamoDbStateStore {
         match result {
             Ok(_) => Ok(()),
             // Not ours any more: nothing to release.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(unavailable(e)),
         }
     }
 
     async fn quarantine(&self, q: &QuarantinedDelivery) -> Result<(), StoreError> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(&q.body).map_err(|e| StoreError::Unavailable(format!("compressing body: {e}")))?;
+        gz.write_all(&q.body)
+            .map_err(|e| StoreError::Unavailable(format!("compressing body: {e}")))?;
         let body = gz
             .finish()
             .map_err(|e| StoreError::Unavailable(format!("compressing body: {e}")))?;
@@ -216,7 +234,11 @@ impl StateStore for DynamoDbStateStore {
             .item("source", s(&q.source))
             .item("reason", s(&q.reason))
             .item("body_gzip", AttributeValue::B(body.into()));
-        for (k, v) in [("topic", &q.topic), ("shop", &q.shop), ("delivery_id", &q.delivery_id)] {
+        for (k, v) in [
+            ("topic", &q.topic),
+            ("shop", &q.shop),
+            ("delivery_id", &q.delivery_id),
+        ] {
             if let Some(v) = v {
                 put = put.item(k, s(v));
             }
@@ -255,10 +277,14 @@ impl StateStore for DynamoDbStateStore {
         };
         Ok(Some(SagaRecord {
             saga_key: saga_key.to_string(),
-            correlation_id: get_s(item, "correlation_id").ok_or_else(|| corrupt("correlation_id"))?.to_string(),
+            correlation_id: get_s(item, "correlation_id")
+                .ok_or_else(|| corrupt("correlation_id"))?
+                .to_string(),
             started_at: time("started_at")?,
             updated_at: time("updated_at")?,
-            last_event_type: get_s(item, "last_event_type").unwrap_or_default().to_string(),
+            last_event_type: get_s(item, "last_event_type")
+                .unwrap_or_default()
+                .to_string(),
             event_types: set("event_types"),
             event_ids: set("event_ids"),
         }))

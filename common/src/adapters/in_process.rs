@@ -18,8 +18,13 @@ use crate::saga::SagaRecord;
 
 #[derive(Debug, Clone)]
 enum Status {
-    InProgress { token: String, lease_until: DateTime<Utc> },
-    Completed { result: Option<serde_json::Value> },
+    InProgress {
+        token: String,
+        lease_until: DateTime<Utc>,
+    },
+    Completed {
+        result: Option<serde_json::Value>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -90,8 +95,10 @@ impl StateStore for InProcessStateStore {
             .cloned();
         let takeable = match &live {
             None => true,
-            Some(r) => matches!(r.status, Status::InProgress { lease_until, .. } if lease_until <= req.now)
-                && r.payload_hash == req.payload_hash,
+            Some(r) => {
+                matches!(r.status, Status::InProgress { lease_until, .. } if lease_until <= req.now)
+                    && r.payload_hash == req.payload_hash
+            }
         };
         if takeable {
             let token = Uuid::new_v4().to_string();
@@ -114,9 +121,16 @@ impl StateStore for InProcessStateStore {
         }
         // `takeable` is false only when a live record exists.
         let Some(r) = live else {
-            return Err(StoreError::Corrupt { key: req.key.0.clone(), reason: "vanished".into() });
+            return Err(StoreError::Corrupt {
+                key: req.key.0.clone(),
+                reason: "vanished".into(),
+            });
         };
-        Ok(outcome_for_existing(&r.payload_hash, &req.payload_hash, &r.status))
+        Ok(outcome_for_existing(
+            &r.payload_hash,
+            &req.payload_hash,
+            &r.status,
+        ))
     }
 
     async fn complete(&self, claim: &Claim, c: &Completion) -> Result<(), StoreError> {
@@ -127,19 +141,24 @@ impl StateStore for InProcessStateStore {
             Some(Status::InProgress { token, .. }) if *token == claim.token
         );
         if !holds {
-            return Err(StoreError::LeaseLost { key: claim.key.0.clone() });
+            return Err(StoreError::LeaseLost {
+                key: claim.key.0.clone(),
+            });
         }
         st.idempotency.insert(
             claim.key.0.clone(),
             IdemRecord {
-                status: Status::Completed { result: c.result.clone() },
+                status: Status::Completed {
+                    result: c.result.clone(),
+                },
                 payload_hash: claim.payload_hash.clone(),
                 expires_at: Some(c.expires_at),
             },
         );
         if let Some(u) = &c.saga {
             let existing = st.sagas.remove(&u.saga_key);
-            st.sagas.insert(u.saga_key.clone(), SagaRecord::apply(existing, u));
+            st.sagas
+                .insert(u.saga_key.clone(), SagaRecord::apply(existing, u));
         }
         Ok(())
     }
@@ -176,8 +195,12 @@ fn outcome_for_existing(stored_hash: &str, hash: &str, status: &Status) -> Claim
         return ClaimOutcome::PayloadMismatch;
     }
     match status {
-        Status::Completed { result } => ClaimOutcome::AlreadyCompleted { result: result.clone() },
-        Status::InProgress { lease_until, .. } => ClaimOutcome::InProgress { lease_until: *lease_until },
+        Status::Completed { result } => ClaimOutcome::AlreadyCompleted {
+            result: result.clone(),
+        },
+        Status::InProgress { lease_until, .. } => ClaimOutcome::InProgress {
+            lease_until: *lease_until,
+        },
     }
 }
 
@@ -227,11 +250,18 @@ impl EventBus for InProcessEventBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
         for e in events {
             if e.entry_size() > MAX_EVENT_ENTRY_BYTES {
-                return Err(BusError::TooLarge { event_id: e.event_id, bytes: e.entry_size() });
+                return Err(BusError::TooLarge {
+                    event_id: e.event_id,
+                    bytes: e.entry_size(),
+                });
             }
         }
         let mut st = self.lock();
-        let fault = if st.faults.is_empty() { None } else { Some(st.faults.remove(0)) };
+        let fault = if st.faults.is_empty() {
+            None
+        } else {
+            Some(st.faults.remove(0))
+        };
         match fault {
             Some(BusFault::Unavailable) => Err(BusError::Unavailable("injected fault".into())),
             Some(BusFault::RejectEntries) => Err(BusError::Rejected {

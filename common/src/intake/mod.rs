@@ -16,7 +16,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta, INTAKE_SOURCE};
-use crate::idempotency::{payload_hash, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, LeasePolicy};
+use crate::idempotency::{
+    payload_hash, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, LeasePolicy,
+};
 use crate::mappers::{adobe, shopify, MapError};
 use crate::ports::{BusEvent, EventBus, QuarantinedDelivery, StateStore};
 use crate::saga::SagaUpdate;
@@ -100,7 +102,11 @@ pub struct WebhookResponse {
 
 impl WebhookResponse {
     fn new(status: u16, body: serde_json::Value) -> Self {
-        WebhookResponse { status, body, retry_after_secs: None }
+        WebhookResponse {
+            status,
+            body,
+            retry_after_secs: None,
+        }
     }
 
     fn error(status: u16, reason: impl Into<String>) -> Self {
@@ -152,16 +158,39 @@ impl OrderIntake {
         let platform = req.route.platform();
         let started = std::time::Instant::now();
         let (resp, delivery) = self.process(&req).await;
-        let reason = resp.body.get("error").and_then(|e| e.as_str()).unwrap_or("");
+        let reason = resp
+            .body
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("");
         tracing::info!(
             platform,
             status = resp.status,
             topic = delivery.as_ref().map(|d| d.topic.as_str()).unwrap_or(""),
-            delivery_id = delivery.as_ref().map(|d| d.delivery_id.as_str()).unwrap_or(""),
-            event_id = resp.body.get("event_id").and_then(|e| e.as_str()).unwrap_or(""),
-            event_type = resp.body.get("event_type").and_then(|e| e.as_str()).unwrap_or(""),
-            correlation_id = resp.body.get("correlation_id").and_then(|e| e.as_str()).unwrap_or(""),
-            duplicate = resp.body.get("duplicate").and_then(|e| e.as_bool()).unwrap_or(false),
+            delivery_id = delivery
+                .as_ref()
+                .map(|d| d.delivery_id.as_str())
+                .unwrap_or(""),
+            event_id = resp
+                .body
+                .get("event_id")
+                .and_then(|e| e.as_str())
+                .unwrap_or(""),
+            event_type = resp
+                .body
+                .get("event_type")
+                .and_then(|e| e.as_str())
+                .unwrap_or(""),
+            correlation_id = resp
+                .body
+                .get("correlation_id")
+                .and_then(|e| e.as_str())
+                .unwrap_or(""),
+            duplicate = resp
+                .body
+                .get("duplicate")
+                .and_then(|e| e.as_bool())
+                .unwrap_or(false),
             reason,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "webhook"
@@ -184,14 +213,27 @@ impl OrderIntake {
         let verified = match req.route {
             WebhookRoute::Shopify => match &self.config.shopify {
                 Some(secrets) => secrets.verify(header(SHOPIFY_HMAC_HEADER), req.body),
-                None => return (WebhookResponse::retry("shopify webhook secret is not configured"), None),
+                None => {
+                    return (
+                        WebhookResponse::retry("shopify webhook secret is not configured"),
+                        None,
+                    )
+                }
             },
             WebhookRoute::Adobe => match &self.config.adobe {
                 Some(keys) => keys.verify(
-                    [header(ADOBE_SIGNATURE_HEADERS[0]), header(ADOBE_SIGNATURE_HEADERS[1])],
+                    [
+                        header(ADOBE_SIGNATURE_HEADERS[0]),
+                        header(ADOBE_SIGNATURE_HEADERS[1]),
+                    ],
                     req.body,
                 ),
-                None => return (WebhookResponse::retry("adobe public keys are not configured"), None),
+                None => {
+                    return (
+                        WebhookResponse::retry("adobe public keys are not configured"),
+                        None,
+                    )
+                }
             },
         };
         if let Err(e) = verified {
@@ -208,14 +250,20 @@ impl OrderIntake {
                 let body = json!({ "ignored": true, "reason": format!("topic {} is not handled", d.topic) });
                 return (WebhookResponse::new(200, body), Some(d));
             }
-            Identified::Refused(status, reason) => return (WebhookResponse::error(status, reason), None),
-            Identified::Mapped(d, Ok(event)) => (d, event),
+            Identified::Refused(status, reason) => {
+                return (WebhookResponse::error(status, reason), None)
+            }
+            Identified::Mapped(d, Ok(event)) => (d, *event),
             Identified::Mapped(d, Err(e)) => {
-                let resp = self.quarantine(req, Some(&d), format!("payload does not map: {e}"), 400).await;
+                let resp = self
+                    .quarantine(req, Some(&d), format!("payload does not map: {e}"), 400)
+                    .await;
                 return (resp, Some(d));
             }
             Identified::Unidentified(e) => {
-                let resp = self.quarantine(req, None, format!("delivery is not readable: {e}"), 400).await;
+                let resp = self
+                    .quarantine(req, None, format!("delivery is not readable: {e}"), 400)
+                    .await;
                 return (resp, None);
             }
         };
@@ -233,19 +281,32 @@ impl OrderIntake {
                 .map(str::to_string)
         };
         let Some(topic) = header("x-shopify-topic") else {
-            return Identified::Unidentified(MapError::MissingField("X-Shopify-Topic header".into()));
+            return Identified::Unidentified(MapError::MissingField(
+                "X-Shopify-Topic header".into(),
+            ));
         };
         let Some(shop) = header("x-shopify-shop-domain") else {
-            return Identified::Unidentified(MapError::MissingField("X-Shopify-Shop-Domain header".into()));
+            return Identified::Unidentified(MapError::MissingField(
+                "X-Shopify-Shop-Domain header".into(),
+            ));
         };
-        let Some(delivery_id) = header("x-shopify-event-id").or_else(|| header("x-shopify-webhook-id")) else {
-            return Identified::Unidentified(MapError::MissingField("X-Shopify-Event-Id header".into()));
+        let Some(delivery_id) =
+            header("x-shopify-event-id").or_else(|| header("x-shopify-webhook-id"))
+        else {
+            return Identified::Unidentified(MapError::MissingField(
+                "X-Shopify-Event-Id header".into(),
+            ));
         };
-        let d = Delivery { platform: "shopify", shop, topic, delivery_id };
+        let d = Delivery {
+            platform: "shopify",
+            shop,
+            topic,
+            delivery_id,
+        };
         match shopify::ShopifyTopic::parse(&d.topic) {
             None => Identified::Ignored(d),
             Some(t) => {
-                let mapped = shopify::map(t, &d.shop, req.body);
+                let mapped = shopify::map(t, &d.shop, req.body).map(Box::new);
                 Identified::Mapped(d, mapped)
             }
         }
@@ -256,12 +317,21 @@ impl OrderIntake {
             Ok(d) => d,
             Err(e) => return Identified::Unidentified(e),
         };
-        if let Some(expected) = self.config.adobe.as_ref().and_then(|k| k.client_id.as_deref()) {
+        if let Some(expected) = self
+            .config
+            .adobe
+            .as_ref()
+            .and_then(|k| k.client_id.as_deref())
+        {
             if delivery.recipient_client_id.as_deref() != Some(expected) {
                 return Identified::Refused(401, "event is addressed to another client id".into());
             }
         }
-        let shop = self.config.adobe_shop.clone().unwrap_or_else(|| delivery.source.clone());
+        let shop = self
+            .config
+            .adobe_shop
+            .clone()
+            .unwrap_or_else(|| delivery.source.clone());
         let d = Delivery {
             platform: "adobe_commerce",
             shop,
@@ -271,7 +341,7 @@ impl OrderIntake {
         if !delivery.is_order_event() {
             return Identified::Ignored(d);
         }
-        let mapped = adobe::map(&d.shop, &delivery);
+        let mapped = adobe::map(&d.shop, &delivery).map(Box::new);
         Identified::Mapped(d, mapped)
     }
 
@@ -295,7 +365,10 @@ impl OrderIntake {
             body: req.body.to_vec(),
         };
         match self.store.quarantine(&item).await {
-            Ok(()) => WebhookResponse::new(status, json!({ "error": reason, "quarantine_id": item.id.to_string() })),
+            Ok(()) => WebhookResponse::new(
+                status,
+                json!({ "error": reason, "quarantine_id": item.id.to_string() }),
+            ),
             Err(e) => {
                 tracing::error!(error = %e, "could not quarantine a refused delivery");
                 WebhookResponse::retry(format!("{reason}; and it could not be quarantined: {e}"))
@@ -303,7 +376,12 @@ impl OrderIntake {
         }
     }
 
-    async fn publish_once(&self, req: &WebhookRequest<'_>, d: &Delivery, event: &CanonicalEvent) -> WebhookResponse {
+    async fn publish_once(
+        &self,
+        req: &WebhookRequest<'_>,
+        d: &Delivery,
+        event: &CanonicalEvent,
+    ) -> WebhookResponse {
         let event_id = delivery_event_id(d.platform, &d.shop, &d.topic, &d.delivery_id);
         let meta = EnvelopeMeta {
             event_id,
@@ -394,7 +472,7 @@ impl OrderIntake {
 }
 
 enum Identified {
-    Mapped(Delivery, Result<CanonicalEvent, MapError>),
+    Mapped(Delivery, Result<Box<CanonicalEvent>, MapError>),
     Ignored(Delivery),
     Unidentified(MapError),
     Refused(u16, String),

@@ -12,7 +12,8 @@ use super::*;
 use crate::adapters::in_process::{BusFault, InProcessEventBus, InProcessStateStore};
 use crate::webhook::{adobe_signature, shopify_signature, AdobeKeys, Secret, ShopifySecrets};
 
-const ORDER: &str = include_str!("../../../events/payloads/shopify-orders-create-discount-code.json");
+const ORDER: &str =
+    include_str!("../../../events/payloads/shopify-orders-create-discount-code.json");
 const ADOBE: &str = include_str!("../../../events/payloads/adobe-order-configurable.json");
 const PRIV1: &str = include_str!("../../../events/dev-keys/adobe-private-1.pem");
 const PUB1: &str = include_str!("../../../events/dev-keys/adobe-public-1.pem");
@@ -32,7 +33,10 @@ fn harness_with(f: impl FnOnce(&mut IntakeConfig)) -> Harness {
     let store = Arc::new(InProcessStateStore::new());
     let bus = Arc::new(InProcessEventBus::new());
     let mut config = IntakeConfig {
-        shopify: Some(ShopifySecrets { current: Secret::new(SECRET), previous: None }),
+        shopify: Some(ShopifySecrets {
+            current: Secret::new(SECRET),
+            previous: None,
+        }),
         adobe: Some(AdobeKeys::from_pem(PUB1, Some("client-1".into())).unwrap()),
         ..IntakeConfig::default()
     };
@@ -42,23 +46,45 @@ fn harness_with(f: impl FnOnce(&mut IntakeConfig)) -> Harness {
 }
 
 fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn shopify_headers(topic: &str, event_id: &str, body: &[u8]) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("x-shopify-topic", HeaderValue::from_str(topic).unwrap());
-    h.insert("x-shopify-shop-domain", HeaderValue::from_static("acme.myshopify.com"));
-    h.insert("x-shopify-event-id", HeaderValue::from_str(event_id).unwrap());
+    h.insert(
+        "x-shopify-shop-domain",
+        HeaderValue::from_static("acme.myshopify.com"),
+    );
+    h.insert(
+        "x-shopify-event-id",
+        HeaderValue::from_str(event_id).unwrap(),
+    );
     let sig = shopify_signature(&Secret::new(SECRET), body);
-    h.insert("x-shopify-hmac-sha256", HeaderValue::from_str(&sig).unwrap());
+    h.insert(
+        "x-shopify-hmac-sha256",
+        HeaderValue::from_str(&sig).unwrap(),
+    );
     h
 }
 
 impl Harness {
-    async fn shopify_at(&self, headers: &HeaderMap, body: &[u8], at: DateTime<Utc>) -> WebhookResponse {
+    async fn shopify_at(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        at: DateTime<Utc>,
+    ) -> WebhookResponse {
         self.intake
-            .handle(WebhookRequest { route: WebhookRoute::Shopify, headers, body, received_at: at, deadline: None })
+            .handle(WebhookRequest {
+                route: WebhookRoute::Shopify,
+                headers,
+                body,
+                received_at: at,
+                deadline: None,
+            })
             .await
     }
 
@@ -68,7 +94,11 @@ impl Harness {
     }
 
     fn published_ids(&self) -> Vec<String> {
-        self.bus.published().iter().map(|e| e.event_id.to_string()).collect()
+        self.bus
+            .published()
+            .iter()
+            .map(|e| e.event_id.to_string())
+            .collect()
     }
 }
 
@@ -84,9 +114,15 @@ async fn a_signed_order_is_published_once_and_starts_its_saga() {
     assert_eq!(e.source, "retailflow.intake");
     let env: Value = serde_json::from_str(&e.detail).unwrap();
     assert_eq!(env["event_id"], e.event_id.to_string());
-    assert_eq!(env["correlation_id"], "shopify:acme.myshopify.com:order:5872301948123");
+    assert_eq!(
+        env["correlation_id"],
+        "shopify:acme.myshopify.com:order:5872301948123"
+    );
     assert_eq!(env["causation_id"], "shopify-delivery:ev-1");
-    assert_eq!(env["detail"]["order"]["totals"]["total"]["shop"]["minor"], 12808);
+    assert_eq!(
+        env["detail"]["order"]["totals"]["total"]["shop"]["minor"],
+        12808
+    );
     let saga = h.store.sagas();
     assert_eq!(saga.len(), 1);
     assert!(saga[0].event_types.contains("OrderPlaced"));
@@ -112,7 +148,11 @@ async fn a_different_delivery_of_the_same_order_is_its_own_event() {
     let ids = h.published_ids();
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
-    assert_eq!(h.store.sagas().len(), 1, "both events belong to one order saga");
+    assert_eq!(
+        h.store.sagas().len(),
+        1,
+        "both events belong to one order saga"
+    );
 }
 
 #[tokio::test]
@@ -125,9 +165,15 @@ async fn a_tampered_body_is_401_and_publishes_nothing() {
     assert_eq!(resp.status, 401);
     let mut unsigned = headers.clone();
     unsigned.remove("x-shopify-hmac-sha256");
-    assert_eq!(h.shopify_at(&unsigned, ORDER.as_bytes(), t0()).await.status, 401);
+    assert_eq!(
+        h.shopify_at(&unsigned, ORDER.as_bytes(), t0()).await.status,
+        401
+    );
     assert!(h.bus.published().is_empty());
-    assert!(h.store.quarantined().is_empty(), "unauthenticated bodies are not stored");
+    assert!(
+        h.store.quarantined().is_empty(),
+        "unauthenticated bodies are not stored"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +187,10 @@ async fn a_failed_publish_answers_503_and_the_retry_publishes() {
         assert!(h.bus.published().is_empty());
         let retry = h.shopify("orders/create", "ev-1", ORDER).await;
         assert_eq!(retry.status, 200, "{fault:?}: {}", retry.body);
-        assert!(retry.body.get("duplicate").is_none(), "the retry must publish, not be deduplicated");
+        assert!(
+            retry.body.get("duplicate").is_none(),
+            "the retry must publish, not be deduplicated"
+        );
         assert_eq!(h.bus.published().len(), 1);
         assert_eq!(h.store.sagas().len(), 1);
     }
@@ -153,11 +202,24 @@ async fn a_crash_after_publish_republishes_the_same_event_id_once_the_lease_ends
     let order2 = ORDER.replace("5872301948123", "5872301948124");
     let headers2 = shopify_headers("orders/create", "ev-2", order2.as_bytes());
     let failing = FailOnComplete::wrap(h.store.clone());
-    let intake = OrderIntake::new(failing.clone(), h.bus.clone(), IntakeConfig {
-        shopify: Some(ShopifySecrets { current: Secret::new(SECRET), previous: None }),
-        ..IntakeConfig::default()
-    });
-    let req = |at| WebhookRequest { route: WebhookRoute::Shopify, headers: &headers2, body: order2.as_bytes(), received_at: at, deadline: None };
+    let intake = OrderIntake::new(
+        failing.clone(),
+        h.bus.clone(),
+        IntakeConfig {
+            shopify: Some(ShopifySecrets {
+                current: Secret::new(SECRET),
+                previous: None,
+            }),
+            ..IntakeConfig::default()
+        },
+    );
+    let req = |at| WebhookRequest {
+        route: WebhookRoute::Shopify,
+        headers: &headers2,
+        body: order2.as_bytes(),
+        received_at: at,
+        deadline: None,
+    };
     let crashed = intake.handle(req(t0())).await;
     assert_eq!(crashed.status, 503);
     // Within the lease another delivery waits (503), it does not publish.
@@ -168,7 +230,11 @@ async fn a_crash_after_publish_republishes_the_same_event_id_once_the_lease_ends
     let after = intake.handle(req(t0() + Duration::seconds(31))).await;
     assert_eq!(after.status, 200, "{}", after.body);
     let ids = h.published_ids();
-    assert_eq!(ids.len(), 2, "published before the crash and again by the retry");
+    assert_eq!(
+        ids.len(),
+        2,
+        "published before the crash and again by the retry"
+    );
     assert_eq!(ids[0], ids[1], "the re-publish carries the same event id");
     assert!(intake.handle(req(t0() + Duration::seconds(40))).await.body["duplicate"] == true);
 }
@@ -182,19 +248,30 @@ struct FailOnComplete {
 
 impl FailOnComplete {
     fn wrap(inner: Arc<InProcessStateStore>) -> Arc<Self> {
-        Arc::new(FailOnComplete { inner, failing: true.into() })
+        Arc::new(FailOnComplete {
+            inner,
+            failing: true.into(),
+        })
     }
     fn heal(&self) {
-        self.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 #[async_trait::async_trait]
 impl StateStore for FailOnComplete {
-    async fn claim(&self, r: &crate::idempotency::ClaimRequest) -> Result<ClaimOutcome, crate::ports::StoreError> {
+    async fn claim(
+        &self,
+        r: &crate::idempotency::ClaimRequest,
+    ) -> Result<ClaimOutcome, crate::ports::StoreError> {
         self.inner.claim(r).await
     }
-    async fn complete(&self, c: &crate::idempotency::Claim, x: &Completion) -> Result<(), crate::ports::StoreError> {
+    async fn complete(
+        &self,
+        c: &crate::idempotency::Claim,
+        x: &Completion,
+    ) -> Result<(), crate::ports::StoreError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(crate::ports::StoreError::Unavailable("crashed".into()));
         }
@@ -206,7 +283,10 @@ impl StateStore for FailOnComplete {
     async fn quarantine(&self, q: &QuarantinedDelivery) -> Result<(), crate::ports::StoreError> {
         self.inner.quarantine(q).await
     }
-    async fn saga(&self, k: &str) -> Result<Option<crate::saga::SagaRecord>, crate::ports::StoreError> {
+    async fn saga(
+        &self,
+        k: &str,
+    ) -> Result<Option<crate::saga::SagaRecord>, crate::ports::StoreError> {
         self.inner.saga(k).await
     }
 }
@@ -217,14 +297,19 @@ async fn two_deliveries_at_once_publish_once() {
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let h = h.clone();
-        tasks.push(tokio::spawn(async move { h.shopify("orders/create", "ev-1", ORDER).await.status }));
+        tasks.push(tokio::spawn(async move {
+            h.shopify("orders/create", "ev-1", ORDER).await.status
+        }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
     assert_eq!(h.bus.published().len(), 1);
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&200));
 }
 
@@ -242,7 +327,10 @@ async fn a_body_that_does_not_parse_is_400_and_kept() {
     let h = harness();
     let resp = h.shopify("orders/create", "ev-1", "{not json").await;
     assert_eq!(resp.status, 400);
-    assert!(resp.body["error"].as_str().unwrap().contains("not the expected JSON"));
+    assert!(resp.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("not the expected JSON"));
     let q = h.store.quarantined();
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].body, b"{not json");
@@ -258,7 +346,10 @@ async fn totals_that_do_not_reconcile_are_400_with_the_reason_and_kept() {
     let resp = h.shopify("orders/create", "ev-1", &bad).await;
     assert_eq!(resp.status, 400);
     let reason = resp.body["error"].as_str().unwrap();
-    assert!(reason.contains("total_price") && reason.contains("128.09"), "{reason}");
+    assert!(
+        reason.contains("total_price") && reason.contains("128.09"),
+        "{reason}"
+    );
     assert_eq!(h.store.quarantined()[0].body, bad.as_bytes());
 }
 
@@ -267,7 +358,10 @@ async fn bad_input_that_cannot_be_kept_is_503_not_400() {
     let h = harness();
     h.store.fail_next(1);
     let resp = h.shopify("orders/create", "ev-1", "{not json").await;
-    assert_eq!(resp.status, 503, "the platform must keep retrying until it can be kept");
+    assert_eq!(
+        resp.status, 503,
+        "the platform must keep retrying until it can be kept"
+    );
 }
 
 #[tokio::test]
@@ -286,7 +380,10 @@ async fn missing_delivery_headers_are_400() {
     headers.remove("x-shopify-event-id");
     let resp = h.shopify_at(&headers, ORDER.as_bytes(), t0()).await;
     assert_eq!(resp.status, 400);
-    assert!(resp.body["error"].as_str().unwrap().contains("X-Shopify-Event-Id"));
+    assert!(resp.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("X-Shopify-Event-Id"));
 }
 
 #[tokio::test]
@@ -326,14 +423,23 @@ async fn an_unconfigured_source_is_503_not_accepted() {
 fn adobe_headers(body: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     let sig = adobe_signature(PRIV1, body.as_bytes()).unwrap();
-    h.insert("x-adobe-digital-signature-1", HeaderValue::from_str(&sig).unwrap());
+    h.insert(
+        "x-adobe-digital-signature-1",
+        HeaderValue::from_str(&sig).unwrap(),
+    );
     h
 }
 
 async fn adobe(h: &Harness, body: &str) -> WebhookResponse {
     let headers = adobe_headers(body);
     h.intake
-        .handle(WebhookRequest { route: WebhookRoute::Adobe, headers: &headers, body: body.as_bytes(), received_at: t0(), deadline: None })
+        .handle(WebhookRequest {
+            route: WebhookRoute::Adobe,
+            headers: &headers,
+            body: body.as_bytes(),
+            received_at: t0(),
+            deadline: None,
+        })
         .await
 }
 
@@ -364,7 +470,13 @@ async fn an_adobe_event_for_another_client_is_refused() {
 
 #[test]
 fn routes_are_found_behind_stage_prefixes() {
-    assert_eq!(WebhookRoute::from_path("/webhooks/shopify"), Some(WebhookRoute::Shopify));
-    assert_eq!(WebhookRoute::from_path("/prod/webhooks/adobe/"), Some(WebhookRoute::Adobe));
+    assert_eq!(
+        WebhookRoute::from_path("/webhooks/shopify"),
+        Some(WebhookRoute::Shopify)
+    );
+    assert_eq!(
+        WebhookRoute::from_path("/prod/webhooks/adobe/"),
+        Some(WebhookRoute::Adobe)
+    );
     assert_eq!(WebhookRoute::from_path("/webhooks/other"), None);
 }

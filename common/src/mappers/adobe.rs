@@ -64,7 +64,10 @@ impl AdobeDelivery {
         let raw: RawDelivery =
             serde_json::from_slice(body).map_err(|e| MapError::Malformed(e.to_string()))?;
         let (outer_id, outer_kind) = (
-            raw.id.clone().or(raw.event_id.clone()).or(raw.eventid.clone()),
+            raw.id
+                .clone()
+                .or(raw.event_id.clone())
+                .or(raw.eventid.clone()),
             raw.kind.clone().or(raw.event_code.clone()),
         );
         let inner = raw.event.as_deref();
@@ -224,13 +227,20 @@ impl Currencies {
         order: Option<&DecimalText>,
         optional: bool,
     ) -> Result<MoneyBag, MapError> {
-        let read = |v: Option<&DecimalText>, cur: Currency, name: String| -> Result<Option<Money>, MapError> {
-            v.map(|v| v.money(cur).map_err(MapError::amount(name))).transpose()
+        let read = |v: Option<&DecimalText>,
+                    cur: Currency,
+                    name: String|
+         -> Result<Option<Money>, MapError> {
+            v.map(|v| v.money(cur).map_err(MapError::amount(name)))
+                .transpose()
         };
         let b = read(base, self.base, format!("base_{field}"))?;
         let o = read(order, self.order, field.to_string())?;
         match (b, o) {
-            (Some(b), Some(o)) => Ok(MoneyBag { shop: b, presentment: o }),
+            (Some(b), Some(o)) => Ok(MoneyBag {
+                shop: b,
+                presentment: o,
+            }),
             // Single-currency stores sometimes send only one of the pair.
             (Some(m), None) | (None, Some(m)) if self.base == self.order => Ok(MoneyBag::single(m)),
             (None, None) if optional => Ok(MoneyBag::zero(self.base, self.order)),
@@ -258,7 +268,10 @@ fn map_order(order_ref: OrderRef, o: &AOrder) -> Result<Order, MapError> {
         Some(code) => Currency::from_code(code).map_err(MapError::amount("order_currency_code"))?,
         None => base,
     };
-    let c = Currencies { base, order: order_cur };
+    let c = Currencies {
+        base,
+        order: order_cur,
+    };
     let zero = MoneyBag::zero(base, order_cur);
     let created_at = parse_time(
         "created_at",
@@ -272,7 +285,12 @@ fn map_order(order_ref: OrderRef, o: &AOrder) -> Result<Order, MapError> {
         .map(|(i, it)| map_item(&c, i, it))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let shipping = c.bag("shipping_amount", o.base_shipping_amount.as_ref(), o.shipping_amount.as_ref(), true)?;
+    let shipping = c.bag(
+        "shipping_amount",
+        o.base_shipping_amount.as_ref(),
+        o.shipping_amount.as_ref(),
+        true,
+    )?;
     let shipping_discounts = c.bag(
         "shipping_discount_amount",
         o.base_shipping_discount_amount.as_ref(),
@@ -285,21 +303,26 @@ fn map_order(order_ref: OrderRef, o: &AOrder) -> Result<Order, MapError> {
         o.shipping_tax_amount.as_ref(),
         true,
     )?;
-    let shipping_lines = if shipping.is_zero() && shipping_tax.is_zero() && o.shipping_method.is_none() {
-        Vec::new()
-    } else {
-        vec![ShippingLine {
-            title: o.shipping_description.clone().unwrap_or_default(),
-            code: o.shipping_method.clone(),
-            price: shipping,
-            discount_total: shipping_discounts,
-            tax_lines: if shipping_tax.is_zero() {
-                Vec::new()
-            } else {
-                vec![TaxLine { title: "shipping tax".into(), rate: None, amount: shipping_tax }]
-            },
-        }]
-    };
+    let shipping_lines =
+        if shipping.is_zero() && shipping_tax.is_zero() && o.shipping_method.is_none() {
+            Vec::new()
+        } else {
+            vec![ShippingLine {
+                title: o.shipping_description.clone().unwrap_or_default(),
+                code: o.shipping_method.clone(),
+                price: shipping,
+                discount_total: shipping_discounts,
+                tax_lines: if shipping_tax.is_zero() {
+                    Vec::new()
+                } else {
+                    vec![TaxLine {
+                        title: "shipping tax".into(),
+                        rate: None,
+                        amount: shipping_tax,
+                    }]
+                },
+            }]
+        };
 
     let sum = |f: &dyn Fn(&OrderLine) -> MoneyBag| -> Result<MoneyBag, MapError> {
         lines
@@ -309,7 +332,12 @@ fn map_order(order_ref: OrderRef, o: &AOrder) -> Result<Order, MapError> {
     };
     let lines_gross = sum(&|l| l.gross)?;
     let line_discounts = sum(&|l| l.discount_total)?;
-    let tax = c.bag("tax_amount", o.base_tax_amount.as_ref(), o.tax_amount.as_ref(), true)?;
+    let tax = c.bag(
+        "tax_amount",
+        o.base_tax_amount.as_ref(),
+        o.tax_amount.as_ref(),
+        true,
+    )?;
     let compensation = c
         .bag(
             "discount_tax_compensation_amount",
@@ -324,10 +352,20 @@ fn map_order(order_ref: OrderRef, o: &AOrder) -> Result<Order, MapError> {
             true,
         )?)
         .map_err(MapError::amount("discount_tax_compensation_amount"))?;
-    let total = c.bag("grand_total", o.base_grand_total.as_ref(), o.grand_total.as_ref(), false)?;
+    let total = c.bag(
+        "grand_total",
+        o.base_grand_total.as_ref(),
+        o.grand_total.as_ref(),
+        false,
+    )?;
 
     // The order's discount_amount is negative: −(item discounts + shipping discount).
-    let stated_discount = c.bag("discount_amount", o.base_discount_amount.as_ref(), o.discount_amount.as_ref(), true)?;
+    let stated_discount = c.bag(
+        "discount_amount",
+        o.base_discount_amount.as_ref(),
+        o.discount_amount.as_ref(),
+        true,
+    )?;
     let expected_discount = zero
         .checked_sub(line_discounts)
         .and_then(|v| v.checked_sub(shipping_discounts))
@@ -424,7 +462,9 @@ fn counted_items(o: &AOrder) -> Vec<(usize, &AItem)> {
             }
             None => {
                 let has_children = it.item_id.is_some()
-                    && o.items.iter().any(|ch| ch.parent_item_id.is_some() && ch.parent_item_id == it.item_id);
+                    && o.items
+                        .iter()
+                        .any(|ch| ch.parent_item_id.is_some() && ch.parent_item_id == it.item_id);
                 // An unpriced parent whose children carry the price is not counted.
                 if !(has_children && zero_row(it)) {
                     out.push((i, it));
@@ -446,7 +486,12 @@ fn map_item(c: &Currencies, i: usize, it: &AItem) -> Result<OrderLine, MapError>
             field: format!("{field}.qty_ordered"),
             reason: "not a whole quantity".into(),
         })?;
-    let unit_price = c.bag(&format!("{field}.price"), it.base_price.as_ref(), it.price.as_ref(), false)?;
+    let unit_price = c.bag(
+        &format!("{field}.price"),
+        it.base_price.as_ref(),
+        it.price.as_ref(),
+        false,
+    )?;
     let gross = match (it.row_total.as_ref(), it.base_row_total.as_ref()) {
         (None, None) => unit_price
             .checked_mul(i64::from(quantity))
@@ -459,25 +504,45 @@ fn map_item(c: &Currencies, i: usize, it: &AItem) -> Result<OrderLine, MapError>
         it.discount_amount.as_ref(),
         true,
     )?;
-    let tax = c.bag(&format!("{field}.tax_amount"), it.base_tax_amount.as_ref(), it.tax_amount.as_ref(), true)?;
+    let tax = c.bag(
+        &format!("{field}.tax_amount"),
+        it.base_tax_amount.as_ref(),
+        it.tax_amount.as_ref(),
+        true,
+    )?;
     let net = gross
         .checked_sub(discount_total)
         .map_err(MapError::amount(field.clone()))?;
     let gift = it.product_type.as_deref() == Some("giftcard");
     Ok(OrderLine {
-        line_id: it.item_id.as_ref().map(|x| x.0.clone()).unwrap_or_else(|| i.to_string()),
-        sku: if gift { None } else { it.sku.clone().filter(|s| !s.trim().is_empty()) },
+        line_id: it
+            .item_id
+            .as_ref()
+            .map(|x| x.0.clone())
+            .unwrap_or_else(|| i.to_string()),
+        sku: if gift {
+            None
+        } else {
+            it.sku.clone().filter(|s| !s.trim().is_empty())
+        },
         product_id: it.product_id.as_ref().map(|p| p.0.clone()),
         variant_id: None,
         title: it.name.clone().unwrap_or_default(),
-        kind: if gift { LineKind::GiftCard } else { LineKind::Merchandise },
+        kind: if gift {
+            LineKind::GiftCard
+        } else {
+            LineKind::Merchandise
+        },
         quantity,
         unit_price,
         gross,
         discount_allocations: if discount_total.is_zero() {
             Vec::new()
         } else {
-            vec![DiscountAllocation { amount: discount_total, source: None }]
+            vec![DiscountAllocation {
+                amount: discount_total,
+                source: None,
+            }]
         },
         discount_total,
         net,

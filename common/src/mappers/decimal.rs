@@ -68,7 +68,8 @@ mod tests {
 
     #[test]
     fn json_numbers_keep_their_decimal_text() {
-        let v: Vec<DecimalText> = serde_json::from_str(r#"[195.67, "3.98", 0.1, 1e2, 10]"#).unwrap();
+        let v: Vec<DecimalText> =
+            serde_json::from_str(r#"[195.67, "3.98", 0.1, 1e2, 10]"#).unwrap();
         let usd = Currency::from_code("USD").unwrap();
         assert_eq!(v[0].money(usd).unwrap().minor, 19567);
         assert_eq!(v[1].money(usd).unwrap().minor, 398);

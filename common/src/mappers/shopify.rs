@@ -218,8 +218,12 @@ impl Currencies {
     ) -> Result<MoneyBag, MapError> {
         if let Some(set) = set {
             let shop = self.side(field, "shop_money", &set.shop_money, self.shop)?;
-            let presentment =
-                self.side(field, "presentment_money", &set.presentment_money, self.presentment)?;
+            let presentment = self.side(
+                field,
+                "presentment_money",
+                &set.presentment_money,
+                self.presentment,
+            )?;
             return Ok(MoneyBag { shop, presentment });
         }
         match legacy {
@@ -259,7 +263,10 @@ impl Currencies {
     }
 }
 
-fn sum_bags(zero: MoneyBag, bags: impl IntoIterator<Item = MoneyBag>) -> Result<MoneyBag, MapError> {
+fn sum_bags(
+    zero: MoneyBag,
+    bags: impl IntoIterator<Item = MoneyBag>,
+) -> Result<MoneyBag, MapError> {
     bags.into_iter().try_fold(zero, |acc, b| {
         acc.checked_add(b).map_err(MapError::amount("sum"))
     })
@@ -322,7 +329,9 @@ fn map_order(shop: &str, o: &SOrder) -> Result<Order, MapError> {
         .ok_or_else(|| MapError::MissingField("currency".into()))?;
     let shop_currency = Currency::from_code(shop_code).map_err(MapError::amount("currency"))?;
     let presentment_currency = match o.presentment_currency.as_deref() {
-        Some(code) => Currency::from_code(code).map_err(MapError::amount("presentment_currency"))?,
+        Some(code) => {
+            Currency::from_code(code).map_err(MapError::amount("presentment_currency"))?
+        }
         None => shop_currency,
     };
     let c = Currencies {
@@ -337,12 +346,20 @@ fn map_order(shop: &str, o: &SOrder) -> Result<Order, MapError> {
     let mut lines = Vec::with_capacity(o.line_items.len());
     for (i, li) in o.line_items.iter().enumerate() {
         let field = format!("line_items[{i}]");
-        let unit_price = c.bag(&format!("{field}.price"), li.price_set.as_ref(), li.price.as_ref())?;
+        let unit_price = c.bag(
+            &format!("{field}.price"),
+            li.price_set.as_ref(),
+            li.price.as_ref(),
+        )?;
         let gross = unit_price
             .checked_mul(i64::from(li.quantity))
             .map_err(MapError::amount(format!("{field}.price")))?;
-        let discount_allocations =
-            allocations(&c, &field, &li.discount_allocations, &o.discount_applications)?;
+        let discount_allocations = allocations(
+            &c,
+            &field,
+            &li.discount_allocations,
+            &o.discount_applications,
+        )?;
         let discount_total = sum_bags(c.zero(), discount_allocations.iter().map(|d| d.amount))?;
         let net = gross
             .checked_sub(discount_total)
@@ -354,10 +371,18 @@ fn map_order(shop: &str, o: &SOrder) -> Result<Order, MapError> {
         };
         lines.push(OrderLine {
             line_id: li.id.0.clone(),
-            sku: if li.gift_card { None } else { non_empty(li.sku.clone()) },
+            sku: if li.gift_card {
+                None
+            } else {
+                non_empty(li.sku.clone())
+            },
             product_id: li.product_id.as_ref().map(|p| p.0.clone()),
             variant_id: li.variant_id.as_ref().map(|v| v.0.clone()),
-            title: li.name.clone().or_else(|| li.title.clone()).unwrap_or_default(),
+            title: li
+                .name
+                .clone()
+                .or_else(|| li.title.clone())
+                .unwrap_or_default(),
             kind,
             quantity: li.quantity,
             unit_price,
@@ -373,11 +398,20 @@ fn map_order(shop: &str, o: &SOrder) -> Result<Order, MapError> {
     let mut shipping_lines = Vec::with_capacity(o.shipping_lines.len());
     for (i, sl) in o.shipping_lines.iter().enumerate() {
         let field = format!("shipping_lines[{i}]");
-        let allocs = allocations(&c, &field, &sl.discount_allocations, &o.discount_applications)?;
+        let allocs = allocations(
+            &c,
+            &field,
+            &sl.discount_allocations,
+            &o.discount_applications,
+        )?;
         shipping_lines.push(ShippingLine {
             title: sl.title.clone().unwrap_or_default(),
             code: sl.code.clone(),
-            price: c.bag(&format!("{field}.price"), sl.price_set.as_ref(), sl.price.as_ref())?,
+            price: c.bag(
+                &format!("{field}.price"),
+                sl.price_set.as_ref(),
+                sl.price.as_ref(),
+            )?,
             discount_total: sum_bags(c.zero(), allocs.iter().map(|d| d.amount))?,
             tax_lines: tax_lines(&c, &field, &sl.tax_lines)?,
         });
@@ -423,14 +457,23 @@ fn order_totals(
         lines
             .iter()
             .flat_map(|l| l.tax_lines.iter().map(|t| t.amount))
-            .chain(shipping_lines.iter().flat_map(|s| s.tax_lines.iter().map(|t| t.amount))),
+            .chain(
+                shipping_lines
+                    .iter()
+                    .flat_map(|s| s.tax_lines.iter().map(|t| t.amount)),
+            ),
     )?;
     let has_line_tax = lines.iter().any(|l| !l.tax_lines.is_empty())
         || shipping_lines.iter().any(|s| !s.tax_lines.is_empty());
     let tax = if o.total_tax_set.is_some() || o.total_tax.is_some() {
         let stated = c.bag("total_tax", o.total_tax_set.as_ref(), o.total_tax.as_ref())?;
         if has_line_tax {
-            check_reconciled("sum of line and shipping tax_lines", line_tax, "total_tax", stated)?;
+            check_reconciled(
+                "sum of line and shipping tax_lines",
+                line_tax,
+                "total_tax",
+                stated,
+            )?;
         }
         stated
     } else {
@@ -443,7 +486,9 @@ fn order_totals(
             .map_err(MapError::amount("original_total_duties"))?;
     }
     if let Some(tip) = &o.total_tip_received {
-        let tip_shop = tip.money(c.shop).map_err(MapError::amount("total_tip_received"))?;
+        let tip_shop = tip
+            .money(c.shop)
+            .map_err(MapError::amount("total_tip_received"))?;
         if !tip_shop.is_zero() {
             let tip = c.bag("total_tip_received", None, Some(tip))?;
             other_charges = other_charges
@@ -451,7 +496,11 @@ fn order_totals(
                 .map_err(MapError::amount("total_tip_received"))?;
         }
     }
-    let total = c.bag("total_price", o.total_price_set.as_ref(), o.total_price.as_ref())?;
+    let total = c.bag(
+        "total_price",
+        o.total_price_set.as_ref(),
+        o.total_price.as_ref(),
+    )?;
 
     let added_tax = if o.taxes_included { zero } else { tax };
     let computed = lines_gross
@@ -472,12 +521,18 @@ fn order_totals(
     let mut gift_cards = zero;
     for l in lines {
         match l.kind {
-            LineKind::GiftCard => gift_cards = gift_cards.checked_add(l.gross).map_err(MapError::amount("gift_cards"))?,
+            LineKind::GiftCard => {
+                gift_cards = gift_cards
+                    .checked_add(l.gross)
+                    .map_err(MapError::amount("gift_cards"))?
+            }
             LineKind::Merchandise => {
                 let mut net = l.net;
                 if o.taxes_included {
                     let t = sum_bags(zero, l.tax_lines.iter().map(|t| t.amount))?;
-                    net = net.checked_sub(t).map_err(MapError::amount("merchandise_net"))?;
+                    net = net
+                        .checked_sub(t)
+                        .map_err(MapError::amount("merchandise_net"))?;
                 }
                 merchandise_net = merchandise_net
                     .checked_add(net)
@@ -563,14 +618,18 @@ struct SRefund {
 impl SRefund {
     /// Shop and presentment currency, read from the first amount set present.
     fn currencies(&self) -> Result<Currencies, MapError> {
-        let sets = self
+        let mut sets = self
             .refund_line_items
             .iter()
             .flat_map(|l| [l.subtotal_set.as_ref(), l.total_tax_set.as_ref()])
-            .chain(self.refund_shipping_lines.iter().map(|s| s.subtotal_amount_set.as_ref()))
+            .chain(
+                self.refund_shipping_lines
+                    .iter()
+                    .map(|s| s.subtotal_amount_set.as_ref()),
+            )
             .chain(self.order_adjustments.iter().map(|a| a.amount_set.as_ref()))
             .flatten();
-        for set in sets {
+        if let Some(set) = sets.next() {
             let shop = Currency::from_code(&set.shop_money.currency_code)
                 .map_err(MapError::amount("shop_money.currency_code"))?;
             let presentment = Currency::from_code(&set.presentment_money.currency_code)
@@ -624,12 +683,24 @@ fn map_refund(shop: &str, r: &SRefund) -> Result<Refund, MapError> {
             } else {
                 non_empty(rl.line_item.as_ref().and_then(|l| l.sku.clone()))
             },
-            kind: if gift { LineKind::GiftCard } else { LineKind::Merchandise },
+            kind: if gift {
+                LineKind::GiftCard
+            } else {
+                LineKind::Merchandise
+            },
             quantity: rl.quantity,
             restock_type: restock(rl.restock_type.as_deref())?,
             location_id: rl.location_id.as_ref().map(|l| l.0.clone()),
-            subtotal: c.bag(&format!("{field}.subtotal"), rl.subtotal_set.as_ref(), rl.subtotal.as_ref())?,
-            tax: c.bag(&format!("{field}.total_tax"), rl.total_tax_set.as_ref(), rl.total_tax.as_ref())?,
+            subtotal: c.bag(
+                &format!("{field}.subtotal"),
+                rl.subtotal_set.as_ref(),
+                rl.subtotal.as_ref(),
+            )?,
+            tax: c.bag(
+                &format!("{field}.total_tax"),
+                rl.total_tax_set.as_ref(),
+                rl.total_tax.as_ref(),
+            )?,
         });
     }
 
@@ -641,7 +712,11 @@ fn map_refund(shop: &str, r: &SRefund) -> Result<Refund, MapError> {
         for (i, sl) in r.refund_shipping_lines.iter().enumerate() {
             let field = format!("refund_shipping_lines[{i}]");
             s = s
-                .checked_add(c.bag(&format!("{field}.subtotal_amount"), sl.subtotal_amount_set.as_ref(), None)?)
+                .checked_add(c.bag(
+                    &format!("{field}.subtotal_amount"),
+                    sl.subtotal_amount_set.as_ref(),
+                    None,
+                )?)
                 .map_err(MapError::amount(field.clone()))?;
             if let Some(tax) = &sl.tax_amount_set {
                 t = t
@@ -660,7 +735,16 @@ fn map_refund(shop: &str, r: &SRefund) -> Result<Refund, MapError> {
 
     let lines_subtotal = sum_bags(zero, lines.iter().map(|l| l.subtotal))?;
     let lines_tax = sum_bags(zero, lines.iter().map(|l| l.tax))?;
-    let total = sum_bags(zero, [lines_subtotal, lines_tax, shipping, shipping_tax, adjustments])?;
+    let total = sum_bags(
+        zero,
+        [
+            lines_subtotal,
+            lines_tax,
+            shipping,
+            shipping_tax,
+            adjustments,
+        ],
+    )?;
 
     // The money that actually moved: successful refund transactions, in the
     // presentment currency. When present they must match what was itemised.
@@ -692,8 +776,9 @@ fn map_refund(shop: &str, r: &SRefund) -> Result<Refund, MapError> {
         if paid != itemised {
             return Err(MapError::TotalsMismatch {
                 currency: paid.currency.to_string(),
-                computation: "refunded lines + line tax + shipping (once) + shipping tax + adjustments"
-                    .into(),
+                computation:
+                    "refunded lines + line tax + shipping (once) + shipping tax + adjustments"
+                        .into(),
                 computed: itemised.to_decimal_string(),
                 stated_field: "sum of successful refund transactions".into(),
                 stated: paid.to_decimal_string(),
@@ -715,7 +800,11 @@ fn map_refund(shop: &str, r: &SRefund) -> Result<Refund, MapError> {
 
 /// Money returned to the buyer by order adjustments of one kind (their
 /// amounts are signed against the order, so refunded = −amount).
-fn adjustment_sum(c: &Currencies, r: &SRefund, kind: &str) -> Result<(MoneyBag, MoneyBag), MapError> {
+fn adjustment_sum(
+    c: &Currencies,
+    r: &SRefund,
+    kind: &str,
+) -> Result<(MoneyBag, MoneyBag), MapError> {
     let zero = c.zero();
     let mut amount = zero;
     let mut tax = zero;
@@ -724,12 +813,20 @@ fn adjustment_sum(c: &Currencies, r: &SRefund, kind: &str) -> Result<(MoneyBag, 
             continue;
         }
         let field = format!("order_adjustments[{i}]");
-        let a_amt = c.bag(&format!("{field}.amount"), a.amount_set.as_ref(), a.amount.as_ref())?;
+        let a_amt = c.bag(
+            &format!("{field}.amount"),
+            a.amount_set.as_ref(),
+            a.amount.as_ref(),
+        )?;
         amount = amount
             .checked_sub(a_amt)
             .map_err(MapError::amount(field.clone()))?;
         if a.tax_amount_set.is_some() || a.tax_amount.is_some() {
-            let a_tax = c.bag(&format!("{field}.tax_amount"), a.tax_amount_set.as_ref(), a.tax_amount.as_ref())?;
+            let a_tax = c.bag(
+                &format!("{field}.tax_amount"),
+                a.tax_amount_set.as_ref(),
+                a.tax_amount.as_ref(),
+            )?;
             tax = tax.checked_sub(a_tax).map_err(MapError::amount(field))?;
         }
     }

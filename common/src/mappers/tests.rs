@@ -6,12 +6,16 @@ use super::{adobe, shopify, MapError};
 use crate::events::CanonicalEvent;
 use crate::model::{LineKind, MoneyBag, Order, Refund, RestockType};
 
-const DISCOUNT_CODE: &str = include_str!("../../../events/payloads/shopify-orders-create-discount-code.json");
-const EUR_VAT: &str =
-    include_str!("../../../events/payloads/shopify-orders-create-eur-presentment-vat-inclusive.json");
-const CAD_GIFT: &str = include_str!("../../../events/payloads/shopify-orders-create-cad-gift-card.json");
+const DISCOUNT_CODE: &str =
+    include_str!("../../../events/payloads/shopify-orders-create-discount-code.json");
+const EUR_VAT: &str = include_str!(
+    "../../../events/payloads/shopify-orders-create-eur-presentment-vat-inclusive.json"
+);
+const CAD_GIFT: &str =
+    include_str!("../../../events/payloads/shopify-orders-create-cad-gift-card.json");
 const CANCELLED: &str = include_str!("../../../events/payloads/shopify-orders-cancelled.json");
-const REFUND: &str = include_str!("../../../events/payloads/shopify-refunds-create-partial-with-shipping.json");
+const REFUND: &str =
+    include_str!("../../../events/payloads/shopify-refunds-create-partial-with-shipping.json");
 const ADOBE: &str = include_str!("../../../events/payloads/adobe-order-configurable.json");
 
 const SHOP: &str = "acme.myshopify.com";
@@ -48,7 +52,10 @@ fn minor(b: MoneyBag) -> (i64, i64) {
 /// Expected figures written beside each fixture, checked independently by
 /// `events/payloads/check_totals.py` with Python's decimal module.
 fn expected(name: &str) -> Value {
-    let path = format!("{}/../events/payloads/{name}.expected.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../events/payloads/{name}.expected.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -56,16 +63,42 @@ fn assert_totals_match_expected(order: &Order, name: &str) {
     let e = expected(name);
     let t = &order.totals;
     for (side, pick) in [("shop", 0usize), ("presentment", 1usize)] {
-        let get = |b: MoneyBag| if pick == 0 { b.shop.minor } else { b.presentment.minor };
+        let get = |b: MoneyBag| {
+            if pick == 0 {
+                b.shop.minor
+            } else {
+                b.presentment.minor
+            }
+        };
         let x = &e[side];
-        assert_eq!(get(t.lines_gross), x["lines_gross"], "{name} {side} lines_gross");
-        assert_eq!(get(t.line_discounts), x["discounts"], "{name} {side} discounts");
+        assert_eq!(
+            get(t.lines_gross),
+            x["lines_gross"],
+            "{name} {side} lines_gross"
+        );
+        assert_eq!(
+            get(t.line_discounts),
+            x["discounts"],
+            "{name} {side} discounts"
+        );
         assert_eq!(get(t.shipping), x["shipping"], "{name} {side} shipping");
-        assert_eq!(get(t.shipping_discounts), x["shipping_discounts"], "{name} {side} shipping_discounts");
+        assert_eq!(
+            get(t.shipping_discounts),
+            x["shipping_discounts"],
+            "{name} {side} shipping_discounts"
+        );
         assert_eq!(get(t.tax), x["tax"], "{name} {side} tax");
         assert_eq!(get(t.total), x["total"], "{name} {side} total");
-        assert_eq!(get(t.merchandise_net), x["merchandise_net"], "{name} {side} merchandise_net");
-        assert_eq!(get(t.gift_cards), x["gift_cards"], "{name} {side} gift_cards");
+        assert_eq!(
+            get(t.merchandise_net),
+            x["merchandise_net"],
+            "{name} {side} merchandise_net"
+        );
+        assert_eq!(
+            get(t.gift_cards),
+            x["gift_cards"],
+            "{name} {side} gift_cards"
+        );
     }
     assert_eq!(order.shop_currency.code(), e["currency_shop"]);
     assert_eq!(order.presentment_currency.code(), e["currency_presentment"]);
@@ -81,8 +114,14 @@ fn code_discount_only_in_line_allocations_is_counted() {
     let v: Value = serde_json::from_str(DISCOUNT_CODE).unwrap();
     assert_eq!(v["total_discounts"], "0.00");
     assert_eq!(order.totals.line_discounts.shop.minor, 1215);
-    assert!(order.lines.iter().all(|l| !l.discount_allocations.is_empty()));
-    assert!(order.lines.iter().all(|l| l.discount_allocations[0].source.is_some()));
+    assert!(order
+        .lines
+        .iter()
+        .all(|l| !l.discount_allocations.is_empty()));
+    assert!(order
+        .lines
+        .iter()
+        .all(|l| l.discount_allocations[0].source.is_some()));
     // 8 % tax on the discounted lines, untaxed shipping.
     assert!(order.shipping_lines.iter().all(|s| s.tax_lines.is_empty()));
 }
@@ -95,17 +134,26 @@ fn ignoring_the_allocations_would_not_reconcile() {
         }
     });
     let err = shopify_order(&body).unwrap_err();
-    assert!(matches!(err, MapError::TotalsMismatch { ref stated_field, .. } if stated_field == "total_price"), "{err}");
+    assert!(
+        matches!(err, MapError::TotalsMismatch { ref stated_field, .. } if stated_field == "total_price"),
+        "{err}"
+    );
 }
 
 #[test]
 fn vat_inclusive_prices_do_not_add_tax_on_top() {
     let order = shopify_order(EUR_VAT).unwrap();
     assert!(order.taxes_included);
-    assert_totals_match_expected(&order, "shopify-orders-create-eur-presentment-vat-inclusive");
+    assert_totals_match_expected(
+        &order,
+        "shopify-orders-create-eur-presentment-vat-inclusive",
+    );
     // The same figures read as tax-exclusive do not add up.
     let body = edit(EUR_VAT, |v| v["taxes_included"] = json!(false));
-    assert!(matches!(shopify_order(&body), Err(MapError::TotalsMismatch { .. })));
+    assert!(matches!(
+        shopify_order(&body),
+        Err(MapError::TotalsMismatch { .. })
+    ));
 }
 
 #[test]
@@ -118,8 +166,14 @@ fn shop_and_presentment_money_each_come_from_their_own_set() {
     let v: Value = serde_json::from_str(EUR_VAT).unwrap();
     let li = &v["line_items"][0]["price_set"];
     let line = &order.lines[0];
-    assert_eq!(line.unit_price.shop.to_decimal_string(), li["shop_money"]["amount"].as_str().unwrap());
-    assert_eq!(line.unit_price.presentment.to_decimal_string(), li["presentment_money"]["amount"].as_str().unwrap());
+    assert_eq!(
+        line.unit_price.shop.to_decimal_string(),
+        li["shop_money"]["amount"].as_str().unwrap()
+    );
+    assert_eq!(
+        line.unit_price.presentment.to_decimal_string(),
+        li["presentment_money"]["amount"].as_str().unwrap()
+    );
 }
 
 #[test]
@@ -128,7 +182,12 @@ fn a_presentment_amount_that_does_not_add_up_is_named() {
         v["total_price_set"]["presentment_money"]["amount"] = json!("128.91");
     });
     match shopify_order(&body).unwrap_err() {
-        MapError::TotalsMismatch { currency, computed, stated, .. } => {
+        MapError::TotalsMismatch {
+            currency,
+            computed,
+            stated,
+            ..
+        } => {
             assert_eq!(currency, "EUR");
             assert_eq!(computed, "128.90");
             assert_eq!(stated, "128.91");
@@ -140,17 +199,27 @@ fn a_presentment_amount_that_does_not_add_up_is_named() {
 #[test]
 fn multi_currency_without_sets_is_refused_not_reconverted() {
     let body = edit(EUR_VAT, |v| {
-        v["line_items"][0].as_object_mut().unwrap().remove("price_set");
+        v["line_items"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("price_set");
     });
     let err = shopify_order(&body).unwrap_err();
-    assert!(matches!(&err, MapError::MissingField(f) if f.contains("line_items[0].price_set")), "{err}");
+    assert!(
+        matches!(&err, MapError::MissingField(f) if f.contains("line_items[0].price_set")),
+        "{err}"
+    );
 }
 
 #[test]
 fn gift_card_lines_are_not_merchandise() {
     let order = shopify_order(CAD_GIFT).unwrap();
     assert_totals_match_expected(&order, "shopify-orders-create-cad-gift-card");
-    let gift = order.lines.iter().find(|l| l.kind == LineKind::GiftCard).unwrap();
+    let gift = order
+        .lines
+        .iter()
+        .find(|l| l.kind == LineKind::GiftCard)
+        .unwrap();
     assert_eq!(gift.sku, None);
     assert!(!gift.requires_shipping);
     assert_eq!(order.totals.gift_cards.shop.minor, 5000);
@@ -168,7 +237,10 @@ fn line_tax_that_disagrees_with_total_tax_is_refused() {
         v["total_tax_set"]["presentment_money"]["amount"] = json!("13.66");
     });
     let err = shopify_order(&body).unwrap_err();
-    assert!(matches!(&err, MapError::TotalsMismatch { stated_field, .. } if stated_field == "total_tax"), "{err}");
+    assert!(
+        matches!(&err, MapError::TotalsMismatch { stated_field, .. } if stated_field == "total_tax"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -178,24 +250,55 @@ fn a_total_that_does_not_reconcile_names_the_mismatch() {
         v["total_price_set"]["presentment_money"]["amount"] = json!("128.09");
     });
     let err = shopify_order(&body).unwrap_err().to_string();
-    assert!(err.contains("128.08") && err.contains("128.09") && err.contains("total_price"), "{err}");
+    assert!(
+        err.contains("128.08") && err.contains("128.09") && err.contains("total_price"),
+        "{err}"
+    );
 }
 
 #[test]
 fn malformed_bodies_are_reported_not_panicked_on() {
-    for body in ["", "{", "[]", "{\"id\": 1}", "null", "{\"id\":1,\"line_items\":\"x\"}"] {
-        assert!(shopify::map(shopify::ShopifyTopic::OrdersCreate, SHOP, body.as_bytes()).is_err(), "{body:?}");
-        assert!(shopify::map(shopify::ShopifyTopic::RefundsCreate, SHOP, body.as_bytes()).is_err(), "{body:?}");
-        assert!(adobe::AdobeDelivery::parse(body.as_bytes()).is_err(), "{body:?}");
+    for body in [
+        "",
+        "{",
+        "[]",
+        "{\"id\": 1}",
+        "null",
+        "{\"id\":1,\"line_items\":\"x\"}",
+    ] {
+        assert!(
+            shopify::map(shopify::ShopifyTopic::OrdersCreate, SHOP, body.as_bytes()).is_err(),
+            "{body:?}"
+        );
+        assert!(
+            shopify::map(shopify::ShopifyTopic::RefundsCreate, SHOP, body.as_bytes()).is_err(),
+            "{body:?}"
+        );
+        assert!(
+            adobe::AdobeDelivery::parse(body.as_bytes()).is_err(),
+            "{body:?}"
+        );
     }
-    let too_precise = edit(DISCOUNT_CODE, |v| v["line_items"][0]["price_set"]["shop_money"]["amount"] = json!("1.005"));
-    assert!(matches!(shopify_order(&too_precise), Err(MapError::BadAmount { .. })));
+    let too_precise = edit(DISCOUNT_CODE, |v| {
+        v["line_items"][0]["price_set"]["shop_money"]["amount"] = json!("1.005")
+    });
+    assert!(matches!(
+        shopify_order(&too_precise),
+        Err(MapError::BadAmount { .. })
+    ));
 }
 
 #[test]
 fn cancellation_maps_to_order_cancelled() {
-    let ev = shopify::map(shopify::ShopifyTopic::OrdersCancelled, SHOP, CANCELLED.as_bytes()).unwrap();
-    let CanonicalEvent::OrderCancelled(c) = ev else { panic!() };
+    let ev = shopify::map(
+        shopify::ShopifyTopic::OrdersCancelled,
+        SHOP,
+        CANCELLED.as_bytes(),
+    )
+    .unwrap();
+    let CanonicalEvent::OrderCancelled(c) = ev else {
+        panic!()
+    };
     assert_eq!(c.cancellation.reason.as_deref(), Some("customer"));
     assert_eq!(c.cancellation.order.order_id, "5872301948123");
 }
@@ -228,7 +331,10 @@ fn refund_numbers_sent_as_json_numbers_are_exact() {
         let rl = &mut v["refund_line_items"][0];
         rl.as_object_mut().unwrap().remove("subtotal_set");
         rl.as_object_mut().unwrap().remove("total_tax_set");
-        assert!(rl["subtotal"].is_number(), "fixture sends subtotal as a JSON number");
+        assert!(
+            rl["subtotal"].is_number(),
+            "fixture sends subtotal as a JSON number"
+        );
     });
     let r = shopify_refund(&body).unwrap();
     assert_eq!(r.lines[0].subtotal.shop.minor, 2249);
@@ -244,12 +350,18 @@ fn refund_whose_transactions_disagree_is_refused() {
 
 #[test]
 fn adobe_configurable_product_counts_its_line_once() {
-    let CanonicalEvent::OrderPlaced(e) = adobe_event(ADOBE).unwrap() else { panic!() };
+    let CanonicalEvent::OrderPlaced(e) = adobe_event(ADOBE).unwrap() else {
+        panic!()
+    };
     let order = e.order;
     assert_totals_match_expected(&order, "adobe-order-configurable");
     let v: Value = serde_json::from_str(ADOBE).unwrap();
     let items = v["data"]["value"]["items"].as_array().unwrap();
-    assert_eq!(items.len(), 3, "fixture has parent, child and a simple item");
+    assert_eq!(
+        items.len(),
+        3,
+        "fixture has parent, child and a simple item"
+    );
     assert_eq!(order.lines.len(), 2);
     assert!(order.lines.iter().all(|l| l.unit_price.shop.minor > 0));
 }
@@ -257,14 +369,19 @@ fn adobe_configurable_product_counts_its_line_once() {
 #[test]
 fn adobe_order_discount_is_negative_and_checked() {
     let v: Value = serde_json::from_str(ADOBE).unwrap();
-    assert!(v["data"]["value"]["discount_amount"].to_string().contains('-'));
+    assert!(v["data"]["value"]["discount_amount"]
+        .to_string()
+        .contains('-'));
     let flipped = edit(ADOBE, |v| {
         let o = &mut v["data"]["value"];
         o["discount_amount"] = json!(5.2);
         o["base_discount_amount"] = json!(5.2);
     });
     let err = adobe_event(&flipped).unwrap_err();
-    assert!(matches!(&err, MapError::TotalsMismatch { stated_field, .. } if stated_field == "discount_amount"), "{err}");
+    assert!(
+        matches!(&err, MapError::TotalsMismatch { stated_field, .. } if stated_field == "discount_amount"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -272,7 +389,11 @@ fn adobe_counting_the_child_line_too_would_not_reconcile() {
     // A child priced like its parent (a payload counted twice) must not pass.
     let body = edit(ADOBE, |v| {
         let items = v["data"]["value"]["items"].as_array_mut().unwrap();
-        let parent = items.iter().find(|i| i["parent_item_id"].is_null() && i["product_type"] == "configurable").unwrap().clone();
+        let parent = items
+            .iter()
+            .find(|i| i["parent_item_id"].is_null() && i["product_type"] == "configurable")
+            .unwrap()
+            .clone();
         for it in items.iter_mut() {
             if !it["parent_item_id"].is_null() {
                 it["parent_item_id"] = Value::Null;
@@ -283,13 +404,19 @@ fn adobe_counting_the_child_line_too_would_not_reconcile() {
             }
         }
     });
-    assert!(matches!(adobe_event(&body), Err(MapError::TotalsMismatch { .. })));
+    assert!(matches!(
+        adobe_event(&body),
+        Err(MapError::TotalsMismatch { .. })
+    ));
 }
 
 #[test]
 fn adobe_canceled_state_maps_to_order_cancelled() {
     let body = edit(ADOBE, |v| v["data"]["value"]["state"] = json!("canceled"));
-    assert!(matches!(adobe_event(&body).unwrap(), CanonicalEvent::OrderCancelled(_)));
+    assert!(matches!(
+        adobe_event(&body).unwrap(),
+        CanonicalEvent::OrderCancelled(_)
+    ));
 }
 
 #[test]
@@ -298,6 +425,10 @@ fn adobe_delivery_reads_the_io_events_envelope() {
     assert_eq!(d.event_code, "observer.sales_order_save_after");
     assert!(d.is_order_event());
     assert!(!d.event_id.is_empty());
-    let other = edit(ADOBE, |v| v["type"] = json!("com.adobe.commerce.observer.catalog_product_save_after"));
-    assert!(!adobe::AdobeDelivery::parse(other.as_bytes()).unwrap().is_order_event());
+    let other = edit(ADOBE, |v| {
+        v["type"] = json!("com.adobe.commerce.observer.catalog_product_save_after")
+    });
+    assert!(!adobe::AdobeDelivery::parse(other.as_bytes())
+        .unwrap()
+        .is_order_event());
 }

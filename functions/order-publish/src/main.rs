@@ -42,7 +42,11 @@ impl App {
                     adobe_shop: self.adobe_shop.clone(),
                     ..IntakeConfig::default()
                 })?;
-                Ok(OrderIntake::new(self.store.clone(), self.bus.clone(), config))
+                Ok(OrderIntake::new(
+                    self.store.clone(),
+                    self.bus.clone(),
+                    config,
+                ))
             })
             .await
     }
@@ -113,7 +117,9 @@ async fn main() -> Result<(), Error> {
         )),
         secrets: aws_sdk_secretsmanager::Client::new(&aws),
         secrets_arn: env("RETAILFLOW_SECRETS_ARN")?,
-        adobe_shop: std::env::var("RETAILFLOW_ADOBE_SHOP").ok().filter(|s| !s.is_empty()),
+        adobe_shop: std::env::var("RETAILFLOW_ADOBE_SHOP")
+            .ok()
+            .filter(|s| !s.is_empty()),
         intake: OnceCell::new(),
     };
     let app = &app;

@@ -30,7 +30,8 @@ impl ApiRequest {
             for (k, v) in h {
                 let Some(v) = v.as_str() else { continue };
                 headers.insert(
-                    http::HeaderName::from_bytes(k.as_bytes()).with_context(|| format!("header {k}"))?,
+                    http::HeaderName::from_bytes(k.as_bytes())
+                        .with_context(|| format!("header {k}"))?,
                     http::HeaderValue::from_str(v).with_context(|| format!("header {k}"))?,
                 );
             }
@@ -44,12 +45,22 @@ impl ApiRequest {
         if method != "POST" {
             bail!("only POST webhooks are replayed, got {method}");
         }
-        Ok(ApiRequest { method, path, headers, body })
+        Ok(ApiRequest {
+            method,
+            path,
+            headers,
+            body,
+        })
     }
 }
 
 /// Builds an HTTP API 2.0 event for a webhook POST.
-pub fn webhook_event(path: &str, headers: &[(String, String)], body: &str, request_id: &str) -> Value {
+pub fn webhook_event(
+    path: &str,
+    headers: &[(String, String)],
+    body: &str,
+    request_id: &str,
+) -> Value {
     let mut h = serde_json::Map::new();
     h.insert("content-type".into(), json!("application/json"));
     for (k, v) in headers {

@@ -52,9 +52,12 @@ pub async fn run(dir: &Path, dev_keys: &Path) -> anyhow::Result<()> {
         bail!("no *.json events in {}", dir.display());
     }
     for file in &files {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let event: serde_json::Value = serde_json::from_str(&read(file)?)
-            .with_context(|| format!("{name} is not JSON"))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let event: serde_json::Value =
+            serde_json::from_str(&read(file)?).with_context(|| format!("{name} is not JSON"))?;
         let req = match ApiRequest::from_event(&event) {
             Ok(r) => r,
             Err(e) => {
@@ -63,7 +66,10 @@ pub async fn run(dir: &Path, dev_keys: &Path) -> anyhow::Result<()> {
             }
         };
         let Some(route) = WebhookRoute::from_path(&req.path) else {
-            println!("{name:<60} skipped: no route for {} {}", req.method, req.path);
+            println!(
+                "{name:<60} skipped: no route for {} {}",
+                req.method, req.path
+            );
             continue;
         };
         let resp = app
@@ -90,7 +96,9 @@ pub async fn run(dir: &Path, dev_keys: &Path) -> anyhow::Result<()> {
         let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
         println!(
             "  {:<15} {}  correlation {}",
-            e.detail_type, e.event_id, detail["correlation_id"].as_str().unwrap_or("")
+            e.detail_type,
+            e.event_id,
+            detail["correlation_id"].as_str().unwrap_or("")
         );
     }
     for s in app.store.sagas() {
@@ -125,7 +133,10 @@ pub fn canonical(source: Source, topic: &str, shop: &str, file: &Path) -> anyhow
         source: format!("{platform}:{shop}"),
         causation_id: Some(delivery_id),
     };
-    println!("{}", serde_json::to_string_pretty(&event.to_envelope(&meta))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&event.to_envelope(&meta))?
+    );
     Ok(())
 }
 
@@ -149,8 +160,14 @@ pub fn sample_event(
                 ("X-Shopify-Event-Id".into(), event_id.clone()),
                 ("X-Shopify-Webhook-Id".into(), format!("wh-{event_id}")),
                 ("X-Shopify-API-Version".into(), "2025-10".into()),
-                ("X-Shopify-Triggered-At".into(), "2026-11-26T12:00:00Z".into()),
-                ("X-Shopify-Hmac-Sha256".into(), shopify_signature(&secret, body.as_bytes())),
+                (
+                    "X-Shopify-Triggered-At".into(),
+                    "2026-11-26T12:00:00Z".into(),
+                ),
+                (
+                    "X-Shopify-Hmac-Sha256".into(),
+                    shopify_signature(&secret, body.as_bytes()),
+                ),
             ];
             ("/webhooks/shopify", headers)
         }
@@ -158,8 +175,14 @@ pub fn sample_event(
             let mut headers = Vec::new();
             for n in 1..=2 {
                 let key = read(&dev_keys.join(format!("adobe-private-{n}.pem")))?;
-                headers.push((format!("x-adobe-digital-signature-{n}"), adobe_signature(&key, body.as_bytes())?));
-                headers.push((format!("x-adobe-public-key{n}-path"), format!("/prod/keys/pub-key-dev-{n}.pem")));
+                headers.push((
+                    format!("x-adobe-digital-signature-{n}"),
+                    adobe_signature(&key, body.as_bytes())?,
+                ));
+                headers.push((
+                    format!("x-adobe-public-key{n}-path"),
+                    format!("/prod/keys/pub-key-dev-{n}.pem"),
+                ));
             }
             headers.push(("x-adobe-event-code".into(), topic.to_string()));
             ("/webhooks/adobe", headers)

@@ -17,7 +17,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "retailflow", version, about = "retailflow: ecommerce, loyalty and ERP in step")]
+#[command(
+    name = "retailflow",
+    version,
+    about = "retailflow: ecommerce, loyalty and ERP in step"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,9 +96,20 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run { dir, dev_keys } => commands::run(&dir, &dev_keys).await,
         Command::Serve { listen } => serve::serve(listen).await,
-        Command::Canonical { source, topic, shop, file } => commands::canonical(source, &topic, &shop, &file),
-        Command::SampleEvent { source, topic, shop, event_id, dev_keys, tamper, payload } => {
-            commands::sample_event(source, &topic, &shop, event_id, &dev_keys, tamper, &payload)
-        }
+        Command::Canonical {
+            source,
+            topic,
+            shop,
+            file,
+        } => commands::canonical(source, &topic, &shop, &file),
+        Command::SampleEvent {
+            source,
+            topic,
+            shop,
+            event_id,
+            dev_keys,
+            tamper,
+            payload,
+        } => commands::sample_event(source, &topic, &shop, event_id, &dev_keys, tamper, &payload),
     }
 }

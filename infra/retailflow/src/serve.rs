@@ -27,7 +27,12 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .with_state(app)
 }
 
-async fn webhook(State(app): State<Arc<LocalApp>>, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+async fn webhook(
+    State(app): State<Arc<LocalApp>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
     let Some(route) = WebhookRoute::from_path(uri.path()) else {
         return (axum::http::StatusCode::NOT_FOUND, "no such route").into_response();
     };

@@ -1,0 +1,320 @@
+//! The `retailflow` binary as a person uses it: `serve`, `run` and `canonical`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::webhook::{shopify_signature, Secret};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn payload(name: &str) -> String {
+    std::fs::read_to_string(repo().join("events/payloads").join(name)).unwrap()
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve() -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+        .args(["serve", "--listen", &addr])
+        .env("RETAILFLOW_SHOPIFY_SECRET", "serve-secret")
+        .env("RETAILFLOW_SHOPIFY_PREVIOUS_SECRET", "serve-old-secret")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Forward the server's log lines so a failure shows them.
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[serve] {line}");
+        }
+    });
+    let start = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, addr }
+}
+
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string())),
+    )
+}
+
+fn shopify_headers(secret: &str, event_id: &str, body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("Content-Type", "application/json".into()),
+        ("X-Shopify-Topic", "orders/create".into()),
+        ("X-Shopify-Shop-Domain", "acme.myshopify.com".into()),
+        ("X-Shopify-Event-Id", event_id.into()),
+        (
+            "X-Shopify-Hmac-Sha256",
+            shopify_signature(&Secret::new(secret), body.as_bytes()),
+        ),
+    ]
+}
+
+#[test]
+fn serve_accepts_signed_refuses_tampered_and_publishes_a_redelivery_once() {
+    let server = serve();
+    let body = payload("shopify-orders-create-discount-code.json");
+    let headers = shopify_headers("serve-secret", "ev-serve-1", &body);
+
+    let (status, first) = http(&server.addr, "POST", "/webhooks/shopify", &headers, &body);
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["event_type"], "OrderPlaced");
+
+    let tampered = body.replace("\"quantity\": 1", "\"quantity\": 2");
+    assert_ne!(tampered, body);
+    let (status, _) = http(
+        &server.addr,
+        "POST",
+        "/webhooks/shopify",
+        &headers,
+        &tampered,
+    );
+    assert_eq!(status, 401);
+
+    let (status, again) = http(&server.addr, "POST", "/webhooks/shopify", &headers, &body);
+    assert_eq!(status, 200);
+    assert_eq!(again["duplicate"], true);
+
+    // Signed with the previous secret during a rotation: accepted.
+    let rotated = shopify_headers("serve-old-secret", "ev-serve-2", &body);
+    assert_eq!(
+        http(&server.addr, "POST", "/webhooks/shopify", &rotated, &body).0,
+        200
+    );
+
+    let (status, state) = http(&server.addr, "GET", "/local/state", &[], "");
+    assert_eq!(status, 200);
+    let events = state["events"].as_array().unwrap();
+    let first_id = first["event_id"].as_str().unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e["event_id"] == first_id).count(),
+        1,
+        "{state}"
+    );
+    assert_eq!(events.len(), 2);
+    assert_eq!(state["sagas"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn serve_answers_bad_input_with_reasons() {
+    let server = serve();
+    let headers = shopify_headers("serve-secret", "ev-bad-1", "{not json");
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/webhooks/shopify",
+        &headers,
+        "{not json",
+    );
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("JSON"), "{body}");
+    assert!(body["quarantine_id"].is_string());
+    let big = "x".repeat(2 * 1024 * 1024);
+    let headers = shopify_headers("serve-secret", "ev-big", &big);
+    assert_eq!(
+        http(&server.addr, "POST", "/webhooks/shopify", &headers, &big).0,
+        413
+    );
+    // No Adobe keys configured for this server: not accepted, retry later.
+    assert_eq!(
+        http(&server.addr, "POST", "/webhooks/adobe", &[], "{}").0,
+        503
+    );
+}
+
+fn canonical(source: &str, topic: &str, file: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+        .args(["canonical", "--source", source, "--topic", topic])
+        .arg(repo().join("events/payloads").join(file))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn totals(env: &serde_json::Value, side: &str) -> Vec<i64> {
+    let t = &env["detail"]["order"]["totals"];
+    [
+        "lines_gross",
+        "line_discounts",
+        "shipping",
+        "shipping_discounts",
+        "tax",
+        "total",
+    ]
+    .iter()
+    .map(|k| t[k][side]["minor"].as_i64().unwrap())
+    .collect()
+}
+
+#[test]
+fn canonical_prints_totals_that_reconcile_for_the_acceptance_orders() {
+    // [lines, line discounts, shipping, shipping discounts, tax, total]
+    let discount = canonical(
+        "shopify",
+        "orders/create",
+        "shopify-orders-create-discount-code.json",
+    );
+    assert_eq!(
+        totals(&discount, "shop"),
+        vec![12148, 1215, 1000, 0, 875, 12808]
+    );
+    assert_eq!(discount["schema_version"], 1);
+
+    let eur = canonical(
+        "shopify",
+        "orders/create",
+        "shopify-orders-create-eur-presentment-vat-inclusive.json",
+    );
+    assert_eq!(totals(&eur, "shop"), vec![14457, 1087, 641, 0, 2335, 14011]);
+    assert_eq!(
+        totals(&eur, "presentment"),
+        vec![13300, 1000, 590, 0, 2148, 12890]
+    );
+    assert_eq!(
+        eur["detail"]["order"]["totals"]["total"]["presentment"]["currency"],
+        "EUR"
+    );
+
+    let cad = canonical(
+        "shopify",
+        "orders/create",
+        "shopify-orders-create-cad-gift-card.json",
+    );
+    assert_eq!(totals(&cad, "shop"), vec![13999, 0, 1500, 0, 1365, 16864]);
+    assert_eq!(
+        cad["detail"]["order"]["totals"]["gift_cards"]["shop"]["minor"],
+        5000
+    );
+
+    let adobe = canonical(
+        "adobe",
+        "observer.sales_order_save_after",
+        "adobe-order-configurable.json",
+    );
+    assert_eq!(totals(&adobe, "shop"), vec![8400, 520, 1000, 0, 650, 9530]);
+    assert_eq!(
+        adobe["detail"]["order"]["lines"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn canonical_reports_a_mismatch_and_exits_non_zero() {
+    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+        .args([
+            "canonical",
+            "--source",
+            "shopify",
+            "--topic",
+            "orders/create",
+        ])
+        .arg(repo().join("events/payloads/shopify-orders-create-totals-mismatch.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("total_price") && err.contains("999.99"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_feeds_the_sample_events_through_the_whole_app() {
+    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+        .current_dir(repo())
+        .args(["run"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let status_of = |file: &str| -> u16 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(file))
+            .unwrap_or_else(|| panic!("{file} missing:\n{stdout}"));
+        line[60..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(status_of("01-shopify-orders-create.json"), 200);
+    assert_eq!(status_of("02-shopify-orders-create-redelivery.json"), 200);
+    assert!(stdout
+        .lines()
+        .any(|l| l.starts_with("02-") && l.contains("\"duplicate\":true")));
+    assert_eq!(status_of("03-shopify-orders-create-tampered.json"), 401);
+    assert_eq!(
+        status_of("06-shopify-orders-create-totals-mismatch.json"),
+        400
+    );
+    assert_eq!(status_of("11-adobe-order-configurable.json"), 200);
+    assert!(
+        stdout.contains("published 7 event(s), 4 saga(s), 1 quarantined"),
+        "{stdout}"
+    );
+}

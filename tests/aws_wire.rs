@@ -1,0 +1,365 @@
+//! AWS-wire specifications: the DynamoDB and EventBridge adapters through the
+//! real aws-sdk-rust clients against moto server on loopback.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
+use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use common::ports::{BusError, BusEvent, EventBus, QuarantinedDelivery, StateStore, StoreError};
+use common::saga::SagaUpdate;
+use common::webhook::{shopify_signature, Secret, ShopifySecrets};
+use http::{HeaderMap, HeaderValue};
+use retailflow_e2e::{aws_config, create_routed_bus, create_state_table, drain};
+
+const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
+const SECRET: &str = "wire-secret";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn store() -> (DynamoDbStateStore, aws_sdk_dynamodb::Client) {
+    let cfg = aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&cfg);
+    let table = create_state_table(&client).await;
+    (DynamoDbStateStore::new(client.clone(), table), client)
+}
+
+fn claim_req(key: &str, hash: &str, now: DateTime<Utc>) -> ClaimRequest {
+    ClaimRequest {
+        key: IdempotencyKey(key.into()),
+        payload_hash: hash.into(),
+        now,
+        lease_until: now + Duration::seconds(30),
+    }
+}
+
+fn completion(now: DateTime<Utc>, saga: Option<SagaUpdate>) -> Completion {
+    Completion {
+        result: Some(serde_json::json!({"event_id": "e-1"})),
+        now,
+        expires_at: now + Duration::days(7),
+        saga,
+    }
+}
+
+#[tokio::test]
+async fn dynamodb_claim_is_exclusive_until_completed() {
+    let (store, _) = store().await;
+    let ClaimOutcome::Claimed(claim) = store.claim(&claim_req("k1", "h1", t0())).await.unwrap()
+    else {
+        panic!("first claim must win")
+    };
+    assert!(matches!(
+        store.claim(&claim_req("k1", "h1", t0())).await.unwrap(),
+        ClaimOutcome::InProgress { .. }
+    ));
+    store
+        .complete(&claim, &completion(t0(), None))
+        .await
+        .unwrap();
+    match store
+        .claim(&claim_req("k1", "h1", t0() + Duration::hours(1)))
+        .await
+        .unwrap()
+    {
+        ClaimOutcome::AlreadyCompleted { result } => assert_eq!(result.unwrap()["event_id"], "e-1"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store
+            .claim(&claim_req("k1", "other-hash", t0()))
+            .await
+            .unwrap(),
+        ClaimOutcome::PayloadMismatch
+    );
+}
+
+#[tokio::test]
+async fn dynamodb_an_expired_lease_is_taken_over_and_the_old_worker_cannot_complete() {
+    let (store, _) = store().await;
+    let ClaimOutcome::Claimed(old) = store.claim(&claim_req("k2", "h", t0())).await.unwrap() else {
+        panic!()
+    };
+    let later = t0() + Duration::seconds(31);
+    let ClaimOutcome::Claimed(new) = store.claim(&claim_req("k2", "h", later)).await.unwrap()
+    else {
+        panic!("an expired lease must be claimable")
+    };
+    assert_ne!(old.token, new.token);
+    assert!(matches!(
+        store.complete(&old, &completion(later, None)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    store
+        .complete(&new, &completion(later, None))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn dynamodb_release_lets_a_retry_claim_at_once() {
+    let (store, _) = store().await;
+    let ClaimOutcome::Claimed(c) = store.claim(&claim_req("k3", "h", t0())).await.unwrap() else {
+        panic!()
+    };
+    store.release(&c).await.unwrap();
+    assert!(matches!(
+        store.claim(&claim_req("k3", "h", t0())).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+}
+
+#[tokio::test]
+async fn dynamodb_concurrent_claims_have_exactly_one_winner() {
+    let (store, _) = store().await;
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.claim(&claim_req("k4", "h", t0())).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            ClaimOutcome::Claimed(_) => won += 1,
+            ClaimOutcome::InProgress { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+#[tokio::test]
+async fn dynamodb_saga_starts_with_the_completion_and_keeps_its_start() {
+    let (store, _) = store().await;
+    let upd = |event_id: &str, t: &str, at| SagaUpdate {
+        saga_key: "shopify:s:order:1".into(),
+        correlation_id: "shopify:s:order:1".into(),
+        event_id: event_id.into(),
+        event_type: t.into(),
+        at,
+    };
+    let ClaimOutcome::Claimed(c1) = store.claim(&claim_req("k5a", "h", t0())).await.unwrap() else {
+        panic!()
+    };
+    store
+        .complete(&c1, &completion(t0(), Some(upd("e1", "OrderPlaced", t0()))))
+        .await
+        .unwrap();
+    let later = t0() + Duration::minutes(5);
+    let ClaimOutcome::Claimed(c2) = store.claim(&claim_req("k5b", "h", later)).await.unwrap()
+    else {
+        panic!()
+    };
+    store
+        .complete(
+            &c2,
+            &completion(later, Some(upd("e2", "RefundIssued", later))),
+        )
+        .await
+        .unwrap();
+    let saga = store.saga("shopify:s:order:1").await.unwrap().unwrap();
+    assert_eq!(saga.started_at, t0());
+    assert_eq!(saga.updated_at, later);
+    assert_eq!(saga.last_event_type, "RefundIssued");
+    assert_eq!(saga.event_ids.len(), 2);
+    assert!(store.saga("shopify:s:order:404").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn dynamodb_quarantine_keeps_the_raw_body() {
+    let (store, client) = store().await;
+    let id = uuid::Uuid::new_v4();
+    store
+        .quarantine(&QuarantinedDelivery {
+            id,
+            received_at: t0(),
+            source: "shopify".into(),
+            topic: Some("orders/create".into()),
+            shop: None,
+            delivery_id: Some("ev-1".into()),
+            reason: "does not parse".into(),
+            body: b"{not json".to_vec(),
+        })
+        .await
+        .unwrap();
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("QUARANTINE#{id}")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let gz = item["body_gzip"].as_b().unwrap().as_ref().to_vec();
+    let mut body = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_end(&mut body)
+        .unwrap();
+    assert_eq!(body, b"{not json");
+    assert_eq!(item["reason"].as_s().unwrap(), "does not parse");
+}
+
+fn signed_headers(event_id: &str, body: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-shopify-topic", HeaderValue::from_static("orders/create"));
+    h.insert(
+        "x-shopify-shop-domain",
+        HeaderValue::from_static("acme.myshopify.com"),
+    );
+    h.insert(
+        "x-shopify-event-id",
+        HeaderValue::from_str(event_id).unwrap(),
+    );
+    let sig = shopify_signature(&Secret::new(SECRET), body.as_bytes());
+    h.insert(
+        "x-shopify-hmac-sha256",
+        HeaderValue::from_str(&sig).unwrap(),
+    );
+    h
+}
+
+async fn wire_intake(bus_name: &str) -> (Arc<OrderIntake>, DynamoDbStateStore) {
+    let cfg = aws_config().await;
+    let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
+    wire_intake_on(bus_name, &table).await
+}
+
+async fn wire_intake_on(bus_name: &str, table: &str) -> (Arc<OrderIntake>, DynamoDbStateStore) {
+    let cfg = aws_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let intake = OrderIntake::new(
+        Arc::new(DynamoDbStateStore::new(ddb.clone(), table)),
+        Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&cfg),
+            bus_name,
+        )),
+        IntakeConfig {
+            shopify: Some(ShopifySecrets {
+                current: Secret::new(SECRET),
+                previous: None,
+            }),
+            ..IntakeConfig::default()
+        },
+    );
+    (Arc::new(intake), DynamoDbStateStore::new(ddb, table))
+}
+
+async fn deliver(intake: &OrderIntake, headers: &HeaderMap, body: &str) -> u16 {
+    intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::Shopify,
+            headers,
+            body: body.as_bytes(),
+            received_at: Utc::now(),
+            deadline: Some(Utc::now() + Duration::seconds(5)),
+        })
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn intake_on_aws_routes_one_event_to_sqs_for_duplicate_and_concurrent_deliveries() {
+    let cfg = aws_config().await;
+    let routed = create_routed_bus(&cfg, &["OrderPlaced"]).await;
+    let (intake, store) = wire_intake(&routed.bus).await;
+    let headers = signed_headers("ev-wire-1", ORDER);
+
+    // Two deliveries at once, then a redelivery.
+    let (a, b) = tokio::join!(
+        deliver(&intake, &headers, ORDER),
+        deliver(&intake, &headers, ORDER)
+    );
+    assert!([a, b].contains(&200), "{a} {b}");
+    assert!([a, b].iter().all(|s| *s == 200 || *s == 503), "{a} {b}");
+    assert_eq!(deliver(&intake, &headers, ORDER).await, 200);
+
+    let messages = drain(&cfg, &routed.queue_url).await;
+    assert_eq!(messages.len(), 1, "exactly one event routed: {messages:?}");
+    let m = &messages[0];
+    assert_eq!(m["detail-type"], "OrderPlaced");
+    assert_eq!(m["source"], "retailflow.intake");
+    assert_eq!(m["detail"]["event_type"], "OrderPlaced");
+    assert_eq!(
+        m["detail"]["correlation_id"],
+        "shopify:acme.myshopify.com:order:5872301948123"
+    );
+    assert_eq!(
+        m["detail"]["detail"]["order"]["totals"]["total"]["shop"]["minor"],
+        12808
+    );
+    let saga = store
+        .saga("shopify:acme.myshopify.com:order:5872301948123")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(saga
+        .event_ids
+        .contains(m["detail"]["event_id"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn intake_on_aws_answers_503_when_publishing_fails_and_the_retry_publishes() {
+    let cfg = aws_config().await;
+    let routed = create_routed_bus(&cfg, &["OrderPlaced"]).await;
+    // A bus that does not exist: PutEvents fails.
+    let (broken, store) = wire_intake("no-such-bus").await;
+    let headers = signed_headers("ev-wire-2", ORDER);
+    assert_eq!(deliver(&broken, &headers, ORDER).await, 503);
+    // The retry, on the same state table once the bus works: the failed
+    // attempt's claim does not swallow it.
+    let (intake, _) = wire_intake_on(&routed.bus, store.table()).await;
+    assert_eq!(deliver(&intake, &headers, ORDER).await, 200);
+    assert_eq!(drain(&cfg, &routed.queue_url).await.len(), 1);
+}
+
+#[tokio::test]
+async fn eventbridge_publish_to_a_missing_bus_is_a_retryable_error() {
+    let cfg = aws_config().await;
+    let bus = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&cfg), "no-such-bus");
+    let err = bus
+        .publish(&[BusEvent {
+            event_id: uuid::Uuid::new_v4(),
+            detail_type: "OrderPlaced".into(),
+            source: "retailflow.intake".into(),
+            detail: "{}".into(),
+            time: Utc::now(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(matches!(
+        err,
+        BusError::Unavailable(_) | BusError::Rejected { .. }
+    ));
+}
+
+#[tokio::test]
+async fn eventbridge_refuses_oversized_entries_before_calling() {
+    let cfg = aws_config().await;
+    let bus = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&cfg), "any");
+    let err = bus
+        .publish(&[BusEvent {
+            event_id: uuid::Uuid::new_v4(),
+            detail_type: "OrderPlaced".into(),
+            source: "retailflow.intake".into(),
+            detail: "x".repeat(300 * 1024),
+            time: Utc::now(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::TooLarge { .. }));
+}
