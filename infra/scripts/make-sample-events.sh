@@ -16,7 +16,7 @@ s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000001 shopify-orders-crea
 s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000009 shopify-orders-create-discount-code.json 03-shopify-orders-create-tampered.json --tamper
 s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000002 shopify-orders-create-eur-presentment-vat-inclusive.json 04-shopify-orders-create-eur-vat-inclusive.json
 s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000003 shopify-orders-create-cad-gift-card.json 05-shopify-orders-create-cad-gift-card.json
-s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000004 shopify-orders-create-totals-mismatch.json 06-shopify-orders-create-totals-mismatch.json
+s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000004 invalid/shopify-orders-create-totals-mismatch.json 06-shopify-orders-create-totals-mismatch.json
 s shopify orders/updated 3f1c0a5e-0001-4d7e-9a51-000000000005 shopify-orders-updated.json 07-shopify-orders-updated.json
 s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000006 shopify-refunds-create-partial-with-shipping.json 08-shopify-refunds-create-partial.json
 s shopify orders/cancelled 3f1c0a5e-0001-4d7e-9a51-000000000007 shopify-orders-cancelled.json 09-shopify-orders-cancelled.json

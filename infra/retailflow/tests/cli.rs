@@ -266,7 +266,7 @@ fn canonical_reports_a_mismatch_and_exits_non_zero() {
             "--topic",
             "orders/create",
         ])
-        .arg(repo().join("events/payloads/shopify-orders-create-totals-mismatch.json"))
+        .arg(repo().join("events/payloads/invalid/shopify-orders-create-totals-mismatch.json"))
         .output()
         .unwrap();
     assert!(!out.status.success());
