@@ -363,3 +363,61 @@ async fn eventbridge_refuses_oversized_entries_before_calling() {
         .unwrap_err();
     assert!(matches!(err, BusError::TooLarge { .. }));
 }
+
+#[tokio::test]
+async fn one_webhook_costs_two_dynamodb_requests_and_one_put_events() {
+    use retailflow_e2e::RequestCounter;
+    let cfg = aws_config().await;
+    let routed = create_routed_bus(&cfg, &["OrderPlaced"]).await;
+    let ddb_count = RequestCounter::default();
+    let eb_count = RequestCounter::default();
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&cfg)
+            .interceptor(ddb_count.clone())
+            .build(),
+    );
+    let table = create_state_table(&ddb).await;
+    let eb = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&cfg)
+            .interceptor(eb_count.clone())
+            .build(),
+    );
+    let intake = OrderIntake::new(
+        Arc::new(DynamoDbStateStore::new(ddb, &table)),
+        Arc::new(EventBridgeBus::new(eb, &routed.bus)),
+        IntakeConfig {
+            shopify: Some(ShopifySecrets {
+                current: Secret::new(SECRET),
+                previous: None,
+            }),
+            ..IntakeConfig::default()
+        },
+    );
+    ddb_count.take();
+    let headers = signed_headers("ev-cost-1", ORDER);
+
+    assert_eq!(deliver(&intake, &headers, ORDER).await, 200);
+    let (new_ddb, new_eb) = (ddb_count.take(), eb_count.take());
+    assert_eq!(deliver(&intake, &headers, ORDER).await, 200);
+    let (dup_ddb, dup_eb) = (ddb_count.take(), eb_count.take());
+    let bad_headers = signed_headers("ev-cost-2", "{not json");
+    assert_eq!(deliver(&intake, &bad_headers, "{not json").await, 400);
+    let (bad_ddb, bad_eb) = (ddb_count.take(), eb_count.take());
+
+    println!("requests per webhook: new DynamoDB {new_ddb} EventBridge {new_eb}; redelivery DynamoDB {dup_ddb} EventBridge {dup_eb}; bad body DynamoDB {bad_ddb} EventBridge {bad_eb}");
+    assert_eq!(
+        (new_ddb, new_eb),
+        (2, 1),
+        "claim + (complete with saga) + one PutEvents"
+    );
+    assert_eq!(
+        (dup_ddb, dup_eb),
+        (1, 0),
+        "a redelivery costs one failed conditional put"
+    );
+    assert_eq!(
+        (bad_ddb, bad_eb),
+        (1, 0),
+        "bad input costs one quarantine put"
+    );
+}

@@ -158,10 +158,9 @@ impl OrderIntake {
         let platform = req.route.platform();
         let started = std::time::Instant::now();
         let (resp, delivery) = self.process(&req).await;
-        let reason = resp
-            .body
-            .get("error")
-            .and_then(|e| e.as_str())
+        let reason = ["error", "reason"]
+            .iter()
+            .find_map(|k| resp.body.get(*k).and_then(|e| e.as_str()))
             .unwrap_or("");
         tracing::info!(
             platform,

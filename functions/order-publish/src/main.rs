@@ -7,6 +7,7 @@
 //! for the life of the execution environment.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -105,7 +106,17 @@ async fn main() -> Result<(), Error> {
         .with_current_span(false)
         .without_time()
         .init();
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // Shopify waits 5 s for the answer: bound every AWS call so a slow
+    // dependency turns into a 503 (the platform retries), not a timeout.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .operation_attempt_timeout(Duration::from_millis(1000))
+        .operation_timeout(Duration::from_millis(1500))
+        .build();
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
     let app = App {
         store: Arc::new(DynamoDbStateStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
