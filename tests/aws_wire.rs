@@ -10,7 +10,7 @@ use common::adapters::eventbridge::EventBridgeBus;
 use common::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::ports::{BusError, BusEvent, EventBus, QuarantinedDelivery, StateStore, StoreError};
-use common::saga::SagaUpdate;
+use common::saga::{SagaEvent, SagaUpdate, StepStatus, SAGA_RETENTION};
 use common::webhook::{shopify_signature, Secret, ShopifySecrets};
 use http::{HeaderMap, HeaderValue};
 use retailflow_e2e::{aws_config, create_routed_bus, create_state_table, drain};
@@ -33,7 +33,16 @@ async fn store() -> (DynamoDbStateStore, aws_sdk_dynamodb::Client) {
 
 fn claim_req(key: &str, hash: &str, now: DateTime<Utc>) -> ClaimRequest {
     ClaimRequest {
-        key: IdempotencyKey(key.into()),
+        key: IdempotencyKey::delivery(key),
+        payload_hash: hash.into(),
+        now,
+        lease_until: now + Duration::seconds(30),
+    }
+}
+
+fn step_req(saga: &str, step: &'static str, hash: &str, now: DateTime<Utc>) -> ClaimRequest {
+    ClaimRequest {
+        key: IdempotencyKey::saga_step(saga, step),
         payload_hash: hash.into(),
         now,
         lease_until: now + Duration::seconds(30),
@@ -143,10 +152,12 @@ async fn dynamodb_saga_starts_with_the_completion_and_keeps_its_start() {
     let (store, _) = store().await;
     let upd = |event_id: &str, t: &str, at| SagaUpdate {
         saga_key: "shopify:s:order:1".into(),
-        correlation_id: "shopify:s:order:1".into(),
-        event_id: event_id.into(),
-        event_type: t.into(),
         at,
+        event: Some(SagaEvent {
+            event_id: event_id.into(),
+            event_type: t.into(),
+        }),
+        expires_at: at + SAGA_RETENTION,
     };
     let ClaimOutcome::Claimed(c1) = store.claim(&claim_req("k5a", "h", t0())).await.unwrap() else {
         panic!()
@@ -168,11 +179,86 @@ async fn dynamodb_saga_starts_with_the_completion_and_keeps_its_start() {
         .await
         .unwrap();
     let saga = store.saga("shopify:s:order:1").await.unwrap().unwrap();
-    assert_eq!(saga.started_at, t0());
-    assert_eq!(saga.updated_at, later);
-    assert_eq!(saga.last_event_type, "RefundIssued");
+    assert_eq!(saga.started_at, Some(t0()));
+    assert_eq!(saga.updated_at, Some(later));
+    assert_eq!(saga.last_event_type.as_deref(), Some("RefundIssued"));
     assert_eq!(saga.event_ids.len(), 2);
+    assert_eq!(saga.first_seen["OrderPlaced"], t0());
     assert!(store.saga("shopify:s:order:404").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn dynamodb_steps_claim_and_complete_inside_the_saga_item() {
+    let (store, _) = store().await;
+    let saga = "shopify:s:order:2";
+    let ClaimOutcome::Claimed(erp) = store
+        .claim(&step_req(saga, "erp_post", "h", t0()))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    // A second step of the same order claims independently.
+    let ClaimOutcome::Claimed(loyalty) = store
+        .claim(&step_req(saga, "loyalty_accrual", "h", t0()))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        store
+            .claim(&step_req(saga, "erp_post", "h", t0()))
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress { .. }
+    ));
+    let step_done = |result: serde_json::Value| Completion {
+        result: Some(result),
+        now: t0(),
+        expires_at: t0() + Duration::days(7),
+        saga: Some(SagaUpdate {
+            saga_key: saga.into(),
+            at: t0(),
+            event: None,
+            expires_at: t0() + SAGA_RETENTION,
+        }),
+    };
+    store
+        .complete(&loyalty, &step_done(serde_json::json!({"points": 109})))
+        .await
+        .unwrap();
+    store
+        .complete(&erp, &step_done(serde_json::json!({"document": "SO-1"})))
+        .await
+        .unwrap();
+    let record = store.saga(saga).await.unwrap().unwrap();
+    assert_eq!(record.steps["erp_post"].status, StepStatus::Completed);
+    assert_eq!(
+        record.steps["erp_post"].result.as_ref().unwrap()["document"],
+        "SO-1"
+    );
+    assert_eq!(
+        record.steps["loyalty_accrual"].result.as_ref().unwrap()["points"],
+        109
+    );
+    assert!(matches!(
+        store
+            .claim(&step_req(saga, "erp_post", "h", t0()))
+            .await
+            .unwrap(),
+        ClaimOutcome::AlreadyCompleted { .. }
+    ));
+    // A step recorded without a claim (natively idempotent system).
+    store
+        .record_completed(
+            &IdempotencyKey::saga_step(saga, "shop_status"),
+            "h",
+            &step_done(serde_json::json!({})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.saga(saga).await.unwrap().unwrap().steps.len(), 3);
 }
 
 #[tokio::test]

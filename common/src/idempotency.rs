@@ -15,14 +15,49 @@ use sha2::{Digest, Sha256};
 
 use crate::saga::SagaUpdate;
 
-/// Names one unit of work: the business key and the step, e.g.
-/// `webhook:shopify:acme.myshopify.com:orders/create:<event id>`.
+/// The item a claim lives in. Steps of an order keep their claims in the
+/// order's saga item, so a claim and a completion are one write each and the
+/// saga state rides along; webhook deliveries have items of their own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey(pub String);
+pub enum ClaimScope {
+    /// One platform delivery (dedup of webhooks).
+    Delivery(String),
+    /// One order's saga ([`crate::model::OrderRef::key`]).
+    Saga(String),
+}
+
+/// Names one unit of work: where it is recorded and which step it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    pub scope: ClaimScope,
+    /// Lowercase step name (`intake`, `erp_post`, `loyalty_accrual`): also
+    /// the prefix of the step's attributes in the item.
+    pub step: &'static str,
+}
 
 impl IdempotencyKey {
-    pub fn new(step: &str, business_key: &str) -> Self {
-        IdempotencyKey(format!("{step}:{business_key}"))
+    /// The intake claim of one platform delivery.
+    pub fn delivery(delivery_key: impl Into<String>) -> Self {
+        IdempotencyKey {
+            scope: ClaimScope::Delivery(delivery_key.into()),
+            step: "intake",
+        }
+    }
+
+    /// A step's claim inside an order's saga.
+    pub fn saga_step(saga_key: impl Into<String>, step: &'static str) -> Self {
+        IdempotencyKey {
+            scope: ClaimScope::Saga(saga_key.into()),
+            step,
+        }
+    }
+
+    /// Stable text form for errors and logs.
+    pub fn describe(&self) -> String {
+        match &self.scope {
+            ClaimScope::Delivery(k) => format!("delivery {k} / {}", self.step),
+            ClaimScope::Saga(k) => format!("saga {k} / {}", self.step),
+        }
     }
 }
 

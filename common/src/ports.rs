@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion};
+use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
 use crate::saga::SagaRecord;
 
 /// EventBridge's limit for one entry (detail-type + detail + source + resources).
@@ -20,6 +20,15 @@ pub trait StateStore: Send + Sync {
     /// Marks the claim done (conditional on still holding it) and records the
     /// saga update in the same request.
     async fn complete(&self, claim: &Claim, completion: &Completion) -> Result<(), StoreError>;
+    /// Records a step as done without a claim: for steps whose external
+    /// system deduplicates by key itself (NetSuite upsert by external id), so
+    /// a repeat is harmless and the claim write can be saved.
+    async fn record_completed(
+        &self,
+        key: &IdempotencyKey,
+        payload_hash: &str,
+        completion: &Completion,
+    ) -> Result<(), StoreError>;
     /// Gives the claim up so a retry can take it at once.
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
     /// Keeps input that could not be processed, with the reason.

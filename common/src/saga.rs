@@ -1,51 +1,92 @@
-//! Saga state of one order: which events it has seen. Later steps (ERP post,
-//! loyalty accrual, returns) record their progress in the same item, written
-//! together with their idempotency completion.
+//! Saga state of one order: the events it has seen and each step's progress.
+//! Steps keep their idempotency claims in the same item, so reading the saga
+//! tells where every order is.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// An event recorded on the saga.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaEvent {
+    pub event_id: String,
+    pub event_type: String,
+}
+
 /// Recorded with a step's completion, in the same store request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SagaUpdate {
-    /// The order's business key ([`crate::model::OrderRef::key`]).
+    /// The order's business key ([`crate::model::OrderRef::key`]); also its
+    /// correlation id.
     pub saga_key: String,
-    pub correlation_id: String,
-    pub event_id: String,
-    pub event_type: String,
     pub at: DateTime<Utc>,
+    pub event: Option<SagaEvent>,
+    /// When the saga may be forgotten (kept well past the returns window).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How long a saga is kept after its last update: past any returns window.
+pub const SAGA_RETENTION: chrono::Duration = chrono::Duration::days(400);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    InProgress,
+    Completed,
+}
+
+/// One step's progress, as kept in the saga item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub status: StepStatus,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// What the step produced (ERP document id, points, ...).
+    pub result: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SagaRecord {
     pub saga_key: String,
-    pub correlation_id: String,
-    pub started_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub last_event_type: String,
+    /// When anything was first recorded for this order; `None` while only a
+    /// claim exists (a step can claim before intake records its event).
+    pub started_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub last_event_type: Option<String>,
     pub event_types: BTreeSet<String>,
     pub event_ids: BTreeSet<String>,
+    /// When each event type was first recorded.
+    pub first_seen: BTreeMap<String, DateTime<Utc>>,
+    pub steps: BTreeMap<String, StepRecord>,
 }
 
 impl SagaRecord {
-    /// Applies an update the way the DynamoDB adapter's update expression does:
-    /// first write starts the saga, later ones add to it.
-    pub fn apply(existing: Option<SagaRecord>, u: &SagaUpdate) -> SagaRecord {
-        let mut rec = existing.unwrap_or_else(|| SagaRecord {
-            saga_key: u.saga_key.clone(),
-            correlation_id: u.correlation_id.clone(),
-            started_at: u.at,
-            updated_at: u.at,
-            last_event_type: u.event_type.clone(),
+    pub fn empty(saga_key: &str) -> Self {
+        SagaRecord {
+            saga_key: saga_key.to_string(),
+            started_at: None,
+            updated_at: None,
+            last_event_type: None,
             event_types: BTreeSet::new(),
             event_ids: BTreeSet::new(),
-        });
-        rec.updated_at = u.at;
-        rec.last_event_type = u.event_type.clone();
-        rec.event_types.insert(u.event_type.clone());
-        rec.event_ids.insert(u.event_id.clone());
-        rec
+            first_seen: BTreeMap::new(),
+            steps: BTreeMap::new(),
+        }
+    }
+
+    /// Applies an update the way the DynamoDB adapter's update expression does.
+    pub fn apply(&mut self, u: &SagaUpdate) {
+        self.started_at.get_or_insert(u.at);
+        self.updated_at = Some(u.at);
+        if let Some(e) = &u.event {
+            self.last_event_type = Some(e.event_type.clone());
+            self.event_types.insert(e.event_type.clone());
+            self.event_ids.insert(e.event_id.clone());
+            self.first_seen.entry(e.event_type.clone()).or_insert(u.at);
+        }
+    }
+
+    pub fn step(&self, step: &str) -> Option<&StepRecord> {
+        self.steps.get(step)
     }
 }

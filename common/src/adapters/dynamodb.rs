@@ -1,15 +1,21 @@
 //! [`StateStore`] on one DynamoDB table (hash key `pk`, TTL attribute
-//! `expires_at`). Claims are conditional PutItems; a completion and its saga
-//! update go in one TransactWriteItems request; quarantined bodies are stored
-//! gzip-compressed.
+//! `expires_at`).
+//!
+//! Items: `DELIVERY#<key>` (webhook dedup), `SAGA#<order key>` (an order's
+//! saga, holding each step's claim as `<step>__status`, `<step>__token`,
+//! `<step>__lease_until`, `<step>__hash`, `<step>__result`,
+//! `<step>__completed_at`), `QUARANTINE#<id>` (kept bad input, gzip).
+//! A claim is one conditional UpdateItem; a step's completion is one
+//! UpdateItem of the saga item; the intake's completion and its saga update
+//! are one TransactWriteItems request.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -17,9 +23,11 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, ORPHANED_CLAIM_TTL};
+use crate::idempotency::{
+    Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, ORPHANED_CLAIM_TTL,
+};
 use crate::ports::{QuarantinedDelivery, StateStore, StoreError};
-use crate::saga::{SagaRecord, SagaUpdate};
+use crate::saga::{SagaRecord, SagaUpdate, StepRecord, StepStatus};
 
 /// DynamoDB's item limit is 400 KB; keep headroom for the other attributes.
 const MAX_QUARANTINE_BODY_BYTES: usize = 380 * 1024;
@@ -42,12 +50,15 @@ impl DynamoDbStateStore {
     }
 }
 
-fn idem_pk(key: &str) -> AttributeValue {
-    AttributeValue::S(format!("IDEMPOTENCY#{key}"))
+fn saga_pk(saga_key: &str) -> String {
+    format!("SAGA#{saga_key}")
 }
 
-fn saga_pk(key: &str) -> AttributeValue {
-    AttributeValue::S(format!("SAGA#{key}"))
+fn item_pk(scope: &ClaimScope) -> String {
+    match scope {
+        ClaimScope::Delivery(k) => format!("DELIVERY#{k}"),
+        ClaimScope::Saga(k) => saga_pk(k),
+    }
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -64,46 +75,241 @@ fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
     StoreError::Unavailable(DisplayErrorContext(&e).to_string())
 }
 
-fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a str> {
-    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+/// An update expression assembled from clauses, with its names and values.
+#[derive(Default)]
+struct Expr {
+    set: Vec<String>,
+    remove: Vec<String>,
+    add: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
 }
 
-fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
-    item.get(k)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
+impl Expr {
+    fn name(&mut self, placeholder: &str, attr: String) -> &mut Self {
+        self.names.insert(placeholder.to_string(), attr);
+        self
+    }
+    fn value(&mut self, placeholder: &str, v: AttributeValue) -> &mut Self {
+        self.values.insert(placeholder.to_string(), v);
+        self
+    }
+    fn set(&mut self, clause: &str) -> &mut Self {
+        self.set.push(clause.to_string());
+        self
+    }
+    fn expression(&self) -> String {
+        let mut parts = Vec::new();
+        for (kw, clauses) in [
+            ("SET", &self.set),
+            ("REMOVE", &self.remove),
+            ("ADD", &self.add),
+        ] {
+            if !clauses.is_empty() {
+                parts.push(format!("{kw} {}", clauses.join(", ")));
+            }
+        }
+        parts.join(" ")
+    }
+    fn update(
+        &self,
+        table: &str,
+        pk: String,
+        condition: Option<&str>,
+    ) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(table)
+            .key("pk", s(pk))
+            .update_expression(self.expression())
+            .set_condition_expression(condition.map(str::to_string))
+            .set_expression_attribute_names(Some(self.names.clone()))
+            .set_expression_attribute_values(Some(self.values.clone()))
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("building update: {e}")))
+    }
+
+    /// Registers the step's attribute `<step>__<suffix>` as `#<suffix>`.
+    fn slot(&mut self, step: &str, suffixes: &[&str]) -> &mut Self {
+        for suffix in suffixes {
+            self.name(&format!("#{suffix}"), format!("{step}__{suffix}"));
+        }
+        self
+    }
+
+    /// Marks the step completed (and clears its lease).
+    fn complete_step(&mut self, step: &str, hash: &str, c: &Completion, expires_at: DateTime<Utc>) {
+        self.slot(
+            step,
+            &["status", "hash", "completed_at", "token", "lease_until"],
+        )
+        .set("#status = :completed")
+        .set("#hash = :hash")
+        .set("#completed_at = :done")
+        .set("expires_at = :exp")
+        .value(":completed", s("completed"))
+        .value(":hash", s(hash))
+        .value(":done", s(c.now.to_rfc3339()))
+        .value(":exp", n(expires_at.timestamp()));
+        if let Some(result) = &c.result {
+            self.slot(step, &["result"])
+                .set("#result = :res")
+                .value(":res", s(result.to_string()));
+        }
+        self.remove
+            .extend(["#token".to_string(), "#lease_until".to_string()]);
+    }
+
+    /// Starts or extends the saga without a condition, so it never fails a
+    /// transaction: `if_not_exists` keeps the first start time.
+    fn saga(&mut self, u: &SagaUpdate, set_expiry: bool) {
+        self.name("#kind", "kind".into())
+            .set("#kind = :saga_kind")
+            .set("saga_key = :saga_key")
+            .set("started_at = if_not_exists(started_at, :saga_at)")
+            .set("updated_at = :saga_at")
+            .value(":saga_kind", s("saga"))
+            .value(":saga_key", s(&u.saga_key))
+            .value(":saga_at", s(u.at.to_rfc3339()));
+        if set_expiry {
+            self.set("expires_at = :saga_exp")
+                .value(":saga_exp", n(u.expires_at.timestamp()));
+        }
+        if let Some(e) = &u.event {
+            self.name("#first", format!("first_seen__{}", e.event_type))
+                .set("last_event_type = :saga_type")
+                .set("#first = if_not_exists(#first, :saga_at)")
+                .value(":saga_type", s(&e.event_type))
+                .value(
+                    ":saga_types",
+                    AttributeValue::Ss(vec![e.event_type.clone()]),
+                )
+                .value(":saga_ids", AttributeValue::Ss(vec![e.event_id.clone()]));
+            self.add.extend([
+                "event_types :saga_types".to_string(),
+                "event_ids :saga_ids".to_string(),
+            ]);
+        }
+    }
 }
 
-fn millis_to_time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+impl DynamoDbStateStore {
+    /// Writes a step completion: one UpdateItem when the saga is the same
+    /// item, else one transaction with the saga item.
+    async fn write_completion(
+        &self,
+        key: &IdempotencyKey,
+        hash: &str,
+        c: &Completion,
+        token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut expr = Expr::default();
+        let same_item_saga = match (&key.scope, &c.saga) {
+            (ClaimScope::Saga(k), Some(u)) if *k == u.saga_key => Some(u),
+            _ => None,
+        };
+        let expires_at = same_item_saga.map_or(c.expires_at, |u| u.expires_at.max(c.expires_at));
+        expr.complete_step(key.step, hash, c, expires_at);
+        if let Some(u) = same_item_saga {
+            expr.saga(u, false);
+        }
+        if let Some(t) = token {
+            expr.value(":token", s(t));
+        }
+        let condition = token.map(|_| "#token = :token");
+        let update = expr.update(&self.table, item_pk(&key.scope), condition)?;
+        let other_saga = c.saga.as_ref().filter(|_| same_item_saga.is_none());
+        let Some(u) = other_saga else {
+            let result = self
+                .client
+                .update_item()
+                .table_name(update.table_name())
+                .set_key(Some(update.key().clone()))
+                .update_expression(update.update_expression())
+                .set_condition_expression(update.condition_expression().map(str::to_string))
+                .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(UpdateItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    Err(StoreError::LeaseLost {
+                        key: key.describe(),
+                    })
+                }
+                Err(e) => Err(unavailable(e)),
+            };
+        };
+        let mut saga_expr = Expr::default();
+        saga_expr.saga(u, true);
+        let saga_update = saga_expr.update(&self.table, saga_pk(&u.saga_key), None)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().update(saga_update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let se = e.into_service_error();
+                let lost = matches!(&se, TransactWriteItemsError::TransactionCanceledException(tc)
+                    if tc.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed"));
+                if lost {
+                    Err(StoreError::LeaseLost {
+                        key: key.describe(),
+                    })
+                } else {
+                    Err(StoreError::Unavailable(
+                        DisplayErrorContext(&se).to_string(),
+                    ))
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl StateStore for DynamoDbStateStore {
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
         let token = Uuid::new_v4().to_string();
-        let orphan_expiry = (req.lease_until + ORPHANED_CLAIM_TTL).timestamp();
+        let mut expr = Expr::default();
+        expr.slot(req.key.step, &["status", "token", "lease_until", "hash"])
+            .set("#status = :in_progress")
+            .set("#token = :token")
+            .set("#lease_until = :lease")
+            .set("#hash = :hash")
+            .value(":in_progress", s("in_progress"))
+            .value(":token", s(&token))
+            .value(":lease", n(req.lease_until.timestamp_millis()))
+            .value(":hash", s(&req.payload_hash))
+            .value(":now_ms", n(req.now.timestamp_millis()))
+            .value(":now_s", n(req.now.timestamp()));
+        if matches!(req.key.scope, ClaimScope::Delivery(_)) {
+            // Orphaned delivery claims are forgotten; saga items keep their own expiry.
+            expr.set("expires_at = :orphan").value(
+                ":orphan",
+                n((req.lease_until + ORPHANED_CLAIM_TTL).timestamp()),
+            );
+        }
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", idem_pk(&req.key.0))
-            .item("kind", s("idempotency"))
-            .item("status", s("in_progress"))
-            .item("token", s(&token))
-            .item("payload_hash", s(&req.payload_hash))
-            .item("lease_until", n(req.lease_until.timestamp_millis()))
-            .item("expires_at", n(orphan_expiry))
-            .item("updated_at", s(req.now.to_rfc3339()))
+            .key("pk", s(item_pk(&req.key.scope)))
+            .update_expression(expr.expression())
             .condition_expression(
-                "attribute_not_exists(pk) OR expires_at < :now_s \
-                 OR (#status = :in_progress AND lease_until <= :now_ms AND payload_hash = :hash)",
+                "attribute_not_exists(#status) OR expires_at < :now_s \
+                 OR (#status = :in_progress AND #lease_until <= :now_ms AND #hash = :hash)",
             )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":now_s", n(req.now.timestamp()))
-            .expression_attribute_values(":now_ms", n(req.now.timestamp_millis()))
-            .expression_attribute_values(":in_progress", s("in_progress"))
-            .expression_attribute_values(":hash", s(&req.payload_hash))
+            .set_expression_attribute_names(Some(expr.names.clone()))
+            .set_expression_attribute_values(Some(expr.values.clone()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -114,9 +320,9 @@ impl StateStore for DynamoDbStateStore {
                 payload_hash: req.payload_hash.clone(),
             })),
             Err(e) => match e.into_service_error() {
-                PutItemError::ConditionalCheckFailedException(ccf) => {
+                UpdateItemError::ConditionalCheckFailedException(ccf) => {
                     let old = ccf.item().cloned().unwrap_or_default();
-                    existing_outcome(&req.key.0, &old, &req.payload_hash)
+                    existing_outcome(&req.key, &old, &req.payload_hash)
                 }
                 other => Err(StoreError::Unavailable(
                     DisplayErrorContext(&other).to_string(),
@@ -126,84 +332,44 @@ impl StateStore for DynamoDbStateStore {
     }
 
     async fn complete(&self, claim: &Claim, c: &Completion) -> Result<(), StoreError> {
-        let expression = if c.result.is_some() {
-            "SET #status = :completed, expires_at = :exp, updated_at = :now, #result = :result \
-             REMOVE lease_until, #token"
-        } else {
-            "SET #status = :completed, expires_at = :exp, updated_at = :now REMOVE lease_until, #token"
-        };
-        let mut complete = Update::builder()
-            .table_name(&self.table)
-            .key("pk", idem_pk(&claim.key.0))
-            .update_expression(expression)
-            .condition_expression("#token = :token")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":completed", s("completed"))
-            .expression_attribute_values(":exp", n(c.expires_at.timestamp()))
-            .expression_attribute_values(":now", s(c.now.to_rfc3339()))
-            .expression_attribute_values(":token", s(&claim.token));
-        if let Some(result) = &c.result {
-            complete = complete
-                .expression_attribute_names("#result", "result")
-                .expression_attribute_values(":result", s(result.to_string()));
-        }
-        let complete = complete
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("building completion: {e}")))?;
-        let mut items = vec![TransactWriteItem::builder().update(complete).build()];
-        if let Some(u) = &c.saga {
-            items.push(
-                TransactWriteItem::builder()
-                    .update(self.saga_update(u)?)
-                    .build(),
-            );
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let se = e.into_service_error();
-                let lost = matches!(&se, TransactWriteItemsError::TransactionCanceledException(tc)
-                    if tc.cancellation_reasons()
-                        .first()
-                        .and_then(|r| r.code())
-                        .is_some_and(|code| code == "ConditionalCheckFailed"));
-                if lost {
-                    Err(StoreError::LeaseLost {
-                        key: claim.key.0.clone(),
-                    })
-                } else {
-                    Err(StoreError::Unavailable(
-                        DisplayErrorContext(&se).to_string(),
-                    ))
-                }
-            }
-        }
+        self.write_completion(&claim.key, &claim.payload_hash, c, Some(&claim.token))
+            .await
+    }
+
+    async fn record_completed(
+        &self,
+        key: &IdempotencyKey,
+        payload_hash: &str,
+        c: &Completion,
+    ) -> Result<(), StoreError> {
+        self.write_completion(key, payload_hash, c, None).await
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        let mut expr = Expr::default();
+        expr.slot(claim.key.step, &["status", "token", "lease_until", "hash"])
+            .value(":token", s(&claim.token));
+        expr.remove
+            .extend(["#status", "#token", "#lease_until", "#hash"].map(String::from));
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
-            .key("pk", idem_pk(&claim.key.0))
+            .key("pk", s(item_pk(&claim.key.scope)))
+            .update_expression(expr.expression())
             .condition_expression("#token = :token")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":token", s(&claim.token))
+            .set_expression_attribute_names(Some(expr.names.clone()))
+            .set_expression_attribute_values(Some(expr.values.clone()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             // Not ours any more: nothing to release.
             Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
             {
                 Ok(())
             }
@@ -251,90 +417,96 @@ impl StateStore for DynamoDbStateStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", saga_pk(saga_key))
+            .key("pk", s(saga_pk(saga_key)))
             .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
-        let Some(item) = out.item() else {
-            return Ok(None);
-        };
-        let corrupt = |reason: &str| StoreError::Corrupt {
-            key: saga_key.to_string(),
-            reason: reason.to_string(),
-        };
-        let time = |k: &str| -> Result<DateTime<Utc>, StoreError> {
-            get_s(item, k)
-                .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| corrupt(k))
-        };
-        let set = |k: &str| -> std::collections::BTreeSet<String> {
-            item.get(k)
-                .and_then(|v| v.as_ss().ok())
-                .map(|v| v.iter().cloned().collect())
-                .unwrap_or_default()
-        };
-        Ok(Some(SagaRecord {
-            saga_key: saga_key.to_string(),
-            correlation_id: get_s(item, "correlation_id")
-                .ok_or_else(|| corrupt("correlation_id"))?
-                .to_string(),
-            started_at: time("started_at")?,
-            updated_at: time("updated_at")?,
-            last_event_type: get_s(item, "last_event_type")
-                .unwrap_or_default()
-                .to_string(),
-            event_types: set("event_types"),
-            event_ids: set("event_ids"),
-        }))
+        Ok(out.item().map(|item| saga_from_item(saga_key, item)))
     }
 }
 
-impl DynamoDbStateStore {
-    /// Starts or extends the saga without a condition, so it never fails the
-    /// transaction: `if_not_exists` keeps the first start time and correlation.
-    fn saga_update(&self, u: &SagaUpdate) -> Result<Update, StoreError> {
-        Update::builder()
-            .table_name(&self.table)
-            .key("pk", saga_pk(&u.saga_key))
-            .update_expression(
-                "SET #kind = :kind, saga_key = :key, correlation_id = if_not_exists(correlation_id, :corr), \
-                 started_at = if_not_exists(started_at, :at), updated_at = :at, last_event_type = :type \
-                 ADD event_types :types, event_ids :ids",
-            )
-            .expression_attribute_names("#kind", "kind")
-            .expression_attribute_values(":kind", s("saga"))
-            .expression_attribute_values(":key", s(&u.saga_key))
-            .expression_attribute_values(":corr", s(&u.correlation_id))
-            .expression_attribute_values(":at", s(u.at.to_rfc3339()))
-            .expression_attribute_values(":type", s(&u.event_type))
-            .expression_attribute_values(":types", AttributeValue::Ss(vec![u.event_type.clone()]))
-            .expression_attribute_values(":ids", AttributeValue::Ss(vec![u.event_id.clone()]))
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("building saga update: {e}")))
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn get_time(item: &HashMap<String, AttributeValue>, k: &str) -> Option<DateTime<Utc>> {
+    get_s(item, k)
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn saga_from_item(saga_key: &str, item: &HashMap<String, AttributeValue>) -> SagaRecord {
+    let set = |k: &str| -> BTreeSet<String> {
+        item.get(k)
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut first_seen = BTreeMap::new();
+    let mut steps = BTreeMap::new();
+    for (attr, _) in item.iter() {
+        if let Some(t) = attr.strip_prefix("first_seen__") {
+            if let Some(at) = get_time(item, attr) {
+                first_seen.insert(t.to_string(), at);
+            }
+        } else if let Some(step) = attr.strip_suffix("__status") {
+            let status = match get_s(item, attr) {
+                Some("completed") => StepStatus::Completed,
+                _ => StepStatus::InProgress,
+            };
+            steps.insert(
+                step.to_string(),
+                StepRecord {
+                    status,
+                    completed_at: get_time(item, &format!("{step}__completed_at")),
+                    result: get_s(item, &format!("{step}__result"))
+                        .and_then(|r| serde_json::from_str(r).ok()),
+                },
+            );
+        }
+    }
+    SagaRecord {
+        saga_key: saga_key.to_string(),
+        started_at: get_time(item, "started_at"),
+        updated_at: get_time(item, "updated_at"),
+        last_event_type: get_s(item, "last_event_type").map(str::to_string),
+        event_types: set("event_types"),
+        event_ids: set("event_ids"),
+        first_seen,
+        steps,
     }
 }
 
 /// What an existing record (returned by a failed claim condition) means.
 fn existing_outcome(
-    key: &str,
+    key: &IdempotencyKey,
     old: &HashMap<String, AttributeValue>,
     hash: &str,
 ) -> Result<ClaimOutcome, StoreError> {
-    if get_s(old, "payload_hash") != Some(hash) {
+    let attr = |suffix: &str| format!("{}__{suffix}", key.step);
+    if get_s(old, &attr("hash")) != Some(hash) {
         return Ok(ClaimOutcome::PayloadMismatch);
     }
-    match get_s(old, "status") {
+    match get_s(old, &attr("status")) {
         Some("completed") => {
-            let result = get_s(old, "result").and_then(|r| serde_json::from_str(r).ok());
+            let result = get_s(old, &attr("result")).and_then(|r| serde_json::from_str(r).ok());
             Ok(ClaimOutcome::AlreadyCompleted { result })
         }
         Some("in_progress") => Ok(ClaimOutcome::InProgress {
-            lease_until: millis_to_time(get_n(old, "lease_until").unwrap_or(0)),
+            lease_until: DateTime::from_timestamp_millis(
+                get_n(old, &attr("lease_until")).unwrap_or(0),
+            )
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
         }),
         _ => Err(StoreError::Corrupt {
-            key: key.to_string(),
+            key: key.describe(),
             reason: "idempotency record without a known status".into(),
         }),
     }

@@ -9,12 +9,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, ORPHANED_CLAIM_TTL};
+use crate::idempotency::{
+    Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, ORPHANED_CLAIM_TTL,
+};
 use crate::ports::{
     BusError, BusEvent, EventBus, FailedEntry, QuarantinedDelivery, StateStore, StoreError,
     MAX_EVENT_ENTRY_BYTES,
 };
-use crate::saga::SagaRecord;
+use crate::saga::{SagaRecord, StepRecord, StepStatus};
 
 #[derive(Debug, Clone)]
 enum Status {
@@ -36,10 +38,11 @@ struct IdemRecord {
 
 #[derive(Default)]
 struct StoreState {
-    idempotency: HashMap<String, IdemRecord>,
+    claims: HashMap<IdempotencyKey, IdemRecord>,
     sagas: HashMap<String, SagaRecord>,
     quarantine: Vec<QuarantinedDelivery>,
     fail_next: usize,
+    writes: usize,
 }
 
 /// A [`StateStore`] in memory.
@@ -68,18 +71,70 @@ impl InProcessStateStore {
         v
     }
 
+    /// Write requests made so far (what DynamoDB would bill as writes).
+    pub fn writes(&self) -> usize {
+        self.lock().writes
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, StoreState> {
         // A panic while holding the lock would already have failed the caller;
         // the data itself stays consistent (every write is one assignment).
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn injected(st: &mut StoreState) -> Result<(), StoreError> {
+    fn begin_write(st: &mut StoreState) -> Result<(), StoreError> {
         if st.fail_next > 0 {
             st.fail_next -= 1;
             return Err(StoreError::Unavailable("injected fault".into()));
         }
+        st.writes += 1;
         Ok(())
+    }
+}
+
+/// Mirrors a claim's state into the saga view, as the DynamoDB item would show it.
+fn mirror_step(st: &mut StoreState, key: &IdempotencyKey, record: Option<StepRecord>) {
+    if let ClaimScope::Saga(saga_key) = &key.scope {
+        let saga = st
+            .sagas
+            .entry(saga_key.clone())
+            .or_insert_with(|| SagaRecord::empty(saga_key));
+        match record {
+            Some(r) => {
+                saga.steps.insert(key.step.to_string(), r);
+            }
+            None => {
+                saga.steps.remove(key.step);
+            }
+        }
+    }
+}
+
+fn apply_completion(st: &mut StoreState, key: &IdempotencyKey, hash: &str, c: &Completion) {
+    st.claims.insert(
+        key.clone(),
+        IdemRecord {
+            status: Status::Completed {
+                result: c.result.clone(),
+            },
+            payload_hash: hash.to_string(),
+            expires_at: Some(c.expires_at),
+        },
+    );
+    mirror_step(
+        st,
+        key,
+        Some(StepRecord {
+            status: StepStatus::Completed,
+            completed_at: Some(c.now),
+            result: c.result.clone(),
+        }),
+    );
+    if let Some(u) = &c.saga {
+        st.sagas
+            .entry(u.saga_key.clone())
+            .or_insert_with(|| SagaRecord::empty(&u.saga_key))
+            .apply(u);
     }
 }
 
@@ -87,121 +142,115 @@ impl InProcessStateStore {
 impl StateStore for InProcessStateStore {
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
         let mut st = self.lock();
-        Self::injected(&mut st)?;
+        Self::begin_write(&mut st)?;
         let live = st
-            .idempotency
-            .get(&req.key.0)
+            .claims
+            .get(&req.key)
             .filter(|r| r.expires_at.is_none_or(|e| e > req.now))
             .cloned();
-        let takeable = match &live {
-            None => true,
-            Some(r) => {
-                matches!(r.status, Status::InProgress { lease_until, .. } if lease_until <= req.now)
-                    && r.payload_hash == req.payload_hash
-            }
+        let Some(existing) = live else {
+            return Ok(take(&mut st, req));
         };
-        if takeable {
-            let token = Uuid::new_v4().to_string();
-            st.idempotency.insert(
-                req.key.0.clone(),
-                IdemRecord {
-                    status: Status::InProgress {
-                        token: token.clone(),
-                        lease_until: req.lease_until,
-                    },
-                    payload_hash: req.payload_hash.clone(),
-                    expires_at: Some(req.lease_until + ORPHANED_CLAIM_TTL),
-                },
-            );
-            return Ok(ClaimOutcome::Claimed(Claim {
-                key: req.key.clone(),
-                token,
-                payload_hash: req.payload_hash.clone(),
-            }));
+        let expired_lease = matches!(existing.status, Status::InProgress { lease_until, .. } if lease_until <= req.now);
+        if expired_lease && existing.payload_hash == req.payload_hash {
+            return Ok(take(&mut st, req));
         }
-        // `takeable` is false only when a live record exists.
-        let Some(r) = live else {
-            return Err(StoreError::Corrupt {
-                key: req.key.0.clone(),
-                reason: "vanished".into(),
-            });
-        };
-        Ok(outcome_for_existing(
-            &r.payload_hash,
-            &req.payload_hash,
-            &r.status,
-        ))
+        if existing.payload_hash != req.payload_hash {
+            return Ok(ClaimOutcome::PayloadMismatch);
+        }
+        Ok(match existing.status {
+            Status::Completed { result } => ClaimOutcome::AlreadyCompleted { result },
+            Status::InProgress { lease_until, .. } => ClaimOutcome::InProgress { lease_until },
+        })
     }
 
     async fn complete(&self, claim: &Claim, c: &Completion) -> Result<(), StoreError> {
         let mut st = self.lock();
-        Self::injected(&mut st)?;
+        Self::begin_write(&mut st)?;
         let holds = matches!(
-            st.idempotency.get(&claim.key.0).map(|r| &r.status),
+            st.claims.get(&claim.key).map(|r| &r.status),
             Some(Status::InProgress { token, .. }) if *token == claim.token
         );
         if !holds {
             return Err(StoreError::LeaseLost {
-                key: claim.key.0.clone(),
+                key: claim.key.describe(),
             });
         }
-        st.idempotency.insert(
-            claim.key.0.clone(),
-            IdemRecord {
-                status: Status::Completed {
-                    result: c.result.clone(),
-                },
-                payload_hash: claim.payload_hash.clone(),
-                expires_at: Some(c.expires_at),
-            },
-        );
-        if let Some(u) = &c.saga {
-            let existing = st.sagas.remove(&u.saga_key);
-            st.sagas
-                .insert(u.saga_key.clone(), SagaRecord::apply(existing, u));
-        }
+        apply_completion(&mut st, &claim.key, &claim.payload_hash, c);
+        Ok(())
+    }
+
+    async fn record_completed(
+        &self,
+        key: &IdempotencyKey,
+        payload_hash: &str,
+        c: &Completion,
+    ) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        Self::begin_write(&mut st)?;
+        apply_completion(&mut st, key, payload_hash, c);
         Ok(())
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         let mut st = self.lock();
-        Self::injected(&mut st)?;
+        Self::begin_write(&mut st)?;
         let holds = matches!(
-            st.idempotency.get(&claim.key.0).map(|r| &r.status),
+            st.claims.get(&claim.key).map(|r| &r.status),
             Some(Status::InProgress { token, .. }) if *token == claim.token
         );
         if holds {
-            st.idempotency.remove(&claim.key.0);
+            st.claims.remove(&claim.key);
+            mirror_step(&mut st, &claim.key, None);
         }
         Ok(())
     }
 
     async fn quarantine(&self, item: &QuarantinedDelivery) -> Result<(), StoreError> {
         let mut st = self.lock();
-        Self::injected(&mut st)?;
+        Self::begin_write(&mut st)?;
         st.quarantine.push(item.clone());
         Ok(())
     }
 
     async fn saga(&self, saga_key: &str) -> Result<Option<SagaRecord>, StoreError> {
         let mut st = self.lock();
-        Self::injected(&mut st)?;
+        if st.fail_next > 0 {
+            st.fail_next -= 1;
+            return Err(StoreError::Unavailable("injected fault".into()));
+        }
         Ok(st.sagas.get(saga_key).cloned())
     }
 }
 
-fn outcome_for_existing(stored_hash: &str, hash: &str, status: &Status) -> ClaimOutcome {
-    if stored_hash != hash {
-        return ClaimOutcome::PayloadMismatch;
-    }
-    match status {
-        Status::Completed { result } => ClaimOutcome::AlreadyCompleted {
-            result: result.clone(),
+/// Takes the claim: a new in-progress record with a fresh token.
+fn take(st: &mut StoreState, req: &ClaimRequest) -> ClaimOutcome {
+    let token = Uuid::new_v4().to_string();
+    st.claims.insert(
+        req.key.clone(),
+        IdemRecord {
+            status: Status::InProgress {
+                token: token.clone(),
+                lease_until: req.lease_until,
+            },
+            payload_hash: req.payload_hash.clone(),
+            expires_at: Some(req.lease_until + ORPHANED_CLAIM_TTL),
         },
-        Status::InProgress { lease_until, .. } => ClaimOutcome::InProgress {
-            lease_until: *lease_until,
-        },
-    }
+    );
+    mirror_step(
+        st,
+        &req.key,
+        Some(StepRecord {
+            status: StepStatus::InProgress,
+            completed_at: None,
+            result: None,
+        }),
+    );
+    ClaimOutcome::Claimed(Claim {
+        key: req.key.clone(),
+        token,
+        payload_hash: req.payload_hash.clone(),
+    })
 }
 
 /// Faults the in-process bus can be told to produce.

@@ -21,7 +21,7 @@ use crate::idempotency::{
 };
 use crate::mappers::{adobe, shopify, MapError};
 use crate::ports::{BusEvent, EventBus, QuarantinedDelivery, StateStore};
-use crate::saga::SagaUpdate;
+use crate::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
 use crate::webhook::{AdobeKeys, ShopifySecrets, ADOBE_SIGNATURE_HEADERS, SHOPIFY_HMAC_HEADER};
 
 /// Bodies above this are refused with 413 (Shopify orders with hundreds of
@@ -414,10 +414,10 @@ impl OrderIntake {
             Ok(t) => t,
             Err(e) => return WebhookResponse::retry(e.to_string()),
         };
-        let key = IdempotencyKey::new(
-            "intake",
-            &format!("{}:{}:{}:{}", d.platform, d.shop, d.topic, d.delivery_id),
-        );
+        let key = IdempotencyKey::delivery(format!(
+            "{}:{}:{}:{}",
+            d.platform, d.shop, d.topic, d.delivery_id
+        ));
         let claim_req = ClaimRequest {
             key,
             payload_hash: payload_hash(req.body),
@@ -454,11 +454,13 @@ impl OrderIntake {
             now: req.received_at,
             expires_at: req.received_at + self.config.dedup_ttl,
             saga: Some(SagaUpdate {
-                saga_key: correlation_id.clone(),
-                correlation_id,
-                event_id: event_id.to_string(),
-                event_type: event.event_type().to_string(),
+                saga_key: correlation_id,
                 at: req.received_at,
+                event: Some(SagaEvent {
+                    event_id: event_id.to_string(),
+                    event_type: event.event_type().to_string(),
+                }),
+                expires_at: req.received_at + SAGA_RETENTION,
             }),
         };
         match self.store.complete(&claim, &completion).await {

@@ -277,6 +277,14 @@ impl StateStore for FailOnComplete {
         }
         self.inner.complete(c, x).await
     }
+    async fn record_completed(
+        &self,
+        k: &crate::idempotency::IdempotencyKey,
+        h: &str,
+        x: &Completion,
+    ) -> Result<(), crate::ports::StoreError> {
+        self.inner.record_completed(k, h, x).await
+    }
     async fn release(&self, c: &crate::idempotency::Claim) -> Result<(), crate::ports::StoreError> {
         self.inner.release(c).await
     }
