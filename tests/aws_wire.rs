@@ -86,7 +86,7 @@ async fn dynamodb_claim_is_exclusive_until_completed() {
             .claim(&claim_req("k1", "other-hash", t0()))
             .await
             .unwrap(),
-        ClaimOutcome::PayloadMismatch
+        ClaimOutcome::PayloadMismatch { completed: true }
     );
 }
 

@@ -44,7 +44,7 @@ impl WebhookSecretDocument {
             previous: some(self.shopify_previous_secret).map(Secret::new),
         });
         config.adobe = match some(self.adobe_public_keys) {
-            Some(pem) => Some(AdobeKeys::from_pem(&pem, some(self.adobe_client_id))?),
+            Some(pem) => Some(AdobeKeys::from_pem(&pem, self.adobe_client_id)?),
             None => None,
         };
         Ok(config)
@@ -110,16 +110,29 @@ mod tests {
         let s = c.shopify.unwrap();
         assert_eq!(s.current.expose(), "s1");
         assert_eq!(s.previous.unwrap().expose(), "s0");
-        assert_eq!(c.adobe.unwrap().client_id.as_deref(), Some("client-1"));
+        assert_eq!(c.adobe.unwrap().client_id, "client-1");
     }
 
     #[test]
     fn a_bad_key_is_a_configuration_error_not_an_open_door() {
-        let json = r#"{"shopify_secret":"x","adobe_public_keys":"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"}"#;
+        let json = r#"{"shopify_secret":"x","adobe_client_id":"c","adobe_public_keys":"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"}"#;
         let err = WebhookSecretDocument::parse(json)
             .unwrap()
             .apply(IntakeConfig::default());
         assert!(matches!(err, Err(ConfigError::BadAdobeKeys(_))));
+    }
+
+    #[test]
+    fn adobe_keys_without_a_client_id_are_refused() {
+        let pem = include_str!("../../events/dev-keys/adobe-public-1.pem");
+        let json = serde_json::json!({"adobe_public_keys": pem, "adobe_client_id": ""});
+        let err = WebhookSecretDocument::parse(&json.to_string())
+            .unwrap()
+            .apply(IntakeConfig::default());
+        assert!(matches!(
+            err,
+            Err(ConfigError::BadAdobeKeys(KeyError::NoClientId))
+        ));
     }
 
     #[test]

@@ -97,7 +97,8 @@ pub enum ClaimOutcome {
     /// Another worker holds a live lease: retry later.
     InProgress { lease_until: DateTime<Utc> },
     /// The key was used for a different payload: a conflict to report.
-    PayloadMismatch,
+    /// `completed` tells whether that other payload's work is done.
+    PayloadMismatch { completed: bool },
 }
 
 #[derive(Debug, Clone)]

@@ -241,7 +241,9 @@ pub struct Refund {
     /// Amounts the merchant refunded beyond or short of line values
     /// (Shopify `refund_discrepancy`), signed as money returned to the buyer.
     pub adjustments: MoneyBag,
-    /// lines subtotal + lines tax + shipping + shipping tax + adjustments.
+    /// Import duties refunded.
+    pub duties: MoneyBag,
+    /// lines subtotal + lines tax + shipping + shipping tax + adjustments + duties.
     pub total: MoneyBag,
 }
 

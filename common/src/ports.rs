@@ -60,7 +60,8 @@ pub struct BusEvent {
 impl BusEvent {
     /// Size as EventBridge counts it.
     pub fn entry_size(&self) -> usize {
-        self.detail_type.len() + self.detail.len() + self.source.len()
+        // EventBridge counts 14 bytes for the Time field.
+        self.detail_type.len() + self.detail.len() + self.source.len() + 14
     }
 }
 

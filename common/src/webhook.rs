@@ -41,6 +41,8 @@ pub enum SignatureError {
 pub enum KeyError {
     #[error("no PEM public key found")]
     NoKey,
+    #[error("an Adobe client id is required with the Adobe public keys (events for other clients carry valid signatures too)")]
+    NoClientId,
     #[error("public key {index} is not a valid RSA SPKI PEM: {reason}")]
     BadPublicKey { index: usize, reason: String },
     #[error("private key is not a valid PKCS#8 PEM: {0}")]
@@ -114,12 +116,18 @@ pub fn shopify_signature(secret: &Secret, body: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub struct AdobeKeys {
     keys: Vec<RsaPublicKey>,
-    pub client_id: Option<String>,
+    /// Adobe signs every customer's events with the same keys, so the
+    /// `recipient_client_id` check is what makes an event ours: required.
+    pub client_id: String,
 }
 
 impl AdobeKeys {
     /// Reads every `BEGIN PUBLIC KEY` block in `pem` (one text may hold several).
-    pub fn from_pem(pem: &str, client_id: Option<String>) -> Result<Self, KeyError> {
+    pub fn from_pem(pem: &str, client_id: impl Into<String>) -> Result<Self, KeyError> {
+        let client_id = client_id.into().trim().to_string();
+        if client_id.is_empty() {
+            return Err(KeyError::NoClientId);
+        }
         let mut keys = Vec::new();
         let marker = "-----BEGIN PUBLIC KEY-----";
         for (index, block) in pem.split(marker).skip(1).enumerate() {
@@ -268,7 +276,7 @@ mod tests {
     }
 
     fn adobe_keys() -> AdobeKeys {
-        AdobeKeys::from_pem(&format!("{PUB1}\n{PUB2}"), None).unwrap()
+        AdobeKeys::from_pem(&format!("{PUB1}\n{PUB2}"), "client-1").unwrap()
     }
 
     #[test]
@@ -286,7 +294,7 @@ mod tests {
 
     #[test]
     fn adobe_refuses_unknown_keys_tampered_bodies_and_missing_headers() {
-        let only_key1 = AdobeKeys::from_pem(PUB1, None).unwrap();
+        let only_key1 = AdobeKeys::from_pem(PUB1, "client-1").unwrap();
         let s2 = adobe_signature(PRIV2, BODY).unwrap();
         assert_eq!(
             only_key1.verify([None, Some(&s2)], BODY),
@@ -309,14 +317,15 @@ mod tests {
 
     #[test]
     fn adobe_keys_must_be_present_and_valid() {
+        assert!(matches!(AdobeKeys::from_pem("", "c"), Err(KeyError::NoKey)));
         assert!(matches!(
-            AdobeKeys::from_pem("", None),
-            Err(KeyError::NoKey)
+            AdobeKeys::from_pem(PUB1, " "),
+            Err(KeyError::NoClientId)
         ));
         assert!(matches!(
             AdobeKeys::from_pem(
                 "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
-                None
+                "c"
             ),
             Err(KeyError::BadPublicKey { .. })
         ));

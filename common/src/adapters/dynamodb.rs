@@ -216,61 +216,122 @@ impl DynamoDbStateStore {
             expr.value(":token", s(t));
         }
         let condition = token.map(|_| "#token = :token");
-        let update = expr.update(&self.table, item_pk(&key.scope), condition)?;
-        let other_saga = c.saga.as_ref().filter(|_| same_item_saga.is_none());
-        let Some(u) = other_saga else {
-            let result = self
-                .client
-                .update_item()
-                .table_name(update.table_name())
-                .set_key(Some(update.key().clone()))
-                .update_expression(update.update_expression())
-                .set_condition_expression(update.condition_expression().map(str::to_string))
-                .set_expression_attribute_names(update.expression_attribute_names().cloned())
-                .set_expression_attribute_values(update.expression_attribute_values().cloned())
-                .send()
-                .await;
-            return match result {
-                Ok(_) => Ok(()),
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(UpdateItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    Err(StoreError::LeaseLost {
-                        key: key.describe(),
-                    })
-                }
-                Err(e) => Err(unavailable(e)),
-            };
-        };
-        let mut saga_expr = Expr::default();
-        saga_expr.saga(u, true);
-        let saga_update = saga_expr.update(&self.table, saga_pk(&u.saga_key), None)?;
+        match c.saga.as_ref().filter(|_| same_item_saga.is_none()) {
+            None => self.complete_in_place(key, hash, &expr, condition).await,
+            Some(u) => {
+                let update = expr.update(&self.table, item_pk(&key.scope), condition)?;
+                let mut saga_expr = Expr::default();
+                saga_expr.saga(u, true);
+                let saga_update = saga_expr.update(&self.table, saga_pk(&u.saga_key), None)?;
+                self.complete_with_saga(key, hash, token, update, saga_update)
+                    .await
+            }
+        }
+    }
+
+    async fn complete_in_place(
+        &self,
+        key: &IdempotencyKey,
+        hash: &str,
+        expr: &Expr,
+        condition: Option<&str>,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().update(saga_update).build())
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(item_pk(&key.scope)))
+            .update_expression(expr.expression())
+            .set_condition_expression(condition.map(str::to_string))
+            .set_expression_attribute_names(Some(expr.names.clone()))
+            .set_expression_attribute_values(Some(expr.values.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let se = e.into_service_error();
-                let lost = matches!(&se, TransactWriteItemsError::TransactionCanceledException(tc)
-                    if tc.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed"));
-                if lost {
+        let Err(e) = result else { return Ok(()) };
+        match e.into_service_error() {
+            UpdateItemError::ConditionalCheckFailedException(ccf) => {
+                // An SDK retry of a write that already landed finds the step
+                // completed with our payload: success, not a lost lease.
+                let landed = ccf.item().is_some_and(|old| {
+                    get_s(old, &format!("{}__status", key.step)) == Some("completed")
+                        && get_s(old, &format!("{}__hash", key.step)) == Some(hash)
+                });
+                if landed {
+                    Ok(())
+                } else {
                     Err(StoreError::LeaseLost {
                         key: key.describe(),
                     })
-                } else {
-                    Err(StoreError::Unavailable(
-                        DisplayErrorContext(&se).to_string(),
-                    ))
                 }
             }
+            other => Err(StoreError::Unavailable(
+                DisplayErrorContext(&other).to_string(),
+            )),
+        }
+    }
+
+    async fn complete_with_saga(
+        &self,
+        key: &IdempotencyKey,
+        hash: &str,
+        token: Option<&str>,
+        update: Update,
+        saga_update: Update,
+    ) -> Result<(), StoreError> {
+        // The request token makes an SDK retry of a committed transaction a
+        // no-op success instead of a condition failure.
+        let request_token = match token {
+            Some(t) => t.to_string(),
+            None => {
+                crate::idempotency::payload_hash(format!("{}{hash}", key.describe()).as_bytes())
+                    [..36]
+                    .to_string()
+            }
+        };
+        let mut attempt: u64 = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .client_request_token(&request_token)
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(saga_update.clone())
+                        .build(),
+                )
+                .send()
+                .await;
+            let Err(e) = result else { return Ok(()) };
+            let se = e.into_service_error();
+            let reasons: Vec<&str> = match &se {
+                TransactWriteItemsError::TransactionCanceledException(tc) => tc
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None"))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if reasons.first() == Some(&"ConditionalCheckFailed") {
+                return Err(StoreError::LeaseLost {
+                    key: key.describe(),
+                });
+            }
+            // Two deliveries of one order can touch the saga item at once.
+            let conflict = reasons.contains(&"TransactionConflict")
+                || matches!(
+                    se,
+                    TransactWriteItemsError::TransactionInProgressException(_)
+                );
+            if conflict && attempt < 4 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                continue;
+            }
+            return Err(StoreError::Unavailable(
+                DisplayErrorContext(&se).to_string(),
+            ));
         }
     }
 }
@@ -320,10 +381,13 @@ impl StateStore for DynamoDbStateStore {
                 payload_hash: req.payload_hash.clone(),
             })),
             Err(e) => match e.into_service_error() {
-                UpdateItemError::ConditionalCheckFailedException(ccf) => {
-                    let old = ccf.item().cloned().unwrap_or_default();
-                    existing_outcome(&req.key, &old, &req.payload_hash)
-                }
+                UpdateItemError::ConditionalCheckFailedException(ccf) => match ccf.item() {
+                    Some(old) => existing_outcome(&req.key, old, &req.payload_hash, &token),
+                    None => Err(StoreError::Unavailable(format!(
+                        "claim on {} failed its condition without the item",
+                        req.key.describe()
+                    ))),
+                },
                 other => Err(StoreError::Unavailable(
                     DisplayErrorContext(&other).to_string(),
                 )),
@@ -489,10 +553,20 @@ fn existing_outcome(
     key: &IdempotencyKey,
     old: &HashMap<String, AttributeValue>,
     hash: &str,
+    token: &str,
 ) -> Result<ClaimOutcome, StoreError> {
     let attr = |suffix: &str| format!("{}__{suffix}", key.step);
+    // An SDK retry of our own claim that already landed.
+    if get_s(old, &attr("token")) == Some(token) {
+        return Ok(ClaimOutcome::Claimed(Claim {
+            key: key.clone(),
+            token: token.to_string(),
+            payload_hash: hash.to_string(),
+        }));
+    }
     if get_s(old, &attr("hash")) != Some(hash) {
-        return Ok(ClaimOutcome::PayloadMismatch);
+        let completed = get_s(old, &attr("status")) == Some("completed");
+        return Ok(ClaimOutcome::PayloadMismatch { completed });
     }
     match get_s(old, &attr("status")) {
         Some("completed") => {

@@ -146,7 +146,11 @@ impl StateStore for InProcessStateStore {
         let live = st
             .claims
             .get(&req.key)
-            .filter(|r| r.expires_at.is_none_or(|e| e > req.now))
+            // Whole seconds, as DynamoDB's `expires_at < :now_s` compares.
+            .filter(|r| {
+                r.expires_at
+                    .is_none_or(|e| e.timestamp() >= req.now.timestamp())
+            })
             .cloned();
         let Some(existing) = live else {
             return Ok(take(&mut st, req));
@@ -156,7 +160,8 @@ impl StateStore for InProcessStateStore {
             return Ok(take(&mut st, req));
         }
         if existing.payload_hash != req.payload_hash {
-            return Ok(ClaimOutcome::PayloadMismatch);
+            let completed = matches!(existing.status, Status::Completed { .. });
+            return Ok(ClaimOutcome::PayloadMismatch { completed });
         }
         Ok(match existing.status {
             Status::Completed { result } => ClaimOutcome::AlreadyCompleted { result },

@@ -61,7 +61,7 @@ impl WebhookRoute {
 pub struct IntakeConfig {
     pub shopify: Option<ShopifySecrets>,
     pub adobe: Option<AdobeKeys>,
-    /// Shop identity for Adobe orders; defaults to the I/O Events `source`.
+    /// Shop identity for Adobe orders; defaults to the configured client id.
     pub adobe_shop: Option<String>,
     pub max_body_bytes: usize,
     /// How long a delivery is remembered for dedup (Shopify retries for 48 h).
@@ -158,10 +158,16 @@ impl OrderIntake {
         let platform = req.route.platform();
         let started = std::time::Instant::now();
         let (resp, delivery) = self.process(&req).await;
-        let reason = ["error", "reason"]
-            .iter()
-            .find_map(|k| resp.body.get(*k).and_then(|e| e.as_str()))
-            .unwrap_or("");
+        // Mapping errors can quote payload values (names, emails): the log
+        // names only the quarantine record that holds them.
+        let reason = match resp.body.get("quarantine_id").and_then(|q| q.as_str()) {
+            Some(q) => format!("input refused and kept as quarantine {q}"),
+            None => ["error", "reason"]
+                .iter()
+                .find_map(|k| resp.body.get(*k).and_then(|e| e.as_str()))
+                .unwrap_or("")
+                .to_string(),
+        };
         tracing::info!(
             platform,
             status = resp.status,
@@ -190,7 +196,7 @@ impl OrderIntake {
                 .get("duplicate")
                 .and_then(|e| e.as_bool())
                 .unwrap_or(false),
-            reason,
+            reason = reason.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "webhook"
         );
@@ -316,21 +322,22 @@ impl OrderIntake {
             Ok(d) => d,
             Err(e) => return Identified::Unidentified(e),
         };
-        if let Some(expected) = self
+        // Verified before this runs, so the keys are configured.
+        let client_id = self
             .config
             .adobe
             .as_ref()
-            .and_then(|k| k.client_id.as_deref())
-        {
-            if delivery.recipient_client_id.as_deref() != Some(expected) {
-                return Identified::Refused(401, "event is addressed to another client id".into());
-            }
+            .map(|k| k.client_id.as_str())
+            .unwrap_or_default();
+        if delivery.recipient_client_id.as_deref() != Some(client_id) {
+            return Identified::Refused(401, "event is addressed to another client id".into());
         }
+        // The shop identity comes from configuration, never from the body.
         let shop = self
             .config
             .adobe_shop
             .clone()
-            .unwrap_or_else(|| delivery.source.clone());
+            .unwrap_or_else(|| client_id.to_string());
         let d = Delivery {
             platform: "adobe_commerce",
             shop,
@@ -434,9 +441,19 @@ impl OrderIntake {
             Ok(ClaimOutcome::InProgress { .. }) => {
                 return WebhookResponse::retry("the same delivery is being processed right now");
             }
-            Ok(ClaimOutcome::PayloadMismatch) => {
-                let reason = "delivery id was already used for a different body".to_string();
-                return self.quarantine(req, Some(d), reason, 409).await;
+            // Shopify sends one delivery per subscription of a topic (API
+            // versions, field filters differ) under one event id: the event
+            // is already published from the first body.
+            Ok(ClaimOutcome::PayloadMismatch { completed: true }) => {
+                let mut body = summary;
+                body["duplicate"] = json!(true);
+                body["different_body"] = json!(true);
+                return WebhookResponse::new(200, body);
+            }
+            Ok(ClaimOutcome::PayloadMismatch { completed: false }) => {
+                return WebhookResponse::retry(
+                    "another body of this delivery is being processed right now",
+                );
             }
             Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
         };

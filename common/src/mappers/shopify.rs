@@ -65,10 +65,11 @@ pub fn map(topic: ShopifyTopic, shop: &str, body: &[u8]) -> Result<CanonicalEven
         })),
         ShopifyTopic::OrdersCancelled => {
             let o: SOrder = parse(body)?;
-            let cancelled_at = o
-                .cancelled_at
-                .or(o.updated_at)
-                .ok_or_else(|| MapError::MissingField("cancelled_at".into()))?;
+            // Required: the topic header is not signed, so a live order's body
+            // must not be accepted as a cancellation.
+            let cancelled_at = o.cancelled_at.ok_or_else(|| {
+                MapError::MissingField("cancelled_at (the order is not cancelled)".into())
+            })?;
             Ok(CanonicalEvent::OrderCancelled(OrderCancelled {
                 cancellation: Cancellation {
                     order: order_ref(shop, &o.id),
@@ -176,7 +177,6 @@ struct SOrder {
     id: IdText,
     name: Option<String>,
     created_at: Option<DateTime<chrono::FixedOffset>>,
-    updated_at: Option<DateTime<chrono::FixedOffset>>,
     cancelled_at: Option<DateTime<chrono::FixedOffset>>,
     cancel_reason: Option<String>,
     currency: Option<String>,
@@ -485,17 +485,6 @@ fn order_totals(
             .checked_add(c.bag("original_total_duties", Some(duties), None)?)
             .map_err(MapError::amount("original_total_duties"))?;
     }
-    if let Some(tip) = &o.total_tip_received {
-        let tip_shop = tip
-            .money(c.shop)
-            .map_err(MapError::amount("total_tip_received"))?;
-        if !tip_shop.is_zero() {
-            let tip = c.bag("total_tip_received", None, Some(tip))?;
-            other_charges = other_charges
-                .checked_add(tip)
-                .map_err(MapError::amount("total_tip_received"))?;
-        }
-    }
     let total = c.bag(
         "total_price",
         o.total_price_set.as_ref(),
@@ -503,13 +492,31 @@ fn order_totals(
     )?;
 
     let added_tax = if o.taxes_included { zero } else { tax };
-    let computed = lines_gross
+    let mut computed = lines_gross
         .checked_sub(line_discounts)
         .and_then(|v| v.checked_add(shipping))
         .and_then(|v| v.checked_sub(shipping_discounts))
         .and_then(|v| v.checked_add(added_tax))
         .and_then(|v| v.checked_add(other_charges))
         .map_err(MapError::amount("total_price"))?;
+    // A tip is a shop-currency-only field and may or may not be a line item:
+    // it counts as a charge only when it is exactly what the lines leave
+    // unexplained in shop money; its presentment amount is then the
+    // presentment remainder. Anything else is reported as a mismatch.
+    if let Some(tip) = &o.total_tip_received {
+        let tip = tip
+            .money(c.shop)
+            .map_err(MapError::amount("total_tip_received"))?;
+        let unexplained = total
+            .checked_sub(computed)
+            .map_err(MapError::amount("total_tip_received"))?;
+        if !tip.is_zero() && unexplained.shop == tip && unexplained.presentment.minor > 0 {
+            other_charges = other_charges
+                .checked_add(unexplained)
+                .map_err(MapError::amount("total_tip_received"))?;
+            computed = total;
+        }
+    }
     let computation = if o.taxes_included {
         "lines − line discounts + shipping − shipping discounts + duties/tips (tax included in prices)"
     } else {
@@ -613,6 +620,7 @@ struct SRefund {
     order_adjustments: Vec<SOrderAdjustment>,
     #[serde(default)]
     transactions: Vec<STransaction>,
+    total_duties_set: Option<SMoneySet>,
 }
 
 impl SRefund {
@@ -726,9 +734,15 @@ fn map_refund(shop: &str, r: &SRefund) -> Result<Refund, MapError> {
         }
         (s, t)
     } else {
-        adjustment_sum(&c, r, "shipping_refund")?
+        adjustment_sum(&c, r, Some("shipping_refund"))?
     };
-    let (discrepancy, discrepancy_tax) = adjustment_sum(&c, r, "refund_discrepancy")?;
+    // Since API 2024-10 refunds/create adjustments carry no `kind`: every
+    // adjustment that is not a shipping refund is a discrepancy.
+    let (discrepancy, discrepancy_tax) = adjustment_sum(&c, r, None)?;
+    let duties = match &r.total_duties_set {
+        Some(set) => c.bag("total_duties", Some(set), None)?,
+        None => zero,
+    };
     let adjustments = discrepancy
         .checked_add(discrepancy_tax)
         .map_err(MapError::amount("order_adjustments"))?;
@@ -743,6 +757,7 @@ fn map_refund(shop: &str, r: &SRefund) -> Result<Refund, MapError> {
             shipping,
             shipping_tax,
             adjustments,
+            duties,
         ],
     )?;
 
@@ -794,22 +809,28 @@ fn map_refund(shop: &str, r: &SRefund) -> Result<Refund, MapError> {
         shipping,
         shipping_tax,
         adjustments,
+        duties,
         total,
     })
 }
 
-/// Money returned to the buyer by order adjustments of one kind (their
-/// amounts are signed against the order, so refunded = −amount).
+/// Money returned to the buyer by order adjustments of one kind, or (`None`)
+/// by every adjustment that is not a shipping refund. Their amounts are signed
+/// against the order, so refunded = −amount.
 fn adjustment_sum(
     c: &Currencies,
     r: &SRefund,
-    kind: &str,
+    kind: Option<&str>,
 ) -> Result<(MoneyBag, MoneyBag), MapError> {
     let zero = c.zero();
     let mut amount = zero;
     let mut tax = zero;
     for (i, a) in r.order_adjustments.iter().enumerate() {
-        if a.kind.as_deref() != Some(kind) {
+        let wanted = match kind {
+            Some(k) => a.kind.as_deref() == Some(k),
+            None => a.kind.as_deref() != Some("shipping_refund"),
+        };
+        if !wanted {
             continue;
         }
         let field = format!("order_adjustments[{i}]");

@@ -432,3 +432,76 @@ fn adobe_delivery_reads_the_io_events_envelope() {
         .unwrap()
         .is_order_event());
 }
+
+#[test]
+fn a_cancellation_needs_cancelled_at() {
+    // The topic header is not signed: a live order's body must not cancel it.
+    let err = shopify::map(
+        shopify::ShopifyTopic::OrdersCancelled,
+        SHOP,
+        DISCOUNT_CODE.as_bytes(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, MapError::MissingField(f) if f.starts_with("cancelled_at")),
+        "{err}"
+    );
+}
+
+#[test]
+fn refund_adjustments_without_a_kind_are_discrepancies() {
+    // API 2024-10+: no `kind`, shipping only in refund_shipping_lines.
+    let body = edit(REFUND, |v| {
+        v["order_adjustments"] = json!([{
+            "id": 1, "amount": "-2.00", "tax_amount": "0.00",
+            "amount_set": {"shop_money": {"amount": "-2.00", "currency_code": "USD"},
+                           "presentment_money": {"amount": "-2.00", "currency_code": "USD"}}
+        }]);
+        v["transactions"][0]["amount"] = json!("36.29");
+    });
+    let r = shopify_refund(&body).unwrap();
+    assert_eq!(
+        r.shipping.shop.minor, 1000,
+        "shipping from refund_shipping_lines"
+    );
+    assert_eq!(r.adjustments.shop.minor, 200);
+    assert_eq!(r.total.shop.minor, 3629);
+}
+
+#[test]
+fn refunded_duties_count_in_the_refund_total() {
+    let body = edit(REFUND, |v| {
+        v["total_duties_set"] = json!({"shop_money": {"amount": "3.00", "currency_code": "USD"},
+                                       "presentment_money": {"amount": "3.00", "currency_code": "USD"}});
+        v["transactions"][0]["amount"] = json!("37.29");
+    });
+    let r = shopify_refund(&body).unwrap();
+    assert_eq!(r.duties.shop.minor, 300);
+    assert_eq!(r.total.shop.minor, 3729);
+}
+
+#[test]
+fn a_tip_outside_the_lines_counts_once_and_only_exactly() {
+    let tipped = |tip: &str, total: &str| {
+        edit(DISCOUNT_CODE, |v| {
+            v["total_tip_received"] = json!(tip);
+            v["total_price"] = json!(total);
+            v["total_price_set"]["shop_money"]["amount"] = json!(total);
+            v["total_price_set"]["presentment_money"]["amount"] = json!(total);
+        })
+    };
+    let o = shopify_order(&tipped("5.00", "133.08")).unwrap();
+    assert_eq!(o.totals.other_charges.shop.minor, 500);
+    assert_eq!(
+        o.totals.merchandise_net.shop.minor, 10933,
+        "a tip is not merchandise"
+    );
+    // A tip already inside the lines (total unchanged) is not added again.
+    let o = shopify_order(&tipped("5.00", "128.08")).unwrap();
+    assert_eq!(o.totals.other_charges.shop.minor, 0);
+    // A total the tip does not explain is still a mismatch.
+    assert!(matches!(
+        shopify_order(&tipped("5.00", "134.08")),
+        Err(MapError::TotalsMismatch { .. })
+    ));
+}

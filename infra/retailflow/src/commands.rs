@@ -34,7 +34,7 @@ fn local_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
         shopify_secret: opt("shopify-secret.txt"),
         shopify_previous_secret: opt("shopify-previous-secret.txt"),
         adobe_public_keys: pem,
-        adobe_client_id: String::new(),
+        adobe_client_id: opt("adobe-client-id.txt"),
     };
     Ok(doc.apply(IntakeConfig::default())?)
 }
