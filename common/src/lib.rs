@@ -4,6 +4,7 @@
 
 pub mod adapters;
 pub mod config;
+pub mod connectors;
 pub mod events;
 pub mod idempotency;
 pub mod intake;

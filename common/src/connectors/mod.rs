@@ -1,0 +1,187 @@
+//! Ports to the systems of record, and their HTTP adapters.
+//!
+//! The adapters speak each vendor's documented REST shapes (see
+//! `infra/simulators/API-SHAPES.md`); the loopback simulators speak the same,
+//! so the code tested is the code that talks to the real services. Every
+//! failure is classified once into [`ConnectorError`] (retryable or not).
+
+pub mod netsuite;
+pub mod salesforce;
+mod wire;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::money::Money;
+use crate::resilience::ConnectorError;
+
+pub use wire::WireDecimal;
+
+/// A customer as the ERP keeps it, keyed by the shop's customer id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErpCustomer {
+    /// Deterministic external id (letters, digits, `_`, `-`).
+    pub external_id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// One line of an ERP sales order, in shop currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErpLine {
+    /// Item reference: the SKU, or the configured item for shipping, tax,
+    /// gift cards.
+    pub item: String,
+    pub description: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+    /// What the line sells for after its discounts.
+    pub amount: Money,
+}
+
+/// A sales order ready to post. `external_id` makes the post idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErpSalesOrder {
+    pub external_id: String,
+    pub customer_external_id: String,
+    pub order_date: chrono::NaiveDate,
+    pub memo: String,
+    pub lines: Vec<ErpLine>,
+    /// Expected document total: lines sum to it.
+    pub total: Money,
+}
+
+/// A sales order as the ERP recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErpDocument {
+    /// The ERP's internal id.
+    pub id: String,
+    /// The number people see (NetSuite tranId, BC number).
+    pub number: String,
+    pub total: Money,
+}
+
+#[async_trait]
+pub trait ErpConnector: Send + Sync {
+    /// Name used in errors, logs and circuit breakers.
+    fn system(&self) -> &'static str;
+    /// True when posting the same external id twice yields one document
+    /// (NetSuite upsert): the step then needs no claim write.
+    fn dedups_natively(&self) -> bool;
+    async fn upsert_customer(&self, customer: &ErpCustomer) -> Result<String, ConnectorError>;
+    async fn find_sales_order(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ErpDocument>, ConnectorError>;
+    /// Posts (or, where the ERP upserts, re-posts) the order; `customer_id` is
+    /// the ERP's id returned by `upsert_customer`.
+    async fn post_sales_order(
+        &self,
+        order: &ErpSalesOrder,
+        customer_id: &str,
+    ) -> Result<ErpDocument, ConnectorError>;
+}
+
+/// A loyalty program member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoyaltyMember {
+    pub member_id: String,
+    pub membership_number: String,
+    pub tier: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    pub membership_number: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub enrolled_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// An accrual to post; `external_transaction_number` is its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccrualRequest {
+    pub external_transaction_number: String,
+    pub membership_number: String,
+    pub activity_at: chrono::DateTime<chrono::Utc>,
+    /// The amount points are earned on (shop currency).
+    pub amount: Money,
+    /// Points retailflow's rules computed, for programs that take them.
+    pub points: i64,
+}
+
+/// An accrual journal as the loyalty platform recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccrualJournal {
+    pub journal_id: String,
+    /// Points the platform credited (`None` when the lookup does not say).
+    pub points: Option<i64>,
+}
+
+#[async_trait]
+pub trait LoyaltyConnector: Send + Sync {
+    fn system(&self) -> &'static str;
+    async fn find_member(
+        &self,
+        membership_number: &str,
+    ) -> Result<Option<LoyaltyMember>, ConnectorError>;
+    async fn enroll(&self, enrollment: &Enrollment) -> Result<LoyaltyMember, ConnectorError>;
+    async fn find_accrual(
+        &self,
+        external_transaction_number: &str,
+    ) -> Result<Option<AccrualJournal>, ConnectorError>;
+    async fn post_accrual(
+        &self,
+        accrual: &AccrualRequest,
+    ) -> Result<AccrualJournal, ConnectorError>;
+}
+
+/// Turns any text into an external id the ERPs accept (`[A-Za-z0-9_-]`,
+/// bounded length), deterministically and without collisions: characters
+/// outside the set are replaced and a short hash of the original is appended.
+pub fn external_id(prefix: &str, parts: &[&str]) -> String {
+    let joined = parts.join("\n");
+    let clean: String = parts
+        .iter()
+        .map(|p| {
+            p.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("-");
+    let hash = &crate::idempotency::payload_hash(joined.as_bytes())[..8];
+    let mut id = format!("{prefix}-{clean}");
+    id.truncate(40);
+    format!("{id}-{hash}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_ids_are_legal_deterministic_and_distinct() {
+        let a = external_id("so", &["shopify", "acme.myshopify.com", "5872301948123"]);
+        assert_eq!(
+            a,
+            external_id("so", &["shopify", "acme.myshopify.com", "5872301948123"])
+        );
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{a}"
+        );
+        assert!(a.len() <= 49);
+        // "a.b" and "a_b" clean to the same text but differ by hash.
+        assert_ne!(external_id("so", &["a.b"]), external_id("so", &["a_b"]));
+    }
+}

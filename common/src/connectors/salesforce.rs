@@ -1,0 +1,262 @@
+//! Salesforce Loyalty Management as the loyalty platform.
+//!
+//! Journals are not deduplicated by `ExternalTransactionNumber`, so the step
+//! claims first and looks the journal up before posting. Accruals go through
+//! the realtime Transaction Journals Execution resource. Throttling is a 403
+//! `REQUEST_LIMIT_EXCEEDED` (or 429).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::wire::{http_client, send, Reply};
+use super::{AccrualJournal, AccrualRequest, Enrollment, LoyaltyConnector, LoyaltyMember};
+use crate::mappers::DecimalText;
+use crate::resilience::ConnectorError;
+use crate::webhook::Secret;
+
+const SYSTEM: &str = "salesforce-loyalty";
+
+#[derive(Debug, Clone)]
+pub struct SalesforceLoyaltyConfig {
+    /// `https://{MyDomain}.my.salesforce.com`
+    pub base_url: String,
+    /// e.g. `v62.0`
+    pub api_version: String,
+    pub program_name: String,
+    pub journal_subtype: String,
+    pub access_token: Secret,
+    pub timeout: Duration,
+}
+
+pub struct SalesforceLoyalty {
+    client: reqwest::Client,
+    config: SalesforceLoyaltyConfig,
+}
+
+impl SalesforceLoyalty {
+    pub fn new(config: SalesforceLoyaltyConfig) -> Self {
+        SalesforceLoyalty {
+            client: http_client(config.timeout),
+            config,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/services/data/{}/{path}",
+            self.config.base_url.trim_end_matches('/'),
+            self.config.api_version
+        )
+    }
+
+    async fn call(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, ConnectorError> {
+        let reply = send(SYSTEM, req.bearer_auth(self.config.access_token.expose())).await?;
+        if !reply.is_success() {
+            return Err(classify(&reply));
+        }
+        serde_json::from_str(&reply.body).map_err(|e| ConnectorError::BadResponse {
+            system: SYSTEM,
+            reason: format!("answer is not JSON: {e}"),
+        })
+    }
+
+    async fn query(&self, soql: &str) -> Result<Vec<serde_json::Value>, ConnectorError> {
+        let v = self
+            .call(self.client.get(self.url("query")).query(&[("q", soql)]))
+            .await?;
+        Ok(v["records"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+/// Quotes a value for a SOQL string literal.
+fn soql_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Maps a non-2xx answer, reading Salesforce's `[{"errorCode","message"}]`.
+fn classify(reply: &Reply) -> ConnectorError {
+    let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+    let code = body[0]["errorCode"].as_str().unwrap_or("");
+    if reply.status == 429 || (reply.status == 403 && code == "REQUEST_LIMIT_EXCEEDED") {
+        return ConnectorError::Throttled {
+            system: SYSTEM,
+            retry_after: reply.retry_after(),
+        };
+    }
+    let text = format!(
+        "{code}: {}",
+        body[0]["message"].as_str().unwrap_or(&reply.body)
+    );
+    ConnectorError::from_status(SYSTEM, reply.status, reply.retry_after(), &text)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrollmentBody<'a> {
+    enrollment_date: String,
+    membership_number: &'a str,
+    member_status: &'a str,
+    enrollment_channel: &'a str,
+    create_transaction_journals: bool,
+    associated_contact_details: ContactDetails<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContactDetails<'a> {
+    first_name: &'a str,
+    last_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    allow_duplicate_records: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RealtimeBody<'a> {
+    transaction_journals: Vec<Journal<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Journal<'a> {
+    external_transaction_number: &'a str,
+    journal_type_name: &'a str,
+    journal_sub_type_name: &'a str,
+    loyalty_program_name: &'a str,
+    membership_number: &'a str,
+    activity_date: String,
+    transaction_amount: String,
+    currency_iso_code: &'a str,
+    status: &'a str,
+}
+
+#[async_trait]
+impl LoyaltyConnector for SalesforceLoyalty {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+
+    async fn find_member(
+        &self,
+        membership_number: &str,
+    ) -> Result<Option<LoyaltyMember>, ConnectorError> {
+        let soql = format!(
+            "SELECT Id,MembershipNumber,MemberStatus FROM LoyaltyProgramMember WHERE MembershipNumber={} AND Program.Name={}",
+            soql_quote(membership_number),
+            soql_quote(&self.config.program_name)
+        );
+        Ok(self.query(&soql).await?.first().map(|r| LoyaltyMember {
+            member_id: r["Id"].as_str().unwrap_or_default().to_string(),
+            membership_number: membership_number.to_string(),
+            tier: None,
+        }))
+    }
+
+    async fn enroll(&self, e: &Enrollment) -> Result<LoyaltyMember, ConnectorError> {
+        let body = EnrollmentBody {
+            enrollment_date: e.enrolled_at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            membership_number: &e.membership_number,
+            member_status: "Active",
+            enrollment_channel: "Web",
+            create_transaction_journals: false,
+            associated_contact_details: ContactDetails {
+                first_name: e.first_name.as_deref().unwrap_or("-"),
+                last_name: e.last_name.as_deref().unwrap_or("-"),
+                email: e.email.as_deref(),
+                allow_duplicate_records: "false",
+            },
+        };
+        let path = format!(
+            "loyalty-programs/{}/individual-member-enrollments",
+            self.config.program_name
+        );
+        let v = self
+            .call(self.client.post(self.url(&path)).json(&body))
+            .await?;
+        Ok(LoyaltyMember {
+            member_id: v["loyaltyProgramMemberId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            membership_number: e.membership_number.clone(),
+            tier: None,
+        })
+    }
+
+    async fn find_accrual(&self, external: &str) -> Result<Option<AccrualJournal>, ConnectorError> {
+        let soql = format!(
+            "SELECT Id,Status,ExternalTransactionNumber FROM TransactionJournal WHERE ExternalTransactionNumber={} AND JournalType.Name='Accrual'",
+            soql_quote(external)
+        );
+        Ok(self.query(&soql).await?.first().map(|r| AccrualJournal {
+            journal_id: r["Id"].as_str().unwrap_or_default().to_string(),
+            points: None,
+        }))
+    }
+
+    async fn post_accrual(&self, a: &AccrualRequest) -> Result<AccrualJournal, ConnectorError> {
+        let body = RealtimeBody {
+            transaction_journals: vec![Journal {
+                external_transaction_number: &a.external_transaction_number,
+                journal_type_name: "Accrual",
+                journal_sub_type_name: &self.config.journal_subtype,
+                loyalty_program_name: &self.config.program_name,
+                membership_number: &a.membership_number,
+                activity_date: a.activity_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                transaction_amount: a.amount.to_decimal_string(),
+                currency_iso_code: a.amount.currency.code(),
+                status: "Pending",
+            }],
+        };
+        let path = format!(
+            "connect/realtime/loyalty/programs/{}",
+            self.config.program_name
+        );
+        let v = self
+            .call(self.client.post(self.url(&path)).json(&body))
+            .await?;
+        if v["status"].as_bool() != Some(true) {
+            return Err(ConnectorError::Rejected {
+                system: SYSTEM,
+                status: 200,
+                reason: v["message"]
+                    .as_str()
+                    .unwrap_or("journal not processed")
+                    .to_string(),
+            });
+        }
+        let result = &v["processResult"]["transactionJournalResult"][0];
+        let journal_id = result["id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ConnectorError::BadResponse {
+                system: SYSTEM,
+                reason: "processed journal without an id".into(),
+            })?;
+        let mut points = 0i64;
+        for member in result["changeInMemberPoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for cur in member["changeInMemberCurrencies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let text = DecimalText(cur["changeInPointsBalance"].to_string());
+                points += i64::from(text.whole().unwrap_or(0));
+            }
+        }
+        Ok(AccrualJournal {
+            journal_id: journal_id.to_string(),
+            points: Some(points),
+        })
+    }
+}

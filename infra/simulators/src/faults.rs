@@ -1,0 +1,163 @@
+//! Fault injection: rules matched against each call, applied around the handler.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::{lock, SimState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum System {
+    NetSuite,
+    Salesforce,
+}
+
+impl System {
+    fn of(path: &str) -> Option<Self> {
+        if path.starts_with("/netsuite/") {
+            Some(System::NetSuite)
+        } else if path.starts_with("/salesforce/") {
+            Some(System::Salesforce)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The vendor's throttling answer (NetSuite 429, Salesforce 403
+    /// REQUEST_LIMIT_EXCEEDED), with an optional Retry-After in seconds.
+    Throttle { retry_after: Option<u64> },
+    /// HTTP 503.
+    Unavailable,
+    /// Answers only after this delay (a client with a shorter timeout gives up
+    /// and the effect is not applied).
+    Slow(Duration),
+    /// The effect is applied, then the answer is lost (HTTP 502).
+    LoseResponse,
+}
+
+/// Fails the next `count` calls to `system` whose method and path match.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub system: System,
+    pub method: Option<&'static str>,
+    /// Substring of the path after the system's base.
+    pub path_contains: &'static str,
+    pub kind: FaultKind,
+    pub count: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct FaultBook {
+    rules: Vec<Fault>,
+    outages: Vec<(System, Instant)>,
+    calls: Vec<System>,
+}
+
+impl FaultBook {
+    pub fn add(&mut self, f: Fault) {
+        self.rules.push(f);
+    }
+
+    pub fn outage(&mut self, system: System, until: Instant) {
+        self.outages.push((system, until));
+    }
+
+    pub fn calls(&self, system: System) -> usize {
+        self.calls.iter().filter(|s| **s == system).count()
+    }
+
+    fn take(&mut self, system: System, method: &str, path: &str) -> Option<FaultKind> {
+        self.calls.push(system);
+        let now = Instant::now();
+        if self
+            .outages
+            .iter()
+            .any(|(s, until)| *s == system && now < *until)
+        {
+            return Some(FaultKind::Unavailable);
+        }
+        let rule = self.rules.iter_mut().find(|r| {
+            r.system == system
+                && r.count > 0
+                && r.method.is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && path.contains(r.path_contains)
+        })?;
+        rule.count -= 1;
+        Some(rule.kind.clone())
+    }
+}
+
+fn throttled(system: System, retry_after: Option<u64>) -> Response {
+    let mut resp = match system {
+        System::NetSuite => (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({
+                "type": "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html#sec10.4",
+                "title": "Too Many Requests", "status": 429,
+                "o:errorDetails": [{"detail": "Concurrent request limit exceeded. Request blocked.",
+                                    "o:errorCode": "CONCURRENCY_LIMIT_EXCEEDED"}]
+            })),
+        )
+            .into_response(),
+        System::Salesforce => (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED",
+                                            "message": "TotalRequests Limit exceeded."}])),
+        )
+            .into_response(),
+    };
+    if let Some(secs) = retry_after {
+        if let Ok(v) = secs.to_string().parse() {
+            resp.headers_mut().insert("retry-after", v);
+        }
+    }
+    resp
+}
+
+fn unavailable(system: System) -> Response {
+    let body = match system {
+        System::NetSuite => serde_json::json!({"title": "Service Unavailable", "status": 503,
+            "o:errorDetails": [{"detail": "simulated outage", "o:errorCode": "UNEXPECTED_ERROR"}]}),
+        System::Salesforce => {
+            serde_json::json!([{"errorCode": "SERVER_UNAVAILABLE", "message": "simulated outage"}])
+        }
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+}
+
+/// Middleware: decides the call's fault, if any, and applies it.
+pub(crate) async fn apply(
+    State(state): State<Arc<SimState>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let Some(system) = System::of(&path) else {
+        return next.run(req).await;
+    };
+    if !req.headers().contains_key("authorization") {
+        return (StatusCode::UNAUTHORIZED, "missing Authorization").into_response();
+    }
+    let fault = lock(&state.faults).take(system, req.method().as_str(), &path);
+    match fault {
+        None => next.run(req).await,
+        Some(FaultKind::Throttle { retry_after }) => throttled(system, retry_after),
+        Some(FaultKind::Unavailable) => unavailable(system),
+        Some(FaultKind::Slow(d)) => {
+            tokio::time::sleep(d).await;
+            next.run(req).await
+        }
+        Some(FaultKind::LoseResponse) => {
+            let _applied = next.run(req).await;
+            (StatusCode::BAD_GATEWAY, "response lost").into_response()
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Loopback simulators of the systems of record, speaking the documented
+//! shapes in `API-SHAPES.md`: NetSuite (`/netsuite/services/rest/record/v1`)
+//! and Salesforce Loyalty (`/salesforce/services/data/v62.0`), on one
+//! 127.0.0.1 port.
+//!
+//! They record every effect (documents created, journals posted) so tests can
+//! assert exactly-once, and take injected faults: throttling (with or without
+//! Retry-After), 5xx, slow answers and timeouts, an outage window, and a
+//! response lost after the effect was applied.
+
+mod faults;
+mod netsuite;
+mod salesforce;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+
+pub use faults::{Fault, FaultKind, System};
+pub use netsuite::{NetSuiteCustomer, NetSuiteSalesOrder};
+pub use salesforce::{Journal, Member};
+
+/// Everything the simulators hold, shared with the tests that drive them.
+#[derive(Default)]
+pub struct SimState {
+    pub(crate) faults: Mutex<faults::FaultBook>,
+    pub(crate) netsuite: Mutex<netsuite::NetSuiteState>,
+    pub(crate) salesforce: Mutex<salesforce::SalesforceState>,
+}
+
+/// A running simulator server.
+pub struct Simulators {
+    pub addr: SocketAddr,
+    pub state: Arc<SimState>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Simulator state is plain data; a poisoned lock still holds it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Simulators {
+    /// Starts all simulators on a free 127.0.0.1 port.
+    pub async fn start() -> std::io::Result<Self> {
+        let state = Arc::new(SimState::default());
+        let app = Router::new()
+            .nest("/netsuite/services/rest/record/v1", netsuite::router())
+            .nest("/salesforce/services/data/v62.0", salesforce::router())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                faults::apply,
+            ))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "simulators stopped");
+            }
+        });
+        Ok(Simulators { addr, state })
+    }
+
+    pub fn netsuite_base(&self) -> String {
+        format!("http://{}/netsuite/services/rest/record/v1", self.addr)
+    }
+
+    pub fn salesforce_base(&self) -> String {
+        format!("http://{}/salesforce", self.addr)
+    }
+
+    /// Queues a fault for matching calls.
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.state.faults).add(fault);
+    }
+
+    /// Every call to `system` fails with 503 until `until`.
+    pub fn outage(&self, system: System, until: std::time::Instant) {
+        lock(&self.state.faults).outage(system, until);
+    }
+
+    pub fn calls(&self, system: System) -> usize {
+        lock(&self.state.faults).calls(system)
+    }
+
+    pub fn netsuite_sales_orders(&self) -> Vec<NetSuiteSalesOrder> {
+        lock(&self.state.netsuite)
+            .sales_orders
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn netsuite_customers(&self) -> Vec<NetSuiteCustomer> {
+        lock(&self.state.netsuite)
+            .customers
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn loyalty_journals(&self) -> Vec<Journal> {
+        lock(&self.state.salesforce).journals.clone()
+    }
+
+    pub fn loyalty_members(&self) -> Vec<Member> {
+        lock(&self.state.salesforce)
+            .members
+            .values()
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,232 @@
+//! Salesforce Loyalty Management: SOQL lookups of members and journals,
+//! individual member enrollment, realtime accrual journals. Journals are NOT
+//! deduplicated by ExternalTransactionNumber (the real service does not
+//! promise it), so a double post shows up as two journals.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common::mappers::DecimalText;
+use serde_json::{json, Value};
+
+use crate::{lock, SimState};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub member_id: String,
+    pub membership_number: String,
+    pub points_balance: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Journal {
+    pub id: String,
+    pub external_transaction_number: String,
+    pub membership_number: String,
+    pub amount: String,
+    pub currency: String,
+    pub points: i64,
+}
+
+#[derive(Default)]
+pub(crate) struct SalesforceState {
+    pub members: BTreeMap<String, Member>,
+    pub journals: Vec<Journal>,
+    next_id: u64,
+}
+
+pub(crate) fn router() -> Router<Arc<SimState>> {
+    Router::new()
+        .route("/query", get(query))
+        .route(
+            "/loyalty-programs/{program}/individual-member-enrollments",
+            post(enroll),
+        )
+        .route(
+            "/connect/realtime/loyalty/programs/{program}",
+            post(realtime),
+        )
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!([{"errorCode": code, "message": message}])),
+    )
+        .into_response()
+}
+
+/// The value of `Field='value'` in a SOQL WHERE clause.
+fn soql_eq(q: &str, field: &str) -> Option<String> {
+    let start = q.find(&format!("{field}='"))? + field.len() + 2;
+    let rest = &q[start..];
+    let end = rest.find('\'')?;
+    Some(rest[..end].to_string())
+}
+
+async fn query(
+    State(state): State<Arc<SimState>>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Response {
+    let q = params.get("q").cloned().unwrap_or_default();
+    let st = lock(&state.salesforce);
+    let records: Vec<Value> = if q.contains("FROM LoyaltyProgramMember") {
+        let Some(number) = soql_eq(&q, "MembershipNumber") else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_QUERY",
+                "unsupported query",
+            );
+        };
+        st.members
+            .get(&number)
+            .map(|m| {
+                json!({"attributes": {"type": "LoyaltyProgramMember"}, "Id": m.member_id,
+                            "MembershipNumber": m.membership_number, "MemberStatus": "Active"})
+            })
+            .into_iter()
+            .collect()
+    } else if q.contains("FROM TransactionJournal") {
+        let Some(ext) = soql_eq(&q, "ExternalTransactionNumber") else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_QUERY",
+                "unsupported query",
+            );
+        };
+        st.journals
+            .iter()
+            .filter(|j| j.external_transaction_number == ext)
+            .map(|j| json!({"attributes": {"type": "TransactionJournal"}, "Id": j.id, "Status": "Processed",
+                            "ExternalTransactionNumber": j.external_transaction_number}))
+            .collect()
+    } else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "unsupported query",
+        );
+    };
+    Json(json!({"totalSize": records.len(), "done": true, "records": records})).into_response()
+}
+
+async fn enroll(
+    State(state): State<Arc<SimState>>,
+    Path(program): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let Some(number) = body["membershipNumber"].as_str().filter(|s| !s.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "REQUIRED_FIELD_MISSING",
+            "membershipNumber is required",
+        );
+    };
+    let mut st = lock(&state.salesforce);
+    if st.members.contains_key(number) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "DUPLICATE_VALUE",
+            "duplicate value found: MembershipNumber",
+        );
+    }
+    st.next_id += 1;
+    let member = Member {
+        member_id: format!("0lM{:012}", st.next_id),
+        membership_number: number.to_string(),
+        points_balance: 0,
+    };
+    st.members.insert(number.to_string(), member.clone());
+    (
+        StatusCode::CREATED,
+        Json(json!({"contactId": format!("003{:012}", st.next_id), "loyaltyProgramMemberId": member.member_id,
+                    "loyaltyProgramName": program, "membershipNumber": number, "transactionJournals": []})),
+    )
+        .into_response()
+}
+
+async fn realtime(
+    State(state): State<Arc<SimState>>,
+    Path(program): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let Some(j) = body["transactionJournals"]
+        .as_array()
+        .and_then(|a| a.first())
+        .cloned()
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            "transactionJournals is required",
+        );
+    };
+    let number = j["MembershipNumber"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let ext = j["ExternalTransactionNumber"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let amount = match &j["TransactionAmount"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    // Default program rule: one point per whole unit of the amount.
+    let whole = amount.split('.').next().unwrap_or("0");
+    let Some(points) = DecimalText(whole.to_string()).whole().map(i64::from) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_FIELD",
+            "TransactionAmount is not valid",
+        );
+    };
+    let mut st = lock(&state.salesforce);
+    let Some(member) = st.members.get_mut(&number) else {
+        return (
+            StatusCode::CREATED,
+            Json(
+                json!({"message": "Member not found", "programName": program,
+                                                  "status": false, "processResult": null}),
+            ),
+        )
+            .into_response();
+    };
+    member.points_balance += points;
+    let balance = member.points_balance;
+    st.next_id += 1;
+    let id = format!("0lV{:012}", st.next_id);
+    st.journals.push(Journal {
+        id: id.clone(),
+        external_transaction_number: ext,
+        membership_number: number.clone(),
+        amount,
+        currency: j["CurrencyIsoCode"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        points,
+    });
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "message": null, "programName": program, "simulationResults": null, "status": true,
+            "processResult": {
+                "memberPointsBalance": [{"memberShipNumber": number, "memberCurrencies": [
+                    {"currencyName": "Points", "currencyType": "NonQualifying", "pointsBalance": balance as f64,
+                     "escrowPointsBalance": 0.0}]}],
+                "transactionJournalResult": [{"id": id, "changeInMemberPoints": [{"memberShipNumber": number,
+                    "changeInMemberCurrencies": [{"currencyName": "Points", "currencyType": "NonQualifying",
+                                                  "changeInPointsBalance": points as f64, "promotionId": "NA"}]}],
+                    "voucherResult": null}]
+            }
+        })),
+    )
+        .into_response()
+}
