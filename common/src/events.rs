@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{Cancellation, Order, OrderRef, Refund};
+use crate::money::Money;
 
 /// EventBridge `Source` of events published by the intake step.
 pub const INTAKE_SOURCE: &str = "retailflow.intake";
@@ -69,6 +70,48 @@ event_detail!(
     /// Money went back to the buyer, with or without returned goods.
     RefundIssued { refund: Refund }, 1
 );
+
+/// The ERP recorded the order's sales order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderPostedToErp {
+    pub order: OrderRef,
+    pub erp_system: String,
+    /// The idempotency key the ERP knows the order by.
+    pub external_id: String,
+    pub document_id: String,
+    pub document_number: String,
+    /// The total as the ERP computed it.
+    pub total: Money,
+}
+
+impl EventDetail for OrderPostedToErp {
+    const EVENT_TYPE: &'static str = "OrderPostedToErp";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
+/// Points were accrued for an order, or it earned none and says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LoyaltyAccrued {
+    pub order: OrderRef,
+    pub loyalty_system: String,
+    pub membership_number: Option<String>,
+    /// Also the idempotency key of the journal.
+    pub external_transaction_number: Option<String>,
+    pub journal_id: Option<String>,
+    /// Points retailflow's rules give the order.
+    pub points: i64,
+    /// Points the loyalty platform reported crediting, when it says.
+    pub points_credited: Option<i64>,
+    /// The shop-currency amount the points were earned on.
+    pub eligible: Money,
+    /// Why no journal was posted (guest checkout, not a member, zero points).
+    pub skipped_reason: Option<String>,
+}
+
+impl EventDetail for LoyaltyAccrued {
+    const EVENT_TYPE: &'static str = "LoyaltyAccrued";
+    const SCHEMA_VERSION: u32 = 1;
+}
 
 /// What a platform payload maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,13 +177,22 @@ fn envelope_json<T: EventDetail + Clone>(
     meta: &EnvelopeMeta,
     order: &OrderRef,
 ) -> serde_json::Value {
+    envelope(detail, meta, &order.key())
+}
+
+/// Wraps any event detail in the one envelope, as JSON.
+pub fn envelope<T: EventDetail + Clone>(
+    detail: &T,
+    meta: &EnvelopeMeta,
+    correlation_id: &str,
+) -> serde_json::Value {
     let env = Envelope {
         event_id: meta.event_id,
         event_type: T::EVENT_TYPE.to_string(),
         schema_version: T::SCHEMA_VERSION,
         occurred_at: meta.occurred_at,
         source: meta.source.clone(),
-        correlation_id: order.key(),
+        correlation_id: correlation_id.to_string(),
         causation_id: meta.causation_id.clone(),
         detail: detail.clone(),
     };
@@ -153,6 +205,15 @@ fn envelope_json<T: EventDetail + Clone>(
 pub fn delivery_event_id(platform: &str, shop: &str, topic: &str, delivery_id: &str) -> Uuid {
     let name = format!("{platform}\n{shop}\n{topic}\n{delivery_id}");
     Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes())
+}
+
+/// Deterministic id of the event a saga step emits: a re-run of the step
+/// emits the same event.
+pub fn step_event_id(saga_key: &str, step: &str) -> Uuid {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("{saga_key}\n{step}").as_bytes(),
+    )
 }
 
 /// JSON Schemas of every event type, keyed by file name
@@ -170,6 +231,8 @@ pub fn event_schemas() -> Vec<(String, serde_json::Value)> {
         one::<OrderUpdated>(),
         one::<OrderCancelled>(),
         one::<RefundIssued>(),
+        one::<OrderPostedToErp>(),
+        one::<LoyaltyAccrued>(),
     ]
 }
 

@@ -13,6 +13,8 @@ pub mod mappers;
 pub mod model;
 pub mod money;
 pub mod ports;
+pub mod queue_dispositions;
 pub mod resilience;
 pub mod saga;
+pub mod steps;
 pub mod webhook;

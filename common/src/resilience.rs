@@ -12,7 +12,9 @@
 //!   failures and lets one probe through when its open period ends.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 /// Why a call to an external system (ERP, loyalty, ecommerce) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,7 +163,7 @@ enum BreakerState {
         failures: u32,
     },
     Open {
-        until: Instant,
+        until: DateTime<Utc>,
     },
     /// One probe is out; others wait.
     HalfOpen,
@@ -192,7 +194,7 @@ impl CircuitBreaker {
     }
 
     /// Asks to make a call now; an open circuit answers with the error to report.
-    pub fn permit(&self, now: Instant) -> Result<(), ConnectorError> {
+    pub fn permit(&self, now: DateTime<Utc>) -> Result<(), ConnectorError> {
         let mut st = self.lock();
         match *st {
             BreakerState::Closed { .. } => Ok(()),
@@ -202,7 +204,7 @@ impl CircuitBreaker {
             }
             BreakerState::Open { until } => Err(ConnectorError::CircuitOpen {
                 system: self.system,
-                retry_after: Some(until - now),
+                retry_after: (until - now).to_std().ok(),
             }),
             BreakerState::HalfOpen => Err(ConnectorError::CircuitOpen {
                 system: self.system,
@@ -212,7 +214,7 @@ impl CircuitBreaker {
     }
 
     /// Reports a call's outcome.
-    pub fn record(&self, now: Instant, result: Result<(), &ConnectorError>) {
+    pub fn record(&self, now: DateTime<Utc>, result: Result<(), &ConnectorError>) {
         let mut st = self.lock();
         let outage = matches!(result, Err(e) if e.counts_as_outage());
         *st = match (*st, outage) {
@@ -223,12 +225,14 @@ impl CircuitBreaker {
                 }
             }
             (_, true) => BreakerState::Open {
-                until: now + self.open_for,
+                until: now
+                    + chrono::Duration::from_std(self.open_for)
+                        .unwrap_or(chrono::Duration::seconds(60)),
             },
         };
     }
 
-    pub fn is_open(&self, now: Instant) -> bool {
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         matches!(*self.lock(), BreakerState::Open { until } if now < until)
     }
 }
@@ -308,7 +312,7 @@ mod tests {
     #[test]
     fn breaker_opens_after_repeated_outages_and_probes_once() {
         let b = CircuitBreaker::new("erp", 3, Duration::from_secs(60));
-        let t = Instant::now();
+        let t = Utc::now();
         for _ in 0..2 {
             assert!(b.permit(t).is_ok());
             b.record(t, Err(&down()));
@@ -316,17 +320,17 @@ mod tests {
         assert!(!b.is_open(t));
         b.record(t, Err(&down()));
         assert!(b.is_open(t));
-        let err = b.permit(t + Duration::from_secs(10)).unwrap_err();
+        let err = b.permit(t + chrono::Duration::seconds(10)).unwrap_err();
         assert!(err.is_retryable());
         assert_eq!(err.retry_after(), Some(Duration::from_secs(50)));
         // After the open period one probe goes through; others wait for it.
-        let later = t + Duration::from_secs(61);
+        let later = t + chrono::Duration::seconds(61);
         assert!(b.permit(later).is_ok());
         assert!(b.permit(later).is_err());
         // A failed probe opens the circuit again; a good one closes it.
         b.record(later, Err(&down()));
         assert!(b.is_open(later));
-        let much_later = later + Duration::from_secs(61);
+        let much_later = later + chrono::Duration::seconds(61);
         assert!(b.permit(much_later).is_ok());
         b.record(much_later, Ok(()));
         assert!(b.permit(much_later).is_ok());
@@ -336,7 +340,7 @@ mod tests {
     #[test]
     fn throttling_and_refusals_do_not_open_the_breaker() {
         let b = CircuitBreaker::new("erp", 1, Duration::from_secs(60));
-        let t = Instant::now();
+        let t = Utc::now();
         b.record(t, Err(&ConnectorError::from_status("erp", 429, None, "")));
         b.record(
             t,

@@ -138,29 +138,35 @@ pub trait LoyaltyConnector: Send + Sync {
     ) -> Result<AccrualJournal, ConnectorError>;
 }
 
-/// Turns any text into an external id the ERPs accept (`[A-Za-z0-9_-]`,
-/// bounded length), deterministically and without collisions: characters
-/// outside the set are replaced and a short hash of the original is appended.
+/// Turns a business key into an external id the ERPs and the loyalty
+/// platform accept (`[A-Za-z0-9_-]`, at most 60 characters), deterministic
+/// and collision-free: the first and last parts stay readable (platform and
+/// the platform's id), a hash of every part keeps keys of different shops
+/// (or texts that clean to the same) apart.
 pub fn external_id(prefix: &str, parts: &[&str]) -> String {
-    let joined = parts.join("\n");
-    let clean: String = parts
-        .iter()
-        .map(|p| {
-            p.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("-");
-    let hash = &crate::idempotency::payload_hash(joined.as_bytes())[..8];
-    let mut id = format!("{prefix}-{clean}");
-    id.truncate(40);
+    let clean = |p: &str| -> String {
+        p.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(24)
+            .collect()
+    };
+    let hash = &crate::idempotency::payload_hash(parts.join("\n").as_bytes())[..8];
+    let shown: Vec<String> = match parts {
+        [] => Vec::new(),
+        [only] => vec![clean(only)],
+        [first, .., last] => vec![clean(first), clean(last)],
+    };
+    let mut id = prefix.to_string();
+    for s in shown {
+        id.push('-');
+        id.push_str(&s);
+    }
     format!("{id}-{hash}")
 }
 
@@ -180,7 +186,8 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
             "{a}"
         );
-        assert!(a.len() <= 49);
+        assert!(a.len() <= 60);
+        assert!(a.starts_with("so-shopify-5872301948123-"), "{a}");
         // "a.b" and "a_b" clean to the same text but differ by hash.
         assert_ne!(external_id("so", &["a.b"]), external_id("so", &["a_b"]));
     }

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use chrono::Utc;
 use common::config::{intake_config_from_env, WebhookSecretDocument};
 use common::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
 use common::idempotency::payload_hash;
@@ -14,6 +13,8 @@ use common::webhook::{adobe_signature, shopify_signature, Secret};
 use crate::api_event::{webhook_event, ApiRequest};
 use crate::local_app::LocalApp;
 use crate::Source;
+use retailflow::timeline::{render, timelines};
+use std::path::PathBuf;
 
 fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
@@ -39,75 +40,111 @@ fn local_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
     Ok(doc.apply(IntakeConfig::default())?)
 }
 
-pub async fn run(dir: &Path, dev_keys: &Path) -> anyhow::Result<()> {
-    let app = LocalApp::new(local_config(dev_keys)?);
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("no *.json events in {}", dir.display());
+/// Every `*.json` file named, or inside a named folder (not recursing).
+fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut in_dir: Vec<_> = std::fs::read_dir(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "json"))
+                .collect();
+            in_dir.sort();
+            files.extend(in_dir);
+        } else {
+            files.push(p.clone());
+        }
     }
-    for file in &files {
+    if files.is_empty() {
+        bail!("no *.json event files in {:?}", paths);
+    }
+    Ok(files)
+}
+
+/// Feeds one Lambda event file into the app: HTTP API requests to the
+/// webhook routes, EventBridge events onto the bus, SQS events onto their queue.
+async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::Result<String> {
+    if event.get("detail-type").is_some() {
+        let t = event["detail-type"].as_str().unwrap_or_default();
+        app.bus.route(t, event.to_string());
+        return Ok(format!("EventBridge {t} routed"));
+    }
+    if let Some(records) = event["Records"].as_array() {
+        for r in records {
+            let arn = r["eventSourceARN"].as_str().unwrap_or_default();
+            let queue = arn.rsplit(':').next().unwrap_or_default();
+            let body = r["body"].as_str().unwrap_or_default().to_string();
+            let mut queues = retailflow::runtime::lock(&app.queues);
+            let q = queues
+                .values_mut()
+                .find(|q| queue.ends_with(&q.name))
+                .with_context(|| format!("{name}: no queue for {arn}"))?;
+            q.send(body, app.clock.now());
+        }
+        return Ok(format!("SQS {} record(s) queued", records.len()));
+    }
+    let req = ApiRequest::from_event(event)?;
+    let route = WebhookRoute::from_path(&req.path)
+        .with_context(|| format!("no route for {} {}", req.method, req.path))?;
+    let resp = app
+        .intake
+        .handle(WebhookRequest {
+            route,
+            headers: &req.headers,
+            body: &req.body,
+            received_at: app.clock.now(),
+            deadline: None,
+        })
+        .await;
+    Ok(format!("{} {}", resp.status, resp.body))
+}
+
+pub async fn run(paths: &[PathBuf], dev_keys: &Path, json: bool) -> anyhow::Result<bool> {
+    let app = LocalApp::start(local_config(dev_keys)?).await?;
+    for file in event_files(paths)? {
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let event: serde_json::Value =
-            serde_json::from_str(&read(file)?).with_context(|| format!("{name} is not JSON"))?;
-        let req = match ApiRequest::from_event(&event) {
-            Ok(r) => r,
+            serde_json::from_str(&read(&file)?).with_context(|| format!("{name} is not JSON"))?;
+        match feed(&app, &name, &event).await {
+            Ok(line) if !json => println!("{name:<60} {line}"),
+            Ok(_) => {}
             Err(e) => {
-                println!("{name:<60} skipped: {e:#}");
-                continue;
+                eprintln!("{name}: skipped: {e:#}");
             }
-        };
-        let Some(route) = WebhookRoute::from_path(&req.path) else {
-            println!(
-                "{name:<60} skipped: no route for {} {}",
-                req.method, req.path
-            );
-            continue;
-        };
-        let resp = app
-            .intake
-            .handle(WebhookRequest {
-                route,
-                headers: &req.headers,
-                body: &req.body,
-                received_at: Utc::now(),
-                deadline: None,
-            })
-            .await;
-        println!("{name:<60} {} {}", resp.status, resp.body);
+        }
     }
-    let snap = app.snapshot();
-    let count = |k: &str| snap[k].as_array().map_or(0, Vec::len);
-    println!(
-        "\npublished {} event(s), {} saga(s), {} quarantined delivery(ies)",
-        count("events"),
-        count("sagas"),
-        count("quarantine")
-    );
-    for e in app.bus.published() {
-        let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+    let report = app.drain().await;
+    let timelines = timelines(&app);
+    let dead = app.dead_letters();
+    if json {
+        for t in &timelines {
+            println!("{}", serde_json::to_string(t)?);
+        }
+    } else {
+        println!();
+        for t in &timelines {
+            println!("{}", render(t));
+        }
+        let q = app.store.quarantined();
         println!(
-            "  {:<15} {}  correlation {}",
-            e.detail_type,
-            e.event_id,
-            detail["correlation_id"].as_str().unwrap_or("")
+            "{} order(s), {} complete; {} queue deliveries, {} retried; {} quarantined delivery(ies); {} dead letter(s)",
+            timelines.len(),
+            timelines.iter().filter(|t| t.complete).count(),
+            report.deliveries,
+            report.retries,
+            q.len(),
+            dead.len()
         );
+        for d in &dead {
+            println!("  DLQ {}: {}", d.queue, d.reason);
+        }
     }
-    for s in app.store.sagas() {
-        println!("  saga {}: {:?}", s.saga_key, s.event_types);
-    }
-    for q in app.store.quarantined() {
-        println!("  quarantined {}: {}", q.id, q.reason);
-    }
-    Ok(())
+    Ok(timelines.iter().all(|t| t.complete) && dead.is_empty() && !report.gave_up)
 }
 
 pub fn canonical(source: Source, topic: &str, shop: &str, file: &Path) -> anyhow::Result<()> {

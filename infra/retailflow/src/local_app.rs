@@ -1,30 +1,227 @@
 //! The whole app in one process: the same step logic as the Lambdas, wired to
-//! in-process adapters instead of DynamoDB and EventBridge.
+//! in-process adapters (state store, routing bus, queues) and to the HTTP
+//! connectors pointed at the loopback simulators. Queues, rules and retry
+//! settings mirror template.yaml.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::adapters::in_process::{InProcessEventBus, InProcessStateStore};
+use common::adapters::in_process::InProcessStateStore;
+use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use common::events::{Envelope, OrderPlaced};
 use common::intake::{IntakeConfig, OrderIntake};
+use common::queue_dispositions::{disposition, Disposition};
+use common::resilience::{CircuitBreaker, RetryPolicy};
+use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
+use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
+use common::steps::{envelope_from_message, Invocation, StepOutcome};
+use common::webhook::Secret;
+use simulators::Simulators;
+
+use crate::runtime::{lock, Clock, DeadLetter, Queue, Queues, RoutingBus, Rule};
+
+pub const ERP_POST_QUEUE: &str = "erp-post";
+pub const LOYALTY_ACCRUAL_QUEUE: &str = "loyalty-accrual";
+
+/// The EventBridge rules of template.yaml.
+pub fn rules() -> Vec<Rule> {
+    vec![
+        Rule {
+            name: "OrderPlacedToErpPost",
+            detail_types: &["OrderPlaced"],
+            queue: ERP_POST_QUEUE,
+        },
+        Rule {
+            name: "OrderPlacedToLoyaltyAccrual",
+            detail_types: &["OrderPlaced"],
+            queue: LOYALTY_ACCRUAL_QUEUE,
+        },
+    ]
+}
+
+/// Queue settings of template.yaml: visibility timeout and maxReceiveCount
+/// sized so a two-hour outage never reaches the DLQ (see RetryPolicy).
+pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const MAX_RECEIVE_COUNT: u32 = 24;
+const BATCH_SIZE: usize = 10;
 
 pub struct LocalApp {
     pub store: Arc<InProcessStateStore>,
-    pub bus: Arc<InProcessEventBus>,
+    pub bus: Arc<RoutingBus>,
+    pub queues: Queues,
+    pub dead_letters: Arc<Mutex<Vec<DeadLetter>>>,
+    pub clock: Clock,
+    pub sims: Simulators,
     pub intake: OrderIntake,
+    pub erp_posting: ErpPosting,
+    pub loyalty_accrual: LoyaltyAccrual,
+    pub retry: RetryPolicy,
 }
 
 impl LocalApp {
-    pub fn new(config: IntakeConfig) -> Self {
+    pub async fn start(intake_config: IntakeConfig) -> std::io::Result<Self> {
+        let clock = Clock::starting_now();
+        let sim_clock = clock.clone();
+        let sims = Simulators::start_with_clock(Arc::new(move || sim_clock.now())).await?;
+        let queues: Queues = Arc::new(Mutex::new(BTreeMap::new()));
+        for name in [ERP_POST_QUEUE, LOYALTY_ACCRUAL_QUEUE] {
+            lock(&queues).insert(
+                name.into(),
+                Queue::new(name, VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT),
+            );
+        }
         let store = Arc::new(InProcessStateStore::new());
-        let bus = Arc::new(InProcessEventBus::new());
-        let intake = OrderIntake::new(store.clone(), bus.clone(), config);
-        LocalApp { store, bus, intake }
+        let bus = Arc::new(RoutingBus::new(rules(), queues.clone(), clock.clone()));
+        let token = Secret::new("local-simulator-token");
+        let erp = Arc::new(NetSuiteErp::new(NetSuiteConfig {
+            base_url: sims.netsuite_base(),
+            access_token: token.clone(),
+            subsidiary_id: Some("1".into()),
+            timeout: Duration::from_secs(5),
+        }));
+        let loyalty = Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+            base_url: sims.salesforce_base(),
+            api_version: "v62.0".into(),
+            program_name: "RetailflowRewards".into(),
+            journal_subtype: "Purchase".into(),
+            access_token: token,
+            timeout: Duration::from_secs(5),
+        }));
+        let open_for = Duration::from_secs(60);
+        Ok(LocalApp {
+            intake: OrderIntake::new(store.clone(), bus.clone(), intake_config),
+            erp_posting: ErpPosting::new(
+                store.clone(),
+                bus.clone(),
+                erp,
+                Arc::new(CircuitBreaker::new("netsuite", 5, open_for)),
+                ErpPostingConfig::default(),
+            ),
+            loyalty_accrual: LoyaltyAccrual::new(
+                store.clone(),
+                bus.clone(),
+                loyalty,
+                Arc::new(CircuitBreaker::new("salesforce-loyalty", 5, open_for)),
+                LoyaltyAccrualConfig::default(),
+            ),
+            store,
+            bus,
+            queues,
+            dead_letters: Arc::new(Mutex::new(Vec::new())),
+            clock,
+            sims,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Runs one queue message through its function, as the SQS event source would.
+    async fn handle(&self, queue: &str, body: &str) -> StepOutcome {
+        let inv = Invocation {
+            now: self.clock.now(),
+            deadline: None,
+        };
+        let event = match envelope_from_message::<OrderPlaced>(body) {
+            Ok(e) => e,
+            Err(reason) => return StepOutcome::Reject { reason },
+        };
+        self.dispatch(queue, &event, inv).await
+    }
+
+    async fn dispatch(
+        &self,
+        queue: &str,
+        event: &Envelope<OrderPlaced>,
+        inv: Invocation,
+    ) -> StepOutcome {
+        match queue {
+            ERP_POST_QUEUE => self.erp_posting.handle(event, inv).await,
+            LOYALTY_ACCRUAL_QUEUE => self.loyalty_accrual.handle(event, inv).await,
+            other => StepOutcome::Reject {
+                reason: format!("no function consumes queue {other}"),
+            },
+        }
+    }
+
+    /// Delivers queue messages in batches until every queue is empty,
+    /// jumping the clock over backoff delays. Bounded so it always returns.
+    pub async fn drain(&self) -> DrainReport {
+        let mut report = DrainReport::default();
+        for _ in 0..100_000 {
+            let now = self.clock.now();
+            let mut batches = Vec::new();
+            {
+                let mut queues = lock(&self.queues);
+                let mut dlq = lock(&self.dead_letters);
+                for (name, q) in queues.iter_mut() {
+                    let msgs = q.receive(BATCH_SIZE, now, &mut dlq);
+                    if !msgs.is_empty() {
+                        batches.push((name.clone(), msgs));
+                    }
+                }
+            }
+            if batches.is_empty() {
+                let next = lock(&self.queues)
+                    .values()
+                    .filter_map(Queue::next_visible)
+                    .min();
+                match next {
+                    Some(t) => {
+                        self.clock.advance_to(t);
+                        continue;
+                    }
+                    None => return report,
+                }
+            }
+            for (queue, msgs) in batches {
+                // Records of a batch are processed concurrently, as the Lambda does.
+                let outcomes =
+                    futures::future::join_all(msgs.iter().map(|m| self.handle(&queue, &m.body)))
+                        .await;
+                let mut queues = lock(&self.queues);
+                let mut dlq = lock(&self.dead_letters);
+                let Some(q) = queues.get_mut(&queue) else {
+                    continue;
+                };
+                for (m, outcome) in msgs.iter().zip(outcomes) {
+                    report.deliveries += 1;
+                    match disposition(&outcome, m.receive_count, &self.retry) {
+                        Disposition::Delete => q.delete(&m.id),
+                        Disposition::RetryAfter(d) => {
+                            report.retries += 1;
+                            q.change_visibility(
+                                &m.id,
+                                now + chrono::Duration::from_std(d).unwrap_or_default(),
+                            );
+                        }
+                        Disposition::DeadLetter(reason) => {
+                            q.delete(&m.id);
+                            dlq.push(DeadLetter {
+                                queue: queue.clone(),
+                                body: m.body.clone(),
+                                reason,
+                                receive_count: m.receive_count,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        report.gave_up = true;
+        report
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.dead_letters).clone()
     }
 
     /// What a person asks of the local app: every published event, saga and
-    /// quarantined delivery.
+    /// quarantined delivery, and the DLQs.
     pub fn snapshot(&self) -> serde_json::Value {
         let events: Vec<serde_json::Value> = self
             .bus
+            .recorded
             .published()
             .iter()
             .map(|e| {
@@ -47,10 +244,25 @@ impl LocalApp {
                 })
             })
             .collect();
+        let dlq: Vec<serde_json::Value> = self
+            .dead_letters()
+            .iter()
+            .map(|d| serde_json::json!({"queue": d.queue, "reason": d.reason, "receive_count": d.receive_count}))
+            .collect();
         serde_json::json!({
             "events": events,
             "sagas": self.store.sagas(),
             "quarantine": quarantine,
+            "dead_letters": dlq,
         })
     }
+}
+
+/// What draining the queues did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DrainReport {
+    pub deliveries: usize,
+    pub retries: usize,
+    /// The bound was hit: something kept coming back.
+    pub gave_up: bool,
 }

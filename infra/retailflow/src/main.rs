@@ -6,10 +6,10 @@
 //! - `canonical --source shopify|adobe --topic T FILE`: prints the canonical event;
 //! - `sample-event ...`: writes a signed API Gateway event for a raw payload.
 
-mod api_event;
 mod commands;
-mod local_app;
 mod serve;
+
+use retailflow::{api_event, local_app};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,11 +35,17 @@ pub enum Source {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Feed the API Gateway events in DIR through the whole app, in process.
+    /// Feed Lambda event files through the whole app in one process, drain
+    /// every queue, print each order's timeline. Exits 2 if a saga did not
+    /// complete or anything reached a DLQ.
     Run {
-        /// Folder of HTTP API 2.0 request events (subfolders are skipped).
+        /// Lambda event files, or folders of them (not recursed): HTTP API 2.0
+        /// requests, EventBridge events, SQS events.
         #[arg(default_value = "events")]
-        dir: PathBuf,
+        paths: Vec<PathBuf>,
+        /// Print each order's timeline as a JSON line.
+        #[arg(long)]
+        json: bool,
         /// Dev verification keys the samples are signed with; used unless
         /// RETAILFLOW_SHOPIFY_SECRET is set.
         #[arg(long, default_value = "events/dev-keys")]
@@ -94,7 +100,17 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Run { dir, dev_keys } => commands::run(&dir, &dev_keys).await,
+        Command::Run {
+            paths,
+            dev_keys,
+            json,
+        } => {
+            if !commands::run(&paths, &dev_keys, json).await? {
+                // Incomplete sagas or dead letters: say so with the exit code.
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::Serve { listen } => serve::serve(listen).await,
         Command::Canonical {
             source,

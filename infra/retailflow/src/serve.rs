@@ -1,5 +1,6 @@
 //! `retailflow serve`: the template's HTTP routes on the in-process adapters.
-//! `GET /local/state` shows what the app published, its sagas and quarantine.
+//! `GET /local/state` shows what the app published, its sagas, quarantine and
+//! dead letters; `GET /local/timelines` each order's timeline.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .route("/webhooks/shopify", post(webhook))
         .route("/webhooks/adobe", post(webhook))
         .route("/local/state", get(state))
+        .route("/local/timelines", get(timelines))
         // The intake answers 413 itself; let bodies reach it.
         .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY_BYTES * 4))
         .with_state(app)
@@ -46,6 +48,9 @@ async fn webhook(
             deadline: None,
         })
         .await;
+    // Run the saga to the end before answering: local runs are for seeing
+    // what happens to an order, so the state is complete when this returns.
+    app.drain().await;
     resp.into_http().into_response()
 }
 
@@ -53,12 +58,16 @@ async fn state(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
     axum::Json(app.snapshot())
 }
 
+async fn timelines(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
+    axum::Json(retailflow::timeline::timelines(&app))
+}
+
 pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let config = intake_config_from_env(|k| std::env::var(k).ok())?;
     if config.shopify.is_none() && config.adobe.is_none() {
         tracing::warn!("no webhook secrets configured: every webhook will be answered 503");
     }
-    let app = Arc::new(LocalApp::new(config));
+    let app = Arc::new(LocalApp::start(config).await?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -144,8 +144,24 @@ fn serve_accepts_signed_refuses_tampered_and_publishes_a_redelivery_once() {
         1,
         "{state}"
     );
-    assert_eq!(events.len(), 2);
+    // Two deliveries placed the order (distinct events); the saga's steps ran
+    // once, their events (re-published with the same id) are one each.
+    let distinct = |t: &str| {
+        let mut ids: Vec<&str> = events
+            .iter()
+            .filter(|e| e["detail_type"] == t)
+            .map(|e| e["event_id"].as_str().unwrap())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    };
+    assert_eq!(distinct("OrderPlaced"), 2);
+    assert_eq!(distinct("OrderPostedToErp"), 1);
+    assert_eq!(distinct("LoyaltyAccrued"), 1);
     assert_eq!(state["sagas"].as_array().unwrap().len(), 1);
+    let (_, timelines) = http(&server.addr, "GET", "/local/timelines", &[], "");
+    assert_eq!(timelines[0]["complete"], true, "{timelines}");
 }
 
 #[test]
@@ -314,7 +330,56 @@ fn run_feeds_the_sample_events_through_the_whole_app() {
     );
     assert_eq!(status_of("11-adobe-order-configurable.json"), 200);
     assert!(
-        stdout.contains("published 7 event(s), 4 saga(s), 1 quarantined"),
+        stdout.contains("4 order(s), 4 complete;")
+            && stdout.contains("1 quarantined delivery(ies); 0 dead letter(s)"),
         "{stdout}"
     );
+    assert_eq!(
+        stdout.matches("ERP posted: netsuite document SO").count(),
+        4,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("points accrued: 109 points on 109.33 USD"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_json_prints_one_timeline_per_order_and_fails_on_dead_letters() {
+    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+        .current_dir(repo())
+        .args(["run", "--json", "events/"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines.iter().all(|t| t["complete"] == true));
+
+    // An SQS event whose message is not an order: DLQ, exit code 2.
+    let dir = std::env::temp_dir().join(format!("rf-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqs = dir.join("sqs.json");
+    std::fs::write(
+        &sqs,
+        r#"{"Records":[{"messageId":"1","body":"{}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:us-east-1:000000000000:retailflow-erp-post"}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+        .current_dir(repo())
+        .arg("run")
+        .arg(&sqs)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DLQ erp-post"));
 }

@@ -1,7 +1,9 @@
 //! Fault injection: rules matched against each call, applied around the handler.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -57,7 +59,7 @@ pub struct Fault {
 #[derive(Default)]
 pub(crate) struct FaultBook {
     rules: Vec<Fault>,
-    outages: Vec<(System, Instant)>,
+    outages: Vec<(System, DateTime<Utc>)>,
     calls: Vec<System>,
 }
 
@@ -66,7 +68,7 @@ impl FaultBook {
         self.rules.push(f);
     }
 
-    pub fn outage(&mut self, system: System, until: Instant) {
+    pub fn outage(&mut self, system: System, until: DateTime<Utc>) {
         self.outages.push((system, until));
     }
 
@@ -74,9 +76,14 @@ impl FaultBook {
         self.calls.iter().filter(|s| **s == system).count()
     }
 
-    fn take(&mut self, system: System, method: &str, path: &str) -> Option<FaultKind> {
+    fn take(
+        &mut self,
+        system: System,
+        method: &str,
+        path: &str,
+        now: DateTime<Utc>,
+    ) -> Option<FaultKind> {
         self.calls.push(system);
-        let now = Instant::now();
         if self
             .outages
             .iter()
@@ -146,7 +153,8 @@ pub(crate) async fn apply(
     if !req.headers().contains_key("authorization") {
         return (StatusCode::UNAUTHORIZED, "missing Authorization").into_response();
     }
-    let fault = lock(&state.faults).take(system, req.method().as_str(), &path);
+    let now = (state.clock)();
+    let fault = lock(&state.faults).take(system, req.method().as_str(), &path, now);
     match fault {
         None => next.run(req).await,
         Some(FaultKind::Throttle { retry_after }) => throttled(system, retry_after),

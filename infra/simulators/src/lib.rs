@@ -22,8 +22,12 @@ pub use netsuite::{NetSuiteCustomer, NetSuiteSalesOrder};
 pub use salesforce::{Journal, Member};
 
 /// Everything the simulators hold, shared with the tests that drive them.
-#[derive(Default)]
+/// Where the simulators read the time (outage windows): the wall clock, or
+/// the local app's virtual clock.
+pub type SimClock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
+
 pub struct SimState {
+    pub(crate) clock: SimClock,
     pub(crate) faults: Mutex<faults::FaultBook>,
     pub(crate) netsuite: Mutex<netsuite::NetSuiteState>,
     pub(crate) salesforce: Mutex<salesforce::SalesforceState>,
@@ -41,9 +45,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Simulators {
-    /// Starts all simulators on a free 127.0.0.1 port.
+    /// Starts all simulators on a free 127.0.0.1 port, on the wall clock.
     pub async fn start() -> std::io::Result<Self> {
-        let state = Arc::new(SimState::default());
+        Self::start_with_clock(Arc::new(chrono::Utc::now)).await
+    }
+
+    /// Starts all simulators with outage windows measured on `clock`.
+    pub async fn start_with_clock(clock: SimClock) -> std::io::Result<Self> {
+        let state = Arc::new(SimState {
+            clock,
+            faults: Mutex::default(),
+            netsuite: Mutex::default(),
+            salesforce: Mutex::default(),
+        });
         let app = Router::new()
             .nest("/netsuite/services/rest/record/v1", netsuite::router())
             .nest("/salesforce/services/data/v62.0", salesforce::router())
@@ -75,8 +89,8 @@ impl Simulators {
         lock(&self.state.faults).add(fault);
     }
 
-    /// Every call to `system` fails with 503 until `until`.
-    pub fn outage(&self, system: System, until: std::time::Instant) {
+    /// Every call to `system` fails with 503 until `until` (on the simulators' clock).
+    pub fn outage(&self, system: System, until: chrono::DateTime<chrono::Utc>) {
         lock(&self.state.faults).outage(system, until);
     }
 

@@ -1,7 +1,7 @@
 //! The HTTP connectors against the simulators: the same documented shapes on
 //! both sides, and every failure classified as the retry policy expects.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
@@ -166,7 +166,7 @@ async fn netsuite_outage_window_is_unavailable_until_it_ends() {
     let erp = netsuite(&sims, Duration::from_secs(2));
     sims.outage(
         System::NetSuite,
-        Instant::now() + Duration::from_millis(300),
+        Utc::now() + chrono::Duration::milliseconds(300),
     );
     assert!(erp
         .upsert_customer(&customer())

@@ -1,0 +1,253 @@
+//! ErpPosting: an `OrderPlaced` becomes exactly one ERP sales order.
+//!
+//! The customer is upserted by the shop's customer id first (guests post to
+//! the configured guest customer). With an ERP that upserts by external id
+//! (NetSuite) the step posts without a claim and records the result in one
+//! write; with one that does not (Business Central) it claims first and looks
+//! the order up before posting. Either way the ERP sees one document per
+//! order, whatever the redeliveries, crashes and retries.
+
+use std::sync::Arc;
+
+use crate::connectors::{external_id, ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder};
+use crate::events::{Envelope, OrderPlaced, OrderPostedToErp};
+use crate::idempotency::{payload_hash, IdempotencyKey, LeasePolicy};
+use crate::model::{LineKind, Order};
+use crate::money::Money;
+use crate::ports::{EventBus, StateStore};
+use crate::resilience::CircuitBreaker;
+
+use super::{finish, republish, start, Invocation, Start, StepOutcome};
+
+pub const STEP: &str = "erp_post";
+pub const SOURCE: &str = "retailflow.erp-post";
+
+/// ERP items for what is not a SKU, and the guest customer.
+#[derive(Debug, Clone)]
+pub struct ErpPostingConfig {
+    pub guest_customer_external_id: String,
+    pub shipping_item: String,
+    pub tax_item: String,
+    pub gift_card_item: String,
+    /// For merchandise lines without a SKU (custom items).
+    pub unmapped_item: String,
+    /// Tips, duties and other charges.
+    pub other_charges_item: String,
+    pub lease: LeasePolicy,
+}
+
+impl Default for ErpPostingConfig {
+    fn default() -> Self {
+        ErpPostingConfig {
+            guest_customer_external_id: "retailflow-guest".into(),
+            shipping_item: "SHIPPING".into(),
+            tax_item: "SALES-TAX".into(),
+            gift_card_item: "GIFT-CARD".into(),
+            unmapped_item: "MISC-ITEM".into(),
+            other_charges_item: "OTHER-CHARGES".into(),
+            lease: LeasePolicy::default(),
+        }
+    }
+}
+
+pub struct ErpPosting {
+    store: Arc<dyn StateStore>,
+    bus: Arc<dyn EventBus>,
+    erp: Arc<dyn ErpConnector>,
+    breaker: Arc<CircuitBreaker>,
+    config: ErpPostingConfig,
+}
+
+impl ErpPosting {
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        bus: Arc<dyn EventBus>,
+        erp: Arc<dyn ErpConnector>,
+        breaker: Arc<CircuitBreaker>,
+        config: ErpPostingConfig,
+    ) -> Self {
+        ErpPosting {
+            store,
+            bus,
+            erp,
+            breaker,
+            config,
+        }
+    }
+
+    pub async fn handle(&self, event: &Envelope<OrderPlaced>, inv: Invocation) -> StepOutcome {
+        let order = &event.detail.order;
+        let saga_key = order.order.key();
+        let key = IdempotencyKey::saga_step(&saga_key, STEP);
+        // Plain data: serializing cannot fail.
+        let hash = payload_hash(&serde_json::to_vec(order).unwrap_or_default());
+        let causation = event.event_id.to_string();
+        let native = self.erp.dedups_natively();
+        let claim = match start(
+            self.store.as_ref(),
+            &key,
+            &hash,
+            !native,
+            &self.config.lease,
+            inv,
+        )
+        .await
+        {
+            Ok(Start::Go(claim)) => claim,
+            Ok(Start::Done(stored)) => {
+                return republish::<OrderPostedToErp>(
+                    self.bus.as_ref(),
+                    &key,
+                    stored,
+                    SOURCE,
+                    &causation,
+                    inv.now,
+                )
+                .await
+            }
+            Err(outcome) => return outcome,
+        };
+        let sales_order = match self.sales_order(order) {
+            Ok(so) => so,
+            Err(reason) => return StepOutcome::Reject { reason },
+        };
+        let posted = match self.post(order, &sales_order, native, inv).await {
+            Ok(doc) => doc,
+            Err(outcome) => {
+                if let Some(c) = &claim {
+                    // Let a retry take over at once instead of waiting out the lease.
+                    let _ = self.store.release(c).await;
+                }
+                return outcome;
+            }
+        };
+        let detail = OrderPostedToErp {
+            order: order.order.clone(),
+            erp_system: self.erp.system().to_string(),
+            external_id: sales_order.external_id.clone(),
+            document_id: posted.id,
+            document_number: posted.number,
+            total: posted.total,
+        };
+        finish(
+            self.store.as_ref(),
+            self.bus.as_ref(),
+            &key,
+            &hash,
+            claim.as_ref(),
+            &detail,
+            SOURCE,
+            &causation,
+            inv,
+        )
+        .await
+    }
+
+    /// Customer upsert, then lookup (unless the ERP upserts) and post, all
+    /// behind the circuit breaker.
+    async fn post(
+        &self,
+        order: &Order,
+        so: &ErpSalesOrder,
+        native: bool,
+        inv: Invocation,
+    ) -> Result<crate::connectors::ErpDocument, StepOutcome> {
+        self.breaker.permit(inv.now)?;
+        let result = async {
+            let customer_id = self.erp.upsert_customer(&self.customer(order)).await?;
+            if !native {
+                if let Some(doc) = self.erp.find_sales_order(&so.external_id).await? {
+                    return Ok(doc);
+                }
+            }
+            self.erp.post_sales_order(so, &customer_id).await
+        }
+        .await;
+        self.breaker.record(inv.now, result.as_ref().map(|_| ()));
+        result.map_err(StepOutcome::from)
+    }
+
+    fn customer(&self, order: &Order) -> ErpCustomer {
+        let r = &order.order;
+        match order
+            .customer
+            .as_ref()
+            .and_then(|c| c.customer_id.as_deref().map(|id| (c, id)))
+        {
+            Some((c, id)) => ErpCustomer {
+                external_id: external_id("cu", &[r.platform.as_str(), &r.shop, id]),
+                first_name: c.first_name.clone(),
+                last_name: c.last_name.clone(),
+                email: c.email.clone(),
+            },
+            None => ErpCustomer {
+                external_id: self.config.guest_customer_external_id.clone(),
+                first_name: None,
+                last_name: Some("Guest".into()),
+                email: None,
+            },
+        }
+    }
+
+    /// The sales order in shop currency; its lines sum to the order total.
+    pub fn sales_order(&self, order: &Order) -> Result<ErpSalesOrder, String> {
+        let r = &order.order;
+        let cur = order.shop_currency;
+        let mut lines = Vec::new();
+        for l in &order.lines {
+            let item = match (l.kind, &l.sku) {
+                (LineKind::GiftCard, _) => self.config.gift_card_item.clone(),
+                (LineKind::Merchandise, Some(sku)) => sku.clone(),
+                (LineKind::Merchandise, None) => self.config.unmapped_item.clone(),
+            };
+            lines.push(ErpLine {
+                item,
+                description: l.title.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price.shop,
+                amount: l.net.shop,
+            });
+        }
+        let t = &order.totals;
+        let one = |item: &str, description: &str, amount: Money| ErpLine {
+            item: item.to_string(),
+            description: description.to_string(),
+            quantity: 1,
+            unit_price: amount,
+            amount,
+        };
+        let shipping = t
+            .shipping
+            .shop
+            .checked_sub(t.shipping_discounts.shop)
+            .map_err(|e| e.to_string())?;
+        if !shipping.is_zero() {
+            lines.push(one(&self.config.shipping_item, "Shipping", shipping));
+        }
+        if !order.taxes_included && !t.tax.shop.is_zero() {
+            lines.push(one(&self.config.tax_item, "Tax", t.tax.shop));
+        }
+        if !t.other_charges.shop.is_zero() {
+            lines.push(one(
+                &self.config.other_charges_item,
+                "Other charges",
+                t.other_charges.shop,
+            ));
+        }
+        let sum = Money::sum(cur, lines.iter().map(|l| &l.amount)).map_err(|e| e.to_string())?;
+        if sum != t.total.shop {
+            return Err(format!(
+                "sales order lines add up to {sum}, not the order total {}",
+                t.total.shop
+            ));
+        }
+        Ok(ErpSalesOrder {
+            external_id: external_id("so", &[r.platform.as_str(), &r.shop, &r.order_id]),
+            customer_external_id: self.customer(order).external_id,
+            order_date: order.created_at.date_naive(),
+            memo: format!("{} order {}", r.platform.as_str(), order.display_name),
+            lines,
+            total: t.total.shop,
+        })
+    }
+}

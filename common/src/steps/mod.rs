@@ -1,0 +1,270 @@
+//! The order saga's steps after intake: `ErpPosting` and `LoyaltyAccrual`.
+//! Each takes ports, so the same logic runs behind SQS on AWS and in the
+//! local app. A step's whole answer is a [`StepOutcome`]: done, retry later
+//! (with the delay hint), or reject to the DLQ with the reason.
+
+pub mod erp_posting;
+pub mod loyalty_accrual;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::events::{envelope, step_event_id, Envelope, EnvelopeMeta, EventDetail};
+use crate::idempotency::{
+    Claim, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, LeasePolicy,
+};
+use crate::ports::{BusError, BusEvent, EventBus, StateStore, StoreError};
+use crate::resilience::ConnectorError;
+use crate::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
+
+/// How long a completed step's idempotency record is kept (its saga item
+/// keeps it for [`SAGA_RETENTION`]).
+pub const STEP_RECORD_TTL: chrono::Duration = chrono::Duration::days(30);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// Done now, or found done before: the message can be deleted.
+    Done { summary: serde_json::Value },
+    /// Try again later: the message goes back with a delay.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will never succeed as is: to the DLQ with the reason.
+    Reject { reason: String },
+}
+
+impl StepOutcome {
+    fn retry(reason: impl std::fmt::Display, retry_after: Option<Duration>) -> Self {
+        StepOutcome::Retry {
+            reason: reason.to_string(),
+            retry_after,
+        }
+    }
+}
+
+impl From<ConnectorError> for StepOutcome {
+    fn from(e: ConnectorError) -> Self {
+        if e.is_retryable() {
+            StepOutcome::retry(&e, e.retry_after())
+        } else {
+            StepOutcome::Reject {
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
+impl From<StoreError> for StepOutcome {
+    fn from(e: StoreError) -> Self {
+        if e.is_retryable() {
+            StepOutcome::retry(&e, None)
+        } else {
+            StepOutcome::Reject {
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
+impl From<BusError> for StepOutcome {
+    fn from(e: BusError) -> Self {
+        if e.is_retryable() {
+            StepOutcome::retry(&e, None)
+        } else {
+            StepOutcome::Reject {
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
+/// Reads a step's input event from a queue message: the EventBridge event
+/// (`{"detail-type": …, "detail": <envelope>}`) or a bare envelope.
+pub fn envelope_from_message<T: DeserializeOwned>(body: &str) -> Result<Envelope<T>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("message is not JSON: {e}"))?;
+    let env = if v.get("detail-type").is_some() {
+        v["detail"].clone()
+    } else {
+        v
+    };
+    serde_json::from_value(env).map_err(|e| format!("message is not the expected event: {e}"))
+}
+
+/// What a step needs from its invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation {
+    pub now: DateTime<Utc>,
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// Where a step stands after trying to start.
+pub(crate) enum Start {
+    /// This worker does the work (with a claim, or without one for
+    /// natively idempotent systems).
+    Go(Option<Claim>),
+    /// Already done: the stored result.
+    Done(serde_json::Value),
+}
+
+/// Claims the step (unless `claim` is false), mapping every other outcome
+/// to what the message should do.
+pub(crate) async fn start(
+    store: &dyn StateStore,
+    key: &IdempotencyKey,
+    payload_hash: &str,
+    claim: bool,
+    lease: &LeasePolicy,
+    inv: Invocation,
+) -> Result<Start, StepOutcome> {
+    if !claim {
+        return Ok(Start::Go(None));
+    }
+    let lease_until = lease
+        .lease_until(inv.now, inv.deadline)
+        .map_err(|e| StepOutcome::retry(e, None))?;
+    let req = ClaimRequest {
+        key: key.clone(),
+        payload_hash: payload_hash.to_string(),
+        now: inv.now,
+        lease_until,
+    };
+    match store.claim(&req).await? {
+        ClaimOutcome::Claimed(c) => Ok(Start::Go(Some(c))),
+        ClaimOutcome::AlreadyCompleted { result } => Ok(Start::Done(result.unwrap_or_default())),
+        ClaimOutcome::InProgress { lease_until } => {
+            let wait = (lease_until - inv.now)
+                .to_std()
+                .unwrap_or(Duration::from_secs(1));
+            Err(StepOutcome::retry(
+                format!("{} is in progress elsewhere", key.describe()),
+                Some(wait),
+            ))
+        }
+        ClaimOutcome::PayloadMismatch { .. } => Err(StepOutcome::Reject {
+            reason: format!(
+                "{} was done for a different version of this order; changed orders need review",
+                key.describe()
+            ),
+        }),
+    }
+}
+
+/// Records the step done (its event detail is the stored result, with the
+/// saga update in the same write), then publishes the step's event. A failed
+/// publish retries the message; the retry finds the step done and publishes
+/// the stored event again ([`republish`], same event id).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish<T: EventDetail + Clone>(
+    store: &dyn StateStore,
+    bus: &dyn EventBus,
+    key: &IdempotencyKey,
+    payload_hash: &str,
+    claim: Option<&Claim>,
+    detail: &T,
+    source: &str,
+    causation_id: &str,
+    inv: Invocation,
+) -> StepOutcome {
+    let saga_key = saga_key(key);
+    let event_id = step_event_id(&saga_key, key.step);
+    // Plain data with string keys: serializing cannot fail.
+    let result = serde_json::to_value(detail).unwrap_or_default();
+    let completion = Completion {
+        result: Some(result.clone()),
+        now: inv.now,
+        expires_at: inv.now + STEP_RECORD_TTL,
+        saga: Some(SagaUpdate {
+            saga_key: saga_key.clone(),
+            at: inv.now,
+            event: Some(SagaEvent {
+                event_id: event_id.to_string(),
+                event_type: T::EVENT_TYPE.to_string(),
+            }),
+            expires_at: inv.now + SAGA_RETENTION,
+        }),
+    };
+    let written = match claim {
+        Some(c) => store.complete(c, &completion).await,
+        None => store.record_completed(key, payload_hash, &completion).await,
+    };
+    if let Err(e) = written {
+        return e.into();
+    }
+    match publish(
+        bus,
+        detail,
+        event_id,
+        &saga_key,
+        source,
+        causation_id,
+        inv.now,
+    )
+    .await
+    {
+        Ok(()) => StepOutcome::Done { summary: result },
+        Err(e) => e.into(),
+    }
+}
+
+/// Publishes again the event of a step found done (its stored result).
+pub(crate) async fn republish<T: EventDetail + Clone + DeserializeOwned>(
+    bus: &dyn EventBus,
+    key: &IdempotencyKey,
+    stored: serde_json::Value,
+    source: &str,
+    causation_id: &str,
+    at: DateTime<Utc>,
+) -> StepOutcome {
+    let Ok(detail) = serde_json::from_value::<T>(stored.clone()) else {
+        return StepOutcome::Reject {
+            reason: format!(
+                "{} is done but its stored result is unreadable",
+                key.describe()
+            ),
+        };
+    };
+    let saga_key = saga_key(key);
+    let event_id = step_event_id(&saga_key, key.step);
+    match publish(bus, &detail, event_id, &saga_key, source, causation_id, at).await {
+        Ok(()) => StepOutcome::Done { summary: stored },
+        Err(e) => e.into(),
+    }
+}
+
+fn saga_key(key: &IdempotencyKey) -> String {
+    match &key.scope {
+        crate::idempotency::ClaimScope::Saga(k) | crate::idempotency::ClaimScope::Delivery(k) => {
+            k.clone()
+        }
+    }
+}
+
+/// Publishes a step event with its deterministic id.
+pub(crate) async fn publish<T: EventDetail + Clone>(
+    bus: &dyn EventBus,
+    detail: &T,
+    event_id: uuid::Uuid,
+    correlation_id: &str,
+    source: &str,
+    causation_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), BusError> {
+    let meta = EnvelopeMeta {
+        event_id,
+        occurred_at: at,
+        source: source.to_string(),
+        causation_id: Some(causation_id.to_string()),
+    };
+    let event = BusEvent {
+        event_id,
+        detail_type: T::EVENT_TYPE.to_string(),
+        source: source.to_string(),
+        detail: envelope(detail, &meta, correlation_id).to_string(),
+        time: at,
+    };
+    bus.publish(std::slice::from_ref(&event)).await
+}

@@ -1,0 +1,8 @@
+//! The whole retailflow app in one process: in-process stand-ins for the AWS
+//! services, the loopback simulators of the systems of record, and the same
+//! step logic the Lambdas run.
+
+pub mod api_event;
+pub mod local_app;
+pub mod runtime;
+pub mod timeline;

@@ -1,0 +1,134 @@
+//! Where every order is: a timeline per order, from the events the app
+//! published (webhook accepted → published → ERP posted → points accrued),
+//! and whether its saga is complete.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::local_app::LocalApp;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub at: String,
+    pub event_type: String,
+    pub event_id: String,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    pub correlation_id: String,
+    pub complete: bool,
+    /// Steps the saga still waits for.
+    pub missing: Vec<String>,
+    pub entries: Vec<Entry>,
+}
+
+fn summary(event_type: &str, d: &serde_json::Value) -> String {
+    let money = |m: &serde_json::Value| {
+        let minor = m["minor"].as_i64().unwrap_or(0);
+        let currency = m["currency"].as_str().unwrap_or("");
+        common::money::Currency::from_code(currency)
+            .map(|c| common::money::Money::new(minor, c).to_string())
+            .unwrap_or_default()
+    };
+    match event_type {
+        "OrderPlaced" | "OrderUpdated" => {
+            let o = &d["order"];
+            format!(
+                "webhook accepted and published: order {} total {}",
+                o["display_name"].as_str().unwrap_or(""),
+                money(&o["totals"]["total"]["shop"])
+            )
+        }
+        "OrderCancelled" => "webhook accepted and published: order cancelled".into(),
+        "RefundIssued" => format!(
+            "webhook accepted and published: refund {}",
+            money(&d["refund"]["total"]["shop"])
+        ),
+        "OrderPostedToErp" => format!(
+            "ERP posted: {} document {} (id {}) total {}",
+            d["erp_system"].as_str().unwrap_or(""),
+            d["document_number"].as_str().unwrap_or(""),
+            d["document_id"].as_str().unwrap_or(""),
+            money(&d["total"])
+        ),
+        "LoyaltyAccrued" => match d["skipped_reason"].as_str() {
+            Some(reason) => format!("no points: {reason}"),
+            None => format!(
+                "points accrued: {} points on {} (journal {}, member {})",
+                d["points"],
+                money(&d["eligible"]),
+                d["journal_id"].as_str().unwrap_or(""),
+                d["membership_number"].as_str().unwrap_or("")
+            ),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// One timeline per order, in order of first event.
+pub fn timelines(app: &LocalApp) -> Vec<Timeline> {
+    let mut by_order: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    let mut first_seen: Vec<String> = Vec::new();
+    for e in app.bus.recorded.published() {
+        let env: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+        let corr = env["correlation_id"].as_str().unwrap_or("").to_string();
+        if !by_order.contains_key(&corr) {
+            first_seen.push(corr.clone());
+        }
+        let entries = by_order.entry(corr).or_default();
+        // A re-published event (same id) is one entry.
+        if entries.iter().any(|x| x.event_id == e.event_id.to_string()) {
+            continue;
+        }
+        entries.push(Entry {
+            at: e.time.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+            event_type: e.detail_type.clone(),
+            event_id: e.event_id.to_string(),
+            summary: summary(&e.detail_type, &env["detail"]),
+        });
+    }
+    first_seen
+        .into_iter()
+        .map(|corr| {
+            let entries = by_order.remove(&corr).unwrap_or_default();
+            let has = |t: &str| entries.iter().any(|e| e.event_type == t);
+            let mut missing = Vec::new();
+            if has("OrderPlaced") {
+                for (step, event) in [
+                    ("erp_post", "OrderPostedToErp"),
+                    ("loyalty_accrual", "LoyaltyAccrued"),
+                ] {
+                    if !has(event) {
+                        missing.push(step.to_string());
+                    }
+                }
+            }
+            Timeline {
+                correlation_id: corr,
+                complete: missing.is_empty(),
+                missing,
+                entries,
+            }
+        })
+        .collect()
+}
+
+/// The human form.
+pub fn render(t: &Timeline) -> String {
+    let mut out = format!(
+        "{}  [{}]\n",
+        t.correlation_id,
+        if t.complete {
+            "complete".to_string()
+        } else {
+            format!("waiting for {}", t.missing.join(", "))
+        }
+    );
+    for e in &t.entries {
+        out.push_str(&format!("  {}  {:<17} {}\n", e.at, e.event_type, e.summary));
+    }
+    out
+}

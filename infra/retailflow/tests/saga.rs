@@ -1,0 +1,233 @@
+//! The whole app in one process: orders from signed webhooks to the ERP and
+//! loyalty simulators, exactly once, whatever the deliveries and faults.
+
+use std::path::PathBuf;
+
+use chrono::Duration;
+use common::config::WebhookSecretDocument;
+use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
+use retailflow::api_event::ApiRequest;
+use retailflow::local_app::{LocalApp, ERP_POST_QUEUE, LOYALTY_ACCRUAL_QUEUE};
+use retailflow::runtime::{eventbridge_event, lock};
+use simulators::{Fault, FaultKind, System};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dev_config() -> IntakeConfig {
+    let k = |n: &str| std::fs::read_to_string(repo().join("events/dev-keys").join(n)).unwrap();
+    WebhookSecretDocument {
+        shopify_secret: k("shopify-secret.txt"),
+        shopify_previous_secret: String::new(),
+        adobe_public_keys: k("adobe-public-1.pem") + &k("adobe-public-2.pem"),
+        adobe_client_id: k("adobe-client-id.txt"),
+    }
+    .apply(IntakeConfig::default())
+    .unwrap()
+}
+
+/// The sample webhook events that place orders.
+const ORDERS: [&str; 4] = [
+    "01-shopify-orders-create.json",
+    "04-shopify-orders-create-eur-vat-inclusive.json",
+    "05-shopify-orders-create-cad-gift-card.json",
+    "11-adobe-order-configurable.json",
+];
+
+async fn deliver(app: &LocalApp, file: &str) -> u16 {
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(file)).unwrap())
+            .unwrap();
+    let req = ApiRequest::from_event(&event).unwrap();
+    let resp = app
+        .intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::from_path(&req.path).unwrap(),
+            headers: &req.headers,
+            body: &req.body,
+            received_at: app.clock.now(),
+            deadline: None,
+        })
+        .await;
+    resp.status
+}
+
+/// (order total in minor units, points) each sample order must end with.
+fn expected() -> Vec<(i64, i64)> {
+    // #1042 128.08 USD: 109.33 merchandise → 109 points; #1043 140.11 USD
+    // (VAT-inclusive, 111.42 net of VAT) → 111; #2187 168.64 CAD with a 50.00
+    // gift card → 89; Adobe 000000214 95.30 USD, 78.80 merchandise → 78.
+    vec![(12808, 109), (14011, 111), (16864, 89), (9530, 78)]
+}
+
+fn assert_exactly_once(app: &LocalApp) {
+    let mut totals: Vec<i64> = app
+        .sims
+        .netsuite_sales_orders()
+        .iter()
+        .map(|s| s.total.minor)
+        .collect();
+    totals.sort();
+    let mut want: Vec<i64> = expected().iter().map(|e| e.0).collect();
+    want.sort();
+    assert_eq!(
+        totals, want,
+        "one ERP sales order per order, with the order total"
+    );
+    let mut points: Vec<i64> = app
+        .sims
+        .loyalty_journals()
+        .iter()
+        .map(|j| j.points)
+        .collect();
+    points.sort();
+    let mut want: Vec<i64> = expected().iter().map(|e| e.1).collect();
+    want.sort();
+    assert_eq!(
+        points, want,
+        "one loyalty journal per order, with the rules' points"
+    );
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    let timelines = retailflow::timeline::timelines(app);
+    assert_eq!(timelines.len(), 4);
+    assert!(timelines.iter().all(|t| t.complete), "{timelines:?}");
+}
+
+#[tokio::test]
+async fn every_sample_order_reaches_the_erp_and_loyalty_once() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    for f in ORDERS {
+        assert_eq!(deliver(&app, f).await, 200, "{f}");
+    }
+    let report = app.drain().await;
+    assert_eq!(report.retries, 0);
+    assert_exactly_once(&app);
+    // Every customer was upserted before its order and enrolled once.
+    assert_eq!(app.sims.loyalty_members().len(), 4);
+}
+
+#[tokio::test]
+async fn duplicated_and_reordered_deliveries_post_once() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    // Webhook redeliveries, in reverse order.
+    for f in ORDERS.iter().rev().chain(ORDERS.iter()) {
+        deliver(&app, f).await;
+    }
+    // The bus delivering each event again (at-least-once), before any processing.
+    for e in app.bus.recorded.published() {
+        app.bus.route(&e.detail_type, eventbridge_event(&e));
+        app.bus.route(&e.detail_type, eventbridge_event(&e));
+    }
+    assert_eq!(lock(&app.queues)[ERP_POST_QUEUE].len(), 12);
+    app.drain().await;
+    assert_exactly_once(&app);
+    // A late redelivery after everything finished changes nothing.
+    for e in app.bus.recorded.published() {
+        app.bus.route(&e.detail_type, eventbridge_event(&e));
+    }
+    app.drain().await;
+    assert_exactly_once(&app);
+}
+
+#[tokio::test]
+async fn throttling_errors_and_timeouts_are_retried_to_completion() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    let fault = |system, kind, count| Fault {
+        system,
+        method: None,
+        path_contains: "",
+        kind,
+        count,
+    };
+    app.sims.inject(fault(
+        System::NetSuite,
+        FaultKind::Throttle { retry_after: None },
+        3,
+    ));
+    app.sims
+        .inject(fault(System::NetSuite, FaultKind::Unavailable, 3));
+    app.sims.inject(fault(
+        System::Salesforce,
+        FaultKind::Throttle {
+            retry_after: Some(120),
+        },
+        3,
+    ));
+    app.sims
+        .inject(fault(System::Salesforce, FaultKind::Unavailable, 2));
+    app.sims.inject(fault(
+        System::Salesforce,
+        FaultKind::Slow(std::time::Duration::from_secs(6)),
+        1,
+    ));
+    for f in ORDERS {
+        deliver(&app, f).await;
+    }
+    let report = app.drain().await;
+    assert!(report.retries >= 5, "{report:?}");
+    assert_exactly_once(&app);
+}
+
+#[tokio::test]
+async fn a_response_lost_after_the_effect_does_not_double_it() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    app.sims.inject(Fault {
+        system: System::Salesforce,
+        method: Some("POST"),
+        path_contains: "realtime",
+        kind: FaultKind::LoseResponse,
+        count: 2,
+    });
+    app.sims.inject(Fault {
+        system: System::NetSuite,
+        method: Some("PUT"),
+        path_contains: "salesOrder",
+        kind: FaultKind::LoseResponse,
+        count: 2,
+    });
+    for f in ORDERS {
+        deliver(&app, f).await;
+    }
+    app.drain().await;
+    assert_exactly_once(&app);
+}
+
+#[tokio::test]
+async fn a_two_hour_erp_outage_loses_nothing_and_dead_letters_nothing() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    let start = app.clock.now();
+    app.sims
+        .outage(System::NetSuite, start + Duration::hours(2));
+    for f in ORDERS {
+        deliver(&app, f).await;
+    }
+    let report = app.drain().await;
+    assert!(
+        app.clock.now() - start >= Duration::hours(2),
+        "the outage was waited out"
+    );
+    assert!(report.retries > 0);
+    assert_exactly_once(&app);
+    // Loyalty did not wait for the ERP.
+    assert_eq!(lock(&app.queues)[LOYALTY_ACCRUAL_QUEUE].len(), 0);
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_goes_to_the_dlq_with_its_reason() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    // A message that is not an OrderPlaced event at all.
+    lock(&app.queues)
+        .get_mut(ERP_POST_QUEUE)
+        .unwrap()
+        .send("{\"hello\":1}".into(), app.clock.now());
+    app.drain().await;
+    let dead = app.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].queue, ERP_POST_QUEUE);
+    assert!(
+        dead[0].reason.contains("not the expected event"),
+        "{}",
+        dead[0].reason
+    );
+}
