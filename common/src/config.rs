@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use crate::connectors::netsuite::NetSuiteConfig;
+use crate::connectors::salesforce::SalesforceLoyaltyConfig;
 use crate::intake::IntakeConfig;
 use crate::webhook::{AdobeKeys, KeyError, Secret, ShopifySecrets};
 
@@ -13,6 +15,8 @@ pub enum ConfigError {
     BadSecretDocument(String),
     #[error("adobe public keys: {0}")]
     BadAdobeKeys(#[from] KeyError),
+    #[error("{0} is not configured")]
+    Missing(String),
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: String, reason: String },
 }
@@ -81,6 +85,77 @@ pub fn intake_config_from_env(
     doc.apply(config)
 }
 
+/// Tokens for the systems of record, from the `ConnectorSecrets` secret.
+/// A blank token means the connector is not configured.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConnectorSecretDocument {
+    #[serde(default)]
+    pub netsuite_token: String,
+    #[serde(default)]
+    pub salesforce_token: String,
+}
+
+impl ConnectorSecretDocument {
+    pub fn parse(json: &str) -> Result<Self, ConfigError> {
+        serde_json::from_str(json).map_err(|e| ConfigError::BadSecretDocument(e.to_string()))
+    }
+}
+
+fn required(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String, ConfigError> {
+    var(name)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ConfigError::Missing(name.to_string()))
+}
+
+fn timeout(var: &impl Fn(&str) -> Option<String>) -> std::time::Duration {
+    let ms = var("RETAILFLOW_CONNECTOR_TIMEOUT_MS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
+    std::time::Duration::from_millis(ms)
+}
+
+/// NetSuite from `RETAILFLOW_NETSUITE_BASE_URL` (and optional
+/// `RETAILFLOW_NETSUITE_SUBSIDIARY`) plus the secret's token.
+pub fn netsuite_config(
+    var: impl Fn(&str) -> Option<String>,
+    secrets: &ConnectorSecretDocument,
+) -> Result<NetSuiteConfig, ConfigError> {
+    if secrets.netsuite_token.trim().is_empty() {
+        return Err(ConfigError::Missing(
+            "netsuite_token in the connector secret".into(),
+        ));
+    }
+    Ok(NetSuiteConfig {
+        base_url: required(&var, "RETAILFLOW_NETSUITE_BASE_URL")?,
+        access_token: Secret::new(secrets.netsuite_token.trim()),
+        subsidiary_id: var("RETAILFLOW_NETSUITE_SUBSIDIARY").filter(|v| !v.is_empty()),
+        timeout: timeout(&var),
+    })
+}
+
+/// Salesforce Loyalty from `RETAILFLOW_SALESFORCE_BASE_URL`,
+/// `RETAILFLOW_LOYALTY_PROGRAM` (and optional `RETAILFLOW_SALESFORCE_API_VERSION`,
+/// `RETAILFLOW_LOYALTY_JOURNAL_SUBTYPE`) plus the secret's token.
+pub fn salesforce_config(
+    var: impl Fn(&str) -> Option<String>,
+    secrets: &ConnectorSecretDocument,
+) -> Result<SalesforceLoyaltyConfig, ConfigError> {
+    if secrets.salesforce_token.trim().is_empty() {
+        return Err(ConfigError::Missing(
+            "salesforce_token in the connector secret".into(),
+        ));
+    }
+    Ok(SalesforceLoyaltyConfig {
+        base_url: required(&var, "RETAILFLOW_SALESFORCE_BASE_URL")?,
+        api_version: var("RETAILFLOW_SALESFORCE_API_VERSION").unwrap_or_else(|| "v62.0".into()),
+        program_name: required(&var, "RETAILFLOW_LOYALTY_PROGRAM")?,
+        journal_subtype: var("RETAILFLOW_LOYALTY_JOURNAL_SUBTYPE")
+            .unwrap_or_else(|| "Purchase".into()),
+        access_token: Secret::new(secrets.salesforce_token.trim()),
+        timeout: timeout(&var),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +207,27 @@ mod tests {
         assert!(matches!(
             err,
             Err(ConfigError::BadAdobeKeys(KeyError::NoClientId))
+        ));
+    }
+
+    #[test]
+    fn connectors_need_their_endpoint_and_token() {
+        let secrets =
+            ConnectorSecretDocument::parse(r#"{"netsuite_token":"t1","salesforce_token":""}"#)
+                .unwrap();
+        let env = |k: &str| {
+            (k == "RETAILFLOW_NETSUITE_BASE_URL")
+                .then(|| "https://x/services/rest/record/v1".to_string())
+        };
+        let ns = netsuite_config(env, &secrets).unwrap();
+        assert_eq!(ns.access_token.expose(), "t1");
+        assert!(matches!(
+            netsuite_config(|_| None, &secrets),
+            Err(ConfigError::Missing(_))
+        ));
+        assert!(matches!(
+            salesforce_config(env, &secrets),
+            Err(ConfigError::Missing(_))
         ));
     }
 

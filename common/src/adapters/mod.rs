@@ -3,3 +3,4 @@
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod in_process;
+pub mod sqs;

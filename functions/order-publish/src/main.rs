@@ -9,12 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::config::WebhookSecretDocument;
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use common::lambda::{aws_sdk_config, deadline, env, init_tracing, read_secret};
 use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
 use tokio::sync::OnceCell;
 
@@ -28,22 +28,17 @@ struct App {
 }
 
 impl App {
-    async fn intake(&self) -> anyhow::Result<&OrderIntake> {
+    async fn intake(&self) -> Result<&OrderIntake, Error> {
         self.intake
             .get_or_try_init(|| async {
-                let out = self
-                    .secrets
-                    .get_secret_value()
-                    .secret_id(&self.secrets_arn)
-                    .send()
-                    .await
-                    .context("reading the webhook secrets")?;
-                let doc = WebhookSecretDocument::parse(out.secret_string().unwrap_or("{}"))?;
+                let doc = WebhookSecretDocument::parse(
+                    &read_secret(&self.secrets, &self.secrets_arn).await?,
+                )?;
                 let config = doc.apply(IntakeConfig {
                     adobe_shop: self.adobe_shop.clone(),
                     ..IntakeConfig::default()
                 })?;
-                Ok(OrderIntake::new(
+                Ok::<_, Error>(OrderIntake::new(
                     self.store.clone(),
                     self.bus.clone(),
                     config,
@@ -70,12 +65,11 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     }
     let deadline = req
         .lambda_context_ref()
-        .and_then(|ctx| i64::try_from(ctx.deadline).ok())
-        .and_then(DateTime::from_timestamp_millis);
+        .and_then(|ctx| deadline(ctx.deadline));
     let intake = match app.intake().await {
         Ok(i) => i,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "intake is not configured");
+            tracing::error!(error = %e, "intake is not configured");
             return Ok(json_response(
                 503,
                 r#"{"error":"webhook verification is not available","retryable":true}"#,
@@ -94,29 +88,12 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     Ok(resp.into_http().map(Body::from))
 }
 
-fn env(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).with_context(|| format!("environment variable {name} is not set"))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_current_span(false)
-        .without_time()
-        .init();
-    // Shopify waits 5 s for the answer: bound every AWS call so a slow
+    init_tracing();
+    // Shopify waits 5 s for the answer: every AWS call is bounded so a slow
     // dependency turns into a 503 (the platform retries), not a timeout.
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(500))
-        .operation_attempt_timeout(Duration::from_millis(1000))
-        .operation_timeout(Duration::from_millis(1500))
-        .build();
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await;
+    let aws = aws_sdk_config(Duration::from_millis(1000), Duration::from_millis(1500)).await;
     let app = App {
         store: Arc::new(DynamoDbStateStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
@@ -128,9 +105,7 @@ async fn main() -> Result<(), Error> {
         )),
         secrets: aws_sdk_secretsmanager::Client::new(&aws),
         secrets_arn: env("RETAILFLOW_SECRETS_ARN")?,
-        adobe_shop: std::env::var("RETAILFLOW_ADOBE_SHOP")
-            .ok()
-            .filter(|s| !s.is_empty()),
+        adobe_shop: env("RETAILFLOW_ADOBE_SHOP").ok(),
         intake: OnceCell::new(),
     };
     let app = &app;

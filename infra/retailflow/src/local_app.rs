@@ -43,7 +43,7 @@ pub fn rules() -> Vec<Rule> {
 
 /// Queue settings of template.yaml: visibility timeout and maxReceiveCount
 /// sized so a two-hour outage never reaches the DLQ (see RetryPolicy).
-pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(180);
 pub const MAX_RECEIVE_COUNT: u32 = 24;
 const BATCH_SIZE: usize = 10;
 

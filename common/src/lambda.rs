@@ -1,0 +1,103 @@
+//! What every Lambda entrypoint shares, so each `main.rs` only wires its
+//! step: logging setup, AWS clients with bounded call times, secrets read
+//! once per execution environment, and SQS events in and batch responses out.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+
+use crate::queue_batch::QueueRecord;
+
+pub use aws_config::SdkConfig;
+
+/// JSON logs to stdout (CloudWatch), level from `RUST_LOG`.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(false)
+        .without_time()
+        .init();
+}
+
+/// AWS configuration with every call bounded: a slow dependency becomes a
+/// retryable error well inside the function's timeout, never a hang.
+pub async fn aws_sdk_config(attempt: Duration, operation: Duration) -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaConfigError {
+    #[error("environment variable {0} is not set")]
+    MissingVariable(String),
+    #[error("reading secret {arn}: {reason}")]
+    Secret { arn: String, reason: String },
+}
+
+pub fn env(name: &str) -> Result<String, LambdaConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| LambdaConfigError::MissingVariable(name.to_string()))
+}
+
+/// The secret's JSON text. Call it once per execution environment (behind a
+/// `OnceCell`): secrets are not re-read per request.
+pub async fn read_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<String, LambdaConfigError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| LambdaConfigError::Secret {
+            arn: arn.to_string(),
+            reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    Ok(out.secret_string().unwrap_or("{}").to_string())
+}
+
+/// The invocation's deadline as a time.
+pub fn deadline(deadline_ms: u64) -> Option<DateTime<Utc>> {
+    i64::try_from(deadline_ms)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+}
+
+/// SQS records as the batch logic sees them.
+pub fn sqs_records(event: &SqsEvent) -> Vec<QueueRecord> {
+    event
+        .records
+        .iter()
+        .map(|m| QueueRecord {
+            message_id: m.message_id.clone().unwrap_or_default(),
+            receipt_handle: m.receipt_handle.clone().unwrap_or_default(),
+            body: m.body.clone().unwrap_or_default(),
+            receive_count: m
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect()
+}
+
+/// The partial batch response for `ReportBatchItemFailures`.
+pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
+    let mut resp = SqsBatchResponse::default();
+    for id in failed {
+        resp.add_failure(id);
+    }
+    resp
+}

@@ -1,0 +1,201 @@
+//! One SQS batch, the way every queue-fed function handles it: records run
+//! concurrently; each outcome becomes a [`Disposition`]; retries get their
+//! visibility timeout set from the retry policy (never an immediate retry
+//! storm); permanent failures go to the DLQ with their reason and
+//! correlation id, then leave the queue. What could not be handled is
+//! reported as a batch item failure (`ReportBatchItemFailures`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::queue_dispositions::{disposition, Disposition};
+use crate::resilience::RetryPolicy;
+use crate::steps::StepOutcome;
+
+/// One queue message, independent of the Lambda event types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRecord {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// SQS `ApproximateReceiveCount` (1 on first delivery).
+    pub receive_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("queue call failed: {0}")]
+pub struct QueueError(pub String);
+
+/// What a handler can do to its own queue and DLQ.
+#[async_trait]
+pub trait QueueControl: Send + Sync {
+    /// Keeps the message invisible for `by` (ChangeMessageVisibility).
+    async fn delay(&self, receipt_handle: &str, by: Duration) -> Result<(), QueueError>;
+    /// Sends the message to the DLQ with the reason.
+    async fn dead_letter(&self, record: &QueueRecord, reason: &str) -> Result<(), QueueError>;
+}
+
+/// The correlation id inside a message, for the DLQ entry.
+pub fn correlation_id(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let env = if v.get("detail-type").is_some() {
+        &v["detail"]
+    } else {
+        &v
+    };
+    env["correlation_id"].as_str().map(str::to_string)
+}
+
+/// Runs every record through `handle` concurrently and returns the message
+/// ids to report as batch item failures.
+pub async fn process_batch<F, Fut>(
+    records: &[QueueRecord],
+    control: &dyn QueueControl,
+    policy: &RetryPolicy,
+    handle: F,
+) -> Vec<String>
+where
+    F: Fn(QueueRecord) -> Fut,
+    Fut: Future<Output = StepOutcome>,
+{
+    let outcomes = futures::future::join_all(records.iter().cloned().map(&handle)).await;
+    let mut failed = Vec::new();
+    for (record, outcome) in records.iter().zip(outcomes) {
+        let summary = match &outcome {
+            StepOutcome::Done { .. } => "done".to_string(),
+            StepOutcome::Retry { reason, .. } => format!("retry: {reason}"),
+            StepOutcome::Reject { reason } => format!("rejected: {reason}"),
+        };
+        tracing::info!(
+            message_id = %record.message_id,
+            receive_count = record.receive_count,
+            correlation_id = correlation_id(&record.body).unwrap_or_default(),
+            outcome = %summary,
+            "record"
+        );
+        match disposition(&outcome, record.receive_count, policy) {
+            Disposition::Delete => {}
+            Disposition::RetryAfter(by) => {
+                if let Err(e) = control.delay(&record.receipt_handle, by).await {
+                    // The queue's own visibility timeout still spaces the retry.
+                    tracing::warn!(error = %e, "could not set the retry delay");
+                }
+                failed.push(record.message_id.clone());
+            }
+            Disposition::DeadLetter(reason) => {
+                if let Err(e) = control.dead_letter(record, &reason).await {
+                    tracing::error!(error = %e, "could not dead-letter; leaving the message for redrive");
+                    failed.push(record.message_id.clone());
+                }
+            }
+        }
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder {
+        delays: Mutex<Vec<(String, Duration)>>,
+        dead: Mutex<Vec<(String, String)>>,
+        fail_dead_letters: bool,
+    }
+
+    #[async_trait]
+    impl QueueControl for Recorder {
+        async fn delay(&self, receipt: &str, by: Duration) -> Result<(), QueueError> {
+            self.delays.lock().unwrap().push((receipt.into(), by));
+            Ok(())
+        }
+        async fn dead_letter(&self, r: &QueueRecord, reason: &str) -> Result<(), QueueError> {
+            if self.fail_dead_letters {
+                return Err(QueueError("down".into()));
+            }
+            self.dead
+                .lock()
+                .unwrap()
+                .push((r.message_id.clone(), reason.into()));
+            Ok(())
+        }
+    }
+
+    fn rec(id: &str, body: &str, receive_count: u32) -> QueueRecord {
+        QueueRecord {
+            message_id: id.into(),
+            receipt_handle: format!("rh-{id}"),
+            body: body.into(),
+            receive_count,
+        }
+    }
+
+    async fn run(control: &Recorder, records: &[QueueRecord]) -> Vec<String> {
+        process_batch(
+            records,
+            control,
+            &RetryPolicy::default(),
+            |r: QueueRecord| async move {
+                match r.body.as_str() {
+                    "ok" => StepOutcome::Done {
+                        summary: serde_json::Value::Null,
+                    },
+                    "busy" => StepOutcome::Retry {
+                        reason: "429".into(),
+                        retry_after: Some(Duration::from_secs(45)),
+                    },
+                    _ => StepOutcome::Reject {
+                        reason: "bad order".into(),
+                    },
+                }
+            },
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn only_retries_are_reported_and_they_are_delayed_not_stormed() {
+        let c = Recorder::default();
+        let failed = run(
+            &c,
+            &[rec("1", "ok", 1), rec("2", "busy", 3), rec("3", "bad", 1)],
+        )
+        .await;
+        assert_eq!(failed, vec!["2".to_string()]);
+        assert_eq!(
+            *c.delays.lock().unwrap(),
+            vec![("rh-2".to_string(), Duration::from_secs(120))]
+        );
+        assert_eq!(
+            *c.dead.lock().unwrap(),
+            vec![("3".to_string(), "bad order".to_string())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_that_cannot_be_sent_stays_on_the_queue() {
+        let c = Recorder {
+            fail_dead_letters: true,
+            ..Recorder::default()
+        };
+        assert_eq!(run(&c, &[rec("3", "bad", 1)]).await, vec!["3".to_string()]);
+    }
+
+    #[test]
+    fn the_correlation_id_is_read_from_eventbridge_or_bare_envelopes() {
+        assert_eq!(
+            correlation_id(r#"{"detail-type":"X","detail":{"correlation_id":"c1"}}"#).as_deref(),
+            Some("c1")
+        );
+        assert_eq!(
+            correlation_id(r#"{"correlation_id":"c2"}"#).as_deref(),
+            Some("c2")
+        );
+        assert_eq!(correlation_id("nope"), None);
+    }
+}

@@ -1,0 +1,105 @@
+//! erp-post: SQS-triggered (ReportBatchItemFailures). Wires DynamoDB,
+//! EventBridge, SQS and the NetSuite connector into
+//! [`common::steps::erp_posting::ErpPosting`]; the logic lives there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::adapters::sqs::SqsQueueControl;
+use common::config::{netsuite_config, ConnectorSecretDocument};
+use common::connectors::netsuite::NetSuiteErp;
+use common::events::OrderPlaced;
+use common::lambda::{
+    aws_sdk_config, batch_response, deadline, env, init_tracing, read_secret, sqs_records,
+};
+use common::queue_batch::process_batch;
+use common::resilience::{CircuitBreaker, RetryPolicy};
+use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
+use common::steps::{envelope_from_message, Invocation, StepOutcome};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
+
+struct App {
+    aws: common::lambda::SdkConfig,
+    queue: SqsQueueControl,
+    /// Built on the first batch (reads the connector secret once).
+    step: OnceCell<ErpPosting>,
+    /// Lives as long as the execution environment, across batches.
+    breaker: Arc<CircuitBreaker>,
+}
+
+impl App {
+    async fn step(&self) -> Result<&ErpPosting, Error> {
+        self.step
+            .get_or_try_init(|| async {
+                let secret = read_secret(
+                    &aws_sdk_secretsmanager::Client::new(&self.aws),
+                    &env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?,
+                )
+                .await?;
+                let erp = NetSuiteErp::new(netsuite_config(
+                    |k| std::env::var(k).ok(),
+                    &ConnectorSecretDocument::parse(&secret)?,
+                )?);
+                Ok::<_, Error>(ErpPosting::new(
+                    Arc::new(DynamoDbStateStore::new(
+                        aws_sdk_dynamodb::Client::new(&self.aws),
+                        env("RETAILFLOW_STATE_TABLE")?,
+                    )),
+                    Arc::new(EventBridgeBus::new(
+                        aws_sdk_eventbridge::Client::new(&self.aws),
+                        env("RETAILFLOW_EVENT_BUS")?,
+                    )),
+                    Arc::new(erp),
+                    self.breaker.clone(),
+                    ErpPostingConfig::default(),
+                ))
+            })
+            .await
+    }
+}
+
+async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let step = app.step().await?;
+    let deadline = deadline(event.context.deadline);
+    let records = sqs_records(&event.payload);
+    let failed = process_batch(
+        &records,
+        &app.queue,
+        &RetryPolicy::default(),
+        |r| async move {
+            let inv = Invocation {
+                now: Utc::now(),
+                deadline,
+            };
+            match envelope_from_message::<OrderPlaced>(&r.body) {
+                Ok(e) => step.handle(&e, inv).await,
+                Err(reason) => StepOutcome::Reject { reason },
+            }
+        },
+    )
+    .await;
+    Ok(batch_response(failed))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
+    let app = App {
+        queue: SqsQueueControl::new(
+            aws_sdk_sqs::Client::new(&aws),
+            env("RETAILFLOW_QUEUE_URL")?,
+            env("RETAILFLOW_DLQ_URL")?,
+        ),
+        aws,
+        step: OnceCell::new(),
+        breaker: Arc::new(CircuitBreaker::new("netsuite", 5, Duration::from_secs(60))),
+    };
+    let app = &app;
+    run(service_fn(move |event| handle(app, event))).await
+}

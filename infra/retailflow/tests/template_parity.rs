@@ -1,0 +1,107 @@
+//! The local app runs the same topology as template.yaml: this fails when
+//! the two differ (rules, their event patterns and targets, queue settings).
+
+use std::collections::BTreeSet;
+
+use retailflow::local_app::{rules, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT};
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `ErpPostQueue` → `erp-post`, the local queue name.
+fn local_name(logical_id: &str) -> String {
+    let base = logical_id.trim_end_matches("Queue");
+    let mut out = String::new();
+    for (i, c) in base.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The logical id inside `!GetAtt X.Arn`.
+fn get_att_target(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) if t.tag == "!GetAtt" => t
+            .value
+            .as_str()
+            .map(|s| s.trim_end_matches(".Arn").to_string()),
+        _ => None,
+    }
+}
+
+#[test]
+fn local_rules_match_the_template_rules() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().unwrap();
+    let mut in_template = BTreeSet::new();
+    for (_, r) in resources {
+        if r["Type"].as_str() != Some("AWS::Events::Rule") {
+            continue;
+        }
+        let pattern = &r["Properties"]["EventPattern"];
+        let sources: Vec<&str> = pattern["source"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(sources, vec![common::events::INTAKE_SOURCE]);
+        let types: Vec<String> = pattern["detail-type"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        for target in r["Properties"]["Targets"].as_sequence().unwrap() {
+            let queue = local_name(&get_att_target(&target["Arn"]).unwrap());
+            for ty in &types {
+                in_template.insert((ty.clone(), queue.clone()));
+            }
+        }
+    }
+    let local: BTreeSet<(String, String)> = rules()
+        .iter()
+        .flat_map(|r| {
+            r.detail_types
+                .iter()
+                .map(|t| (t.to_string(), r.queue.to_string()))
+        })
+        .collect();
+    assert_eq!(local, in_template);
+}
+
+#[test]
+fn local_queues_have_the_template_retry_settings() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().unwrap();
+    let mut seen = 0;
+    for (id, r) in resources {
+        let id = id.as_str().unwrap();
+        if r["Type"].as_str() != Some("AWS::SQS::Queue") || id.ends_with("DLQ") {
+            continue;
+        }
+        let p = &r["Properties"];
+        assert_eq!(
+            p["VisibilityTimeout"].as_u64(),
+            Some(VISIBILITY_TIMEOUT.as_secs()),
+            "{id}"
+        );
+        assert_eq!(
+            p["RedrivePolicy"]["maxReceiveCount"].as_u64(),
+            Some(u64::from(MAX_RECEIVE_COUNT)),
+            "{id}"
+        );
+        assert!(
+            rules().iter().any(|r| r.queue == local_name(id)),
+            "{id} has no local twin"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 2);
+}
