@@ -1,0 +1,409 @@
+//! The order saga over real AWS APIs (moto): intake publishes to EventBridge,
+//! rules route OrderPlaced to both step queues, a harness stands in for the
+//! SQS event source mappings (receive, call the function's batch logic,
+//! delete what succeeded), and the steps post to the simulators. Every AWS
+//! request is counted on the wire: the bill of one order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use chrono::Utc;
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::adapters::sqs::SqsQueueControl;
+use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use common::events::OrderPlaced;
+use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use common::ports::StateStore;
+use common::queue_batch::{process_batch, QueueRecord};
+use common::resilience::{CircuitBreaker, RetryPolicy};
+use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
+use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
+use common::steps::{envelope_from_message, Invocation, StepOutcome};
+use common::webhook::{shopify_signature, Secret, ShopifySecrets};
+use http::{HeaderMap, HeaderValue};
+use retailflow_e2e::{aws_config, create_state_table, unique, RequestCounter};
+use simulators::Simulators;
+
+const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
+const SECRET: &str = "saga-secret";
+
+struct Counted {
+    ddb: RequestCounter,
+    eb: RequestCounter,
+    sqs: RequestCounter,
+}
+
+struct Queue {
+    url: String,
+    dlq_url: String,
+}
+
+async fn queue_pair(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> Queue {
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(unique("dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = arn(sqs, &dlq_url).await;
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive})
+            .to_string();
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("q"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    Queue { url, dlq_url }
+}
+
+async fn arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone()
+}
+
+/// Stands in for an SQS event source mapping: receives a batch, runs the
+/// function's batch logic, deletes what it did not report as failed.
+async fn poll_once<F, Fut>(sqs: &aws_sdk_sqs::Client, q: &Queue, handle: F) -> usize
+where
+    F: Fn(QueueRecord) -> Fut,
+    Fut: std::future::Future<Output = StepOutcome>,
+{
+    let resp = sqs
+        .receive_message()
+        .queue_url(&q.url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .unwrap();
+    let msgs = resp.messages.unwrap_or_default();
+    let records: Vec<QueueRecord> = msgs
+        .iter()
+        .map(|m| QueueRecord {
+            message_id: m.message_id().unwrap_or_default().to_string(),
+            receipt_handle: m.receipt_handle().unwrap_or_default().to_string(),
+            body: m.body().unwrap_or_default().to_string(),
+            receive_count: m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect();
+    let control = SqsQueueControl::new(sqs.clone(), &q.url, &q.dlq_url);
+    let failed = process_batch(&records, &control, &RetryPolicy::default(), handle).await;
+    for r in records.iter().filter(|r| !failed.contains(&r.message_id)) {
+        sqs.delete_message()
+            .queue_url(&q.url)
+            .receipt_handle(&r.receipt_handle)
+            .send()
+            .await
+            .unwrap();
+    }
+    records.len()
+}
+
+fn signed(event_id: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-shopify-topic", HeaderValue::from_static("orders/create"));
+    h.insert(
+        "x-shopify-shop-domain",
+        HeaderValue::from_static("acme.myshopify.com"),
+    );
+    h.insert(
+        "x-shopify-event-id",
+        HeaderValue::from_str(event_id).unwrap(),
+    );
+    let sig = shopify_signature(&Secret::new(SECRET), ORDER.as_bytes());
+    h.insert(
+        "x-shopify-hmac-sha256",
+        HeaderValue::from_str(&sig).unwrap(),
+    );
+    h
+}
+
+#[tokio::test]
+async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
+    let cfg = aws_config().await;
+    let counted = Counted {
+        ddb: RequestCounter::default(),
+        eb: RequestCounter::default(),
+        sqs: RequestCounter::default(),
+    };
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&cfg)
+            .interceptor(counted.ddb.clone())
+            .build(),
+    );
+    let eb = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&cfg)
+            .interceptor(counted.eb.clone())
+            .build(),
+    );
+    let sqs_counted = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&cfg)
+            .interceptor(counted.sqs.clone())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+
+    // Topology: the bus, both step queues with DLQs, both rules.
+    let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
+    let bus = unique("bus");
+    let plain_eb = aws_sdk_eventbridge::Client::new(&cfg);
+    plain_eb.create_event_bus().name(&bus).send().await.unwrap();
+    let erp_q = queue_pair(&sqs, 5).await;
+    let loyalty_q = queue_pair(&sqs, 5).await;
+    for (rule, q) in [("erp", &erp_q), ("loyalty", &loyalty_q)] {
+        let name = unique(rule);
+        let pattern =
+            serde_json::json!({"source": ["retailflow.intake"], "detail-type": ["OrderPlaced"]});
+        plain_eb
+            .put_rule()
+            .name(&name)
+            .event_bus_name(&bus)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .unwrap();
+        plain_eb
+            .put_targets()
+            .rule(&name)
+            .event_bus_name(&bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id(rule)
+                    .arn(arn(&sqs, &q.url).await)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let sims = Simulators::start().await.unwrap();
+    let store = Arc::new(DynamoDbStateStore::new(ddb, &table));
+    let events = Arc::new(EventBridgeBus::new(eb, &bus));
+    let intake = OrderIntake::new(
+        store.clone(),
+        events.clone(),
+        IntakeConfig {
+            shopify: Some(ShopifySecrets {
+                current: Secret::new(SECRET),
+                previous: None,
+            }),
+            ..IntakeConfig::default()
+        },
+    );
+    let erp = ErpPosting::new(
+        store.clone(),
+        events.clone(),
+        Arc::new(NetSuiteErp::new(NetSuiteConfig {
+            base_url: sims.netsuite_base(),
+            access_token: Secret::new("t"),
+            subsidiary_id: None,
+            timeout: Duration::from_secs(3),
+        })),
+        Arc::new(CircuitBreaker::new("netsuite", 5, Duration::from_secs(60))),
+        ErpPostingConfig::default(),
+    );
+    let loyalty = LoyaltyAccrual::new(
+        store.clone(),
+        events.clone(),
+        Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+            base_url: sims.salesforce_base(),
+            api_version: "v62.0".into(),
+            program_name: "P".into(),
+            journal_subtype: "Purchase".into(),
+            access_token: Secret::new("t"),
+            timeout: Duration::from_secs(3),
+        })),
+        Arc::new(CircuitBreaker::new(
+            "salesforce-loyalty",
+            5,
+            Duration::from_secs(60),
+        )),
+        LoyaltyAccrualConfig::default(),
+    );
+    let (_, _, _) = (counted.ddb.take(), counted.eb.take(), counted.sqs.take());
+
+    // The webhook, delivered twice.
+    for _ in 0..2 {
+        let h = signed("ev-saga-1");
+        let resp = intake
+            .handle(WebhookRequest {
+                route: WebhookRoute::Shopify,
+                headers: &h,
+                body: ORDER.as_bytes(),
+                received_at: Utc::now(),
+                deadline: None,
+            })
+            .await;
+        assert_eq!(resp.status, 200);
+    }
+    let intake_cost = (counted.ddb.take(), counted.eb.take());
+
+    let inv = || Invocation {
+        now: Utc::now(),
+        deadline: None,
+    };
+    let erp_handle = |r: QueueRecord| {
+        let erp = &erp;
+        async move {
+            match envelope_from_message::<OrderPlaced>(&r.body) {
+                Ok(e) => erp.handle(&e, inv()).await,
+                Err(reason) => StepOutcome::Reject { reason },
+            }
+        }
+    };
+    let loyalty_handle = |r: QueueRecord| {
+        let loyalty = &loyalty;
+        async move {
+            match envelope_from_message::<OrderPlaced>(&r.body) {
+                Ok(e) => loyalty.handle(&e, inv()).await,
+                Err(reason) => StepOutcome::Reject { reason },
+            }
+        }
+    };
+    assert_eq!(
+        poll_once(&sqs, &erp_q, erp_handle).await,
+        1,
+        "the rule routed one OrderPlaced to erp-post"
+    );
+    let erp_cost = (counted.ddb.take(), counted.eb.take());
+    assert_eq!(
+        poll_once(&sqs, &loyalty_q, loyalty_handle).await,
+        1,
+        "and one to loyalty-accrual"
+    );
+    let loyalty_cost = (counted.ddb.take(), counted.eb.take());
+
+    println!(
+        "AWS requests per order: intake (2 deliveries) DynamoDB {} EventBridge {}; erp-post DynamoDB {} EventBridge {}; loyalty-accrual DynamoDB {} EventBridge {}",
+        intake_cost.0, intake_cost.1, erp_cost.0, erp_cost.1, loyalty_cost.0, loyalty_cost.1
+    );
+    assert_eq!(
+        intake_cost,
+        (3, 1),
+        "first delivery: claim + completion; redelivery: one refused claim"
+    );
+    assert_eq!(
+        erp_cost,
+        (1, 1),
+        "NetSuite upserts: no claim, one completion write, one event"
+    );
+    assert_eq!(loyalty_cost, (2, 1), "claim + completion, one event");
+
+    assert_eq!(sims.netsuite_sales_orders().len(), 1);
+    assert_eq!(sims.netsuite_sales_orders()[0].total.minor, 12808);
+    assert_eq!(sims.loyalty_journals().len(), 1);
+    assert_eq!(sims.loyalty_journals()[0].points, 109);
+    let saga = store
+        .saga("shopify:acme.myshopify.com:order:5872301948123")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        saga.event_types.contains("OrderPostedToErp")
+            && saga.event_types.contains("LoyaltyAccrued"),
+        "{saga:?}"
+    );
+    assert_eq!(
+        saga.steps["erp_post"].result.as_ref().unwrap()["total"]["minor"],
+        12808
+    );
+    // Both queues are empty: nothing was left behind.
+    assert_eq!(poll_once(&sqs, &erp_q, erp_handle).await, 0);
+    assert_eq!(poll_once(&sqs, &loyalty_q, loyalty_handle).await, 0);
+    let _ = sqs_counted;
+}
+
+#[tokio::test]
+async fn permanent_failures_reach_the_dlq_with_their_reason_and_retries_redrive_after_max_receives()
+{
+    let cfg = aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let q = queue_pair(&sqs, 2).await;
+    sqs.send_message()
+        .queue_url(&q.url)
+        .message_body(r#"{"detail-type":"OrderPlaced","detail":{"correlation_id":"c-9"}}"#)
+        .send()
+        .await
+        .unwrap();
+    poll_once(&sqs, &q, |_r| async {
+        StepOutcome::Reject {
+            reason: "order changed after posting".into(),
+        }
+    })
+    .await;
+    let dead = sqs
+        .receive_message()
+        .queue_url(&q.dlq_url)
+        .message_attribute_names("All")
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1);
+    let attrs = dead[0].message_attributes().unwrap();
+    assert_eq!(
+        attrs["reason"].string_value(),
+        Some("order changed after posting")
+    );
+    assert_eq!(attrs["correlation_id"].string_value(), Some("c-9"));
+
+    // A record that keeps coming back (reported as a batch failure, never
+    // deleted) is redriven by SQS itself once maxReceiveCount is used up.
+    sqs.send_message()
+        .queue_url(&q.url)
+        .message_body("{}")
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let _ = sqs
+            .receive_message()
+            .queue_url(&q.url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let redriven = sqs
+        .receive_message()
+        .queue_url(&q.dlq_url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(
+        redriven.len(),
+        1,
+        "redriven to the DLQ after maxReceiveCount"
+    );
+}
