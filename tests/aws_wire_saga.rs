@@ -7,24 +7,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
-use common::adapters::sqs::SqsQueueControl;
-use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
 use common::events::OrderPlaced;
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::ports::StateStore;
-use common::queue_batch::{process_batch, QueueRecord};
-use common::resilience::{CircuitBreaker, RetryPolicy};
-use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
-use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
+use common::queue_batch::QueueRecord;
 use common::steps::{envelope_from_message, Invocation, StepOutcome};
 use common::webhook::{shopify_signature, Secret, ShopifySecrets};
 use http::{HeaderMap, HeaderValue};
-use retailflow_e2e::{aws_config, create_state_table, unique, RequestCounter};
+use retailflow_e2e::{
+    arn, aws_config, create_state_table, poll_once, saga_steps, unique, Queue, RequestCounter,
+};
 use simulators::Simulators;
 
 const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
@@ -34,11 +30,6 @@ struct Counted {
     ddb: RequestCounter,
     eb: RequestCounter,
     sqs: RequestCounter,
-}
-
-struct Queue {
-    url: String,
-    dlq_url: String,
 }
 
 async fn queue_pair(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> Queue {
@@ -65,61 +56,6 @@ async fn queue_pair(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> Queue {
         .queue_url
         .unwrap();
     Queue { url, dlq_url }
-}
-
-async fn arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone()
-}
-
-/// Stands in for an SQS event source mapping: receives a batch, runs the
-/// function's batch logic, deletes what it did not report as failed.
-async fn poll_once<F, Fut>(sqs: &aws_sdk_sqs::Client, q: &Queue, handle: F) -> usize
-where
-    F: Fn(QueueRecord) -> Fut,
-    Fut: std::future::Future<Output = StepOutcome>,
-{
-    let resp = sqs
-        .receive_message()
-        .queue_url(&q.url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-        .send()
-        .await
-        .unwrap();
-    let msgs = resp.messages.unwrap_or_default();
-    let records: Vec<QueueRecord> = msgs
-        .iter()
-        .map(|m| QueueRecord {
-            message_id: m.message_id().unwrap_or_default().to_string(),
-            receipt_handle: m.receipt_handle().unwrap_or_default().to_string(),
-            body: m.body().unwrap_or_default().to_string(),
-            receive_count: m
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1),
-        })
-        .collect();
-    let control = SqsQueueControl::new(sqs.clone(), &q.url, &q.dlq_url);
-    let failed = process_batch(&records, &control, &RetryPolicy::default(), handle).await;
-    for r in records.iter().filter(|r| !failed.contains(&r.message_id)) {
-        sqs.delete_message()
-            .queue_url(&q.url)
-            .receipt_handle(&r.receipt_handle)
-            .send()
-            .await
-            .unwrap();
-    }
-    records.len()
 }
 
 fn signed(event_id: &str) -> HeaderMap {
@@ -215,36 +151,7 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
             ..IntakeConfig::default()
         },
     );
-    let erp = ErpPosting::new(
-        store.clone(),
-        events.clone(),
-        Arc::new(NetSuiteErp::new(NetSuiteConfig {
-            base_url: sims.netsuite_base(),
-            access_token: Secret::new("t"),
-            subsidiary_id: None,
-            timeout: Duration::from_secs(3),
-        })),
-        Arc::new(CircuitBreaker::new("netsuite", 5, Duration::from_secs(60))),
-        ErpPostingConfig::default(),
-    );
-    let loyalty = LoyaltyAccrual::new(
-        store.clone(),
-        events.clone(),
-        Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
-            base_url: sims.salesforce_base(),
-            api_version: "v62.0".into(),
-            program_name: "P".into(),
-            journal_subtype: "Purchase".into(),
-            access_token: Secret::new("t"),
-            timeout: Duration::from_secs(3),
-        })),
-        Arc::new(CircuitBreaker::new(
-            "salesforce-loyalty",
-            5,
-            Duration::from_secs(60),
-        )),
-        LoyaltyAccrualConfig::default(),
-    );
+    let (erp, loyalty) = saga_steps(store.clone(), events.clone(), &sims);
     let (_, _, _) = (counted.ddb.take(), counted.eb.take(), counted.sqs.take());
 
     // The webhook, delivered twice.

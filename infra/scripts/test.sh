@@ -32,7 +32,7 @@ python3 events/payloads/check_totals.py | tail -n 1
 step "cargo test (unit, AWS wire via moto, in-process app, CLI)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-RETAILFLOW_MOTO_SERVER="$REPO/.venv-tools/moto/bin/moto_server" \
+RETAILFLOW_MOTO_SERVER="$REPO/.venv-tools/moto/bin/moto_server" RETAILFLOW_SAM_PYTHON="$REPO/.venv-tools/sam/bin/python" \
     cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
 read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
 

@@ -13,6 +13,12 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use common::adapters::sqs::SqsQueueControl;
+use common::queue_batch::{process_batch, QueueRecord};
+use common::resilience::RetryPolicy;
+use common::steps::StepOutcome;
+
 pub struct Moto {
     pub endpoint: String,
     /// The watchdog shell that owns moto_server; it exits with the test process.
@@ -244,4 +250,141 @@ impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
+}
+
+/// A step queue and its DLQ, by URL.
+pub struct Queue {
+    pub url: String,
+    pub dlq_url: String,
+}
+
+pub async fn arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone()
+}
+
+/// Stands in for an SQS event source mapping: receives a batch, runs the
+/// function's batch logic, deletes what it did not report as failed.
+pub async fn poll_once<F, Fut>(sqs: &aws_sdk_sqs::Client, q: &Queue, handle: F) -> usize
+where
+    F: Fn(QueueRecord) -> Fut,
+    Fut: std::future::Future<Output = StepOutcome>,
+{
+    let resp = sqs
+        .receive_message()
+        .queue_url(&q.url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .unwrap();
+    let msgs = resp.messages.unwrap_or_default();
+    let records: Vec<QueueRecord> = msgs
+        .iter()
+        .map(|m| QueueRecord {
+            message_id: m.message_id().unwrap_or_default().to_string(),
+            receipt_handle: m.receipt_handle().unwrap_or_default().to_string(),
+            body: m.body().unwrap_or_default().to_string(),
+            receive_count: m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect();
+    let control = SqsQueueControl::new(sqs.clone(), &q.url, &q.dlq_url);
+    let failed = process_batch(&records, &control, &RetryPolicy::default(), handle).await;
+    for r in records.iter().filter(|r| !failed.contains(&r.message_id)) {
+        sqs.delete_message()
+            .queue_url(&q.url)
+            .receipt_handle(&r.receipt_handle)
+            .send()
+            .await
+            .unwrap();
+    }
+    records.len()
+}
+
+/// The two saga steps wired to real AWS adapters and the simulators.
+pub fn saga_steps(
+    store: std::sync::Arc<common::adapters::dynamodb::DynamoDbStateStore>,
+    bus: std::sync::Arc<common::adapters::eventbridge::EventBridgeBus>,
+    sims: &simulators::Simulators,
+) -> (
+    common::steps::erp_posting::ErpPosting,
+    common::steps::loyalty_accrual::LoyaltyAccrual,
+) {
+    use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+    use common::resilience::CircuitBreaker;
+    use common::webhook::Secret;
+    use std::sync::Arc;
+    let erp = common::steps::erp_posting::ErpPosting::new(
+        store.clone(),
+        bus.clone(),
+        Arc::new(NetSuiteErp::new(NetSuiteConfig {
+            base_url: sims.netsuite_base(),
+            access_token: Secret::new("t"),
+            subsidiary_id: None,
+            timeout: Duration::from_secs(3),
+        })),
+        Arc::new(CircuitBreaker::new("netsuite", 5, Duration::from_secs(60))),
+        common::steps::erp_posting::ErpPostingConfig::default(),
+    );
+    let loyalty = common::steps::loyalty_accrual::LoyaltyAccrual::new(
+        store,
+        bus,
+        Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+            base_url: sims.salesforce_base(),
+            api_version: "v62.0".into(),
+            program_name: "P".into(),
+            journal_subtype: "Purchase".into(),
+            access_token: Secret::new("t"),
+            timeout: Duration::from_secs(3),
+        })),
+        Arc::new(CircuitBreaker::new(
+            "salesforce-loyalty",
+            5,
+            Duration::from_secs(60),
+        )),
+        common::steps::loyalty_accrual::LoyaltyAccrualConfig::default(),
+    );
+    (erp, loyalty)
+}
+
+/// Deploys template.yaml itself into moto (SAM translated to CloudFormation
+/// by `tests/deploy/deploy_to_moto.py`, run with the aws-sam-cli venv) and
+/// returns the stack outputs.
+pub fn deploy_template(stack: &str) -> serde_json::Map<String, serde_json::Value> {
+    let python = std::env::var("RETAILFLOW_SAM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv-tools/sam/bin/python")
+        });
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/deploy_to_moto.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&moto().endpoint)
+        .arg(stack)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {}: {e}; install it with infra/scripts/tools.sh sam",
+                python.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "deploying template.yaml into moto failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stack outputs as JSON")
 }

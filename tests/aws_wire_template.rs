@@ -1,0 +1,151 @@
+//! template.yaml itself, deployed into moto: its rules route OrderPlaced to
+//! both step queues, its queues carry the retry settings the handlers rely
+//! on, and an order driven through the deployed resources reaches the ERP
+//! and loyalty simulators exactly once. A harness stands in for the event
+//! source mappings (moto cannot run the functions).
+
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::Utc;
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::events::OrderPlaced;
+use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use common::queue_batch::QueueRecord;
+use common::steps::{envelope_from_message, Invocation, StepOutcome};
+use common::webhook::{shopify_signature, Secret, ShopifySecrets};
+use http::{HeaderMap, HeaderValue};
+use retailflow_e2e::{aws_config, deploy_template, poll_once, saga_steps, unique, Queue};
+use simulators::Simulators;
+
+const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-cad-gift-card.json");
+
+fn out(outputs: &serde_json::Map<String, serde_json::Value>, key: &str) -> String {
+    outputs[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("output {key}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_deployed_template_routes_an_order_to_erp_and_loyalty_once() {
+    let outputs = deploy_template(&unique("rf"));
+    let cfg = aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let erp_q = Queue {
+        url: out(&outputs, "ErpPostQueueUrl"),
+        dlq_url: out(&outputs, "ErpPostDLQUrl"),
+    };
+    let loyalty_q = Queue {
+        url: out(&outputs, "LoyaltyAccrualQueueUrl"),
+        dlq_url: out(&outputs, "LoyaltyAccrualDLQUrl"),
+    };
+
+    // The queue settings the retry budget is sized on.
+    for q in [&erp_q, &loyalty_q] {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&q.url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        let redrive: serde_json::Value =
+            serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+        assert_eq!(
+            redrive["maxReceiveCount"].to_string().trim_matches('"'),
+            "24"
+        );
+        assert_eq!(attrs[&QueueAttributeName::VisibilityTimeout], "180");
+    }
+
+    let sims = Simulators::start().await.unwrap();
+    let store = Arc::new(DynamoDbStateStore::new(
+        aws_sdk_dynamodb::Client::new(&cfg),
+        out(&outputs, "StateTableName"),
+    ));
+    let bus = Arc::new(EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(&cfg),
+        out(&outputs, "EventBusName"),
+    ));
+    let intake = OrderIntake::new(
+        store.clone(),
+        bus.clone(),
+        IntakeConfig {
+            shopify: Some(ShopifySecrets {
+                current: Secret::new("s"),
+                previous: None,
+            }),
+            ..IntakeConfig::default()
+        },
+    );
+    let mut h = HeaderMap::new();
+    h.insert("x-shopify-topic", HeaderValue::from_static("orders/create"));
+    h.insert(
+        "x-shopify-shop-domain",
+        HeaderValue::from_static("acme.myshopify.com"),
+    );
+    h.insert(
+        "x-shopify-event-id",
+        HeaderValue::from_static("ev-template-1"),
+    );
+    let sig = shopify_signature(&Secret::new("s"), ORDER.as_bytes());
+    h.insert(
+        "x-shopify-hmac-sha256",
+        HeaderValue::from_str(&sig).unwrap(),
+    );
+    let resp = intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::Shopify,
+            headers: &h,
+            body: ORDER.as_bytes(),
+            received_at: Utc::now(),
+            deadline: None,
+        })
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+
+    let (erp, loyalty) = saga_steps(store, bus, &sims);
+    let inv = || Invocation {
+        now: Utc::now(),
+        deadline: None,
+    };
+    let erp_handle = |r: QueueRecord| {
+        let erp = &erp;
+        async move {
+            match envelope_from_message::<OrderPlaced>(&r.body) {
+                Ok(e) => erp.handle(&e, inv()).await,
+                Err(reason) => StepOutcome::Reject { reason },
+            }
+        }
+    };
+    let loyalty_handle = |r: QueueRecord| {
+        let loyalty = &loyalty;
+        async move {
+            match envelope_from_message::<OrderPlaced>(&r.body) {
+                Ok(e) => loyalty.handle(&e, inv()).await,
+                Err(reason) => StepOutcome::Reject { reason },
+            }
+        }
+    };
+    assert_eq!(
+        poll_once(&sqs, &erp_q, erp_handle).await,
+        1,
+        "template rule routed OrderPlaced to erp-post"
+    );
+    assert_eq!(
+        poll_once(&sqs, &loyalty_q, loyalty_handle).await,
+        1,
+        "and to loyalty-accrual"
+    );
+    assert_eq!(sims.netsuite_sales_orders().len(), 1);
+    assert_eq!(sims.netsuite_sales_orders()[0].total.minor, 16864);
+    assert_eq!(sims.loyalty_journals().len(), 1);
+    assert_eq!(sims.loyalty_journals()[0].points, 89);
+    // Step events are not routed back to the step queues.
+    assert_eq!(poll_once(&sqs, &erp_q, erp_handle).await, 0);
+    assert_eq!(poll_once(&sqs, &loyalty_q, loyalty_handle).await, 0);
+}
