@@ -4,8 +4,10 @@
 
 use serde::Deserialize;
 
-use crate::connectors::netsuite::NetSuiteConfig;
+use crate::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
+use crate::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
 use crate::connectors::salesforce::SalesforceLoyaltyConfig;
+use crate::connectors::ErpConnector;
 use crate::intake::IntakeConfig;
 use crate::webhook::{AdobeKeys, KeyError, Secret, ShopifySecrets};
 
@@ -93,6 +95,8 @@ pub struct ConnectorSecretDocument {
     pub netsuite_token: String,
     #[serde(default)]
     pub salesforce_token: String,
+    #[serde(default)]
+    pub business_central_token: String,
 }
 
 impl ConnectorSecretDocument {
@@ -131,6 +135,46 @@ pub fn netsuite_config(
         subsidiary_id: var("RETAILFLOW_NETSUITE_SUBSIDIARY").filter(|v| !v.is_empty()),
         timeout: timeout(&var),
     })
+}
+
+/// Business Central from `RETAILFLOW_BC_COMPANY_URL` and
+/// `RETAILFLOW_BC_LOCAL_CURRENCY` plus the secret's token.
+pub fn business_central_config(
+    var: impl Fn(&str) -> Option<String>,
+    secrets: &ConnectorSecretDocument,
+) -> Result<BusinessCentralConfig, ConfigError> {
+    if secrets.business_central_token.trim().is_empty() {
+        return Err(ConfigError::Missing(
+            "business_central_token in the connector secret".into(),
+        ));
+    }
+    let lcy = required(&var, "RETAILFLOW_BC_LOCAL_CURRENCY")?;
+    Ok(BusinessCentralConfig {
+        company_url: required(&var, "RETAILFLOW_BC_COMPANY_URL")?,
+        access_token: Secret::new(secrets.business_central_token.trim()),
+        local_currency: crate::money::Currency::from_code(&lcy)
+            .map_err(|e| ConfigError::Missing(format!("RETAILFLOW_BC_LOCAL_CURRENCY ({e})")))?,
+        timeout: timeout(&var),
+    })
+}
+
+/// The ERP named by `RETAILFLOW_ERP` (`netsuite`, the default, or
+/// `business_central`).
+pub fn erp_from_env(
+    var: impl Fn(&str) -> Option<String>,
+    secrets: &ConnectorSecretDocument,
+) -> Result<std::sync::Arc<dyn ErpConnector>, ConfigError> {
+    match var("RETAILFLOW_ERP").as_deref().unwrap_or("netsuite") {
+        "netsuite" => Ok(std::sync::Arc::new(NetSuiteErp::new(netsuite_config(
+            var, secrets,
+        )?))),
+        "business_central" => Ok(std::sync::Arc::new(BusinessCentralErp::new(
+            business_central_config(var, secrets)?,
+        ))),
+        other => Err(ConfigError::Missing(format!(
+            "a known ERP (RETAILFLOW_ERP={other:?})"
+        ))),
+    }
 }
 
 /// Salesforce Loyalty from `RETAILFLOW_SALESFORCE_BASE_URL`,

@@ -5,6 +5,7 @@
 //! so the code tested is the code that talks to the real services. Every
 //! failure is classified once into [`ConnectorError`] (retryable or not).
 
+pub mod business_central;
 pub mod netsuite;
 pub mod salesforce;
 mod wire;
@@ -138,12 +139,14 @@ pub trait LoyaltyConnector: Send + Sync {
     ) -> Result<AccrualJournal, ConnectorError>;
 }
 
-/// Turns a business key into an external id the ERPs and the loyalty
-/// platform accept (`[A-Za-z0-9_-]`, at most 60 characters), deterministic
-/// and collision-free: the first and last parts stay readable (platform and
-/// the platform's id), a hash of every part keeps keys of different shops
-/// (or texts that clean to the same) apart.
+/// Turns a business key into an external id every system accepts
+/// (`[A-Za-z0-9_-]`, at most 35 characters: Business Central's
+/// externalDocumentNumber), deterministic and collision-free: the first and
+/// last parts stay readable (platform and the platform's id, shortened if
+/// needed), a hash of every part keeps keys of different shops (or texts
+/// that clean to the same) apart.
 pub fn external_id(prefix: &str, parts: &[&str]) -> String {
+    const MAX: usize = 35;
     let clean = |p: &str| -> String {
         p.chars()
             .map(|c| {
@@ -153,7 +156,6 @@ pub fn external_id(prefix: &str, parts: &[&str]) -> String {
                     '_'
                 }
             })
-            .take(24)
             .collect()
     };
     let hash = &crate::idempotency::payload_hash(parts.join("\n").as_bytes())[..8];
@@ -167,6 +169,7 @@ pub fn external_id(prefix: &str, parts: &[&str]) -> String {
         id.push('-');
         id.push_str(&s);
     }
+    id.truncate(MAX - hash.len() - 1);
     format!("{id}-{hash}")
 }
 
@@ -186,7 +189,7 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
             "{a}"
         );
-        assert!(a.len() <= 60);
+        assert!(a.len() <= 35, "{a}");
         assert!(a.starts_with("so-shopify-5872301948123-"), "{a}");
         // "a.b" and "a_b" clean to the same text but differ by hash.
         assert_ne!(external_id("so", &["a.b"]), external_id("so", &["a_b"]));

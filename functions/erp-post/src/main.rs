@@ -1,5 +1,6 @@
 //! erp-post: SQS-triggered (ReportBatchItemFailures). Wires DynamoDB,
-//! EventBridge, SQS and the NetSuite connector into
+//! EventBridge, SQS and the configured ERP connector (NetSuite or Business
+//! Central) into
 //! [`common::steps::erp_posting::ErpPosting`]; the logic lives there.
 
 use std::sync::Arc;
@@ -10,8 +11,7 @@ use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::sqs::SqsQueueControl;
-use common::config::{netsuite_config, ConnectorSecretDocument};
-use common::connectors::netsuite::NetSuiteErp;
+use common::config::{erp_from_env, ConnectorSecretDocument};
 use common::events::OrderPlaced;
 use common::lambda::{
     aws_sdk_config, batch_response, deadline, env, init_tracing, read_secret, sqs_records,
@@ -41,10 +41,10 @@ impl App {
                     &env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?,
                 )
                 .await?;
-                let erp = NetSuiteErp::new(netsuite_config(
+                let erp = erp_from_env(
                     |k| std::env::var(k).ok(),
                     &ConnectorSecretDocument::parse(&secret)?,
-                )?);
+                )?;
                 Ok::<_, Error>(ErpPosting::new(
                     Arc::new(DynamoDbStateStore::new(
                         aws_sdk_dynamodb::Client::new(&self.aws),
@@ -54,7 +54,7 @@ impl App {
                         aws_sdk_eventbridge::Client::new(&self.aws),
                         env("RETAILFLOW_EVENT_BUS")?,
                     )),
-                    Arc::new(erp),
+                    erp,
                     self.breaker.clone(),
                     ErpPostingConfig::default(),
                 ))
@@ -98,7 +98,7 @@ async fn main() -> Result<(), Error> {
         ),
         aws,
         step: OnceCell::new(),
-        breaker: Arc::new(CircuitBreaker::new("netsuite", 5, Duration::from_secs(60))),
+        breaker: Arc::new(CircuitBreaker::new("erp", 5, Duration::from_secs(60))),
     };
     let app = &app;
     run(service_fn(move |event| handle(app, event))).await

@@ -16,6 +16,7 @@ use crate::{lock, SimState};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum System {
     NetSuite,
+    BusinessCentral,
     Salesforce,
 }
 
@@ -23,6 +24,8 @@ impl System {
     fn of(path: &str) -> Option<Self> {
         if path.starts_with("/netsuite/") {
             Some(System::NetSuite)
+        } else if path.starts_with("/bc/") {
+            Some(System::BusinessCentral)
         } else if path.starts_with("/salesforce/") {
             Some(System::Salesforce)
         } else {
@@ -114,6 +117,12 @@ fn throttled(system: System, retry_after: Option<u64>) -> Response {
             })),
         )
             .into_response(),
+        System::BusinessCentral => (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({"error": {"code": "TooManyRequests",
+                "message": "The request limit was exceeded."}})),
+        )
+            .into_response(),
         System::Salesforce => (
             StatusCode::FORBIDDEN,
             axum::Json(serde_json::json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED",
@@ -133,6 +142,9 @@ fn unavailable(system: System) -> Response {
     let body = match system {
         System::NetSuite => serde_json::json!({"title": "Service Unavailable", "status": 503,
             "o:errorDetails": [{"detail": "simulated outage", "o:errorCode": "UNEXPECTED_ERROR"}]}),
+        System::BusinessCentral => {
+            serde_json::json!({"error": {"code": "ServiceUnavailable", "message": "simulated outage"}})
+        }
         System::Salesforce => {
             serde_json::json!([{"errorCode": "SERVER_UNAVAILABLE", "message": "simulated outage"}])
         }

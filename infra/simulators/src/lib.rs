@@ -1,6 +1,7 @@
 //! Loopback simulators of the systems of record, speaking the documented
 //! shapes in `API-SHAPES.md`: NetSuite (`/netsuite/services/rest/record/v1`)
-//! and Salesforce Loyalty (`/salesforce/services/data/v62.0`), on one
+//! Business Central (`/bc/v2.0/.../companies(...)`) and Salesforce Loyalty
+//! (`/salesforce/services/data/v62.0`), on one
 //! 127.0.0.1 port.
 //!
 //! They record every effect (documents created, journals posted) so tests can
@@ -8,6 +9,7 @@
 //! Retry-After), 5xx, slow answers and timeouts, an outage window, and a
 //! response lost after the effect was applied.
 
+mod business_central;
 mod faults;
 mod netsuite;
 mod salesforce;
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 
+pub use business_central::BcSalesOrder;
 pub use faults::{Fault, FaultKind, System};
 pub use netsuite::{NetSuiteCustomer, NetSuiteSalesOrder};
 pub use salesforce::{Journal, Member};
@@ -31,6 +34,7 @@ pub struct SimState {
     pub(crate) faults: Mutex<faults::FaultBook>,
     pub(crate) netsuite: Mutex<netsuite::NetSuiteState>,
     pub(crate) salesforce: Mutex<salesforce::SalesforceState>,
+    pub(crate) business_central: Mutex<business_central::BcState>,
 }
 
 /// A running simulator server.
@@ -57,10 +61,12 @@ impl Simulators {
             faults: Mutex::default(),
             netsuite: Mutex::default(),
             salesforce: Mutex::default(),
+            business_central: Mutex::default(),
         });
         let app = Router::new()
             .nest("/netsuite/services/rest/record/v1", netsuite::router())
             .nest("/salesforce/services/data/v62.0", salesforce::router())
+            .nest(business_central::COMPANY_PATH, business_central::router())
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 faults::apply,
@@ -78,6 +84,15 @@ impl Simulators {
 
     pub fn netsuite_base(&self) -> String {
         format!("http://{}/netsuite/services/rest/record/v1", self.addr)
+    }
+
+    /// The Business Central company URL (connectors append entity names).
+    pub fn business_central_company(&self) -> String {
+        format!("http://{}{}", self.addr, business_central::COMPANY_PATH)
+    }
+
+    pub fn business_central_sales_orders(&self) -> Vec<BcSalesOrder> {
+        lock(&self.state.business_central).sales_orders.clone()
     }
 
     pub fn salesforce_base(&self) -> String {

@@ -1,0 +1,237 @@
+//! Dynamics 365 Business Central API v2.0 as the ERP.
+//!
+//! BC does not enforce unique `externalDocumentNumber`s, so the step claims
+//! first and this connector looks the order up before POSTing (deep insert
+//! of the lines). Customers have no external-id field: the customer `number`
+//! is derived from the shop customer's external id (20 characters). Throttling
+//! is 429 with Retry-After.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::wire::{http_client, money_from_json, send, Reply, WireDecimal};
+use super::{ErpConnector, ErpCustomer, ErpDocument, ErpSalesOrder};
+use crate::money::Currency;
+use crate::resilience::ConnectorError;
+use crate::webhook::Secret;
+
+const SYSTEM: &str = "business-central";
+
+#[derive(Debug, Clone)]
+pub struct BusinessCentralConfig {
+    /// `https://api.businesscentral.dynamics.com/v2.0/{tenant}/{env}/api/v2.0/companies({id})`
+    pub company_url: String,
+    pub access_token: Secret,
+    /// The company's local currency (LCY): BC leaves `currencyCode` blank for it.
+    pub local_currency: Currency,
+    pub timeout: Duration,
+}
+
+pub struct BusinessCentralErp {
+    client: reqwest::Client,
+    config: BusinessCentralConfig,
+}
+
+/// BC customer numbers are at most 20 characters.
+pub fn customer_number(external_id: &str) -> String {
+    let hash = crate::idempotency::payload_hash(external_id.as_bytes());
+    format!("RF{}", &hash[..18]).to_uppercase()
+}
+
+fn odata_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+fn classify(reply: &Reply) -> ConnectorError {
+    let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+    let text = format!(
+        "{}: {}",
+        body["error"]["code"].as_str().unwrap_or(""),
+        body["error"]["message"].as_str().unwrap_or(&reply.body)
+    );
+    ConnectorError::from_status(SYSTEM, reply.status, reply.retry_after(), &text)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerBody<'a> {
+    number: &'a str,
+    display_name: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SalesOrderBody<'a> {
+    customer_number: &'a str,
+    external_document_number: &'a str,
+    order_date: String,
+    currency_code: &'a str,
+    sales_order_lines: Vec<LineBody<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LineBody<'a> {
+    line_type: &'a str,
+    line_object_number: &'a str,
+    description: &'a str,
+    quantity: u32,
+    unit_price: WireDecimal,
+    discount_amount: WireDecimal,
+}
+
+impl BusinessCentralErp {
+    pub fn new(config: BusinessCentralConfig) -> Self {
+        BusinessCentralErp {
+            client: http_client(config.timeout),
+            config,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.config.company_url.trim_end_matches('/'))
+    }
+
+    async fn call(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, ConnectorError> {
+        let reply = send(SYSTEM, req.bearer_auth(self.config.access_token.expose())).await?;
+        if !reply.is_success() {
+            return Err(classify(&reply));
+        }
+        serde_json::from_str(&reply.body).map_err(|e| ConnectorError::BadResponse {
+            system: SYSTEM,
+            reason: format!("answer is not JSON: {e}"),
+        })
+    }
+
+    async fn first(
+        &self,
+        entity: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<serde_json::Value>, ConnectorError> {
+        let filter = format!("{field} eq {}", odata_quote(value));
+        let v = self
+            .call(
+                self.client
+                    .get(self.url(entity))
+                    .query(&[("$filter", filter)]),
+            )
+            .await?;
+        Ok(v["value"].as_array().and_then(|a| a.first()).cloned())
+    }
+
+    fn document(v: &serde_json::Value, fallback: Currency) -> Result<ErpDocument, ConnectorError> {
+        let currency = v["currencyCode"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+            .and_then(|c| Currency::from_code(c).ok())
+            .unwrap_or(fallback);
+        let id = v["id"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+            ConnectorError::BadResponse {
+                system: SYSTEM,
+                reason: "sales order without an id".into(),
+            }
+        })?;
+        Ok(ErpDocument {
+            id: id.to_string(),
+            number: v["number"].as_str().unwrap_or_default().to_string(),
+            total: money_from_json(SYSTEM, &v["totalAmountIncludingTax"], currency)?,
+        })
+    }
+}
+
+#[async_trait]
+impl ErpConnector for BusinessCentralErp {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+
+    fn dedups_natively(&self) -> bool {
+        false
+    }
+
+    async fn upsert_customer(&self, c: &ErpCustomer) -> Result<String, ConnectorError> {
+        let number = customer_number(&c.external_id);
+        if let Some(found) = self.first("customers", "number", &number).await? {
+            return Ok(found["number"].as_str().unwrap_or(&number).to_string());
+        }
+        let name = [c.first_name.as_deref(), c.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let body = CustomerBody {
+            number: &number,
+            display_name: if name.is_empty() {
+                number.clone()
+            } else {
+                name
+            },
+            kind: "Person",
+            email: c.email.as_deref(),
+        };
+        let created = self
+            .call(self.client.post(self.url("customers")).json(&body))
+            .await?;
+        Ok(created["number"].as_str().unwrap_or(&number).to_string())
+    }
+
+    async fn find_sales_order(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ErpDocument>, ConnectorError> {
+        match self
+            .first("salesOrders", "externalDocumentNumber", external_id)
+            .await?
+        {
+            Some(v) => Ok(Some(Self::document(&v, self.config.local_currency)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn post_sales_order(
+        &self,
+        o: &ErpSalesOrder,
+        customer_number: &str,
+    ) -> Result<ErpDocument, ConnectorError> {
+        let lines = o
+            .lines
+            .iter()
+            .map(|l| {
+                let gross = l
+                    .unit_price
+                    .checked_mul(i64::from(l.quantity))
+                    .unwrap_or(l.amount);
+                let discount = gross.checked_sub(l.amount).unwrap_or(l.amount);
+                LineBody {
+                    line_type: "Item",
+                    line_object_number: &l.item,
+                    description: &l.description,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price.into(),
+                    discount_amount: discount.into(),
+                }
+            })
+            .collect();
+        let body = SalesOrderBody {
+            customer_number,
+            external_document_number: &o.external_id,
+            order_date: o.order_date.format("%Y-%m-%d").to_string(),
+            currency_code: o.total.currency.code(),
+            sales_order_lines: lines,
+        };
+        let v = self
+            .call(self.client.post(self.url("salesOrders")).json(&body))
+            .await?;
+        Self::document(&v, o.total.currency)
+    }
+}

@@ -1,0 +1,209 @@
+//! Business Central API v2.0: customers and sales orders (deep insert of
+//! lines), looked up with single-field `$filter ... eq '...'`. Like the real
+//! service it does NOT enforce unique externalDocumentNumbers: a double POST
+//! is two orders, which is why the connector looks up first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use common::money::{Currency, Money};
+use serde_json::{json, Value};
+
+use crate::{lock, SimState};
+
+/// The company path the simulator serves.
+pub const COMPANY_PATH: &str =
+    "/bc/v2.0/tenant/production/api/v2.0/companies(00000000-0000-0000-0000-000000000001)";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BcSalesOrder {
+    pub id: String,
+    pub number: String,
+    pub external_document_number: String,
+    pub customer_number: String,
+    pub total: Money,
+    pub lines: usize,
+}
+
+#[derive(Default)]
+pub(crate) struct BcState {
+    pub customers: BTreeMap<String, Value>,
+    pub sales_orders: Vec<BcSalesOrder>,
+    next: u64,
+}
+
+pub(crate) fn router() -> Router<Arc<SimState>> {
+    Router::new()
+        .route("/customers", get(list_customers).post(create_customer))
+        .route("/salesOrders", get(list_orders).post(create_order))
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+/// `field eq 'value'` from `$filter`.
+fn filter_eq(params: &BTreeMap<String, String>, field: &str) -> Option<String> {
+    let f = params.get("$filter")?;
+    let rest = f.strip_prefix(&format!("{field} eq '"))?;
+    Some(rest.strip_suffix('\'')?.replace("''", "'"))
+}
+
+async fn list_customers(
+    State(state): State<Arc<SimState>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let Some(number) = filter_eq(&q, "number") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "only $filter=number eq '...' is simulated",
+        );
+    };
+    let st = lock(&state.business_central);
+    let value: Vec<Value> = st.customers.get(&number).cloned().into_iter().collect();
+    Json(json!({"value": value})).into_response()
+}
+
+async fn create_customer(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Response {
+    let Some(number) = body["number"]
+        .as_str()
+        .filter(|n| !n.is_empty() && n.len() <= 20)
+        .map(str::to_string)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest_InvalidField",
+            "number must be 1-20 characters",
+        );
+    };
+    let mut st = lock(&state.business_central);
+    if st.customers.contains_key(&number) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Internal_EntityWithSameKeyExists",
+            "The record already exists.",
+        );
+    }
+    st.next += 1;
+    let customer = json!({"id": format!("c0000000-0000-0000-0000-{:012}", st.next), "number": number,
+                          "displayName": body["displayName"], "@odata.etag": "W/\"1\""});
+    st.customers.insert(number, customer.clone());
+    (StatusCode::CREATED, Json(customer)).into_response()
+}
+
+fn order_json(o: &BcSalesOrder) -> Value {
+    json!({
+        "id": o.id, "number": o.number, "externalDocumentNumber": o.external_document_number,
+        "customerNumber": o.customer_number, "currencyCode": o.total.currency.code(),
+        "totalAmountIncludingTax": serde_json::value::RawValue::from_string(o.total.to_decimal_string()).ok(),
+        "totalTaxAmount": 0, "status": "Draft", "@odata.etag": "W/\"1\""
+    })
+}
+
+async fn list_orders(
+    State(state): State<Arc<SimState>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let Some(ext) = filter_eq(&q, "externalDocumentNumber") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "only $filter=externalDocumentNumber eq '...' is simulated",
+        );
+    };
+    let st = lock(&state.business_central);
+    let value: Vec<Value> = st
+        .sales_orders
+        .iter()
+        .filter(|o| o.external_document_number == ext)
+        .map(order_json)
+        .collect();
+    Json(json!({"value": value})).into_response()
+}
+
+fn money(v: &Value, c: Currency) -> Option<Money> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        _ => return None,
+    };
+    Money::parse(&text, c).ok()
+}
+
+async fn create_order(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Response {
+    let mut st = lock(&state.business_central);
+    let customer = body["customerNumber"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if !st.customers.contains_key(&customer) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Application_DialogException",
+            "A customerNumber or a customerID must be provided.",
+        );
+    }
+    let Some(currency) = body["currencyCode"]
+        .as_str()
+        .and_then(|c| Currency::from_code(c).ok())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest_InvalidField",
+            "currencyCode is not valid",
+        );
+    };
+    let lines = body["salesOrderLines"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut total = Money::zero(currency);
+    for l in &lines {
+        let (Some(unit), Some(discount), Some(qty)) = (
+            money(&l["unitPrice"], currency),
+            money(&l["discountAmount"], currency),
+            l["quantity"].as_i64(),
+        ) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest_InvalidField",
+                "line amounts are not valid",
+            );
+        };
+        let line = unit.checked_mul(qty).and_then(|g| g.checked_sub(discount));
+        total = match line.and_then(|l| total.checked_add(l)) {
+            Ok(t) => t,
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest_InvalidField",
+                    "amount overflow",
+                )
+            }
+        };
+    }
+    st.next += 1;
+    let order = BcSalesOrder {
+        id: format!("50000000-0000-0000-0000-{:012}", st.next),
+        number: format!("SO{:06}", 100_000 + st.next),
+        external_document_number: body["externalDocumentNumber"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        customer_number: customer,
+        total,
+        lines: lines.len(),
+    };
+    st.sales_orders.push(order.clone());
+    (StatusCode::CREATED, Json(order_json(&order))).into_response()
+}
