@@ -68,8 +68,15 @@ pub async fn read_secret(
     Ok(out.secret_string().unwrap_or("{}").to_string())
 }
 
-/// The invocation's deadline as a time.
+/// The invocation's deadline as a time; `None` when the runtime did not give
+/// a wall-clock one (emulators send 0 or the timeout in ms), so leases fall
+/// back to their default instead of refusing all work as out of time.
 pub fn deadline(deadline_ms: u64) -> Option<DateTime<Utc>> {
+    // 2001-01-01T00:00:00Z: anything earlier is not an epoch deadline.
+    const PLAUSIBLE_MS: u64 = 978_307_200_000;
+    if deadline_ms < PLAUSIBLE_MS {
+        return None;
+    }
     i64::try_from(deadline_ms)
         .ok()
         .and_then(DateTime::from_timestamp_millis)
@@ -100,4 +107,19 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
         resp.add_failure(id);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_that_is_not_a_wall_clock_time_is_unknown_not_expired() {
+        assert_eq!(deadline(0), None);
+        assert_eq!(deadline(600_000), None, "cargo lambda sends the timeout");
+        assert_eq!(
+            deadline(1_795_694_400_000).unwrap().timestamp(),
+            1_795_694_400
+        );
+    }
 }

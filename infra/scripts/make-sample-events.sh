@@ -22,5 +22,9 @@ s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000006 shopify-refunds-cr
 s shopify orders/cancelled 3f1c0a5e-0001-4d7e-9a51-000000000007 shopify-orders-cancelled.json 09-shopify-orders-cancelled.json
 s shopify customers/create 3f1c0a5e-0001-4d7e-9a51-000000000008 shopify-orders-updated.json 10-shopify-unhandled-topic.json
 s adobe observer.sales_order_save_after unused adobe-order-configurable.json 11-adobe-order-configurable.json
+mkdir -p events/sqs
+for q in erp-post loyalty-accrual; do
+  "$rf" sample-sqs-event --queue "$q" --shop "$shop" "$p/shopify-orders-create-discount-code.json" > "events/sqs/$q-order-placed.json"
+done
 rm -f events/[0-9][0-9]-*.json.tmp
 echo "wrote $(ls events/*.json | wc -l) events"

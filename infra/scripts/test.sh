@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh clone: installs the Python tools (moto,
 # cfn-lint, aws-sam-cli, checkov) into .venv-tools/, then runs format and
 # lint checks, every test tier (unit, AWS-wire against moto on loopback,
-# whole app in process, the CLI), and the template checks.
+# whole app in process, the CLI, the built Lambdas on the runtime API
+# emulator), and the template checks.
 # The AWS-wire tests start moto_server themselves on a free loopback port and
 # stop it when they finish.
 set -euo pipefail
@@ -35,6 +36,12 @@ trap 'rm -f "$log"' EXIT
 RETAILFLOW_MOTO_SERVER="$REPO/.venv-tools/moto/bin/moto_server" RETAILFLOW_SAM_PYTHON="$REPO/.venv-tools/sam/bin/python" \
     cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
 read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
+
+step "Lambda runtime API (cargo lambda watch + invocations, against moto and the simulators)"
+.venv-tools/sam/bin/python tests/lambda_runtime/check.py | tee -a "$log"
+read -r lr_passed lr_failed < <(awk '/^lambda runtime: [0-9]+ passed/ { print $3, $5 }' "$log")
+passed=$((passed + lr_passed))
+failed=$((failed + lr_failed))
 
 step "template checks"
 infra/scripts/check-template.sh

@@ -7,6 +7,7 @@
 #   .venv-tools/cfn/bin/cfn-lint       CloudFormation linter
 #   .venv-tools/sam/bin/sam            AWS SAM CLI (sam validate, sam build)
 #   .venv-tools/checkov/bin/checkov    IaC security scanner
+#   .venv-tools/cargo-lambda/bin/cargo-lambda   Lambda runtime emulator (watch / invoke)
 #
 # Usage: infra/scripts/tools.sh [moto|cfn|sam|checkov ...]   (default: all)
 #
@@ -25,6 +26,7 @@ MOTO_SPEC='moto[server]==5.2.5'
 CFN_SPEC='cfn-lint==1.58.0'
 SAM_SPEC='aws-sam-cli==1.170.0'
 CHECKOV_SPEC='checkov==3.3.30'
+CARGO_LAMBDA_SPEC='cargo-lambda==1.9.2'
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 SAM_CLI_TELEMETRY=0
 
@@ -69,15 +71,16 @@ install_one() {
         cfn) ensure cfn "$CFN_SPEC" cfn-lint --version ;;
         sam) ensure sam "$SAM_SPEC" sam --version ;;
         checkov) ensure checkov "$CHECKOV_SPEC" checkov --version ;;
+        cargo-lambda) ensure cargo-lambda "$CARGO_LAMBDA_SPEC" cargo-lambda lambda --version ;;
         *)
-            echo "tools: unknown tool '$1' (expected moto, cfn, sam or checkov)" >&2
+            echo "tools: unknown tool '$1' (expected moto, cfn, sam, checkov or cargo-lambda)" >&2
             return 2
             ;;
     esac
 }
 
 if [[ $# -eq 0 ]]; then
-    set -- moto cfn sam checkov
+    set -- moto cfn sam checkov cargo-lambda
 fi
 for tool in "$@"; do
     install_one "$tool"

@@ -232,3 +232,35 @@ pub fn sample_event(
     println!("{}", serde_json::to_string_pretty(&event)?);
     Ok(())
 }
+
+pub fn sample_sqs_event(queue: &str, shop: &str, payload: &Path) -> anyhow::Result<()> {
+    let body = read(payload)?;
+    let event = shopify::map(shopify::ShopifyTopic::OrdersCreate, shop, body.as_bytes())?;
+    let delivery_id = format!("file:{}", &payload_hash(body.as_bytes())[..16]);
+    let meta = EnvelopeMeta {
+        event_id: delivery_event_id("shopify", shop, "orders/create", &delivery_id),
+        occurred_at: event.occurred_at(),
+        source: format!("shopify:{shop}"),
+        causation_id: Some(delivery_id),
+    };
+    let bus_event = common::ports::BusEvent {
+        event_id: meta.event_id,
+        detail_type: event.event_type().to_string(),
+        source: common::events::INTAKE_SOURCE.to_string(),
+        detail: event.to_envelope(&meta).to_string(),
+        time: event.occurred_at(),
+    };
+    let sqs = serde_json::json!({"Records": [{
+        "messageId": meta.event_id.to_string(),
+        "receiptHandle": format!("sample-{}", meta.event_id),
+        "body": retailflow::runtime::eventbridge_event(&bus_event),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795694400000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{queue}"),
+        "awsRegion": "us-east-1"
+    }]});
+    println!("{}", serde_json::to_string_pretty(&sqs)?);
+    Ok(())
+}

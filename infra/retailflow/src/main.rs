@@ -58,6 +58,22 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Serve the NetSuite, Business Central and Salesforce Loyalty simulators
+    /// on a loopback address (for running the Lambdas against them).
+    Simulators {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+    },
+    /// Write an SQS event carrying the OrderPlaced of a raw Shopify order payload,
+    /// as EventBridge delivers it to a step queue (for `cargo lambda invoke`).
+    SampleSqsEvent {
+        /// The queue's name, the last part of the eventSourceARN.
+        #[arg(long)]
+        queue: String,
+        #[arg(long, default_value = "example.myshopify.com")]
+        shop: String,
+        payload: PathBuf,
+    },
     /// Print the canonical event for a raw platform payload.
     Canonical {
         #[arg(long, value_enum)]
@@ -112,6 +128,19 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { listen } => serve::serve(listen).await,
+        Command::Simulators { listen } => {
+            let sims =
+                simulators::Simulators::start_on(listen, std::sync::Arc::new(chrono::Utc::now))
+                    .await?;
+            println!("simulators on http://{}", sims.addr);
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::SampleSqsEvent {
+            queue,
+            shop,
+            payload,
+        } => commands::sample_sqs_event(&queue, &shop, &payload),
         Command::Canonical {
             source,
             topic,

@@ -56,6 +56,14 @@ impl Simulators {
 
     /// Starts all simulators with outage windows measured on `clock`.
     pub async fn start_with_clock(clock: SimClock) -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse().map_err(std::io::Error::other)?, clock).await
+    }
+
+    /// Starts all simulators on `addr` (loopback only).
+    pub async fn start_on(addr: SocketAddr, clock: SimClock) -> std::io::Result<Self> {
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::other("simulators listen on loopback only"));
+        }
         let state = Arc::new(SimState {
             clock,
             faults: Mutex::default(),
@@ -67,12 +75,13 @@ impl Simulators {
             .nest("/netsuite/services/rest/record/v1", netsuite::router())
             .nest("/salesforce/services/data/v62.0", salesforce::router())
             .nest(business_central::COMPANY_PATH, business_central::router())
+            .route("/__sim/state", axum::routing::get(summary))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 faults::apply,
             ))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -140,4 +149,21 @@ impl Simulators {
             .cloned()
             .collect()
     }
+}
+
+/// What the simulators recorded, for tests that drive them over HTTP.
+async fn summary(
+    axum::extract::State(state): axum::extract::State<Arc<SimState>>,
+) -> axum::Json<serde_json::Value> {
+    let ns = lock(&state.netsuite);
+    let sf = lock(&state.salesforce);
+    let bc = lock(&state.business_central);
+    axum::Json(serde_json::json!({
+        "netsuite_sales_orders": ns.sales_orders.values().map(|s| serde_json::json!({
+            "external_id": s.external_id, "tran_id": s.tran_id, "total": s.total.to_decimal_string(),
+            "currency": s.total.currency.code(), "upserts": s.upserts})).collect::<Vec<_>>(),
+        "business_central_sales_orders": bc.sales_orders.len(),
+        "loyalty_journals": sf.journals.iter().map(|j| serde_json::json!({
+            "external_transaction_number": j.external_transaction_number, "points": j.points})).collect::<Vec<_>>(),
+    }))
 }
