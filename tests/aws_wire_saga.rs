@@ -19,7 +19,8 @@ use common::steps::{envelope_from_message, Invocation, StepOutcome};
 use common::webhook::{shopify_signature, Secret, ShopifySecrets};
 use http::{HeaderMap, HeaderValue};
 use retailflow_e2e::{
-    arn, aws_config, create_state_table, poll_once, saga_steps, unique, Queue, RequestCounter,
+    arn, aws_config, create_state_table, poll_once, poll_once_with, saga_steps, unique, Queue,
+    RequestCounter,
 };
 use simulators::Simulators;
 
@@ -313,4 +314,54 @@ async fn permanent_failures_reach_the_dlq_with_their_reason_and_retries_redrive_
         1,
         "redriven to the DLQ after maxReceiveCount"
     );
+}
+
+#[tokio::test]
+async fn a_retry_hides_the_message_for_the_policy_delay_then_it_comes_back() {
+    let cfg = aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let q = queue_pair(&sqs, 5).await;
+    sqs.send_message()
+        .queue_url(&q.url)
+        .message_body("{}")
+        .send()
+        .await
+        .unwrap();
+    let policy = common::resilience::RetryPolicy {
+        base: Duration::from_secs(3),
+        max: Duration::from_secs(3),
+    };
+    let retry = |_r: QueueRecord| async {
+        StepOutcome::Retry {
+            reason: "429".into(),
+            retry_after: None,
+        }
+    };
+    assert_eq!(poll_once_with(&sqs, &q, &policy, retry).await, 1);
+    // ChangeMessageVisibility(3 s) through the SQS adapter: not back at once...
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        poll_once_with(&sqs, &q, &policy, retry).await,
+        0,
+        "hidden for the retry delay"
+    );
+    // ...but back after the delay, with its receive count up.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let back = sqs
+        .receive_message()
+        .queue_url(&q.url)
+        .message_system_attribute_names(
+            aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+        )
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(back.len(), 1);
+    let count = back[0].attributes().unwrap()
+        [&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount]
+        .clone();
+    assert_eq!(count, "2");
 }

@@ -277,6 +277,20 @@ where
     F: Fn(QueueRecord) -> Fut,
     Fut: std::future::Future<Output = StepOutcome>,
 {
+    poll_once_with(sqs, q, &RetryPolicy::default(), handle).await
+}
+
+/// [`poll_once`] with a given retry policy (short delays keep tests fast).
+pub async fn poll_once_with<F, Fut>(
+    sqs: &aws_sdk_sqs::Client,
+    q: &Queue,
+    policy: &RetryPolicy,
+    handle: F,
+) -> usize
+where
+    F: Fn(QueueRecord) -> Fut,
+    Fut: std::future::Future<Output = StepOutcome>,
+{
     let resp = sqs
         .receive_message()
         .queue_url(&q.url)
@@ -301,7 +315,7 @@ where
         })
         .collect();
     let control = SqsQueueControl::new(sqs.clone(), &q.url, &q.dlq_url);
-    let failed = process_batch(&records, &control, &RetryPolicy::default(), handle).await;
+    let failed = process_batch(&records, &control, policy, handle).await;
     for r in records.iter().filter(|r| !failed.contains(&r.message_id)) {
         sqs.delete_message()
             .queue_url(&q.url)

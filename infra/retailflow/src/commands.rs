@@ -143,6 +143,12 @@ pub async fn run(paths: &[PathBuf], dev_keys: &Path, json: bool) -> anyhow::Resu
         for d in &dead {
             println!("  DLQ {}: {}", d.queue, d.reason);
         }
+        // What the same run costs on AWS, counted on the in-process adapters.
+        println!(
+            "state store writes: {}; events published: {}",
+            app.store.writes(),
+            app.bus.recorded.published().len()
+        );
     }
     Ok(timelines.iter().all(|t| t.complete) && dead.is_empty() && !report.gave_up)
 }
