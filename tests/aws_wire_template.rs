@@ -10,10 +10,9 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
-use common::events::OrderPlaced;
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::queue_batch::QueueRecord;
-use common::steps::{envelope_from_message, Invocation, StepOutcome};
+use common::steps::{handle_message, Invocation};
 use common::webhook::{shopify_signature, Secret, ShopifySecrets};
 use http::{HeaderMap, HeaderValue};
 use retailflow_e2e::{aws_config, deploy_template, poll_once, saga_steps, unique, Queue};
@@ -115,21 +114,11 @@ async fn the_deployed_template_routes_an_order_to_erp_and_loyalty_once() {
     };
     let erp_handle = |r: QueueRecord| {
         let erp = &erp;
-        async move {
-            match envelope_from_message::<OrderPlaced>(&r.body) {
-                Ok(e) => erp.handle(&e, inv()).await,
-                Err(reason) => StepOutcome::Reject { reason },
-            }
-        }
+        async move { handle_message(erp, &r.body, inv()).await }
     };
     let loyalty_handle = |r: QueueRecord| {
         let loyalty = &loyalty;
-        async move {
-            match envelope_from_message::<OrderPlaced>(&r.body) {
-                Ok(e) => loyalty.handle(&e, inv()).await,
-                Err(reason) => StepOutcome::Reject { reason },
-            }
-        }
+        async move { handle_message(loyalty, &r.body, inv()).await }
     };
     assert_eq!(
         poll_once(&sqs, &erp_q, erp_handle).await,

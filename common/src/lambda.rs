@@ -7,7 +7,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 
-use crate::queue_batch::QueueRecord;
+use crate::queue_batch::{process_batch, QueueControl, QueueRecord};
+use crate::resilience::RetryPolicy;
+use crate::steps::{handle_message, Invocation, OrderStep};
 
 pub use aws_config::SdkConfig;
 
@@ -98,6 +100,28 @@ pub fn sqs_records(event: &SqsEvent) -> Vec<QueueRecord> {
                 .unwrap_or(1),
         })
         .collect()
+}
+
+/// One SQS batch through an order step: records concurrently, retries
+/// delayed, permanent failures dead-lettered, the rest reported as batch
+/// item failures. The whole body of the erp-post and loyalty-accrual handlers.
+pub async fn order_step_batch(
+    step: &dyn OrderStep,
+    queue: &dyn QueueControl,
+    event: &SqsEvent,
+    deadline_ms: u64,
+) -> SqsBatchResponse {
+    let deadline = deadline(deadline_ms);
+    let records = sqs_records(event);
+    let failed = process_batch(&records, queue, &RetryPolicy::default(), |r| async move {
+        let inv = Invocation {
+            now: Utc::now(),
+            deadline,
+        };
+        handle_message(step, &r.body, inv).await
+    })
+    .await;
+    batch_response(failed)
 }
 
 /// The partial batch response for `ReportBatchItemFailures`.

@@ -4,8 +4,8 @@
 # lint checks, every test tier (unit, AWS-wire against moto on loopback,
 # whole app in process, the CLI, the built Lambdas on the runtime API
 # emulator), and the template checks.
-# The AWS-wire tests start moto_server themselves on a free loopback port and
-# stop it when they finish.
+# The AWS-wire tests start moto themselves on a free loopback port (one
+# request at a time: tests/deploy/moto_serialized.py) and stop it after.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
@@ -33,7 +33,7 @@ python3 events/payloads/check_totals.py | tail -n 1
 step "cargo test (unit, AWS wire via moto, in-process app, CLI)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-RETAILFLOW_MOTO_SERVER="$REPO/.venv-tools/moto/bin/moto_server" RETAILFLOW_SAM_PYTHON="$REPO/.venv-tools/sam/bin/python" \
+RETAILFLOW_SAM_PYTHON="$REPO/.venv-tools/sam/bin/python" \
     cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
 read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
 

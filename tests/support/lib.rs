@@ -1,10 +1,10 @@
 //! Test support: a moto server on loopback for the AWS-wire tests, and AWS
 //! SDK clients pointed at it.
 //!
-//! Uses `RETAILFLOW_MOTO_ENDPOINT` if set; otherwise starts `moto_server`
-//! (from `RETAILFLOW_MOTO_SERVER`, `.venv-tools/moto/bin/`, or PATH) on a
-//! free loopback port, once per test binary, with a watchdog that stops it
-//! when the test process exits.
+//! Uses `RETAILFLOW_MOTO_ENDPOINT` if set; otherwise starts moto (serialized,
+//! from `.venv-tools/moto/`, or `RETAILFLOW_MOTO_SERVER`) on a free loopback
+//! port, once per test binary, with a watchdog that stops it when the test
+//! process exits.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,16 +27,21 @@ pub struct Moto {
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
 
-fn moto_binary() -> PathBuf {
+/// The moto command: the moto venv's python running `moto_serialized.py`
+/// (one request at a time, so conditional writes are atomic as on AWS), or
+/// `RETAILFLOW_MOTO_SERVER` if set.
+fn moto_command(port: u16) -> String {
     if let Ok(p) = std::env::var("RETAILFLOW_MOTO_SERVER") {
-        return PathBuf::from(p);
+        return format!("'{p}' -H 127.0.0.1 -p {port}");
     }
-    let venv =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv-tools/moto/bin/moto_server");
-    if venv.exists() {
-        return venv;
-    }
-    PathBuf::from("moto_server")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("../.venv-tools/moto/bin/python");
+    let script = root.join("deploy/moto_serialized.py");
+    format!(
+        "'{}' '{}' 127.0.0.1 {port}",
+        python.display(),
+        script.display()
+    )
 }
 
 fn http_get_status(addr: &str, path: &str) -> Option<u16> {
@@ -60,13 +65,12 @@ pub fn moto() -> &'static Moto {
             return Moto { endpoint, _watchdog: None };
         }
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let bin = moto_binary();
+        let command = moto_command(port);
         let me = std::process::id();
         // The watchdog shell stops moto once this test process is gone.
         let script = format!(
-            "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
-             while kill -0 {me} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
-            bin.display()
+            "{command} >/dev/null 2>&1 & m=$!; \
+             while kill -0 {me} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null"
         );
         let watchdog = Command::new("bash")
             .arg("-c")
@@ -79,8 +83,7 @@ pub fn moto() -> &'static Moto {
         while http_get_status(&addr, "/moto-api/") != Some(200) {
             assert!(
                 start.elapsed() < Duration::from_secs(60),
-                "moto_server ({}) did not answer on {addr}; install it with infra/scripts/tools.sh moto",
-                bin.display()
+                "moto ({command}) did not answer on {addr}; install it with infra/scripts/tools.sh moto"
             );
             std::thread::sleep(Duration::from_millis(200));
         }

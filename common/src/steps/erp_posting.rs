@@ -17,7 +17,7 @@ use crate::money::Money;
 use crate::ports::{EventBus, StateStore};
 use crate::resilience::CircuitBreaker;
 
-use super::{finish, republish, start, Invocation, Start, StepOutcome};
+use super::{run_step, Invocation, StepOutcome, StepRun};
 
 pub const STEP: &str = "erp_post";
 pub const SOURCE: &str = "retailflow.erp-post";
@@ -77,69 +77,33 @@ impl ErpPosting {
 
     pub async fn handle(&self, event: &Envelope<OrderPlaced>, inv: Invocation) -> StepOutcome {
         let order = &event.detail.order;
-        let saga_key = order.order.key();
-        let key = IdempotencyKey::saga_step(&saga_key, STEP);
-        // Plain data: serializing cannot fail.
-        let hash = payload_hash(&serde_json::to_vec(order).unwrap_or_default());
-        let causation = event.event_id.to_string();
         let native = self.erp.dedups_natively();
-        let claim = match start(
-            self.store.as_ref(),
-            &key,
-            &hash,
-            !native,
-            &self.config.lease,
+        let run = StepRun {
+            store: self.store.as_ref(),
+            bus: self.bus.as_ref(),
+            key: IdempotencyKey::saga_step(order.order.key(), STEP),
+            // Plain data: serializing cannot fail.
+            payload_hash: payload_hash(&serde_json::to_vec(order).unwrap_or_default()),
+            claim: !native,
+            lease: &self.config.lease,
+            source: SOURCE,
+            causation_id: event.event_id.to_string(),
             inv,
-        )
-        .await
-        {
-            Ok(Start::Go(claim)) => claim,
-            Ok(Start::Done(stored)) => {
-                return republish::<OrderPostedToErp>(
-                    self.bus.as_ref(),
-                    &key,
-                    stored,
-                    SOURCE,
-                    &causation,
-                    inv.now,
-                )
-                .await
-            }
-            Err(outcome) => return outcome,
         };
-        let sales_order = match self.sales_order(order) {
-            Ok(so) => so,
-            Err(reason) => return StepOutcome::Reject { reason },
-        };
-        let posted = match self.post(order, &sales_order, native, inv).await {
-            Ok(doc) => doc,
-            Err(outcome) => {
-                if let Some(c) = &claim {
-                    // Let a retry take over at once instead of waiting out the lease.
-                    let _ = self.store.release(c).await;
-                }
-                return outcome;
-            }
-        };
-        let detail = OrderPostedToErp {
-            order: order.order.clone(),
-            erp_system: self.erp.system().to_string(),
-            external_id: sales_order.external_id.clone(),
-            document_id: posted.id,
-            document_number: posted.number,
-            total: posted.total,
-        };
-        finish(
-            self.store.as_ref(),
-            self.bus.as_ref(),
-            &key,
-            &hash,
-            claim.as_ref(),
-            &detail,
-            SOURCE,
-            &causation,
-            inv,
-        )
+        run_step(run, || async {
+            let sales_order = self
+                .sales_order(order)
+                .map_err(|reason| StepOutcome::Reject { reason })?;
+            let posted = self.post(order, &sales_order, native, inv).await?;
+            Ok(OrderPostedToErp {
+                order: order.order.clone(),
+                erp_system: self.erp.system().to_string(),
+                external_id: sales_order.external_id,
+                document_id: posted.id,
+                document_number: posted.number,
+                total: posted.total,
+            })
+        })
         .await
     }
 

@@ -16,7 +16,7 @@ use crate::model::Order;
 use crate::ports::{EventBus, StateStore};
 use crate::resilience::{CircuitBreaker, ConnectorError};
 
-use super::{finish, republish, start, Invocation, Start, StepOutcome};
+use super::{run_step, Invocation, StepOutcome, StepRun};
 
 pub const STEP: &str = "loyalty_accrual";
 pub const SOURCE: &str = "retailflow.loyalty-accrual";
@@ -74,54 +74,20 @@ impl LoyaltyAccrual {
 
     pub async fn handle(&self, event: &Envelope<OrderPlaced>, inv: Invocation) -> StepOutcome {
         let order = &event.detail.order;
-        let key = IdempotencyKey::saga_step(order.order.key(), STEP);
-        let hash = payload_hash(&serde_json::to_vec(order).unwrap_or_default());
-        let causation = event.event_id.to_string();
-        let claim = match start(
-            self.store.as_ref(),
-            &key,
-            &hash,
-            true,
-            &self.config.lease,
+        let run = StepRun {
+            store: self.store.as_ref(),
+            bus: self.bus.as_ref(),
+            key: IdempotencyKey::saga_step(order.order.key(), STEP),
+            // Plain data: serializing cannot fail.
+            payload_hash: payload_hash(&serde_json::to_vec(order).unwrap_or_default()),
+            // Journals are not deduplicated by the platform: always claim.
+            claim: true,
+            lease: &self.config.lease,
+            source: SOURCE,
+            causation_id: event.event_id.to_string(),
             inv,
-        )
-        .await
-        {
-            Ok(Start::Go(claim)) => claim,
-            Ok(Start::Done(stored)) => {
-                return republish::<LoyaltyAccrued>(
-                    self.bus.as_ref(),
-                    &key,
-                    stored,
-                    SOURCE,
-                    &causation,
-                    inv.now,
-                )
-                .await
-            }
-            Err(outcome) => return outcome,
         };
-        let detail = match self.accrue(order, inv).await {
-            Ok(d) => d,
-            Err(outcome) => {
-                if let Some(c) = &claim {
-                    let _ = self.store.release(c).await;
-                }
-                return outcome;
-            }
-        };
-        finish(
-            self.store.as_ref(),
-            self.bus.as_ref(),
-            &key,
-            &hash,
-            claim.as_ref(),
-            &detail,
-            SOURCE,
-            &causation,
-            inv,
-        )
-        .await
+        run_step(run, || self.accrue(order, inv)).await
     }
 
     async fn accrue(&self, order: &Order, inv: Invocation) -> Result<LoyaltyAccrued, StepOutcome> {

@@ -94,11 +94,126 @@ pub fn envelope_from_message<T: DeserializeOwned>(body: &str) -> Result<Envelope
     serde_json::from_value(env).map_err(|e| format!("message is not the expected event: {e}"))
 }
 
+/// A step of the order saga fed by `OrderPlaced`: what the SQS functions,
+/// the local app and the tests all drive the same way.
+#[async_trait::async_trait]
+pub trait OrderStep: Send + Sync {
+    async fn handle(
+        &self,
+        event: &Envelope<crate::events::OrderPlaced>,
+        inv: Invocation,
+    ) -> StepOutcome;
+}
+
+#[async_trait::async_trait]
+impl OrderStep for erp_posting::ErpPosting {
+    async fn handle(
+        &self,
+        event: &Envelope<crate::events::OrderPlaced>,
+        inv: Invocation,
+    ) -> StepOutcome {
+        erp_posting::ErpPosting::handle(self, event, inv).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OrderStep for loyalty_accrual::LoyaltyAccrual {
+    async fn handle(
+        &self,
+        event: &Envelope<crate::events::OrderPlaced>,
+        inv: Invocation,
+    ) -> StepOutcome {
+        loyalty_accrual::LoyaltyAccrual::handle(self, event, inv).await
+    }
+}
+
+/// Runs one queue message through a step; a message that is not an
+/// `OrderPlaced` event is rejected (to the DLQ with the reason).
+pub async fn handle_message(step: &dyn OrderStep, body: &str, inv: Invocation) -> StepOutcome {
+    match envelope_from_message::<crate::events::OrderPlaced>(body) {
+        Ok(event) => step.handle(&event, inv).await,
+        Err(reason) => StepOutcome::Reject { reason },
+    }
+}
+
 /// What a step needs from its invocation.
 #[derive(Debug, Clone, Copy)]
 pub struct Invocation {
     pub now: DateTime<Utc>,
     pub deadline: Option<DateTime<Utc>>,
+}
+
+/// Everything a step run needs to know besides its work.
+pub(crate) struct StepRun<'a> {
+    pub store: &'a dyn StateStore,
+    pub bus: &'a dyn EventBus,
+    pub key: IdempotencyKey,
+    pub payload_hash: String,
+    /// False for systems that deduplicate natively: no claim write.
+    pub claim: bool,
+    pub lease: &'a LeasePolicy,
+    pub source: &'a str,
+    pub causation_id: String,
+    pub inv: Invocation,
+}
+
+/// The one shape of every saga step: claim (or not), do the work, record the
+/// result and publish its event; a step found done re-publishes its stored
+/// event; a failed attempt gives its claim back so a retry can start at once.
+pub(crate) async fn run_step<T, F, Fut>(run: StepRun<'_>, work: F) -> StepOutcome
+where
+    T: EventDetail + Clone + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StepOutcome>>,
+{
+    let claim = match start(
+        run.store,
+        &run.key,
+        &run.payload_hash,
+        run.claim,
+        run.lease,
+        run.inv,
+    )
+    .await
+    {
+        Ok(Start::Go(claim)) => claim,
+        Ok(Start::Done(stored)) => {
+            return republish::<T>(
+                run.bus,
+                &run.key,
+                stored,
+                run.source,
+                &run.causation_id,
+                run.inv.now,
+            )
+            .await
+        }
+        Err(outcome) => return outcome,
+    };
+    match work().await {
+        Ok(detail) => {
+            finish(
+                run.store,
+                run.bus,
+                &run.key,
+                &run.payload_hash,
+                claim.as_ref(),
+                &detail,
+                run.source,
+                &run.causation_id,
+                run.inv,
+            )
+            .await
+        }
+        Err(outcome) => {
+            if let Some(c) = &claim {
+                if let Err(e) = run.store.release(c).await {
+                    tracing::warn!(error = %e, "claim not released; its lease runs out by itself");
+                }
+            }
+            outcome
+        }
+    }
 }
 
 /// Where a step stands after trying to start.

@@ -1,30 +1,24 @@
 //! erp-post: SQS-triggered (ReportBatchItemFailures). Wires DynamoDB,
 //! EventBridge, SQS and the configured ERP connector (NetSuite or Business
-//! Central) into
-//! [`common::steps::erp_posting::ErpPosting`]; the logic lives there.
+//! Central) into [`common::steps::erp_posting::ErpPosting`]; the logic lives
+//! there and in [`common::lambda::order_step_batch`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::sqs::SqsQueueControl;
 use common::config::{erp_from_env, ConnectorSecretDocument};
-use common::events::OrderPlaced;
-use common::lambda::{
-    aws_sdk_config, batch_response, deadline, env, init_tracing, read_secret, sqs_records,
-};
-use common::queue_batch::process_batch;
-use common::resilience::{CircuitBreaker, RetryPolicy};
+use common::lambda::{aws_sdk_config, env, init_tracing, order_step_batch, read_secret, SdkConfig};
+use common::resilience::CircuitBreaker;
 use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
-use common::steps::{envelope_from_message, Invocation, StepOutcome};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
 struct App {
-    aws: common::lambda::SdkConfig,
+    aws: SdkConfig,
     queue: SqsQueueControl,
     /// Built on the first batch (reads the connector secret once).
     step: OnceCell<ErpPosting>,
@@ -36,11 +30,9 @@ impl App {
     async fn step(&self) -> Result<&ErpPosting, Error> {
         self.step
             .get_or_try_init(|| async {
-                let secret = read_secret(
-                    &aws_sdk_secretsmanager::Client::new(&self.aws),
-                    &env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?,
-                )
-                .await?;
+                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
+                let secret =
+                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
                 let erp = erp_from_env(
                     |k| std::env::var(k).ok(),
                     &ConnectorSecretDocument::parse(&secret)?,
@@ -65,25 +57,7 @@ impl App {
 
 async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let step = app.step().await?;
-    let deadline = deadline(event.context.deadline);
-    let records = sqs_records(&event.payload);
-    let failed = process_batch(
-        &records,
-        &app.queue,
-        &RetryPolicy::default(),
-        |r| async move {
-            let inv = Invocation {
-                now: Utc::now(),
-                deadline,
-            };
-            match envelope_from_message::<OrderPlaced>(&r.body) {
-                Ok(e) => step.handle(&e, inv).await,
-                Err(reason) => StepOutcome::Reject { reason },
-            }
-        },
-    )
-    .await;
-    Ok(batch_response(failed))
+    Ok(order_step_batch(step, &app.queue, &event.payload, event.context.deadline).await)
 }
 
 #[tokio::main]

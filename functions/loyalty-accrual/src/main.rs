@@ -1,30 +1,25 @@
 //! loyalty-accrual: SQS-triggered (ReportBatchItemFailures). Wires DynamoDB,
 //! EventBridge, SQS and the Salesforce Loyalty connector into
-//! [`common::steps::loyalty_accrual::LoyaltyAccrual`]; the logic lives there.
+//! [`common::steps::loyalty_accrual::LoyaltyAccrual`]; the logic lives there
+//! and in [`common::lambda::order_step_batch`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::sqs::SqsQueueControl;
 use common::config::{salesforce_config, ConnectorSecretDocument};
 use common::connectors::salesforce::SalesforceLoyalty;
-use common::events::OrderPlaced;
-use common::lambda::{
-    aws_sdk_config, batch_response, deadline, env, init_tracing, read_secret, sqs_records,
-};
-use common::queue_batch::process_batch;
-use common::resilience::{CircuitBreaker, RetryPolicy};
+use common::lambda::{aws_sdk_config, env, init_tracing, order_step_batch, read_secret, SdkConfig};
+use common::resilience::CircuitBreaker;
 use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
-use common::steps::{envelope_from_message, Invocation, StepOutcome};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
 struct App {
-    aws: common::lambda::SdkConfig,
+    aws: SdkConfig,
     queue: SqsQueueControl,
     /// Built on the first batch (reads the connector secret once).
     step: OnceCell<LoyaltyAccrual>,
@@ -36,15 +31,13 @@ impl App {
     async fn step(&self) -> Result<&LoyaltyAccrual, Error> {
         self.step
             .get_or_try_init(|| async {
-                let secret = read_secret(
-                    &aws_sdk_secretsmanager::Client::new(&self.aws),
-                    &env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?,
-                )
-                .await?;
-                let loyalty = SalesforceLoyalty::new(salesforce_config(
+                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
+                let secret =
+                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
+                let config = salesforce_config(
                     |k| std::env::var(k).ok(),
                     &ConnectorSecretDocument::parse(&secret)?,
-                )?);
+                )?;
                 Ok::<_, Error>(LoyaltyAccrual::new(
                     Arc::new(DynamoDbStateStore::new(
                         aws_sdk_dynamodb::Client::new(&self.aws),
@@ -54,10 +47,10 @@ impl App {
                         aws_sdk_eventbridge::Client::new(&self.aws),
                         env("RETAILFLOW_EVENT_BUS")?,
                     )),
-                    Arc::new(loyalty),
+                    Arc::new(SalesforceLoyalty::new(config)),
                     self.breaker.clone(),
                     LoyaltyAccrualConfig {
-                        enroll_new_members: std::env::var("RETAILFLOW_LOYALTY_ENROLL")
+                        enroll_new_members: env("RETAILFLOW_LOYALTY_ENROLL")
                             .is_ok_and(|v| v == "true"),
                         ..LoyaltyAccrualConfig::default()
                     },
@@ -69,25 +62,7 @@ impl App {
 
 async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let step = app.step().await?;
-    let deadline = deadline(event.context.deadline);
-    let records = sqs_records(&event.payload);
-    let failed = process_batch(
-        &records,
-        &app.queue,
-        &RetryPolicy::default(),
-        |r| async move {
-            let inv = Invocation {
-                now: Utc::now(),
-                deadline,
-            };
-            match envelope_from_message::<OrderPlaced>(&r.body) {
-                Ok(e) => step.handle(&e, inv).await,
-                Err(reason) => StepOutcome::Reject { reason },
-            }
-        },
-    )
-    .await;
-    Ok(batch_response(failed))
+    Ok(order_step_batch(step, &app.queue, &event.payload, event.context.deadline).await)
 }
 
 #[tokio::main]

@@ -10,13 +10,12 @@ use std::time::Duration;
 use common::adapters::in_process::InProcessStateStore;
 use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
 use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-use common::events::{Envelope, OrderPlaced};
 use common::intake::{IntakeConfig, OrderIntake};
 use common::queue_dispositions::{disposition, Disposition};
 use common::resilience::{CircuitBreaker, RetryPolicy};
 use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
 use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
-use common::steps::{envelope_from_message, Invocation, StepOutcome};
+use common::steps::{handle_message, Invocation, OrderStep, StepOutcome};
 use common::webhook::Secret;
 use simulators::Simulators;
 
@@ -122,26 +121,16 @@ impl LocalApp {
             now: self.clock.now(),
             deadline: None,
         };
-        let event = match envelope_from_message::<OrderPlaced>(body) {
-            Ok(e) => e,
-            Err(reason) => return StepOutcome::Reject { reason },
+        let step: &dyn OrderStep = match queue {
+            ERP_POST_QUEUE => &self.erp_posting,
+            LOYALTY_ACCRUAL_QUEUE => &self.loyalty_accrual,
+            other => {
+                return StepOutcome::Reject {
+                    reason: format!("no function consumes queue {other}"),
+                }
+            }
         };
-        self.dispatch(queue, &event, inv).await
-    }
-
-    async fn dispatch(
-        &self,
-        queue: &str,
-        event: &Envelope<OrderPlaced>,
-        inv: Invocation,
-    ) -> StepOutcome {
-        match queue {
-            ERP_POST_QUEUE => self.erp_posting.handle(event, inv).await,
-            LOYALTY_ACCRUAL_QUEUE => self.loyalty_accrual.handle(event, inv).await,
-            other => StepOutcome::Reject {
-                reason: format!("no function consumes queue {other}"),
-            },
-        }
+        handle_message(step, body, inv).await
     }
 
     /// Delivers queue messages in batches until every queue is empty,
