@@ -1,0 +1,136 @@
+//! A worker that dies between the loyalty platform's effect and the
+//! completion write: its claim stays in progress, a redelivery waits out the
+//! lease, then takes over, finds the journal by its external transaction
+//! number and posts nothing twice.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use common::adapters::in_process::{InProcessEventBus, InProcessStateStore};
+use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use common::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
+use common::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
+use common::mappers::shopify::{map, ShopifyTopic};
+use common::ports::{QuarantinedDelivery, StateStore, StoreError};
+use common::resilience::CircuitBreaker;
+use common::saga::SagaRecord;
+use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
+use common::steps::{handle_message, Invocation, StepOutcome};
+use common::webhook::Secret;
+use simulators::Simulators;
+
+/// The completion write never lands while `crashed` is set (the worker died).
+struct DiesBeforeCompleting {
+    inner: InProcessStateStore,
+    crashed: AtomicBool,
+}
+
+#[async_trait]
+impl StateStore for DiesBeforeCompleting {
+    async fn claim(&self, r: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        self.inner.claim(r).await
+    }
+    async fn complete(&self, c: &Claim, x: &Completion) -> Result<(), StoreError> {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("worker died".into()));
+        }
+        self.inner.complete(c, x).await
+    }
+    async fn record_completed(
+        &self,
+        k: &IdempotencyKey,
+        h: &str,
+        x: &Completion,
+    ) -> Result<(), StoreError> {
+        self.inner.record_completed(k, h, x).await
+    }
+    async fn release(&self, c: &Claim) -> Result<(), StoreError> {
+        self.inner.release(c).await
+    }
+    async fn quarantine(&self, q: &QuarantinedDelivery) -> Result<(), StoreError> {
+        self.inner.quarantine(q).await
+    }
+    async fn saga(&self, k: &str) -> Result<Option<SagaRecord>, StoreError> {
+        self.inner.saga(k).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_the_journal_posts_is_recovered_without_a_second_journal() {
+    let sims = Simulators::start().await.unwrap();
+    let store = Arc::new(DiesBeforeCompleting {
+        inner: InProcessStateStore::new(),
+        crashed: AtomicBool::new(true),
+    });
+    let step = LoyaltyAccrual::new(
+        store.clone(),
+        Arc::new(InProcessEventBus::new()),
+        Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+            base_url: sims.salesforce_base(),
+            api_version: "v62.0".into(),
+            program_name: "P".into(),
+            journal_subtype: "Purchase".into(),
+            access_token: Secret::new("t"),
+            timeout: Duration::from_secs(2),
+        })),
+        Arc::new(CircuitBreaker::new(
+            "salesforce-loyalty",
+            5,
+            Duration::from_secs(60),
+        )),
+        LoyaltyAccrualConfig::default(),
+    );
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/payloads/shopify-orders-create-discount-code.json"
+    ))
+    .unwrap();
+    let event = map(ShopifyTopic::OrdersCreate, "acme.myshopify.com", &body).unwrap();
+    let meta = EnvelopeMeta {
+        event_id: delivery_event_id("shopify", "acme", "orders/create", "1"),
+        occurred_at: Utc::now(),
+        source: "shopify:acme".into(),
+        causation_id: None,
+    };
+    let CanonicalEvent::OrderPlaced(_) = &event else {
+        panic!()
+    };
+    let message = event.to_envelope(&meta).to_string();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+    let at = |secs: i64| Invocation {
+        now: t0 + chrono::Duration::seconds(secs),
+        deadline: Some(t0 + chrono::Duration::seconds(secs + 20)),
+    };
+
+    // The journal posts, then the worker dies before recording it.
+    assert!(matches!(
+        handle_message(&step, &message, at(0)).await,
+        StepOutcome::Retry { .. }
+    ));
+    assert_eq!(sims.loyalty_journals().len(), 1);
+    store.crashed.store(false, Ordering::SeqCst);
+
+    // A redelivery inside the dead worker's lease waits; it does not post.
+    match handle_message(&step, &message, at(5)).await {
+        StepOutcome::Retry { retry_after, .. } => {
+            assert!(retry_after.unwrap() <= Duration::from_secs(15))
+        }
+        other => panic!("{other:?}"),
+    }
+    // After the lease (it ended with the dead invocation), the retry takes
+    // over, finds the journal and completes.
+    assert!(matches!(
+        handle_message(&step, &message, at(30)).await,
+        StepOutcome::Done { .. }
+    ));
+    assert_eq!(sims.loyalty_journals().len(), 1, "no second journal");
+    // And a late duplicate is a no-op.
+    assert!(matches!(
+        handle_message(&step, &message, at(60)).await,
+        StepOutcome::Done { .. }
+    ));
+    assert_eq!(sims.loyalty_journals().len(), 1);
+}
