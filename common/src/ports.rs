@@ -65,6 +65,20 @@ impl BusEvent {
     }
 }
 
+/// Refuses events EventBridge would refuse for size, before any call.
+pub fn check_entry_sizes(events: &[BusEvent]) -> Result<(), BusError> {
+    match events
+        .iter()
+        .find(|e| e.entry_size() > MAX_EVENT_ENTRY_BYTES)
+    {
+        Some(e) => Err(BusError::TooLarge {
+            event_id: e.event_id,
+            bytes: e.entry_size(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A body kept because it could not be processed, so nothing accepted is lost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuarantinedDelivery {

@@ -8,7 +8,8 @@ use aws_sdk_eventbridge::primitives::DateTime as AwsDateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 
-use crate::ports::{BusError, BusEvent, EventBus, FailedEntry, MAX_EVENT_ENTRY_BYTES};
+use crate::ports::check_entry_sizes;
+use crate::ports::{BusError, BusEvent, EventBus, FailedEntry};
 
 const MAX_ENTRIES_PER_CALL: usize = 10;
 
@@ -29,14 +30,7 @@ impl EventBridgeBus {
 #[async_trait]
 impl EventBus for EventBridgeBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
-        for e in events {
-            if e.entry_size() > MAX_EVENT_ENTRY_BYTES {
-                return Err(BusError::TooLarge {
-                    event_id: e.event_id,
-                    bytes: e.entry_size(),
-                });
-            }
-        }
+        check_entry_sizes(events)?;
         for chunk in events.chunks(MAX_ENTRIES_PER_CALL) {
             let entries = chunk
                 .iter()

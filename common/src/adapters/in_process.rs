@@ -13,8 +13,8 @@ use crate::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, ORPHANED_CLAIM_TTL,
 };
 use crate::ports::{
-    BusError, BusEvent, EventBus, FailedEntry, QuarantinedDelivery, StateStore, StoreError,
-    MAX_EVENT_ENTRY_BYTES,
+    check_entry_sizes, BusError, BusEvent, EventBus, FailedEntry, QuarantinedDelivery, StateStore,
+    StoreError,
 };
 use crate::saga::{SagaRecord, StepRecord, StepStatus};
 
@@ -302,14 +302,7 @@ impl InProcessEventBus {
 #[async_trait]
 impl EventBus for InProcessEventBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
-        for e in events {
-            if e.entry_size() > MAX_EVENT_ENTRY_BYTES {
-                return Err(BusError::TooLarge {
-                    event_id: e.event_id,
-                    bytes: e.entry_size(),
-                });
-            }
-        }
+        check_entry_sizes(events)?;
         let mut st = self.lock();
         let fault = if st.faults.is_empty() {
             None

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::wire::{http_client, money_from_json, send, Reply, WireDecimal};
+use super::wire::{call_json, http_client, money_from_json, Reply, WireDecimal};
 use super::{ErpConnector, ErpCustomer, ErpDocument, ErpSalesOrder};
 use crate::money::Currency;
 use crate::resilience::ConnectorError;
@@ -102,14 +102,12 @@ impl BusinessCentralErp {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<serde_json::Value, ConnectorError> {
-        let reply = send(SYSTEM, req.bearer_auth(self.config.access_token.expose())).await?;
-        if !reply.is_success() {
-            return Err(classify(&reply));
-        }
-        serde_json::from_str(&reply.body).map_err(|e| ConnectorError::BadResponse {
-            system: SYSTEM,
-            reason: format!("answer is not JSON: {e}"),
-        })
+        call_json(
+            SYSTEM,
+            req.bearer_auth(self.config.access_token.expose()),
+            classify,
+        )
+        .await
     }
 
     async fn first(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::wire::{http_client, send, Reply};
+use super::wire::{call_json, http_client, Reply};
 use super::{AccrualJournal, AccrualRequest, Enrollment, LoyaltyConnector, LoyaltyMember};
 use crate::mappers::DecimalText;
 use crate::resilience::ConnectorError;
@@ -55,14 +55,12 @@ impl SalesforceLoyalty {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<serde_json::Value, ConnectorError> {
-        let reply = send(SYSTEM, req.bearer_auth(self.config.access_token.expose())).await?;
-        if !reply.is_success() {
-            return Err(classify(&reply));
-        }
-        serde_json::from_str(&reply.body).map_err(|e| ConnectorError::BadResponse {
-            system: SYSTEM,
-            reason: format!("answer is not JSON: {e}"),
-        })
+        call_json(
+            SYSTEM,
+            req.bearer_auth(self.config.access_token.expose()),
+            classify,
+        )
+        .await
     }
 
     async fn query(&self, soql: &str) -> Result<Vec<serde_json::Value>, ConnectorError> {

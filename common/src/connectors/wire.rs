@@ -64,6 +64,23 @@ pub(crate) async fn send(
     })
 }
 
+/// Sends a request and reads a JSON answer; a non-2xx answer is classified
+/// by the vendor's `classify`.
+pub(crate) async fn call_json(
+    system: &'static str,
+    req: reqwest::RequestBuilder,
+    classify: fn(&Reply) -> ConnectorError,
+) -> Result<serde_json::Value, ConnectorError> {
+    let reply = send(system, req).await?;
+    if !reply.is_success() {
+        return Err(classify(&reply));
+    }
+    serde_json::from_str(&reply.body).map_err(|e| ConnectorError::BadResponse {
+        system,
+        reason: format!("answer is not JSON: {e}"),
+    })
+}
+
 fn transport(system: &'static str, e: &reqwest::Error) -> ConnectorError {
     let what = if e.is_timeout() {
         "timed out"
