@@ -11,7 +11,7 @@ use common::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::ports::{BusError, BusEvent, EventBus, QuarantinedDelivery, StateStore, StoreError};
 use common::saga::{SagaEvent, SagaUpdate, StepStatus, SAGA_RETENTION};
-use common::webhook::{shopify_signature, Secret, ShopifySecrets};
+use common::webhook::{shopify_signature, HmacSecrets, Secret};
 use http::{HeaderMap, HeaderValue};
 use retailflow_e2e::{aws_config, create_routed_bus, create_state_table, drain};
 
@@ -334,7 +334,7 @@ async fn wire_intake_on(bus_name: &str, table: &str) -> (Arc<OrderIntake>, Dynam
             bus_name,
         )),
         IntakeConfig {
-            shopify: Some(ShopifySecrets {
+            shopify: Some(HmacSecrets {
                 current: Secret::new(SECRET),
                 previous: None,
             }),
@@ -472,7 +472,7 @@ async fn one_webhook_costs_two_dynamodb_requests_and_one_put_events() {
         Arc::new(DynamoDbStateStore::new(ddb, &table)),
         Arc::new(EventBridgeBus::new(eb, &routed.bus)),
         IntakeConfig {
-            shopify: Some(ShopifySecrets {
+            shopify: Some(HmacSecrets {
                 current: Secret::new(SECRET),
                 previous: None,
             }),

@@ -15,7 +15,7 @@ use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::ports::StateStore;
 use common::queue_batch::QueueRecord;
 use common::steps::{handle_message, Invocation, StepOutcome};
-use common::webhook::{shopify_signature, Secret, ShopifySecrets};
+use common::webhook::{shopify_signature, HmacSecrets, Secret};
 use http::{HeaderMap, HeaderValue};
 use retailflow_e2e::{
     arn, aws_config, create_state_table, poll_once, poll_once_with, saga_steps, unique, Queue,
@@ -144,7 +144,7 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
         store.clone(),
         events.clone(),
         IntakeConfig {
-            shopify: Some(ShopifySecrets {
+            shopify: Some(HmacSecrets {
                 current: Secret::new(SECRET),
                 previous: None,
             }),

@@ -13,7 +13,7 @@ use common::adapters::eventbridge::EventBridgeBus;
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::queue_batch::QueueRecord;
 use common::steps::{handle_message, Invocation};
-use common::webhook::{shopify_signature, Secret, ShopifySecrets};
+use common::webhook::{shopify_signature, HmacSecrets, Secret};
 use http::{HeaderMap, HeaderValue};
 use retailflow_e2e::{aws_config, deploy_template, poll_once, saga_steps, unique, Queue};
 use simulators::Simulators;
@@ -74,7 +74,7 @@ async fn the_deployed_template_routes_an_order_to_erp_and_loyalty_once() {
         store.clone(),
         bus.clone(),
         IntakeConfig {
-            shopify: Some(ShopifySecrets {
+            shopify: Some(HmacSecrets {
                 current: Secret::new("s"),
                 previous: None,
             }),

@@ -9,7 +9,7 @@ use crate::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
 use crate::connectors::salesforce::SalesforceLoyaltyConfig;
 use crate::connectors::ErpConnector;
 use crate::intake::IntakeConfig;
-use crate::webhook::{AdobeKeys, KeyError, Secret, ShopifySecrets};
+use crate::webhook::{AdobeKeys, HmacSecrets, KeyError, Secret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -35,6 +35,9 @@ pub struct WebhookSecretDocument {
     pub adobe_public_keys: String,
     #[serde(default)]
     pub adobe_client_id: String,
+    /// Point-of-sale store id → that store's signing secret.
+    #[serde(default)]
+    pub pos_store_secrets: std::collections::BTreeMap<String, String>,
 }
 
 impl WebhookSecretDocument {
@@ -45,7 +48,7 @@ impl WebhookSecretDocument {
     /// Applies the document to a config; blank entries leave a source unconfigured.
     pub fn apply(self, mut config: IntakeConfig) -> Result<IntakeConfig, ConfigError> {
         let some = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-        config.shopify = some(self.shopify_secret).map(|current| ShopifySecrets {
+        config.shopify = some(self.shopify_secret).map(|current| HmacSecrets {
             current: Secret::new(current),
             previous: some(self.shopify_previous_secret).map(Secret::new),
         });
@@ -53,13 +56,26 @@ impl WebhookSecretDocument {
             Some(pem) => Some(AdobeKeys::from_pem(&pem, self.adobe_client_id)?),
             None => None,
         };
+        config.pos_stores = self
+            .pos_store_secrets
+            .into_iter()
+            .filter(|(_, secret)| !secret.trim().is_empty())
+            .map(|(store, secret)| {
+                let secrets = HmacSecrets {
+                    current: Secret::new(secret.trim()),
+                    previous: None,
+                };
+                (store, secrets)
+            })
+            .collect();
         Ok(config)
     }
 }
 
 /// Reads `RETAILFLOW_SHOPIFY_SECRET`, `RETAILFLOW_SHOPIFY_PREVIOUS_SECRET`,
 /// `RETAILFLOW_ADOBE_PUBLIC_KEYS` (comma-separated PEM file paths),
-/// `RETAILFLOW_ADOBE_CLIENT_ID` and `RETAILFLOW_ADOBE_SHOP` through `var`.
+/// `RETAILFLOW_ADOBE_CLIENT_ID`, `RETAILFLOW_ADOBE_SHOP` and
+/// `RETAILFLOW_POS_STORE_SECRETS` (JSON: store id → secret) through `var`.
 pub fn intake_config_from_env(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<IntakeConfig, ConfigError> {
@@ -79,6 +95,12 @@ pub fn intake_config_from_env(
         shopify_previous_secret: var("RETAILFLOW_SHOPIFY_PREVIOUS_SECRET").unwrap_or_default(),
         adobe_public_keys: pem,
         adobe_client_id: var("RETAILFLOW_ADOBE_CLIENT_ID").unwrap_or_default(),
+        pos_store_secrets: match var("RETAILFLOW_POS_STORE_SECRETS") {
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                ConfigError::BadSecretDocument(format!("RETAILFLOW_POS_STORE_SECRETS: {e}"))
+            })?,
+            None => Default::default(),
+        },
     };
     let config = IntakeConfig {
         adobe_shop: var("RETAILFLOW_ADOBE_SHOP").filter(|s| !s.trim().is_empty()),

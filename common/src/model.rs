@@ -212,8 +212,10 @@ pub enum RestockType {
     Return,
     /// Never shipped; the unit goes back to available stock.
     Cancel,
-    /// Not put back (damaged, kept by the customer).
+    /// Not put back (kept by the customer, not worth restocking).
     NoRestock,
+    /// Came back damaged: written off, not available to sell.
+    Damaged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -68,23 +68,35 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The Shopify app secrets accepted right now.
+/// HMAC-SHA256 secrets accepted right now (Shopify app secret, a store's
+/// point-of-sale secret): the current one and, during a rotation, the previous.
 #[derive(Debug, Clone)]
-pub struct ShopifySecrets {
+pub struct HmacSecrets {
     pub current: Secret,
     /// Still accepted during a rotation window.
     pub previous: Option<Secret>,
 }
 
-impl ShopifySecrets {
+impl HmacSecrets {
+    /// Checks the Shopify header (`X-Shopify-Hmac-Sha256`).
     pub fn verify(&self, hmac_header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
-        let header = hmac_header
+        self.verify_header(SHOPIFY_HMAC_HEADER, hmac_header, body)
+    }
+
+    /// Checks a base64 HMAC-SHA256 signature carried in header `name`.
+    pub fn verify_header(
+        &self,
+        name: &'static str,
+        value: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), SignatureError> {
+        let header = value
             .map(str::trim)
             .filter(|h| !h.is_empty())
-            .ok_or(SignatureError::MissingHeader(SHOPIFY_HMAC_HEADER))?;
+            .ok_or(SignatureError::MissingHeader(name))?;
         let expected = B64
             .decode(header)
-            .map_err(|_| SignatureError::Malformed(SHOPIFY_HMAC_HEADER))?;
+            .map_err(|_| SignatureError::Malformed(name))?;
         let candidates = std::iter::once(&self.current).chain(self.previous.as_ref());
         for secret in candidates.filter(|s| !s.expose().is_empty()) {
             let mut mac = hmac_for(secret);
@@ -205,8 +217,8 @@ mod tests {
     const PUB1: &str = include_str!("../../events/dev-keys/adobe-public-1.pem");
     const PUB2: &str = include_str!("../../events/dev-keys/adobe-public-2.pem");
 
-    fn secrets(previous: Option<&str>) -> ShopifySecrets {
-        ShopifySecrets {
+    fn secrets(previous: Option<&str>) -> HmacSecrets {
+        HmacSecrets {
             current: Secret::new("new-secret"),
             previous: previous.map(Secret::new),
         }
@@ -267,7 +279,7 @@ mod tests {
 
     #[test]
     fn shopify_an_empty_configured_secret_accepts_nothing() {
-        let s = ShopifySecrets {
+        let s = HmacSecrets {
             current: Secret::new(""),
             previous: None,
         };

@@ -21,6 +21,7 @@ s shopify orders/updated 3f1c0a5e-0001-4d7e-9a51-000000000005 shopify-orders-upd
 s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000006 shopify-refunds-create-partial-with-shipping.json 08-shopify-refunds-create-partial.json
 s shopify orders/cancelled 3f1c0a5e-0001-4d7e-9a51-000000000007 shopify-orders-cancelled.json 09-shopify-orders-cancelled.json
 s shopify customers/create 3f1c0a5e-0001-4d7e-9a51-000000000008 shopify-orders-updated.json 10-shopify-unhandled-topic.json
+"$rf" sample-event --source pos --topic pos/returns --shop store-042 "$p/pos/return-store-042.json" > events/12-pos-return.json
 s adobe observer.sales_order_save_after unused adobe-order-configurable.json 11-adobe-order-configurable.json
 mkdir -p events/sqs
 for q in erp-post loyalty-accrual; do

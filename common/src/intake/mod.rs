@@ -19,10 +19,12 @@ use crate::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta, INTAKE_SOUR
 use crate::idempotency::{
     payload_hash, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, LeasePolicy,
 };
-use crate::mappers::{adobe, shopify, MapError};
+use crate::mappers::{adobe, pos, shopify, MapError};
 use crate::ports::{BusEvent, EventBus, QuarantinedDelivery, StateStore};
 use crate::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
-use crate::webhook::{AdobeKeys, ShopifySecrets, ADOBE_SIGNATURE_HEADERS, SHOPIFY_HMAC_HEADER};
+use crate::webhook::{
+    AdobeKeys, HmacSecrets, SignatureError, ADOBE_SIGNATURE_HEADERS, SHOPIFY_HMAC_HEADER,
+};
 
 /// Bodies above this are refused with 413 (Shopify orders with hundreds of
 /// lines stay well below it).
@@ -33,6 +35,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub enum WebhookRoute {
     Shopify,
     Adobe,
+    /// `POST /pos/returns`: a store's return of an online order.
+    PosReturn,
 }
 
 impl WebhookRoute {
@@ -43,6 +47,8 @@ impl WebhookRoute {
             Some(WebhookRoute::Shopify)
         } else if path.ends_with("/webhooks/adobe") {
             Some(WebhookRoute::Adobe)
+        } else if path.ends_with("/pos/returns") {
+            Some(WebhookRoute::PosReturn)
         } else {
             None
         }
@@ -52,6 +58,7 @@ impl WebhookRoute {
         match self {
             WebhookRoute::Shopify => "shopify",
             WebhookRoute::Adobe => "adobe_commerce",
+            WebhookRoute::PosReturn => "point_of_sale",
         }
     }
 }
@@ -59,8 +66,10 @@ impl WebhookRoute {
 /// Verification material and limits for the intake.
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
-    pub shopify: Option<ShopifySecrets>,
+    pub shopify: Option<HmacSecrets>,
     pub adobe: Option<AdobeKeys>,
+    /// Point-of-sale stores and their signing secrets, by store id.
+    pub pos_stores: std::collections::BTreeMap<String, HmacSecrets>,
     /// Shop identity for Adobe orders; defaults to the configured client id.
     pub adobe_shop: Option<String>,
     pub max_body_bytes: usize,
@@ -75,6 +84,7 @@ impl Default for IntakeConfig {
             shopify: None,
             adobe: None,
             adobe_shop: None,
+            pos_stores: std::collections::BTreeMap::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             dedup_ttl: Duration::days(7),
             lease: LeasePolicy::default(),
@@ -240,6 +250,18 @@ impl OrderIntake {
                     )
                 }
             },
+            // An unknown store is refused like a bad signature: nothing vouches for it.
+            WebhookRoute::PosReturn => {
+                let store = header(pos::STORE_HEADER).unwrap_or("");
+                match self.config.pos_stores.get(store) {
+                    Some(secrets) => secrets.verify_header(
+                        pos::SIGNATURE_HEADER,
+                        header(pos::SIGNATURE_HEADER),
+                        req.body,
+                    ),
+                    None => Err(SignatureError::NotConfigured),
+                }
+            }
         };
         if let Err(e) = verified {
             return (WebhookResponse::error(401, e.to_string()), None);
@@ -249,6 +271,7 @@ impl OrderIntake {
         let identified = match req.route {
             WebhookRoute::Shopify => self.identify_shopify(req),
             WebhookRoute::Adobe => self.identify_adobe(req),
+            WebhookRoute::PosReturn => self.identify_pos(req),
         };
         let (delivery, mapped) = match identified {
             Identified::Ignored(d) => {
@@ -348,6 +371,28 @@ impl OrderIntake {
             return Identified::Ignored(d);
         }
         let mapped = adobe::map(&d.shop, &delivery).map(Box::new);
+        Identified::Mapped(d, mapped)
+    }
+
+    fn identify_pos(&self, req: &WebhookRequest<'_>) -> Identified {
+        // The store header was verified with its own secret before this runs.
+        let store = req
+            .headers
+            .get(pos::STORE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let (_, return_id) = match pos::return_identity(req.body) {
+            Ok(id) => id,
+            Err(e) => return Identified::Unidentified(e),
+        };
+        let d = Delivery {
+            platform: "point_of_sale",
+            shop: store.clone(),
+            topic: "pos/returns".into(),
+            delivery_id: return_id,
+        };
+        let mapped = pos::map(&store, req.body).map(Box::new);
         Identified::Mapped(d, mapped)
     }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::adapters::in_process::{BusFault, InProcessEventBus, InProcessStateStore};
-use crate::webhook::{adobe_signature, shopify_signature, AdobeKeys, Secret, ShopifySecrets};
+use crate::webhook::{adobe_signature, shopify_signature, AdobeKeys, HmacSecrets, Secret};
 
 const ORDER: &str =
     include_str!("../../../events/payloads/shopify-orders-create-discount-code.json");
@@ -33,7 +33,7 @@ fn harness_with(f: impl FnOnce(&mut IntakeConfig)) -> Harness {
     let store = Arc::new(InProcessStateStore::new());
     let bus = Arc::new(InProcessEventBus::new());
     let mut config = IntakeConfig {
-        shopify: Some(ShopifySecrets {
+        shopify: Some(HmacSecrets {
             current: Secret::new(SECRET),
             previous: None,
         }),
@@ -206,7 +206,7 @@ async fn a_crash_after_publish_republishes_the_same_event_id_once_the_lease_ends
         failing.clone(),
         h.bus.clone(),
         IntakeConfig {
-            shopify: Some(ShopifySecrets {
+            shopify: Some(HmacSecrets {
                 current: Secret::new(SECRET),
                 previous: None,
             }),
@@ -493,4 +493,76 @@ fn routes_are_found_behind_stage_prefixes() {
         Some(WebhookRoute::Adobe)
     );
     assert_eq!(WebhookRoute::from_path("/webhooks/other"), None);
+}
+
+const POS_RETURN: &str = include_str!("../../../events/payloads/pos/return-store-042.json");
+
+fn pos_harness() -> Harness {
+    harness_with(|c| {
+        c.pos_stores.insert(
+            "store-042".into(),
+            HmacSecrets {
+                current: Secret::new("store-secret"),
+                previous: None,
+            },
+        );
+    })
+}
+
+async fn pos(h: &Harness, store: &str, secret: &str, body: &str) -> WebhookResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-retailflow-store", HeaderValue::from_str(store).unwrap());
+    let sig = shopify_signature(&Secret::new(secret), body.as_bytes());
+    headers.insert(
+        "x-retailflow-signature",
+        HeaderValue::from_str(&sig).unwrap(),
+    );
+    h.intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::PosReturn,
+            headers: &headers,
+            body: body.as_bytes(),
+            received_at: t0(),
+            deadline: None,
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_signed_store_return_is_published_once_as_a_refund_of_the_online_order() {
+    let h = pos_harness();
+    let resp = pos(&h, "store-042", "store-secret", POS_RETURN).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body["event_type"], "RefundIssued");
+    assert_eq!(
+        resp.body["correlation_id"],
+        "shopify:acme-outdoor.myshopify.com:order:5872301948123"
+    );
+    assert_eq!(
+        pos(&h, "store-042", "store-secret", POS_RETURN).await.body["duplicate"],
+        true
+    );
+    assert_eq!(h.bus.published().len(), 1);
+    let env: Value = serde_json::from_str(&h.bus.published()[0].detail).unwrap();
+    assert_eq!(env["source"], "point_of_sale:store-042");
+    assert_eq!(env["detail"]["refund"]["total"]["shop"]["minor"], 2429);
+}
+
+#[tokio::test]
+async fn store_returns_from_unknown_stores_or_with_bad_signatures_are_401() {
+    let h = pos_harness();
+    assert_eq!(
+        pos(&h, "store-999", "store-secret", POS_RETURN)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(pos(&h, "store-042", "wrong", POS_RETURN).await.status, 401);
+    // Signed by store 042 but claiming another store in the body: refused as bad input.
+    let other = POS_RETURN.replace("\"store-042\"", "\"store-007\"");
+    assert_eq!(
+        pos(&h, "store-042", "store-secret", &other).await.status,
+        400
+    );
+    assert_eq!(h.bus.published().len(), 0);
 }

@@ -3,6 +3,7 @@
 
 pub mod adobe;
 mod decimal;
+pub mod pos;
 pub mod shopify;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use common::config::{intake_config_from_env, WebhookSecretDocument};
 use common::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
 use common::idempotency::payload_hash;
 use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
-use common::mappers::{adobe, shopify};
+use common::mappers::{adobe, pos, shopify};
 use common::webhook::{adobe_signature, shopify_signature, Secret};
 
 use crate::api_event::{webhook_event, ApiRequest};
@@ -36,6 +36,7 @@ fn local_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
         shopify_previous_secret: opt("shopify-previous-secret.txt"),
         adobe_public_keys: pem,
         adobe_client_id: opt("adobe-client-id.txt"),
+        pos_store_secrets: serde_json::from_str(&opt("pos-store-secrets.json")).unwrap_or_default(),
     };
     Ok(doc.apply(IntakeConfig::default())?)
 }
@@ -161,6 +162,7 @@ pub fn canonical(source: Source, topic: &str, shop: &str, file: &Path) -> anyhow
                 .with_context(|| format!("retailflow does not map Shopify topic {topic:?}"))?;
             ("shopify", shopify::map(t, shop, body.as_bytes())?)
         }
+        Source::Pos => ("point_of_sale", pos::map(shop, body.as_bytes())?),
         Source::Adobe => {
             let delivery = adobe::AdobeDelivery::parse(body.as_bytes())?;
             if !adobe::is_order_event_code(topic) {
@@ -213,6 +215,21 @@ pub fn sample_event(
                 ),
             ];
             ("/webhooks/shopify", headers)
+        }
+        Source::Pos => {
+            let stores: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&read(&dev_keys.join("pos-store-secrets.json"))?)?;
+            let secret = stores
+                .get(shop)
+                .with_context(|| format!("no dev secret for store {shop}"))?;
+            let headers = vec![
+                ("X-Retailflow-Store".to_string(), shop.to_string()),
+                (
+                    "X-Retailflow-Signature".into(),
+                    shopify_signature(&Secret::new(secret), body.as_bytes()),
+                ),
+            ];
+            ("/pos/returns", headers)
         }
         Source::Adobe => {
             let mut headers = Vec::new();

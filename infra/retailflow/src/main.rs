@@ -31,6 +31,8 @@ struct Cli {
 pub enum Source {
     Shopify,
     Adobe,
+    /// A point-of-sale return (`--shop` is the store id).
+    Pos,
 }
 
 #[derive(Subcommand)]

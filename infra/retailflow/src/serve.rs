@@ -22,6 +22,7 @@ pub fn router(app: Arc<LocalApp>) -> Router {
     Router::new()
         .route("/webhooks/shopify", post(webhook))
         .route("/webhooks/adobe", post(webhook))
+        .route("/pos/returns", post(webhook))
         .route("/local/state", get(state))
         .route("/local/timelines", get(timelines))
         // The intake answers 413 itself; let bodies reach it.

@@ -22,6 +22,7 @@ fn dev_config() -> IntakeConfig {
         shopify_previous_secret: String::new(),
         adobe_public_keys: k("adobe-public-1.pem") + &k("adobe-public-2.pem"),
         adobe_client_id: k("adobe-client-id.txt"),
+        pos_store_secrets: serde_json::from_str(&k("pos-store-secrets.json")).unwrap(),
     }
     .apply(IntakeConfig::default())
     .unwrap()
