@@ -94,6 +94,40 @@ impl LoyaltyRules {
     }
 }
 
+/// What a return takes back: the points for the share of the accrual base
+/// refunded so far, minus what earlier returns already took, rounded down,
+/// never more than the order accrued. Computed on the cumulative refunded
+/// amount so partial returns add up to exactly the accrual when everything
+/// comes back, whatever the order the returns arrive in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReversalBase {
+    /// Points the order accrued.
+    pub accrued_points: i64,
+    /// The merchandise amount they were earned on.
+    pub accrued_on: Money,
+    /// Merchandise refunded by earlier returns of this order.
+    pub refunded_before: Money,
+    /// Points earlier returns already reversed.
+    pub reversed_before: i64,
+}
+
+impl ReversalBase {
+    /// Points to reverse for a return refunding `refunded_now` of merchandise
+    /// (shop currency, after discounts, without tax, shipping or gift cards).
+    pub fn points_to_reverse(&self, refunded_now: Money) -> Result<i64, MoneyError> {
+        let remaining = (self.accrued_points - self.reversed_before).max(0);
+        if self.accrued_on.minor <= 0 || remaining == 0 {
+            return Ok(0);
+        }
+        let cumulative = self.refunded_before.checked_add(refunded_now)?;
+        let cumulative = cumulative.minor.clamp(0, self.accrued_on.minor);
+        let target = i128::from(self.accrued_points) * i128::from(cumulative)
+            / i128::from(self.accrued_on.minor);
+        let target = i64::try_from(target).map_err(|_| MoneyError::Overflow)?;
+        Ok((target - self.reversed_before).clamp(0, remaining))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +219,70 @@ mod tests {
         let sku = o.lines[0].sku.clone().unwrap();
         rules.excluded_skus.insert(sku);
         assert_eq!(rules.accrual(&o, Some("Gold")).unwrap().points, 0);
+    }
+
+    fn base(accrued: i64, on: i64, refunded_before: i64, reversed_before: i64) -> ReversalBase {
+        let usd = crate::money::Currency::from_code("USD").unwrap();
+        ReversalBase {
+            accrued_points: accrued,
+            accrued_on: Money::new(on, usd),
+            refunded_before: Money::new(refunded_before, usd),
+            reversed_before,
+        }
+    }
+
+    fn usd(minor: i64) -> Money {
+        Money::new(minor, crate::money::Currency::from_code("USD").unwrap())
+    }
+
+    #[test]
+    fn a_partial_return_reverses_its_share_rounded_down() {
+        // 109 points on 109.33; a 22.49 return: 109 × 22.49 / 109.33 = 22.42 → 22.
+        assert_eq!(
+            base(109, 10933, 0, 0).points_to_reverse(usd(2249)).unwrap(),
+            22
+        );
+    }
+
+    #[test]
+    fn partial_returns_add_up_to_the_whole_accrual_in_any_order() {
+        let parts = [2249, 3000, 5684]; // sums to 10933
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let (mut refunded, mut reversed) = (0, 0);
+            for i in order {
+                let r = base(109, 10933, refunded, reversed)
+                    .points_to_reverse(usd(parts[i]))
+                    .unwrap();
+                refunded += parts[i];
+                reversed += r;
+            }
+            assert_eq!(reversed, 109, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn a_reversal_never_exceeds_what_is_left_of_the_accrual() {
+        // Refunds beyond the accrual base (or repeated) take back nothing more.
+        assert_eq!(
+            base(109, 10933, 10933, 109)
+                .points_to_reverse(usd(500))
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            base(109, 10933, 0, 0)
+                .points_to_reverse(usd(50_000))
+                .unwrap(),
+            109
+        );
+        assert_eq!(base(0, 0, 0, 0).points_to_reverse(usd(100)).unwrap(), 0);
+        assert_eq!(
+            base(109, 10933, 0, 30)
+                .points_to_reverse(usd(2249))
+                .unwrap(),
+            0,
+            "earlier reversals count"
+        );
     }
 
     #[test]
