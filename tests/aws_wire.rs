@@ -11,9 +11,11 @@ use common::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::ports::{BusError, BusEvent, EventBus, QuarantinedDelivery, StateStore, StoreError};
 use common::saga::{SagaEvent, SagaUpdate, StepStatus, SAGA_RETENTION};
-use common::webhook::{shopify_signature, HmacSecrets, Secret};
-use http::{HeaderMap, HeaderValue};
-use retailflow_e2e::{aws_config, create_routed_bus, create_state_table, drain};
+use common::webhook::{HmacSecrets, Secret};
+use http::HeaderMap;
+use retailflow_e2e::{
+    aws_config, create_routed_bus, create_state_table, drain, signed_shopify_headers,
+};
 
 const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
 const SECRET: &str = "wire-secret";
@@ -300,22 +302,7 @@ async fn dynamodb_quarantine_keeps_the_raw_body() {
 }
 
 fn signed_headers(event_id: &str, body: &str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert("x-shopify-topic", HeaderValue::from_static("orders/create"));
-    h.insert(
-        "x-shopify-shop-domain",
-        HeaderValue::from_static("acme.myshopify.com"),
-    );
-    h.insert(
-        "x-shopify-event-id",
-        HeaderValue::from_str(event_id).unwrap(),
-    );
-    let sig = shopify_signature(&Secret::new(SECRET), body.as_bytes());
-    h.insert(
-        "x-shopify-hmac-sha256",
-        HeaderValue::from_str(&sig).unwrap(),
-    );
-    h
+    signed_shopify_headers(SECRET, event_id, body)
 }
 
 async fn wire_intake(bus_name: &str) -> (Arc<OrderIntake>, DynamoDbStateStore) {

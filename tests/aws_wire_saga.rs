@@ -14,12 +14,11 @@ use common::adapters::eventbridge::EventBridgeBus;
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::ports::StateStore;
 use common::queue_batch::QueueRecord;
-use common::steps::{handle_message, Invocation, StepOutcome};
-use common::webhook::{shopify_signature, HmacSecrets, Secret};
-use http::{HeaderMap, HeaderValue};
+use common::steps::StepOutcome;
+use common::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{
-    arn, aws_config, create_state_table, poll_once, poll_once_with, saga_steps, unique, Queue,
-    RequestCounter,
+    arn, aws_config, create_state_table, poll_once, poll_once_with, poll_step, saga_steps,
+    signed_shopify_headers, unique, Queue, RequestCounter,
 };
 use simulators::Simulators;
 
@@ -56,25 +55,6 @@ async fn queue_pair(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> Queue {
         .queue_url
         .unwrap();
     Queue { url, dlq_url }
-}
-
-fn signed(event_id: &str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert("x-shopify-topic", HeaderValue::from_static("orders/create"));
-    h.insert(
-        "x-shopify-shop-domain",
-        HeaderValue::from_static("acme.myshopify.com"),
-    );
-    h.insert(
-        "x-shopify-event-id",
-        HeaderValue::from_str(event_id).unwrap(),
-    );
-    let sig = shopify_signature(&Secret::new(SECRET), ORDER.as_bytes());
-    h.insert(
-        "x-shopify-hmac-sha256",
-        HeaderValue::from_str(&sig).unwrap(),
-    );
-    h
 }
 
 #[tokio::test]
@@ -156,7 +136,7 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
 
     // The webhook, delivered twice.
     for _ in 0..2 {
-        let h = signed("ev-saga-1");
+        let h = signed_shopify_headers(SECRET, "ev-saga-1", ORDER);
         let resp = intake
             .handle(WebhookRequest {
                 route: WebhookRoute::Shopify,
@@ -170,26 +150,14 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
     }
     let intake_cost = (counted.ddb.take(), counted.eb.take());
 
-    let inv = || Invocation {
-        now: Utc::now(),
-        deadline: None,
-    };
-    let erp_handle = |r: QueueRecord| {
-        let erp = &erp;
-        async move { handle_message(erp, &r.body, inv()).await }
-    };
-    let loyalty_handle = |r: QueueRecord| {
-        let loyalty = &loyalty;
-        async move { handle_message(loyalty, &r.body, inv()).await }
-    };
     assert_eq!(
-        poll_once(&sqs, &erp_q, erp_handle).await,
+        poll_step(&sqs, &erp_q, &erp).await,
         1,
         "the rule routed one OrderPlaced to erp-post"
     );
     let erp_cost = (counted.ddb.take(), counted.eb.take());
     assert_eq!(
-        poll_once(&sqs, &loyalty_q, loyalty_handle).await,
+        poll_step(&sqs, &loyalty_q, &loyalty).await,
         1,
         "and one to loyalty-accrual"
     );
@@ -230,8 +198,8 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
         12808
     );
     // Both queues are empty: nothing was left behind.
-    assert_eq!(poll_once(&sqs, &erp_q, erp_handle).await, 0);
-    assert_eq!(poll_once(&sqs, &loyalty_q, loyalty_handle).await, 0);
+    assert_eq!(poll_step(&sqs, &erp_q, &erp).await, 0);
+    assert_eq!(poll_step(&sqs, &loyalty_q, &loyalty).await, 0);
     let _ = sqs_counted;
 }
 

@@ -11,11 +11,10 @@ use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use common::queue_batch::QueueRecord;
-use common::steps::{handle_message, Invocation};
-use common::webhook::{shopify_signature, HmacSecrets, Secret};
-use http::{HeaderMap, HeaderValue};
-use retailflow_e2e::{aws_config, deploy_template, poll_once, saga_steps, unique, Queue};
+use common::webhook::{HmacSecrets, Secret};
+use retailflow_e2e::{
+    aws_config, deploy_template, poll_step, saga_steps, signed_shopify_headers, unique, Queue,
+};
 use simulators::Simulators;
 
 const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-cad-gift-card.json");
@@ -81,21 +80,7 @@ async fn the_deployed_template_routes_an_order_to_erp_and_loyalty_once() {
             ..IntakeConfig::default()
         },
     );
-    let mut h = HeaderMap::new();
-    h.insert("x-shopify-topic", HeaderValue::from_static("orders/create"));
-    h.insert(
-        "x-shopify-shop-domain",
-        HeaderValue::from_static("acme.myshopify.com"),
-    );
-    h.insert(
-        "x-shopify-event-id",
-        HeaderValue::from_static("ev-template-1"),
-    );
-    let sig = shopify_signature(&Secret::new("s"), ORDER.as_bytes());
-    h.insert(
-        "x-shopify-hmac-sha256",
-        HeaderValue::from_str(&sig).unwrap(),
-    );
+    let h = signed_shopify_headers("s", "ev-template-1", ORDER);
     let resp = intake
         .handle(WebhookRequest {
             route: WebhookRoute::Shopify,
@@ -108,25 +93,13 @@ async fn the_deployed_template_routes_an_order_to_erp_and_loyalty_once() {
     assert_eq!(resp.status, 200, "{}", resp.body);
 
     let (erp, loyalty) = saga_steps(store, bus, &sims);
-    let inv = || Invocation {
-        now: Utc::now(),
-        deadline: None,
-    };
-    let erp_handle = |r: QueueRecord| {
-        let erp = &erp;
-        async move { handle_message(erp, &r.body, inv()).await }
-    };
-    let loyalty_handle = |r: QueueRecord| {
-        let loyalty = &loyalty;
-        async move { handle_message(loyalty, &r.body, inv()).await }
-    };
     assert_eq!(
-        poll_once(&sqs, &erp_q, erp_handle).await,
+        poll_step(&sqs, &erp_q, &erp).await,
         1,
         "template rule routed OrderPlaced to erp-post"
     );
     assert_eq!(
-        poll_once(&sqs, &loyalty_q, loyalty_handle).await,
+        poll_step(&sqs, &loyalty_q, &loyalty).await,
         1,
         "and to loyalty-accrual"
     );
@@ -135,6 +108,6 @@ async fn the_deployed_template_routes_an_order_to_erp_and_loyalty_once() {
     assert_eq!(sims.loyalty_journals().len(), 1);
     assert_eq!(sims.loyalty_journals()[0].points, 89);
     // Step events are not routed back to the step queues.
-    assert_eq!(poll_once(&sqs, &erp_q, erp_handle).await, 0);
-    assert_eq!(poll_once(&sqs, &loyalty_q, loyalty_handle).await, 0);
+    assert_eq!(poll_step(&sqs, &erp_q, &erp).await, 0);
+    assert_eq!(poll_step(&sqs, &loyalty_q, &loyalty).await, 0);
 }

@@ -405,3 +405,42 @@ pub fn deploy_template(stack: &str) -> serde_json::Map<String, serde_json::Value
     );
     serde_json::from_slice(&out.stdout).expect("stack outputs as JSON")
 }
+
+/// Stands in for a step function's event source: one batch from `q`
+/// through `step`, as the Lambda would run it.
+pub async fn poll_step(
+    sqs: &aws_sdk_sqs::Client,
+    q: &Queue,
+    step: &dyn common::steps::OrderStep,
+) -> usize {
+    poll_once(sqs, q, |r: QueueRecord| async move {
+        let inv = common::steps::Invocation {
+            now: chrono::Utc::now(),
+            deadline: None,
+        };
+        common::steps::handle_message(step, &r.body, inv).await
+    })
+    .await
+}
+
+/// Headers of a Shopify `orders/create` delivery signed with `secret`.
+pub fn signed_shopify_headers(secret: &str, event_id: &str, body: &str) -> http::HeaderMap {
+    use http::HeaderValue;
+    let mut h = http::HeaderMap::new();
+    h.insert("x-shopify-topic", HeaderValue::from_static("orders/create"));
+    h.insert(
+        "x-shopify-shop-domain",
+        HeaderValue::from_static("acme.myshopify.com"),
+    );
+    h.insert(
+        "x-shopify-event-id",
+        HeaderValue::from_str(event_id).unwrap(),
+    );
+    let sig =
+        common::webhook::shopify_signature(&common::webhook::Secret::new(secret), body.as_bytes());
+    h.insert(
+        "x-shopify-hmac-sha256",
+        HeaderValue::from_str(&sig).unwrap(),
+    );
+    h
+}
