@@ -217,6 +217,8 @@ pub fn salesforce_config(
         program_name: required(&var, "RETAILFLOW_LOYALTY_PROGRAM")?,
         journal_subtype: var("RETAILFLOW_LOYALTY_JOURNAL_SUBTYPE")
             .unwrap_or_else(|| "Purchase".into()),
+        debit_process: var("RETAILFLOW_LOYALTY_DEBIT_PROCESS")
+            .unwrap_or_else(|| "DebitPointsFromMembers".into()),
         access_token: Secret::new(secrets.salesforce_token.trim()),
         timeout: timeout(&var),
     })

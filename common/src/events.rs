@@ -82,6 +82,9 @@ pub struct OrderPostedToErp {
     pub document_number: String,
     /// The total as the ERP computed it.
     pub total: Money,
+    /// The ERP's customer the order was posted to (credit memos go to it).
+    #[serde(default)]
+    pub customer_id: Option<String>,
 }
 
 impl EventDetail for OrderPostedToErp {
@@ -110,6 +113,75 @@ pub struct LoyaltyAccrued {
 
 impl EventDetail for LoyaltyAccrued {
     const EVENT_TYPE: &'static str = "LoyaltyAccrued";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
+/// A return's points came back off the member: a debit of retailflow's
+/// computed share for a partial return, the accrual cancelled whole when the
+/// whole order came back, or nothing and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LoyaltyReversed {
+    pub order: OrderRef,
+    pub refund_id: String,
+    pub loyalty_system: String,
+    pub membership_number: Option<String>,
+    /// `debit` or `cancel_accrual`; `None` when skipped.
+    pub method: Option<String>,
+    /// Idempotency key of a debit journal.
+    pub external_transaction_number: Option<String>,
+    pub journal_id: Option<String>,
+    /// Points taken back (positive).
+    pub points: i64,
+    /// Merchandise refunded that the points were earned on.
+    pub refunded_base: Money,
+    pub skipped_reason: Option<String>,
+}
+
+impl EventDetail for LoyaltyReversed {
+    const EVENT_TYPE: &'static str = "LoyaltyReversed";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
+/// One credit memo line, as posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreditMemoLine {
+    pub item: String,
+    pub quantity: u32,
+    pub amount: Money,
+    /// Stock disposition of a returned item.
+    pub restock: Option<crate::model::RestockType>,
+}
+
+/// The ERP recorded a return's credit memo, of exactly the refunded amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreditMemoPosted {
+    pub order: OrderRef,
+    pub refund_id: String,
+    pub erp_system: String,
+    pub external_id: String,
+    pub document_id: String,
+    pub document_number: String,
+    /// The total as the ERP computed it.
+    pub total: Money,
+    pub lines: Vec<CreditMemoLine>,
+}
+
+impl EventDetail for CreditMemoPosted {
+    const EVENT_TYPE: &'static str = "CreditMemoPosted";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
+/// The shop now shows a return that happened outside it (at the till).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShopRefundRecorded {
+    pub order: OrderRef,
+    pub refund_id: String,
+    pub platform_refund_id: String,
+    pub total: Money,
+}
+
+impl EventDetail for ShopRefundRecorded {
+    const EVENT_TYPE: &'static str = "ShopRefundRecorded";
     const SCHEMA_VERSION: u32 = 1;
 }
 
@@ -149,6 +221,21 @@ impl CanonicalEvent {
             CanonicalEvent::OrderCancelled(e) => &e.cancellation.order,
             CanonicalEvent::RefundIssued(e) => &e.refund.order,
         }
+    }
+
+    /// What returns of the order need to know, from an event carrying the
+    /// whole order.
+    pub fn order_facts(&self) -> Option<crate::refund_ledger::OrderFacts> {
+        let order = match self {
+            CanonicalEvent::OrderPlaced(e) => &e.order,
+            CanonicalEvent::OrderUpdated(e) => &e.order,
+            _ => return None,
+        };
+        Some(crate::refund_ledger::OrderFacts {
+            total: order.totals.total.shop,
+            taxes_included: order.taxes_included,
+            placed_at: order.created_at,
+        })
     }
 
     /// When the business fact happened, as the platform says.
@@ -233,6 +320,9 @@ pub fn event_schemas() -> Vec<(String, serde_json::Value)> {
         one::<RefundIssued>(),
         one::<OrderPostedToErp>(),
         one::<LoyaltyAccrued>(),
+        one::<LoyaltyReversed>(),
+        one::<CreditMemoPosted>(),
+        one::<ShopRefundRecorded>(),
     ]
 }
 

@@ -94,6 +94,28 @@ impl LoyaltyRules {
     }
 }
 
+impl LoyaltyRules {
+    /// The part of a refund that takes back points: merchandise refunded
+    /// (after discounts, without tax), gift cards and excluded SKUs left out,
+    /// like [`Self::eligible_amount`] on the order.
+    pub fn refund_eligible_amount(
+        &self,
+        refund: &crate::model::Refund,
+    ) -> Result<Money, MoneyError> {
+        let mut total = Money::zero(refund.total.shop.currency);
+        for line in &refund.lines {
+            let excluded = line
+                .sku
+                .as_ref()
+                .is_some_and(|s| self.excluded_skus.contains(s));
+            if line.kind == LineKind::Merchandise && !excluded {
+                total = total.checked_add(line.subtotal.shop)?;
+            }
+        }
+        Ok(total)
+    }
+}
+
 /// What a return takes back: the points for the share of the accrual base
 /// refunded so far, minus what earlier returns already took, rounded down,
 /// never more than the order accrued. Computed on the cumulative refunded

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
+use crate::refund_ledger::RefundLedger;
 use crate::saga::SagaRecord;
 
 /// EventBridge's limit for one entry (detail-type + detail + source + resources).
@@ -34,6 +35,15 @@ pub trait StateStore: Send + Sync {
     /// Keeps input that could not be processed, with the reason.
     async fn quarantine(&self, item: &QuarantinedDelivery) -> Result<(), StoreError>;
     async fn saga(&self, saga_key: &str) -> Result<Option<SagaRecord>, StoreError>;
+    /// Replaces the order's refund ledger with `ledger` if the stored one is
+    /// still version `ledger.version - 1` (the version it was computed
+    /// from); `Ok(false)` when another writer got there first.
+    async fn write_refund_ledger(
+        &self,
+        saga_key: &str,
+        ledger: &RefundLedger,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Publishes canonical events.

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::refund_ledger::{OrderFacts, RefundLedger};
+
 /// An event recorded on the saga.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SagaEvent {
@@ -22,6 +24,8 @@ pub struct SagaUpdate {
     pub saga_key: String,
     pub at: DateTime<Utc>,
     pub event: Option<SagaEvent>,
+    /// The order's facts, with its first event (kept as first recorded).
+    pub order_facts: Option<OrderFacts>,
     /// When the saga may be forgotten (kept well past the returns window).
     pub expires_at: DateTime<Utc>,
 }
@@ -58,6 +62,10 @@ pub struct SagaRecord {
     /// When each event type was first recorded.
     pub first_seen: BTreeMap<String, DateTime<Utc>>,
     pub steps: BTreeMap<String, StepRecord>,
+    /// What returns need to know of the order, once intake has seen it.
+    pub order_facts: Option<OrderFacts>,
+    /// The order's admitted refunds.
+    pub refund_ledger: RefundLedger,
 }
 
 impl SagaRecord {
@@ -71,6 +79,8 @@ impl SagaRecord {
             event_ids: BTreeSet::new(),
             first_seen: BTreeMap::new(),
             steps: BTreeMap::new(),
+            order_facts: None,
+            refund_ledger: RefundLedger::default(),
         }
     }
 
@@ -83,6 +93,9 @@ impl SagaRecord {
             self.event_types.insert(e.event_type.clone());
             self.event_ids.insert(e.event_id.clone());
             self.first_seen.entry(e.event_type.clone()).or_insert(u.at);
+        }
+        if self.order_facts.is_none() {
+            self.order_facts.clone_from(&u.order_facts);
         }
     }
 

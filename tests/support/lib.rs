@@ -364,6 +364,7 @@ pub fn saga_steps(
             api_version: "v62.0".into(),
             program_name: "P".into(),
             journal_subtype: "Purchase".into(),
+            debit_process: "DebitPointsFromMembers".into(),
             access_token: Secret::new("t"),
             timeout: Duration::from_secs(3),
         })),

@@ -27,6 +27,7 @@ use crate::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, ORPHANED_CLAIM_TTL,
 };
 use crate::ports::{QuarantinedDelivery, StateStore, StoreError};
+use crate::refund_ledger::RefundLedger;
 use crate::saga::{SagaRecord, SagaUpdate, StepRecord, StepStatus};
 
 /// DynamoDB's item limit is 400 KB; keep headroom for the other attributes.
@@ -173,6 +174,12 @@ impl Expr {
         if set_expiry {
             self.set("expires_at = :saga_exp")
                 .value(":saga_exp", n(u.expires_at.timestamp()));
+        }
+        if let Some(f) = &u.order_facts {
+            // Plain data: serializing cannot fail.
+            let facts = serde_json::to_string(f).unwrap_or_default();
+            self.set("order_facts = if_not_exists(order_facts, :saga_facts)")
+                .value(":saga_facts", s(facts));
         }
         if let Some(e) = &u.event {
             self.name("#first", format!("first_seen__{}", e.event_type))
@@ -486,7 +493,55 @@ impl StateStore for DynamoDbStateStore {
             .send()
             .await
             .map_err(unavailable)?;
-        Ok(out.item().map(|item| saga_from_item(saga_key, item)))
+        out.item()
+            .map(|item| saga_from_item(saga_key, item))
+            .transpose()
+    }
+
+    async fn write_refund_ledger(
+        &self,
+        saga_key: &str,
+        ledger: &RefundLedger,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // Plain data: serializing cannot fail.
+        let body = serde_json::to_string(ledger).unwrap_or_default();
+        let before = i64::try_from(ledger.version.saturating_sub(1)).unwrap_or(i64::MAX);
+        let condition = if before == 0 {
+            "attribute_not_exists(refund_ledger_version)"
+        } else {
+            "refund_ledger_version = :before"
+        };
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(saga_pk(saga_key)))
+            .update_expression(
+                "SET refund_ledger = :ledger, refund_ledger_version = :version, \
+                 updated_at = :at, saga_key = :saga_key, \
+                 started_at = if_not_exists(started_at, :at)",
+            )
+            .condition_expression(condition)
+            .expression_attribute_values(":ledger", s(body))
+            .expression_attribute_values(":version", n(before + 1))
+            .expression_attribute_values(":at", s(at.to_rfc3339()))
+            .expression_attribute_values(":saga_key", s(saga_key));
+        if before > 0 {
+            req = req.expression_attribute_values(":before", n(before));
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 
@@ -506,7 +561,14 @@ fn get_time(item: &HashMap<String, AttributeValue>, k: &str) -> Option<DateTime<
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn saga_from_item(saga_key: &str, item: &HashMap<String, AttributeValue>) -> SagaRecord {
+fn saga_from_item(
+    saga_key: &str,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<SagaRecord, StoreError> {
+    let corrupt = |what: &str, e: serde_json::Error| StoreError::Corrupt {
+        key: saga_key.to_string(),
+        reason: format!("{what}: {e}"),
+    };
     let set = |k: &str| -> BTreeSet<String> {
         item.get(k)
             .and_then(|v| v.as_ss().ok())
@@ -536,7 +598,16 @@ fn saga_from_item(saga_key: &str, item: &HashMap<String, AttributeValue>) -> Sag
             );
         }
     }
-    SagaRecord {
+    let order_facts = get_s(item, "order_facts")
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| corrupt("order_facts", e))?;
+    let refund_ledger = get_s(item, "refund_ledger")
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| corrupt("refund_ledger", e))?
+        .unwrap_or_default();
+    Ok(SagaRecord {
         saga_key: saga_key.to_string(),
         started_at: get_time(item, "started_at"),
         updated_at: get_time(item, "updated_at"),
@@ -545,7 +616,9 @@ fn saga_from_item(saga_key: &str, item: &HashMap<String, AttributeValue>) -> Sag
         event_ids: set("event_ids"),
         first_seen,
         steps,
-    }
+        order_facts,
+        refund_ledger,
+    })
 }
 
 /// What an existing record (returned by a failed claim condition) means.

@@ -16,6 +16,7 @@ use crate::ports::{
     check_entry_sizes, BusError, BusEvent, EventBus, FailedEntry, QuarantinedDelivery, StateStore,
     StoreError,
 };
+use crate::refund_ledger::RefundLedger;
 use crate::saga::{SagaRecord, StepRecord, StepStatus};
 
 #[derive(Debug, Clone)]
@@ -225,6 +226,26 @@ impl StateStore for InProcessStateStore {
             return Err(StoreError::Unavailable("injected fault".into()));
         }
         Ok(st.sagas.get(saga_key).cloned())
+    }
+
+    async fn write_refund_ledger(
+        &self,
+        saga_key: &str,
+        ledger: &RefundLedger,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        Self::begin_write(&mut st)?;
+        let saga = st
+            .sagas
+            .entry(saga_key.to_string())
+            .or_insert_with(|| SagaRecord::empty(saga_key));
+        if saga.refund_ledger.version + 1 != ledger.version {
+            return Ok(false);
+        }
+        saga.refund_ledger = ledger.clone();
+        saga.updated_at = Some(at);
+        Ok(true)
     }
 }
 

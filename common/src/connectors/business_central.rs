@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::wire::{call_json, http_client, money_from_json, Reply, WireDecimal};
-use super::{ErpConnector, ErpCustomer, ErpDocument, ErpSalesOrder};
+use super::{ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpLine, ErpSalesOrder};
 use crate::money::Currency;
 use crate::resilience::ConnectorError;
 use crate::webhook::Secret;
@@ -73,6 +73,38 @@ struct SalesOrderBody<'a> {
     order_date: String,
     currency_code: &'a str,
     sales_order_lines: Vec<LineBody<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreditMemoBody<'a> {
+    customer_number: &'a str,
+    external_document_number: &'a str,
+    credit_memo_date: String,
+    currency_code: &'a str,
+    sales_credit_memo_lines: Vec<LineBody<'a>>,
+}
+
+/// BC lines carry gross unit price and the discount amount.
+fn line_bodies(lines: &[ErpLine]) -> Vec<LineBody<'_>> {
+    lines
+        .iter()
+        .map(|l| {
+            let gross = l
+                .unit_price
+                .checked_mul(i64::from(l.quantity))
+                .unwrap_or(l.amount);
+            let discount = gross.checked_sub(l.amount).unwrap_or(l.amount);
+            LineBody {
+                line_type: "Item",
+                line_object_number: &l.item,
+                description: &l.description,
+                quantity: l.quantity,
+                unit_price: l.unit_price.into(),
+                discount_amount: discount.into(),
+            }
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -201,25 +233,7 @@ impl ErpConnector for BusinessCentralErp {
         o: &ErpSalesOrder,
         customer_number: &str,
     ) -> Result<ErpDocument, ConnectorError> {
-        let lines = o
-            .lines
-            .iter()
-            .map(|l| {
-                let gross = l
-                    .unit_price
-                    .checked_mul(i64::from(l.quantity))
-                    .unwrap_or(l.amount);
-                let discount = gross.checked_sub(l.amount).unwrap_or(l.amount);
-                LineBody {
-                    line_type: "Item",
-                    line_object_number: &l.item,
-                    description: &l.description,
-                    quantity: l.quantity,
-                    unit_price: l.unit_price.into(),
-                    discount_amount: discount.into(),
-                }
-            })
-            .collect();
+        let lines = line_bodies(&o.lines);
         let body = SalesOrderBody {
             customer_number,
             external_document_number: &o.external_id,
@@ -231,5 +245,69 @@ impl ErpConnector for BusinessCentralErp {
             .call(self.client.post(self.url("salesOrders")).json(&body))
             .await?;
         Self::document(&v, o.total.currency)
+    }
+
+    async fn find_credit_memo(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ErpDocument>, ConnectorError> {
+        match self
+            .first("salesCreditMemos", "externalDocumentNumber", external_id)
+            .await?
+        {
+            Some(v) => Ok(Some(Self::document(&v, self.config.local_currency)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn post_credit_memo(
+        &self,
+        m: &ErpCreditMemo,
+        customer_number: &str,
+    ) -> Result<ErpDocument, ConnectorError> {
+        // A draft left by a crash between create and post is finished, not
+        // created again.
+        let memo = match self
+            .first("salesCreditMemos", "externalDocumentNumber", &m.external_id)
+            .await?
+        {
+            Some(v) => v,
+            None => {
+                let body = CreditMemoBody {
+                    customer_number,
+                    external_document_number: &m.external_id,
+                    credit_memo_date: m.order_date.format("%Y-%m-%d").to_string(),
+                    currency_code: m.total.currency.code(),
+                    sales_credit_memo_lines: line_bodies(&m.lines),
+                };
+                self.call(self.client.post(self.url("salesCreditMemos")).json(&body))
+                    .await?
+            }
+        };
+        let doc = Self::document(&memo, m.total.currency)?;
+        if memo["status"].as_str() == Some("Draft") {
+            let action = format!("salesCreditMemos({})/Microsoft.NAV.post", doc.id);
+            self.call(self.client.post(self.url(&action))).await?;
+        }
+        Ok(doc)
+    }
+
+    async fn cancel_sales_order(&self, external_id: &str) -> Result<(), ConnectorError> {
+        let Some(v) = self
+            .first("salesOrders", "externalDocumentNumber", external_id)
+            .await?
+        else {
+            return Ok(());
+        };
+        let id = v["id"].as_str().unwrap_or_default();
+        let req = self
+            .client
+            .delete(self.url(&format!("salesOrders({id})")))
+            .header("If-Match", v["@odata.etag"].as_str().unwrap_or("*"));
+        match self.call(req).await {
+            // Deleted concurrently: gone is what was asked.
+            Err(ConnectorError::Rejected { status: 404, .. }) | Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -8,6 +8,7 @@
 pub mod business_central;
 pub mod netsuite;
 pub mod salesforce;
+pub mod shop;
 mod wire;
 
 use async_trait::async_trait;
@@ -39,6 +40,8 @@ pub struct ErpLine {
     pub unit_price: Money,
     /// What the line sells for after its discounts.
     pub amount: Money,
+    /// On credit memo lines: what happens to the returned stock.
+    pub restock: Option<crate::model::RestockType>,
 }
 
 /// A sales order ready to post. `external_id` makes the post idempotent.
@@ -52,6 +55,11 @@ pub struct ErpSalesOrder {
     /// Expected document total: lines sum to it.
     pub total: Money,
 }
+
+/// A credit memo has a sales order's shape: its lines (with their stock
+/// disposition) sum to the refund total; `external_id` makes the post
+/// idempotent.
+pub type ErpCreditMemo = ErpSalesOrder;
 
 /// A sales order as the ERP recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +90,21 @@ pub trait ErpConnector: Send + Sync {
         order: &ErpSalesOrder,
         customer_id: &str,
     ) -> Result<ErpDocument, ConnectorError>;
+    async fn find_credit_memo(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ErpDocument>, ConnectorError>;
+    /// Posts the credit memo (NetSuite: upsert by external id; BC: create,
+    /// then the post action, finishing a draft left by a crash).
+    async fn post_credit_memo(
+        &self,
+        memo: &ErpCreditMemo,
+        customer_id: &str,
+    ) -> Result<ErpDocument, ConnectorError>;
+    /// Cancels a sales order the shop cancelled (NetSuite: close every line;
+    /// BC: delete the unposted order). Cancelling one already cancelled or
+    /// gone succeeds.
+    async fn cancel_sales_order(&self, external_id: &str) -> Result<(), ConnectorError>;
 }
 
 /// A loyalty program member.
@@ -121,6 +144,20 @@ pub struct AccrualJournal {
     pub points: Option<i64>,
 }
 
+/// Points taken back for a partial return: retailflow computes them (see
+/// [`crate::refund_ledger::RefundLedger::reversal_base`]), the platform
+/// debits exactly that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReversalRequest {
+    /// Idempotency key of the reversal journal.
+    pub external_transaction_number: String,
+    pub membership_number: String,
+    pub activity_at: chrono::DateTime<chrono::Utc>,
+    /// Merchandise refunded (shop currency) the points came from.
+    pub amount: Money,
+    pub points: i64,
+}
+
 #[async_trait]
 pub trait LoyaltyConnector: Send + Sync {
     fn system(&self) -> &'static str;
@@ -137,6 +174,57 @@ pub trait LoyaltyConnector: Send + Sync {
         &self,
         accrual: &AccrualRequest,
     ) -> Result<AccrualJournal, ConnectorError>;
+    /// A reversal journal already posted under this number (any kind).
+    async fn find_reversal(
+        &self,
+        external_transaction_number: &str,
+    ) -> Result<Option<AccrualJournal>, ConnectorError>;
+    async fn post_reversal(
+        &self,
+        reversal: &ReversalRequest,
+    ) -> Result<AccrualJournal, ConnectorError>;
+    /// Cancels an accrual journal whole (the whole order came back). Returns
+    /// the cancellation journal, or `None` when it was already cancelled
+    /// (a retry after a lost answer).
+    async fn cancel_accrual(
+        &self,
+        accrual_journal_id: &str,
+        reason: &str,
+    ) -> Result<Option<String>, ConnectorError>;
+}
+
+/// One returned line to record in the shop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopRefundLine {
+    /// The platform's order line id.
+    pub line_id: String,
+    pub quantity: u32,
+    pub restock: crate::model::RestockType,
+    pub location_id: Option<String>,
+}
+
+/// A refund that happened outside the shop (a return at the till), to be
+/// recorded on the shop's order so it shows as returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopRefund {
+    pub order: crate::model::OrderRef,
+    /// Retailflow's reference, written on the shop's refund (its note or
+    /// comment) so a retry finds it instead of refunding twice.
+    pub reference: String,
+    pub lines: Vec<ShopRefundLine>,
+    /// Shipping refunded (shop currency).
+    pub shipping: Money,
+    pub total: Money,
+}
+
+/// The ecommerce platform's side of a return.
+#[async_trait]
+pub trait EcommerceConnector: Send + Sync {
+    fn system(&self) -> &'static str;
+    /// The shop's refund carrying `reference`, if one was recorded.
+    async fn find_refund(&self, refund: &ShopRefund) -> Result<Option<String>, ConnectorError>;
+    /// Records the refund; returns the platform's refund (credit memo) id.
+    async fn record_refund(&self, refund: &ShopRefund) -> Result<String, ConnectorError>;
 }
 
 /// Turns a business key into an external id every system accepts

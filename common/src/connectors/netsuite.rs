@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::wire::{http_client, money_from_json, send, Reply, WireDecimal};
-use super::{ErpConnector, ErpCustomer, ErpDocument, ErpSalesOrder};
+use super::{ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpSalesOrder};
 use crate::money::Currency;
 use crate::resilience::ConnectorError;
 use crate::webhook::Secret;
@@ -134,6 +134,23 @@ struct ItemLine<'a> {
     quantity: u32,
     rate: WireDecimal,
     amount: WireDecimal,
+    /// Stock disposition of a returned line (a transaction line custom
+    /// field the account defines; see API-SHAPES.md).
+    #[serde(
+        rename = "custcol_retailflow_disposition",
+        skip_serializing_if = "Option::is_none"
+    )]
+    disposition: Option<&'static str>,
+}
+
+fn disposition(r: crate::model::RestockType) -> &'static str {
+    use crate::model::RestockType::*;
+    match r {
+        Return => "restock",
+        Cancel => "restock_unshipped",
+        NoRestock => "no_restock",
+        Damaged => "damaged",
+    }
 }
 
 #[async_trait]
@@ -175,9 +192,74 @@ impl ErpConnector for NetSuiteErp {
         &self,
         external_id: &str,
     ) -> Result<Option<ErpDocument>, ConnectorError> {
+        self.find("salesOrder", external_id).await
+    }
+
+    async fn post_sales_order(
+        &self,
+        o: &ErpSalesOrder,
+        customer_id: &str,
+    ) -> Result<ErpDocument, ConnectorError> {
+        self.upsert_transaction("salesOrder", o, customer_id).await
+    }
+
+    async fn find_credit_memo(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ErpDocument>, ConnectorError> {
+        self.find("creditMemo", external_id).await
+    }
+
+    async fn post_credit_memo(
+        &self,
+        m: &ErpCreditMemo,
+        customer_id: &str,
+    ) -> Result<ErpDocument, ConnectorError> {
+        self.upsert_transaction("creditMemo", m, customer_id).await
+    }
+
+    async fn cancel_sales_order(&self, external_id: &str) -> Result<(), ConnectorError> {
+        let url = self.url(&format!("salesOrder/eid:{external_id}"));
+        let reply = send(SYSTEM, self.auth(self.client.get(&url))).await?;
+        if reply.status == 404 {
+            return Ok(());
+        }
+        if !reply.is_success() {
+            return Err(classify(&reply));
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&reply.body).map_err(|e| ConnectorError::BadResponse {
+                system: SYSTEM,
+                reason: format!("sales order is not JSON: {e}"),
+            })?;
+        let lines: Vec<serde_json::Value> = v["item"]["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["isClosed"].as_bool() != Some(true))
+            .map(|l| serde_json::json!({"line": l["line"], "isClosed": true}))
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::json!({"item": {"items": lines}});
+        let reply = send(SYSTEM, self.auth(self.client.patch(&url)).json(&body)).await?;
+        if !reply.is_success() {
+            return Err(classify(&reply));
+        }
+        Ok(())
+    }
+}
+
+impl NetSuiteErp {
+    async fn find(
+        &self,
+        record: &str,
+        external_id: &str,
+    ) -> Result<Option<ErpDocument>, ConnectorError> {
         let req = self.auth(
             self.client
-                .get(self.url(&format!("salesOrder/eid:{external_id}"))),
+                .get(self.url(&format!("{record}/eid:{external_id}"))),
         );
         let reply = send(SYSTEM, req).await?;
         if reply.status == 404 {
@@ -189,14 +271,14 @@ impl ErpConnector for NetSuiteErp {
         let v: serde_json::Value =
             serde_json::from_str(&reply.body).map_err(|e| ConnectorError::BadResponse {
                 system: SYSTEM,
-                reason: format!("sales order is not JSON: {e}"),
+                reason: format!("{record} is not JSON: {e}"),
             })?;
         let currency = v["currency"]["refName"]
             .as_str()
             .and_then(|c| Currency::from_code(c).ok())
             .ok_or_else(|| ConnectorError::BadResponse {
                 system: SYSTEM,
-                reason: "sales order has no currency refName".into(),
+                reason: format!("{record} has no currency refName"),
             })?;
         Ok(Some(ErpDocument {
             id: v["id"].as_str().unwrap_or_default().to_string(),
@@ -205,8 +287,11 @@ impl ErpConnector for NetSuiteErp {
         }))
     }
 
-    async fn post_sales_order(
+    /// Upserts a sales order or credit memo by its external id, then reads
+    /// back the number and the total NetSuite computed.
+    async fn upsert_transaction(
         &self,
+        record: &str,
         o: &ErpSalesOrder,
         customer_id: &str,
     ) -> Result<ErpDocument, ConnectorError> {
@@ -238,23 +323,23 @@ impl ErpConnector for NetSuiteErp {
                         quantity: l.quantity,
                         rate: l.unit_price.into(),
                         amount: l.amount.into(),
+                        disposition: l.restock.map(disposition),
                     })
                     .collect(),
             },
         };
         // replace=item: a re-post sends the full line list, never appends.
-        let url = self.url(&format!("salesOrder/eid:{}?replace=item", o.external_id));
+        let url = self.url(&format!("{record}/eid:{}?replace=item", o.external_id));
         let reply = send(SYSTEM, self.auth(self.client.put(url)).json(&body)).await?;
         if !reply.is_success() {
             return Err(classify(&reply));
         }
         let id = Self::location_id(&reply)?;
-        // Read back the document number and the total the ERP computed.
-        match self.find_sales_order(&o.external_id).await? {
+        match self.find(record, &o.external_id).await? {
             Some(doc) => Ok(doc),
             None => Err(ConnectorError::BadResponse {
                 system: SYSTEM,
-                reason: format!("sales order {id} was upserted but cannot be read back"),
+                reason: format!("{record} {id} was upserted but cannot be read back"),
             }),
         }
     }

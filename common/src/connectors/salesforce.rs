@@ -2,7 +2,10 @@
 //!
 //! Journals are not deduplicated by `ExternalTransactionNumber`, so the step
 //! claims first and looks the journal up before posting. Accruals go through
-//! the realtime Transaction Journals Execution resource. Throttling is a 403
+//! the realtime Transaction Journals Execution resource; partial return
+//! reversals through the Debit Points from Members program process (with
+//! retailflow's pre-calculated points); whole-order returns through the
+//! `cancelAccrual` standard action. Throttling is a 403
 //! `REQUEST_LIMIT_EXCEEDED` (or 429).
 
 use std::time::Duration;
@@ -11,7 +14,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::wire::{call_json, http_client, Reply};
-use super::{AccrualJournal, AccrualRequest, Enrollment, LoyaltyConnector, LoyaltyMember};
+use super::{
+    AccrualJournal, AccrualRequest, Enrollment, LoyaltyConnector, LoyaltyMember, ReversalRequest,
+};
 use crate::mappers::DecimalText;
 use crate::resilience::ConnectorError;
 use crate::webhook::Secret;
@@ -26,6 +31,8 @@ pub struct SalesforceLoyaltyConfig {
     pub api_version: String,
     pub program_name: String,
     pub journal_subtype: String,
+    /// The org's program process of type DebitPointsFromMembers.
+    pub debit_process: String,
     pub access_token: Secret,
     pub timeout: Duration,
 }
@@ -132,6 +139,32 @@ struct Journal<'a> {
     transaction_amount: String,
     currency_iso_code: &'a str,
     status: &'a str,
+}
+
+impl SalesforceLoyalty {
+    async fn journal_status(&self, id: &str) -> Result<Option<String>, ConnectorError> {
+        let soql = format!(
+            "SELECT Id,Status FROM TransactionJournal WHERE Id={}",
+            soql_quote(id)
+        );
+        Ok(self
+            .query(&soql)
+            .await?
+            .first()
+            .and_then(|r| r["Status"].as_str().map(str::to_string)))
+    }
+}
+
+/// The first journal id an action or process answer names.
+fn journal_id_in(v: &serde_json::Value) -> Option<String> {
+    let results = &v["outputParameters"]["outputParameters"]["results"][0];
+    [
+        &results["TransactionJournalId"],
+        &results["JournalId"],
+        &v[0]["outputValues"]["CancellationTransactionJournalId"],
+    ]
+    .into_iter()
+    .find_map(|x| x.as_str().filter(|s| !s.is_empty()).map(str::to_string))
 }
 
 #[async_trait]
@@ -256,5 +289,93 @@ impl LoyaltyConnector for SalesforceLoyalty {
             journal_id: journal_id.to_string(),
             points: Some(points),
         })
+    }
+
+    async fn find_reversal(
+        &self,
+        external: &str,
+    ) -> Result<Option<AccrualJournal>, ConnectorError> {
+        let soql = format!(
+            "SELECT Id,Status,ExternalTransactionNumber FROM TransactionJournal WHERE ExternalTransactionNumber={}",
+            soql_quote(external)
+        );
+        Ok(self.query(&soql).await?.first().map(|r| AccrualJournal {
+            journal_id: r["Id"].as_str().unwrap_or_default().to_string(),
+            points: None,
+        }))
+    }
+
+    async fn post_reversal(&self, r: &ReversalRequest) -> Result<AccrualJournal, ConnectorError> {
+        let body = serde_json::json!({"processParameters": [{
+            "TransactionJournal": {
+                "ActivityDate": r.activity_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "ExternalTransactionNumber": r.external_transaction_number,
+                "JournalTypeName": "Accrual",
+                "JournalSubTypeName": "Return",
+                "MembershipNumber": r.membership_number,
+                "TransactionAmount": r.amount.to_decimal_string(),
+                "CurrencyIsoCode": r.amount.currency.code(),
+                "Status": "Pending",
+            },
+            "PointsToDebit": r.points,
+        }]});
+        let path = format!(
+            "connect/loyalty/programs/{}/program-processes/{}",
+            self.config.program_name, self.config.debit_process
+        );
+        let v = self
+            .call(self.client.post(self.url(&path)).json(&body))
+            .await?;
+        if v["status"].as_bool() != Some(true) {
+            return Err(ConnectorError::Rejected {
+                system: SYSTEM,
+                status: 200,
+                reason: v["message"]
+                    .as_str()
+                    .unwrap_or("debit not processed")
+                    .to_string(),
+            });
+        }
+        let journal_id = journal_id_in(&v).ok_or_else(|| ConnectorError::BadResponse {
+            system: SYSTEM,
+            reason: "debit processed without a journal id".into(),
+        })?;
+        Ok(AccrualJournal {
+            journal_id,
+            points: Some(-r.points),
+        })
+    }
+
+    async fn cancel_accrual(
+        &self,
+        journal_id: &str,
+        reason: &str,
+    ) -> Result<Option<String>, ConnectorError> {
+        // A retry after a lost answer finds the journal cancelled already.
+        if self.journal_status(journal_id).await?.as_deref() == Some("Cancelled") {
+            return Ok(None);
+        }
+        let body = serde_json::json!({"inputs": [{
+            "TransactionJournalId": journal_id,
+            "CancellationReason": reason,
+        }]});
+        let v = self
+            .call(
+                self.client
+                    .post(self.url("actions/standard/cancelAccrual"))
+                    .json(&body),
+            )
+            .await?;
+        if v[0]["isSuccess"].as_bool() != Some(true) {
+            return Err(ConnectorError::Rejected {
+                system: SYSTEM,
+                status: 200,
+                reason: v[0]["errors"][0]["message"]
+                    .as_str()
+                    .unwrap_or("accrual not cancelled")
+                    .to_string(),
+            });
+        }
+        Ok(journal_id_in(&v))
     }
 }

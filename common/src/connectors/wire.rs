@@ -75,6 +75,10 @@ pub(crate) async fn call_json(
     if !reply.is_success() {
         return Err(classify(&reply));
     }
+    // 204 No Content (bound actions, deletes).
+    if reply.body.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
     serde_json::from_str(&reply.body).map_err(|e| ConnectorError::BadResponse {
         system,
         reason: format!("answer is not JSON: {e}"),

@@ -522,6 +522,7 @@ impl OrderIntake {
                     event_id: event_id.to_string(),
                     event_type: event.event_type().to_string(),
                 }),
+                order_facts: event.order_facts(),
                 expires_at: req.received_at + SAGA_RETENTION,
             }),
         };

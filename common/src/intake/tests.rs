@@ -297,6 +297,14 @@ impl StateStore for FailOnComplete {
     ) -> Result<Option<crate::saga::SagaRecord>, crate::ports::StoreError> {
         self.inner.saga(k).await
     }
+    async fn write_refund_ledger(
+        &self,
+        k: &str,
+        l: &crate::refund_ledger::RefundLedger,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, crate::ports::StoreError> {
+        self.inner.write_refund_ledger(k, l, at).await
+    }
 }
 
 #[tokio::test]

@@ -77,17 +77,19 @@ impl ErpPosting {
 
     pub async fn handle(&self, event: &Envelope<OrderPlaced>, inv: Invocation) -> StepOutcome {
         let order = &event.detail.order;
+        let order_key = order.order.key();
         let native = self.erp.dedups_natively();
         let run = StepRun {
             store: self.store.as_ref(),
             bus: self.bus.as_ref(),
-            key: IdempotencyKey::saga_step(order.order.key(), STEP),
+            key: IdempotencyKey::saga_step(order_key.clone(), STEP),
             // Plain data: serializing cannot fail.
             payload_hash: payload_hash(&serde_json::to_vec(order).unwrap_or_default()),
             claim: !native,
             lease: &self.config.lease,
             source: SOURCE,
             causation_id: event.event_id.to_string(),
+            correlation_id: &order_key,
             inv,
         };
         run_step(run, || async {
@@ -99,9 +101,10 @@ impl ErpPosting {
                 order: order.order.clone(),
                 erp_system: self.erp.system().to_string(),
                 external_id: sales_order.external_id,
-                document_id: posted.id,
-                document_number: posted.number,
-                total: posted.total,
+                document_id: posted.0.id.clone(),
+                document_number: posted.0.number.clone(),
+                total: posted.0.total,
+                customer_id: Some(posted.1),
             })
         })
         .await
@@ -115,16 +118,17 @@ impl ErpPosting {
         so: &ErpSalesOrder,
         native: bool,
         inv: Invocation,
-    ) -> Result<crate::connectors::ErpDocument, StepOutcome> {
+    ) -> Result<(crate::connectors::ErpDocument, String), StepOutcome> {
         self.breaker.permit(inv.now)?;
         let result = async {
             let customer_id = self.erp.upsert_customer(&self.customer(order)).await?;
             if !native {
                 if let Some(doc) = self.erp.find_sales_order(&so.external_id).await? {
-                    return Ok(doc);
+                    return Ok((doc, customer_id));
                 }
             }
-            self.erp.post_sales_order(so, &customer_id).await
+            let doc = self.erp.post_sales_order(so, &customer_id).await?;
+            Ok((doc, customer_id))
         }
         .await;
         self.breaker.record(inv.now, result.as_ref().map(|_| ()));
@@ -170,6 +174,7 @@ impl ErpPosting {
                 quantity: l.quantity,
                 unit_price: l.unit_price.shop,
                 amount: l.net.shop,
+                restock: None,
             });
         }
         let t = &order.totals;
@@ -179,6 +184,7 @@ impl ErpPosting {
             quantity: 1,
             unit_price: amount,
             amount,
+            restock: None,
         };
         let shipping = t
             .shipping

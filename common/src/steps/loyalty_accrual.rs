@@ -74,10 +74,11 @@ impl LoyaltyAccrual {
 
     pub async fn handle(&self, event: &Envelope<OrderPlaced>, inv: Invocation) -> StepOutcome {
         let order = &event.detail.order;
+        let order_key = order.order.key();
         let run = StepRun {
             store: self.store.as_ref(),
             bus: self.bus.as_ref(),
-            key: IdempotencyKey::saga_step(order.order.key(), STEP),
+            key: IdempotencyKey::saga_step(order_key.clone(), STEP),
             // Plain data: serializing cannot fail.
             payload_hash: payload_hash(&serde_json::to_vec(order).unwrap_or_default()),
             // Journals are not deduplicated by the platform: always claim.
@@ -85,6 +86,7 @@ impl LoyaltyAccrual {
             lease: &self.config.lease,
             source: SOURCE,
             causation_id: event.event_id.to_string(),
+            correlation_id: &order_key,
             inv,
         };
         run_step(run, || self.accrue(order, inv)).await

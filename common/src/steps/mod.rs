@@ -5,6 +5,7 @@
 
 pub mod erp_posting;
 pub mod loyalty_accrual;
+pub mod return_reversal;
 
 use std::time::Duration;
 
@@ -136,6 +137,19 @@ pub async fn handle_message(step: &dyn OrderStep, body: &str, inv: Invocation) -
     }
 }
 
+/// Runs one queue message through the return step; a message that is not
+/// a `RefundIssued` event is rejected (to the DLQ with the reason).
+pub async fn handle_return_message(
+    step: &return_reversal::ReturnReversal,
+    body: &str,
+    inv: Invocation,
+) -> StepOutcome {
+    match envelope_from_message::<crate::events::RefundIssued>(body) {
+        Ok(event) => step.handle(&event, inv).await,
+        Err(reason) => StepOutcome::Reject { reason },
+    }
+}
+
 /// What a step needs from its invocation.
 #[derive(Debug, Clone, Copy)]
 pub struct Invocation {
@@ -154,6 +168,8 @@ pub(crate) struct StepRun<'a> {
     pub lease: &'a LeasePolicy,
     pub source: &'a str,
     pub causation_id: String,
+    /// The order's key: step events of an order and of its returns share it.
+    pub correlation_id: &'a str,
     pub inv: Invocation,
 }
 
@@ -183,7 +199,7 @@ where
                 &run.key,
                 stored,
                 run.source,
-                &run.causation_id,
+                (&run.causation_id, run.correlation_id),
                 run.inv.now,
             )
             .await
@@ -200,7 +216,7 @@ where
                 claim.as_ref(),
                 &detail,
                 run.source,
-                &run.causation_id,
+                (&run.causation_id, run.correlation_id),
                 run.inv,
             )
             .await
@@ -281,7 +297,7 @@ pub(crate) async fn finish<T: EventDetail + Clone>(
     claim: Option<&Claim>,
     detail: &T,
     source: &str,
-    causation_id: &str,
+    (causation_id, correlation_id): (&str, &str),
     inv: Invocation,
 ) -> StepOutcome {
     let saga_key = saga_key(key);
@@ -299,6 +315,7 @@ pub(crate) async fn finish<T: EventDetail + Clone>(
                 event_id: event_id.to_string(),
                 event_type: T::EVENT_TYPE.to_string(),
             }),
+            order_facts: None,
             expires_at: inv.now + SAGA_RETENTION,
         }),
     };
@@ -313,7 +330,7 @@ pub(crate) async fn finish<T: EventDetail + Clone>(
         bus,
         detail,
         event_id,
-        &saga_key,
+        correlation_id,
         source,
         causation_id,
         inv.now,
@@ -331,7 +348,7 @@ pub(crate) async fn republish<T: EventDetail + Clone + DeserializeOwned>(
     key: &IdempotencyKey,
     stored: serde_json::Value,
     source: &str,
-    causation_id: &str,
+    (causation_id, correlation_id): (&str, &str),
     at: DateTime<Utc>,
 ) -> StepOutcome {
     let Ok(detail) = serde_json::from_value::<T>(stored.clone()) else {
@@ -344,7 +361,17 @@ pub(crate) async fn republish<T: EventDetail + Clone + DeserializeOwned>(
     };
     let saga_key = saga_key(key);
     let event_id = step_event_id(&saga_key, key.step);
-    match publish(bus, &detail, event_id, &saga_key, source, causation_id, at).await {
+    match publish(
+        bus,
+        &detail,
+        event_id,
+        correlation_id,
+        source,
+        causation_id,
+        at,
+    )
+    .await
+    {
         Ok(()) => StepOutcome::Done { summary: stored },
         Err(e) => e.into(),
     }

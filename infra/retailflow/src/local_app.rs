@@ -10,12 +10,18 @@ use std::time::Duration;
 use common::adapters::in_process::InProcessStateStore;
 use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
 use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use common::connectors::shop::{
+    AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
+};
+use common::connectors::EcommerceConnector;
 use common::intake::{IntakeConfig, OrderIntake};
+use common::model::Platform;
 use common::queue_dispositions::{disposition, Disposition};
 use common::resilience::{CircuitBreaker, RetryPolicy};
 use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
 use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
-use common::steps::{handle_message, Invocation, OrderStep, StepOutcome};
+use common::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
+use common::steps::{handle_message, handle_return_message, Invocation, OrderStep, StepOutcome};
 use common::webhook::Secret;
 use simulators::Simulators;
 
@@ -23,6 +29,7 @@ use crate::runtime::{lock, Clock, DeadLetter, Queue, Queues, RoutingBus, Rule};
 
 pub const ERP_POST_QUEUE: &str = "erp-post";
 pub const LOYALTY_ACCRUAL_QUEUE: &str = "loyalty-accrual";
+pub const RETURN_REVERSAL_QUEUE: &str = "return-reversal";
 
 /// The EventBridge rules of template.yaml.
 pub fn rules() -> Vec<Rule> {
@@ -36,6 +43,11 @@ pub fn rules() -> Vec<Rule> {
             name: "OrderPlacedToLoyaltyAccrual",
             detail_types: &["OrderPlaced"],
             queue: LOYALTY_ACCRUAL_QUEUE,
+        },
+        Rule {
+            name: "RefundIssuedToReturnReversal",
+            detail_types: &["RefundIssued"],
+            queue: RETURN_REVERSAL_QUEUE,
         },
     ]
 }
@@ -56,6 +68,7 @@ pub struct LocalApp {
     pub intake: OrderIntake,
     pub erp_posting: ErpPosting,
     pub loyalty_accrual: LoyaltyAccrual,
+    pub return_reversal: ReturnReversal,
     pub retry: RetryPolicy,
 }
 
@@ -65,7 +78,7 @@ impl LocalApp {
         let sim_clock = clock.clone();
         let sims = Simulators::start_with_clock(Arc::new(move || sim_clock.now())).await?;
         let queues: Queues = Arc::new(Mutex::new(BTreeMap::new()));
-        for name in [ERP_POST_QUEUE, LOYALTY_ACCRUAL_QUEUE] {
+        for name in [ERP_POST_QUEUE, LOYALTY_ACCRUAL_QUEUE, RETURN_REVERSAL_QUEUE] {
             lock(&queues).insert(
                 name.into(),
                 Queue::new(name, VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT),
@@ -85,24 +98,66 @@ impl LocalApp {
             api_version: "v62.0".into(),
             program_name: "RetailflowRewards".into(),
             journal_subtype: "Purchase".into(),
-            access_token: token,
+            debit_process: "DebitPointsFromMembers".into(),
+            access_token: token.clone(),
             timeout: Duration::from_secs(5),
         }));
         let open_for = Duration::from_secs(60);
+        let erp_breaker = Arc::new(CircuitBreaker::new("netsuite", 5, open_for));
+        let loyalty_breaker = Arc::new(CircuitBreaker::new("salesforce-loyalty", 5, open_for));
+        let shopify = Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
+            base_url: Some(sims.shopify_admin_base()),
+            api_version: "2024-10".into(),
+            access_tokens: BTreeMap::new(),
+            default_token: Some(token.clone()),
+            locations: BTreeMap::new(),
+            default_location: Some("1001".into()),
+            timeout: Duration::from_secs(5),
+        }));
+        let adobe = Arc::new(AdobeCommerceAdmin::new(AdobeCommerceAdminConfig {
+            base_url: sims.adobe_rest_base(),
+            access_token: token.clone(),
+            timeout: Duration::from_secs(5),
+        }));
+        let shop_breaker = |name| Arc::new(CircuitBreaker::new(name, 5, open_for));
+        let return_reversal = ReturnReversal::new(
+            store.clone(),
+            bus.clone(),
+            Guarded::new(erp.clone(), erp_breaker.clone()),
+            Guarded::new(loyalty.clone(), loyalty_breaker.clone()),
+            vec![
+                (
+                    Platform::Shopify,
+                    Guarded::new(
+                        shopify as Arc<dyn EcommerceConnector>,
+                        shop_breaker("shopify-admin"),
+                    ),
+                ),
+                (
+                    Platform::AdobeCommerce,
+                    Guarded::new(
+                        adobe as Arc<dyn EcommerceConnector>,
+                        shop_breaker("adobe-commerce-admin"),
+                    ),
+                ),
+            ],
+            ReturnReversalConfig::default(),
+        );
         Ok(LocalApp {
+            return_reversal,
             intake: OrderIntake::new(store.clone(), bus.clone(), intake_config),
             erp_posting: ErpPosting::new(
                 store.clone(),
                 bus.clone(),
                 erp,
-                Arc::new(CircuitBreaker::new("netsuite", 5, open_for)),
+                erp_breaker,
                 ErpPostingConfig::default(),
             ),
             loyalty_accrual: LoyaltyAccrual::new(
                 store.clone(),
                 bus.clone(),
                 loyalty,
-                Arc::new(CircuitBreaker::new("salesforce-loyalty", 5, open_for)),
+                loyalty_breaker,
                 LoyaltyAccrualConfig::default(),
             ),
             store,
@@ -121,6 +176,9 @@ impl LocalApp {
             now: self.clock.now(),
             deadline: None,
         };
+        if queue == RETURN_REVERSAL_QUEUE {
+            return handle_return_message(&self.return_reversal, body, inv).await;
+        }
         let step: &dyn OrderStep = match queue {
             ERP_POST_QUEUE => &self.erp_posting,
             LOYALTY_ACCRUAL_QUEUE => &self.loyalty_accrual,

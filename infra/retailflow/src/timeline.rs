@@ -14,6 +14,11 @@ pub struct Entry {
     pub event_type: String,
     pub event_id: String,
     pub summary: String,
+    /// The refund a return entry is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    #[serde(skip)]
+    from_till: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,8 +49,56 @@ fn summary(event_type: &str, d: &serde_json::Value) -> String {
         }
         "OrderCancelled" => "webhook accepted and published: order cancelled".into(),
         "RefundIssued" => format!(
-            "webhook accepted and published: refund {}",
-            money(&d["refund"]["total"]["shop"])
+            "return received: refund {} total {} ({} line(s), shipping {})",
+            d["refund"]["refund_id"].as_str().unwrap_or(""),
+            money(&d["refund"]["total"]["shop"]),
+            d["refund"]["lines"].as_array().map_or(0, Vec::len),
+            money(&d["refund"]["shipping"]["shop"])
+        ),
+        "LoyaltyReversed" => match d["skipped_reason"].as_str() {
+            Some(reason) => format!(
+                "no points reversed for refund {}: {reason}",
+                d["refund_id"].as_str().unwrap_or("")
+            ),
+            None => format!(
+                "points reversed: {} points for refund {} on {} ({} journal {})",
+                d["points"],
+                d["refund_id"].as_str().unwrap_or(""),
+                money(&d["refunded_base"]),
+                d["method"].as_str().unwrap_or(""),
+                d["journal_id"].as_str().unwrap_or("")
+            ),
+        },
+        "CreditMemoPosted" => format!(
+            "credit memo posted: {} document {} total {} for refund {} ({})",
+            d["erp_system"].as_str().unwrap_or(""),
+            d["document_number"].as_str().unwrap_or(""),
+            money(&d["total"]),
+            d["refund_id"].as_str().unwrap_or(""),
+            d["lines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    let restock = l["restock"]
+                        .as_str()
+                        .map(|r| format!(" {r}"))
+                        .unwrap_or_default();
+                    format!(
+                        "{} × {} {}{restock}",
+                        l["quantity"],
+                        l["item"].as_str().unwrap_or(""),
+                        money(&l["amount"])
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "ShopRefundRecorded" => format!(
+            "shop updated: refund {} recorded as platform refund {} ({})",
+            d["refund_id"].as_str().unwrap_or(""),
+            d["platform_refund_id"].as_str().unwrap_or(""),
+            money(&d["total"])
         ),
         "OrderPostedToErp" => format!(
             "ERP posted: {} document {} (id {}) total {}",
@@ -88,6 +141,15 @@ pub fn timelines(app: &LocalApp) -> Vec<Timeline> {
             event_type: e.detail_type.clone(),
             event_id: e.event_id.to_string(),
             summary: summary(&e.detail_type, &env["detail"]),
+            refund_id: match e.detail_type.as_str() {
+                "RefundIssued" => env["detail"]["refund"]["refund_id"].as_str(),
+                _ => env["detail"]["refund_id"].as_str(),
+            }
+            .map(str::to_string),
+            from_till: e.detail_type == "RefundIssued"
+                && env["source"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("point_of_sale:")),
         });
     }
     first_seen
@@ -103,6 +165,26 @@ pub fn timelines(app: &LocalApp) -> Vec<Timeline> {
                 ] {
                     if !has(event) {
                         missing.push(step.to_string());
+                    }
+                }
+            }
+            for refund in entries.iter().filter(|e| e.event_type == "RefundIssued") {
+                let id = refund.refund_id.as_deref();
+                let done = |t: &str| {
+                    entries
+                        .iter()
+                        .any(|e| e.event_type == t && e.refund_id.as_deref() == id)
+                };
+                let mut wanted = vec![
+                    ("loyalty_reversal", "LoyaltyReversed"),
+                    ("credit_memo", "CreditMemoPosted"),
+                ];
+                if refund.from_till {
+                    wanted.push(("shop_refund", "ShopRefundRecorded"));
+                }
+                for (step, event) in wanted {
+                    if !done(event) {
+                        missing.push(format!("{step} of refund {}", id.unwrap_or("")));
                     }
                 }
             }

@@ -1,7 +1,9 @@
-//! Business Central API v2.0: customers and sales orders (deep insert of
-//! lines), looked up with single-field `$filter ... eq '...'`. Like the real
-//! service it does NOT enforce unique externalDocumentNumbers: a double POST
-//! is two orders, which is why the connector looks up first.
+//! Business Central API v2.0: customers, sales orders and sales credit memos
+//! (deep insert of lines), looked up with single-field `$filter ... eq
+//! '...'`; the credit memo `Microsoft.NAV.post` bound action; DELETE of a
+//! sales order. Like the real service it does NOT enforce unique
+//! externalDocumentNumbers: a double POST is two documents, which is why the
+//! connector looks up first.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,19 +30,126 @@ pub struct BcSalesOrder {
     pub customer_number: String,
     pub total: Money,
     pub lines: usize,
+    /// `Draft` until posted (credit memos: `Open` once posted).
+    pub status: String,
 }
 
 #[derive(Default)]
 pub(crate) struct BcState {
     pub customers: BTreeMap<String, Value>,
     pub sales_orders: Vec<BcSalesOrder>,
+    pub credit_memos: Vec<BcSalesOrder>,
     next: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    SalesOrder,
+    CreditMemo,
+}
+
+impl Kind {
+    fn docs(self, st: &mut BcState) -> &mut Vec<BcSalesOrder> {
+        match self {
+            Kind::SalesOrder => &mut st.sales_orders,
+            Kind::CreditMemo => &mut st.credit_memos,
+        }
+    }
+    fn lines_field(self) -> &'static str {
+        match self {
+            Kind::SalesOrder => "salesOrderLines",
+            Kind::CreditMemo => "salesCreditMemoLines",
+        }
+    }
+    fn number(self, n: u64) -> String {
+        match self {
+            Kind::SalesOrder => format!("SO{:06}", 100_000 + n),
+            Kind::CreditMemo => format!("CM{:06}", 100_000 + n),
+        }
+    }
 }
 
 pub(crate) fn router() -> Router<Arc<SimState>> {
     Router::new()
         .route("/customers", get(list_customers).post(create_customer))
-        .route("/salesOrders", get(list_orders).post(create_order))
+        .route(
+            "/salesOrders",
+            get(|st, q| list(Kind::SalesOrder, st, q))
+                .post(|st, b| create(Kind::SalesOrder, st, b)),
+        )
+        .route(
+            "/salesCreditMemos",
+            get(|st, q| list(Kind::CreditMemo, st, q))
+                .post(|st, b| create(Kind::CreditMemo, st, b)),
+        )
+        .route("/{entity}", axum::routing::delete(delete_order))
+        .route("/{entity}/{action}", axum::routing::post(bound_action))
+}
+
+/// The id in `entitySet(id)`.
+fn entity_id<'a>(segment: &'a str, set: &str) -> Option<&'a str> {
+    segment
+        .strip_prefix(set)?
+        .strip_prefix('(')?
+        .strip_suffix(')')
+}
+
+/// `DELETE salesOrders({id})`: only a draft (unposted) order can go.
+async fn delete_order(
+    State(state): State<Arc<SimState>>,
+    axum::extract::Path(entity): axum::extract::Path<String>,
+) -> Response {
+    let Some(id) = entity_id(&entity, "salesOrders") else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "BadRequest_NotFound",
+            "no such entity",
+        );
+    };
+    let mut st = lock(&state.business_central);
+    let before = st.sales_orders.len();
+    st.sales_orders.retain(|o| o.id != id);
+    if st.sales_orders.len() == before {
+        return error(
+            StatusCode::NOT_FOUND,
+            "Internal_RecordNotFound",
+            "The sales order does not exist.",
+        );
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST salesCreditMemos({id})/Microsoft.NAV.post`.
+async fn bound_action(
+    State(state): State<Arc<SimState>>,
+    axum::extract::Path((entity, action)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let (Some(id), "Microsoft.NAV.post") =
+        (entity_id(&entity, "salesCreditMemos"), action.as_str())
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "BadRequest_MethodNotFound",
+            "no such bound action",
+        );
+    };
+    let mut st = lock(&state.business_central);
+    let Some(memo) = st.credit_memos.iter_mut().find(|m| m.id == id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "Internal_RecordNotFound",
+            "The credit memo does not exist.",
+        );
+    };
+    if memo.status != "Draft" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Application_DialogException",
+            "The credit memo is already posted.",
+        );
+    }
+    memo.status = "Open".into();
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -106,11 +215,12 @@ fn order_json(o: &BcSalesOrder) -> Value {
         "id": o.id, "number": o.number, "externalDocumentNumber": o.external_document_number,
         "customerNumber": o.customer_number, "currencyCode": o.total.currency.code(),
         "totalAmountIncludingTax": serde_json::value::RawValue::from_string(o.total.to_decimal_string()).ok(),
-        "totalTaxAmount": 0, "status": "Draft", "@odata.etag": "W/\"1\""
+        "totalTaxAmount": 0, "status": o.status, "@odata.etag": "W/\"1\""
     })
 }
 
-async fn list_orders(
+async fn list(
+    kind: Kind,
     State(state): State<Arc<SimState>>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
@@ -121,9 +231,9 @@ async fn list_orders(
             "only $filter=externalDocumentNumber eq '...' is simulated",
         );
     };
-    let st = lock(&state.business_central);
-    let value: Vec<Value> = st
-        .sales_orders
+    let mut st = lock(&state.business_central);
+    let value: Vec<Value> = kind
+        .docs(&mut st)
         .iter()
         .filter(|o| o.external_document_number == ext)
         .map(order_json)
@@ -140,7 +250,11 @@ fn money(v: &Value, c: Currency) -> Option<Money> {
     Money::parse(&text, c).ok()
 }
 
-async fn create_order(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Response {
+async fn create(
+    kind: Kind,
+    State(state): State<Arc<SimState>>,
+    Json(body): Json<Value>,
+) -> Response {
     let mut st = lock(&state.business_central);
     let customer = body["customerNumber"]
         .as_str()
@@ -163,7 +277,7 @@ async fn create_order(State(state): State<Arc<SimState>>, Json(body): Json<Value
             "currencyCode is not valid",
         );
     };
-    let lines = body["salesOrderLines"]
+    let lines = body[kind.lines_field()]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -195,7 +309,7 @@ async fn create_order(State(state): State<Arc<SimState>>, Json(body): Json<Value
     st.next += 1;
     let order = BcSalesOrder {
         id: format!("50000000-0000-0000-0000-{:012}", st.next),
-        number: format!("SO{:06}", 100_000 + st.next),
+        number: kind.number(st.next),
         external_document_number: body["externalDocumentNumber"]
             .as_str()
             .unwrap_or_default()
@@ -203,7 +317,8 @@ async fn create_order(State(state): State<Arc<SimState>>, Json(body): Json<Value
         customer_number: customer,
         total,
         lines: lines.len(),
+        status: "Draft".into(),
     };
-    st.sales_orders.push(order.clone());
+    kind.docs(&mut st).push(order.clone());
     (StatusCode::CREATED, Json(order_json(&order))).into_response()
 }

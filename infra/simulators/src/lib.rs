@@ -13,6 +13,7 @@ mod business_central;
 mod faults;
 mod netsuite;
 mod salesforce;
+mod shops;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,9 @@ use axum::Router;
 
 pub use business_central::BcSalesOrder;
 pub use faults::{Fault, FaultKind, System};
-pub use netsuite::{NetSuiteCustomer, NetSuiteSalesOrder};
+pub use netsuite::{NetSuiteCreditMemo, NetSuiteCustomer, NetSuiteSalesOrder, DISPOSITION_COLUMN};
 pub use salesforce::{Journal, Member};
+pub use shops::ShopRefundRecord;
 
 /// Everything the simulators hold, shared with the tests that drive them.
 /// Where the simulators read the time (outage windows): the wall clock, or
@@ -35,6 +37,7 @@ pub struct SimState {
     pub(crate) netsuite: Mutex<netsuite::NetSuiteState>,
     pub(crate) salesforce: Mutex<salesforce::SalesforceState>,
     pub(crate) business_central: Mutex<business_central::BcState>,
+    pub(crate) shops: Mutex<shops::ShopState>,
 }
 
 /// A running simulator server.
@@ -70,11 +73,14 @@ impl Simulators {
             netsuite: Mutex::default(),
             salesforce: Mutex::default(),
             business_central: Mutex::default(),
+            shops: Mutex::default(),
         });
         let app = Router::new()
             .nest("/netsuite/services/rest/record/v1", netsuite::router())
             .nest("/salesforce/services/data/v62.0", salesforce::router())
             .nest(business_central::COMPANY_PATH, business_central::router())
+            .nest("/shopify", shops::shopify_router())
+            .nest("/adobe", shops::adobe_router())
             .route("/__sim/state", axum::routing::get(summary))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -104,6 +110,24 @@ impl Simulators {
         lock(&self.state.business_central).sales_orders.clone()
     }
 
+    pub fn business_central_credit_memos(&self) -> Vec<BcSalesOrder> {
+        lock(&self.state.business_central).credit_memos.clone()
+    }
+
+    /// The Shopify Admin base with `{shop}` for the shop domain.
+    pub fn shopify_admin_base(&self) -> String {
+        format!("http://{}/shopify/{{shop}}", self.addr)
+    }
+
+    /// The Adobe Commerce REST base (connectors append `V1/...`).
+    pub fn adobe_rest_base(&self) -> String {
+        format!("http://{}/adobe/rest", self.addr)
+    }
+
+    pub fn shop_refunds(&self) -> Vec<ShopRefundRecord> {
+        lock(&self.state.shops).refunds.clone()
+    }
+
     pub fn salesforce_base(&self) -> String {
         format!("http://{}/salesforce", self.addr)
     }
@@ -125,6 +149,14 @@ impl Simulators {
     pub fn netsuite_sales_orders(&self) -> Vec<NetSuiteSalesOrder> {
         lock(&self.state.netsuite)
             .sales_orders
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn netsuite_credit_memos(&self) -> Vec<NetSuiteCreditMemo> {
+        lock(&self.state.netsuite)
+            .credit_memos
             .values()
             .cloned()
             .collect()

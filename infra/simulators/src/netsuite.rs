@@ -1,6 +1,7 @@
-//! NetSuite record API v1: customer and sales order upsert by external id,
-//! sales order read. Upserts are idempotent like the real service: one
-//! record per external id, `upserts` counts the writes.
+//! NetSuite record API v1: customer, sales order and credit memo upsert by
+//! external id, reads, and closing a sales order's lines (PATCH with
+//! `isClosed`). Upserts are idempotent like the real service: one record per
+//! external id, `upserts` counts the writes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,13 +33,53 @@ pub struct NetSuiteSalesOrder {
     pub lines: usize,
     /// Writes to this external id: more than one is a re-post, not a duplicate.
     pub upserts: u32,
+    /// Per line, the stock disposition sent in the disposition column
+    /// (credit memos).
+    pub dispositions: Vec<Option<String>>,
+    /// Every line closed (a cancelled sales order).
+    pub closed: bool,
 }
+
+/// A credit memo has the same shape as a sales order.
+pub type NetSuiteCreditMemo = NetSuiteSalesOrder;
+
+/// The line column credit memos carry the stock disposition in.
+pub const DISPOSITION_COLUMN: &str = "custcol_retailflow_disposition";
 
 #[derive(Default)]
 pub(crate) struct NetSuiteState {
     pub customers: BTreeMap<String, NetSuiteCustomer>,
     pub sales_orders: BTreeMap<String, NetSuiteSalesOrder>,
+    pub credit_memos: BTreeMap<String, NetSuiteCreditMemo>,
     next_id: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    SalesOrder,
+    CreditMemo,
+}
+
+impl Kind {
+    fn record(self) -> &'static str {
+        match self {
+            Kind::SalesOrder => "salesOrder",
+            Kind::CreditMemo => "creditMemo",
+        }
+    }
+    fn records(self, st: &mut NetSuiteState) -> &mut BTreeMap<String, NetSuiteSalesOrder> {
+        match self {
+            Kind::SalesOrder => &mut st.sales_orders,
+            Kind::CreditMemo => &mut st.credit_memos,
+        }
+    }
+    /// (first internal id, tranId prefix)
+    fn numbering(self) -> (u64, &'static str) {
+        match self {
+            Kind::SalesOrder => (9000, "SO"),
+            Kind::CreditMemo => (7000, "CM"),
+        }
+    }
 }
 
 pub(crate) fn router() -> Router<Arc<SimState>> {
@@ -46,7 +87,14 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
         .route("/customer/{key}", put(upsert_customer))
         .route(
             "/salesOrder/{key}",
-            put(upsert_sales_order).get(get_sales_order),
+            put(|st, k, h, b| upsert(Kind::SalesOrder, st, k, h, b))
+                .get(|st, k| get(Kind::SalesOrder, st, k))
+                .patch(close_sales_order),
+        )
+        .route(
+            "/creditMemo/{key}",
+            put(|st, k, h, b| upsert(Kind::CreditMemo, st, k, h, b))
+                .get(|st, k| get(Kind::CreditMemo, st, k)),
         )
 }
 
@@ -125,7 +173,8 @@ fn money(v: &Value, currency: Currency) -> Option<Money> {
     Money::parse(&text, currency).ok()
 }
 
-async fn upsert_sales_order(
+async fn upsert(
+    kind: Kind,
     State(state): State<Arc<SimState>>,
     Path(key): Path<String>,
     headers: HeaderMap,
@@ -198,31 +247,68 @@ async fn upsert_sales_order(
     }
     st.next_id += 1;
     let next = st.next_id;
-    let so = st
-        .sales_orders
+    let (base, prefix) = kind.numbering();
+    let so = kind
+        .records(&mut st)
         .entry(ext.clone())
         .or_insert_with(|| NetSuiteSalesOrder {
-            internal_id: format!("{}", 9000 + next),
+            internal_id: format!("{}", base + next),
             external_id: ext,
-            tran_id: format!("SO{next:05}"),
+            tran_id: format!("{prefix}{next:05}"),
             entity: entity.clone(),
             total,
             lines: 0,
             upserts: 0,
+            dispositions: Vec::new(),
+            closed: false,
         });
     so.entity = entity;
     so.total = total;
     so.lines = items.len();
+    so.dispositions = items
+        .iter()
+        .map(|l| l[DISPOSITION_COLUMN].as_str().map(str::to_string))
+        .collect();
     so.upserts += 1;
     let id = so.internal_id.clone();
-    created(&headers, "salesOrder", &id)
+    created(&headers, kind.record(), &id)
 }
 
-async fn get_sales_order(State(state): State<Arc<SimState>>, Path(key): Path<String>) -> Response {
-    let st = lock(&state.netsuite);
+/// Closing every line is how a sales order is cancelled over REST.
+async fn close_sales_order(
+    State(state): State<Arc<SimState>>,
+    Path(key): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut st = lock(&state.netsuite);
     let found = match key.strip_prefix("eid:") {
-        Some(ext) => st.sales_orders.get(ext),
-        None => st.sales_orders.values().find(|s| s.internal_id == key),
+        Some(ext) => st.sales_orders.get_mut(ext),
+        None => st.sales_orders.values_mut().find(|s| s.internal_id == key),
+    };
+    let Some(so) = found else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NONEXISTENT_ID",
+            "That record does not exist.",
+            None,
+        );
+    };
+    let items = body["item"]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !items.is_empty() && items.iter().all(|l| l["isClosed"].as_bool() == Some(true)) {
+        so.closed = true;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get(kind: Kind, State(state): State<Arc<SimState>>, Path(key): Path<String>) -> Response {
+    let mut st = lock(&state.netsuite);
+    let records = kind.records(&mut st);
+    let found = match key.strip_prefix("eid:") {
+        Some(ext) => records.get(ext),
+        None => records.values().find(|s| s.internal_id == key),
     };
     match found {
         None => error(
@@ -237,6 +323,8 @@ async fn get_sales_order(State(state): State<Arc<SimState>>, Path(key): Path<Str
             "tranId": so.tran_id,
             "entity": {"id": so.entity},
             "currency": {"refName": so.total.currency.code()},
+            "status": {"id": if so.closed { "H" } else { "B" }, "refName": if so.closed { "Closed" } else { "Pending Fulfillment" }},
+            "item": {"items": (1..=so.lines).map(|line| json!({"line": line, "isClosed": so.closed})).collect::<Vec<_>>()},
             "total": serde_json::value::RawValue::from_string(so.total.to_decimal_string()).ok(),
         }))
         .into_response(),

@@ -1,7 +1,9 @@
 //! Salesforce Loyalty Management: SOQL lookups of members and journals,
-//! individual member enrollment, realtime accrual journals. Journals are NOT
-//! deduplicated by ExternalTransactionNumber (the real service does not
-//! promise it), so a double post shows up as two journals.
+//! individual member enrollment, realtime accrual journals, the Debit Points
+//! program process (partial return reversals) and the `cancelAccrual`
+//! standard action (whole-order reversals). Journals are NOT deduplicated by
+//! ExternalTransactionNumber (the real service does not promise it), so a
+//! double post shows up as two journals; cancelling a cancelled journal fails.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,7 +32,12 @@ pub struct Journal {
     pub membership_number: String,
     pub amount: String,
     pub currency: String,
+    /// Signed: debits and cancellations are negative.
     pub points: i64,
+    /// `Accrual`, `Debit` (a return reversal) or `Cancellation`.
+    pub kind: &'static str,
+    /// `Processed`, or `Cancelled` once its accrual was cancelled.
+    pub status: &'static str,
 }
 
 #[derive(Default)]
@@ -51,6 +58,11 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
             "/connect/realtime/loyalty/programs/{program}",
             post(realtime),
         )
+        .route(
+            "/connect/loyalty/programs/{program}/program-processes/{process}",
+            post(debit_points),
+        )
+        .route("/actions/standard/cancelAccrual", post(cancel_accrual))
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -91,6 +103,12 @@ async fn query(
             })
             .into_iter()
             .collect()
+    } else if let (true, Some(id)) = (q.contains("FROM TransactionJournal"), soql_eq(&q, " Id")) {
+        st.journals
+            .iter()
+            .filter(|j| j.id == id)
+            .map(journal_record)
+            .collect()
     } else if q.contains("FROM TransactionJournal") {
         let Some(ext) = soql_eq(&q, "ExternalTransactionNumber") else {
             return error(
@@ -102,8 +120,8 @@ async fn query(
         st.journals
             .iter()
             .filter(|j| j.external_transaction_number == ext)
-            .map(|j| json!({"attributes": {"type": "TransactionJournal"}, "Id": j.id, "Status": "Processed",
-                            "ExternalTransactionNumber": j.external_transaction_number}))
+            .filter(|j| !q.contains("JournalType.Name='Accrual'") || j.kind == "Accrual")
+            .map(journal_record)
             .collect()
     } else {
         return error(
@@ -212,6 +230,8 @@ async fn realtime(
             .unwrap_or_default()
             .to_string(),
         points,
+        kind: "Accrual",
+        status: "Processed",
     });
     (
         StatusCode::CREATED,
@@ -229,4 +249,122 @@ async fn realtime(
         })),
     )
         .into_response()
+}
+
+fn journal_record(j: &Journal) -> Value {
+    json!({"attributes": {"type": "TransactionJournal"}, "Id": j.id, "Status": j.status,
+           "ExternalTransactionNumber": j.external_transaction_number,
+           "Points__c": j.points as f64})
+}
+
+/// The Debit Points from Members program process: pre-calculated points
+/// taken from a member, recorded as a journal of their own.
+async fn debit_points(
+    State(state): State<Arc<SimState>>,
+    Path((_program, _process)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let p = &body["processParameters"][0];
+    let j = &p["TransactionJournal"];
+    let (Some(number), Some(ext), Some(points)) = (
+        j["MembershipNumber"].as_str(),
+        j["ExternalTransactionNumber"].as_str(),
+        p["PointsToDebit"].as_f64(),
+    ) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            "TransactionJournal.MembershipNumber, ExternalTransactionNumber and PointsToDebit are required",
+        );
+    };
+    if points < 0.0 || points.fract() != 0.0 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            "PointsToDebit must be a whole positive number",
+        );
+    }
+    // Checked above: a whole, non-negative number of points.
+    let points = points as i64;
+    let mut st = lock(&state.salesforce);
+    let Some(member) = st.members.get_mut(number) else {
+        return error(StatusCode::BAD_REQUEST, "INVALID_INPUT", "Member not found");
+    };
+    member.points_balance -= points;
+    st.next_id += 1;
+    let id = format!("0lV{:012}", st.next_id);
+    st.journals.push(Journal {
+        id: id.clone(),
+        external_transaction_number: ext.to_string(),
+        membership_number: number.to_string(),
+        amount: match &j["TransactionAmount"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
+        currency: j["CurrencyIsoCode"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        points: -points,
+        kind: "Debit",
+        status: "Processed",
+    });
+    Json(json!({
+        "message": null, "status": true, "simulationDetails": {},
+        "outputParameters": {"outputParameters": {"results": [
+            {"TransactionJournalId": id, "LoyaltyProgramMemberId": number, "PointsDebited": points as f64}]}}
+    }))
+    .into_response()
+}
+
+/// The `cancelAccrual` standard invocable action: reverses a processed
+/// accrual journal whole.
+async fn cancel_accrual(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Response {
+    let Some(id) = body["inputs"][0]["TransactionJournalId"].as_str() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            "TransactionJournalId is required",
+        );
+    };
+    let fail = |message: &str| {
+        Json(
+            json!([{"actionName": "cancelAccrual", "isSuccess": false, "outputValues": null,
+                     "errors": [{"statusCode": "INVALID_INPUT", "message": message}]}]),
+        )
+        .into_response()
+    };
+    let mut st = lock(&state.salesforce);
+    let Some(pos) = st
+        .journals
+        .iter()
+        .position(|j| j.id == id && j.kind == "Accrual")
+    else {
+        return fail("Transaction journal not found");
+    };
+    if st.journals[pos].status == "Cancelled" {
+        return fail("The transaction journal is already cancelled");
+    }
+    st.journals[pos].status = "Cancelled";
+    let original = st.journals[pos].clone();
+    if let Some(m) = st.members.get_mut(&original.membership_number) {
+        m.points_balance -= original.points;
+    }
+    st.next_id += 1;
+    let cancel_id = format!("0lV{:012}", st.next_id);
+    st.journals.push(Journal {
+        id: cancel_id.clone(),
+        external_transaction_number: original.external_transaction_number.clone(),
+        membership_number: original.membership_number,
+        amount: original.amount,
+        currency: original.currency,
+        points: -original.points,
+        kind: "Cancellation",
+        status: "Processed",
+    });
+    Json(
+        json!([{"actionName": "cancelAccrual", "errors": null, "isSuccess": true,
+                 "outputValues": {"CancellationTransactionJournalId": cancel_id}}]),
+    )
+    .into_response()
 }

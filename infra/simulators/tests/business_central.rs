@@ -43,6 +43,7 @@ fn order() -> ErpSalesOrder {
                 quantity: 2,
                 unit_price: usd(1999),
                 amount: usd(3598),
+                restock: None,
             },
             ErpLine {
                 item: "SKU-2".into(),
@@ -50,6 +51,7 @@ fn order() -> ErpSalesOrder {
                 quantity: 1,
                 unit_price: usd(1500),
                 amount: usd(1350),
+                restock: None,
             },
         ],
         total: usd(4948),

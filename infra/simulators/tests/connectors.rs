@@ -33,6 +33,7 @@ fn loyalty(sims: &Simulators) -> SalesforceLoyalty {
         api_version: "v62.0".into(),
         program_name: "Program1".into(),
         journal_subtype: "Purchase".into(),
+        debit_process: "DebitPointsFromMembers".into(),
         access_token: Secret::new("sim-token"),
         timeout: Duration::from_secs(2),
     })
@@ -51,6 +52,7 @@ fn order() -> ErpSalesOrder {
                 quantity: 2,
                 unit_price: usd(1999),
                 amount: usd(3598),
+                restock: None,
             },
             ErpLine {
                 item: "SHIPPING".into(),
@@ -58,6 +60,7 @@ fn order() -> ErpSalesOrder {
                 quantity: 1,
                 unit_price: usd(1000),
                 amount: usd(1000),
+                restock: None,
             },
         ],
         total: usd(4598),

@@ -56,6 +56,14 @@ impl StateStore for DiesBeforeCompleting {
     async fn saga(&self, k: &str) -> Result<Option<SagaRecord>, StoreError> {
         self.inner.saga(k).await
     }
+    async fn write_refund_ledger(
+        &self,
+        k: &str,
+        l: &common::refund_ledger::RefundLedger,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.write_refund_ledger(k, l, at).await
+    }
 }
 
 #[tokio::test]
@@ -73,6 +81,7 @@ async fn a_crash_after_the_journal_posts_is_recovered_without_a_second_journal()
             api_version: "v62.0".into(),
             program_name: "P".into(),
             journal_subtype: "Purchase".into(),
+            debit_process: "DebitPointsFromMembers".into(),
             access_token: Secret::new("t"),
             timeout: Duration::from_secs(2),
         })),
