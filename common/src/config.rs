@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
 use crate::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
 use crate::connectors::salesforce::SalesforceLoyaltyConfig;
+use crate::connectors::EcommerceConnector;
 use crate::connectors::ErpConnector;
 use crate::intake::IntakeConfig;
 use crate::webhook::{AdobeKeys, HmacSecrets, KeyError, Secret};
@@ -119,6 +120,13 @@ pub struct ConnectorSecretDocument {
     pub salesforce_token: String,
     #[serde(default)]
     pub business_central_token: String,
+    /// Shopify Admin API access token per shop domain (till returns are
+    /// recorded on the shop's order).
+    #[serde(default)]
+    pub shopify_admin_tokens: std::collections::BTreeMap<String, String>,
+    /// Adobe Commerce integration access token.
+    #[serde(default)]
+    pub adobe_commerce_token: String,
 }
 
 impl ConnectorSecretDocument {
@@ -222,6 +230,73 @@ pub fn salesforce_config(
         access_token: Secret::new(secrets.salesforce_token.trim()),
         timeout: timeout(&var),
     })
+}
+
+/// A shop platform and the connector that records till returns in it.
+pub type ShopConnector = (
+    crate::model::Platform,
+    std::sync::Arc<dyn EcommerceConnector>,
+);
+
+/// The shops till returns are recorded in: Shopify (tokens per shop in the
+/// secret; `RETAILFLOW_SHOPIFY_LOCATIONS` maps store ids to Shopify location
+/// ids as `store-1=123,store-2=456`; `RETAILFLOW_SHOPIFY_DEFAULT_LOCATION`)
+/// and Adobe Commerce when `RETAILFLOW_ADOBE_REST_BASE_URL` and its token are
+/// set. A platform left out sends its till returns to review.
+pub fn shops_from_env(
+    var: impl Fn(&str) -> Option<String>,
+    secrets: &ConnectorSecretDocument,
+) -> Result<Vec<ShopConnector>, ConfigError> {
+    use crate::connectors::shop::{
+        AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
+    };
+    use crate::model::Platform;
+    let mut shops: Vec<(Platform, std::sync::Arc<dyn EcommerceConnector>)> = Vec::new();
+    if !secrets.shopify_admin_tokens.is_empty() {
+        let mut locations = std::collections::BTreeMap::new();
+        for pair in var("RETAILFLOW_SHOPIFY_LOCATIONS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let (store, location) = pair.split_once('=').ok_or_else(|| {
+                ConfigError::Missing(format!(
+                    "store=location in RETAILFLOW_SHOPIFY_LOCATIONS, not {pair:?}"
+                ))
+            })?;
+            locations.insert(store.trim().to_string(), location.trim().to_string());
+        }
+        shops.push((
+            Platform::Shopify,
+            std::sync::Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
+                base_url: None,
+                api_version: var("RETAILFLOW_SHOPIFY_API_VERSION")
+                    .unwrap_or_else(|| "2024-10".into()),
+                access_tokens: secrets
+                    .shopify_admin_tokens
+                    .iter()
+                    .map(|(shop, t)| (shop.clone(), Secret::new(t.trim())))
+                    .collect(),
+                default_token: None,
+                locations,
+                default_location: var("RETAILFLOW_SHOPIFY_DEFAULT_LOCATION")
+                    .filter(|v| !v.is_empty()),
+                timeout: timeout(&var),
+            })),
+        ));
+    }
+    let adobe_base = var("RETAILFLOW_ADOBE_REST_BASE_URL").filter(|v| !v.is_empty());
+    if let (Some(base_url), false) = (adobe_base, secrets.adobe_commerce_token.trim().is_empty()) {
+        shops.push((
+            Platform::AdobeCommerce,
+            std::sync::Arc::new(AdobeCommerceAdmin::new(AdobeCommerceAdminConfig {
+                base_url,
+                access_token: Secret::new(secrets.adobe_commerce_token.trim()),
+                timeout: timeout(&var),
+            })),
+        ));
+    }
+    Ok(shops)
 }
 
 #[cfg(test)]

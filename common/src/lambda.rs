@@ -111,14 +111,44 @@ pub async fn order_step_batch(
     event: &SqsEvent,
     deadline_ms: u64,
 ) -> SqsBatchResponse {
+    step_batch(queue, event, deadline_ms, |body, inv| async move {
+        handle_message(step, &body, inv).await
+    })
+    .await
+}
+
+/// [`order_step_batch`] for the return-reversal handler.
+pub async fn return_step_batch(
+    step: &crate::steps::return_reversal::ReturnReversal,
+    queue: &dyn QueueControl,
+    event: &SqsEvent,
+    deadline_ms: u64,
+) -> SqsBatchResponse {
+    step_batch(queue, event, deadline_ms, |body, inv| async move {
+        crate::steps::handle_return_message(step, &body, inv).await
+    })
+    .await
+}
+
+async fn step_batch<F, Fut>(
+    queue: &dyn QueueControl,
+    event: &SqsEvent,
+    deadline_ms: u64,
+    run: F,
+) -> SqsBatchResponse
+where
+    F: Fn(String, Invocation) -> Fut,
+    Fut: std::future::Future<Output = crate::steps::StepOutcome>,
+{
     let deadline = deadline(deadline_ms);
     let records = sqs_records(event);
+    let run = &run;
     let failed = process_batch(&records, queue, &RetryPolicy::default(), |r| async move {
         let inv = Invocation {
             now: Utc::now(),
             deadline,
         };
-        handle_message(step, &r.body, inv).await
+        run(r.body.clone(), inv).await
     })
     .await;
     batch_response(failed)

@@ -194,6 +194,20 @@ impl LocalApp {
     /// Delivers queue messages in batches until every queue is empty,
     /// jumping the clock over backoff delays. Bounded so it always returns.
     pub async fn drain(&self) -> DrainReport {
+        self.drain_bounded(None).await
+    }
+
+    /// Like [`Self::drain`], but stops once the clock would pass `until`
+    /// (leaving later messages queued), with the clock at `until`.
+    pub async fn drain_until(&self, until: chrono::DateTime<chrono::Utc>) -> DrainReport {
+        let report = self.drain_bounded(Some(until)).await;
+        if self.clock.now() < until {
+            self.clock.advance_to(until);
+        }
+        report
+    }
+
+    async fn drain_bounded(&self, until: Option<chrono::DateTime<chrono::Utc>>) -> DrainReport {
         let mut report = DrainReport::default();
         for _ in 0..100_000 {
             let now = self.clock.now();
@@ -214,6 +228,7 @@ impl LocalApp {
                     .filter_map(Queue::next_visible)
                     .min();
                 match next {
+                    Some(t) if until.is_some_and(|u| t > u) => return report,
                     Some(t) => {
                         self.clock.advance_to(t);
                         continue;

@@ -1,0 +1,92 @@
+//! return-reversal: SQS-triggered (ReportBatchItemFailures). Wires DynamoDB,
+//! EventBridge, SQS, the configured ERP, Salesforce Loyalty and the shops'
+//! admin APIs into [`common::steps::return_reversal::ReturnReversal`]; the
+//! logic lives there and in [`common::lambda::return_step_batch`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::adapters::sqs::SqsQueueControl;
+use common::config::{erp_from_env, salesforce_config, shops_from_env, ConnectorSecretDocument};
+use common::connectors::salesforce::SalesforceLoyalty;
+use common::lambda::{
+    aws_sdk_config, env, init_tracing, read_secret, return_step_batch, SdkConfig,
+};
+use common::resilience::CircuitBreaker;
+use common::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
+
+struct App {
+    aws: SdkConfig,
+    queue: SqsQueueControl,
+    /// Built on the first batch (reads the connector secret once).
+    step: OnceCell<ReturnReversal>,
+}
+
+/// A breaker per system, living as long as the execution environment.
+fn breaker(system: &'static str) -> Arc<CircuitBreaker> {
+    Arc::new(CircuitBreaker::new(system, 5, Duration::from_secs(60)))
+}
+
+impl App {
+    async fn step(&self) -> Result<&ReturnReversal, Error> {
+        self.step
+            .get_or_try_init(|| async {
+                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
+                let secret =
+                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
+                let secrets = ConnectorSecretDocument::parse(&secret)?;
+                let var = |k: &str| std::env::var(k).ok();
+                let erp = erp_from_env(var, &secrets)?;
+                let loyalty = Arc::new(SalesforceLoyalty::new(salesforce_config(var, &secrets)?));
+                let shops = shops_from_env(var, &secrets)?
+                    .into_iter()
+                    .map(|(platform, c)| {
+                        let b = breaker(c.system());
+                        (platform, Guarded::new(c, b))
+                    })
+                    .collect();
+                Ok::<_, Error>(ReturnReversal::new(
+                    Arc::new(DynamoDbStateStore::new(
+                        aws_sdk_dynamodb::Client::new(&self.aws),
+                        env("RETAILFLOW_STATE_TABLE")?,
+                    )),
+                    Arc::new(EventBridgeBus::new(
+                        aws_sdk_eventbridge::Client::new(&self.aws),
+                        env("RETAILFLOW_EVENT_BUS")?,
+                    )),
+                    Guarded::new(erp.clone(), breaker(erp.system())),
+                    Guarded::new(loyalty, breaker("salesforce-loyalty")),
+                    shops,
+                    ReturnReversalConfig::default(),
+                ))
+            })
+            .await
+    }
+}
+
+async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let step = app.step().await?;
+    Ok(return_step_batch(step, &app.queue, &event.payload, event.context.deadline).await)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
+    let app = App {
+        queue: SqsQueueControl::new(
+            aws_sdk_sqs::Client::new(&aws),
+            env("RETAILFLOW_QUEUE_URL")?,
+            env("RETAILFLOW_DLQ_URL")?,
+        ),
+        aws,
+        step: OnceCell::new(),
+    };
+    let app = &app;
+    run(service_fn(move |event| handle(app, event))).await
+}

@@ -1,0 +1,362 @@
+//! Returns, refunds and till returns through the whole app in one process:
+//! points reversed, credit memos posted and shops updated exactly once, with
+//! the end state of the natural order whatever order things arrive in.
+//!
+//! The order's first event is recorded the way intake records it (a delivery
+//! completion with the saga update carrying the order's facts) and
+//! `OrderPlaced` / `RefundIssued` are put on the bus, so any order and refund
+//! shape can be built here; the webhook → event path is tested in intake.
+
+use chrono::{DateTime, Duration, Utc};
+use common::events::{
+    envelope, EnvelopeMeta, EventDetail, OrderPlaced, RefundIssued, INTAKE_SOURCE,
+};
+use common::idempotency::{Completion, IdempotencyKey};
+use common::intake::IntakeConfig;
+use common::mappers::shopify::{map, ShopifyTopic};
+use common::model::{LineKind, MoneyBag, Order, Refund, RefundLine, RestockType, TaxLine};
+use common::money::{Currency, Money};
+use common::ports::{BusEvent, EventBus, StateStore};
+use common::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
+use retailflow::local_app::{LocalApp, RETURN_REVERSAL_QUEUE};
+use simulators::System;
+
+fn usd(minor: i64) -> MoneyBag {
+    MoneyBag::single(Money::new(minor, Currency::from_code("USD").unwrap()))
+}
+
+/// A Shopify order of 3 × 20.00 (SKU TEE-3), 8 % tax (4.80), 10.00
+/// shipping: 74.80 in all; 60 points on 60.00 of merchandise.
+fn three_unit_order(order_id: &str) -> Order {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/payloads/shopify-orders-create-discount-code.json"
+    );
+    let common::events::CanonicalEvent::OrderPlaced(placed) = map(
+        ShopifyTopic::OrdersCreate,
+        "returns-test.myshopify.com",
+        &std::fs::read(path).unwrap(),
+    )
+    .unwrap() else {
+        unreachable!()
+    };
+    let mut o = placed.order;
+    o.order.order_id = order_id.into();
+    o.lines.truncate(1);
+    let l = &mut o.lines[0];
+    l.line_id = "1001".into();
+    l.sku = Some("TEE-3".into());
+    l.quantity = 3;
+    l.unit_price = usd(2000);
+    l.gross = usd(6000);
+    l.discount_allocations.clear();
+    l.discount_total = usd(0);
+    l.net = usd(6000);
+    l.tax_lines = vec![TaxLine {
+        title: "State tax".into(),
+        rate: Some("0.08".into()),
+        amount: usd(480),
+    }];
+    o.shipping_lines.truncate(1);
+    o.shipping_lines[0].price = usd(1000);
+    o.shipping_lines[0].discount_total = usd(0);
+    o.shipping_lines[0].tax_lines.clear();
+    let t = &mut o.totals;
+    t.lines_gross = usd(6000);
+    t.line_discounts = usd(0);
+    t.shipping = usd(1000);
+    t.shipping_discounts = usd(0);
+    t.tax = usd(480);
+    t.other_charges = usd(0);
+    t.total = usd(7480);
+    t.merchandise_net = usd(6000);
+    t.gift_cards = usd(0);
+    o
+}
+
+/// A refund of `units` of the order's line (20.00 + 1.60 tax each), plus
+/// `shipping`.
+fn refund(order: &Order, id: &str, units: u32, shipping: i64) -> Refund {
+    let subtotal = 2000 * i64::from(units);
+    let tax = 160 * i64::from(units);
+    Refund {
+        order: order.order.clone(),
+        refund_id: id.into(),
+        created_at: order.created_at + Duration::days(3),
+        lines: vec![RefundLine {
+            line_id: "1001".into(),
+            sku: Some("TEE-3".into()),
+            kind: LineKind::Merchandise,
+            quantity: units,
+            restock_type: RestockType::Return,
+            location_id: Some("store-042".into()),
+            subtotal: usd(subtotal),
+            tax: usd(tax),
+        }],
+        shipping: usd(shipping),
+        shipping_tax: usd(0),
+        adjustments: usd(0),
+        duties: usd(0),
+        total: usd(subtotal + tax + shipping),
+    }
+}
+
+async fn start() -> LocalApp {
+    LocalApp::start(IntakeConfig::default()).await.unwrap()
+}
+
+fn bus_event<T: EventDetail + Clone>(
+    detail: &T,
+    key: &str,
+    id: &str,
+    source: &str,
+    at: DateTime<Utc>,
+) -> BusEvent {
+    let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, id.as_bytes());
+    let meta = EnvelopeMeta {
+        event_id,
+        occurred_at: at,
+        source: source.into(),
+        causation_id: None,
+    };
+    BusEvent {
+        event_id,
+        detail_type: T::EVENT_TYPE.into(),
+        source: INTAKE_SOURCE.into(),
+        detail: envelope(detail, &meta, key).to_string(),
+        time: at,
+    }
+}
+
+/// What intake does for an accepted order webhook: record the delivery with
+/// the saga update (and the order's facts), publish `OrderPlaced`.
+async fn place(app: &LocalApp, order: &Order) {
+    let key = order.order.key();
+    let now = app.clock.now();
+    let facts = common::events::CanonicalEvent::OrderPlaced(OrderPlaced {
+        order: order.clone(),
+    })
+    .order_facts();
+    app.store
+        .record_completed(
+            &IdempotencyKey::delivery(format!("test:{key}")),
+            "h",
+            &Completion {
+                result: None,
+                now,
+                expires_at: now + Duration::days(1),
+                saga: Some(SagaUpdate {
+                    saga_key: key.clone(),
+                    at: now,
+                    event: Some(SagaEvent {
+                        event_id: format!("placed-{key}"),
+                        event_type: "OrderPlaced".into(),
+                    }),
+                    order_facts: facts,
+                    expires_at: now + SAGA_RETENTION,
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    let e = bus_event(
+        &OrderPlaced {
+            order: order.clone(),
+        },
+        &key,
+        &format!("placed-{key}"),
+        "shopify:returns-test.myshopify.com",
+        now,
+    );
+    app.bus.publish(&[e]).await.unwrap();
+}
+
+/// A refund as intake publishes it; `till` returns come from a store.
+async fn refund_issued(app: &LocalApp, r: &Refund, till: bool) {
+    let source = if till {
+        "point_of_sale:store-042".to_string()
+    } else {
+        format!("shopify:{}", r.order.shop)
+    };
+    let e = bus_event(
+        &RefundIssued { refund: r.clone() },
+        &r.order.key(),
+        &format!("refund-{}", r.refund_id),
+        &source,
+        app.clock.now(),
+    );
+    app.bus.publish(&[e]).await.unwrap();
+}
+
+fn balance(app: &LocalApp) -> i64 {
+    let members = app.sims.loyalty_members();
+    assert_eq!(members.len(), 1, "one member");
+    members[0].points_balance
+}
+
+fn credit_memo_totals(app: &LocalApp) -> Vec<i64> {
+    let mut v: Vec<i64> = app
+        .sims
+        .netsuite_credit_memos()
+        .iter()
+        .map(|m| m.total.minor)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The reference ledger: points earned on merchandise, and what refunds of
+/// merchandise `refunded` (in any order) leave, computed from the totals
+/// alone: a proportional share of the accrual, rounded down, never below 0.
+fn reference_balance(accrued: i64, base: i64, refunded: &[i64]) -> i64 {
+    let total: i64 = refunded.iter().sum::<i64>().min(base);
+    accrued - accrued * total / base
+}
+
+#[tokio::test]
+async fn a_partial_refund_of_one_of_three_units_credits_and_reverses_exactly() {
+    let app = start().await;
+    let order = three_unit_order("7001");
+    place(&app, &order).await;
+    app.drain().await;
+    assert_eq!(balance(&app), 60);
+    refund_issued(&app, &refund(&order, "r1", 1, 0), false).await;
+    let report = app.drain().await;
+    assert!(!report.gave_up);
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    // 20.00 + 1.60 tax, and 60 × 20/60 = 20 points back.
+    assert_eq!(credit_memo_totals(&app), vec![2160]);
+    let memo = &app.sims.netsuite_credit_memos()[0];
+    assert_eq!(memo.lines, 2, "the returned line and its tax");
+    assert_eq!(memo.dispositions[0].as_deref(), Some("restock"));
+    assert_eq!(balance(&app), 40);
+    assert_eq!(balance(&app), reference_balance(60, 6000, &[2000]));
+    assert!(
+        app.sims.shop_refunds().is_empty(),
+        "a shop refund is already in the shop"
+    );
+}
+
+#[tokio::test]
+async fn a_full_refund_with_shipping_counts_it_once_and_credits_the_order_total() {
+    let app = start().await;
+    let order = three_unit_order("7002");
+    place(&app, &order).await;
+    refund_issued(&app, &refund(&order, "all", 3, 1000), false).await;
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert_eq!(credit_memo_totals(&app), vec![7480], "the order total");
+    let memo = &app.sims.netsuite_credit_memos()[0];
+    assert_eq!(memo.lines, 3, "line, shipping once, tax");
+    // The whole order came back in one return: the accrual is cancelled.
+    assert_eq!(balance(&app), 0);
+    let journals = app.sims.loyalty_journals();
+    assert!(journals
+        .iter()
+        .any(|j| j.kind == "Accrual" && j.status == "Cancelled"));
+    assert_eq!(journals.iter().filter(|j| j.kind == "Debit").count(), 0);
+}
+
+#[tokio::test]
+async fn returns_before_the_order_and_before_its_accrual_end_as_in_the_natural_order() {
+    let app = start().await;
+    let order = three_unit_order("7003");
+    // The return is delivered first; the order arrives an hour later, while
+    // the loyalty platform is down for two hours.
+    refund_issued(&app, &refund(&order, "early", 1, 0), true).await;
+    let until = app.clock.now() + Duration::hours(3);
+    app.sims.outage(System::Salesforce, until);
+    let r = app.drain_until(app.clock.now() + Duration::hours(1)).await;
+    assert!(r.retries > 0, "the return waited for its order");
+    place(&app, &order).await;
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert_eq!(balance(&app), reference_balance(60, 6000, &[2000]));
+    assert!(balance(&app) >= 0);
+    assert_eq!(credit_memo_totals(&app), vec![2160]);
+    assert_eq!(
+        app.sims.shop_refunds().len(),
+        1,
+        "the till return reached the shop once"
+    );
+    let debits = app
+        .sims
+        .loyalty_journals()
+        .into_iter()
+        .filter(|j| j.kind == "Debit")
+        .count();
+    assert_eq!(debits, 1);
+}
+
+#[tokio::test]
+async fn two_partial_returns_delivered_twice_and_out_of_order_match_the_reference_ledger() {
+    let app = start().await;
+    let order = three_unit_order("7004");
+    place(&app, &order).await;
+    let a = refund(&order, "a", 1, 0);
+    let b = refund(&order, "b", 1, 500);
+    for (r, till) in [(&b, true), (&a, false), (&b, true), (&a, false)] {
+        refund_issued(&app, r, till).await;
+    }
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert_eq!(balance(&app), reference_balance(60, 6000, &[2000, 2000]));
+    assert_eq!(credit_memo_totals(&app), vec![2160, 2660]);
+    let debits: Vec<i64> = app
+        .sims
+        .loyalty_journals()
+        .into_iter()
+        .filter(|j| j.kind == "Debit")
+        .map(|j| j.points)
+        .collect();
+    assert_eq!(debits.len(), 2, "one debit per return: {debits:?}");
+    assert_eq!(app.sims.shop_refunds().len(), 1, "only the till return");
+}
+
+#[tokio::test]
+async fn a_refund_past_the_order_total_goes_to_review_and_reaches_no_system() {
+    let app = start().await;
+    let order = three_unit_order("7005");
+    place(&app, &order).await;
+    app.drain().await;
+    refund_issued(&app, &refund(&order, "first", 3, 0), false).await;
+    app.drain().await;
+    // 64.80 refunded of 74.80: another 21.60 would be 86.40.
+    refund_issued(&app, &refund(&order, "second", 1, 0), false).await;
+    app.drain().await;
+    let dead = app.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].queue, RETURN_REVERSAL_QUEUE);
+    assert!(
+        dead[0].reason.contains("needs review"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(dead[0].reason.contains("86.40"), "{}", dead[0].reason);
+    assert_eq!(
+        credit_memo_totals(&app),
+        vec![6480],
+        "no credit memo for the second"
+    );
+    assert_eq!(balance(&app), 0);
+}
+
+#[tokio::test]
+async fn a_till_return_is_recorded_in_the_shop_once_whatever_the_redeliveries() {
+    let app = start().await;
+    let order = three_unit_order("7006");
+    place(&app, &order).await;
+    let r = refund(&order, "till-1", 2, 0);
+    for _ in 0..3 {
+        refund_issued(&app, &r, true).await;
+    }
+    app.drain().await;
+    let shop = app.sims.shop_refunds();
+    assert_eq!(shop.len(), 1, "{shop:?}");
+    assert_eq!(shop[0].order_id, "7006");
+    assert_eq!(
+        shop[0].lines,
+        vec![("1001".to_string(), 2, "return".to_string())]
+    );
+    assert_eq!(credit_memo_totals(&app), vec![4320]);
+}
