@@ -378,6 +378,80 @@ pub fn saga_steps(
     (erp, loyalty)
 }
 
+/// The return step wired to real AWS adapters and the simulators (NetSuite,
+/// Salesforce Loyalty, the Shopify Admin API).
+pub fn return_step(
+    store: std::sync::Arc<common::adapters::dynamodb::DynamoDbStateStore>,
+    bus: std::sync::Arc<common::adapters::eventbridge::EventBridgeBus>,
+    sims: &simulators::Simulators,
+) -> common::steps::return_reversal::ReturnReversal {
+    use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+    use common::connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
+    use common::resilience::CircuitBreaker;
+    use common::steps::return_reversal::{Guarded, ReturnReversal};
+    use common::webhook::Secret;
+    use std::sync::Arc;
+    let breaker = |n| Arc::new(CircuitBreaker::new(n, 5, Duration::from_secs(60)));
+    ReturnReversal::new(
+        store,
+        bus,
+        Guarded::new(
+            Arc::new(NetSuiteErp::new(NetSuiteConfig {
+                base_url: sims.netsuite_base(),
+                access_token: Secret::new("t"),
+                subsidiary_id: None,
+                timeout: Duration::from_secs(3),
+            })),
+            breaker("netsuite"),
+        ),
+        Guarded::new(
+            Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+                base_url: sims.salesforce_base(),
+                api_version: "v62.0".into(),
+                program_name: "P".into(),
+                journal_subtype: "Purchase".into(),
+                debit_process: "DebitPointsFromMembers".into(),
+                access_token: Secret::new("t"),
+                timeout: Duration::from_secs(3),
+            })),
+            breaker("salesforce-loyalty"),
+        ),
+        vec![(
+            common::model::Platform::Shopify,
+            Guarded::new(
+                Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
+                    base_url: Some(sims.shopify_admin_base()),
+                    api_version: "2024-10".into(),
+                    access_tokens: Default::default(),
+                    default_token: Some(Secret::new("t")),
+                    locations: Default::default(),
+                    default_location: Some("1001".into()),
+                    timeout: Duration::from_secs(3),
+                })),
+                breaker("shopify-admin"),
+            ),
+        )],
+        Default::default(),
+    )
+}
+
+/// [`poll_step`] for the return step.
+pub async fn poll_return_step(
+    sqs: &aws_sdk_sqs::Client,
+    q: &Queue,
+    step: &common::steps::return_reversal::ReturnReversal,
+) -> usize {
+    poll_once(sqs, q, |r: QueueRecord| async move {
+        let inv = common::steps::Invocation {
+            now: chrono::Utc::now(),
+            deadline: None,
+        };
+        common::steps::handle_return_message(step, &r.body, inv).await
+    })
+    .await
+}
+
 /// Deploys template.yaml itself into moto (SAM translated to CloudFormation
 /// by `tests/deploy/deploy_to_moto.py`, run with the aws-sam-cli venv) and
 /// returns the stack outputs.
@@ -426,9 +500,19 @@ pub async fn poll_step(
 
 /// Headers of a Shopify `orders/create` delivery signed with `secret`.
 pub fn signed_shopify_headers(secret: &str, event_id: &str, body: &str) -> http::HeaderMap {
+    signed_shopify_topic_headers(secret, "orders/create", event_id, body)
+}
+
+/// Headers of a Shopify delivery of `topic` signed with `secret`.
+pub fn signed_shopify_topic_headers(
+    secret: &str,
+    topic: &str,
+    event_id: &str,
+    body: &str,
+) -> http::HeaderMap {
     use http::HeaderValue;
     let mut h = http::HeaderMap::new();
-    h.insert("x-shopify-topic", HeaderValue::from_static("orders/create"));
+    h.insert("x-shopify-topic", HeaderValue::from_str(topic).unwrap());
     h.insert(
         "x-shopify-shop-domain",
         HeaderValue::from_static("acme.myshopify.com"),

@@ -1,0 +1,270 @@
+//! Returns over real AWS APIs (moto): the RefundIssued rule routes to the
+//! return-reversal queue, the step's state writes are conditional so a
+//! redelivered return reverses nothing twice, and every AWS request of a
+//! return is counted on the wire.
+
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::{Duration, Utc};
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use common::money::{Currency, Money};
+use common::ports::StateStore;
+use common::refund_ledger::{AdmittedRefund, OrderFacts, RefundLedger};
+use common::webhook::{HmacSecrets, Secret};
+use retailflow_e2e::{
+    arn, aws_config, create_state_table, poll_return_step, poll_step, return_step, saga_steps,
+    signed_shopify_headers, signed_shopify_topic_headers, unique, Queue, RequestCounter,
+};
+use simulators::Simulators;
+
+const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
+const REFUND: &str =
+    include_str!("../events/payloads/shopify-refunds-create-partial-with-shipping.json");
+const SECRET: &str = "returns-secret";
+
+async fn queue(sqs: &aws_sdk_sqs::Client) -> Queue {
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(unique("dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": arn(sqs, &dlq_url).await, "maxReceiveCount": 5})
+            .to_string();
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("q"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    Queue { url, dlq_url }
+}
+
+async fn route(
+    eb: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bus: &str,
+    detail_type: &str,
+    q: &Queue,
+) {
+    let name = unique("rule");
+    let pattern =
+        serde_json::json!({"source": ["retailflow.intake"], "detail-type": [detail_type]});
+    eb.put_rule()
+        .name(&name)
+        .event_bus_name(bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule(&name)
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(arn(sqs, &q.url).await)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_apis() {
+    let cfg = aws_config().await;
+    let ddb_count = RequestCounter::default();
+    let eb_count = RequestCounter::default();
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&cfg)
+            .interceptor(ddb_count.clone())
+            .build(),
+    );
+    let eb = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&cfg)
+            .interceptor(eb_count.clone())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let plain_eb = aws_sdk_eventbridge::Client::new(&cfg);
+    let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
+    let bus = unique("bus");
+    plain_eb.create_event_bus().name(&bus).send().await.unwrap();
+    let (erp_q, loyalty_q, return_q) = (queue(&sqs).await, queue(&sqs).await, queue(&sqs).await);
+    route(&plain_eb, &sqs, &bus, "OrderPlaced", &erp_q).await;
+    route(&plain_eb, &sqs, &bus, "OrderPlaced", &loyalty_q).await;
+    route(&plain_eb, &sqs, &bus, "RefundIssued", &return_q).await;
+
+    let sims = Simulators::start().await.unwrap();
+    let store = Arc::new(DynamoDbStateStore::new(ddb, &table));
+    let events = Arc::new(EventBridgeBus::new(eb, &bus));
+    let intake = OrderIntake::new(
+        store.clone(),
+        events.clone(),
+        IntakeConfig {
+            shopify: Some(HmacSecrets {
+                current: Secret::new(SECRET),
+                previous: None,
+            }),
+            ..IntakeConfig::default()
+        },
+    );
+    let (erp, loyalty) = saga_steps(store.clone(), events.clone(), &sims);
+    let returns = return_step(store.clone(), events.clone(), &sims);
+    let deliver = |topic: &'static str, id: &'static str, body: &'static str| {
+        let intake = &intake;
+        async move {
+            let h = if topic == "orders/create" {
+                signed_shopify_headers(SECRET, id, body)
+            } else {
+                signed_shopify_topic_headers(SECRET, topic, id, body)
+            };
+            intake
+                .handle(WebhookRequest {
+                    route: WebhookRoute::Shopify,
+                    headers: &h,
+                    body: body.as_bytes(),
+                    received_at: Utc::now(),
+                    deadline: None,
+                })
+                .await
+                .status
+        }
+    };
+    assert_eq!(deliver("orders/create", "ev-ret-order", ORDER).await, 200);
+    assert_eq!(poll_step(&sqs, &erp_q, &erp).await, 1);
+    assert_eq!(poll_step(&sqs, &loyalty_q, &loyalty).await, 1);
+    for _ in 0..2 {
+        assert_eq!(
+            deliver("refunds/create", "ev-ret-refund", REFUND).await,
+            200
+        );
+    }
+    let (_, _) = (ddb_count.take(), eb_count.take());
+
+    // Keep the routed message to deliver it again afterwards.
+    let received = sqs
+        .receive_message()
+        .queue_url(&return_q.url)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages();
+    assert_eq!(messages.len(), 1, "the rule routed one RefundIssued");
+    let body = messages[0].body().unwrap().to_string();
+    sqs.change_message_visibility()
+        .queue_url(&return_q.url)
+        .receipt_handle(messages[0].receipt_handle().unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll_return_step(&sqs, &return_q, &returns).await, 1);
+    let cost = (ddb_count.take(), eb_count.take());
+    println!(
+        "AWS requests per return (Shopify refund, NetSuite, Salesforce): DynamoDB {} EventBridge {}",
+        cost.0, cost.1
+    );
+    assert_eq!(
+        cost,
+        (5, 2),
+        "saga read, ledger write, loyalty claim + completion, credit memo completion; two events"
+    );
+
+    // The same message again (SQS delivers at least once).
+    sqs.send_message()
+        .queue_url(&return_q.url)
+        .message_body(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll_return_step(&sqs, &return_q, &returns).await, 1);
+    let journals = sims.loyalty_journals();
+    let debits: Vec<_> = journals.iter().filter(|j| j.kind == "Debit").collect();
+    assert_eq!(debits.len(), 1, "{journals:?}");
+    // 109 points on 109.33; 22.49 refunded → 22 points.
+    assert_eq!(debits[0].points, -22);
+    let memos = sims.netsuite_credit_memos();
+    assert_eq!(memos.len(), 1);
+    assert_eq!(
+        memos[0].total.minor, 3429,
+        "22.49 + 1.80 tax + 10.00 shipping"
+    );
+    // NetSuite upserts by external id: the redelivery wrote the same
+    // document again (no claim write is spent on it), never a second one.
+    assert_eq!(memos[0].upserts, 2);
+    let saga = store
+        .saga("shopify:acme.myshopify.com:order:5872301948123")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(saga.refund_ledger.refunds.len(), 1);
+    assert_eq!(saga.refund_ledger.refunds[0].total.minor, 3429);
+    assert_eq!(saga.order_facts.unwrap().total.minor, 12808);
+}
+
+#[tokio::test]
+async fn dynamodb_refund_ledger_writes_are_conditional_on_its_version() {
+    let cfg = aws_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table = create_state_table(&ddb).await;
+    let store = DynamoDbStateStore::new(ddb, &table);
+    let usd = |m| Money::new(m, Currency::from_code("USD").unwrap());
+    let facts = OrderFacts {
+        total: usd(10_000),
+        taxes_included: false,
+        placed_at: Utc::now(),
+    };
+    let entry = |id: &str| AdmittedRefund {
+        refund_id: id.into(),
+        total: usd(4_000),
+        loyalty_base: usd(3_000),
+        admitted_at: Utc::now(),
+    };
+    let key = "shopify:s:order:ledger-1";
+    let empty = RefundLedger::default();
+    let first = empty.admit(&facts, entry("a")).unwrap();
+    let rival = empty.admit(&facts, entry("b")).unwrap();
+    assert!(store
+        .write_refund_ledger(key, &first, Utc::now())
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .write_refund_ledger(key, &rival, Utc::now())
+            .await
+            .unwrap(),
+        "a ledger computed from the old version is refused"
+    );
+    let read = store.saga(key).await.unwrap().unwrap().refund_ledger;
+    assert_eq!(read, first);
+    let second = read.admit(&facts, entry("b")).unwrap();
+    assert!(store
+        .write_refund_ledger(key, &second, Utc::now() + Duration::seconds(1))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .saga(key)
+            .await
+            .unwrap()
+            .unwrap()
+            .refund_ledger
+            .refunds
+            .len(),
+        2
+    );
+}
