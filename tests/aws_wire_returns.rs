@@ -233,6 +233,7 @@ async fn dynamodb_refund_ledger_writes_are_conditional_on_its_version() {
         total: usd(4_000),
         loyalty_base: usd(3_000),
         admitted_at: Utc::now(),
+        takes_rest: false,
     };
     let key = "shopify:s:order:ledger-1";
     let empty = RefundLedger::default();
@@ -267,4 +268,63 @@ async fn dynamodb_refund_ledger_writes_are_conditional_on_its_version() {
             .len(),
         2
     );
+}
+
+#[tokio::test]
+async fn dynamodb_refuses_an_order_step_once_the_order_is_cancelled() {
+    use common::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
+    use common::ports::StoreError;
+    let cfg = aws_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table = create_state_table(&ddb).await;
+    let store = DynamoDbStateStore::new(ddb, &table);
+    let key = "shopify:s:order:cancel-1";
+    let now = Utc::now();
+    let claim = |step: &'static str| ClaimRequest {
+        key: IdempotencyKey::saga_step(key, step),
+        payload_hash: "h".into(),
+        now,
+        lease_until: now + Duration::seconds(30),
+    };
+    // The accrual claimed before the cancellation: it may finish.
+    let ClaimOutcome::Claimed(early) = store.claim(&claim("loyalty_accrual")).await.unwrap() else {
+        panic!("first claim")
+    };
+    let cancelled = RefundLedger::default()
+        .cancel(now, Currency::from_code("USD").unwrap())
+        .unwrap();
+    assert!(store
+        .write_refund_ledger(key, &cancelled, now)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.claim(&claim("erp_post")).await.unwrap(),
+        ClaimOutcome::OrderCancelled,
+        "a step that had not started is refused"
+    );
+    let done = Completion {
+        result: Some(serde_json::json!({"ok": true})),
+        now,
+        expires_at: now + Duration::days(1),
+        saga: None,
+    };
+    store.complete(&early, &done).await.unwrap();
+    assert!(
+        matches!(
+            store
+                .record_completed(&IdempotencyKey::saga_step(key, "erp_post"), "h", &done)
+                .await,
+            Err(StoreError::OrderCancelled { .. })
+        ),
+        "a step without a claim cannot record its result either"
+    );
+    let saga = store.saga(key).await.unwrap().unwrap();
+    assert!(saga.refund_ledger.cancelled_at.is_some());
+    assert!(saga.steps.contains_key("loyalty_accrual"));
+    assert!(!saga.steps.contains_key("erp_post"));
+    // Once completed, a redelivered step is answered from its record.
+    assert!(matches!(
+        store.claim(&claim("loyalty_accrual")).await.unwrap(),
+        ClaimOutcome::AlreadyCompleted { .. }
+    ));
 }

@@ -164,10 +164,31 @@ pub struct CreditMemoPosted {
     /// The total as the ERP computed it.
     pub total: Money,
     pub lines: Vec<CreditMemoLine>,
+    /// Why no credit memo was posted (the order was cancelled before it was
+    /// invoiced); the document fields are then empty.
+    #[serde(default)]
+    pub skipped_reason: Option<String>,
 }
 
 impl EventDetail for CreditMemoPosted {
     const EVENT_TYPE: &'static str = "CreditMemoPosted";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
+/// The ERP side of an order's cancellation: its sales order `cancelled`,
+/// `credited` (refunds before the cancellation post credit memos against
+/// it), or `not_posted` (the order never reached the ERP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderCancelledInErp {
+    pub order: OrderRef,
+    pub erp_system: String,
+    pub external_id: String,
+    pub document_id: Option<String>,
+    pub method: String,
+}
+
+impl EventDetail for OrderCancelledInErp {
+    const EVENT_TYPE: &'static str = "OrderCancelledInErp";
     const SCHEMA_VERSION: u32 = 1;
 }
 
@@ -323,6 +344,7 @@ pub fn event_schemas() -> Vec<(String, serde_json::Value)> {
         one::<LoyaltyReversed>(),
         one::<CreditMemoPosted>(),
         one::<ShopRefundRecorded>(),
+        one::<OrderCancelledInErp>(),
     ]
 }
 

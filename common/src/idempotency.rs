@@ -99,6 +99,9 @@ pub enum ClaimOutcome {
     /// The key was used for a different payload: a conflict to report.
     /// `completed` tells whether that other payload's work is done.
     PayloadMismatch { completed: bool },
+    /// The order was cancelled before this step of it started: it must not
+    /// start now.
+    OrderCancelled,
 }
 
 #[derive(Debug, Clone)]

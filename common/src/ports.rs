@@ -113,6 +113,9 @@ pub enum StoreError {
     LeaseLost { key: String },
     #[error("item too large for the state store: {0}")]
     TooLarge(String),
+    /// The order was cancelled before this step's result could be recorded.
+    #[error("order of {key} was cancelled")]
+    OrderCancelled { key: String },
     /// An item that does not have the shape this code writes.
     #[error("state item {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },

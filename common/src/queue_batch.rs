@@ -65,6 +65,7 @@ where
     for (record, outcome) in records.iter().zip(outcomes) {
         let summary = match &outcome {
             StepOutcome::Done { .. } => "done".to_string(),
+            StepOutcome::Cancelled { .. } => "cancelled".to_string(),
             StepOutcome::Retry { reason, .. } => format!("retry: {reason}"),
             StepOutcome::Reject { reason } => format!("rejected: {reason}"),
         };

@@ -23,7 +23,7 @@ pub enum Disposition {
 /// Maps a step's outcome for a message received `receive_count` times.
 pub fn disposition(outcome: &StepOutcome, receive_count: u32, policy: &RetryPolicy) -> Disposition {
     match outcome {
-        StepOutcome::Done { .. } => Disposition::Delete,
+        StepOutcome::Done { .. } | StepOutcome::Cancelled { .. } => Disposition::Delete,
         StepOutcome::Retry { retry_after, .. } => {
             Disposition::RetryAfter(policy.delay(receive_count, *retry_after))
         }

@@ -35,6 +35,10 @@ pub struct AdmittedRefund {
     /// Merchandise refunded that earned points (the loyalty base).
     pub loyalty_base: Money,
     pub admitted_at: DateTime<Utc>,
+    /// The order's cancellation: takes back whatever points are left,
+    /// refunds no money by itself (the shop's refund of it is a refund).
+    #[serde(default)]
+    pub takes_rest: bool,
 }
 
 /// An order's admitted refunds. `version` counts writes: a write succeeds
@@ -43,7 +47,14 @@ pub struct AdmittedRefund {
 pub struct RefundLedger {
     pub version: u64,
     pub refunds: Vec<AdmittedRefund>,
+    /// When the order's cancellation was admitted: from then on the order's
+    /// own steps (ERP post, accrual) refuse to start.
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
+
+/// The ledger id of an order's cancellation.
+pub const CANCELLATION_ID: &str = "cancellation";
 
 /// Why a refund cannot be admitted. Never retryable: a person must look.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,7 +107,7 @@ impl RefundLedger {
                 amount: refund.total,
             });
         }
-        let before = Money::sum(order_total.currency, self.refunds.iter().map(|r| &r.total))?;
+        let before = self.refunded(order_total.currency)?;
         let would_be = before.checked_add(refund.total)?;
         if would_be.minor > order_total.minor {
             return Err(AdmissionError::OverRefund {
@@ -112,6 +123,49 @@ impl RefundLedger {
         Ok(next)
     }
 
+    /// The ledger with the order's cancellation appended (it refunds no
+    /// money, takes back the points left); `None` when already cancelled.
+    pub fn cancel(
+        &self,
+        at: DateTime<Utc>,
+        currency: crate::money::Currency,
+    ) -> Option<RefundLedger> {
+        if self.cancelled_at.is_some() {
+            return None;
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        next.cancelled_at = Some(at);
+        next.refunds.push(AdmittedRefund {
+            refund_id: CANCELLATION_ID.into(),
+            total: Money::zero(currency),
+            loyalty_base: Money::zero(currency),
+            admitted_at: at,
+            takes_rest: true,
+        });
+        Some(next)
+    }
+
+    /// True when the cancellation came before any money was refunded: the
+    /// ERP's sales order is then cancelled, and refunds after it have no
+    /// invoice to credit.
+    pub fn cancelled_before_refunds(&self) -> bool {
+        match self.refunds.iter().position(|r| r.takes_rest) {
+            Some(pos) => self.refunds[..pos].iter().all(|r| r.total.is_zero()),
+            None => false,
+        }
+    }
+
+    /// The loyalty base the entry at `position` takes back: its own, or all
+    /// that is left for the cancellation.
+    pub fn loyalty_base_of(&self, position: usize, accrued_on: Money) -> Money {
+        match self.refunds.get(position) {
+            Some(r) if r.takes_rest => accrued_on,
+            Some(r) => r.loyalty_base,
+            None => Money::zero(accrued_on.currency),
+        }
+    }
+
     /// The reversal base of the refund at `position`, for an order that
     /// accrued `accrued_points` on `accrued_on`: earlier refunds are taken
     /// to have reversed exactly their cumulative share, so the shares add up
@@ -123,8 +177,11 @@ impl RefundLedger {
         accrued_on: Money,
     ) -> Result<ReversalBase, MoneyError> {
         let earlier = self.refunds.get(..position).unwrap_or_default();
-        let refunded_before =
-            Money::sum(accrued_on.currency, earlier.iter().map(|r| &r.loyalty_base))?;
+        let refunded_before = if earlier.iter().any(|r| r.takes_rest) {
+            accrued_on
+        } else {
+            Money::sum(accrued_on.currency, earlier.iter().map(|r| &r.loyalty_base))?
+        };
         let share = ReversalBase {
             accrued_points,
             accrued_on,
@@ -140,7 +197,8 @@ impl RefundLedger {
 
     /// Refunded in total so far.
     pub fn refunded(&self, currency: crate::money::Currency) -> Result<Money, MoneyError> {
-        Money::sum(currency, self.refunds.iter().map(|r| &r.total))
+        let money = self.refunds.iter().filter(|r| !r.takes_rest);
+        Money::sum(currency, money.map(|r| &r.total))
     }
 }
 
@@ -167,6 +225,7 @@ mod tests {
             total: usd(total),
             loyalty_base: usd(base),
             admitted_at: DateTime::UNIX_EPOCH,
+            takes_rest: false,
         }
     }
 
@@ -223,5 +282,31 @@ mod tests {
         assert_eq!(points(0), 33);
         assert_eq!(points(1), 33);
         assert_eq!(points(2), 34);
+    }
+
+    #[test]
+    fn a_cancellation_takes_back_what_earlier_returns_left_and_later_returns_take_nothing() {
+        let f = facts(30_000);
+        let l = RefundLedger::default()
+            .admit(&f, refund("a", 3_333, 3_333))
+            .unwrap();
+        let l = l.cancel(DateTime::UNIX_EPOCH, usd(0).currency).unwrap();
+        assert!(
+            l.cancel(DateTime::UNIX_EPOCH, usd(0).currency).is_none(),
+            "once"
+        );
+        let l = l.admit(&f, refund("b", 3_333, 3_333)).unwrap();
+        let points = |pos: usize| {
+            l.reversal_base(pos, 100, usd(9_999))
+                .unwrap()
+                .points_to_reverse(l.loyalty_base_of(pos, usd(9_999)))
+                .unwrap()
+        };
+        assert_eq!((points(0), points(1), points(2)), (33, 67, 0));
+        assert!(!l.cancelled_before_refunds(), "a refund came first");
+        let only = RefundLedger::default()
+            .cancel(DateTime::UNIX_EPOCH, usd(0).currency)
+            .unwrap();
+        assert!(only.cancelled_before_refunds());
     }
 }

@@ -47,6 +47,10 @@ pub struct StepRecord {
     pub completed_at: Option<DateTime<Utc>>,
     /// What the step produced (ERP document id, points, ...).
     pub result: Option<serde_json::Value>,
+    /// While in progress: until when its worker holds it (after that the
+    /// worker is presumed dead).
+    #[serde(default)]
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -453,8 +453,14 @@ def main():
     for name in ("shopify-orders-updated.json", "shopify-orders-cancelled.json"):
         check_shopify_order(name, expected_for(name), reference=order1)
     check_cancelled("shopify-orders-cancelled.json")
+    eur = "shopify-orders-create-eur-presentment-vat-inclusive.json"
+    name = "shopify-orders-cancelled-vat-inclusive.json"
+    check_shopify_order(name, expected_for(name), reference=eur)
+    check_cancelled(name)
     name = "shopify-refunds-create-partial-with-shipping.json"
     check_shopify_refund(name, expected_for(name), order1)
+    name = "shopify-refunds-create-full-with-shipping.json"
+    check_shopify_refund(name, expected_for(name), "shopify-orders-create-cad-gift-card.json")
     name = "adobe-order-configurable.json"
     check_adobe(name, expected_for(name))
 

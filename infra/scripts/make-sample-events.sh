@@ -19,13 +19,16 @@ s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000003 shopify-orders-crea
 s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000004 invalid/shopify-orders-create-totals-mismatch.json 06-shopify-orders-create-totals-mismatch.json
 s shopify orders/updated 3f1c0a5e-0001-4d7e-9a51-000000000005 shopify-orders-updated.json 07-shopify-orders-updated.json
 s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000006 shopify-refunds-create-partial-with-shipping.json 08-shopify-refunds-create-partial.json
-s shopify orders/cancelled 3f1c0a5e-0001-4d7e-9a51-000000000007 shopify-orders-cancelled.json 09-shopify-orders-cancelled.json
+s shopify orders/cancelled 3f1c0a5e-0001-4d7e-9a51-000000000007 shopify-orders-cancelled-vat-inclusive.json 09-shopify-orders-cancelled.json
 s shopify customers/create 3f1c0a5e-0001-4d7e-9a51-000000000008 shopify-orders-updated.json 10-shopify-unhandled-topic.json
 "$rf" sample-event --source pos --topic pos/returns --shop store-042 "$p/pos/return-store-042.json" > events/12-pos-return.json
 s adobe observer.sales_order_save_after unused adobe-order-configurable.json 11-adobe-order-configurable.json
+s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000010 shopify-refunds-create-full-with-shipping.json 13-shopify-refunds-create-full-with-shipping.json
 mkdir -p events/sqs
 for q in erp-post loyalty-accrual; do
   "$rf" sample-sqs-event --queue "$q" --shop "$shop" "$p/shopify-orders-create-discount-code.json" > "events/sqs/$q-order-placed.json"
 done
+"$rf" sample-sqs-event --queue return-reversal --shop "$shop" --topic refunds/create \
+  "$p/shopify-refunds-create-partial-with-shipping.json" > events/sqs/return-reversal-refund-issued.json
 rm -f events/[0-9][0-9]-*.json.tmp
 echo "wrote $(ls events/*.json | wc -l) events"

@@ -222,7 +222,13 @@ impl DynamoDbStateStore {
         if let Some(t) = token {
             expr.value(":token", s(t));
         }
-        let condition = token.map(|_| "#token = :token");
+        // A step that claims nothing must not record a result once the order
+        // is cancelled (its claiming twin is refused at the claim).
+        let condition = match (token, &key.scope) {
+            (Some(_), _) => Some("#token = :token"),
+            (None, ClaimScope::Saga(_)) => Some("attribute_not_exists(cancelled_at)"),
+            (None, ClaimScope::Delivery(_)) => None,
+        };
         match c.saga.as_ref().filter(|_| same_item_saga.is_none()) {
             None => self.complete_in_place(key, hash, &expr, condition).await,
             Some(u) => {
@@ -266,6 +272,13 @@ impl DynamoDbStateStore {
                 });
                 if landed {
                     Ok(())
+                } else if ccf
+                    .item()
+                    .is_some_and(|old| old.contains_key("cancelled_at"))
+                {
+                    Err(StoreError::OrderCancelled {
+                        key: key.describe(),
+                    })
                 } else {
                     Err(StoreError::LeaseLost {
                         key: key.describe(),
@@ -372,10 +385,18 @@ impl StateStore for DynamoDbStateStore {
             .table_name(&self.table)
             .key("pk", s(item_pk(&req.key.scope)))
             .update_expression(expr.expression())
-            .condition_expression(
-                "attribute_not_exists(#status) OR expires_at < :now_s \
-                 OR (#status = :in_progress AND #lease_until <= :now_ms AND #hash = :hash)",
-            )
+            .condition_expression(match req.key.scope {
+                // An order's own steps do not start once it is cancelled.
+                ClaimScope::Saga(_) => {
+                    "(attribute_not_exists(#status) OR expires_at < :now_s \
+                     OR (#status = :in_progress AND #lease_until <= :now_ms AND #hash = :hash)) \
+                     AND attribute_not_exists(cancelled_at)"
+                }
+                ClaimScope::Delivery(_) => {
+                    "attribute_not_exists(#status) OR expires_at < :now_s \
+                     OR (#status = :in_progress AND #lease_until <= :now_ms AND #hash = :hash)"
+                }
+            })
             .set_expression_attribute_names(Some(expr.names.clone()))
             .set_expression_attribute_values(Some(expr.values.clone()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -530,6 +551,15 @@ impl StateStore for DynamoDbStateStore {
         if before > 0 {
             req = req.expression_attribute_values(":before", n(before));
         }
+        if let Some(c) = ledger.cancelled_at {
+            req = req
+                .update_expression(
+                    "SET refund_ledger = :ledger, refund_ledger_version = :version, \
+                     updated_at = :at, saga_key = :saga_key, \
+                     started_at = if_not_exists(started_at, :at), cancelled_at = :cancelled",
+                )
+                .expression_attribute_values(":cancelled", s(c.to_rfc3339()));
+        }
         match req.send().await {
             Ok(_) => Ok(true),
             Err(e)
@@ -594,6 +624,8 @@ fn saga_from_item(
                     completed_at: get_time(item, &format!("{step}__completed_at")),
                     result: get_s(item, &format!("{step}__result"))
                         .and_then(|r| serde_json::from_str(r).ok()),
+                    lease_until: get_n(item, &format!("{step}__lease_until"))
+                        .and_then(DateTime::from_timestamp_millis),
                 },
             );
         }
@@ -636,6 +668,10 @@ fn existing_outcome(
             token: token.to_string(),
             payload_hash: hash.to_string(),
         }));
+    }
+    let completed = get_s(old, &attr("status")) == Some("completed");
+    if old.contains_key("cancelled_at") && !completed {
+        return Ok(ClaimOutcome::OrderCancelled);
     }
     if get_s(old, &attr("hash")) != Some(hash) {
         let completed = get_s(old, &attr("status")) == Some("completed");

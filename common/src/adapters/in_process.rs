@@ -129,6 +129,7 @@ fn apply_completion(st: &mut StoreState, key: &IdempotencyKey, hash: &str, c: &C
             status: StepStatus::Completed,
             completed_at: Some(c.now),
             result: c.result.clone(),
+            lease_until: None,
         }),
     );
     if let Some(u) = &c.saga {
@@ -153,6 +154,20 @@ impl StateStore for InProcessStateStore {
                     .is_none_or(|e| e.timestamp() >= req.now.timestamp())
             })
             .cloned();
+        let cancelled = match &req.key.scope {
+            ClaimScope::Saga(k) => st
+                .sagas
+                .get(k)
+                .is_some_and(|s| s.refund_ledger.cancelled_at.is_some()),
+            ClaimScope::Delivery(_) => false,
+        };
+        let done = matches!(
+            live.as_ref().map(|r| &r.status),
+            Some(Status::Completed { .. })
+        );
+        if cancelled && !done {
+            return Ok(ClaimOutcome::OrderCancelled);
+        }
         let Some(existing) = live else {
             return Ok(take(&mut st, req));
         };
@@ -194,6 +209,17 @@ impl StateStore for InProcessStateStore {
     ) -> Result<(), StoreError> {
         let mut st = self.lock();
         Self::begin_write(&mut st)?;
+        if let ClaimScope::Saga(k) = &key.scope {
+            if st
+                .sagas
+                .get(k)
+                .is_some_and(|s| s.refund_ledger.cancelled_at.is_some())
+            {
+                return Err(StoreError::OrderCancelled {
+                    key: key.describe(),
+                });
+            }
+        }
         apply_completion(&mut st, key, payload_hash, c);
         Ok(())
     }
@@ -270,6 +296,7 @@ fn take(st: &mut StoreState, req: &ClaimRequest) -> ClaimOutcome {
             status: StepStatus::InProgress,
             completed_at: None,
             result: None,
+            lease_until: Some(req.lease_until),
         }),
     );
     ClaimOutcome::Claimed(Claim {

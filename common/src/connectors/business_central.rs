@@ -292,12 +292,12 @@ impl ErpConnector for BusinessCentralErp {
         Ok(doc)
     }
 
-    async fn cancel_sales_order(&self, external_id: &str) -> Result<(), ConnectorError> {
+    async fn cancel_sales_order(&self, external_id: &str) -> Result<bool, ConnectorError> {
         let Some(v) = self
             .first("salesOrders", "externalDocumentNumber", external_id)
             .await?
         else {
-            return Ok(());
+            return Ok(false);
         };
         let id = v["id"].as_str().unwrap_or_default();
         let req = self
@@ -306,7 +306,7 @@ impl ErpConnector for BusinessCentralErp {
             .header("If-Match", v["@odata.etag"].as_str().unwrap_or("*"));
         match self.call(req).await {
             // Deleted concurrently: gone is what was asked.
-            Err(ConnectorError::Rejected { status: 404, .. }) | Ok(_) => Ok(()),
+            Err(ConnectorError::Rejected { status: 404, .. }) | Ok(_) => Ok(true),
             Err(e) => Err(e),
         }
     }

@@ -103,8 +103,8 @@ pub trait ErpConnector: Send + Sync {
     ) -> Result<ErpDocument, ConnectorError>;
     /// Cancels a sales order the shop cancelled (NetSuite: close every line;
     /// BC: delete the unposted order). Cancelling one already cancelled or
-    /// gone succeeds.
-    async fn cancel_sales_order(&self, external_id: &str) -> Result<(), ConnectorError>;
+    /// gone succeeds. True when the ERP has the order (now cancelled).
+    async fn cancel_sales_order(&self, external_id: &str) -> Result<bool, ConnectorError>;
 }
 
 /// A loyalty program member.

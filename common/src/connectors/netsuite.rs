@@ -218,11 +218,11 @@ impl ErpConnector for NetSuiteErp {
         self.upsert_transaction("creditMemo", m, customer_id).await
     }
 
-    async fn cancel_sales_order(&self, external_id: &str) -> Result<(), ConnectorError> {
+    async fn cancel_sales_order(&self, external_id: &str) -> Result<bool, ConnectorError> {
         let url = self.url(&format!("salesOrder/eid:{external_id}"));
         let reply = send(SYSTEM, self.auth(self.client.get(&url))).await?;
         if reply.status == 404 {
-            return Ok(());
+            return Ok(false);
         }
         if !reply.is_success() {
             return Err(classify(&reply));
@@ -240,14 +240,14 @@ impl ErpConnector for NetSuiteErp {
             .map(|l| serde_json::json!({"line": l["line"], "isClosed": true}))
             .collect();
         if lines.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let body = serde_json::json!({"item": {"items": lines}});
         let reply = send(SYSTEM, self.auth(self.client.patch(&url)).json(&body)).await?;
         if !reply.is_success() {
             return Err(classify(&reply));
         }
-        Ok(())
+        Ok(true)
     }
 }
 

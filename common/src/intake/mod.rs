@@ -483,6 +483,10 @@ impl OrderIntake {
                 body["duplicate"] = json!(true);
                 return WebhookResponse::new(200, body);
             }
+            // Only saga items are cancelled; a delivery item never is.
+            Ok(ClaimOutcome::OrderCancelled) => {
+                return WebhookResponse::retry("delivery claim refused as cancelled");
+            }
             Ok(ClaimOutcome::InProgress { .. }) => {
                 return WebhookResponse::retry("the same delivery is being processed right now");
             }

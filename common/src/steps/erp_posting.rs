@@ -22,6 +22,11 @@ use super::{run_step, Invocation, StepOutcome, StepRun};
 pub const STEP: &str = "erp_post";
 pub const SOURCE: &str = "retailflow.erp-post";
 
+/// The external id the ERP knows an order's sales order by.
+pub fn sales_order_external_id(r: &crate::model::OrderRef) -> String {
+    external_id("so", &[r.platform.as_str(), &r.shop, &r.order_id])
+}
+
 /// ERP items for what is not a SKU, and the guest customer.
 #[derive(Debug, Clone)]
 pub struct ErpPostingConfig {
@@ -92,7 +97,7 @@ impl ErpPosting {
             correlation_id: &order_key,
             inv,
         };
-        run_step(run, || async {
+        let outcome = run_step(run, || async {
             let sales_order = self
                 .sales_order(order)
                 .map_err(|reason| StepOutcome::Reject { reason })?;
@@ -107,7 +112,35 @@ impl ErpPosting {
                 customer_id: Some(posted.1),
             })
         })
-        .await
+        .await;
+        match outcome {
+            StepOutcome::Cancelled { reason } => self.undo(&order.order, reason, inv).await,
+            other => other,
+        }
+    }
+
+    /// The order was cancelled while it was being posted (an upserting ERP
+    /// posts without a claim, so only its completion write sees the
+    /// cancellation): cancel what may have been posted. Harmless when
+    /// nothing was.
+    async fn undo(
+        &self,
+        order: &crate::model::OrderRef,
+        reason: String,
+        inv: Invocation,
+    ) -> StepOutcome {
+        if let Err(e) = self.breaker.permit(inv.now) {
+            return e.into();
+        }
+        let result = self
+            .erp
+            .cancel_sales_order(&sales_order_external_id(order))
+            .await;
+        self.breaker.record(inv.now, result.as_ref().map(|_| ()));
+        match result {
+            Ok(_) => StepOutcome::Cancelled { reason },
+            Err(e) => e.into(),
+        }
     }
 
     /// Customer upsert, then lookup (unless the ERP upserts) and post, all
@@ -212,7 +245,7 @@ impl ErpPosting {
             ));
         }
         Ok(ErpSalesOrder {
-            external_id: external_id("so", &[r.platform.as_str(), &r.shop, &r.order_id]),
+            external_id: sales_order_external_id(r),
             customer_external_id: self.customer(order).external_id,
             order_date: order.created_at.date_naive(),
             memo: format!("{} order {}", r.platform.as_str(), order.display_name),

@@ -55,6 +55,11 @@ pub fn membership_number(order: &Order) -> Option<String> {
     Some(external_id("mb", &[r.platform.as_str(), &r.shop, id]))
 }
 
+/// The accrual journal's external transaction number: its idempotency key.
+pub fn accrual_external_id(r: &crate::model::OrderRef) -> String {
+    external_id("acc", &[r.platform.as_str(), &r.shop, &r.order_id])
+}
+
 impl LoyaltyAccrual {
     pub fn new(
         store: Arc<dyn StateStore>,
@@ -152,7 +157,7 @@ impl LoyaltyAccrual {
             return Ok(());
         }
         let r = &order.order;
-        let external = external_id("acc", &[r.platform.as_str(), &r.shop, &r.order_id]);
+        let external = accrual_external_id(r);
         detail.external_transaction_number = Some(external.clone());
         let journal = match self.loyalty.find_accrual(&external).await? {
             Some(j) => j,

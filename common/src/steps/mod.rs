@@ -35,6 +35,10 @@ pub enum StepOutcome {
     },
     /// Will never succeed as is: to the DLQ with the reason.
     Reject { reason: String },
+    /// The order was cancelled before this step could start or record its
+    /// result: nothing more to do here (the message can be deleted); a step
+    /// that already acted undoes it first.
+    Cancelled { reason: String },
 }
 
 impl StepOutcome {
@@ -60,6 +64,11 @@ impl From<ConnectorError> for StepOutcome {
 
 impl From<StoreError> for StepOutcome {
     fn from(e: StoreError) -> Self {
+        if let StoreError::OrderCancelled { .. } = e {
+            return StepOutcome::Cancelled {
+                reason: e.to_string(),
+            };
+        }
         if e.is_retryable() {
             StepOutcome::retry(&e, None)
         } else {
@@ -137,17 +146,28 @@ pub async fn handle_message(step: &dyn OrderStep, body: &str, inv: Invocation) -
     }
 }
 
-/// Runs one queue message through the return step; a message that is not
-/// a `RefundIssued` event is rejected (to the DLQ with the reason).
+/// Runs one queue message through the return step: a `RefundIssued` or an
+/// `OrderCancelled`; anything else is rejected (to the DLQ with the reason).
 pub async fn handle_return_message(
     step: &return_reversal::ReturnReversal,
     body: &str,
     inv: Invocation,
 ) -> StepOutcome {
-    match envelope_from_message::<crate::events::RefundIssued>(body) {
-        Ok(event) => step.handle(&event, inv).await,
-        Err(reason) => StepOutcome::Reject { reason },
-    }
+    use crate::events::{OrderCancelled, RefundIssued};
+    let kind = envelope_from_message::<serde_json::Value>(body).map(|e| e.event_type);
+    let reason = match kind.as_deref() {
+        Ok(RefundIssued::EVENT_TYPE) => match envelope_from_message::<RefundIssued>(body) {
+            Ok(e) => return step.handle(&e, inv).await,
+            Err(reason) => reason,
+        },
+        Ok(OrderCancelled::EVENT_TYPE) => match envelope_from_message::<OrderCancelled>(body) {
+            Ok(e) => return step.handle_cancellation(&e, inv).await,
+            Err(reason) => reason,
+        },
+        Ok(other) => format!("return-reversal does not take {other} events"),
+        Err(e) => e.clone(),
+    };
+    StepOutcome::Reject { reason }
 }
 
 /// What a step needs from its invocation.
@@ -275,6 +295,9 @@ pub(crate) async fn start(
                 Some(wait),
             ))
         }
+        ClaimOutcome::OrderCancelled => Err(StepOutcome::Cancelled {
+            reason: format!("{}: the order was cancelled first", key.describe()),
+        }),
         ClaimOutcome::PayloadMismatch { .. } => Err(StepOutcome::Reject {
             reason: format!(
                 "{} was done for a different version of this order; changed orders need review",

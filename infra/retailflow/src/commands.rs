@@ -256,12 +256,19 @@ pub fn sample_event(
     Ok(())
 }
 
-pub fn sample_sqs_event(queue: &str, shop: &str, payload: &Path) -> anyhow::Result<()> {
+pub fn sample_sqs_event(
+    queue: &str,
+    shop: &str,
+    topic: &str,
+    payload: &Path,
+) -> anyhow::Result<()> {
     let body = read(payload)?;
-    let event = shopify::map(shopify::ShopifyTopic::OrdersCreate, shop, body.as_bytes())?;
+    let parsed = shopify::ShopifyTopic::parse(topic)
+        .ok_or_else(|| anyhow::anyhow!("unknown Shopify topic {topic:?}"))?;
+    let event = shopify::map(parsed, shop, body.as_bytes())?;
     let delivery_id = format!("file:{}", &payload_hash(body.as_bytes())[..16]);
     let meta = EnvelopeMeta {
-        event_id: delivery_event_id("shopify", shop, "orders/create", &delivery_id),
+        event_id: delivery_event_id("shopify", shop, topic, &delivery_id),
         occurred_at: event.occurred_at(),
         source: format!("shopify:{shop}"),
         causation_id: Some(delivery_id),

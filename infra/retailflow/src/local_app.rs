@@ -49,6 +49,11 @@ pub fn rules() -> Vec<Rule> {
             detail_types: &["RefundIssued"],
             queue: RETURN_REVERSAL_QUEUE,
         },
+        Rule {
+            name: "OrderCancelledToReturnReversal",
+            detail_types: &["OrderCancelled"],
+            queue: RETURN_REVERSAL_QUEUE,
+        },
     ]
 }
 

@@ -66,14 +66,18 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
     },
-    /// Write an SQS event carrying the OrderPlaced of a raw Shopify order payload,
-    /// as EventBridge delivers it to a step queue (for `cargo lambda invoke`).
+    /// Write an SQS event carrying the canonical event of a raw Shopify
+    /// payload (OrderPlaced, RefundIssued, ...), as EventBridge delivers it to
+    /// a step queue (for `cargo lambda invoke`).
     SampleSqsEvent {
         /// The queue's name, the last part of the eventSourceARN.
         #[arg(long)]
         queue: String,
         #[arg(long, default_value = "example.myshopify.com")]
         shop: String,
+        /// The payload's Shopify webhook topic.
+        #[arg(long, default_value = "orders/create")]
+        topic: String,
         payload: PathBuf,
     },
     /// Print the canonical event for a raw platform payload.
@@ -141,8 +145,9 @@ async fn main() -> anyhow::Result<()> {
         Command::SampleSqsEvent {
             queue,
             shop,
+            topic,
             payload,
-        } => commands::sample_sqs_event(&queue, &shop, &payload),
+        } => commands::sample_sqs_event(&queue, &shop, &topic, &payload),
         Command::Canonical {
             source,
             topic,

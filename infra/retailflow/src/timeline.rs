@@ -61,14 +61,32 @@ fn summary(event_type: &str, d: &serde_json::Value) -> String {
                 d["refund_id"].as_str().unwrap_or("")
             ),
             None => format!(
-                "points reversed: {} points for refund {} on {} ({} journal {})",
+                "points reversed: {} points for {} on {} ({} journal {})",
                 d["points"],
-                d["refund_id"].as_str().unwrap_or(""),
+                match d["refund_id"].as_str().unwrap_or("") {
+                    "cancellation" => "the cancellation".to_string(),
+                    id => format!("refund {id}"),
+                },
                 money(&d["refunded_base"]),
                 d["method"].as_str().unwrap_or(""),
                 d["journal_id"].as_str().unwrap_or("")
             ),
         },
+        "CreditMemoPosted" if d["skipped_reason"].is_string() => format!(
+            "no credit memo for refund {}: {}",
+            d["refund_id"].as_str().unwrap_or(""),
+            d["skipped_reason"].as_str().unwrap_or("")
+        ),
+        "OrderCancelledInErp" => format!(
+            "ERP order {}: {} {}",
+            match d["method"].as_str().unwrap_or("") {
+                "cancelled" => "cancelled",
+                "credited" => "left to the credit memos of earlier refunds",
+                _ => "never posted, nothing to cancel",
+            },
+            d["erp_system"].as_str().unwrap_or(""),
+            d["external_id"].as_str().unwrap_or("")
+        ),
         "CreditMemoPosted" => format!(
             "credit memo posted: {} document {} total {} for refund {} ({})",
             d["erp_system"].as_str().unwrap_or(""),
@@ -158,7 +176,20 @@ pub fn timelines(app: &LocalApp) -> Vec<Timeline> {
             let entries = by_order.remove(&corr).unwrap_or_default();
             let has = |t: &str| entries.iter().any(|e| e.event_type == t);
             let mut missing = Vec::new();
-            if has("OrderPlaced") {
+            let cancelled = has("OrderCancelled");
+            if cancelled {
+                let reversed = entries.iter().any(|e| {
+                    e.event_type == "LoyaltyReversed"
+                        && e.refund_id.as_deref() == Some("cancellation")
+                });
+                if !reversed {
+                    missing.push("loyalty_reversal of the cancellation".to_string());
+                }
+                if !has("OrderCancelledInErp") {
+                    missing.push("erp_cancel".to_string());
+                }
+            }
+            if has("OrderPlaced") && !cancelled {
                 for (step, event) in [
                     ("erp_post", "OrderPostedToErp"),
                     ("loyalty_accrual", "LoyaltyAccrued"),

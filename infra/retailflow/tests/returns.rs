@@ -9,12 +9,14 @@
 
 use chrono::{DateTime, Duration, Utc};
 use common::events::{
-    envelope, EnvelopeMeta, EventDetail, OrderPlaced, RefundIssued, INTAKE_SOURCE,
+    envelope, EnvelopeMeta, EventDetail, OrderCancelled, OrderPlaced, RefundIssued, INTAKE_SOURCE,
 };
 use common::idempotency::{Completion, IdempotencyKey};
 use common::intake::IntakeConfig;
 use common::mappers::shopify::{map, ShopifyTopic};
-use common::model::{LineKind, MoneyBag, Order, Refund, RefundLine, RestockType, TaxLine};
+use common::model::{
+    Cancellation, LineKind, MoneyBag, Order, Refund, RefundLine, RestockType, TaxLine,
+};
 use common::money::{Currency, Money};
 use common::ports::{BusEvent, EventBus, StateStore};
 use common::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
@@ -359,4 +361,179 @@ async fn a_till_return_is_recorded_in_the_shop_once_whatever_the_redeliveries() 
         vec![("1001".to_string(), 2, "return".to_string())]
     );
     assert_eq!(credit_memo_totals(&app), vec![4320]);
+}
+
+async fn cancel(app: &LocalApp, order: &Order) {
+    let key = order.order.key();
+    let e = bus_event(
+        &OrderCancelled {
+            cancellation: Cancellation {
+                order: order.order.clone(),
+                cancelled_at: app.clock.now(),
+                reason: Some("customer".into()),
+            },
+        },
+        &key,
+        &format!("cancelled-{key}"),
+        "shopify:returns-test.myshopify.com",
+        app.clock.now(),
+    );
+    app.bus.publish(&[e]).await.unwrap();
+}
+
+fn sales_order(app: &LocalApp, order_id: &str) -> Option<simulators::NetSuiteSalesOrder> {
+    app.sims
+        .netsuite_sales_orders()
+        .into_iter()
+        .find(|s| s.external_id.contains(order_id))
+}
+
+#[tokio::test]
+async fn a_cancellation_after_the_erp_post_cancels_the_sales_order_and_the_points() {
+    let app = start().await;
+    let order = three_unit_order("7101");
+    place(&app, &order).await;
+    app.drain().await;
+    assert!(!sales_order(&app, "7101").unwrap().closed);
+    cancel(&app, &order).await;
+    cancel(&app, &order).await;
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert!(
+        sales_order(&app, "7101").unwrap().closed,
+        "sales order cancelled"
+    );
+    assert_eq!(balance(&app), 0);
+    let journals = app.sims.loyalty_journals();
+    assert_eq!(
+        journals.iter().filter(|j| j.kind == "Cancellation").count(),
+        1,
+        "{journals:?}"
+    );
+    assert!(app.sims.netsuite_credit_memos().is_empty());
+}
+
+#[tokio::test]
+async fn a_cancellation_before_the_order_is_processed_accrues_nothing_and_closes_a_raced_post() {
+    let app = start().await;
+    let order = three_unit_order("7102");
+    cancel(&app, &order).await;
+    app.drain().await;
+    place(&app, &order).await;
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert!(
+        app.sims.loyalty_journals().is_empty(),
+        "the accrual refused to start"
+    );
+    // NetSuite posts without a claim: its completion sees the cancellation
+    // and the step closes what it posted.
+    assert!(sales_order(&app, "7102").is_none_or(|s| s.closed));
+}
+
+#[tokio::test]
+async fn a_claiming_erp_never_creates_the_sales_order_of_an_order_cancelled_first() {
+    use common::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
+    use common::resilience::CircuitBreaker;
+    use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
+    use common::steps::{Invocation, StepOutcome};
+    use std::sync::Arc;
+    let app = start().await;
+    let order = three_unit_order("7103");
+    cancel(&app, &order).await;
+    app.drain().await;
+    let bc = ErpPosting::new(
+        app.store.clone(),
+        app.bus.clone(),
+        Arc::new(BusinessCentralErp::new(BusinessCentralConfig {
+            company_url: app.sims.business_central_company(),
+            access_token: common::webhook::Secret::new("t"),
+            local_currency: Currency::from_code("USD").unwrap(),
+            timeout: std::time::Duration::from_secs(3),
+        })),
+        Arc::new(CircuitBreaker::new(
+            "bc",
+            5,
+            std::time::Duration::from_secs(60),
+        )),
+        ErpPostingConfig::default(),
+    );
+    let placed: common::events::Envelope<OrderPlaced> = serde_json::from_str(
+        &bus_event(
+            &OrderPlaced {
+                order: order.clone(),
+            },
+            &order.order.key(),
+            "placed",
+            "shopify:x",
+            app.clock.now(),
+        )
+        .detail,
+    )
+    .unwrap();
+    let outcome = bc
+        .handle(
+            &placed,
+            Invocation {
+                now: app.clock.now(),
+                deadline: None,
+            },
+        )
+        .await;
+    assert!(
+        matches!(outcome, StepOutcome::Cancelled { .. }),
+        "{outcome:?}"
+    );
+    assert!(app.sims.business_central_sales_orders().is_empty());
+}
+
+#[tokio::test]
+async fn a_cancellation_after_a_partial_return_takes_back_only_the_rest_and_credits_the_order() {
+    let app = start().await;
+    let order = three_unit_order("7104");
+    place(&app, &order).await;
+    refund_issued(&app, &refund(&order, "first", 1, 0), false).await;
+    app.drain().await;
+    assert_eq!(balance(&app), 40);
+    cancel(&app, &order).await;
+    app.drain().await;
+    assert_eq!(balance(&app), 0, "the cancellation took back the other 40");
+    assert!(
+        !sales_order(&app, "7104").unwrap().closed,
+        "refunds came first: the order is credited, not cancelled"
+    );
+    // The shop's refund of the cancellation: the other 2 units and shipping.
+    refund_issued(&app, &refund(&order, "cancel-refund", 2, 1000), false).await;
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert_eq!(credit_memo_totals(&app), vec![2160, 5320]);
+    assert_eq!(credit_memo_totals(&app).iter().sum::<i64>(), 7480);
+    assert_eq!(balance(&app), 0, "never below zero");
+}
+
+#[tokio::test]
+async fn refunds_of_an_order_cancelled_before_any_refund_credit_nothing_in_the_erp() {
+    let app = start().await;
+    let order = three_unit_order("7105");
+    place(&app, &order).await;
+    app.drain().await;
+    cancel(&app, &order).await;
+    refund_issued(&app, &refund(&order, "cancel-refund", 3, 1000), false).await;
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert!(sales_order(&app, "7105").unwrap().closed);
+    assert!(
+        app.sims.netsuite_credit_memos().is_empty(),
+        "nothing was invoiced"
+    );
+    assert_eq!(balance(&app), 0);
+    let skipped = app
+        .bus
+        .recorded
+        .published()
+        .into_iter()
+        .filter(|e| e.detail_type == "CreditMemoPosted")
+        .filter(|e| e.detail.contains("nothing was invoiced to credit"))
+        .count();
+    assert_eq!(skipped, 1);
 }

@@ -1,0 +1,242 @@
+//! The ERP side of a case: a refund's credit memo, of exactly the refund;
+//! a cancellation's sales order cancelled, or left to the credit memos of
+//! refunds that came before it (the order was then "credited").
+
+use crate::connectors::{external_id, ErpCreditMemo, ErpLine};
+use crate::events::{CreditMemoLine, CreditMemoPosted, OrderCancelledInErp, OrderPostedToErp};
+use crate::model::{LineKind, Refund};
+use crate::money::Money;
+use crate::refund_ledger::OrderFacts;
+use crate::steps::erp_posting::{sales_order_external_id, ErpPostingConfig, STEP as POST_STEP};
+use crate::steps::{run_step, StepOutcome};
+
+use super::{
+    dependency, waiting, Case, Dependency, ReturnReversal, CREDIT_MEMO_STEP, ERP_CANCEL_STEP,
+};
+
+impl ReturnReversal {
+    pub(super) async fn credit_memo(&self, case: &Case<'_>, refund: &Refund) -> StepOutcome {
+        let posted = match dependency::<OrderPostedToErp>(case, POST_STEP) {
+            Dependency::Done(p) => Some(p),
+            Dependency::NeverRan => None,
+            Dependency::Pending(outcome) => return outcome,
+        };
+        let ledger = case.ledger();
+        let after_cancellation = ledger
+            .refunds
+            .iter()
+            .position(|r| r.takes_rest)
+            .is_some_and(|p| p < case.position);
+        let skipped = match &posted {
+            None => Some("the order never reached the ERP: it was cancelled first"),
+            Some(_) if after_cancellation && ledger.cancelled_before_refunds() => {
+                Some("the order's sales order was cancelled: nothing was invoiced to credit")
+            }
+            Some(_) => None,
+        };
+        let native = self.erp.connector.dedups_natively();
+        let memo = match skipped {
+            Some(_) => None,
+            None => {
+                let Some(facts) = case.saga.order_facts.as_ref() else {
+                    return waiting("the order's facts are not recorded yet".into());
+                };
+                match credit_memo_for(refund, facts, &self.config.erp) {
+                    Ok(m) => Some(m),
+                    Err(reason) => return StepOutcome::Reject { reason },
+                }
+            }
+        };
+        let customer_id = posted.as_ref().and_then(|p| p.customer_id.clone());
+        if memo.is_some() && customer_id.is_none() {
+            return StepOutcome::Reject {
+                reason: "the order's ERP posting did not record its customer".into(),
+            };
+        }
+        let claim = !native && memo.is_some();
+        run_step(self.run(case, CREDIT_MEMO_STEP, claim), || async {
+            let mut detail = CreditMemoPosted {
+                order: refund.order.clone(),
+                refund_id: refund.refund_id.clone(),
+                erp_system: self.erp.connector.system().to_string(),
+                external_id: String::new(),
+                document_id: String::new(),
+                document_number: String::new(),
+                total: Money::zero(refund.total.shop.currency),
+                lines: Vec::new(),
+                skipped_reason: skipped.map(str::to_string),
+            };
+            let (Some(memo), Some(customer_id)) = (memo, customer_id) else {
+                return Ok(detail);
+            };
+            let doc = self
+                .erp
+                .call(case.inv, |erp| {
+                    let memo = memo.clone();
+                    async move {
+                        if !native {
+                            if let Some(doc) = erp.find_credit_memo(&memo.external_id).await? {
+                                return Ok(doc);
+                            }
+                        }
+                        erp.post_credit_memo(&memo, &customer_id).await
+                    }
+                })
+                .await?;
+            detail.external_id = memo.external_id.clone();
+            detail.document_id = doc.id;
+            detail.document_number = doc.number;
+            detail.total = doc.total;
+            detail.lines = memo
+                .lines
+                .iter()
+                .map(|l| CreditMemoLine {
+                    item: l.item.clone(),
+                    quantity: l.quantity,
+                    amount: l.amount,
+                    restock: l.restock,
+                })
+                .collect();
+            Ok(detail)
+        })
+        .await
+    }
+
+    /// Cancelling is idempotent in both ERPs (a cancelled or missing order
+    /// is left as it is), so this sub-step claims nothing.
+    pub(super) async fn cancel_in_erp(&self, case: &Case<'_>) -> StepOutcome {
+        let posted = match dependency::<OrderPostedToErp>(case, POST_STEP) {
+            Dependency::Done(p) => Some(p),
+            Dependency::NeverRan => None,
+            Dependency::Pending(outcome) => return outcome,
+        };
+        let external = sales_order_external_id(case.order);
+        let credited = posted.is_some() && !case.ledger().cancelled_before_refunds();
+        run_step(self.run(case, ERP_CANCEL_STEP, false), || async {
+            let method = if credited {
+                "credited"
+            } else {
+                // Also when the post never recorded itself: a worker that
+                // died after posting, or a post that raced the cancellation.
+                let ext = external.clone();
+                let found = self
+                    .erp
+                    .call(
+                        case.inv,
+                        |erp| async move { erp.cancel_sales_order(&ext).await },
+                    )
+                    .await?;
+                if found {
+                    "cancelled"
+                } else {
+                    "not_posted"
+                }
+            };
+            Ok(OrderCancelledInErp {
+                order: case.order.clone(),
+                erp_system: self.erp.connector.system().to_string(),
+                external_id: external.clone(),
+                document_id: posted.as_ref().map(|p| p.document_id.clone()),
+                method: method.to_string(),
+            })
+        })
+        .await
+    }
+}
+
+/// The credit memo of a refund, in shop currency: returned lines with their
+/// disposition, then shipping, tax (unless prices include it) and other
+/// amounts; it sums to the refund total or is refused.
+pub fn credit_memo_for(
+    refund: &Refund,
+    facts: &OrderFacts,
+    items: &ErpPostingConfig,
+) -> Result<ErpCreditMemo, String> {
+    let r = &refund.order;
+    let cur = refund.total.shop.currency;
+    let m = |e: crate::money::MoneyError| e.to_string();
+    let mut lines = Vec::new();
+    let mut tax = Money::zero(cur);
+    for l in &refund.lines {
+        let item = match (l.kind, &l.sku) {
+            (LineKind::GiftCard, _) => items.gift_card_item.clone(),
+            (LineKind::Merchandise, Some(sku)) => sku.clone(),
+            (LineKind::Merchandise, None) => items.unmapped_item.clone(),
+        };
+        let amount = if facts.taxes_included {
+            l.subtotal.shop.checked_add(l.tax.shop).map_err(m)?
+        } else {
+            tax = tax.checked_add(l.tax.shop).map_err(m)?;
+            l.subtotal.shop
+        };
+        let qty = l.quantity.max(1);
+        // Unit price rounded up; ERPs that take a discount see the rest.
+        let unit = Money::new(
+            amount.minor.div_euclid(i64::from(qty))
+                + i64::from(amount.minor.rem_euclid(i64::from(qty)) != 0),
+            cur,
+        );
+        lines.push(ErpLine {
+            item,
+            description: format!("Return of line {}", l.line_id),
+            quantity: l.quantity,
+            unit_price: unit,
+            amount,
+            restock: Some(l.restock_type),
+        });
+    }
+    let one = |item: &str, description: &str, amount: Money| ErpLine {
+        item: item.to_string(),
+        description: description.to_string(),
+        quantity: 1,
+        unit_price: amount,
+        amount,
+        restock: None,
+    };
+    let shipping = if facts.taxes_included {
+        refund
+            .shipping
+            .shop
+            .checked_add(refund.shipping_tax.shop)
+            .map_err(m)?
+    } else {
+        tax = tax.checked_add(refund.shipping_tax.shop).map_err(m)?;
+        refund.shipping.shop
+    };
+    if !shipping.is_zero() {
+        lines.push(one(&items.shipping_item, "Shipping refunded", shipping));
+    }
+    if !tax.is_zero() {
+        lines.push(one(&items.tax_item, "Tax refunded", tax));
+    }
+    let other = refund
+        .adjustments
+        .shop
+        .checked_add(refund.duties.shop)
+        .map_err(m)?;
+    if !other.is_zero() {
+        lines.push(one(
+            &items.other_charges_item,
+            "Refund adjustments and duties",
+            other,
+        ));
+    }
+    let sum = Money::sum(cur, lines.iter().map(|l| &l.amount)).map_err(m)?;
+    if sum != refund.total.shop {
+        return Err(format!(
+            "credit memo lines add up to {sum}, not the refund total {}",
+            refund.total.shop
+        ));
+    }
+    Ok(ErpCreditMemo {
+        external_id: external_id(
+            "cm",
+            &[r.platform.as_str(), &r.shop, &r.order_id, &refund.refund_id],
+        ),
+        customer_external_id: String::new(),
+        order_date: refund.created_at.date_naive(),
+        memo: format!("{} refund {}", r.platform.as_str(), refund.refund_id),
+        lines,
+        total: refund.total.shop,
+    })
+}
