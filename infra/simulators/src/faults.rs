@@ -18,6 +18,10 @@ pub enum System {
     NetSuite,
     BusinessCentral,
     Salesforce,
+    /// The Shopify Admin API.
+    Shopify,
+    /// The Adobe Commerce REST API.
+    AdobeCommerce,
 }
 
 impl System {
@@ -28,6 +32,10 @@ impl System {
             Some(System::BusinessCentral)
         } else if path.starts_with("/salesforce/") {
             Some(System::Salesforce)
+        } else if path.starts_with("/shopify/") {
+            Some(System::Shopify)
+        } else if path.starts_with("/adobe/") {
+            Some(System::AdobeCommerce)
         } else {
             None
         }
@@ -129,6 +137,16 @@ fn throttled(system: System, retry_after: Option<u64>) -> Response {
                                             "message": "TotalRequests Limit exceeded."}])),
         )
             .into_response(),
+        System::Shopify => (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."})),
+        )
+            .into_response(),
+        System::AdobeCommerce => (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({"message": "Too many requests"})),
+        )
+            .into_response(),
     };
     if let Some(secs) = retry_after {
         if let Ok(v) = secs.to_string().parse() {
@@ -148,6 +166,8 @@ fn unavailable(system: System) -> Response {
         System::Salesforce => {
             serde_json::json!([{"errorCode": "SERVER_UNAVAILABLE", "message": "simulated outage"}])
         }
+        System::Shopify => serde_json::json!({"errors": "simulated outage"}),
+        System::AdobeCommerce => serde_json::json!({"message": "simulated outage"}),
     };
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
@@ -162,8 +182,14 @@ pub(crate) async fn apply(
     let Some(system) = System::of(&path) else {
         return next.run(req).await;
     };
-    if !req.headers().contains_key("authorization") {
-        return (StatusCode::UNAUTHORIZED, "missing Authorization").into_response();
+    // Shopify's Admin API takes its token in its own header; the shop
+    // simulators check it themselves.
+    let auth = match system {
+        System::Shopify => "x-shopify-access-token",
+        _ => "authorization",
+    };
+    if !req.headers().contains_key(auth) {
+        return (StatusCode::UNAUTHORIZED, format!("missing {auth}")).into_response();
     }
     let now = (state.clock)();
     let fault = lock(&state.faults).take(system, req.method().as_str(), &path, now);
