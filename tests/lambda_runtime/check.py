@@ -5,8 +5,9 @@ binary with the environment template.yaml gives it, pointed at moto (the
 stack deployed from template.yaml itself) and at the loopback simulators;
 `invocations` requests feed it the sample events from events/. Checks:
 order-publish answers a signed webhook 200, erp-post and loyalty-accrual
-answer an SQS batch with no item failures and their effects reach the
-simulators exactly once.
+answer an SQS batch with no item failures, return-reversal then takes the
+order's partial refund (points debited, credit memo posted) with no item
+failures, and every effect reaches the simulators exactly once.
 
 Run with the aws-sam-cli venv's python (boto3). Prints one line per check and
 a closing 'lambda runtime: N passed, M failed'; exits non-zero on failure.
@@ -106,6 +107,13 @@ def main():
                 "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
                 "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards", "RETAILFLOW_LOYALTY_ENROLL": "true"},
              lambda r: r.get("batchItemFailures") == []),
+            ("return-reversal", "events/sqs/return-reversal-refund-issued.json", {
+                "RETAILFLOW_QUEUE_URL": out["ReturnReversalQueueUrl"], "RETAILFLOW_DLQ_URL": out["ReturnReversalDLQUrl"],
+                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
+                "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
+                "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
+                "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
+             lambda r: r.get("batchItemFailures") == []),
         ]
         cargo_env = dict(os.environ)
         cargo_env["PATH"] = os.path.join(TOOLS, "cargo-lambda/bin") + os.pathsep + cargo_env.get("PATH", "")
@@ -134,7 +142,9 @@ def main():
             procs.remove(watch)
 
         state = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{sim_port}/__sim/state").read())
-        once = len(state["netsuite_sales_orders"]) == 1 and len(state["loyalty_journals"]) == 1
+        kinds = [j.get("kind") for j in state["loyalty_journals"]]
+        once = (len(state["netsuite_sales_orders"]) == 1 and kinds.count("Accrual") == 1
+                and kinds.count("Debit") == 1 and len(state.get("netsuite_credit_memos", [])) == 1)
         results.append(once)
         print(f"lambda runtime: effects exactly once {'ok' if once else 'FAILED'} {json.dumps(state)[:300]}")
     finally:

@@ -195,7 +195,11 @@ async fn summary(
             "external_id": s.external_id, "tran_id": s.tran_id, "total": s.total.to_decimal_string(),
             "currency": s.total.currency.code(), "upserts": s.upserts})).collect::<Vec<_>>(),
         "business_central_sales_orders": bc.sales_orders.len(),
+        "netsuite_credit_memos": ns.credit_memos.values().map(|s| serde_json::json!({
+            "external_id": s.external_id, "tran_id": s.tran_id, "total": s.total.to_decimal_string(),
+            "currency": s.total.currency.code(), "upserts": s.upserts})).collect::<Vec<_>>(),
         "loyalty_journals": sf.journals.iter().map(|j| serde_json::json!({
-            "external_transaction_number": j.external_transaction_number, "points": j.points})).collect::<Vec<_>>(),
+            "external_transaction_number": j.external_transaction_number, "points": j.points,
+            "kind": j.kind})).collect::<Vec<_>>(),
     }))
 }
