@@ -24,6 +24,8 @@ const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-disco
 const REFUND: &str =
     include_str!("../events/payloads/shopify-refunds-create-partial-with-shipping.json");
 const SECRET: &str = "returns-secret";
+const POS_RETURN: &str = include_str!("../events/payloads/pos/return-store-042.json");
+const STORE_SECRET: &str = "store-042-secret";
 
 async fn queue(sqs: &aws_sdk_sqs::Client) -> Queue {
     let dlq_url = sqs
@@ -118,6 +120,14 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
                 current: Secret::new(SECRET),
                 previous: None,
             }),
+            pos_stores: [(
+                "store-042".to_string(),
+                HmacSecrets {
+                    current: Secret::new(STORE_SECRET),
+                    previous: None,
+                },
+            )]
+            .into(),
             ..IntakeConfig::default()
         },
     );
@@ -214,6 +224,38 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     assert_eq!(saga.refund_ledger.refunds.len(), 1);
     assert_eq!(saga.refund_ledger.refunds[0].total.minor, 3429);
     assert_eq!(saga.order_facts.unwrap().total.minor, 12808);
+
+    // A return at the till of the other sock: also recorded in the shop.
+    let body = POS_RETURN.replace("acme-outdoor.myshopify.com", "acme.myshopify.com");
+    let mut h = http::HeaderMap::new();
+    h.insert("x-retailflow-store", "store-042".parse().unwrap());
+    let sig = common::webhook::shopify_signature(&Secret::new(STORE_SECRET), body.as_bytes());
+    h.insert("x-retailflow-signature", sig.parse().unwrap());
+    let status = intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::PosReturn,
+            headers: &h,
+            body: body.as_bytes(),
+            received_at: Utc::now(),
+            deadline: None,
+        })
+        .await
+        .status;
+    assert_eq!(status, 200);
+    let (_, _) = (ddb_count.take(), eb_count.take());
+    assert_eq!(poll_return_step(&sqs, &return_q, &returns).await, 1);
+    let till_cost = (ddb_count.take(), eb_count.take());
+    println!(
+        "AWS requests per till return (NetSuite, Salesforce, Shopify): DynamoDB {} EventBridge {}",
+        till_cost.0, till_cost.1
+    );
+    assert_eq!(
+        till_cost,
+        (7, 3),
+        "the refund's five, plus the shop refund's claim and completion; three events"
+    );
+    assert_eq!(sims.shop_refunds().len(), 1);
+    assert_eq!(sims.netsuite_credit_memos().len(), 2);
 }
 
 #[tokio::test]
