@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{Duration, Utc};
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
@@ -15,8 +14,9 @@ use common::ports::StateStore;
 use common::refund_ledger::{AdmittedRefund, OrderFacts, RefundLedger};
 use common::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{
-    arn, aws_config, create_state_table, poll_return_step, poll_step, return_step, saga_steps,
-    signed_shopify_headers, signed_shopify_topic_headers, unique, Queue, RequestCounter,
+    aws_config, create_state_table, poll_return_step, poll_step, queue_with_dlq, return_step,
+    route, saga_steps, signed_shopify_headers, signed_shopify_topic_headers, unique,
+    RequestCounter,
 };
 use simulators::Simulators;
 
@@ -26,63 +26,6 @@ const REFUND: &str =
 const SECRET: &str = "returns-secret";
 const POS_RETURN: &str = include_str!("../events/payloads/pos/return-store-042.json");
 const STORE_SECRET: &str = "store-042-secret";
-
-async fn queue(sqs: &aws_sdk_sqs::Client) -> Queue {
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(unique("dlq"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": arn(sqs, &dlq_url).await, "maxReceiveCount": 5})
-            .to_string();
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("q"))
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    Queue { url, dlq_url }
-}
-
-async fn route(
-    eb: &aws_sdk_eventbridge::Client,
-    sqs: &aws_sdk_sqs::Client,
-    bus: &str,
-    detail_type: &str,
-    q: &Queue,
-) {
-    let name = unique("rule");
-    let pattern =
-        serde_json::json!({"source": ["retailflow.intake"], "detail-type": [detail_type]});
-    eb.put_rule()
-        .name(&name)
-        .event_bus_name(bus)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
-    eb.put_targets()
-        .rule(&name)
-        .event_bus_name(bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(arn(sqs, &q.url).await)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
 
 #[tokio::test]
 async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_apis() {
@@ -104,7 +47,11 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
     let bus = unique("bus");
     plain_eb.create_event_bus().name(&bus).send().await.unwrap();
-    let (erp_q, loyalty_q, return_q) = (queue(&sqs).await, queue(&sqs).await, queue(&sqs).await);
+    let (erp_q, loyalty_q, return_q) = (
+        queue_with_dlq(&sqs, 5).await,
+        queue_with_dlq(&sqs, 5).await,
+        queue_with_dlq(&sqs, 5).await,
+    );
     route(&plain_eb, &sqs, &bus, "OrderPlaced", &erp_q).await;
     route(&plain_eb, &sqs, &bus, "OrderPlaced", &loyalty_q).await;
     route(&plain_eb, &sqs, &bus, "RefundIssued", &return_q).await;

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
@@ -17,8 +16,8 @@ use common::queue_batch::QueueRecord;
 use common::steps::StepOutcome;
 use common::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{
-    arn, aws_config, create_state_table, poll_once, poll_once_with, poll_step, saga_steps,
-    signed_shopify_headers, unique, Queue, RequestCounter,
+    aws_config, create_state_table, poll_once, poll_once_with, poll_step, queue_with_dlq, route,
+    saga_steps, signed_shopify_headers, unique, RequestCounter,
 };
 use simulators::Simulators;
 
@@ -29,32 +28,6 @@ struct Counted {
     ddb: RequestCounter,
     eb: RequestCounter,
     sqs: RequestCounter,
-}
-
-async fn queue_pair(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> Queue {
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(unique("dlq"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = arn(sqs, &dlq_url).await;
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive})
-            .to_string();
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("q"))
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    Queue { url, dlq_url }
 }
 
 #[tokio::test]
@@ -87,34 +60,10 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
     let bus = unique("bus");
     let plain_eb = aws_sdk_eventbridge::Client::new(&cfg);
     plain_eb.create_event_bus().name(&bus).send().await.unwrap();
-    let erp_q = queue_pair(&sqs, 5).await;
-    let loyalty_q = queue_pair(&sqs, 5).await;
-    for (rule, q) in [("erp", &erp_q), ("loyalty", &loyalty_q)] {
-        let name = unique(rule);
-        let pattern =
-            serde_json::json!({"source": ["retailflow.intake"], "detail-type": ["OrderPlaced"]});
-        plain_eb
-            .put_rule()
-            .name(&name)
-            .event_bus_name(&bus)
-            .event_pattern(pattern.to_string())
-            .send()
-            .await
-            .unwrap();
-        plain_eb
-            .put_targets()
-            .rule(&name)
-            .event_bus_name(&bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id(rule)
-                    .arn(arn(&sqs, &q.url).await)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+    let erp_q = queue_with_dlq(&sqs, 5).await;
+    let loyalty_q = queue_with_dlq(&sqs, 5).await;
+    for q in [&erp_q, &loyalty_q] {
+        route(&plain_eb, &sqs, &bus, "OrderPlaced", q).await;
     }
 
     let sims = Simulators::start().await.unwrap();
@@ -208,7 +157,7 @@ async fn permanent_failures_reach_the_dlq_with_their_reason_and_retries_redrive_
 {
     let cfg = aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&cfg);
-    let q = queue_pair(&sqs, 2).await;
+    let q = queue_with_dlq(&sqs, 2).await;
     sqs.send_message()
         .queue_url(&q.url)
         .message_body(r#"{"detail-type":"OrderPlaced","detail":{"correlation_id":"c-9"}}"#)
@@ -277,7 +226,7 @@ async fn permanent_failures_reach_the_dlq_with_their_reason_and_retries_redrive_
 async fn a_retry_hides_the_message_for_the_policy_delay_then_it_comes_back() {
     let cfg = aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&cfg);
-    let q = queue_pair(&sqs, 5).await;
+    let q = queue_with_dlq(&sqs, 5).await;
     sqs.send_message()
         .queue_url(&q.url)
         .message_body("{}")

@@ -330,6 +330,33 @@ where
     records.len()
 }
 
+/// NetSuite on the simulators.
+pub fn netsuite(sims: &simulators::Simulators) -> common::connectors::netsuite::NetSuiteErp {
+    use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+    NetSuiteErp::new(NetSuiteConfig {
+        base_url: sims.netsuite_base(),
+        access_token: common::webhook::Secret::new("t"),
+        subsidiary_id: None,
+        timeout: Duration::from_secs(3),
+    })
+}
+
+/// Salesforce Loyalty on the simulators.
+pub fn salesforce(
+    sims: &simulators::Simulators,
+) -> common::connectors::salesforce::SalesforceLoyalty {
+    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+    SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+        base_url: sims.salesforce_base(),
+        api_version: "v62.0".into(),
+        program_name: "P".into(),
+        journal_subtype: "Purchase".into(),
+        debit_process: "DebitPointsFromMembers".into(),
+        access_token: common::webhook::Secret::new("t"),
+        timeout: Duration::from_secs(3),
+    })
+}
+
 /// The two saga steps wired to real AWS adapters and the simulators.
 pub fn saga_steps(
     store: std::sync::Arc<common::adapters::dynamodb::DynamoDbStateStore>,
@@ -339,35 +366,19 @@ pub fn saga_steps(
     common::steps::erp_posting::ErpPosting,
     common::steps::loyalty_accrual::LoyaltyAccrual,
 ) {
-    use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
     use common::resilience::CircuitBreaker;
-    use common::webhook::Secret;
     use std::sync::Arc;
     let erp = common::steps::erp_posting::ErpPosting::new(
         store.clone(),
         bus.clone(),
-        Arc::new(NetSuiteErp::new(NetSuiteConfig {
-            base_url: sims.netsuite_base(),
-            access_token: Secret::new("t"),
-            subsidiary_id: None,
-            timeout: Duration::from_secs(3),
-        })),
+        Arc::new(netsuite(sims)),
         Arc::new(CircuitBreaker::new("netsuite", 5, Duration::from_secs(60))),
         common::steps::erp_posting::ErpPostingConfig::default(),
     );
     let loyalty = common::steps::loyalty_accrual::LoyaltyAccrual::new(
         store,
         bus,
-        Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
-            base_url: sims.salesforce_base(),
-            api_version: "v62.0".into(),
-            program_name: "P".into(),
-            journal_subtype: "Purchase".into(),
-            debit_process: "DebitPointsFromMembers".into(),
-            access_token: Secret::new("t"),
-            timeout: Duration::from_secs(3),
-        })),
+        Arc::new(salesforce(sims)),
         Arc::new(CircuitBreaker::new(
             "salesforce-loyalty",
             5,
@@ -385,8 +396,6 @@ pub fn return_step(
     bus: std::sync::Arc<common::adapters::eventbridge::EventBridgeBus>,
     sims: &simulators::Simulators,
 ) -> common::steps::return_reversal::ReturnReversal {
-    use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
     use common::connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
     use common::resilience::CircuitBreaker;
     use common::steps::return_reversal::{Guarded, ReturnReversal};
@@ -396,27 +405,8 @@ pub fn return_step(
     ReturnReversal::new(
         store,
         bus,
-        Guarded::new(
-            Arc::new(NetSuiteErp::new(NetSuiteConfig {
-                base_url: sims.netsuite_base(),
-                access_token: Secret::new("t"),
-                subsidiary_id: None,
-                timeout: Duration::from_secs(3),
-            })),
-            breaker("netsuite"),
-        ),
-        Guarded::new(
-            Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
-                base_url: sims.salesforce_base(),
-                api_version: "v62.0".into(),
-                program_name: "P".into(),
-                journal_subtype: "Purchase".into(),
-                debit_process: "DebitPointsFromMembers".into(),
-                access_token: Secret::new("t"),
-                timeout: Duration::from_secs(3),
-            })),
-            breaker("salesforce-loyalty"),
-        ),
+        Guarded::new(Arc::new(netsuite(sims)), breaker("netsuite")),
+        Guarded::new(Arc::new(salesforce(sims)), breaker("salesforce-loyalty")),
         vec![(
             common::model::Platform::Shopify,
             Guarded::new(
@@ -528,4 +518,65 @@ pub fn signed_shopify_topic_headers(
         HeaderValue::from_str(&sig).unwrap(),
     );
     h
+}
+
+/// A queue with its DLQ after `max_receive` receives (1 s visibility, so
+/// retries come back fast).
+pub async fn queue_with_dlq(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> Queue {
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(unique("dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = arn(sqs, &dlq_url).await;
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive})
+            .to_string();
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("q"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    Queue { url, dlq_url }
+}
+
+/// A rule on `bus` sending `detail_type` from the intake to `q`.
+pub async fn route(
+    eb: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bus: &str,
+    detail_type: &str,
+    q: &Queue,
+) {
+    let name = unique("rule");
+    let pattern =
+        serde_json::json!({"source": ["retailflow.intake"], "detail-type": [detail_type]});
+    eb.put_rule()
+        .name(&name)
+        .event_bus_name(bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule(&name)
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(arn(sqs, &q.url).await)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
 }

@@ -142,6 +142,23 @@ struct Journal<'a> {
 }
 
 impl SalesforceLoyalty {
+    /// The first journal with this ExternalTransactionNumber (and `and`,
+    /// a further SOQL condition).
+    async fn find_journal(
+        &self,
+        external: &str,
+        and: &str,
+    ) -> Result<Option<AccrualJournal>, ConnectorError> {
+        let soql = format!(
+            "SELECT Id,Status,ExternalTransactionNumber FROM TransactionJournal WHERE ExternalTransactionNumber={}{and}",
+            soql_quote(external)
+        );
+        Ok(self.query(&soql).await?.first().map(|r| AccrualJournal {
+            journal_id: r["Id"].as_str().unwrap_or_default().to_string(),
+            points: None,
+        }))
+    }
+
     async fn journal_status(&self, id: &str) -> Result<Option<String>, ConnectorError> {
         let soql = format!(
             "SELECT Id,Status FROM TransactionJournal WHERE Id={}",
@@ -221,14 +238,8 @@ impl LoyaltyConnector for SalesforceLoyalty {
     }
 
     async fn find_accrual(&self, external: &str) -> Result<Option<AccrualJournal>, ConnectorError> {
-        let soql = format!(
-            "SELECT Id,Status,ExternalTransactionNumber FROM TransactionJournal WHERE ExternalTransactionNumber={} AND JournalType.Name='Accrual'",
-            soql_quote(external)
-        );
-        Ok(self.query(&soql).await?.first().map(|r| AccrualJournal {
-            journal_id: r["Id"].as_str().unwrap_or_default().to_string(),
-            points: None,
-        }))
+        self.find_journal(external, " AND JournalType.Name='Accrual'")
+            .await
     }
 
     async fn post_accrual(&self, a: &AccrualRequest) -> Result<AccrualJournal, ConnectorError> {
@@ -295,14 +306,7 @@ impl LoyaltyConnector for SalesforceLoyalty {
         &self,
         external: &str,
     ) -> Result<Option<AccrualJournal>, ConnectorError> {
-        let soql = format!(
-            "SELECT Id,Status,ExternalTransactionNumber FROM TransactionJournal WHERE ExternalTransactionNumber={}",
-            soql_quote(external)
-        );
-        Ok(self.query(&soql).await?.first().map(|r| AccrualJournal {
-            journal_id: r["Id"].as_str().unwrap_or_default().to_string(),
-            points: None,
-        }))
+        self.find_journal(external, "").await
     }
 
     async fn post_reversal(&self, r: &ReversalRequest) -> Result<AccrualJournal, ConnectorError> {
