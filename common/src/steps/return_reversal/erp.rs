@@ -240,3 +240,93 @@ pub fn credit_memo_for(
         total: refund.total.shop,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MoneyBag, OrderRef, Platform, RefundLine, RestockType};
+    use crate::money::Currency;
+
+    fn usd(minor: i64) -> MoneyBag {
+        MoneyBag::single(Money::new(minor, Currency::from_code("USD").unwrap()))
+    }
+
+    fn facts(taxes_included: bool) -> OrderFacts {
+        OrderFacts {
+            total: usd(100_000).shop,
+            taxes_included,
+            placed_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// 2 units (15.00 + 1.20 tax) returned damaged, 5.00 shipping with 0.40
+    /// tax, a 3.00 restocking fee kept back.
+    fn refund() -> Refund {
+        Refund {
+            order: OrderRef {
+                platform: Platform::Shopify,
+                shop: "s".into(),
+                order_id: "1".into(),
+            },
+            refund_id: "r".into(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            lines: vec![RefundLine {
+                line_id: "10".into(),
+                sku: Some("SKU-A".into()),
+                kind: LineKind::Merchandise,
+                quantity: 2,
+                restock_type: RestockType::Damaged,
+                location_id: None,
+                subtotal: usd(1_501),
+                tax: usd(120),
+            }],
+            shipping: usd(500),
+            shipping_tax: usd(40),
+            adjustments: usd(-300),
+            duties: usd(0),
+            total: usd(1_501 + 120 + 500 + 40 - 300),
+        }
+    }
+
+    #[test]
+    fn a_credit_memo_sums_to_the_refund_with_tax_shipping_and_adjustments_on_lines_of_their_own() {
+        let m = credit_memo_for(&refund(), &facts(false), &ErpPostingConfig::default()).unwrap();
+        let lines: Vec<(&str, i64)> = m
+            .lines
+            .iter()
+            .map(|l| (l.item.as_str(), l.amount.minor))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                ("SKU-A", 1_501),
+                ("SHIPPING", 500),
+                ("SALES-TAX", 160),
+                ("OTHER-CHARGES", -300)
+            ]
+        );
+        assert_eq!(m.total.minor, 1_861);
+        assert_eq!(m.lines[0].restock, Some(RestockType::Damaged));
+        // 15.01 over 2 units: unit price rounded up, the ERP sees 1 cent of
+        // discount rather than a total that does not match.
+        assert_eq!(m.lines[0].unit_price.minor, 751);
+    }
+
+    #[test]
+    fn with_prices_including_tax_the_tax_stays_inside_its_lines() {
+        let m = credit_memo_for(&refund(), &facts(true), &ErpPostingConfig::default()).unwrap();
+        let items: Vec<&str> = m.lines.iter().map(|l| l.item.as_str()).collect();
+        assert_eq!(items, vec!["SKU-A", "SHIPPING", "OTHER-CHARGES"]);
+        assert_eq!(m.lines[0].amount.minor, 1_621);
+        assert_eq!(m.lines[1].amount.minor, 540);
+        assert_eq!(m.total.minor, 1_861);
+    }
+
+    #[test]
+    fn a_refund_whose_parts_do_not_add_up_is_refused_with_both_amounts() {
+        let mut r = refund();
+        r.total = usd(9_999);
+        let err = credit_memo_for(&r, &facts(false), &ErpPostingConfig::default()).unwrap_err();
+        assert!(err.contains("18.61") && err.contains("99.99"), "{err}");
+    }
+}
