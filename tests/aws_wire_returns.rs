@@ -275,9 +275,21 @@ async fn dynamodb_refuses_an_order_step_once_the_order_is_cancelled() {
         now,
         lease_until: now + Duration::seconds(30),
     };
-    // The accrual claimed before the cancellation: it may finish.
-    let ClaimOutcome::Claimed(early) = store.claim(&claim("loyalty_accrual")).await.unwrap() else {
-        panic!("first claim")
+    let done = Completion {
+        result: Some(serde_json::json!({"ok": true})),
+        now,
+        expires_at: now + Duration::days(1),
+        saga: None,
+    };
+    // The ERP post finished before the cancellation; the accrual was still
+    // running when it came.
+    let ClaimOutcome::Claimed(posted) = store.claim(&claim("erp_post")).await.unwrap() else {
+        panic!("erp claim")
+    };
+    store.complete(&posted, &done).await.unwrap();
+    let ClaimOutcome::Claimed(running) = store.claim(&claim("loyalty_accrual")).await.unwrap()
+    else {
+        panic!("accrual claim")
     };
     let cancelled = RefundLedger::default()
         .cancel(now, Currency::from_code("USD").unwrap())
@@ -286,18 +298,19 @@ async fn dynamodb_refuses_an_order_step_once_the_order_is_cancelled() {
         .write_refund_ledger(key, &cancelled, now)
         .await
         .unwrap());
-    assert_eq!(
-        store.claim(&claim("erp_post")).await.unwrap(),
-        ClaimOutcome::OrderCancelled,
-        "a step that had not started is refused"
+    assert!(
+        matches!(
+            store.complete(&running, &done).await,
+            Err(StoreError::OrderCancelled { .. })
+        ),
+        "a step that was running cannot record its result after the cancellation"
     );
-    let done = Completion {
-        result: Some(serde_json::json!({"ok": true})),
-        now,
-        expires_at: now + Duration::days(1),
-        saga: None,
-    };
-    store.complete(&early, &done).await.unwrap();
+    store.release(&running).await.unwrap();
+    assert_eq!(
+        store.claim(&claim("loyalty_accrual")).await.unwrap(),
+        ClaimOutcome::OrderCancelled,
+        "nor start again"
+    );
     assert!(
         matches!(
             store
@@ -305,15 +318,14 @@ async fn dynamodb_refuses_an_order_step_once_the_order_is_cancelled() {
                 .await,
             Err(StoreError::OrderCancelled { .. })
         ),
-        "a step without a claim cannot record its result either"
+        "a step without a claim (a re-post) hears of the cancellation even when done before"
     );
     let saga = store.saga(key).await.unwrap().unwrap();
     assert!(saga.refund_ledger.cancelled_at.is_some());
-    assert!(saga.steps.contains_key("loyalty_accrual"));
-    assert!(!saga.steps.contains_key("erp_post"));
-    // Once completed, a redelivered step is answered from its record.
+    assert!(!saga.steps.contains_key("loyalty_accrual"));
+    // A step completed before the cancellation is answered from its record.
     assert!(matches!(
-        store.claim(&claim("loyalty_accrual")).await.unwrap(),
+        store.claim(&claim("erp_post")).await.unwrap(),
         ClaimOutcome::AlreadyCompleted { .. }
     ));
 }

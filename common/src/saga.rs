@@ -24,8 +24,10 @@ pub struct SagaUpdate {
     pub saga_key: String,
     pub at: DateTime<Utc>,
     pub event: Option<SagaEvent>,
-    /// The order's facts, with its first event (kept as first recorded).
+    /// The order's facts, with an event carrying the whole order: kept as
+    /// first recorded, or replaced (`replace_order_facts`) by an order edit.
     pub order_facts: Option<OrderFacts>,
+    pub replace_order_facts: bool,
     /// When the saga may be forgotten (kept well past the returns window).
     pub expires_at: DateTime<Utc>,
 }
@@ -98,12 +100,47 @@ impl SagaRecord {
             self.event_ids.insert(e.event_id.clone());
             self.first_seen.entry(e.event_type.clone()).or_insert(u.at);
         }
-        if self.order_facts.is_none() {
+        if u.order_facts.is_some() && (u.replace_order_facts || self.order_facts.is_none()) {
             self.order_facts.clone_from(&u.order_facts);
         }
     }
 
     pub fn step(&self, step: &str) -> Option<&StepRecord> {
         self.steps.get(step)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::{Currency, Money};
+
+    fn facts(total: i64) -> OrderFacts {
+        OrderFacts {
+            total: Money::new(total, Currency::from_code("USD").unwrap()),
+            taxes_included: false,
+            placed_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn update(total: i64, replace: bool) -> SagaUpdate {
+        SagaUpdate {
+            saga_key: "k".into(),
+            at: DateTime::UNIX_EPOCH,
+            event: None,
+            order_facts: Some(facts(total)),
+            replace_order_facts: replace,
+            expires_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn order_facts_are_kept_from_the_first_event_unless_an_edit_replaces_them() {
+        let mut s = SagaRecord::empty("k");
+        s.apply(&update(100, false));
+        s.apply(&update(50, false));
+        assert_eq!(s.order_facts, Some(facts(100)), "a redelivered placement");
+        s.apply(&update(150, true));
+        assert_eq!(s.order_facts, Some(facts(150)), "an edit");
     }
 }

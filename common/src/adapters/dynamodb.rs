@@ -178,8 +178,12 @@ impl Expr {
         if let Some(f) = &u.order_facts {
             // Plain data: serializing cannot fail.
             let facts = serde_json::to_string(f).unwrap_or_default();
-            self.set("order_facts = if_not_exists(order_facts, :saga_facts)")
-                .value(":saga_facts", s(facts));
+            if u.replace_order_facts {
+                self.set("order_facts = :saga_facts");
+            } else {
+                self.set("order_facts = if_not_exists(order_facts, :saga_facts)");
+            }
+            self.value(":saga_facts", s(facts));
         }
         if let Some(e) = &u.event {
             self.name("#first", format!("first_seen__{}", e.event_type))
@@ -224,13 +228,21 @@ impl DynamoDbStateStore {
         }
         // A step that claims nothing must not record a result once the order
         // is cancelled (its claiming twin is refused at the claim).
+        // Nothing of an order's own steps is recorded once it is cancelled:
+        // the step undoes what it did instead.
         let condition = match (token, &key.scope) {
-            (Some(_), _) => Some("#token = :token"),
+            (Some(_), ClaimScope::Saga(_)) => {
+                Some("#token = :token AND attribute_not_exists(cancelled_at)")
+            }
+            (Some(_), ClaimScope::Delivery(_)) => Some("#token = :token"),
             (None, ClaimScope::Saga(_)) => Some("attribute_not_exists(cancelled_at)"),
             (None, ClaimScope::Delivery(_)) => None,
         };
         match c.saga.as_ref().filter(|_| same_item_saga.is_none()) {
-            None => self.complete_in_place(key, hash, &expr, condition).await,
+            None => {
+                self.complete_in_place(key, hash, token.is_some(), &expr, condition)
+                    .await
+            }
             Some(u) => {
                 let update = expr.update(&self.table, item_pk(&key.scope), condition)?;
                 let mut saga_expr = Expr::default();
@@ -246,6 +258,7 @@ impl DynamoDbStateStore {
         &self,
         key: &IdempotencyKey,
         hash: &str,
+        claimed: bool,
         expr: &Expr,
         condition: Option<&str>,
     ) -> Result<(), StoreError> {
@@ -270,12 +283,15 @@ impl DynamoDbStateStore {
                     get_s(old, &format!("{}__status", key.step)) == Some("completed")
                         && get_s(old, &format!("{}__hash", key.step)) == Some(hash)
                 });
-                if landed {
-                    Ok(())
-                } else if ccf
+                let cancelled = ccf
                     .item()
-                    .is_some_and(|old| old.contains_key("cancelled_at"))
-                {
+                    .is_some_and(|old| old.contains_key("cancelled_at"));
+                // A step without a claim that ran again after the order was
+                // cancelled (a redelivery re-posting to an upserting ERP) must
+                // hear of it, landed before or not, to undo the re-post.
+                if landed && (claimed || !cancelled) {
+                    Ok(())
+                } else if cancelled {
                     Err(StoreError::OrderCancelled {
                         key: key.describe(),
                     })

@@ -197,6 +197,17 @@ impl StateStore for InProcessStateStore {
                 key: claim.key.describe(),
             });
         }
+        if let ClaimScope::Saga(k) = &claim.key.scope {
+            if st
+                .sagas
+                .get(k)
+                .is_some_and(|s| s.refund_ledger.cancelled_at.is_some())
+            {
+                return Err(StoreError::OrderCancelled {
+                    key: claim.key.describe(),
+                });
+            }
+        }
         apply_completion(&mut st, &claim.key, &claim.payload_hash, c);
         Ok(())
     }

@@ -175,6 +175,7 @@ impl BusinessCentralErp {
             id: id.to_string(),
             number: v["number"].as_str().unwrap_or_default().to_string(),
             total: money_from_json(SYSTEM, &v["totalAmountIncludingTax"], currency)?,
+            customer_id: v["customerNumber"].as_str().map(str::to_string),
         })
     }
 }

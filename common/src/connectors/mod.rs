@@ -69,6 +69,9 @@ pub struct ErpDocument {
     /// The number people see (NetSuite tranId, BC number).
     pub number: String,
     pub total: Money,
+    /// The ERP's customer on the document, when the read says.
+    #[serde(default)]
+    pub customer_id: Option<String>,
 }
 
 #[async_trait]

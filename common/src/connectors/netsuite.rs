@@ -284,6 +284,7 @@ impl NetSuiteErp {
             id: v["id"].as_str().unwrap_or_default().to_string(),
             number: v["tranId"].as_str().unwrap_or_default().to_string(),
             total: money_from_json(SYSTEM, &v["total"], currency)?,
+            customer_id: v["entity"]["id"].as_str().map(str::to_string),
         }))
     }
 

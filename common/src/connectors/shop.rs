@@ -42,6 +42,15 @@ fn numeric(system: &'static str, what: &str, id: &str) -> Result<u64, ConnectorE
 
 const SHOPIFY: &str = "shopify-admin";
 
+/// How a refund retailflow records in Shopify is noted: the shop then sends
+/// a `refunds/create` webhook for it, which intake recognises by this note
+/// and ignores (the till return is already handled).
+pub const TILL_RETURN_NOTE_PREFIX: &str = "retailflow till return ";
+
+fn till_return_note(r: &ShopRefund) -> String {
+    format!("{TILL_RETURN_NOTE_PREFIX}{}", r.reference)
+}
+
 #[derive(Debug, Clone)]
 pub struct ShopifyAdminConfig {
     /// `https://{shop}` when `None`; the simulator's base otherwise, with
@@ -135,7 +144,7 @@ impl EcommerceConnector for ShopifyAdmin {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|x| x["note"].as_str() == Some(&r.reference))
+            .find(|x| x["note"].as_str() == Some(till_return_note(r).as_str()))
             .map(|x| x["id"].to_string()))
     }
 
@@ -169,7 +178,7 @@ impl EcommerceConnector for ShopifyAdmin {
             lines.push(line);
         }
         let body = json!({"refund": {
-            "note": r.reference,
+            "note": till_return_note(r),
             "notify": false,
             "shipping": {"amount": r.shipping.to_decimal_string()},
             "refund_line_items": lines,

@@ -282,6 +282,10 @@ impl OrderIntake {
                 return (WebhookResponse::error(status, reason), None)
             }
             Identified::Mapped(d, Ok(event)) => (d, *event),
+            Identified::Mapped(d, Err(MapError::OwnEcho { reference })) => {
+                let body = json!({ "ignored": true, "reason": format!("refund recorded by retailflow for till return {reference}: already handled") });
+                return (WebhookResponse::new(200, body), Some(d));
+            }
             Identified::Mapped(d, Err(e)) => {
                 let resp = self
                     .quarantine(req, Some(&d), format!("payload does not map: {e}"), 400)
@@ -527,6 +531,7 @@ impl OrderIntake {
                     event_type: event.event_type().to_string(),
                 }),
                 order_facts: event.order_facts(),
+                replace_order_facts: matches!(event, CanonicalEvent::OrderUpdated(_)),
                 expires_at: req.received_at + SAGA_RETENTION,
             }),
         };

@@ -339,6 +339,28 @@ async fn an_unknown_topic_is_acknowledged_and_not_published() {
 }
 
 #[tokio::test]
+async fn the_shops_echo_of_a_till_return_retailflow_recorded_is_acknowledged_not_published() {
+    let h = harness();
+    let refund =
+        include_str!("../../../events/payloads/shopify-refunds-create-partial-with-shipping.json");
+    let mut v: serde_json::Value = serde_json::from_str(refund).unwrap();
+    v["note"] = serde_json::json!(format!(
+        "{}rf-pos-1-abcd1234",
+        crate::connectors::shop::TILL_RETURN_NOTE_PREFIX
+    ));
+    let resp = h.shopify("refunds/create", "ev-echo", &v.to_string()).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body["ignored"], true);
+    assert!(h.bus.published().is_empty());
+    // The same refund with a person's note is a refund like any other.
+    v["note"] = serde_json::json!("retailflow till returns are great");
+    let resp = h
+        .shopify("refunds/create", "ev-other", &v.to_string())
+        .await;
+    assert_eq!(resp.body["event_type"], "RefundIssued", "{}", resp.body);
+}
+
+#[tokio::test]
 async fn a_body_that_does_not_parse_is_400_and_kept() {
     let h = harness();
     let resp = h.shopify("orders/create", "ev-1", "{not json").await;

@@ -39,6 +39,11 @@ pub enum MapError {
         stated_field: String,
         stated: String,
     },
+    /// Not a failure: the platform telling us of a refund retailflow itself
+    /// recorded there (a till return); it is answered 200 and ignored, the
+    /// till return already being handled.
+    #[error("refund {reference} was recorded by retailflow for a till return")]
+    OwnEcho { reference: String },
 }
 
 impl MapError {

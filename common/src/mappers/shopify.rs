@@ -78,9 +78,21 @@ pub fn map(topic: ShopifyTopic, shop: &str, body: &[u8]) -> Result<CanonicalEven
                 },
             }))
         }
-        ShopifyTopic::RefundsCreate => Ok(CanonicalEvent::RefundIssued(RefundIssued {
-            refund: map_refund(shop, &parse(body)?)?,
-        })),
+        ShopifyTopic::RefundsCreate => {
+            let r: SRefund = parse(body)?;
+            let own = r
+                .note
+                .as_deref()
+                .and_then(|n| n.strip_prefix(crate::connectors::shop::TILL_RETURN_NOTE_PREFIX));
+            if let Some(reference) = own {
+                return Err(MapError::OwnEcho {
+                    reference: reference.to_string(),
+                });
+            }
+            Ok(CanonicalEvent::RefundIssued(RefundIssued {
+                refund: map_refund(shop, &r)?,
+            }))
+        }
     }
 }
 
@@ -610,6 +622,7 @@ struct STransaction {
 struct SRefund {
     id: IdText,
     order_id: IdText,
+    note: Option<String>,
     created_at: Option<DateTime<chrono::FixedOffset>>,
     processed_at: Option<DateTime<chrono::FixedOffset>>,
     #[serde(default)]

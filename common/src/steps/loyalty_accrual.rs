@@ -94,7 +94,43 @@ impl LoyaltyAccrual {
             correlation_id: &order_key,
             inv,
         };
-        run_step(run, || self.accrue(order, inv)).await
+        match run_step(run, || self.accrue(order, inv)).await {
+            StepOutcome::Cancelled { reason } => self.undo(&order.order, reason, inv).await,
+            other => other,
+        }
+    }
+
+    /// The order was cancelled while its points were being accrued: cancel
+    /// the journal if one was posted (none when the claim was refused).
+    async fn undo(
+        &self,
+        order: &crate::model::OrderRef,
+        reason: String,
+        inv: Invocation,
+    ) -> StepOutcome {
+        if let Err(e) = self.breaker.permit(inv.now) {
+            return e.into();
+        }
+        let result = async {
+            match self
+                .loyalty
+                .find_accrual(&accrual_external_id(order))
+                .await?
+            {
+                Some(j) => self
+                    .loyalty
+                    .cancel_accrual(&j.journal_id, "Order cancelled")
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            }
+        }
+        .await;
+        self.breaker.record(inv.now, result.as_ref().map(|_| ()));
+        match result {
+            Ok(()) => StepOutcome::Cancelled { reason },
+            Err(e) => e.into(),
+        }
     }
 
     async fn accrue(&self, order: &Order, inv: Invocation) -> Result<LoyaltyAccrued, StepOutcome> {

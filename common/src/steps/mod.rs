@@ -339,6 +339,7 @@ pub(crate) async fn finish<T: EventDetail + Clone>(
                 event_type: T::EVENT_TYPE.to_string(),
             }),
             order_facts: None,
+            replace_order_facts: false,
             expires_at: inv.now + SAGA_RETENTION,
         }),
     };
@@ -347,6 +348,13 @@ pub(crate) async fn finish<T: EventDetail + Clone>(
         None => store.record_completed(key, payload_hash, &completion).await,
     };
     if let Err(e) = written {
+        // The order was cancelled while this step ran: give the claim back so
+        // the cancellation sees at once that the step never completed.
+        if let (StoreError::OrderCancelled { .. }, Some(c)) = (&e, claim) {
+            if let Err(re) = store.release(c).await {
+                tracing::warn!(error = %re, "claim not released; its lease runs out by itself");
+            }
+        }
         return e.into();
     }
     match publish(

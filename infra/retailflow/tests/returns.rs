@@ -155,6 +155,7 @@ async fn place(app: &LocalApp, order: &Order) {
                         event_type: "OrderPlaced".into(),
                     }),
                     order_facts: facts,
+                    replace_order_facts: false,
                     expires_at: now + SAGA_RETENTION,
                 }),
             },
@@ -536,4 +537,177 @@ async fn refunds_of_an_order_cancelled_before_any_refund_credit_nothing_in_the_e
         .filter(|e| e.detail.contains("nothing was invoiced to credit"))
         .count();
     assert_eq!(skipped, 1);
+}
+
+#[tokio::test]
+async fn a_redelivered_order_after_its_cancellation_leaves_the_sales_order_closed() {
+    let app = start().await;
+    let order = three_unit_order("7106");
+    place(&app, &order).await;
+    app.drain().await;
+    cancel(&app, &order).await;
+    app.drain().await;
+    assert!(sales_order(&app, "7106").unwrap().closed);
+    // The same OrderPlaced again: NetSuite re-posts (lines replaced, open
+    // again), the completion sees the cancellation, the step closes it.
+    place(&app, &order).await;
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert!(sales_order(&app, "7106").unwrap().closed);
+    assert_eq!(balance(&app), 0);
+}
+
+#[tokio::test]
+async fn a_refund_after_a_cancellation_the_erp_could_not_apply_still_gets_its_credit_memo() {
+    let app = start().await;
+    let order = three_unit_order("7107");
+    place(&app, &order).await;
+    app.drain().await;
+    // Invoiced meanwhile: no longer an open sales order to cancel.
+    let so = sales_order(&app, "7107").unwrap();
+    app.sims.netsuite_remove_sales_order(&so.external_id);
+    cancel(&app, &order).await;
+    app.drain().await;
+    refund_issued(&app, &refund(&order, "after", 3, 1000), false).await;
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert_eq!(
+        credit_memo_totals(&app),
+        vec![7480],
+        "the invoice is credited"
+    );
+    assert_eq!(balance(&app), 0);
+}
+
+/// The cancellation lands while the accrual is running: just before the
+/// accrual records its result.
+struct CancelledMidway {
+    inner: std::sync::Arc<common::adapters::in_process::InProcessStateStore>,
+    order_key: String,
+}
+
+#[async_trait::async_trait]
+impl StateStore for CancelledMidway {
+    async fn claim(
+        &self,
+        r: &common::idempotency::ClaimRequest,
+    ) -> Result<common::idempotency::ClaimOutcome, common::ports::StoreError> {
+        self.inner.claim(r).await
+    }
+    async fn complete(
+        &self,
+        c: &common::idempotency::Claim,
+        x: &Completion,
+    ) -> Result<(), common::ports::StoreError> {
+        let ledger = common::refund_ledger::RefundLedger::default()
+            .cancel(x.now, Currency::from_code("USD").unwrap())
+            .unwrap();
+        self.inner
+            .write_refund_ledger(&self.order_key, &ledger, x.now)
+            .await?;
+        self.inner.complete(c, x).await
+    }
+    async fn record_completed(
+        &self,
+        k: &IdempotencyKey,
+        h: &str,
+        x: &Completion,
+    ) -> Result<(), common::ports::StoreError> {
+        self.inner.record_completed(k, h, x).await
+    }
+    async fn release(
+        &self,
+        c: &common::idempotency::Claim,
+    ) -> Result<(), common::ports::StoreError> {
+        self.inner.release(c).await
+    }
+    async fn quarantine(
+        &self,
+        q: &common::ports::QuarantinedDelivery,
+    ) -> Result<(), common::ports::StoreError> {
+        self.inner.quarantine(q).await
+    }
+    async fn saga(
+        &self,
+        k: &str,
+    ) -> Result<Option<common::saga::SagaRecord>, common::ports::StoreError> {
+        self.inner.saga(k).await
+    }
+    async fn write_refund_ledger(
+        &self,
+        k: &str,
+        l: &common::refund_ledger::RefundLedger,
+        at: DateTime<Utc>,
+    ) -> Result<bool, common::ports::StoreError> {
+        self.inner.write_refund_ledger(k, l, at).await
+    }
+}
+
+#[tokio::test]
+async fn an_accrual_that_finishes_after_the_cancellation_cancels_its_own_journal() {
+    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+    use common::resilience::CircuitBreaker;
+    use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
+    use common::steps::{Invocation, StepOutcome};
+    use std::sync::Arc;
+    let app = start().await;
+    let order = three_unit_order("7108");
+    let store = Arc::new(CancelledMidway {
+        inner: app.store.clone(),
+        order_key: order.order.key(),
+    });
+    let step = LoyaltyAccrual::new(
+        store.clone(),
+        app.bus.clone(),
+        Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+            base_url: app.sims.salesforce_base(),
+            api_version: "v62.0".into(),
+            program_name: "P".into(),
+            journal_subtype: "Purchase".into(),
+            debit_process: "DebitPointsFromMembers".into(),
+            access_token: common::webhook::Secret::new("t"),
+            timeout: std::time::Duration::from_secs(3),
+        })),
+        Arc::new(CircuitBreaker::new(
+            "sf",
+            5,
+            std::time::Duration::from_secs(60),
+        )),
+        LoyaltyAccrualConfig::default(),
+    );
+    let placed: common::events::Envelope<OrderPlaced> = serde_json::from_str(
+        &bus_event(
+            &OrderPlaced {
+                order: order.clone(),
+            },
+            &order.order.key(),
+            "placed",
+            "shopify:x",
+            app.clock.now(),
+        )
+        .detail,
+    )
+    .unwrap();
+    let inv = Invocation {
+        now: app.clock.now(),
+        deadline: None,
+    };
+    let outcome = step.handle(&placed, inv).await;
+    assert!(
+        matches!(outcome, StepOutcome::Cancelled { .. }),
+        "{outcome:?}"
+    );
+    let journals = app.sims.loyalty_journals();
+    assert!(
+        journals
+            .iter()
+            .any(|j| j.kind == "Accrual" && j.status == "Cancelled"),
+        "{journals:?}"
+    );
+    assert_eq!(balance(&app), 0);
+    let saga = app.store.saga(&order.order.key()).await.unwrap().unwrap();
+    assert!(
+        !saga.steps.contains_key("loyalty_accrual"),
+        "the claim was given back: the cancellation sees a step that never ran"
+    );
 }

@@ -162,6 +162,12 @@ impl Simulators {
             .collect()
     }
 
+    /// Takes a sales order out of the open orders, as invoicing it would
+    /// (test hook: the ERP moved on without retailflow).
+    pub fn netsuite_remove_sales_order(&self, external_id: &str) {
+        lock(&self.state.netsuite).sales_orders.remove(external_id);
+    }
+
     pub fn netsuite_customers(&self) -> Vec<NetSuiteCustomer> {
         lock(&self.state.netsuite)
             .customers

@@ -265,6 +265,8 @@ async fn upsert(
     so.entity = entity;
     so.total = total;
     so.lines = items.len();
+    // replace=item: the lines sent replace the old ones, open.
+    so.closed = false;
     so.dispositions = items
         .iter()
         .map(|l| l[DISPOSITION_COLUMN].as_str().map(str::to_string))

@@ -97,6 +97,15 @@ async fn netsuite_credit_memos_upsert_by_external_id_and_cancelling_closes_every
     let mut so = memo("so-1");
     so.lines[0].restock = None;
     ns.post_sales_order(&so, &customer_id).await.unwrap();
+    assert_eq!(
+        ns.find_sales_order("so-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .customer_id,
+        Some(customer_id.clone()),
+        "a sales order says whose it is"
+    );
     assert!(ns.cancel_sales_order("so-1").await.unwrap());
     assert!(sims.netsuite_sales_orders()[0].closed);
     assert!(ns.cancel_sales_order("so-1").await.unwrap());

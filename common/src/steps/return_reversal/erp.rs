@@ -10,8 +10,12 @@ use crate::refund_ledger::OrderFacts;
 use crate::steps::erp_posting::{sales_order_external_id, ErpPostingConfig, STEP as POST_STEP};
 use crate::steps::{run_step, StepOutcome};
 
+use crate::resilience::ConnectorError;
+use crate::saga::StepStatus;
+
 use super::{
-    dependency, waiting, Case, Dependency, ReturnReversal, CREDIT_MEMO_STEP, ERP_CANCEL_STEP,
+    cancellation_key, dependency, waiting, Case, Dependency, ReturnReversal, CREDIT_MEMO_STEP,
+    ERP_CANCEL_STEP,
 };
 
 impl ReturnReversal {
@@ -29,8 +33,20 @@ impl ReturnReversal {
             .is_some_and(|p| p < case.position);
         let skipped = match &posted {
             None => Some("the order never reached the ERP: it was cancelled first"),
+            // What the cancellation did in the ERP decides: a cancelled order
+            // has nothing invoiced to credit; one the ERP no longer had as an
+            // open order (invoiced meanwhile) gets its credit memo.
             Some(_) if after_cancellation && ledger.cancelled_before_refunds() => {
-                Some("the order's sales order was cancelled: nothing was invoiced to credit")
+                match self.erp_cancel_method(case).await {
+                    Ok(Some(method)) if method == "cancelled" => Some(
+                        "the order's sales order was cancelled: nothing was invoiced to credit",
+                    ),
+                    Ok(Some(_)) => None,
+                    Ok(None) => {
+                        return waiting("waiting for the order's cancellation in the ERP".into())
+                    }
+                    Err(outcome) => return outcome,
+                }
             }
             Some(_) => None,
         };
@@ -38,21 +54,17 @@ impl ReturnReversal {
         let memo = match skipped {
             Some(_) => None,
             None => {
-                let Some(facts) = case.saga.order_facts.as_ref() else {
+                let Some(facts) = super::known_facts(&case.saga) else {
                     return waiting("the order's facts are not recorded yet".into());
                 };
-                match credit_memo_for(refund, facts, &self.config.erp) {
+                match credit_memo_for(refund, &facts, &self.config.erp) {
                     Ok(m) => Some(m),
                     Err(reason) => return StepOutcome::Reject { reason },
                 }
             }
         };
-        let customer_id = posted.as_ref().and_then(|p| p.customer_id.clone());
-        if memo.is_some() && customer_id.is_none() {
-            return StepOutcome::Reject {
-                reason: "the order's ERP posting did not record its customer".into(),
-            };
-        }
+        let recorded_customer = posted.as_ref().and_then(|p| p.customer_id.clone());
+        let so_external = posted.as_ref().map(|p| p.external_id.clone());
         let claim = !native && memo.is_some();
         run_step(self.run(case, CREDIT_MEMO_STEP, claim), || async {
             let mut detail = CreditMemoPosted {
@@ -66,14 +78,37 @@ impl ReturnReversal {
                 lines: Vec::new(),
                 skipped_reason: skipped.map(str::to_string),
             };
-            let (Some(memo), Some(customer_id)) = (memo, customer_id) else {
+            let Some(memo) = memo else {
                 return Ok(detail);
             };
             let doc = self
                 .erp
                 .call(case.inv, |erp| {
                     let memo = memo.clone();
+                    let (recorded, so_external) = (recorded_customer.clone(), so_external.clone());
                     async move {
+                        // Postings recorded before customers were kept: the
+                        // sales order itself says whose it is.
+                        let customer_id = match (recorded, so_external) {
+                            (Some(c), _) => c,
+                            (None, Some(so)) => erp
+                                .find_sales_order(&so)
+                                .await?
+                                .and_then(|d| d.customer_id)
+                                .ok_or(ConnectorError::Rejected {
+                                    system: "retailflow",
+                                    status: 0,
+                                    reason: "the order's sales order names no customer to credit"
+                                        .into(),
+                                })?,
+                            (None, None) => {
+                                return Err(ConnectorError::Rejected {
+                                    system: "retailflow",
+                                    status: 0,
+                                    reason: "the order has no sales order to credit".into(),
+                                })
+                            }
+                        };
                         if !native {
                             if let Some(doc) = erp.find_credit_memo(&memo.external_id).await? {
                                 return Ok(doc);
@@ -100,6 +135,17 @@ impl ReturnReversal {
             Ok(detail)
         })
         .await
+    }
+
+    /// How the order's cancellation ended in the ERP, once it has.
+    async fn erp_cancel_method(&self, case: &Case<'_>) -> Result<Option<String>, StepOutcome> {
+        let saga = self.store.saga(&cancellation_key(case.order)).await?;
+        Ok(saga
+            .as_ref()
+            .and_then(|s| s.step(ERP_CANCEL_STEP))
+            .filter(|r| r.status == StepStatus::Completed)
+            .and_then(|r| r.result.as_ref())
+            .and_then(|r| r["method"].as_str().map(str::to_string)))
     }
 
     /// Cancelling is idempotent in both ERPs (a cancelled or missing order

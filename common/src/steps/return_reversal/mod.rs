@@ -54,8 +54,11 @@ pub const ERP_CANCEL_STEP: &str = "erp_cancel";
 pub const SHOP_STEP: &str = "shop_refund";
 pub const SOURCE: &str = "retailflow.return-reversal";
 
-/// How long a case waits before looking again for what it depends on.
-const WAIT: Duration = Duration::from_secs(60);
+/// How long a case waits at least before looking again for what it depends
+/// on. Waiting spends the message's receives; at this pace (and the retry
+/// policy's backoff beyond it) a return outlasts, by most of an hour, the
+/// retries of the order step it waits for (over 5.5 hours against 4.5).
+const WAIT: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, Clone, Default)]
 pub struct ReturnReversalConfig {
@@ -205,25 +208,20 @@ impl ReturnReversal {
             Err(outcome) => return outcome,
         };
         let admitted = self
-            .admit(
-                &refund.order,
-                &refund.refund_id,
-                inv,
-                false,
-                |ledger, facts| {
-                    let Some(facts) = facts else {
-                        return Err(waiting(format!(
-                            "order {} has not been received yet",
-                            refund.order.key()
-                        )));
-                    };
-                    ledger
-                        .admit(facts, entry.clone())
-                        .map_err(|e| StepOutcome::Reject {
-                            reason: e.to_string(),
-                        })
-                },
-            )
+            .admit(&refund.order, &refund.refund_id, inv, false, |saga| {
+                let ledger = &saga.refund_ledger;
+                let Some(facts) = known_facts(saga) else {
+                    return Err(waiting(format!(
+                        "order {} has not been received yet",
+                        refund.order.key()
+                    )));
+                };
+                ledger
+                    .admit(&facts, entry.clone())
+                    .map_err(|e| StepOutcome::Reject {
+                        reason: e.to_string(),
+                    })
+            })
             .await;
         let (saga, position) = match admitted {
             Ok(a) => a,
@@ -259,7 +257,9 @@ impl ReturnReversal {
     ) -> StepOutcome {
         let c = &event.detail.cancellation;
         let admitted = self
-            .admit(&c.order, CANCELLATION_ID, inv, true, |ledger, facts| {
+            .admit(&c.order, CANCELLATION_ID, inv, true, |saga| {
+                let ledger = &saga.refund_ledger;
+                let facts = known_facts(saga);
                 // Cancelled before the order was seen: the cancellation entry
                 // moves no money and is never summed, so its zero amounts
                 // take a placeholder currency until the order tells.
@@ -307,7 +307,7 @@ impl ReturnReversal {
         id: &str,
         inv: Invocation,
         fresh: bool,
-        next: impl Fn(&RefundLedger, Option<&OrderFacts>) -> Result<RefundLedger, StepOutcome>,
+        next: impl Fn(&SagaRecord) -> Result<RefundLedger, StepOutcome>,
     ) -> Result<(SagaRecord, usize), StepOutcome> {
         let order_key = order.key();
         for _ in 0..5 {
@@ -319,7 +319,7 @@ impl ReturnReversal {
             if let Some(pos) = saga.refund_ledger.position(id) {
                 return Ok((saga, pos));
             }
-            let ledger = next(&saga.refund_ledger, saga.order_facts.as_ref())?;
+            let ledger = next(&saga)?;
             if !self
                 .store
                 .write_refund_ledger(&order_key, &ledger, inv.now)
@@ -378,6 +378,24 @@ impl ReturnReversal {
             inv: case.inv,
         }
     }
+}
+
+/// What returns need of the order: recorded by intake, or, for orders
+/// recorded before intake kept them, read off the ERP posting (its total;
+/// prices then taken as tax-exclusive, which changes only how a credit memo
+/// lays out its tax, not its total).
+fn known_facts(saga: &SagaRecord) -> Option<OrderFacts> {
+    if let Some(f) = &saga.order_facts {
+        return Some(f.clone());
+    }
+    let posted = saga.step(super::erp_posting::STEP)?;
+    let total: crate::money::Money =
+        serde_json::from_value(posted.result.as_ref()?.get("total")?.clone()).ok()?;
+    Some(OrderFacts {
+        total,
+        taxes_included: false,
+        placed_at: saga.started_at?,
+    })
 }
 
 fn waiting(reason: String) -> StepOutcome {
