@@ -24,6 +24,7 @@ const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-disco
 const REFUND: &str =
     include_str!("../events/payloads/shopify-refunds-create-partial-with-shipping.json");
 const SECRET: &str = "returns-secret";
+const CANCELLED: &str = include_str!("../events/payloads/shopify-orders-cancelled.json");
 const POS_RETURN: &str = include_str!("../events/payloads/pos/return-store-042.json");
 const STORE_SECRET: &str = "store-042-secret";
 
@@ -55,6 +56,7 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     route(&plain_eb, &sqs, &bus, "OrderPlaced", &erp_q).await;
     route(&plain_eb, &sqs, &bus, "OrderPlaced", &loyalty_q).await;
     route(&plain_eb, &sqs, &bus, "RefundIssued", &return_q).await;
+    route(&plain_eb, &sqs, &bus, "OrderCancelled", &return_q).await;
 
     let sims = Simulators::start().await.unwrap();
     let store = Arc::new(DynamoDbStateStore::new(ddb, &table));
@@ -203,6 +205,35 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     );
     assert_eq!(sims.shop_refunds().len(), 1);
     assert_eq!(sims.netsuite_credit_memos().len(), 2);
+
+    // Then the order is cancelled: routed to the same queue; refunds came
+    // first, so the ERP order is left to their credit memos and the points
+    // left are taken back.
+    assert_eq!(
+        deliver("orders/cancelled", "ev-ret-cancel", CANCELLED).await,
+        200
+    );
+    let (_, _) = (ddb_count.take(), eb_count.take());
+    assert_eq!(poll_return_step(&sqs, &return_q, &returns).await, 1);
+    let cancel_cost = (ddb_count.take(), eb_count.take());
+    println!(
+        "AWS requests per cancellation (NetSuite, Salesforce): DynamoDB {} EventBridge {}",
+        cancel_cost.0, cancel_cost.1
+    );
+    assert_eq!(
+        cancel_cost,
+        (6, 2),
+        "saga read, ledger write, saga read again, loyalty claim + completion, ERP completion"
+    );
+    assert!(
+        !sims.netsuite_sales_orders()[0].closed,
+        "credited, not cancelled"
+    );
+    let net: i64 = sims.loyalty_journals().iter().map(|j| j.points).sum();
+    assert_eq!(
+        net, 0,
+        "109 accrued, 22 + 22 for the returns, 65 for the cancellation"
+    );
 }
 
 #[tokio::test]
