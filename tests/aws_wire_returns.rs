@@ -139,8 +139,8 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     );
     assert_eq!(
         cost,
-        (5, 2),
-        "saga read, ledger write, loyalty claim + completion, credit memo completion; two events"
+        (6, 2),
+        "saga read, ledger write, loyalty claim + completion, credit memo claim + completion; two events"
     );
 
     // The same message again (SQS delivers at least once).
@@ -162,9 +162,8 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
         memos[0].total.minor, 3429,
         "22.49 + 1.80 tax + 10.00 shipping"
     );
-    // NetSuite upserts by external id: the redelivery wrote the same
-    // document again (no claim write is spent on it), never a second one.
-    assert_eq!(memos[0].upserts, 2);
+    // Found done: not posted again.
+    assert_eq!(memos[0].upserts, 1);
     let saga = store
         .saga("shopify:acme.myshopify.com:order:5872301948123")
         .await
@@ -200,8 +199,8 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     );
     assert_eq!(
         till_cost,
-        (7, 3),
-        "the refund's five, plus the shop refund's claim and completion; three events"
+        (8, 3),
+        "the refund's six, plus the shop refund's claim and completion; three events"
     );
     assert_eq!(sims.shop_refunds().len(), 1);
     assert_eq!(sims.netsuite_credit_memos().len(), 2);
@@ -222,8 +221,9 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     );
     assert_eq!(
         cancel_cost,
-        (6, 2),
-        "saga read, ledger write, saga read again, loyalty claim + completion, ERP completion"
+        (8, 2),
+        "saga read, ledger write, saga read again, loyalty claim + completion, \
+         one earlier refund's saga read (its credit memo is posted: credited), ERP claim + completion"
     );
     assert!(
         !sims.netsuite_sales_orders()[0].closed,

@@ -232,6 +232,10 @@ impl ErpConnector for NetSuiteErp {
                 system: SYSTEM,
                 reason: format!("sales order is not JSON: {e}"),
             })?;
+        // Billed: no longer an open order to cancel; it gets credited.
+        if v["status"]["refName"].as_str() == Some("Billed") {
+            return Ok(false);
+        }
         let lines: Vec<serde_json::Value> = v["item"]["items"]
             .as_array()
             .into_iter()

@@ -371,6 +371,10 @@ impl LoyaltyConnector for SalesforceLoyalty {
             )
             .await?;
         if v[0]["isSuccess"].as_bool() != Some(true) {
+            // Cancelled meanwhile by another worker: what was asked is done.
+            if self.journal_status(journal_id).await?.as_deref() == Some("Cancelled") {
+                return Ok(None);
+            }
             return Err(ConnectorError::Rejected {
                 system: SYSTEM,
                 status: 200,

@@ -121,14 +121,28 @@ impl ErpPosting {
 
     /// The order was cancelled while it was being posted (an upserting ERP
     /// posts without a claim, so only its completion write sees the
-    /// cancellation): cancel what may have been posted. Harmless when
-    /// nothing was.
+    /// cancellation): cancel what may have been posted, once the
+    /// cancellation has decided the order is to be cancelled (not credited
+    /// by refunds that came first). Harmless when nothing was posted.
     async fn undo(
         &self,
         order: &crate::model::OrderRef,
         reason: String,
         inv: Invocation,
     ) -> StepOutcome {
+        match super::return_reversal::cancellation_decision(self.store.as_ref(), order).await {
+            Ok(Some(method)) if method == "credited" => {
+                return StepOutcome::Cancelled { reason };
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return StepOutcome::Retry {
+                    reason: "waiting for the order's cancellation to decide in the ERP".into(),
+                    retry_after: Some(std::time::Duration::from_secs(60)),
+                }
+            }
+            Err(outcome) => return outcome,
+        }
         if let Err(e) = self.breaker.permit(inv.now) {
             return e.into();
         }

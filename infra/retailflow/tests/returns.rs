@@ -711,3 +711,48 @@ async fn an_accrual_that_finishes_after_the_cancellation_cancels_its_own_journal
         "the claim was given back: the cancellation sees a step that never ran"
     );
 }
+
+/// What a shop's cancellation refunds: every unit, unshipped (`cancel`),
+/// and the shipping.
+fn cancellation_refund(order: &Order, id: &str) -> Refund {
+    let mut r = refund(order, id, 3, 1000);
+    for l in &mut r.lines {
+        l.restock_type = RestockType::Cancel;
+    }
+    r
+}
+
+#[tokio::test]
+async fn a_cancellation_and_its_refund_end_the_same_whichever_arrives_first() {
+    for refund_first in [true, false] {
+        let app = start().await;
+        let order = three_unit_order("7109");
+        place(&app, &order).await;
+        app.drain().await;
+        // The shop cancels and refunds now; both webhooks at once.
+        let mut r = cancellation_refund(&order, "cancel-refund");
+        r.created_at = app.clock.now();
+        if refund_first {
+            refund_issued(&app, &r, false).await;
+            app.drain_until(app.clock.now() + Duration::seconds(5))
+                .await;
+            cancel(&app, &order).await;
+        } else {
+            cancel(&app, &order).await;
+            app.drain_until(app.clock.now() + Duration::seconds(5))
+                .await;
+            refund_issued(&app, &r, false).await;
+        }
+        app.drain().await;
+        assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+        assert!(
+            sales_order(&app, "7109").unwrap().closed,
+            "refund first: {refund_first}"
+        );
+        assert!(
+            app.sims.netsuite_credit_memos().is_empty(),
+            "nothing invoiced, nothing credited (refund first: {refund_first})"
+        );
+        assert_eq!(balance(&app), 0);
+    }
+}

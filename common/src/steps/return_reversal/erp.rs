@@ -1,6 +1,14 @@
 //! The ERP side of a case: a refund's credit memo, of exactly the refund;
-//! a cancellation's sales order cancelled, or left to the credit memos of
-//! refunds that came before it (the order was then "credited").
+//! a cancellation's sales order cancelled, or left to the credit memos
+//! already posted for refunds that came before it (the order was then
+//! "credited").
+//!
+//! Shopify sends a cancellation's refund and the cancellation itself at the
+//! same moment, in no fixed order. A refund that only takes back unshipped
+//! items (every line restocked as `cancel`) is therefore given a short grace
+//! before its credit memo: if the cancellation comes meanwhile, the sales
+//! order is cancelled and the refund credits nothing, whichever arrived
+//! first.
 
 use crate::connectors::{external_id, ErpCreditMemo, ErpLine};
 use crate::events::{CreditMemoLine, CreditMemoPosted, OrderCancelledInErp, OrderPostedToErp};
@@ -25,19 +33,13 @@ impl ReturnReversal {
             Dependency::NeverRan => None,
             Dependency::Pending(outcome) => return outcome,
         };
-        let ledger = case.ledger();
-        let after_cancellation = ledger
-            .refunds
-            .iter()
-            .position(|r| r.takes_rest)
-            .is_some_and(|p| p < case.position);
         let skipped = match &posted {
             None => Some("the order never reached the ERP: it was cancelled first"),
             // What the cancellation did in the ERP decides: a cancelled order
-            // has nothing invoiced to credit; one the ERP no longer had as an
-            // open order (invoiced meanwhile) gets its credit memo.
-            Some(_) if after_cancellation && ledger.cancelled_before_refunds() => {
-                match self.erp_cancel_method(case).await {
+            // has nothing invoiced to credit; a credited one, or one the ERP
+            // no longer had open (invoiced meanwhile), gets its credit memo.
+            Some(_) if case.cancelled() => {
+                match cancellation_decision(self.store.as_ref(), case.order).await {
                     Ok(Some(method)) if method == "cancelled" => Some(
                         "the order's sales order was cancelled: nothing was invoiced to credit",
                     ),
@@ -47,6 +49,15 @@ impl ReturnReversal {
                     }
                     Err(outcome) => return outcome,
                 }
+            }
+            Some(_)
+                if is_cancellation_refund(refund)
+                    && case.inv.now < refund.created_at + CANCELLATION_GRACE =>
+            {
+                return StepOutcome::Retry {
+                    reason: "a refund of unshipped items: giving the order's cancellation time to arrive".into(),
+                    retry_after: Some(std::time::Duration::from_secs(60)),
+                };
             }
             Some(_) => None,
         };
@@ -65,7 +76,9 @@ impl ReturnReversal {
         };
         let recorded_customer = posted.as_ref().and_then(|p| p.customer_id.clone());
         let so_external = posted.as_ref().map(|p| p.external_id.clone());
-        let claim = !native && memo.is_some();
+        // Claimed even where the ERP upserts: a cancellation reads the claim
+        // to know a credit memo is on its way.
+        let claim = memo.is_some();
         run_step(self.run(case, CREDIT_MEMO_STEP, claim), || async {
             let mut detail = CreditMemoPosted {
                 order: refund.order.clone(),
@@ -137,19 +150,40 @@ impl ReturnReversal {
         .await
     }
 
-    /// How the order's cancellation ended in the ERP, once it has.
-    async fn erp_cancel_method(&self, case: &Case<'_>) -> Result<Option<String>, StepOutcome> {
-        let saga = self.store.saga(&cancellation_key(case.order)).await?;
-        Ok(saga
-            .as_ref()
-            .and_then(|s| s.step(ERP_CANCEL_STEP))
-            .filter(|r| r.status == StepStatus::Completed)
-            .and_then(|r| r.result.as_ref())
-            .and_then(|r| r["method"].as_str().map(str::to_string)))
+    /// Whether any refund admitted before the cancellation has its credit
+    /// memo posted or on its way (claimed): the order is then credited.
+    async fn credited_by_earlier_refunds(&self, case: &Case<'_>) -> Result<bool, StepOutcome> {
+        let earlier = case
+            .ledger()
+            .refunds
+            .get(..case.position)
+            .unwrap_or_default();
+        for r in earlier
+            .iter()
+            .filter(|r| !r.takes_rest && !r.total.is_zero())
+        {
+            let saga = self
+                .store
+                .saga(&super::return_key(case.order, &r.refund_id))
+                .await?;
+            let memo = saga.as_ref().and_then(|s| s.step(CREDIT_MEMO_STEP));
+            let posted = match memo {
+                Some(rec) if rec.status == StepStatus::Completed => rec
+                    .result
+                    .as_ref()
+                    .is_some_and(|v| v["skipped_reason"].is_null()),
+                Some(_) => true,
+                None => false,
+            };
+            if posted {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
-    /// Cancelling is idempotent in both ERPs (a cancelled or missing order
-    /// is left as it is), so this sub-step claims nothing.
+    /// Claimed, so a redelivered cancellation answers with the decision it
+    /// took instead of taking it again against an ERP that has moved on.
     pub(super) async fn cancel_in_erp(&self, case: &Case<'_>) -> StepOutcome {
         let posted = match dependency::<OrderPostedToErp>(case, POST_STEP) {
             Dependency::Done(p) => Some(p),
@@ -157,8 +191,14 @@ impl ReturnReversal {
             Dependency::Pending(outcome) => return outcome,
         };
         let external = sales_order_external_id(case.order);
-        let credited = posted.is_some() && !case.ledger().cancelled_before_refunds();
-        run_step(self.run(case, ERP_CANCEL_STEP, false), || async {
+        let credited = match posted {
+            Some(_) => match self.credited_by_earlier_refunds(case).await {
+                Ok(c) => c,
+                Err(outcome) => return outcome,
+            },
+            None => false,
+        };
+        run_step(self.run(case, ERP_CANCEL_STEP, true), || async {
             let method = if credited {
                 "credited"
             } else {
@@ -188,6 +228,35 @@ impl ReturnReversal {
         })
         .await
     }
+}
+
+/// How the order's cancellation ended in the ERP (`cancelled`, `credited`,
+/// `not_posted`), once it has.
+pub(crate) async fn cancellation_decision(
+    store: &dyn crate::ports::StateStore,
+    order: &crate::model::OrderRef,
+) -> Result<Option<String>, StepOutcome> {
+    let saga = store.saga(&cancellation_key(order)).await?;
+    Ok(saga
+        .as_ref()
+        .and_then(|s| s.step(ERP_CANCEL_STEP))
+        .filter(|r| r.status == StepStatus::Completed)
+        .and_then(|r| r.result.as_ref())
+        .and_then(|r| r["method"].as_str().map(str::to_string)))
+}
+
+/// How long a refund of unshipped items waits for the order's cancellation
+/// before it is credited as a refund of its own.
+const CANCELLATION_GRACE: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Every line restocked as `cancel`: unshipped items taken back, what a
+/// shop's cancellation refunds.
+fn is_cancellation_refund(refund: &Refund) -> bool {
+    !refund.lines.is_empty()
+        && refund
+            .lines
+            .iter()
+            .all(|l| l.restock_type == crate::model::RestockType::Cancel)
 }
 
 /// The credit memo of a refund, in shop currency: returned lines with their

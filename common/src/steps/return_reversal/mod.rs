@@ -45,6 +45,7 @@ use crate::saga::{SagaRecord, StepStatus};
 use super::erp_posting::ErpPostingConfig;
 use super::{Invocation, StepOutcome, StepRun};
 
+pub(crate) use erp::cancellation_decision;
 pub use erp::credit_memo_for;
 pub use shop::shop_refund_for;
 
@@ -405,15 +406,21 @@ fn waiting(reason: String) -> StepOutcome {
     }
 }
 
-/// Rejected beats retry beats done: a reject needs people whatever else
-/// happened; a retry redelivers the message, and the sub-steps already done
-/// find themselves done.
+/// Retry beats reject beats done: while a sub-step still waits, the message
+/// comes back (the sub-steps already done find themselves done, a rejected
+/// one is rejected again); once nothing waits, a reject needs people.
 fn combine(outcomes: Vec<StepOutcome>) -> StepOutcome {
     let mut done = Vec::new();
     let mut retry: Option<(String, Option<Duration>)> = None;
+    let mut rejected: Option<String> = None;
     for o in outcomes {
         match o {
-            StepOutcome::Reject { .. } => return o,
+            StepOutcome::Reject { reason } => {
+                rejected = Some(match rejected {
+                    Some(r0) => format!("{r0}; {reason}"),
+                    None => reason,
+                })
+            }
             StepOutcome::Retry {
                 reason,
                 retry_after,
@@ -432,12 +439,16 @@ fn combine(outcomes: Vec<StepOutcome>) -> StepOutcome {
             }
         }
     }
-    match retry {
-        Some((reason, retry_after)) => StepOutcome::Retry {
-            reason,
+    match (retry, rejected) {
+        (Some((reason, retry_after)), rejected) => StepOutcome::Retry {
+            reason: match rejected {
+                Some(r) => format!("{reason}; and refused meanwhile: {r}"),
+                None => reason,
+            },
             retry_after,
         },
-        None => StepOutcome::Done {
+        (None, Some(reason)) => StepOutcome::Reject { reason },
+        (None, None) => StepOutcome::Done {
             summary: serde_json::Value::Array(done),
         },
     }
