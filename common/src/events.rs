@@ -177,7 +177,8 @@ impl EventDetail for CreditMemoPosted {
 
 /// The ERP side of an order's cancellation: its sales order `cancelled`,
 /// `credited` (refunds before the cancellation post credit memos against
-/// it), or `not_posted` (the order never reached the ERP).
+/// it), `not_posted` (the ERP has no open order: never posted, or invoiced
+/// meanwhile), or `left_open` (the ERP refused; needs review).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderCancelledInErp {
     pub order: OrderRef,
@@ -185,6 +186,9 @@ pub struct OrderCancelledInErp {
     pub external_id: String,
     pub document_id: Option<String>,
     pub method: String,
+    /// Why the ERP kept the order open (`left_open`).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 impl EventDetail for OrderCancelledInErp {

@@ -147,6 +147,7 @@ where
         let inv = Invocation {
             now: Utc::now(),
             deadline,
+            attempt: r.receive_count,
         };
         run(r.body.clone(), inv).await
     })

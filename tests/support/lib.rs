@@ -436,6 +436,7 @@ pub async fn poll_return_step(
         let inv = common::steps::Invocation {
             now: chrono::Utc::now(),
             deadline: None,
+            attempt: r.receive_count,
         };
         common::steps::handle_return_message(step, &r.body, inv).await
     })
@@ -482,6 +483,7 @@ pub async fn poll_step(
         let inv = common::steps::Invocation {
             now: chrono::Utc::now(),
             deadline: None,
+            attempt: r.receive_count,
         };
         common::steps::handle_message(step, &r.body, inv).await
     })

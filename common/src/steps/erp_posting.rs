@@ -84,6 +84,35 @@ impl ErpPosting {
         let order = &event.detail.order;
         let order_key = order.order.key();
         let native = self.erp.dedups_natively();
+        // Posting without a claim is only safe the first time: a redelivery
+        // looks first, so it neither re-posts a posted order nor reopens a
+        // cancelled one.
+        if native && inv.attempt > 1 {
+            match self.store.saga(&order_key).await {
+                Ok(Some(saga)) => {
+                    if let Some(done) = saga
+                        .step(STEP)
+                        .filter(|r| r.status == crate::saga::StepStatus::Completed)
+                    {
+                        return super::republish::<OrderPostedToErp>(
+                            self.bus.as_ref(),
+                            &IdempotencyKey::saga_step(order_key.clone(), STEP),
+                            done.result.clone().unwrap_or_default(),
+                            SOURCE,
+                            (&event.event_id.to_string(), &order_key),
+                            inv.now,
+                        )
+                        .await;
+                    }
+                    if saga.refund_ledger.cancelled_at.is_some() {
+                        let reason = "the order was cancelled before its post".to_string();
+                        return self.undo(&order.order, reason, inv).await;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return e.into(),
+            }
+        }
         let run = StepRun {
             store: self.store.as_ref(),
             bus: self.bus.as_ref(),
@@ -131,7 +160,8 @@ impl ErpPosting {
         inv: Invocation,
     ) -> StepOutcome {
         match super::return_reversal::cancellation_decision(self.store.as_ref(), order).await {
-            Ok(Some(method)) if method == "credited" => {
+            // Credited, or kept open by the ERP: not to be closed.
+            Ok(Some(method)) if method == "credited" || method == "left_open" => {
                 return StepOutcome::Cancelled { reason };
             }
             Ok(Some(_)) => {}

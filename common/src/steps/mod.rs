@@ -175,6 +175,9 @@ pub async fn handle_return_message(
 pub struct Invocation {
     pub now: DateTime<Utc>,
     pub deadline: Option<DateTime<Utc>>,
+    /// Which delivery of the message this is (SQS ApproximateReceiveCount;
+    /// 1 = first): steps that skip a claim look before acting on a redelivery.
+    pub attempt: u32,
 }
 
 /// Everything a step run needs to know besides its work.

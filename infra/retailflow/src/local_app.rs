@@ -176,10 +176,11 @@ impl LocalApp {
     }
 
     /// Runs one queue message through its function, as the SQS event source would.
-    async fn handle(&self, queue: &str, body: &str) -> StepOutcome {
+    async fn handle(&self, queue: &str, body: &str, attempt: u32) -> StepOutcome {
         let inv = Invocation {
             now: self.clock.now(),
             deadline: None,
+            attempt,
         };
         if queue == RETURN_REVERSAL_QUEUE {
             return handle_return_message(&self.return_reversal, body, inv).await;
@@ -243,9 +244,11 @@ impl LocalApp {
             }
             for (queue, msgs) in batches {
                 // Records of a batch are processed concurrently, as the Lambda does.
-                let outcomes =
-                    futures::future::join_all(msgs.iter().map(|m| self.handle(&queue, &m.body)))
-                        .await;
+                let outcomes = futures::future::join_all(
+                    msgs.iter()
+                        .map(|m| self.handle(&queue, &m.body, m.receive_count)),
+                )
+                .await;
                 let mut queues = lock(&self.queues);
                 let mut dlq = lock(&self.dead_letters);
                 let Some(q) = queues.get_mut(&queue) else {

@@ -82,6 +82,7 @@ fn summary(event_type: &str, d: &serde_json::Value) -> String {
             match d["method"].as_str().unwrap_or("") {
                 "cancelled" => "cancelled",
                 "credited" => "left to the credit memos of earlier refunds",
+                "left_open" => "left open (the ERP refused to cancel it; in review)",
                 _ => "never posted, nothing to cancel",
             },
             d["erp_system"].as_str().unwrap_or(""),

@@ -478,6 +478,7 @@ async fn a_claiming_erp_never_creates_the_sales_order_of_an_order_cancelled_firs
             Invocation {
                 now: app.clock.now(),
                 deadline: None,
+                attempt: 1,
             },
         )
         .await;
@@ -691,6 +692,7 @@ async fn an_accrual_that_finishes_after_the_cancellation_cancels_its_own_journal
     let inv = Invocation {
         now: app.clock.now(),
         deadline: None,
+        attempt: 1,
     };
     let outcome = step.handle(&placed, inv).await;
     assert!(
@@ -755,4 +757,82 @@ async fn a_cancellation_and_its_refund_end_the_same_whichever_arrives_first() {
         );
         assert_eq!(balance(&app), 0);
     }
+}
+
+#[tokio::test]
+async fn an_order_the_erp_refuses_to_cancel_goes_to_review_and_its_refunds_are_credited() {
+    use simulators::{Fault, FaultKind};
+    let app = start().await;
+    let order = three_unit_order("7110");
+    place(&app, &order).await;
+    app.drain().await;
+    app.sims.inject(Fault {
+        system: System::NetSuite,
+        method: Some("PATCH"),
+        path_contains: "salesOrder",
+        kind: FaultKind::Refuse,
+        count: 10,
+    });
+    cancel(&app, &order).await;
+    app.drain().await;
+    let dead = app.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].reason.contains("left open and needs review"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(!sales_order(&app, "7110").unwrap().closed);
+    assert_eq!(balance(&app), 0, "the points are taken back all the same");
+    // The shop refunds the money: the order is still open in the ERP, so it
+    // is credited.
+    let mut r = cancellation_refund(&order, "refund-after-refusal");
+    r.created_at = app.clock.now();
+    refund_issued(&app, &r, false).await;
+    app.drain().await;
+    assert_eq!(app.dead_letters().len(), 1, "nothing more to review");
+    assert_eq!(credit_memo_totals(&app), vec![7480]);
+}
+
+#[tokio::test]
+async fn a_redelivered_order_post_looks_before_it_posts_to_an_upserting_erp() {
+    use common::steps::{Invocation, StepOutcome};
+    let app = start().await;
+    let order = three_unit_order("7111");
+    place(&app, &order).await;
+    app.drain().await;
+    let upserts = sales_order(&app, "7111").unwrap().upserts;
+    let placed: common::events::Envelope<OrderPlaced> = serde_json::from_str(
+        &bus_event(
+            &OrderPlaced {
+                order: order.clone(),
+            },
+            &order.order.key(),
+            "placed",
+            "shopify:x",
+            app.clock.now(),
+        )
+        .detail,
+    )
+    .unwrap();
+    let inv = Invocation {
+        now: app.clock.now(),
+        deadline: None,
+        attempt: 2,
+    };
+    let outcome = app.erp_posting.handle(&placed, inv).await;
+    assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+    assert_eq!(
+        sales_order(&app, "7111").unwrap().upserts,
+        upserts,
+        "found done: not posted again"
+    );
+    // Cancelled: a redelivery does not reopen the order either.
+    cancel(&app, &order).await;
+    app.drain().await;
+    let outcome = app.erp_posting.handle(&placed, inv).await;
+    assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+    let so = sales_order(&app, "7111").unwrap();
+    assert!(so.closed);
+    assert_eq!(so.upserts, upserts);
 }

@@ -54,6 +54,9 @@ pub enum FaultKind {
     Slow(Duration),
     /// The effect is applied, then the answer is lost (HTTP 502).
     LoseResponse,
+    /// A permanent refusal (HTTP 400 in the vendor's error shape): the call
+    /// will never succeed as sent.
+    Refuse,
 }
 
 /// Fails the next `count` calls to `system` whose method and path match.
@@ -205,5 +208,23 @@ pub(crate) async fn apply(
             let _applied = next.run(req).await;
             (StatusCode::BAD_GATEWAY, "response lost").into_response()
         }
+        Some(FaultKind::Refuse) => refused(system),
     }
+}
+
+fn refused(system: System) -> Response {
+    let message = "simulated refusal: the record cannot be changed in its current state";
+    let body = match system {
+        System::NetSuite => serde_json::json!({"title": "Bad Request", "status": 400,
+            "o:errorDetails": [{"detail": message, "o:errorCode": "INVALID_OPERATION"}]}),
+        System::BusinessCentral => {
+            serde_json::json!({"error": {"code": "Application_DialogException", "message": message}})
+        }
+        System::Salesforce => {
+            serde_json::json!([{"errorCode": "INVALID_INPUT", "message": message}])
+        }
+        System::Shopify => serde_json::json!({"errors": message}),
+        System::AdobeCommerce => serde_json::json!({"message": message}),
+    };
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }

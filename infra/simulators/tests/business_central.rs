@@ -154,6 +154,7 @@ async fn erp_step_on_business_central_posts_once_despite_lost_responses_and_dupl
     let inv = || Invocation {
         now: Utc::now(),
         deadline: None,
+        attempt: 1,
     };
 
     // The POST lands but its answer is lost: the retry looks up and finds it.

@@ -112,6 +112,7 @@ async fn a_crash_after_the_journal_posts_is_recovered_without_a_second_journal()
     let at = |secs: i64| Invocation {
         now: t0 + chrono::Duration::seconds(secs),
         deadline: Some(t0 + chrono::Duration::seconds(secs + 20)),
+        attempt: 1,
     };
 
     // The journal posts, then the worker dies before recording it.

@@ -94,6 +94,31 @@ impl ReturnReversal {
             let Some(memo) = memo else {
                 return Ok(detail);
             };
+            // Claimed: look again for a cancellation that landed since the
+            // saga was read. The cancellation writes its mark, then reads the
+            // claims of earlier refunds; this writes the claim, then reads
+            // the mark: one of the two always sees the other.
+            if !case.cancelled() {
+                let fresh = self.store.saga(&case.order_key).await?;
+                if fresh.is_some_and(|s| s.refund_ledger.cancelled_at.is_some()) {
+                    match cancellation_decision(self.store.as_ref(), case.order).await? {
+                        Some(method) if method == "cancelled" => {
+                            detail.skipped_reason = Some(
+                                "the order's sales order was cancelled: nothing was invoiced to credit"
+                                    .into(),
+                            );
+                            return Ok(detail);
+                        }
+                        Some(_) => {}
+                        None => {
+                            return Err(waiting(
+                                "the order was cancelled meanwhile: waiting for its decision in the ERP"
+                                    .into(),
+                            ))
+                        }
+                    }
+                }
+            }
             let doc = self
                 .erp
                 .call(case.inv, |erp| {
@@ -173,7 +198,18 @@ impl ReturnReversal {
                     .as_ref()
                     .is_some_and(|v| v["skipped_reason"].is_null()),
                 Some(_) => true,
-                None => false,
+                // No record: an attempt whose answer was lost may still have
+                // reached the ERP; the ERP says.
+                None => {
+                    let ext = credit_memo_external_id(case.order, &r.refund_id);
+                    self.erp
+                        .call(
+                            case.inv,
+                            |erp| async move { erp.find_credit_memo(&ext).await },
+                        )
+                        .await?
+                        .is_some()
+                }
             };
             if posted {
                 return Ok(true);
@@ -198,7 +234,8 @@ impl ReturnReversal {
             },
             None => false,
         };
-        run_step(self.run(case, ERP_CANCEL_STEP, true), || async {
+        let outcome = run_step(self.run(case, ERP_CANCEL_STEP, true), || async {
+            let mut note = None;
             let method = if credited {
                 "credited"
             } else {
@@ -211,11 +248,18 @@ impl ReturnReversal {
                         case.inv,
                         |erp| async move { erp.cancel_sales_order(&ext).await },
                     )
-                    .await?;
-                if found {
-                    "cancelled"
-                } else {
-                    "not_posted"
+                    .await;
+                match found {
+                    Ok(true) => "cancelled",
+                    Ok(false) => "not_posted",
+                    // Refused for good (shipped, locked): the order stays open
+                    // and that is the decision refunds follow (they credit
+                    // it); the message goes to review below.
+                    Err(StepOutcome::Reject { reason }) => {
+                        note = Some(reason);
+                        "left_open"
+                    }
+                    Err(other) => return Err(other),
                 }
             };
             Ok(OrderCancelledInErp {
@@ -224,9 +268,21 @@ impl ReturnReversal {
                 external_id: external.clone(),
                 document_id: posted.as_ref().map(|p| p.document_id.clone()),
                 method: method.to_string(),
+                note,
             })
         })
-        .await
+        .await;
+        match outcome {
+            StepOutcome::Done { summary } if summary["method"] == "left_open" => {
+                StepOutcome::Reject {
+                    reason: format!(
+                        "the ERP refused to cancel sales order {external}: {}; it is left open and needs review",
+                        summary["note"].as_str().unwrap_or("no reason given")
+                    ),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -249,14 +305,23 @@ pub(crate) async fn cancellation_decision(
 /// before it is credited as a refund of its own.
 const CANCELLATION_GRACE: chrono::Duration = chrono::Duration::minutes(10);
 
-/// Every line restocked as `cancel`: unshipped items taken back, what a
-/// shop's cancellation refunds.
+/// No goods came back (no line restocked as a return or written off as
+/// damaged): what a shop's cancellation refunds, whatever restock type the
+/// merchant picked, or a refund with no lines at all.
 fn is_cancellation_refund(refund: &Refund) -> bool {
-    !refund.lines.is_empty()
-        && refund
-            .lines
-            .iter()
-            .all(|l| l.restock_type == crate::model::RestockType::Cancel)
+    use crate::model::RestockType;
+    !refund
+        .lines
+        .iter()
+        .any(|l| matches!(l.restock_type, RestockType::Return | RestockType::Damaged))
+}
+
+/// The external id a refund's credit memo is posted under.
+pub(crate) fn credit_memo_external_id(r: &crate::model::OrderRef, refund_id: &str) -> String {
+    external_id(
+        "cm",
+        &[r.platform.as_str(), &r.shop, &r.order_id, refund_id],
+    )
 }
 
 /// The credit memo of a refund, in shop currency: returned lines with their
@@ -344,10 +409,7 @@ pub fn credit_memo_for(
         ));
     }
     Ok(ErpCreditMemo {
-        external_id: external_id(
-            "cm",
-            &[r.platform.as_str(), &r.shop, &r.order_id, &refund.refund_id],
-        ),
+        external_id: credit_memo_external_id(r, &refund.refund_id),
         customer_external_id: String::new(),
         order_date: refund.created_at.date_naive(),
         memo: format!("{} refund {}", r.platform.as_str(), refund.refund_id),
