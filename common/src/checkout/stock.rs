@@ -1,0 +1,274 @@
+//! Stock reservations: a checkout holds units until the order is placed
+//! (commit), abandoned (release) or the hold expires. A reservation takes
+//! every line of a cart or none, and live holds never exceed the units on
+//! hand, whatever the concurrency: that is the no-oversell guarantee.
+//!
+//! The port is what checkout validation talks to; [`InProcessStock`] is the
+//! local app's and the tests' twin (the DynamoDB adapter, with conditional
+//! writes and TransactWriteItems, is not built yet).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ports::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationLine {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Idempotency key: the same id reserves once.
+    pub id: String,
+    pub lines: Vec<ReservationLine>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReserveOutcome {
+    Reserved,
+    /// Not enough of `sku`: nothing was reserved.
+    Short {
+        sku: String,
+        available: u32,
+    },
+}
+
+#[async_trait]
+pub trait StockReservations: Send + Sync {
+    /// Reserves every line or none; a reservation id seen before answers
+    /// as it did (while its hold lives).
+    async fn reserve(
+        &self,
+        reservation: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<ReserveOutcome, StoreError>;
+    /// Gives a hold back (abandoned checkout, cancelled order).
+    async fn release(&self, reservation_id: &str) -> Result<(), StoreError>;
+    /// The order was placed: the held units leave stock for good. False when
+    /// no live hold had that id (expired, or committed before).
+    async fn commit(&self, reservation_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// The ERP's count of units on hand. Holds already given stay; new ones
+    /// only fit in what the new count leaves.
+    async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError>;
+    /// Units on hand not held.
+    async fn available(&self, sku: &str, now: DateTime<Utc>) -> Result<u32, StoreError>;
+}
+
+#[derive(Default)]
+struct StockState {
+    on_hand: BTreeMap<String, u64>,
+    holds: BTreeMap<String, Reservation>,
+}
+
+impl StockState {
+    fn expire(&mut self, now: DateTime<Utc>) {
+        self.holds.retain(|_, r| r.expires_at > now);
+    }
+
+    fn held(&self, sku: &str) -> u64 {
+        self.holds
+            .values()
+            .flat_map(|r| r.lines.iter())
+            .filter(|l| l.sku == sku)
+            .map(|l| u64::from(l.quantity))
+            .sum()
+    }
+
+    fn available(&self, sku: &str) -> u64 {
+        self.on_hand
+            .get(sku)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(self.held(sku))
+    }
+}
+
+/// [`StockReservations`] in memory, one lock for all SKUs (what the local
+/// app needs; contention is the DynamoDB adapter's problem).
+#[derive(Default)]
+pub struct InProcessStock {
+    state: Mutex<StockState>,
+}
+
+impl InProcessStock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StockState> {
+        // Every change is a single assignment under the lock: a panic while
+        // holding it leaves the state consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl StockReservations for InProcessStock {
+    async fn reserve(
+        &self,
+        r: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let mut st = self.lock();
+        st.expire(now);
+        if st.holds.contains_key(&r.id) {
+            return Ok(ReserveOutcome::Reserved);
+        }
+        // A cart may name a SKU on several lines: check the sums.
+        let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();
+        for l in &r.lines {
+            *wanted.entry(l.sku.as_str()).or_default() += u64::from(l.quantity);
+        }
+        for (sku, qty) in &wanted {
+            let available = st.available(sku);
+            if available < *qty {
+                return Ok(ReserveOutcome::Short {
+                    sku: (*sku).to_string(),
+                    available: u32::try_from(available).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        st.holds.insert(r.id.clone(), r.clone());
+        Ok(ReserveOutcome::Reserved)
+    }
+
+    async fn release(&self, reservation_id: &str) -> Result<(), StoreError> {
+        self.lock().holds.remove(reservation_id);
+        Ok(())
+    }
+
+    async fn commit(&self, reservation_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        st.expire(now);
+        let Some(r) = st.holds.remove(reservation_id) else {
+            return Ok(false);
+        };
+        for l in &r.lines {
+            let on_hand = st.on_hand.entry(l.sku.clone()).or_default();
+            *on_hand = on_hand.saturating_sub(u64::from(l.quantity));
+        }
+        Ok(true)
+    }
+
+    async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError> {
+        self.lock()
+            .on_hand
+            .insert(sku.to_string(), u64::from(on_hand));
+        Ok(())
+    }
+
+    async fn available(&self, sku: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
+        let mut st = self.lock();
+        st.expire(now);
+        Ok(u32::try_from(st.available(sku)).unwrap_or(u32::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn hold(id: &str, lines: &[(&str, u32)], expires_at: DateTime<Utc>) -> Reservation {
+        Reservation {
+            id: id.into(),
+            lines: lines
+                .iter()
+                .map(|(sku, quantity)| ReservationLine {
+                    sku: (*sku).into(),
+                    quantity: *quantity,
+                })
+                .collect(),
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cart_is_held_whole_or_not_at_all() {
+        let s = InProcessStock::new();
+        let now = Utc::now();
+        s.set_on_hand("A", 5).await.unwrap();
+        s.set_on_hand("B", 1).await.unwrap();
+        let later = now + chrono::Duration::minutes(15);
+        let out = s
+            .reserve(&hold("r1", &[("A", 2), ("B", 2)], later), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            ReserveOutcome::Short {
+                sku: "B".into(),
+                available: 1
+            }
+        );
+        assert_eq!(s.available("A", now).await.unwrap(), 5, "A untouched");
+        // The same SKU on two lines counts twice.
+        let out = s
+            .reserve(&hold("r2", &[("A", 3), ("A", 3)], later), now)
+            .await
+            .unwrap();
+        assert!(matches!(out, ReserveOutcome::Short { .. }));
+    }
+
+    #[tokio::test]
+    async fn holds_expire_back_into_stock_and_commits_leave_it_for_good() {
+        let s = InProcessStock::new();
+        let now = Utc::now();
+        let ttl = chrono::Duration::minutes(15);
+        s.set_on_hand("A", 3).await.unwrap();
+        s.reserve(&hold("r1", &[("A", 2)], now + ttl), now)
+            .await
+            .unwrap();
+        s.reserve(&hold("r2", &[("A", 1)], now + ttl), now)
+            .await
+            .unwrap();
+        assert_eq!(s.available("A", now).await.unwrap(), 0);
+        assert!(s.commit("r1", now).await.unwrap());
+        assert!(!s.commit("r1", now).await.unwrap(), "once");
+        assert_eq!(s.available("A", now + ttl).await.unwrap(), 1, "r2 expired");
+        assert!(!s.commit("r2", now + ttl).await.unwrap(), "an expired hold");
+        // The ERP counts fewer than are held: no new hold fits.
+        s.reserve(&hold("r3", &[("A", 1)], now + ttl * 2), now + ttl)
+            .await
+            .unwrap();
+        s.set_on_hand("A", 0).await.unwrap();
+        assert_eq!(s.available("A", now + ttl).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_flash_sale_of_ten_thousand_checkouts_sells_exactly_the_hundred_units() {
+        let s = Arc::new(InProcessStock::new());
+        let now = Utc::now();
+        let ttl = chrono::Duration::minutes(15);
+        s.set_on_hand("DROP", 100).await.unwrap();
+        let tasks: Vec<_> = (0..10_000)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.reserve(&hold(&format!("c{i}"), &[("DROP", 1)], now + ttl), now)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut reserved = 0;
+        for t in tasks {
+            if t.await.unwrap() == ReserveOutcome::Reserved {
+                reserved += 1;
+            }
+        }
+        assert_eq!(reserved, 100);
+        assert_eq!(s.available("DROP", now).await.unwrap(), 0);
+        // Nobody paid: the holds run out and the units are back.
+        assert_eq!(s.available("DROP", now + ttl).await.unwrap(), 100);
+    }
+}
