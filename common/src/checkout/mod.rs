@@ -10,6 +10,8 @@
 //! loyalty redemption, the catalog sync and fulfillment sync, and the
 //! benchmark.
 
+pub mod catalog;
 pub mod pricing;
 pub mod promotions;
 pub mod stock;
+pub mod validation;

@@ -177,6 +177,8 @@ pub trait LoyaltyConnector: Send + Sync {
         &self,
         accrual: &AccrualRequest,
     ) -> Result<AccrualJournal, ConnectorError>;
+    /// The member's points balance; `None` when there is no such member.
+    async fn points_balance(&self, membership_number: &str) -> Result<Option<i64>, ConnectorError>;
     /// A reversal journal already posted under this number (any kind).
     async fn find_reversal(
         &self,

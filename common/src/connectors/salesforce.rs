@@ -302,6 +302,26 @@ impl LoyaltyConnector for SalesforceLoyalty {
         })
     }
 
+    async fn points_balance(&self, number: &str) -> Result<Option<i64>, ConnectorError> {
+        let soql = format!(
+            "SELECT PointsBalance FROM LoyaltyMemberCurrency WHERE LoyaltyMember.MembershipNumber={}",
+            soql_quote(number)
+        );
+        let Some(r) = self.query(&soql).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        // A JSON number such as 40.0 or -20.0: whole points, read as text.
+        let text = r["PointsBalance"].to_string();
+        let whole = text.split('.').next().unwrap_or("");
+        whole
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ConnectorError::BadResponse {
+                system: SYSTEM,
+                reason: format!("PointsBalance {text} is not a number of points"),
+            })
+    }
+
     async fn find_reversal(
         &self,
         external: &str,

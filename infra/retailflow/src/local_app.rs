@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::adapters::in_process::InProcessStateStore;
+use common::checkout::catalog::{CatalogSeed, InProcessCatalog};
+use common::checkout::stock::InProcessStock;
+use common::checkout::validation::{CheckoutConfig, CheckoutValidation};
 use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
 use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
 use common::connectors::shop::{
@@ -74,8 +77,14 @@ pub struct LocalApp {
     pub erp_posting: ErpPosting,
     pub loyalty_accrual: LoyaltyAccrual,
     pub return_reversal: ReturnReversal,
+    pub catalog: Arc<InProcessCatalog>,
+    pub stock: Arc<InProcessStock>,
+    pub checkout: CheckoutValidation,
     pub retry: RetryPolicy,
 }
+
+/// The local app's catalog: prices, stock and promotions for the sample SKUs.
+const CATALOG_SEED: &str = include_str!("../../../events/catalog/seed.json");
 
 impl LocalApp {
     pub async fn start(intake_config: IntakeConfig) -> std::io::Result<Self> {
@@ -148,7 +157,28 @@ impl LocalApp {
             ],
             ReturnReversalConfig::default(),
         );
+        let catalog = Arc::new(InProcessCatalog::new());
+        let stock = Arc::new(InProcessStock::new());
+        CatalogSeed::parse(CATALOG_SEED)
+            .map_err(std::io::Error::other)?
+            .load(&catalog, stock.as_ref())
+            .await
+            .map_err(std::io::Error::other)?;
+        let checkout = CheckoutValidation::new(
+            catalog.clone(),
+            stock.clone(),
+            loyalty.clone(),
+            Arc::new(CircuitBreaker::new(
+                "salesforce-loyalty-checkout",
+                5,
+                open_for,
+            )),
+            CheckoutConfig::default(),
+        );
         Ok(LocalApp {
+            catalog,
+            stock,
+            checkout,
             return_reversal,
             intake: OrderIntake::new(store.clone(), bus.clone(), intake_config),
             erp_posting: ErpPosting::new(
@@ -280,6 +310,15 @@ impl LocalApp {
         }
         report.gave_up = true;
         report
+    }
+
+    /// Units of `sku` on hand and not held, now on the app's clock.
+    pub async fn stock_available(&self, sku: &str) -> u32 {
+        use common::checkout::stock::StockReservations;
+        self.stock
+            .available(sku, self.clock.now())
+            .await
+            .unwrap_or(0)
     }
 
     pub fn dead_letters(&self) -> Vec<DeadLetter> {

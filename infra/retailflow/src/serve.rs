@@ -23,6 +23,7 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .route("/webhooks/shopify", post(webhook))
         .route("/webhooks/adobe", post(webhook))
         .route("/pos/returns", post(webhook))
+        .route("/checkout/validate", post(checkout))
         .route("/local/state", get(state))
         .route("/local/timelines", get(timelines))
         // The intake answers 413 itself; let bodies reach it.
@@ -53,6 +54,20 @@ async fn webhook(
     // what happens to an order, so the state is complete when this returns.
     app.drain().await;
     resp.into_http().into_response()
+}
+
+/// `POST /checkout/validate` (openapi/checkout.yaml): 200 with the
+/// validation (accepted or rejected with reasons), 400 for a body that is
+/// not a checkout request.
+async fn checkout(State(app): State<Arc<LocalApp>>, body: Bytes) -> impl IntoResponse {
+    match serde_json::from_slice::<common::checkout::validation::CheckoutRequest>(&body) {
+        Ok(req) => axum::Json(app.checkout.validate(&req, app.clock.now()).await).into_response(),
+        Err(e) => (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"error": format!("not a checkout request: {e}")})),
+        )
+            .into_response(),
+    }
 }
 
 async fn state(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {

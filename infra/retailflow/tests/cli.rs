@@ -191,6 +191,32 @@ fn serve_answers_bad_input_with_reasons() {
     );
 }
 
+#[test]
+fn serve_validates_a_checkout_as_the_readme_shows() {
+    let server = serve();
+    let body = r#"{"checkout_id":"readme-1","customer_id":"c-1","lines":[{"sku":"MCS-CHR-M","quantity":2,"shown_price":{"minor":2499,"currency":"USD"}}],"promotion_codes":["SOCKS5"]}"#;
+    let json = [("content-type", "application/json".to_string())];
+    let (status, resp) = http(&server.addr, "POST", "/checkout/validate", &json, body);
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["status"], "accepted", "{resp}");
+    assert_eq!(resp["totals"]["total"]["minor"], 4498);
+    let (status, resp) = http(
+        &server.addr,
+        "POST",
+        "/checkout/validate",
+        &json,
+        "{\"lines\":1}",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        resp["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a checkout request"),
+        "{resp}"
+    );
+}
+
 fn canonical(source: &str, topic: &str, file: &str) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
         .args(["canonical", "--source", source, "--topic", topic])

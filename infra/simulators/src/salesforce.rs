@@ -103,6 +103,22 @@ async fn query(
             })
             .into_iter()
             .collect()
+    } else if q.contains("FROM LoyaltyMemberCurrency") {
+        let Some(number) = soql_eq(&q, "LoyaltyMember.MembershipNumber") else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_QUERY",
+                "unsupported query",
+            );
+        };
+        st.members
+            .get(&number)
+            .map(|m| {
+                json!({"attributes": {"type": "LoyaltyMemberCurrency"}, "Name": "Points",
+                       "PointsBalance": m.points_balance as f64})
+            })
+            .into_iter()
+            .collect()
     } else if let (true, Some(id)) = (q.contains("FROM TransactionJournal"), soql_eq(&q, " Id")) {
         st.journals
             .iter()

@@ -1,0 +1,148 @@
+//! The catalog checkout reads: current prices, promotions and how often a
+//! customer used each. Kept from the ERP by the catalog sync (not built
+//! yet); [`InProcessCatalog`] is the local app's and the tests' twin.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::pricing::PriceEntry;
+use super::promotions::Promotion;
+use crate::ports::StoreError;
+
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Current prices of the SKUs that have one.
+    async fn prices(&self, skus: &[String]) -> Result<BTreeMap<String, PriceEntry>, StoreError>;
+    /// The promotions with these codes (unknown codes are left out).
+    async fn promotions(&self, codes: &[String]) -> Result<Vec<Promotion>, StoreError>;
+    /// How many orders of `customer_id` used `code`.
+    async fn promotion_uses(&self, code: &str, customer_id: &str) -> Result<u32, StoreError>;
+}
+
+#[derive(Default)]
+struct CatalogState {
+    prices: BTreeMap<String, PriceEntry>,
+    promotions: BTreeMap<String, Promotion>,
+    uses: BTreeMap<(String, String), u32>,
+}
+
+#[derive(Default)]
+pub struct InProcessCatalog {
+    state: Mutex<CatalogState>,
+}
+
+impl InProcessCatalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CatalogState> {
+        // Plain data behind the lock: a poisoned lock still holds it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new price for a SKU: its version goes up by one.
+    pub fn set_price(&self, mut entry: PriceEntry) {
+        let mut st = self.lock();
+        if let Some(old) = st.prices.get(&entry.sku) {
+            entry.version = entry.version.max(old.version + 1);
+        }
+        st.prices.insert(entry.sku.clone(), entry);
+    }
+
+    pub fn add_promotion(&self, p: Promotion) {
+        self.lock().promotions.insert(p.code.clone(), p);
+    }
+
+    /// An order of `customer_id` used `code`.
+    pub fn record_use(&self, code: &str, customer_id: &str) {
+        *self
+            .lock()
+            .uses
+            .entry((code.to_string(), customer_id.to_string()))
+            .or_default() += 1;
+    }
+}
+
+#[async_trait]
+impl Catalog for InProcessCatalog {
+    async fn prices(&self, skus: &[String]) -> Result<BTreeMap<String, PriceEntry>, StoreError> {
+        let st = self.lock();
+        Ok(skus
+            .iter()
+            .filter_map(|s| st.prices.get(s).map(|p| (s.clone(), p.clone())))
+            .collect())
+    }
+
+    async fn promotions(&self, codes: &[String]) -> Result<Vec<Promotion>, StoreError> {
+        let st = self.lock();
+        Ok(codes
+            .iter()
+            .filter_map(|c| st.promotions.get(c).cloned())
+            .collect())
+    }
+
+    async fn promotion_uses(&self, code: &str, customer_id: &str) -> Result<u32, StoreError> {
+        Ok(self
+            .lock()
+            .uses
+            .get(&(code.to_string(), customer_id.to_string()))
+            .copied()
+            .unwrap_or(0))
+    }
+}
+
+/// The local app's catalog file (`events/catalog/seed.json`): prices as
+/// decimal text in one currency, stock on hand, promotions as stored.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CatalogSeed {
+    pub currency: String,
+    pub items: Vec<SeedItem>,
+    #[serde(default)]
+    pub promotions: Vec<Promotion>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SeedItem {
+    pub sku: String,
+    pub price: String,
+    pub on_hand: u32,
+    #[serde(default)]
+    pub collections: std::collections::BTreeSet<String>,
+}
+
+impl CatalogSeed {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        serde_json::from_str(json).map_err(|e| format!("catalog seed: {e}"))
+    }
+
+    /// Loads the seed into a catalog and a stock ledger.
+    pub async fn load(
+        &self,
+        catalog: &InProcessCatalog,
+        stock: &dyn super::stock::StockReservations,
+    ) -> Result<(), String> {
+        let currency =
+            crate::money::Currency::from_code(&self.currency).map_err(|e| e.to_string())?;
+        for item in &self.items {
+            let price = crate::money::Money::parse(&item.price, currency)
+                .map_err(|e| format!("{}: {e}", item.sku))?;
+            catalog.set_price(PriceEntry {
+                sku: item.sku.clone(),
+                price,
+                version: 1,
+                collections: item.collections.clone(),
+            });
+            stock
+                .set_on_hand(&item.sku, item.on_hand)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for p in &self.promotions {
+            catalog.add_promotion(p.clone());
+        }
+        Ok(())
+    }
+}
