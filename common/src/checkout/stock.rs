@@ -66,20 +66,44 @@ pub trait StockReservations: Send + Sync {
 struct StockState {
     on_hand: BTreeMap<String, u64>,
     holds: BTreeMap<String, Reservation>,
+    /// Units held per SKU (the sum over `holds`, kept as holds come and go).
+    held: BTreeMap<String, u64>,
+    /// Holds by expiry, so expiring is a walk over the expired ones only.
+    expiries: std::collections::BTreeSet<(DateTime<Utc>, String)>,
 }
 
 impl StockState {
     fn expire(&mut self, now: DateTime<Utc>) {
-        self.holds.retain(|_, r| r.expires_at > now);
+        while let Some((at, id)) = self.expiries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.remove(&(at, id.clone()));
+            self.drop_hold(&id);
+        }
+    }
+
+    fn add_hold(&mut self, r: &Reservation) {
+        for l in &r.lines {
+            *self.held.entry(l.sku.clone()).or_default() += u64::from(l.quantity);
+        }
+        self.expiries.insert((r.expires_at, r.id.clone()));
+        self.holds.insert(r.id.clone(), r.clone());
+    }
+
+    fn drop_hold(&mut self, id: &str) -> Option<Reservation> {
+        let r = self.holds.remove(id)?;
+        self.expiries.remove(&(r.expires_at, r.id.clone()));
+        for l in &r.lines {
+            if let Some(h) = self.held.get_mut(&l.sku) {
+                *h = h.saturating_sub(u64::from(l.quantity));
+            }
+        }
+        Some(r)
     }
 
     fn held(&self, sku: &str) -> u64 {
-        self.holds
-            .values()
-            .flat_map(|r| r.lines.iter())
-            .filter(|l| l.sku == sku)
-            .map(|l| u64::from(l.quantity))
-            .sum()
+        self.held.get(sku).copied().unwrap_or(0)
     }
 
     fn available(&self, sku: &str) -> u64 {
@@ -136,19 +160,19 @@ impl StockReservations for InProcessStock {
                 });
             }
         }
-        st.holds.insert(r.id.clone(), r.clone());
+        st.add_hold(r);
         Ok(ReserveOutcome::Reserved)
     }
 
     async fn release(&self, reservation_id: &str) -> Result<(), StoreError> {
-        self.lock().holds.remove(reservation_id);
+        self.lock().drop_hold(reservation_id);
         Ok(())
     }
 
     async fn commit(&self, reservation_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut st = self.lock();
         st.expire(now);
-        let Some(r) = st.holds.remove(reservation_id) else {
+        let Some(r) = st.drop_hold(reservation_id) else {
             return Ok(false);
         };
         for l in &r.lines {

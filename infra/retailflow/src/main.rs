@@ -6,6 +6,7 @@
 //! - `canonical --source shopify|adobe --topic T FILE`: prints the canonical event;
 //! - `sample-event ...`: writes a signed API Gateway event for a raw payload.
 
+mod bench;
 mod commands;
 mod serve;
 
@@ -37,6 +38,14 @@ pub enum Source {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Benchmark checkout validation in process (build with --release):
+    /// p50/p99 latency and throughput on one core.
+    BenchCheckout {
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+        #[arg(long, default_value_t = 5)]
+        lines: usize,
+    },
     /// Feed Lambda event files through the whole app in one process, drain
     /// every queue, print each order's timeline. Exits 2 if a saga did not
     /// complete or anything reached a DLQ.
@@ -134,6 +143,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { listen } => serve::serve(listen).await,
+        Command::BenchCheckout { iterations, lines } => {
+            bench::bench_checkout(iterations.max(1), lines.max(1)).await
+        }
         Command::Simulators { listen } => {
             let sims =
                 simulators::Simulators::start_on(listen, std::sync::Arc::new(chrono::Utc::now))
