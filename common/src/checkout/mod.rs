@@ -5,10 +5,13 @@
 //! ([`promotions`]), and stock reserved all-or-nothing so a flash sale never
 //! sells what is not there ([`stock`]).
 //!
-//! Not built yet: the `POST /checkout/validate` handler and its OpenAPI
-//! document, the DynamoDB adapters (price book, promotions, reservations),
-//! loyalty redemption, the catalog sync and fulfillment sync, and the
-//! benchmark.
+//! Built: the validation step ([`validation`]) with its loyalty fallback,
+//! the local app's `POST /checkout/validate` (openapi/checkout.yaml), stock
+//! holds in process and on DynamoDB, `retailflow bench-checkout`.
+//! Not built yet: the checkout Lambda and its template resources, the
+//! DynamoDB price book and promotions, committing holds on `OrderPlaced`,
+//! the catalog sync (ERP prices and stock in, stock out to the shops) and
+//! the fulfillment sync.
 
 pub mod catalog;
 pub mod pricing;

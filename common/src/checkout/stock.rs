@@ -4,8 +4,8 @@
 //! hand, whatever the concurrency: that is the no-oversell guarantee.
 //!
 //! The port is what checkout validation talks to; [`InProcessStock`] is the
-//! local app's and the tests' twin (the DynamoDB adapter, with conditional
-//! writes and TransactWriteItems, is not built yet).
+//! local app's and the tests' twin; `adapters::dynamodb_stock` holds stock
+//! with DynamoDB conditional writes in one TransactWriteItems per cart.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -60,6 +60,8 @@ pub trait StockReservations: Send + Sync {
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError>;
     /// Units on hand not held.
     async fn available(&self, sku: &str, now: DateTime<Utc>) -> Result<u32, StoreError>;
+    /// Gives back the units of holds expired by `now`; how many ended.
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
 }
 
 #[derive(Default)]
@@ -193,6 +195,13 @@ impl StockReservations for InProcessStock {
         let mut st = self.lock();
         st.expire(now);
         Ok(u32::try_from(st.available(sku)).unwrap_or(u32::MAX))
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut st = self.lock();
+        let before = st.holds.len();
+        st.expire(now);
+        Ok(before - st.holds.len())
     }
 }
 

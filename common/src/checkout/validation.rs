@@ -257,12 +257,27 @@ impl CheckoutValidation {
                 .collect(),
             expires_at: now + self.config.hold_for,
         };
-        match self
+        let mut outcome = self
             .stock
             .reserve(&reservation, now)
             .await
-            .map_err(|e| unavailable(&e))?
+            .map_err(|e| unavailable(&e))?;
+        // Short: holds that expired may not have been given back yet.
+        if matches!(outcome, ReserveOutcome::Short { .. })
+            && self
+                .stock
+                .sweep_expired(now)
+                .await
+                .map_err(|e| unavailable(&e))?
+                > 0
         {
+            outcome = self
+                .stock
+                .reserve(&reservation, now)
+                .await
+                .map_err(|e| unavailable(&e))?;
+        }
+        match outcome {
             ReserveOutcome::Reserved => {}
             ReserveOutcome::Short { sku, available } => {
                 return Err(req

@@ -1,0 +1,418 @@
+//! [`StockReservations`] on the state table, with DynamoDB's conditional
+//! writes doing the counting so no two checkouts can take the same unit.
+//!
+//! Items:
+//! - `STOCK#<sku>`: `on_hand` (the ERP's count) and `available` (on hand
+//!   less live holds);
+//! - `HOLD#<reservation id>`: the held lines, `hold_expires` (epoch
+//!   seconds) and `state` (`held`, `committed`, `released`);
+//! - `HOLDS#<expiry minute>`: the ids of the holds expiring in that minute,
+//!   so expired holds are found by key, never by a scan.
+//!
+//! A reservation is one TransactWriteItems: the hold is created (unless its
+//! id exists), each SKU's `available` goes down under the condition
+//! `available >= quantity`, and the id joins its expiry minute. All or
+//! nothing, so a cart never holds half its lines. DynamoDB takes at most 100
+//! items in a transaction: a cart of more than 98 distinct SKUs is refused
+//! (retailflow does not split carts; storefronts do not sell such carts).
+//! The table's TTL (`expires_at`) removes holds a week after they end, long
+//! after the sweep has given their units back.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+
+use crate::checkout::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
+use crate::ports::StoreError;
+
+/// Most distinct SKUs in one reservation (100 transaction items less the
+/// hold and its expiry minute).
+pub const MAX_SKUS_PER_HOLD: usize = 98;
+
+pub struct DynamoDbStock {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn minute(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(60)
+}
+
+fn get_n(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
+    item.get(k)?.as_n().ok()?.parse().ok()
+}
+
+impl DynamoDbStock {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDbStock {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+        r.map_err(|e| StoreError::Unavailable(format!("building a request: {e}")))
+    }
+
+    /// Units per SKU of a cart (a SKU on several lines counts once, summed).
+    fn per_sku(lines: &[ReservationLine]) -> BTreeMap<&str, i64> {
+        let mut m = BTreeMap::new();
+        for l in lines {
+            *m.entry(l.sku.as_str()).or_insert(0) += i64::from(l.quantity);
+        }
+        m
+    }
+
+    async fn hold(&self, id: &str) -> Result<Option<(Vec<ReservationLine>, String)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("HOLD#{id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let lines = item
+            .get("lines")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|t| serde_json::from_str(t).ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: format!("HOLD#{id}"),
+                reason: "hold without readable lines".into(),
+            })?;
+        let state = item
+            .get("state")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some((lines, state)))
+    }
+
+    /// Moves a held hold to `to` (released: its units come back; committed:
+    /// they leave stock for good). False when it was not held any more.
+    async fn end_hold(&self, id: &str, to: &str) -> Result<bool, StoreError> {
+        let Some((lines, state)) = self.hold(id).await? else {
+            return Ok(false);
+        };
+        if state != "held" {
+            return Ok(false);
+        }
+        let mut tx = vec![TransactWriteItem::builder()
+            .update(Self::built(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("HOLD#{id}")))
+                    .update_expression("SET #state = :to")
+                    .condition_expression("#state = :held")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":to", s(to))
+                    .expression_attribute_values(":held", s("held"))
+                    .build(),
+            )?)
+            .build()];
+        for (sku, qty) in Self::per_sku(&lines) {
+            let expr = if to == "committed" {
+                "ADD on_hand :neg"
+            } else {
+                "ADD available :qty"
+            };
+            let mut u = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("STOCK#{sku}")))
+                .update_expression(expr);
+            u = if to == "committed" {
+                u.expression_attribute_values(":neg", n(-qty))
+            } else {
+                u.expression_attribute_values(":qty", n(qty))
+            };
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(Self::built(u.build())?)
+                    .build(),
+            );
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(tx))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                // Ended meanwhile by another worker (expired, released).
+                TransactWriteItemsError::TransactionCanceledException(tc)
+                    if tc.cancellation_reasons().first().and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(false)
+                }
+                other => Err(unavailable(DisplayErrorContext(&other))),
+            },
+        }
+    }
+
+    /// Gives back the units of every hold that expired up to `now`, minute
+    /// by minute from the last sweep; returns how many holds it ended.
+    pub async fn sweep_expired_holds(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let marker = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("SWEEP#stock"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+        let last = marker
+            .item()
+            .and_then(|i| get_n(i, "swept_to_minute"))
+            // First sweep: holds last minutes, an hour back covers them.
+            .unwrap_or(minute(now) - 60);
+        let mut ended = 0;
+        // Minutes strictly before the current one are complete.
+        let upto = minute(now) - 1;
+        for m in (last + 1)..=upto {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("HOLDS#{m}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            let ids: Vec<String> = out
+                .item()
+                .and_then(|i| i.get("ids"))
+                .and_then(|v| v.as_ss().ok())
+                .cloned()
+                .unwrap_or_default();
+            for id in ids {
+                if self.end_hold(&id, "released").await? {
+                    ended += 1;
+                }
+            }
+        }
+        if upto > last {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s("SWEEP#stock"))
+                .item("swept_to_minute", n(upto))
+                .send()
+                .await
+                .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+        }
+        Ok(ended)
+    }
+}
+
+#[async_trait]
+impl StockReservations for DynamoDbStock {
+    async fn reserve(
+        &self,
+        r: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let skus = Self::per_sku(&r.lines);
+        if skus.len() > MAX_SKUS_PER_HOLD {
+            return Err(StoreError::TooLarge(format!(
+                "a hold of {} distinct SKUs (at most {MAX_SKUS_PER_HOLD})",
+                skus.len()
+            )));
+        }
+        // Plain data: serializing cannot fail.
+        let lines = serde_json::to_string(&r.lines).unwrap_or_default();
+        let mut tx = vec![TransactWriteItem::builder()
+            .put(Self::built(
+                Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(format!("HOLD#{}", r.id)))
+                    .item("lines", s(lines))
+                    .item("state", s("held"))
+                    .item("hold_expires", n(r.expires_at.timestamp()))
+                    .item(
+                        "expires_at",
+                        n((r.expires_at + chrono::Duration::days(7)).timestamp()),
+                    )
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build(),
+            )?)
+            .build()];
+        for (sku, qty) in &skus {
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(Self::built(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(format!("STOCK#{sku}")))
+                            .update_expression("ADD available :neg")
+                            .condition_expression("available >= :qty")
+                            .expression_attribute_values(":neg", n(-qty))
+                            .expression_attribute_values(":qty", n(*qty))
+                            .return_values_on_condition_check_failure(
+                                ReturnValuesOnConditionCheckFailure::AllOld,
+                            )
+                            .build(),
+                    )?)
+                    .build(),
+            );
+        }
+        tx.push(
+            TransactWriteItem::builder()
+                .update(Self::built(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(format!("HOLDS#{}", minute(r.expires_at))))
+                        .update_expression("ADD ids :id SET expires_at = :exp")
+                        .expression_attribute_values(":id", AttributeValue::Ss(vec![r.id.clone()]))
+                        .expression_attribute_values(
+                            ":exp",
+                            n((r.expires_at + chrono::Duration::days(7)).timestamp()),
+                        )
+                        .build(),
+                )?)
+                .build(),
+        );
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(tx))
+            .send()
+            .await;
+        let Err(e) = result else {
+            return Ok(ReserveOutcome::Reserved);
+        };
+        let se = e.into_service_error();
+        let TransactWriteItemsError::TransactionCanceledException(tc) = &se else {
+            return Err(unavailable(DisplayErrorContext(&se)));
+        };
+        let reasons = tc.cancellation_reasons();
+        if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+            // This reservation id holds already: answer as before while it lives.
+            return match self.hold(&r.id).await? {
+                Some((_, state)) if state == "held" && r.expires_at > now => {
+                    Ok(ReserveOutcome::Reserved)
+                }
+                _ => Err(StoreError::Corrupt {
+                    key: format!("HOLD#{}", r.id),
+                    reason: "the reservation id was used by a hold that has ended".into(),
+                }),
+            };
+        }
+        for (i, (sku, _)) in skus.iter().enumerate() {
+            let Some(reason) = reasons.get(i + 1) else {
+                continue;
+            };
+            if reason.code() == Some("ConditionalCheckFailed") {
+                let available = reason
+                    .item()
+                    .and_then(|item| get_n(item, "available"))
+                    .unwrap_or(0)
+                    .max(0);
+                return Ok(ReserveOutcome::Short {
+                    sku: (*sku).to_string(),
+                    available: u32::try_from(available).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        // Another checkout touched the same SKU at this very moment: the
+        // caller retries (the storefront's checkout is idempotent by id).
+        Err(unavailable(DisplayErrorContext(&se)))
+    }
+
+    async fn release(&self, reservation_id: &str) -> Result<(), StoreError> {
+        self.end_hold(reservation_id, "released").await.map(|_| ())
+    }
+
+    async fn commit(&self, reservation_id: &str, _now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.end_hold(reservation_id, "committed").await
+    }
+
+    async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError> {
+        // available moves by the change in on_hand, whatever is held; a
+        // count below what is held leaves available negative, so no new hold
+        // fits until stock comes back.
+        for _ in 0..5 {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("STOCK#{sku}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            let old = out.item().and_then(|i| get_n(i, "on_hand"));
+            let delta = i64::from(on_hand) - old.unwrap_or(0);
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("STOCK#{sku}")))
+                .update_expression("SET on_hand = :new ADD available :delta")
+                .expression_attribute_values(":new", n(i64::from(on_hand)))
+                .expression_attribute_values(":delta", n(delta));
+            req = match old {
+                Some(o) => req
+                    .condition_expression("on_hand = :old")
+                    .expression_attribute_values(":old", n(o)),
+                None => req.condition_expression("attribute_not_exists(on_hand)"),
+            };
+            match req.send().await {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
+                    ) => continue,
+                Err(e) => return Err(unavailable(DisplayErrorContext(&e))),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "stock of {sku} kept changing under the count update"
+        )))
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.sweep_expired_holds(now).await
+    }
+
+    async fn available(&self, sku: &str, _now: DateTime<Utc>) -> Result<u32, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STOCK#{sku}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+        let available = out.item().and_then(|i| get_n(i, "available")).unwrap_or(0);
+        Ok(u32::try_from(available.max(0)).unwrap_or(u32::MAX))
+    }
+}

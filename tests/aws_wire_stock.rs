@@ -1,0 +1,189 @@
+//! Stock holds over real DynamoDB (moto): checkouts racing for the last
+//! units never hold more than there is, a cart is held whole or not at all,
+//! and expired holds come back by the sweep.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use common::adapters::dynamodb_stock::DynamoDbStock;
+use common::checkout::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
+use retailflow_e2e::{aws_config, create_state_table, unique};
+
+fn hold(id: &str, lines: &[(&str, u32)], expires_at: chrono::DateTime<Utc>) -> Reservation {
+    Reservation {
+        id: id.into(),
+        lines: lines
+            .iter()
+            .map(|(sku, quantity)| ReservationLine {
+                sku: (*sku).into(),
+                quantity: *quantity,
+            })
+            .collect(),
+        expires_at,
+    }
+}
+
+async fn stock() -> DynamoDbStock {
+    let cfg = aws_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table = create_state_table(&ddb).await;
+    DynamoDbStock::new(ddb, table)
+}
+
+#[tokio::test]
+async fn checkouts_racing_for_twenty_units_hold_exactly_twenty() {
+    let s = Arc::new(stock().await);
+    let sku = unique("drop");
+    let now = Utc::now();
+    s.set_on_hand(&sku, 20).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (s, sku) = (s.clone(), sku.clone());
+            tokio::spawn(async move {
+                // A checkout that meets a conflicting transaction retries.
+                for _ in 0..50 {
+                    match s
+                        .reserve(
+                            &hold(&format!("c{i}"), &[(&sku, 1)], now + Duration::minutes(15)),
+                            now,
+                        )
+                        .await
+                    {
+                        Ok(o) => return o,
+                        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                    }
+                }
+                panic!("checkout {i} never got an answer")
+            })
+        })
+        .collect();
+    let mut held = 0;
+    for t in tasks {
+        if t.await.unwrap() == ReserveOutcome::Reserved {
+            held += 1;
+        }
+    }
+    assert_eq!(held, 20);
+    assert_eq!(s.available(&sku, now).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_cart_is_held_whole_or_not_at_all_and_holds_end_once() {
+    let s = stock().await;
+    let (a, b) = (unique("a"), unique("b"));
+    let now = Utc::now();
+    let later = now + Duration::minutes(15);
+    s.set_on_hand(&a, 5).await.unwrap();
+    s.set_on_hand(&b, 1).await.unwrap();
+    assert_eq!(
+        s.reserve(&hold("cart-1", &[(&a, 2), (&b, 2)], later), now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Short {
+            sku: b.clone(),
+            available: 1
+        }
+    );
+    assert_eq!(
+        s.available(&a, now).await.unwrap(),
+        5,
+        "nothing of the cart held"
+    );
+    assert_eq!(
+        s.reserve(&hold("cart-2", &[(&a, 2), (&b, 1)], later), now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(
+        s.reserve(&hold("cart-2", &[(&a, 2), (&b, 1)], later), now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved,
+        "the same checkout again holds nothing more"
+    );
+    assert_eq!(s.available(&a, now).await.unwrap(), 3);
+    assert!(s.commit("cart-2", now).await.unwrap());
+    assert!(!s.commit("cart-2", now).await.unwrap(), "once");
+    assert_eq!(
+        s.available(&a, now).await.unwrap(),
+        3,
+        "sold: gone from stock"
+    );
+    // The ERP counts 2 on hand now (it shipped one elsewhere).
+    s.set_on_hand(&a, 2).await.unwrap();
+    assert_eq!(s.available(&a, now).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn expired_holds_come_back_by_the_sweep() {
+    let s = stock().await;
+    let sku = unique("exp");
+    let now = Utc::now();
+    s.set_on_hand(&sku, 3).await.unwrap();
+    s.reserve(
+        &hold(&unique("h"), &[(&sku, 3)], now + Duration::minutes(15)),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.available(&sku, now).await.unwrap(), 0);
+    let after = now + Duration::minutes(17);
+    // A checkout that finds the SKU short sweeps, then holds.
+    assert_eq!(
+        s.reserve(
+            &hold("late", &[(&sku, 1)], after + Duration::minutes(15)),
+            after
+        )
+        .await
+        .unwrap(),
+        ReserveOutcome::Short {
+            sku: sku.clone(),
+            available: 0
+        }
+    );
+    assert!(s.sweep_expired(after).await.unwrap() >= 1);
+    assert_eq!(s.available(&sku, after).await.unwrap(), 3);
+    assert_eq!(
+        s.reserve(
+            &hold("late", &[(&sku, 1)], after + Duration::minutes(15)),
+            after
+        )
+        .await
+        .unwrap(),
+        ReserveOutcome::Reserved
+    );
+}
+
+#[tokio::test]
+async fn a_hold_costs_one_dynamodb_request() {
+    use retailflow_e2e::RequestCounter;
+    let cfg = aws_config().await;
+    let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
+    let count = RequestCounter::default();
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&cfg)
+            .interceptor(count.clone())
+            .build(),
+    );
+    let s = DynamoDbStock::new(ddb, table);
+    let now = Utc::now();
+    let skus: Vec<String> = (0..5).map(|i| unique(&format!("line{i}"))).collect();
+    for sku in &skus {
+        s.set_on_hand(sku, 10).await.unwrap();
+    }
+    count.take();
+    let lines: Vec<(&str, u32)> = skus.iter().map(|s| (s.as_str(), 1)).collect();
+    assert_eq!(
+        s.reserve(
+            &hold("five-lines", &lines, now + Duration::minutes(15)),
+            now
+        )
+        .await
+        .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    let requests = count.take();
+    println!("DynamoDB requests to hold a 5-line cart: {requests}");
+    assert_eq!(requests, 1, "one TransactWriteItems");
+}
