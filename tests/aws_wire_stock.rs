@@ -187,3 +187,101 @@ async fn a_hold_costs_one_dynamodb_request() {
     println!("DynamoDB requests to hold a 5-line cart: {requests}");
     assert_eq!(requests, 1, "one TransactWriteItems");
 }
+
+#[tokio::test]
+async fn a_checkout_over_dynamodb_reads_the_catalog_in_batches_and_holds_in_one_write() {
+    use common::adapters::dynamodb_catalog::DynamoDbCatalog;
+    use common::checkout::pricing::{CartLine, PriceEntry};
+    use common::checkout::promotions::{Discount, Promotion, Scope};
+    use common::checkout::validation::{
+        CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation,
+    };
+    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+    use common::money::{Currency, Money};
+    use retailflow_e2e::RequestCounter;
+    let cfg = aws_config().await;
+    let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
+    let count = RequestCounter::default();
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&cfg)
+            .interceptor(count.clone())
+            .build(),
+    );
+    let usd = Currency::from_code("USD").unwrap();
+    let catalog = Arc::new(DynamoDbCatalog::new(ddb.clone(), &table));
+    let stock = Arc::new(DynamoDbStock::new(ddb, &table));
+    let skus: Vec<String> = (0..5).map(|i| unique(&format!("sku{i}"))).collect();
+    for sku in &skus {
+        let price = |version| PriceEntry {
+            sku: sku.clone(),
+            price: Money::new(2000, usd),
+            version,
+            collections: ["all".to_string()].into(),
+        };
+        assert!(catalog.put_price(&price(2)).await.unwrap());
+        assert!(
+            !catalog.put_price(&price(1)).await.unwrap(),
+            "an older price never overwrites a newer one"
+        );
+        stock.set_on_hand(sku, 10).await.unwrap();
+    }
+    catalog
+        .put_promotion(&Promotion {
+            code: "TEN".into(),
+            discount: Discount::Percent { basis_points: 1000 },
+            min_spend: None,
+            scope: Scope::All,
+            starts_at: None,
+            ends_at: None,
+            per_customer_limit: None,
+        })
+        .await
+        .unwrap();
+    let checkout = CheckoutValidation::new(
+        catalog,
+        stock,
+        // Not called: no points are redeemed.
+        Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+            base_url: "http://127.0.0.1:9".into(),
+            api_version: "v62.0".into(),
+            program_name: "P".into(),
+            journal_subtype: "Purchase".into(),
+            debit_process: "DebitPointsFromMembers".into(),
+            access_token: common::webhook::Secret::new("t"),
+            timeout: std::time::Duration::from_millis(100),
+        })),
+        Arc::new(common::resilience::CircuitBreaker::new(
+            "loyalty",
+            5,
+            std::time::Duration::from_secs(60),
+        )),
+        CheckoutConfig::default(),
+    );
+    let req = CheckoutRequest {
+        checkout_id: unique("co"),
+        customer_id: Some("c".into()),
+        loyalty_member: None,
+        lines: skus
+            .iter()
+            .map(|s| CartLine {
+                sku: s.clone(),
+                quantity: 1,
+                shown_price: Money::new(2000, usd),
+            })
+            .collect(),
+        promotion_codes: vec!["TEN".into()],
+        points_to_redeem: 0,
+    };
+    count.take();
+    let resp = checkout.validate(&req, Utc::now()).await;
+    let requests = count.take();
+    let CheckoutResponse::Accepted { totals, .. } = &resp else {
+        panic!("{resp:?}")
+    };
+    assert_eq!(totals.total.minor, 9000);
+    println!("DynamoDB requests per checkout (5 lines, one promotion): {requests}");
+    assert_eq!(
+        requests, 3,
+        "prices in one BatchGetItem, the promotion in one, the hold in one TransactWriteItems"
+    );
+}

@@ -1,6 +1,7 @@
 //! The catalog checkout reads: current prices, promotions and how often a
 //! customer used each. Kept from the ERP by the catalog sync (not built
-//! yet); [`InProcessCatalog`] is the local app's and the tests' twin.
+//! yet); `adapters::dynamodb_catalog` keeps it on DynamoDB and
+//! [`InProcessCatalog`] is the local app's and the tests' twin.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

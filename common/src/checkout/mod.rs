@@ -7,9 +7,10 @@
 //!
 //! Built: the validation step ([`validation`]) with its loyalty fallback,
 //! the local app's `POST /checkout/validate` (openapi/checkout.yaml), stock
-//! holds in process and on DynamoDB, `retailflow bench-checkout`.
-//! Not built yet: the checkout Lambda and its template resources, the
-//! DynamoDB price book and promotions, committing holds on `OrderPlaced`,
+//! holds and the price book and promotions in process and on DynamoDB,
+//! `retailflow bench-checkout`.
+//! Not built yet: the checkout Lambda and its template resources,
+//! committing holds on `OrderPlaced`,
 //! the catalog sync (ERP prices and stock in, stock out to the shops) and
 //! the fulfillment sync.
 

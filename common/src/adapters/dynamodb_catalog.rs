@@ -1,0 +1,222 @@
+//! [`Catalog`] on the state table: what checkout reads per cart in one or
+//! two BatchGetItem requests.
+//!
+//! Items: `PRICE#<sku>` (`price` as minor units, `currency`, `version`,
+//! `collections`), `PROMO#<code>` (the promotion as JSON), and
+//! `PROMOUSE#<code>#<customer>` (`uses`). Prices are written by the catalog
+//! sync with a condition on the version, so an older price never overwrites
+//! a newer one.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::Client;
+
+use crate::checkout::catalog::Catalog;
+use crate::checkout::pricing::PriceEntry;
+use crate::checkout::promotions::Promotion;
+use crate::money::{Currency, Money};
+use crate::ports::StoreError;
+
+/// BatchGetItem takes at most 100 keys a request.
+const BATCH: usize = 100;
+
+pub struct DynamoDbCatalog {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoDbCatalog {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDbCatalog {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Reads items by key, 100 at a time, retrying keys DynamoDB left
+    /// unprocessed (throttling) a few times.
+    async fn batch_get(&self, pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in pks.chunks(BATCH) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|pk| HashMap::from([("pk".to_string(), s(pk.clone()))]))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| unavailable(format!("building a request: {e}")))?,
+            );
+            for attempt in 0..5u64 {
+                let Some(req) = request.take() else { break };
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                    found.extend(items.iter().cloned());
+                }
+                request = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+                if request.is_some() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+            }
+            if request.is_some() {
+                return Err(StoreError::Unavailable(
+                    "catalog reads kept being throttled".into(),
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes a SKU's price unless a newer version is stored (catalog sync).
+    pub async fn put_price(&self, p: &PriceEntry) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("PRICE#{}", p.sku)))
+            .item("kind", s("price"))
+            .item("price", AttributeValue::N(p.price.minor.to_string()))
+            .item("currency", s(p.price.currency.code()))
+            .item("version", AttributeValue::N(p.version.to_string()))
+            .condition_expression("attribute_not_exists(version) OR version < :v")
+            .expression_attribute_values(":v", AttributeValue::N(p.version.to_string()));
+        if !p.collections.is_empty() {
+            req = req.item(
+                "collections",
+                AttributeValue::Ss(p.collections.iter().cloned().collect()),
+            );
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(DisplayErrorContext(&e))),
+        }
+    }
+
+    pub async fn put_promotion(&self, p: &Promotion) -> Result<(), StoreError> {
+        // Plain data: serializing cannot fail.
+        let body = serde_json::to_string(p).unwrap_or_default();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("PROMO#{}", p.code)))
+            .item("kind", s("promotion"))
+            .item("promotion", s(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(DisplayErrorContext(&e)))
+    }
+}
+
+fn price_from(item: &Item) -> Result<PriceEntry, StoreError> {
+    let pk = item
+        .get("pk")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        key: pk.clone(),
+        reason: reason.to_string(),
+    };
+    let n = |k: &str| -> Option<i64> { item.get(k)?.as_n().ok()?.parse().ok() };
+    let currency = item
+        .get("currency")
+        .and_then(|v| v.as_s().ok())
+        .and_then(|c| Currency::from_code(c).ok())
+        .ok_or_else(|| corrupt("price without a currency"))?;
+    Ok(PriceEntry {
+        sku: pk.trim_start_matches("PRICE#").to_string(),
+        price: Money::new(
+            n("price").ok_or_else(|| corrupt("price without an amount"))?,
+            currency,
+        ),
+        version: u64::try_from(n("version").unwrap_or(0)).unwrap_or(0),
+        collections: item
+            .get("collections")
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_else(BTreeSet::new),
+    })
+}
+
+#[async_trait]
+impl Catalog for DynamoDbCatalog {
+    async fn prices(&self, skus: &[String]) -> Result<BTreeMap<String, PriceEntry>, StoreError> {
+        let unique: BTreeSet<&String> = skus.iter().collect();
+        let items = self
+            .batch_get(unique.iter().map(|s| format!("PRICE#{s}")).collect())
+            .await?;
+        items
+            .iter()
+            .map(|i| price_from(i).map(|p| (p.sku.clone(), p)))
+            .collect()
+    }
+
+    async fn promotions(&self, codes: &[String]) -> Result<Vec<Promotion>, StoreError> {
+        let unique: BTreeSet<&String> = codes.iter().collect();
+        let items = self
+            .batch_get(unique.iter().map(|c| format!("PROMO#{c}")).collect())
+            .await?;
+        items
+            .iter()
+            .map(|i| {
+                let body = i.get("promotion").and_then(|v| v.as_s().ok());
+                body.and_then(|b| serde_json::from_str(b).ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: "PROMO#".into(),
+                        reason: "promotion that does not read back".into(),
+                    })
+            })
+            .collect()
+    }
+
+    async fn promotion_uses(&self, code: &str, customer_id: &str) -> Result<u32, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("PROMOUSE#{code}#{customer_id}")))
+            .send()
+            .await
+            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("uses"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+}
