@@ -168,7 +168,7 @@ fn price_from(item: &Item) -> Result<PriceEntry, StoreError> {
             .get("collections")
             .and_then(|v| v.as_ss().ok())
             .map(|v| v.iter().cloned().collect())
-            .unwrap_or_else(BTreeSet::new),
+            .unwrap_or_default(),
     })
 }
 
