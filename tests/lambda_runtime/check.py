@@ -7,7 +7,9 @@ stack deployed from template.yaml itself) and at the loopback simulators;
 order-publish answers a signed webhook 200, erp-post and loyalty-accrual
 answer an SQS batch with no item failures, return-reversal then takes the
 order's partial refund (points debited, credit memo posted) with no item
-failures, and every effect reaches the simulators exactly once.
+failures, checkout-validation accepts the sample cart from the catalog
+seeded into the state table, and every effect reaches the simulators
+exactly once.
 
 Run with the aws-sam-cli venv's python (boto3). Prints one line per check and
 a closing 'lambda runtime: N passed, M failed'; exits non-zero on failure.
@@ -21,8 +23,9 @@ import sys
 import time
 import urllib.request
 
-# order-publish, erp-post, loyalty-accrual, return-reversal, exactly once.
-EXPECTED_CHECKS = 5
+# order-publish, erp-post, loyalty-accrual, return-reversal,
+# checkout-validation, exactly once.
+EXPECTED_CHECKS = 6
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, ".venv-tools")
 
@@ -64,6 +67,30 @@ def stop(p):
             os.killpg(p.pid, signal.SIGKILL)
         except Exception:
             pass
+
+
+def seed_catalog(moto, table):
+    """The local app's catalog (events/catalog/seed.json) as the catalog sync
+    would write it: prices in minor units, stock, promotions."""
+    import boto3
+    from decimal import Decimal
+    ddb = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    with open(os.path.join(ROOT, "events/catalog/seed.json")) as f:
+        seed = json.load(f)
+    for item in seed["items"]:
+        minor = int(Decimal(item["price"]) * 100)
+        price = {"pk": {"S": f"PRICE#{item['sku']}"}, "price": {"N": str(minor)},
+                 "currency": {"S": seed["currency"]}, "version": {"N": "1"}}
+        if item.get("collections"):
+            price["collections"] = {"SS": item["collections"]}
+        ddb.put_item(TableName=table, Item=price)
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"STOCK#{item['sku']}"},
+                                            "on_hand": {"N": str(item["on_hand"])},
+                                            "available": {"N": str(item["on_hand"])}})
+    for p in seed["promotions"]:
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"PROMO#{p['code']}"},
+                                            "promotion": {"S": json.dumps(p)}})
 
 
 def main():
@@ -116,7 +143,13 @@ def main():
                 "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
                 "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
              lambda r: r.get("batchItemFailures") == []),
+            ("checkout-validation", "events/14-checkout-validate.json", {
+                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn,
+                "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
+                "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
+             lambda r: r.get("statusCode") == 200 and json.loads(r.get("body", "{}")).get("status") == "accepted"),
         ]
+        seed_catalog(moto, out["StateTableName"])
         cargo_env = dict(os.environ)
         cargo_env["PATH"] = os.path.join(TOOLS, "cargo-lambda/bin") + os.pathsep + cargo_env.get("PATH", "")
         for name, event_file, extra, ok in functions:

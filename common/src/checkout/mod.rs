@@ -9,8 +9,8 @@
 //! the local app's `POST /checkout/validate` (openapi/checkout.yaml), stock
 //! holds and the price book and promotions in process and on DynamoDB,
 //! `retailflow bench-checkout`.
-//! Not built yet: the checkout Lambda and its template resources,
-//! committing holds on `OrderPlaced`,
+//! The `checkout-validation` Lambda wires the DynamoDB adapters.
+//! Not built yet: committing holds on `OrderPlaced`,
 //! the catalog sync (ERP prices and stock in, stock out to the shops) and
 //! the fulfillment sync.
 

@@ -508,3 +508,25 @@ fn line_problems(lines: &[CartLine], problems: Vec<LineProblem>) -> Vec<Problem>
         })
         .collect()
 }
+
+/// The HTTP answer to a `POST /checkout/validate` body: 200 with the
+/// validation (accepted, or rejected with its reasons), 400 with the reason
+/// for a body that is not a checkout request. One place for the Lambda and
+/// the local app.
+pub async fn answer(
+    checkout: &CheckoutValidation,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> (u16, serde_json::Value) {
+    match serde_json::from_slice::<CheckoutRequest>(body) {
+        Ok(req) => {
+            let resp = checkout.validate(&req, now).await;
+            // Plain data with string keys: serializing cannot fail.
+            (200, serde_json::to_value(resp).unwrap_or_default())
+        }
+        Err(e) => (
+            400,
+            serde_json::json!({ "error": format!("not a checkout request: {e}") }),
+        ),
+    }
+}

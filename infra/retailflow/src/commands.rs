@@ -87,6 +87,11 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
         return Ok(format!("SQS {} record(s) queued", records.len()));
     }
     let req = ApiRequest::from_event(event)?;
+    if req.path == "/checkout/validate" {
+        let (status, body) =
+            common::checkout::validation::answer(&app.checkout, &req.body, app.clock.now()).await;
+        return Ok(format!("{status} {body}"));
+    }
     let route = WebhookRoute::from_path(&req.path)
         .with_context(|| format!("no route for {} {}", req.method, req.path))?;
     let resp = app

@@ -60,14 +60,11 @@ async fn webhook(
 /// validation (accepted or rejected with reasons), 400 for a body that is
 /// not a checkout request.
 async fn checkout(State(app): State<Arc<LocalApp>>, body: Bytes) -> impl IntoResponse {
-    match serde_json::from_slice::<common::checkout::validation::CheckoutRequest>(&body) {
-        Ok(req) => axum::Json(app.checkout.validate(&req, app.clock.now()).await).into_response(),
-        Err(e) => (
-            axum::http::StatusCode::BAD_REQUEST,
-            axum::Json(serde_json::json!({"error": format!("not a checkout request: {e}")})),
-        )
-            .into_response(),
-    }
+    let (status, json) =
+        common::checkout::validation::answer(&app.checkout, &body, app.clock.now()).await;
+    let status = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(json)).into_response()
 }
 
 async fn state(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {

@@ -1,0 +1,118 @@
+//! checkout-validation: `POST /checkout/validate` behind the HTTP API
+//! (openapi/checkout.yaml). Wires the DynamoDB catalog and stock holds and
+//! the Salesforce Loyalty balance into
+//! [`common::checkout::validation::CheckoutValidation`]; the logic lives
+//! there.
+//!
+//! Init stays light: clients are built at start (no network); the connector
+//! secret is read on the first request and kept, with the circuit breaker
+//! and the cached balances, for the life of the execution environment.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::adapters::dynamodb_catalog::DynamoDbCatalog;
+use common::adapters::dynamodb_stock::DynamoDbStock;
+use common::checkout::validation::{answer, CheckoutConfig, CheckoutValidation, LoyaltyFallback};
+use common::config::{salesforce_config, ConnectorSecretDocument};
+use common::connectors::salesforce::SalesforceLoyalty;
+use common::lambda::{aws_sdk_config, env, init_tracing, read_secret, SdkConfig};
+use common::resilience::CircuitBreaker;
+use lambda_http::{run, service_fn, Body, Error, Request, Response};
+use tokio::sync::OnceCell;
+
+struct App {
+    aws: SdkConfig,
+    checkout: OnceCell<CheckoutValidation>,
+}
+
+fn config() -> Result<CheckoutConfig, Error> {
+    let defaults = CheckoutConfig::default();
+    let number = |k: &str, d: i64| -> Result<i64, Error> {
+        match env(k) {
+            Ok(v) if !v.is_empty() => Ok(v.parse().map_err(|e| format!("{k}: {e}"))?),
+            _ => Ok(d),
+        }
+    };
+    Ok(CheckoutConfig {
+        hold_for: chrono::Duration::minutes(number("RETAILFLOW_CHECKOUT_HOLD_MINUTES", 15)?),
+        minor_units_per_point: number("RETAILFLOW_POINT_VALUE_MINOR", 1)?,
+        loyalty_fallback: match env("RETAILFLOW_LOYALTY_FALLBACK").as_deref() {
+            Ok("allow_up_to_cached_balance") => LoyaltyFallback::AllowUpToCachedBalance,
+            _ => LoyaltyFallback::Refuse,
+        },
+        ..defaults
+    })
+}
+
+impl App {
+    async fn checkout(&self) -> Result<&CheckoutValidation, Error> {
+        self.checkout
+            .get_or_try_init(|| async {
+                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
+                let secret =
+                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
+                let loyalty = salesforce_config(
+                    |k| std::env::var(k).ok(),
+                    &ConnectorSecretDocument::parse(&secret)?,
+                )?;
+                let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
+                let table = env("RETAILFLOW_STATE_TABLE")?;
+                Ok::<_, Error>(CheckoutValidation::new(
+                    Arc::new(DynamoDbCatalog::new(ddb.clone(), &table)),
+                    Arc::new(DynamoDbStock::new(ddb, &table)),
+                    Arc::new(SalesforceLoyalty::new(loyalty)),
+                    Arc::new(CircuitBreaker::new(
+                        "salesforce-loyalty",
+                        5,
+                        Duration::from_secs(30),
+                    )),
+                    config()?,
+                ))
+            })
+            .await
+    }
+}
+
+fn json_response(status: u16, body: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = lambda_http::http::StatusCode::from_u16(status)
+        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        lambda_http::http::header::CONTENT_TYPE,
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if req.method() != lambda_http::http::Method::POST {
+        return Ok(json_response(405, r#"{"error":"use POST"}"#.into()));
+    }
+    let checkout = match app.checkout().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "checkout is not configured");
+            return Ok(json_response(
+                503,
+                r#"{"error":"checkout validation is not available","retryable":true}"#.into(),
+            ));
+        }
+    };
+    let (status, body) = answer(checkout, req.body().as_ref(), Utc::now()).await;
+    Ok(json_response(status, body.to_string()))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    // The storefront waits on this: every AWS call is bounded.
+    let aws = aws_sdk_config(Duration::from_millis(500), Duration::from_millis(1200)).await;
+    let app = App {
+        aws,
+        checkout: OnceCell::new(),
+    };
+    let app = &app;
+    run(service_fn(move |req: Request| handle(app, req))).await
+}
