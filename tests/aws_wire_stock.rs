@@ -285,3 +285,32 @@ async fn a_checkout_over_dynamodb_reads_the_catalog_in_batches_and_holds_in_one_
         "prices in one BatchGetItem, the promotion in one, the hold in one TransactWriteItems"
     );
 }
+
+#[tokio::test]
+async fn a_changed_cart_gives_its_old_hold_back_and_a_remade_hold_is_not_swept_early() {
+    let s = stock().await;
+    let (a, b) = (unique("a"), unique("b"));
+    let now = Utc::now();
+    s.set_on_hand(&a, 2).await.unwrap();
+    s.set_on_hand(&b, 2).await.unwrap();
+    s.reserve(&hold("co-x", &[(&a, 2)], now + Duration::minutes(5)), now)
+        .await
+        .unwrap();
+    // The customer changes the cart and validates again, later.
+    let later = now + Duration::minutes(3);
+    assert_eq!(
+        s.reserve(
+            &hold("co-x", &[(&b, 1)], later + Duration::minutes(15)),
+            later
+        )
+        .await
+        .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(s.available(&a, later).await.unwrap(), 2, "old hold back");
+    assert_eq!(s.available(&b, later).await.unwrap(), 1);
+    // The old hold's expiry minute passes: the new hold is not swept.
+    let swept_at = now + Duration::minutes(7);
+    s.sweep_expired(swept_at).await.unwrap();
+    assert_eq!(s.available(&b, swept_at).await.unwrap(), 1, "still held");
+}

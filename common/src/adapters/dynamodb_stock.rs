@@ -112,26 +112,36 @@ impl DynamoDbStock {
     }
 
     /// Moves a held hold to `to` (released: its units come back; committed:
-    /// they leave stock for good). False when it was not held any more.
-    async fn end_hold(&self, id: &str, to: &str) -> Result<bool, StoreError> {
+    /// they leave stock for good). With `expired_by`, only a hold that
+    /// expired by then (the sweep: a bucket may list an id whose hold was
+    /// made again later). False when it was not ended here.
+    async fn end_hold(
+        &self,
+        id: &str,
+        to: &str,
+        expired_by: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
         let Some((lines, state)) = self.hold(id).await? else {
             return Ok(false);
         };
         if state != "held" {
             return Ok(false);
         }
+        let mut end = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("HOLD#{id}")))
+            .update_expression("SET #state = :to")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":to", s(to))
+            .expression_attribute_values(":held", s("held"));
+        end = match expired_by {
+            Some(t) => end
+                .condition_expression("#state = :held AND hold_expires <= :by")
+                .expression_attribute_values(":by", n(t.timestamp())),
+            None => end.condition_expression("#state = :held"),
+        };
         let mut tx = vec![TransactWriteItem::builder()
-            .update(Self::built(
-                Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(format!("HOLD#{id}")))
-                    .update_expression("SET #state = :to")
-                    .condition_expression("#state = :held")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":to", s(to))
-                    .expression_attribute_values(":held", s("held"))
-                    .build(),
-            )?)
+            .update(Self::built(end.build())?)
             .build()];
         for (sku, qty) in Self::per_sku(&lines) {
             let expr = if to == "committed" {
@@ -212,7 +222,7 @@ impl DynamoDbStock {
                 .cloned()
                 .unwrap_or_default();
             for id in ids {
-                if self.end_hold(&id, "released").await? {
+                if self.end_hold(&id, "released", Some(now)).await? {
                     ended += 1;
                 }
             }
@@ -231,12 +241,12 @@ impl DynamoDbStock {
     }
 }
 
-#[async_trait]
-impl StockReservations for DynamoDbStock {
-    async fn reserve(
+impl DynamoDbStock {
+    async fn reserve_once(
         &self,
         r: &Reservation,
         now: DateTime<Utc>,
+        retry: bool,
     ) -> Result<ReserveOutcome, StoreError> {
         let skus = Self::per_sku(&r.lines);
         if skus.len() > MAX_SKUS_PER_HOLD {
@@ -259,7 +269,11 @@ impl StockReservations for DynamoDbStock {
                         "expires_at",
                         n((r.expires_at + chrono::Duration::days(7)).timestamp()),
                     )
-                    .condition_expression("attribute_not_exists(pk)")
+                    // A new hold, or one for a checkout whose earlier hold
+                    // was given back (the customer changed the cart).
+                    .condition_expression("attribute_not_exists(pk) OR #state = :released")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":released", s("released"))
                     .build(),
             )?)
             .build()];
@@ -313,16 +327,7 @@ impl StockReservations for DynamoDbStock {
         };
         let reasons = tc.cancellation_reasons();
         if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
-            // This reservation id holds already: answer as before while it lives.
-            return match self.hold(&r.id).await? {
-                Some((_, state)) if state == "held" && r.expires_at > now => {
-                    Ok(ReserveOutcome::Reserved)
-                }
-                _ => Err(StoreError::Corrupt {
-                    key: format!("HOLD#{}", r.id),
-                    reason: "the reservation id was used by a hold that has ended".into(),
-                }),
-            };
+            return self.existing_hold(r, now, retry).await;
         }
         for (i, (sku, _)) in skus.iter().enumerate() {
             let Some(reason) = reasons.get(i + 1) else {
@@ -345,12 +350,50 @@ impl StockReservations for DynamoDbStock {
         Err(unavailable(DisplayErrorContext(&se)))
     }
 
+    /// The checkout holds already: the same cart answers as before; a
+    /// changed cart (or a hold left to expire) gives the old hold back and
+    /// holds the new one, once.
+    async fn existing_hold(
+        &self,
+        r: &Reservation,
+        now: DateTime<Utc>,
+        retry: bool,
+    ) -> Result<ReserveOutcome, StoreError> {
+        match self.hold(&r.id).await? {
+            Some((lines, state)) if state == "held" && lines == r.lines => {
+                Ok(ReserveOutcome::Reserved)
+            }
+            Some((_, state)) if state == "held" && retry => {
+                self.end_hold(&r.id, "released", None).await?;
+                Box::pin(self.reserve_once(r, now, false)).await
+            }
+            _ => Err(StoreError::Corrupt {
+                key: format!("HOLD#{}", r.id),
+                reason: "this checkout's hold ended as an order; a new checkout id is needed"
+                    .into(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl StockReservations for DynamoDbStock {
+    async fn reserve(
+        &self,
+        r: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<ReserveOutcome, StoreError> {
+        self.reserve_once(r, now, true).await
+    }
+
     async fn release(&self, reservation_id: &str) -> Result<(), StoreError> {
-        self.end_hold(reservation_id, "released").await.map(|_| ())
+        self.end_hold(reservation_id, "released", None)
+            .await
+            .map(|_| ())
     }
 
     async fn commit(&self, reservation_id: &str, _now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.end_hold(reservation_id, "committed").await
+        self.end_hold(reservation_id, "committed", None).await
     }
 
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError> {

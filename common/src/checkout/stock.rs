@@ -43,8 +43,9 @@ pub enum ReserveOutcome {
 
 #[async_trait]
 pub trait StockReservations: Send + Sync {
-    /// Reserves every line or none; a reservation id seen before answers
-    /// as it did (while its hold lives).
+    /// Reserves every line or none. A reservation id holding the same lines
+    /// answers as it did; holding other lines (a changed cart), its old hold
+    /// is given back and the new lines are held.
     async fn reserve(
         &self,
         reservation: &Reservation,
@@ -145,8 +146,13 @@ impl StockReservations for InProcessStock {
     ) -> Result<ReserveOutcome, StoreError> {
         let mut st = self.lock();
         st.expire(now);
-        if st.holds.contains_key(&r.id) {
-            return Ok(ReserveOutcome::Reserved);
+        match st.holds.get(&r.id) {
+            Some(h) if h.lines == r.lines => return Ok(ReserveOutcome::Reserved),
+            // The customer changed the cart: the old hold goes back first.
+            Some(_) => {
+                st.drop_hold(&r.id);
+            }
+            None => {}
         }
         // A cart may name a SKU on several lines: check the sums.
         let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();
@@ -303,5 +309,23 @@ mod tests {
         assert_eq!(s.available("DROP", now).await.unwrap(), 0);
         // Nobody paid: the holds run out and the units are back.
         assert_eq!(s.available("DROP", now + ttl).await.unwrap(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_changed_cart_under_the_same_checkout_gives_its_old_hold_back() {
+        let s = InProcessStock::new();
+        let now = Utc::now();
+        let later = now + chrono::Duration::minutes(15);
+        s.set_on_hand("A", 2).await.unwrap();
+        s.set_on_hand("B", 2).await.unwrap();
+        s.reserve(&hold("co", &[("A", 2)], later), now)
+            .await
+            .unwrap();
+        assert_eq!(s.available("A", now).await.unwrap(), 0);
+        s.reserve(&hold("co", &[("B", 1)], later), now)
+            .await
+            .unwrap();
+        assert_eq!(s.available("A", now).await.unwrap(), 2, "old hold back");
+        assert_eq!(s.available("B", now).await.unwrap(), 1);
     }
 }
