@@ -314,3 +314,35 @@ async fn a_changed_cart_gives_its_old_hold_back_and_a_remade_hold_is_not_swept_e
     s.sweep_expired(swept_at).await.unwrap();
     assert_eq!(s.available(&b, swept_at).await.unwrap(), 1, "still held");
 }
+
+#[tokio::test]
+async fn the_same_cart_validated_again_keeps_its_hold_to_the_new_expiry() {
+    let s = stock().await;
+    let sku = unique("again");
+    let now = Utc::now();
+    s.set_on_hand(&sku, 1).await.unwrap();
+    s.reserve(
+        &hold("co-again", &[(&sku, 1)], now + Duration::minutes(2)),
+        now,
+    )
+    .await
+    .unwrap();
+    // Validated again a minute later, lines in another order do not matter.
+    let later = now + Duration::minutes(1);
+    assert_eq!(
+        s.reserve(
+            &hold("co-again", &[(&sku, 1)], later + Duration::minutes(15)),
+            later
+        )
+        .await
+        .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    let past_first_expiry = now + Duration::minutes(5);
+    s.sweep_expired(past_first_expiry).await.unwrap();
+    assert_eq!(
+        s.available(&sku, past_first_expiry).await.unwrap(),
+        0,
+        "still held to the new expiry"
+    );
+}

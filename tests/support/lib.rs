@@ -129,10 +129,36 @@ pub async fn create_state_table(client: &aws_sdk_dynamodb::Client) -> String {
                 .build()
                 .unwrap(),
         )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("hold_minute")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
         .key_schema(
             KeySchemaElement::builder()
                 .attribute_name("pk")
                 .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        // As template.yaml: stock holds by expiry minute.
+        .global_secondary_indexes(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+                .index_name(common::adapters::dynamodb_stock::HOLDS_INDEX)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("hold_minute")
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .unwrap(),
+                )
+                .projection(
+                    aws_sdk_dynamodb::types::Projection::builder()
+                        .projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
+                        .build(),
+                )
                 .build()
                 .unwrap(),
         )

@@ -5,24 +5,25 @@
 //! - `STOCK#<sku>`: `on_hand` (the ERP's count) and `available` (on hand
 //!   less live holds);
 //! - `HOLD#<reservation id>`: the held lines, `hold_expires` (epoch
-//!   seconds) and `state` (`held`, `committed`, `released`);
-//! - `HOLDS#<expiry minute>`: the ids of the holds expiring in that minute,
-//!   so expired holds are found by key, never by a scan.
+//!   seconds), `state` (`held`, `committed`, `released`) and `hold_minute`
+//!   (`HOLDS#<expiry minute>`), the key of the table's sparse index
+//!   [`HOLDS_INDEX`]: expired holds are found by key, never by a scan, and
+//!   no item is shared by checkouts of unrelated SKUs.
 //!
 //! A reservation is one TransactWriteItems: the hold is created (unless its
-//! id exists), each SKU's `available` goes down under the condition
-//! `available >= quantity`, and the id joins its expiry minute. All or
-//! nothing, so a cart never holds half its lines. DynamoDB takes at most 100
-//! items in a transaction: a cart of more than 98 distinct SKUs is refused
-//! (retailflow does not split carts; storefronts do not sell such carts).
-//! The table's TTL (`expires_at`) removes holds a week after they end, long
-//! after the sweep has given their units back.
+//! id holds already) and each SKU's `available` goes down under the
+//! condition `available >= quantity`. All or nothing, so a cart never holds
+//! half its lines. DynamoDB takes at most 100 items in a transaction: a cart
+//! of more than 99 distinct SKUs is refused (retailflow does not split
+//! carts). The table's TTL (`expires_at`) forgets holds 30 days after they
+//! end, long after the sweep has given their units back.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -32,9 +33,18 @@ use chrono::{DateTime, Utc};
 use crate::checkout::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
 use crate::ports::StoreError;
 
-/// Most distinct SKUs in one reservation (100 transaction items less the
-/// hold and its expiry minute).
-pub const MAX_SKUS_PER_HOLD: usize = 98;
+/// Most distinct SKUs in one reservation (100 transaction items less the hold).
+pub const MAX_SKUS_PER_HOLD: usize = 99;
+
+/// The state table's index of holds by expiry minute.
+pub const HOLDS_INDEX: &str = "holds-by-minute";
+
+/// Most expiry minutes one sweep call walks (a sweep far behind catches up
+/// over several calls instead of outlasting the request).
+const SWEEP_MINUTES_PER_CALL: i64 = 60;
+
+/// How long an ended hold is kept before the table's TTL forgets it.
+const HOLD_RETENTION: chrono::Duration = chrono::Duration::days(30);
 
 pub struct DynamoDbStock {
     client: Client,
@@ -57,8 +67,29 @@ fn minute(t: DateTime<Utc>) -> i64 {
     t.timestamp().div_euclid(60)
 }
 
+fn minute_key(t: DateTime<Utc>) -> String {
+    format!("HOLDS#{}", minute(t))
+}
+
 fn get_n(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
     item.get(k)?.as_n().ok()?.parse().ok()
+}
+
+/// Units per SKU of a cart (a SKU on several lines counts once, summed): what
+/// two carts are compared by, whatever the order of their lines.
+fn per_sku(lines: &[ReservationLine]) -> BTreeMap<&str, i64> {
+    let mut m = BTreeMap::new();
+    for l in lines {
+        *m.entry(l.sku.as_str()).or_insert(0) += i64::from(l.quantity);
+    }
+    m
+}
+
+/// A hold as stored.
+struct Hold {
+    lines: Vec<ReservationLine>,
+    state: String,
+    expires: i64,
 }
 
 impl DynamoDbStock {
@@ -73,16 +104,7 @@ impl DynamoDbStock {
         r.map_err(|e| StoreError::Unavailable(format!("building a request: {e}")))
     }
 
-    /// Units per SKU of a cart (a SKU on several lines counts once, summed).
-    fn per_sku(lines: &[ReservationLine]) -> BTreeMap<&str, i64> {
-        let mut m = BTreeMap::new();
-        for l in lines {
-            *m.entry(l.sku.as_str()).or_insert(0) += i64::from(l.quantity);
-        }
-        m
-    }
-
-    async fn hold(&self, id: &str) -> Result<Option<(Vec<ReservationLine>, String)>, StoreError> {
+    async fn hold(&self, id: &str) -> Result<Option<Hold>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -103,34 +125,37 @@ impl DynamoDbStock {
                 key: format!("HOLD#{id}"),
                 reason: "hold without readable lines".into(),
             })?;
-        let state = item
-            .get("state")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default();
-        Ok(Some((lines, state)))
+        Ok(Some(Hold {
+            lines,
+            state: item
+                .get("state")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default(),
+            expires: get_n(item, "hold_expires").unwrap_or(0),
+        }))
     }
 
     /// Moves a held hold to `to` (released: its units come back; committed:
     /// they leave stock for good). With `expired_by`, only a hold that
-    /// expired by then (the sweep: a bucket may list an id whose hold was
-    /// made again later). False when it was not ended here.
+    /// expired by then (the sweep: an index entry may be a hold extended
+    /// since). False when it was not ended here.
     async fn end_hold(
         &self,
         id: &str,
         to: &str,
         expired_by: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
-        let Some((lines, state)) = self.hold(id).await? else {
+        let Some(hold) = self.hold(id).await? else {
             return Ok(false);
         };
-        if state != "held" {
+        if hold.state != "held" {
             return Ok(false);
         }
         let mut end = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("HOLD#{id}")))
-            .update_expression("SET #state = :to")
+            .update_expression("SET #state = :to REMOVE hold_minute")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":to", s(to))
             .expression_attribute_values(":held", s("held"));
@@ -143,20 +168,16 @@ impl DynamoDbStock {
         let mut tx = vec![TransactWriteItem::builder()
             .update(Self::built(end.build())?)
             .build()];
-        for (sku, qty) in Self::per_sku(&lines) {
-            let expr = if to == "committed" {
-                "ADD on_hand :neg"
-            } else {
-                "ADD available :qty"
-            };
-            let mut u = Update::builder()
+        for (sku, qty) in per_sku(&hold.lines) {
+            let u = Update::builder()
                 .table_name(&self.table)
-                .key("pk", s(format!("STOCK#{sku}")))
-                .update_expression(expr);
-            u = if to == "committed" {
-                u.expression_attribute_values(":neg", n(-qty))
+                .key("pk", s(format!("STOCK#{sku}")));
+            let u = if to == "committed" {
+                u.update_expression("ADD on_hand :d")
+                    .expression_attribute_values(":d", n(-qty))
             } else {
-                u.expression_attribute_values(":qty", n(qty))
+                u.update_expression("ADD available :d")
+                    .expression_attribute_values(":d", n(qty))
             };
             tx.push(
                 TransactWriteItem::builder()
@@ -164,16 +185,24 @@ impl DynamoDbStock {
                     .build(),
             );
         }
+        // An SDK retry of a transaction that landed is then a success, not
+        // a failed condition; the hold's expiry keeps a later hold under the
+        // same id apart.
+        let token =
+            &crate::idempotency::payload_hash(format!("{id}\n{to}\n{}", hold.expires).as_bytes())
+                [..36];
         match self
             .client
             .transact_write_items()
+            .client_request_token(token)
             .set_transact_items(Some(tx))
             .send()
             .await
         {
             Ok(_) => Ok(true),
             Err(e) => match e.into_service_error() {
-                // Ended meanwhile by another worker (expired, released).
+                // Ended meanwhile by another worker (expired, released), or
+                // extended past `expired_by`.
                 TransactWriteItemsError::TransactionCanceledException(tc)
                     if tc.cancellation_reasons().first().and_then(|r| r.code())
                         == Some("ConditionalCheckFailed") =>
@@ -186,7 +215,8 @@ impl DynamoDbStock {
     }
 
     /// Gives back the units of every hold that expired up to `now`, minute
-    /// by minute from the last sweep; returns how many holds it ended.
+    /// by minute from the last sweep (at most [`SWEEP_MINUTES_PER_CALL`]
+    /// minutes a call); returns how many holds it ended.
     pub async fn sweep_expired_holds(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let marker = self
             .client
@@ -202,56 +232,63 @@ impl DynamoDbStock {
             .and_then(|i| get_n(i, "swept_to_minute"))
             // First sweep: holds last minutes, an hour back covers them.
             .unwrap_or(minute(now) - 60);
-        let mut ended = 0;
         // Minutes strictly before the current one are complete.
-        let upto = minute(now) - 1;
+        let upto = (minute(now) - 1).min(last + SWEEP_MINUTES_PER_CALL);
+        let mut ended = 0;
         for m in (last + 1)..=upto {
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", s(format!("HOLDS#{m}")))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
-            let ids: Vec<String> = out
-                .item()
-                .and_then(|i| i.get("ids"))
-                .and_then(|v| v.as_ss().ok())
-                .cloned()
-                .unwrap_or_default();
-            for id in ids {
-                if self.end_hold(&id, "released", Some(now)).await? {
-                    ended += 1;
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(HOLDS_INDEX)
+                    .key_condition_expression("hold_minute = :m")
+                    .expression_attribute_values(":m", s(format!("HOLDS#{m}")))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+                for item in out.items() {
+                    let Some(id) = item
+                        .get("pk")
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|pk| pk.strip_prefix("HOLD#"))
+                    else {
+                        continue;
+                    };
+                    if self.end_hold(id, "released", Some(now)).await? {
+                        ended += 1;
+                    }
+                }
+                match out.last_evaluated_key() {
+                    Some(k) if !k.is_empty() => start = Some(k.clone()),
+                    _ => break,
                 }
             }
-        }
-        if upto > last {
+            // Progress is kept minute by minute: a sweep cut short resumes.
             self.client
                 .put_item()
                 .table_name(&self.table)
                 .item("pk", s("SWEEP#stock"))
-                .item("swept_to_minute", n(upto))
+                .item("swept_to_minute", n(m))
                 .send()
                 .await
                 .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
         }
         Ok(ended)
     }
-}
 
-impl DynamoDbStock {
     async fn reserve_once(
         &self,
         r: &Reservation,
         now: DateTime<Utc>,
         retry: bool,
     ) -> Result<ReserveOutcome, StoreError> {
-        let skus = Self::per_sku(&r.lines);
+        let skus = per_sku(&r.lines);
         if skus.len() > MAX_SKUS_PER_HOLD {
             return Err(StoreError::TooLarge(format!(
-                "a hold of {} distinct SKUs (at most {MAX_SKUS_PER_HOLD})",
+                "a cart of {} distinct SKUs (at most {MAX_SKUS_PER_HOLD})",
                 skus.len()
             )));
         }
@@ -265,10 +302,8 @@ impl DynamoDbStock {
                     .item("lines", s(lines))
                     .item("state", s("held"))
                     .item("hold_expires", n(r.expires_at.timestamp()))
-                    .item(
-                        "expires_at",
-                        n((r.expires_at + chrono::Duration::days(7)).timestamp()),
-                    )
+                    .item("hold_minute", s(minute_key(r.expires_at)))
+                    .item("expires_at", n((r.expires_at + HOLD_RETENTION).timestamp()))
                     // A new hold, or one for a checkout whose earlier hold
                     // was given back (the customer changed the cart).
                     .condition_expression("attribute_not_exists(pk) OR #state = :released")
@@ -296,22 +331,6 @@ impl DynamoDbStock {
                     .build(),
             );
         }
-        tx.push(
-            TransactWriteItem::builder()
-                .update(Self::built(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .key("pk", s(format!("HOLDS#{}", minute(r.expires_at))))
-                        .update_expression("ADD ids :id SET expires_at = :exp")
-                        .expression_attribute_values(":id", AttributeValue::Ss(vec![r.id.clone()]))
-                        .expression_attribute_values(
-                            ":exp",
-                            n((r.expires_at + chrono::Duration::days(7)).timestamp()),
-                        )
-                        .build(),
-                )?)
-                .build(),
-        );
         let result = self
             .client
             .transact_write_items()
@@ -350,9 +369,9 @@ impl DynamoDbStock {
         Err(unavailable(DisplayErrorContext(&se)))
     }
 
-    /// The checkout holds already: the same cart answers as before; a
-    /// changed cart (or a hold left to expire) gives the old hold back and
-    /// holds the new one, once.
+    /// The checkout holds already. The same cart (by units per SKU) keeps
+    /// its hold, extended to the new expiry; a changed cart gives the old
+    /// hold back and holds the new one (once).
     async fn existing_hold(
         &self,
         r: &Reservation,
@@ -360,18 +379,51 @@ impl DynamoDbStock {
         retry: bool,
     ) -> Result<ReserveOutcome, StoreError> {
         match self.hold(&r.id).await? {
-            Some((lines, state)) if state == "held" && lines == r.lines => {
-                Ok(ReserveOutcome::Reserved)
+            Some(h) if h.state == "held" && per_sku(&h.lines) == per_sku(&r.lines) => {
+                let extended = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("HOLD#{}", r.id)))
+                    .update_expression("SET hold_expires = :e, hold_minute = :m, expires_at = :ttl")
+                    .condition_expression("#state = :held")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":held", s("held"))
+                    .expression_attribute_values(":e", n(r.expires_at.timestamp().max(h.expires)))
+                    .expression_attribute_values(":m", s(minute_key(r.expires_at)))
+                    .expression_attribute_values(
+                        ":ttl",
+                        n((r.expires_at + HOLD_RETENTION).timestamp()),
+                    )
+                    .send()
+                    .await;
+                match extended {
+                    Ok(_) => Ok(ReserveOutcome::Reserved),
+                    // Swept or released meanwhile: hold it anew.
+                    Err(e)
+                        if retry
+                            && matches!(
+                                e.as_service_error(),
+                                Some(UpdateItemError::ConditionalCheckFailedException(_))
+                            ) =>
+                    {
+                        Box::pin(self.reserve_once(r, now, false)).await
+                    }
+                    Err(e) => Err(unavailable(DisplayErrorContext(&e))),
+                }
             }
-            Some((_, state)) if state == "held" && retry => {
+            Some(h) if h.state == "held" && retry => {
                 self.end_hold(&r.id, "released", None).await?;
                 Box::pin(self.reserve_once(r, now, false)).await
             }
-            _ => Err(StoreError::Corrupt {
+            Some(h) if h.state == "committed" => Err(StoreError::Corrupt {
                 key: format!("HOLD#{}", r.id),
-                reason: "this checkout's hold ended as an order; a new checkout id is needed"
-                    .into(),
+                reason: "this checkout was already ordered; a new checkout id is needed".into(),
             }),
+            _ => Err(StoreError::Unavailable(format!(
+                "the hold of checkout {} kept changing",
+                r.id
+            ))),
         }
     }
 }
@@ -431,8 +483,11 @@ impl StockReservations for DynamoDbStock {
                 Err(e)
                     if matches!(
                         e.as_service_error(),
-                        Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
-                    ) => continue,
+                        Some(UpdateItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(unavailable(DisplayErrorContext(&e))),
             }
         }

@@ -65,6 +65,19 @@ pub trait StockReservations: Send + Sync {
     async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
 }
 
+/// Two carts hold the same stock when they hold the same units per SKU,
+/// whatever the order of their lines.
+fn same_cart(a: &[ReservationLine], b: &[ReservationLine]) -> bool {
+    let units = |lines: &[ReservationLine]| {
+        let mut m: BTreeMap<String, u64> = BTreeMap::new();
+        for l in lines {
+            *m.entry(l.sku.clone()).or_default() += u64::from(l.quantity);
+        }
+        m
+    };
+    units(a) == units(b)
+}
+
 #[derive(Default)]
 struct StockState {
     on_hand: BTreeMap<String, u64>,
@@ -146,8 +159,17 @@ impl StockReservations for InProcessStock {
     ) -> Result<ReserveOutcome, StoreError> {
         let mut st = self.lock();
         st.expire(now);
-        match st.holds.get(&r.id) {
-            Some(h) if h.lines == r.lines => return Ok(ReserveOutcome::Reserved),
+        match st.holds.get(&r.id).cloned() {
+            // The same cart validated again: its hold runs to the new expiry.
+            Some(h) if same_cart(&h.lines, &r.lines) => {
+                let until = h.expires_at.max(r.expires_at);
+                st.expiries.remove(&(h.expires_at, h.id.clone()));
+                st.expiries.insert((until, h.id.clone()));
+                if let Some(held) = st.holds.get_mut(&r.id) {
+                    held.expires_at = until;
+                }
+                return Ok(ReserveOutcome::Reserved);
+            }
             // The customer changed the cart: the old hold goes back first.
             Some(_) => {
                 st.drop_hold(&r.id);

@@ -257,11 +257,18 @@ impl CheckoutValidation {
                 .collect(),
             expires_at: now + self.config.hold_for,
         };
+        let refused = |e: crate::ports::StoreError| match e {
+            // The cart itself is the problem, not the service.
+            crate::ports::StoreError::TooLarge(_) | crate::ports::StoreError::Corrupt { .. } => {
+                vec![problem(None, None, "bad_request", e.to_string())]
+            }
+            other => unavailable(&other),
+        };
         let mut outcome = self
             .stock
             .reserve(&reservation, now)
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(refused)?;
         // Short: holds that expired may not have been given back yet.
         if matches!(outcome, ReserveOutcome::Short { .. })
             && self
@@ -275,7 +282,7 @@ impl CheckoutValidation {
                 .stock
                 .reserve(&reservation, now)
                 .await
-                .map_err(|e| unavailable(&e))?;
+                .map_err(refused)?;
         }
         match outcome {
             ReserveOutcome::Reserved => {}
@@ -286,11 +293,17 @@ impl CheckoutValidation {
                     .enumerate()
                     .filter(|(_, l)| l.sku == sku)
                     .map(|(i, l)| {
+                        let asked: u64 = req
+                            .lines
+                            .iter()
+                            .filter(|x| x.sku == sku)
+                            .map(|x| u64::from(x.quantity))
+                            .sum();
                         problem(
                             Some(i),
                             Some(&l.sku),
                             "out_of_stock",
-                            format!("{sku}: {available} left, {} asked", l.quantity),
+                            format!("{sku}: {available} left, {asked} asked"),
                         )
                     })
                     .collect());
@@ -346,7 +359,17 @@ impl CheckoutValidation {
             .map_err(|e| vec![problem(None, None, "unavailable", e.to_string())])?;
         let mut problems = Vec::new();
         let mut applied = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for code in &req.promotion_codes {
+            if !seen.insert(code) {
+                problems.push(problem(
+                    None,
+                    None,
+                    "promotion_not_eligible",
+                    format!("promotion {code} is given more than once"),
+                ));
+                continue;
+            }
             let Some(p) = found.iter().find(|p| &p.code == code) else {
                 problems.push(problem(
                     None,

@@ -36,7 +36,10 @@ fn config() -> Result<CheckoutConfig, Error> {
         }
     };
     Ok(CheckoutConfig {
-        hold_for: chrono::Duration::minutes(number("RETAILFLOW_CHECKOUT_HOLD_MINUTES", 15)?),
+        // A hold of less than a minute would be swept before it is used.
+        hold_for: chrono::Duration::minutes(
+            number("RETAILFLOW_CHECKOUT_HOLD_MINUTES", 15)?.clamp(1, 24 * 60),
+        ),
         minor_units_per_point: number("RETAILFLOW_POINT_VALUE_MINOR", 1)?,
         loyalty_fallback: match env("RETAILFLOW_LOYALTY_FALLBACK").as_deref() {
             Ok("allow_up_to_cached_balance") => LoyaltyFallback::AllowUpToCachedBalance,

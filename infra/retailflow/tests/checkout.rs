@@ -163,6 +163,18 @@ async fn an_expired_promotion_and_a_used_up_one_are_refused_with_their_reasons()
         app.checkout.validate(&req, app.clock.now()).await,
         CheckoutResponse::Accepted { .. }
     ));
+    // A code given twice counts once: the cart is refused, not discounted twice.
+    req.checkout_id = "co-3-twice".into();
+    req.promotion_codes = vec!["SOCKS5".into(), "SOCKS5".into()];
+    req.lines = vec![line("MCS-CHR-M", 1, 2499)];
+    let resp = app.checkout.validate(&req, app.clock.now()).await;
+    let CheckoutResponse::Rejected { problems, .. } = &resp else {
+        panic!("{resp:?}")
+    };
+    assert!(
+        problems[0].message.contains("more than once"),
+        "{problems:?}"
+    );
 }
 
 #[tokio::test]
