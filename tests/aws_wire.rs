@@ -448,17 +448,9 @@ async fn one_webhook_costs_two_dynamodb_requests_and_one_put_events() {
     let routed = create_routed_bus(&cfg, &["OrderPlaced"]).await;
     let ddb_count = RequestCounter::default();
     let eb_count = RequestCounter::default();
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&cfg)
-            .interceptor(ddb_count.clone())
-            .build(),
-    );
+    let ddb = retailflow_e2e::counted_dynamodb(&cfg, &ddb_count);
     let table = create_state_table(&ddb).await;
-    let eb = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::config::Builder::from(&cfg)
-            .interceptor(eb_count.clone())
-            .build(),
-    );
+    let eb = retailflow_e2e::counted_eventbridge(&cfg, &eb_count);
     let intake = OrderIntake::new(
         Arc::new(DynamoDbStateStore::new(ddb, &table)),
         Arc::new(EventBridgeBus::new(eb, &routed.bus)),

@@ -33,16 +33,8 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     let cfg = aws_config().await;
     let ddb_count = RequestCounter::default();
     let eb_count = RequestCounter::default();
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&cfg)
-            .interceptor(ddb_count.clone())
-            .build(),
-    );
-    let eb = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::config::Builder::from(&cfg)
-            .interceptor(eb_count.clone())
-            .build(),
-    );
+    let ddb = retailflow_e2e::counted_dynamodb(&cfg, &ddb_count);
+    let eb = retailflow_e2e::counted_eventbridge(&cfg, &eb_count);
     let sqs = aws_sdk_sqs::Client::new(&cfg);
     let plain_eb = aws_sdk_eventbridge::Client::new(&cfg);
     let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;

@@ -38,16 +38,8 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
         eb: RequestCounter::default(),
         sqs: RequestCounter::default(),
     };
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&cfg)
-            .interceptor(counted.ddb.clone())
-            .build(),
-    );
-    let eb = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::config::Builder::from(&cfg)
-            .interceptor(counted.eb.clone())
-            .build(),
-    );
+    let ddb = retailflow_e2e::counted_dynamodb(&cfg, &counted.ddb);
+    let eb = retailflow_e2e::counted_eventbridge(&cfg, &counted.eb);
     let sqs_counted = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&cfg)
             .interceptor(counted.sqs.clone())

@@ -161,11 +161,7 @@ async fn a_hold_costs_one_dynamodb_request() {
     let cfg = aws_config().await;
     let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
     let count = RequestCounter::default();
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&cfg)
-            .interceptor(count.clone())
-            .build(),
-    );
+    let ddb = retailflow_e2e::counted_dynamodb(&cfg, &count);
     let s = DynamoDbStock::new(ddb, table);
     let now = Utc::now();
     let skus: Vec<String> = (0..5).map(|i| unique(&format!("line{i}"))).collect();
@@ -202,11 +198,7 @@ async fn a_checkout_over_dynamodb_reads_the_catalog_in_batches_and_holds_in_one_
     let cfg = aws_config().await;
     let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
     let count = RequestCounter::default();
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&cfg)
-            .interceptor(count.clone())
-            .build(),
-    );
+    let ddb = retailflow_e2e::counted_dynamodb(&cfg, &count);
     let usd = Currency::from_code("USD").unwrap();
     let catalog = Arc::new(DynamoDbCatalog::new(ddb.clone(), &table));
     let stock = Arc::new(DynamoDbStock::new(ddb, &table));

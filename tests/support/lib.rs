@@ -265,6 +265,30 @@ impl RequestCounter {
     }
 }
 
+/// A DynamoDB client whose requests `counter` counts.
+pub fn counted_dynamodb(
+    cfg: &aws_config::SdkConfig,
+    counter: &RequestCounter,
+) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(cfg)
+            .interceptor(counter.clone())
+            .build(),
+    )
+}
+
+/// An EventBridge client whose requests `counter` counts.
+pub fn counted_eventbridge(
+    cfg: &aws_config::SdkConfig,
+    counter: &RequestCounter,
+) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(cfg)
+            .interceptor(counter.clone())
+            .build(),
+    )
+}
+
 impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
     fn name(&self) -> &'static str {
         "RequestCounter"

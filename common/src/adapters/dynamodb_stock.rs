@@ -104,17 +104,26 @@ impl DynamoDbStock {
         r.map_err(|e| StoreError::Unavailable(format!("building a request: {e}")))
     }
 
-    async fn hold(&self, id: &str) -> Result<Option<Hold>, StoreError> {
+    /// One item by key, read consistently.
+    async fn get(
+        &self,
+        pk: String,
+    ) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("HOLD#{id}")))
+            .key("pk", s(pk))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
-        let Some(item) = out.item() else {
+        Ok(out.item().cloned())
+    }
+
+    async fn hold(&self, id: &str) -> Result<Option<Hold>, StoreError> {
+        let out = self.get(format!("HOLD#{id}")).await?;
+        let Some(item) = out.as_ref() else {
             return Ok(None);
         };
         let lines = item
@@ -218,17 +227,9 @@ impl DynamoDbStock {
     /// by minute from the last sweep (at most [`SWEEP_MINUTES_PER_CALL`]
     /// minutes a call); returns how many holds it ended.
     pub async fn sweep_expired_holds(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let marker = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s("SWEEP#stock"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+        let marker = self.get("SWEEP#stock".into()).await?;
         let last = marker
-            .item()
+            .as_ref()
             .and_then(|i| get_n(i, "swept_to_minute"))
             // First sweep: holds last minutes, an hour back covers them.
             .unwrap_or(minute(now) - 60);
@@ -453,16 +454,8 @@ impl StockReservations for DynamoDbStock {
         // count below what is held leaves available negative, so no new hold
         // fits until stock comes back.
         for _ in 0..5 {
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", s(format!("STOCK#{sku}")))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
-            let old = out.item().and_then(|i| get_n(i, "on_hand"));
+            let out = self.get(format!("STOCK#{sku}")).await?;
+            let old = out.as_ref().and_then(|i| get_n(i, "on_hand"));
             let delta = i64::from(on_hand) - old.unwrap_or(0);
             let mut req = self
                 .client
@@ -501,16 +494,11 @@ impl StockReservations for DynamoDbStock {
     }
 
     async fn available(&self, sku: &str, _now: DateTime<Utc>) -> Result<u32, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("STOCK#{sku}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
-        let available = out.item().and_then(|i| get_n(i, "available")).unwrap_or(0);
+        let out = self.get(format!("STOCK#{sku}")).await?;
+        let available = out
+            .as_ref()
+            .and_then(|i| get_n(i, "available"))
+            .unwrap_or(0);
         Ok(u32::try_from(available.max(0)).unwrap_or(u32::MAX))
     }
 }

@@ -80,6 +80,8 @@ pub struct LocalApp {
     pub catalog: Arc<InProcessCatalog>,
     pub stock: Arc<InProcessStock>,
     pub checkout: CheckoutValidation,
+    /// The loyalty connector every step uses, on the simulator.
+    pub loyalty: Arc<SalesforceLoyalty>,
     pub retry: RetryPolicy,
 }
 
@@ -176,6 +178,7 @@ impl LocalApp {
             CheckoutConfig::default(),
         );
         Ok(LocalApp {
+            loyalty: loyalty.clone(),
             catalog,
             stock,
             checkout,

@@ -9,7 +9,6 @@ use common::checkout::pricing::CartLine;
 use common::checkout::validation::{
     CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation, LoyaltyFallback,
 };
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
 use common::connectors::{AccrualRequest, Enrollment, LoyaltyConnector};
 use common::intake::IntakeConfig;
 use common::money::{Currency, Money};
@@ -204,7 +203,7 @@ fn checkout_with(app: &LocalApp, fallback: LoyaltyFallback) -> CheckoutValidatio
     CheckoutValidation::new(
         app.catalog.clone(),
         app.stock.clone(),
-        Arc::new(loyalty(app)),
+        app.loyalty.clone(),
         Arc::new(CircuitBreaker::new(
             "loyalty",
             5,
@@ -217,22 +216,10 @@ fn checkout_with(app: &LocalApp, fallback: LoyaltyFallback) -> CheckoutValidatio
     )
 }
 
-fn loyalty(app: &LocalApp) -> SalesforceLoyalty {
-    SalesforceLoyalty::new(SalesforceLoyaltyConfig {
-        base_url: app.sims.salesforce_base(),
-        api_version: "v62.0".into(),
-        program_name: "P".into(),
-        journal_subtype: "Purchase".into(),
-        debit_process: "DebitPointsFromMembers".into(),
-        access_token: common::webhook::Secret::new("t"),
-        timeout: std::time::Duration::from_secs(2),
-    })
-}
-
 #[tokio::test]
 async fn points_are_checked_against_the_balance_and_a_loyalty_outage_follows_the_fallback() {
     let app = start().await;
-    let sf = loyalty(&app);
+    let sf = app.loyalty.clone();
     sf.enroll(&Enrollment {
         membership_number: "M-7".into(),
         first_name: None,

@@ -130,6 +130,21 @@ fn bus_event<T: EventDetail + Clone>(
     }
 }
 
+/// The `OrderPlaced` envelope a step receives for `order`.
+fn placed_envelope(app: &LocalApp, order: &Order) -> common::events::Envelope<OrderPlaced> {
+    let event = bus_event(
+        &OrderPlaced {
+            order: order.clone(),
+        },
+        &order.order.key(),
+        "placed",
+        "shopify:x",
+        app.clock.now(),
+    );
+    // The envelope was just serialized from the same type.
+    serde_json::from_str(&event.detail).unwrap()
+}
+
 /// What intake does for an accepted order webhook: record the delivery with
 /// the saga update (and the order's facts), publish `OrderPlaced`.
 async fn place(app: &LocalApp, order: &Order) {
@@ -459,19 +474,7 @@ async fn a_claiming_erp_never_creates_the_sales_order_of_an_order_cancelled_firs
         )),
         ErpPostingConfig::default(),
     );
-    let placed: common::events::Envelope<OrderPlaced> = serde_json::from_str(
-        &bus_event(
-            &OrderPlaced {
-                order: order.clone(),
-            },
-            &order.order.key(),
-            "placed",
-            "shopify:x",
-            app.clock.now(),
-        )
-        .detail,
-    )
-    .unwrap();
+    let placed = placed_envelope(&app, &order);
     let outcome = bc
         .handle(
             &placed,
@@ -646,7 +649,6 @@ impl StateStore for CancelledMidway {
 
 #[tokio::test]
 async fn an_accrual_that_finishes_after_the_cancellation_cancels_its_own_journal() {
-    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
     use common::resilience::CircuitBreaker;
     use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
     use common::steps::{Invocation, StepOutcome};
@@ -660,15 +662,7 @@ async fn an_accrual_that_finishes_after_the_cancellation_cancels_its_own_journal
     let step = LoyaltyAccrual::new(
         store.clone(),
         app.bus.clone(),
-        Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
-            base_url: app.sims.salesforce_base(),
-            api_version: "v62.0".into(),
-            program_name: "P".into(),
-            journal_subtype: "Purchase".into(),
-            debit_process: "DebitPointsFromMembers".into(),
-            access_token: common::webhook::Secret::new("t"),
-            timeout: std::time::Duration::from_secs(3),
-        })),
+        app.loyalty.clone(),
         Arc::new(CircuitBreaker::new(
             "sf",
             5,
@@ -676,19 +670,7 @@ async fn an_accrual_that_finishes_after_the_cancellation_cancels_its_own_journal
         )),
         LoyaltyAccrualConfig::default(),
     );
-    let placed: common::events::Envelope<OrderPlaced> = serde_json::from_str(
-        &bus_event(
-            &OrderPlaced {
-                order: order.clone(),
-            },
-            &order.order.key(),
-            "placed",
-            "shopify:x",
-            app.clock.now(),
-        )
-        .detail,
-    )
-    .unwrap();
+    let placed = placed_envelope(&app, &order);
     let inv = Invocation {
         now: app.clock.now(),
         deadline: None,
@@ -802,19 +784,7 @@ async fn a_redelivered_order_post_looks_before_it_posts_to_an_upserting_erp() {
     place(&app, &order).await;
     app.drain().await;
     let upserts = sales_order(&app, "7111").unwrap().upserts;
-    let placed: common::events::Envelope<OrderPlaced> = serde_json::from_str(
-        &bus_event(
-            &OrderPlaced {
-                order: order.clone(),
-            },
-            &order.order.key(),
-            "placed",
-            "shopify:x",
-            app.clock.now(),
-        )
-        .detail,
-    )
-    .unwrap();
+    let placed = placed_envelope(&app, &order);
     let inv = Invocation {
         now: app.clock.now(),
         deadline: None,
