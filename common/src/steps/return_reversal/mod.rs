@@ -57,7 +57,7 @@ pub const SOURCE: &str = "retailflow.return-reversal";
 
 /// How long a case waits at least before looking again for what it depends
 /// on. Waiting spends the message's receives; at this pace (and the retry
-X
+/// policy's backoff beyond it) a return outlasts, by over half an hour, the
 /// retries of the order step it waits for (5 h 20 min against 4 h 46 min,
 /// a test says).
 const WAIT: Duration = Duration::from_secs(10 * 60);
