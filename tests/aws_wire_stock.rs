@@ -1,12 +1,15 @@
 //! Stock holds over real DynamoDB (moto): checkouts racing for the last
 //! units never hold more than there is, a cart is held whole or not at all,
-//! and expired holds come back by the sweep.
+//! expired holds come back by the sweep, and a placed order commits its
+//! hold once (or sells from free stock, saying what it oversold).
 
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use common::adapters::dynamodb_stock::DynamoDbStock;
-use common::checkout::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
+use common::checkout::stock::{
+    CommitOutcome, OrderCommit, Reservation, ReservationLine, ReserveOutcome, StockReservations,
+};
 use retailflow_e2e::{aws_config, create_state_table, unique};
 
 fn hold(id: &str, lines: &[(&str, u32)], expires_at: chrono::DateTime<Utc>) -> Reservation {
@@ -103,8 +106,20 @@ async fn a_cart_is_held_whole_or_not_at_all_and_holds_end_once() {
         "the same checkout again holds nothing more"
     );
     assert_eq!(s.available(&a, now).await.unwrap(), 3);
-    assert!(s.commit("cart-2", now).await.unwrap());
-    assert!(!s.commit("cart-2", now).await.unwrap(), "once");
+    let order = OrderCommit {
+        order_key: unique("order"),
+        reservation_id: Some("cart-2".into()),
+        lines: hold("cart-2", &[(&b, 1), (&a, 2)], later).lines,
+    };
+    assert_eq!(
+        s.commit_order(&order, now).await.unwrap(),
+        CommitOutcome::FromHold
+    );
+    assert_eq!(
+        s.commit_order(&order, now).await.unwrap(),
+        CommitOutcome::AlreadyCommitted,
+        "once"
+    );
     assert_eq!(
         s.available(&a, now).await.unwrap(),
         3,
@@ -337,4 +352,116 @@ async fn the_same_cart_validated_again_keeps_its_hold_to_the_new_expiry() {
         0,
         "still held to the new expiry"
     );
+}
+
+#[tokio::test]
+async fn an_order_without_a_live_hold_sells_from_free_stock_and_says_what_it_oversold() {
+    let cfg = aws_config().await;
+    let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
+    let count = retailflow_e2e::RequestCounter::default();
+    let s = DynamoDbStock::new(retailflow_e2e::counted_dynamodb(&cfg, &count), table);
+    let now = Utc::now();
+    let later = now + Duration::minutes(15);
+    let (a, untracked) = (unique("free"), unique("nostock"));
+    s.set_on_hand(&a, 3).await.unwrap();
+    // Another checkout holds 2 of the 3.
+    s.reserve(&hold(&unique("other"), &[(&a, 2)], later), now)
+        .await
+        .unwrap();
+    // A till sale of 2 (no checkout) and a SKU retailflow does not stock.
+    let order = OrderCommit {
+        order_key: unique("till-order"),
+        reservation_id: None,
+        lines: hold("-", &[(&a, 2), (&untracked, 1)], later).lines,
+    };
+    assert_eq!(
+        s.commit_order(&order, now).await.unwrap(),
+        CommitOutcome::WithoutHold {
+            oversold: vec![ReservationLine {
+                sku: a.clone(),
+                quantity: 1
+            }],
+            untracked: vec![untracked.clone()],
+        }
+    );
+    assert_eq!(s.available(&a, now).await.unwrap(), 0, "no new hold fits");
+    assert_eq!(
+        s.available(&untracked, now).await.unwrap(),
+        0,
+        "an unstocked SKU gets no stock record"
+    );
+    // Cancelled: the 2 units come back, once.
+    assert!(s.restock_order(&order.order_key, None).await.unwrap());
+    assert!(!s.restock_order(&order.order_key, None).await.unwrap());
+    assert_eq!(s.available(&a, now).await.unwrap(), 1);
+
+    // The usual path, counted: a checkout's hold becomes the order's.
+    let cart = hold(&unique("paid"), &[(&a, 1)], later);
+    s.reserve(&cart, now).await.unwrap();
+    count.take();
+    let paid = OrderCommit {
+        order_key: unique("web-order"),
+        reservation_id: Some(cart.id.clone()),
+        lines: cart.lines.clone(),
+    };
+    assert_eq!(
+        s.commit_order(&paid, now).await.unwrap(),
+        CommitOutcome::FromHold
+    );
+    let requests = count.take();
+    println!("DynamoDB requests to commit a checkout's hold: {requests}");
+    assert_eq!(
+        requests, 3,
+        "commit record read, hold read, one transaction"
+    );
+    assert_eq!(s.available(&a, now).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_hold_swept_while_its_order_commits_still_sells_the_order() {
+    let s = stock().await;
+    let now = Utc::now();
+    let a = unique("swept");
+    s.set_on_hand(&a, 2).await.unwrap();
+    let cart = hold(&unique("late"), &[(&a, 1)], now + Duration::minutes(1));
+    s.reserve(&cart, now).await.unwrap();
+    // The payment took longer than the hold: swept back to stock.
+    let after = now + Duration::minutes(3);
+    assert_eq!(s.sweep_expired(after).await.unwrap(), 1);
+    let order = OrderCommit {
+        order_key: unique("late-order"),
+        reservation_id: Some(cart.id.clone()),
+        lines: cart.lines.clone(),
+    };
+    assert_eq!(
+        s.commit_order(&order, after).await.unwrap(),
+        CommitOutcome::WithoutHold {
+            oversold: vec![],
+            untracked: vec![]
+        }
+    );
+    assert_eq!(s.available(&a, after).await.unwrap(), 1, "one unit sold");
+}
+
+#[tokio::test]
+async fn a_promotion_use_counts_once_per_order() {
+    use common::adapters::dynamodb_catalog::DynamoDbCatalog;
+    use common::checkout::catalog::Catalog;
+    let cfg = aws_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table = create_state_table(&ddb).await;
+    let c = DynamoDbCatalog::new(ddb, table);
+    let code = unique("CODE");
+    c.record_promotion_use(&code, "cust-1", "order-1")
+        .await
+        .unwrap();
+    c.record_promotion_use(&code, "cust-1", "order-1")
+        .await
+        .unwrap();
+    assert_eq!(c.promotion_uses(&code, "cust-1").await.unwrap(), 1);
+    c.record_promotion_use(&code, "cust-1", "order-2")
+        .await
+        .unwrap();
+    assert_eq!(c.promotion_uses(&code, "cust-1").await.unwrap(), 2);
+    assert_eq!(c.promotion_uses(&code, "cust-2").await.unwrap(), 0);
 }

@@ -210,6 +210,51 @@ impl EventDetail for ShopRefundRecorded {
     const SCHEMA_VERSION: u32 = 1;
 }
 
+/// A unit count per SKU in a stock event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StockUnits {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+/// A placed order's units left stock for good, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StockCommitted {
+    pub order: OrderRef,
+    /// The storefront checkout whose hold the order used, if any.
+    pub checkout_id: Option<String>,
+    /// True when the checkout's hold became the order's; false when the
+    /// units were taken from free stock (no hold, expired, cart changed).
+    pub from_hold: bool,
+    pub lines: Vec<StockUnits>,
+    /// Units sold beyond free stock: the shop oversold these.
+    pub oversold: Vec<StockUnits>,
+    /// SKUs retailflow keeps no stock count for: left alone.
+    pub untracked: Vec<String>,
+    /// Promotion codes counted towards the customer's per-customer limits.
+    pub promotion_uses: Vec<String>,
+}
+
+impl EventDetail for StockCommitted {
+    const EVENT_TYPE: &'static str = "StockCommitted";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
+/// A cancelled order's stock came back: its hold was given back, or its
+/// committed units were put back on hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StockRestocked {
+    pub order: OrderRef,
+    /// False when there was nothing to give back (never committed, or
+    /// restocked before).
+    pub restocked: bool,
+}
+
+impl EventDetail for StockRestocked {
+    const EVENT_TYPE: &'static str = "StockRestocked";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
 /// What a platform payload maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CanonicalEvent {
@@ -349,6 +394,8 @@ pub fn event_schemas() -> Vec<(String, serde_json::Value)> {
         one::<CreditMemoPosted>(),
         one::<ShopRefundRecorded>(),
         one::<OrderCancelledInErp>(),
+        one::<StockCommitted>(),
+        one::<StockRestocked>(),
     ]
 }
 

@@ -130,6 +130,19 @@ pub async fn return_step_batch(
     .await
 }
 
+/// [`order_step_batch`] for the stock-commit handler.
+pub async fn stock_step_batch(
+    step: &crate::steps::stock_commit::StockCommit,
+    queue: &dyn QueueControl,
+    event: &SqsEvent,
+    deadline_ms: u64,
+) -> SqsBatchResponse {
+    step_batch(queue, event, deadline_ms, |body, inv| async move {
+        crate::steps::stock_commit::handle_stock_message(step, &body, inv).await
+    })
+    .await
+}
+
 async fn step_batch<F, Fut>(
     queue: &dyn QueueControl,
     event: &SqsEvent,

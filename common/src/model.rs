@@ -202,6 +202,15 @@ pub struct Order {
     pub lines: Vec<OrderLine>,
     pub shipping_lines: Vec<ShippingLine>,
     pub totals: OrderTotals,
+    /// The storefront's checkout this order came from (Shopify
+    /// `checkout_token`, Adobe Commerce `quote_id`): checkout validation held
+    /// the order's stock under it, and placing the order commits that hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout_id: Option<String>,
+    /// Promotion codes the customer entered: each order counts once towards
+    /// a promotion's per-customer limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discount_codes: Vec<String>,
 }
 
 /// What happens to returned stock.

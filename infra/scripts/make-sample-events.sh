@@ -25,7 +25,7 @@ s shopify customers/create 3f1c0a5e-0001-4d7e-9a51-000000000008 shopify-orders-u
 s adobe observer.sales_order_save_after unused adobe-order-configurable.json 11-adobe-order-configurable.json
 s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000010 shopify-refunds-create-full-with-shipping.json 13-shopify-refunds-create-full-with-shipping.json
 mkdir -p events/sqs
-for q in erp-post loyalty-accrual; do
+for q in erp-post loyalty-accrual stock-commit; do
   "$rf" sample-sqs-event --queue "$q" --shop "$shop" "$p/shopify-orders-create-discount-code.json" > "events/sqs/$q-order-placed.json"
 done
 "$rf" sample-sqs-event --queue return-reversal --shop "$shop" --topic refunds/create \

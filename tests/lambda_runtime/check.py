@@ -24,8 +24,9 @@ import time
 import urllib.request
 
 # order-publish, erp-post, loyalty-accrual, return-reversal,
-# checkout-validation, exactly once.
-EXPECTED_CHECKS = 6
+# checkout-validation, then stock-commit (the sample order's checkout hold
+# becomes its order's: 2 of 120 units leave stock), exactly once.
+EXPECTED_CHECKS = 7
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, ".venv-tools")
 
@@ -122,6 +123,13 @@ def main():
             "AWS_ENDPOINT_URL": moto, "RUST_LOG": "info",
             "RETAILFLOW_STATE_TABLE": out["StateTableName"], "RETAILFLOW_EVENT_BUS": out["EventBusName"],
         }
+        ddb = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+
+        def on_hand(sku):
+            item = ddb.get_item(TableName=out["StateTableName"], Key={"pk": {"S": f"STOCK#{sku}"}}).get("Item", {})
+            return int(item.get("on_hand", {}).get("N", "-1"))
+
         functions = [
             ("order-publish", "events/01-shopify-orders-create.json", {"RETAILFLOW_SECRETS_ARN": webhook_arn},
              lambda r: r.get("statusCode") == 200 and json.loads(r.get("body", "{}")).get("event_type") == "OrderPlaced"),
@@ -148,6 +156,9 @@ def main():
                 "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
                 "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
              lambda r: r.get("statusCode") == 200 and json.loads(r.get("body", "{}")).get("status") == "accepted"),
+            ("stock-commit", "events/sqs/stock-commit-order-placed.json", {
+                "RETAILFLOW_QUEUE_URL": out["StockCommitQueueUrl"], "RETAILFLOW_DLQ_URL": out["StockCommitDLQUrl"]},
+             lambda r: r.get("batchItemFailures") == [] and on_hand("MCS-CHR-M") == 118),
         ]
         seed_catalog(moto, out["StateTableName"])
         cargo_env = dict(os.environ)

@@ -3,7 +3,8 @@
 //!
 //! Items: `PRICE#<sku>` (`price` as minor units, `currency`, `version`,
 //! `collections`), `PROMO#<code>` (the promotion as JSON), and
-//! `PROMOUSE#<code>#<customer>` (`uses`). Prices are written by the catalog
+//! `PROMOUSE#<code>#<customer>` (`orders`: the set of orders that used
+//! it, so a redelivered order counts once). Prices are written by the catalog
 //! sync with a condition on the version, so an older price never overwrites
 //! a newer one.
 
@@ -214,9 +215,27 @@ impl Catalog for DynamoDbCatalog {
             .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
         Ok(out
             .item()
-            .and_then(|i| i.get("uses"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+            .and_then(|i| i.get("orders"))
+            .and_then(|v| v.as_ss().ok())
+            .map_or(0, |orders| u32::try_from(orders.len()).unwrap_or(u32::MAX)))
+    }
+
+    async fn record_promotion_use(
+        &self,
+        code: &str,
+        customer_id: &str,
+        order_key: &str,
+    ) -> Result<(), StoreError> {
+        // A string set: adding the same order again changes nothing.
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("PROMOUSE#{code}#{customer_id}")))
+            .update_expression("ADD orders :o")
+            .expression_attribute_values(":o", AttributeValue::Ss(vec![order_key.to_string()]))
+            .send()
+            .await
+            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+        Ok(())
     }
 }

@@ -8,7 +8,10 @@
 //!   seconds), `state` (`held`, `committed`, `released`) and `hold_minute`
 //!   (`HOLDS#<expiry minute>`), the key of the table's sparse index
 //!   [`HOLDS_INDEX`]: expired holds are found by key, never by a scan, and
-//!   no item is shared by checkouts of unrelated SKUs.
+//!   no item is shared by checkouts of unrelated SKUs;
+//! - `COMMIT#<order key>`: a placed order's lines, written in the same
+//!   transaction that takes them out of stock, so an order commits once
+//!   (`state` `committed`, then `restocked` if it is cancelled).
 //!
 //! A reservation is one TransactWriteItems: the hold is created (unless its
 //! id holds already) and each SKU's `available` goes down under the
@@ -30,7 +33,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
-use crate::checkout::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
+use crate::checkout::stock::{
+    CommitOutcome, OrderCommit, Reservation, ReservationLine, ReserveOutcome, StockReservations,
+};
 use crate::ports::StoreError;
 
 /// Most distinct SKUs in one reservation (100 transaction items less the hold).
@@ -83,6 +88,15 @@ fn per_sku(lines: &[ReservationLine]) -> BTreeMap<&str, i64> {
         *m.entry(l.sku.as_str()).or_insert(0) += i64::from(l.quantity);
     }
     m
+}
+
+/// How a commit transaction ended.
+enum CommitTx {
+    Written,
+    /// The order was committed before (its `COMMIT#` item exists).
+    AlreadyCommitted,
+    /// The hold it was to take ended meanwhile (expired, swept).
+    HoldGone,
 }
 
 /// A hold as stored.
@@ -280,6 +294,132 @@ impl DynamoDbStock {
         Ok(ended)
     }
 
+    /// One transaction: the order's `COMMIT#` item (only if none exists),
+    /// the hold it consumes (only if still held) and each SKU's counts. From
+    /// a hold only `on_hand` goes down (its units were already out of
+    /// `available`); without one both do, and `available` may go below zero:
+    /// the shop sold units retailflow did not have free.
+    async fn commit_tx(
+        &self,
+        c: &OrderCommit,
+        hold: Option<(&str, i64)>,
+        now: DateTime<Utc>,
+    ) -> Result<CommitTx, StoreError> {
+        let skus = per_sku(&c.lines);
+        if skus.len() + 2 > 100 {
+            return Err(StoreError::TooLarge(format!(
+                "an order of {} distinct SKUs commits in more than one transaction; needs review",
+                skus.len()
+            )));
+        }
+        // Plain data: serializing cannot fail.
+        let lines = serde_json::to_string(&c.lines).unwrap_or_default();
+        let mut tx = vec![TransactWriteItem::builder()
+            .put(Self::built(
+                Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(format!("COMMIT#{}", c.order_key)))
+                    .item("lines", s(lines))
+                    .item("state", s("committed"))
+                    .item("from_hold", AttributeValue::Bool(hold.is_some()))
+                    .item("expires_at", n((now + HOLD_RETENTION).timestamp()))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build(),
+            )?)
+            .build()];
+        if let Some((id, _)) = hold {
+            let end = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("HOLD#{id}")))
+                .update_expression("SET #state = :to REMOVE hold_minute")
+                .condition_expression("#state = :held")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":to", s("committed"))
+                .expression_attribute_values(":held", s("held"));
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(Self::built(end.build())?)
+                    .build(),
+            );
+        }
+        for (sku, qty) in &skus {
+            let u = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("STOCK#{sku}")));
+            let u = if hold.is_some() {
+                u.update_expression("ADD on_hand :d")
+            } else {
+                u.update_expression("ADD on_hand :d, available :d")
+            };
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(Self::built(
+                        u.expression_attribute_values(":d", n(-qty)).build(),
+                    )?)
+                    .build(),
+            );
+        }
+        let token = &crate::idempotency::payload_hash(
+            format!("commit\n{}\n{}", c.order_key, hold.map_or(0, |h| h.1)).as_bytes(),
+        )[..36];
+        match self
+            .client
+            .transact_write_items()
+            .client_request_token(token)
+            .set_transact_items(Some(tx))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(CommitTx::Written),
+            Err(e) => match e.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(tc) => {
+                    let failed = |i: usize| {
+                        tc.cancellation_reasons().get(i).and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
+                    };
+                    if failed(0) {
+                        Ok(CommitTx::AlreadyCommitted)
+                    } else if hold.is_some() && failed(1) {
+                        Ok(CommitTx::HoldGone)
+                    } else {
+                        Err(unavailable(format!(
+                            "committing {}: {}",
+                            c.order_key,
+                            DisplayErrorContext(&tc)
+                        )))
+                    }
+                }
+                other => Err(unavailable(DisplayErrorContext(&other))),
+            },
+        }
+    }
+
+    /// Units of `lines` sold beyond what was free: SKUs left below zero
+    /// available after a commit without a hold.
+    async fn oversold(
+        &self,
+        lines: &[ReservationLine],
+    ) -> Result<Vec<ReservationLine>, StoreError> {
+        let mut out = Vec::new();
+        for (sku, qty) in per_sku(lines) {
+            let item = self.get(format!("STOCK#{sku}")).await?;
+            let available = item
+                .as_ref()
+                .and_then(|i| get_n(i, "available"))
+                .unwrap_or(0);
+            if available < 0 {
+                out.push(ReservationLine {
+                    sku: sku.to_string(),
+                    quantity: u32::try_from(qty.min(-available)).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     async fn reserve_once(
         &self,
         r: &Reservation,
@@ -445,8 +585,139 @@ impl StockReservations for DynamoDbStock {
             .map(|_| ())
     }
 
-    async fn commit(&self, reservation_id: &str, _now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.end_hold(reservation_id, "committed", None).await
+    async fn commit_order(
+        &self,
+        c: &OrderCommit,
+        now: DateTime<Utc>,
+    ) -> Result<CommitOutcome, StoreError> {
+        if self.get(format!("COMMIT#{}", c.order_key)).await?.is_some() {
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        if let Some(id) = c.reservation_id.as_deref() {
+            match self.hold(id).await? {
+                Some(h) if h.state == "held" && per_sku(&h.lines) == per_sku(&c.lines) => {
+                    match self.commit_tx(c, Some((id, h.expires)), now).await? {
+                        CommitTx::Written => return Ok(CommitOutcome::FromHold),
+                        CommitTx::AlreadyCommitted => return Ok(CommitOutcome::AlreadyCommitted),
+                        // Swept meanwhile: its units are free again; sell
+                        // them without it.
+                        CommitTx::HoldGone => {}
+                    }
+                }
+                // The cart changed after validation: its hold goes back and
+                // the order's own lines leave stock.
+                Some(h) if h.state == "held" => {
+                    self.end_hold(id, "released", None).await?;
+                }
+                _ => {}
+            }
+        }
+        // Only SKUs retailflow counts: a SKU it holds no stock for is the
+        // shop's or the ERP's business alone.
+        let mut tracked = Vec::new();
+        let mut untracked = Vec::new();
+        for (sku, _) in per_sku(&c.lines) {
+            match self.get(format!("STOCK#{sku}")).await? {
+                Some(i) if i.contains_key("on_hand") => tracked.push(sku.to_string()),
+                _ => untracked.push(sku.to_string()),
+            }
+        }
+        let tracked_commit = OrderCommit {
+            lines: c
+                .lines
+                .iter()
+                .filter(|l| tracked.contains(&l.sku))
+                .cloned()
+                .collect(),
+            ..c.clone()
+        };
+        match self.commit_tx(&tracked_commit, None, now).await? {
+            CommitTx::AlreadyCommitted => Ok(CommitOutcome::AlreadyCommitted),
+            _ => Ok(CommitOutcome::WithoutHold {
+                oversold: self.oversold(&tracked_commit.lines).await?,
+                untracked,
+            }),
+        }
+    }
+
+    async fn restock_order(
+        &self,
+        order_key: &str,
+        reservation_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let released = match reservation_id {
+            Some(id) => self.end_hold(id, "released", None).await?,
+            None => false,
+        };
+        let key = format!("COMMIT#{order_key}");
+        let Some(item) = self.get(key.clone()).await? else {
+            return Ok(released);
+        };
+        if item
+            .get("state")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            != Some("committed")
+        {
+            return Ok(released);
+        }
+        let lines: Vec<ReservationLine> = item
+            .get("lines")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|t| serde_json::from_str(t).ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: key.clone(),
+                reason: "commit without readable lines".into(),
+            })?;
+        let mut tx = vec![TransactWriteItem::builder()
+            .update(Self::built(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(key.clone()))
+                    .update_expression("SET #state = :to")
+                    .condition_expression("#state = :from")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":to", s("restocked"))
+                    .expression_attribute_values(":from", s("committed"))
+                    .build(),
+            )?)
+            .build()];
+        for (sku, qty) in per_sku(&lines) {
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(Self::built(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(format!("STOCK#{sku}")))
+                            .update_expression("ADD on_hand :d, available :d")
+                            .expression_attribute_values(":d", n(qty))
+                            .build(),
+                    )?)
+                    .build(),
+            );
+        }
+        let token =
+            &crate::idempotency::payload_hash(format!("restock\n{order_key}").as_bytes())[..36];
+        match self
+            .client
+            .transact_write_items()
+            .client_request_token(token)
+            .set_transact_items(Some(tx))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                // Restocked meanwhile by another delivery.
+                TransactWriteItemsError::TransactionCanceledException(tc)
+                    if tc.cancellation_reasons().first().and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(released)
+                }
+                other => Err(unavailable(DisplayErrorContext(&other))),
+            },
+        }
     }
 
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError> {

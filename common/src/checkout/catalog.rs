@@ -1,6 +1,6 @@
 //! The catalog checkout reads: current prices, promotions and how often a
-//! customer used each. Kept from the ERP by the catalog sync (not built
-//! yet); `adapters::dynamodb_catalog` keeps it on DynamoDB and
+//! customer used each. Prices come from the ERP (`ErpPriceChanged`),
+//! uses from placed orders (`StockCommit`); `adapters::dynamodb_catalog` keeps it on DynamoDB and
 //! [`InProcessCatalog`] is the local app's and the tests' twin.
 
 use std::collections::BTreeMap;
@@ -20,13 +20,22 @@ pub trait Catalog: Send + Sync {
     async fn promotions(&self, codes: &[String]) -> Result<Vec<Promotion>, StoreError>;
     /// How many orders of `customer_id` used `code`.
     async fn promotion_uses(&self, code: &str, customer_id: &str) -> Result<u32, StoreError>;
+    /// An order of `customer_id` used `code`: counted once per order,
+    /// whatever the redeliveries.
+    async fn record_promotion_use(
+        &self,
+        code: &str,
+        customer_id: &str,
+        order_key: &str,
+    ) -> Result<(), StoreError>;
 }
 
 #[derive(Default)]
 struct CatalogState {
     prices: BTreeMap<String, PriceEntry>,
     promotions: BTreeMap<String, Promotion>,
-    uses: BTreeMap<(String, String), u32>,
+    /// Orders that used each (code, customer).
+    uses: BTreeMap<(String, String), std::collections::BTreeSet<String>>,
 }
 
 #[derive(Default)]
@@ -56,15 +65,6 @@ impl InProcessCatalog {
     pub fn add_promotion(&self, p: Promotion) {
         self.lock().promotions.insert(p.code.clone(), p);
     }
-
-    /// An order of `customer_id` used `code`.
-    pub fn record_use(&self, code: &str, customer_id: &str) {
-        *self
-            .lock()
-            .uses
-            .entry((code.to_string(), customer_id.to_string()))
-            .or_default() += 1;
-    }
 }
 
 #[async_trait]
@@ -90,8 +90,21 @@ impl Catalog for InProcessCatalog {
             .lock()
             .uses
             .get(&(code.to_string(), customer_id.to_string()))
-            .copied()
-            .unwrap_or(0))
+            .map_or(0, |orders| u32::try_from(orders.len()).unwrap_or(u32::MAX)))
+    }
+
+    async fn record_promotion_use(
+        &self,
+        code: &str,
+        customer_id: &str,
+        order_key: &str,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .uses
+            .entry((code.to_string(), customer_id.to_string()))
+            .or_default()
+            .insert(order_key.to_string());
+        Ok(())
     }
 }
 

@@ -41,6 +41,33 @@ pub enum ReserveOutcome {
     },
 }
 
+/// A placed order's units, to take out of stock once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCommit {
+    /// The order's key: an order commits once, whatever the redeliveries.
+    pub order_key: String,
+    /// The hold its checkout took, when the order came through one.
+    pub reservation_id: Option<String>,
+    pub lines: Vec<ReservationLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CommitOutcome {
+    /// The checkout's hold became the order's: its units left stock.
+    FromHold,
+    /// No live hold held these lines (a till sale, an expired hold, a cart
+    /// changed after validation): the units left stock directly. `oversold`
+    /// lists the units sold beyond what was free, for someone to look at;
+    /// `untracked` the SKUs retailflow holds no stock count for (left alone).
+    WithoutHold {
+        oversold: Vec<ReservationLine>,
+        untracked: Vec<String>,
+    },
+    /// Committed before: nothing changed.
+    AlreadyCommitted,
+}
+
 #[async_trait]
 pub trait StockReservations: Send + Sync {
     /// Reserves every line or none. A reservation id holding the same lines
@@ -53,9 +80,21 @@ pub trait StockReservations: Send + Sync {
     ) -> Result<ReserveOutcome, StoreError>;
     /// Gives a hold back (abandoned checkout, cancelled order).
     async fn release(&self, reservation_id: &str) -> Result<(), StoreError>;
-    /// The order was placed: the held units leave stock for good. False when
-    /// no live hold had that id (expired, or committed before).
-    async fn commit(&self, reservation_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// The order was placed: its units leave stock for good, from its
+    /// checkout's hold when that hold is live and holds the order's lines.
+    async fn commit_order(
+        &self,
+        commit: &OrderCommit,
+        now: DateTime<Utc>,
+    ) -> Result<CommitOutcome, StoreError>;
+    /// The order was cancelled: a live hold of its checkout is given back
+    /// and committed units come back to stock, once. False when there was
+    /// nothing to give back.
+    async fn restock_order(
+        &self,
+        order_key: &str,
+        reservation_id: Option<&str>,
+    ) -> Result<bool, StoreError>;
     /// The ERP's count of units on hand. Holds already given stay; new ones
     /// only fit in what the new count leaves.
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError>;
@@ -65,17 +104,19 @@ pub trait StockReservations: Send + Sync {
     async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
 }
 
+/// Units per SKU of a cart or an order, a SKU on several lines summed.
+pub fn units_per_sku(lines: &[ReservationLine]) -> BTreeMap<String, u64> {
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for l in lines {
+        *m.entry(l.sku.clone()).or_default() += u64::from(l.quantity);
+    }
+    m
+}
+
 /// Two carts hold the same stock when they hold the same units per SKU,
 /// whatever the order of their lines.
-fn same_cart(a: &[ReservationLine], b: &[ReservationLine]) -> bool {
-    let units = |lines: &[ReservationLine]| {
-        let mut m: BTreeMap<String, u64> = BTreeMap::new();
-        for l in lines {
-            *m.entry(l.sku.clone()).or_default() += u64::from(l.quantity);
-        }
-        m
-    };
-    units(a) == units(b)
+pub fn same_cart(a: &[ReservationLine], b: &[ReservationLine]) -> bool {
+    units_per_sku(a) == units_per_sku(b)
 }
 
 #[derive(Default)]
@@ -86,6 +127,8 @@ struct StockState {
     held: BTreeMap<String, u64>,
     /// Holds by expiry, so expiring is a walk over the expired ones only.
     expiries: std::collections::BTreeSet<(DateTime<Utc>, String)>,
+    /// Committed orders' lines, and whether they were restocked since.
+    commits: BTreeMap<String, (Vec<ReservationLine>, bool)>,
 }
 
 impl StockState {
@@ -199,15 +242,65 @@ impl StockReservations for InProcessStock {
         Ok(())
     }
 
-    async fn commit(&self, reservation_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn commit_order(
+        &self,
+        c: &OrderCommit,
+        now: DateTime<Utc>,
+    ) -> Result<CommitOutcome, StoreError> {
         let mut st = self.lock();
         st.expire(now);
-        let Some(r) = st.drop_hold(reservation_id) else {
-            return Ok(false);
+        if st.commits.contains_key(&c.order_key) {
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        let hold = c.reservation_id.as_deref().and_then(|id| st.drop_hold(id));
+        let from_hold = hold.is_some_and(|h| same_cart(&h.lines, &c.lines));
+        let mut oversold = Vec::new();
+        let mut untracked = Vec::new();
+        for (sku, qty) in units_per_sku(&c.lines) {
+            if !st.on_hand.contains_key(&sku) {
+                untracked.push(sku);
+                continue;
+            }
+            if !from_hold {
+                let free = st.available(&sku);
+                if free < qty {
+                    oversold.push(ReservationLine {
+                        sku: sku.clone(),
+                        quantity: u32::try_from(qty - free).unwrap_or(u32::MAX),
+                    });
+                }
+            }
+            let on_hand = st.on_hand.entry(sku).or_default();
+            *on_hand = on_hand.saturating_sub(qty);
+        }
+        st.commits
+            .insert(c.order_key.clone(), (c.lines.clone(), false));
+        Ok(if from_hold {
+            CommitOutcome::FromHold
+        } else {
+            CommitOutcome::WithoutHold {
+                oversold,
+                untracked,
+            }
+        })
+    }
+
+    async fn restock_order(
+        &self,
+        order_key: &str,
+        reservation_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        let released = reservation_id.and_then(|id| st.drop_hold(id)).is_some();
+        let lines = match st.commits.get_mut(order_key) {
+            Some((lines, restocked)) if !*restocked => {
+                *restocked = true;
+                lines.clone()
+            }
+            _ => return Ok(released),
         };
-        for l in &r.lines {
-            let on_hand = st.on_hand.entry(l.sku.clone()).or_default();
-            *on_hand = on_hand.saturating_sub(u64::from(l.quantity));
+        for (sku, qty) in units_per_sku(&lines) {
+            *st.on_hand.entry(sku).or_default() += qty;
         }
         Ok(true)
     }
@@ -293,10 +386,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.available("A", now).await.unwrap(), 0);
-        assert!(s.commit("r1", now).await.unwrap());
-        assert!(!s.commit("r1", now).await.unwrap(), "once");
+        let order = |key: &str, hold: &str, qty| OrderCommit {
+            order_key: key.into(),
+            reservation_id: Some(hold.into()),
+            lines: vec![ReservationLine {
+                sku: "A".into(),
+                quantity: qty,
+            }],
+        };
+        assert_eq!(
+            s.commit_order(&order("o1", "r1", 2), now).await.unwrap(),
+            CommitOutcome::FromHold
+        );
+        assert_eq!(
+            s.commit_order(&order("o1", "r1", 2), now).await.unwrap(),
+            CommitOutcome::AlreadyCommitted,
+            "once"
+        );
         assert_eq!(s.available("A", now + ttl).await.unwrap(), 1, "r2 expired");
-        assert!(!s.commit("r2", now + ttl).await.unwrap(), "an expired hold");
+        // The order of an expired hold still sells its unit, from what is free.
+        assert_eq!(
+            s.commit_order(&order("o2", "r2", 1), now + ttl)
+                .await
+                .unwrap(),
+            CommitOutcome::WithoutHold {
+                oversold: vec![],
+                untracked: vec![]
+            }
+        );
+        assert_eq!(s.available("A", now + ttl).await.unwrap(), 0);
+        // Cancelled: its unit comes back, once.
+        assert!(s.restock_order("o2", Some("r2")).await.unwrap());
+        assert!(!s.restock_order("o2", Some("r2")).await.unwrap());
+        assert_eq!(s.available("A", now + ttl).await.unwrap(), 1);
         // The ERP counts fewer than are held: no new hold fits.
         s.reserve(&hold("r3", &[("A", 1)], now + ttl * 2), now + ttl)
             .await

@@ -208,6 +208,8 @@ struct AOrder {
     base_shipping_discount_tax_compensation_amount: Option<DecimalText>,
     grand_total: Option<DecimalText>,
     base_grand_total: Option<DecimalText>,
+    quote_id: Option<IdText>,
+    coupon_code: Option<String>,
     #[serde(default)]
     items: Vec<AItem>,
 }
@@ -434,6 +436,16 @@ fn map_order(order_ref: OrderRef, o: &AOrder) -> Result<Order, MapError> {
             merchandise_net,
             gift_cards,
         },
+        checkout_id: o.quote_id.as_ref().map(|q| q.0.clone()),
+        // Adobe Commerce keeps one coupon per order; several are listed
+        // comma-separated by extensions that allow more.
+        discount_codes: o
+            .coupon_code
+            .iter()
+            .flat_map(|c| c.split(','))
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
     })
 }
 

@@ -185,6 +185,11 @@ struct SShippingLine {
 }
 
 #[derive(Deserialize)]
+struct SDiscountCode {
+    code: String,
+}
+
+#[derive(Deserialize)]
 struct SOrder {
     id: IdText,
     name: Option<String>,
@@ -202,6 +207,10 @@ struct SOrder {
     shipping_lines: Vec<SShippingLine>,
     #[serde(default)]
     discount_applications: Vec<SDiscountApplication>,
+    checkout_token: Option<String>,
+    checkout_id: Option<IdText>,
+    #[serde(default)]
+    discount_codes: Vec<SDiscountCode>,
     total_price: Option<DecimalText>,
     total_price_set: Option<SMoneySet>,
     total_tax: Option<DecimalText>,
@@ -450,6 +459,19 @@ fn map_order(shop: &str, o: &SOrder) -> Result<Order, MapError> {
         lines,
         shipping_lines,
         totals,
+        // The token is what a storefront's checkout knows itself by; older
+        // payloads only carry the numeric id.
+        checkout_id: o
+            .checkout_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| o.checkout_id.as_ref().map(|i| i.0.clone())),
+        discount_codes: o
+            .discount_codes
+            .iter()
+            .map(|d| d.code.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
     })
 }
 

@@ -1,4 +1,5 @@
-//! The order saga's steps after intake: `ErpPosting` and `LoyaltyAccrual`.
+//! The order saga's steps after intake: `ErpPosting`, `LoyaltyAccrual`,
+//! `StockCommit` and the returns' `ReturnReversal`.
 //! Each takes ports, so the same logic runs behind SQS on AWS and in the
 //! local app. A step's whole answer is a [`StepOutcome`]: done, retry later
 //! (with the delay hint), or reject to the DLQ with the reason.
@@ -6,6 +7,7 @@
 pub mod erp_posting;
 pub mod loyalty_accrual;
 pub mod return_reversal;
+pub mod stock_commit;
 
 use std::time::Duration;
 

@@ -24,6 +24,7 @@ use common::resilience::{CircuitBreaker, RetryPolicy};
 use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
 use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
 use common::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
+use common::steps::stock_commit::{handle_stock_message, StockCommit};
 use common::steps::{handle_message, handle_return_message, Invocation, OrderStep, StepOutcome};
 use common::webhook::Secret;
 use simulators::Simulators;
@@ -33,8 +34,11 @@ use crate::runtime::{lock, Clock, DeadLetter, Queue, Queues, RoutingBus, Rule};
 pub const ERP_POST_QUEUE: &str = "erp-post";
 pub const LOYALTY_ACCRUAL_QUEUE: &str = "loyalty-accrual";
 pub const RETURN_REVERSAL_QUEUE: &str = "return-reversal";
+pub const STOCK_COMMIT_QUEUE: &str = "stock-commit";
 
-/// The EventBridge rules of template.yaml.
+/// The EventBridge rules of template.yaml (its schedule aside: the local
+/// app sweeps expired holds whenever checkout finds a SKU short, and on
+/// [`LocalApp::sweep_holds`]).
 pub fn rules() -> Vec<Rule> {
     vec![
         Rule {
@@ -57,6 +61,16 @@ pub fn rules() -> Vec<Rule> {
             detail_types: &["OrderCancelled"],
             queue: RETURN_REVERSAL_QUEUE,
         },
+        Rule {
+            name: "OrderPlacedToStockCommit",
+            detail_types: &["OrderPlaced"],
+            queue: STOCK_COMMIT_QUEUE,
+        },
+        Rule {
+            name: "OrderCancelledToStockCommit",
+            detail_types: &["OrderCancelled"],
+            queue: STOCK_COMMIT_QUEUE,
+        },
     ]
 }
 
@@ -77,6 +91,7 @@ pub struct LocalApp {
     pub erp_posting: ErpPosting,
     pub loyalty_accrual: LoyaltyAccrual,
     pub return_reversal: ReturnReversal,
+    pub stock_commit: StockCommit,
     pub catalog: Arc<InProcessCatalog>,
     pub stock: Arc<InProcessStock>,
     pub checkout: CheckoutValidation,
@@ -94,7 +109,12 @@ impl LocalApp {
         let sim_clock = clock.clone();
         let sims = Simulators::start_with_clock(Arc::new(move || sim_clock.now())).await?;
         let queues: Queues = Arc::new(Mutex::new(BTreeMap::new()));
-        for name in [ERP_POST_QUEUE, LOYALTY_ACCRUAL_QUEUE, RETURN_REVERSAL_QUEUE] {
+        for name in [
+            ERP_POST_QUEUE,
+            LOYALTY_ACCRUAL_QUEUE,
+            RETURN_REVERSAL_QUEUE,
+            STOCK_COMMIT_QUEUE,
+        ] {
             lock(&queues).insert(
                 name.into(),
                 Queue::new(name, VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT),
@@ -177,7 +197,15 @@ impl LocalApp {
             )),
             CheckoutConfig::default(),
         );
+        let stock_commit = StockCommit::new(
+            store.clone(),
+            bus.clone(),
+            stock.clone(),
+            catalog.clone(),
+            common::idempotency::LeasePolicy::default(),
+        );
         Ok(LocalApp {
+            stock_commit,
             loyalty: loyalty.clone(),
             catalog,
             stock,
@@ -217,6 +245,9 @@ impl LocalApp {
         };
         if queue == RETURN_REVERSAL_QUEUE {
             return handle_return_message(&self.return_reversal, body, inv).await;
+        }
+        if queue == STOCK_COMMIT_QUEUE {
+            return handle_stock_message(&self.stock_commit, body, inv).await;
         }
         let step: &dyn OrderStep = match queue {
             ERP_POST_QUEUE => &self.erp_posting,
@@ -322,6 +353,18 @@ impl LocalApp {
             .available(sku, self.clock.now())
             .await
             .unwrap_or(0)
+    }
+
+    /// What the template's one-minute schedule does on AWS: expired holds
+    /// go back to stock. Returns how many ended.
+    pub async fn sweep_holds(&self) -> StepOutcome {
+        self.stock_commit
+            .sweep(Invocation {
+                now: self.clock.now(),
+                deadline: None,
+                attempt: 1,
+            })
+            .await
     }
 
     pub fn dead_letters(&self) -> Vec<DeadLetter> {

@@ -136,6 +136,48 @@ fn summary(event_type: &str, d: &serde_json::Value) -> String {
                 d["membership_number"].as_str().unwrap_or("")
             ),
         },
+        "StockCommitted" => {
+            let units = |v: &serde_json::Value| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|l| format!("{} × {}", l["quantity"], l["sku"].as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let from = if d["from_hold"].as_bool() == Some(true) {
+                format!(
+                    "from checkout {}'s hold",
+                    d["checkout_id"].as_str().unwrap_or("")
+                )
+            } else {
+                "from free stock (no live hold)".to_string()
+            };
+            let oversold = units(&d["oversold"]);
+            let oversold = if oversold.is_empty() {
+                String::new()
+            } else {
+                format!("; OVERSOLD {oversold}")
+            };
+            let untracked = d["untracked"]
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    let skus: Vec<&str> = a.iter().filter_map(|s| s.as_str()).collect();
+                    format!("; not stocked by retailflow: {}", skus.join(", "))
+                })
+                .unwrap_or_default();
+            let lines = units(&d["lines"]);
+            if lines.is_empty() {
+                format!("stock: no SKU of the order is stocked by retailflow{untracked}")
+            } else {
+                format!("stock committed: {lines} {from}{oversold}{untracked}")
+            }
+        }
+        "StockRestocked" => match d["restocked"].as_bool() {
+            Some(true) => "stock restocked: the order's units are back".to_string(),
+            _ => "stock: nothing to restock".to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -194,6 +236,7 @@ pub fn timelines(app: &LocalApp) -> Vec<Timeline> {
                 for (step, event) in [
                     ("erp_post", "OrderPostedToErp"),
                     ("loyalty_accrual", "LoyaltyAccrued"),
+                    ("stock_commit", "StockCommitted"),
                 ] {
                     if !has(event) {
                         missing.push(step.to_string());

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
+use common::checkout::catalog::Catalog;
 use common::checkout::pricing::CartLine;
 use common::checkout::validation::{
     CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation, LoyaltyFallback,
@@ -140,7 +141,10 @@ async fn an_expired_promotion_and_a_used_up_one_are_refused_with_their_reasons()
     assert_eq!(problems[0].code, "promotion_not_eligible");
     assert!(problems[0].message.contains("not valid at this time"));
     // WELCOME10 once per customer.
-    app.catalog.record_use("WELCOME10", "cust-1");
+    app.catalog
+        .record_promotion_use("WELCOME10", "cust-1", "shopify:x:order:1")
+        .await
+        .unwrap();
     req.promotion_codes = vec!["WELCOME10".into()];
     let resp = app.checkout.validate(&req, app.clock.now()).await;
     let CheckoutResponse::Rejected { problems, .. } = &resp else {

@@ -44,6 +44,10 @@ fn local_rules_match_the_template_rules() {
         if r["Type"].as_str() != Some("AWS::Events::Rule") {
             continue;
         }
+        // Schedules (the hold sweep) have no pattern: not routed events.
+        if r["Properties"]["EventPattern"].is_null() {
+            continue;
+        }
         let pattern = &r["Properties"]["EventPattern"];
         let sources: Vec<&str> = pattern["source"]
             .as_sequence()

@@ -1,0 +1,62 @@
+//! stock-commit: SQS-triggered (ReportBatchItemFailures), fed `OrderPlaced`
+//! and `OrderCancelled` by EventBridge rules and a one-minute schedule.
+//! Wires the DynamoDB stock and catalog, EventBridge and SQS into
+//! [`common::steps::stock_commit::StockCommit`]; the logic lives there and
+//! in [`common::lambda::stock_step_batch`]. No connector secret: this step
+//! talks to no external system.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::dynamodb_catalog::DynamoDbCatalog;
+use common::adapters::dynamodb_stock::DynamoDbStock;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::adapters::sqs::SqsQueueControl;
+use common::idempotency::LeasePolicy;
+use common::lambda::{aws_sdk_config, env, init_tracing, stock_step_batch};
+use common::steps::stock_commit::StockCommit;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+struct App {
+    queue: SqsQueueControl,
+    step: StockCommit,
+}
+
+async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    Ok(stock_step_batch(
+        &app.step,
+        &app.queue,
+        &event.payload,
+        event.context.deadline,
+    )
+    .await)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = env("RETAILFLOW_STATE_TABLE")?;
+    let app = App {
+        queue: SqsQueueControl::new(
+            aws_sdk_sqs::Client::new(&aws),
+            env("RETAILFLOW_QUEUE_URL")?,
+            env("RETAILFLOW_DLQ_URL")?,
+        ),
+        step: StockCommit::new(
+            Arc::new(DynamoDbStateStore::new(ddb.clone(), &table)),
+            Arc::new(EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(&aws),
+                env("RETAILFLOW_EVENT_BUS")?,
+            )),
+            Arc::new(DynamoDbStock::new(ddb.clone(), &table)),
+            Arc::new(DynamoDbCatalog::new(ddb, &table)),
+            LeasePolicy::default(),
+        ),
+    };
+    let app = &app;
+    run(service_fn(move |event| handle(app, event))).await
+}

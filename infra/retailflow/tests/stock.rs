@@ -1,0 +1,207 @@
+//! Stock after checkout, on the local app: a paid checkout's hold becomes
+//! its order's for good (once, whatever the redeliveries), the order's
+//! promotion counts towards the customer's limit, a cancellation restocks,
+//! and the schedule's tick gives abandoned holds back.
+
+use std::path::PathBuf;
+
+use chrono::Duration;
+use common::checkout::validation::{CheckoutRequest, CheckoutResponse};
+use common::config::WebhookSecretDocument;
+use common::events::{envelope, Envelope, EnvelopeMeta, OrderCancelled};
+use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
+use common::model::{Cancellation, OrderRef, Platform};
+use common::steps::stock_commit::handle_stock_message;
+use common::steps::{Invocation, StepOutcome};
+use retailflow::api_event::ApiRequest;
+use retailflow::local_app::LocalApp;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dev_config() -> IntakeConfig {
+    let k = |n: &str| std::fs::read_to_string(repo().join("events/dev-keys").join(n)).unwrap();
+    WebhookSecretDocument {
+        shopify_secret: k("shopify-secret.txt"),
+        shopify_previous_secret: String::new(),
+        adobe_public_keys: k("adobe-public-1.pem") + &k("adobe-public-2.pem"),
+        adobe_client_id: k("adobe-client-id.txt"),
+        pos_store_secrets: serde_json::from_str(&k("pos-store-secrets.json")).unwrap(),
+    }
+    .apply(IntakeConfig::default())
+    .unwrap()
+}
+
+fn sample(file: &str) -> ApiRequest {
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(file)).unwrap())
+            .unwrap();
+    ApiRequest::from_event(&event).unwrap()
+}
+
+async fn deliver(app: &LocalApp, file: &str) -> u16 {
+    let req = sample(file);
+    app.intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::from_path(&req.path).unwrap(),
+            headers: &req.headers,
+            body: &req.body,
+            received_at: app.clock.now(),
+            deadline: None,
+        })
+        .await
+        .status
+}
+
+/// The sample checkout (events/14): the cart of sample order #1042, under
+/// the checkout token that order carries.
+fn sample_checkout() -> CheckoutRequest {
+    serde_json::from_slice(&sample("14-checkout-validate.json").body).unwrap()
+}
+
+fn inv(app: &LocalApp) -> Invocation {
+    Invocation {
+        now: app.clock.now(),
+        deadline: None,
+        attempt: 1,
+    }
+}
+
+async fn available(app: &LocalApp) -> [u32; 3] {
+    [
+        app.stock_available("MCS-CHR-M").await,
+        app.stock_available("CWB-OLV").await,
+        app.stock_available("BLB-01").await,
+    ]
+}
+
+#[tokio::test]
+async fn a_paid_checkout_commits_its_hold_once_and_counts_its_promotion() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    assert_eq!(available(&app).await, [120, 30, 400]);
+    let checkout = sample_checkout();
+    let resp = app.checkout.validate(&checkout, app.clock.now()).await;
+    assert!(
+        matches!(resp, CheckoutResponse::Accepted { .. }),
+        "{resp:?}"
+    );
+    assert_eq!(available(&app).await, [118, 29, 399], "held");
+
+    // The order arrives (and is redelivered) with the checkout's token.
+    assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+    assert_eq!(
+        deliver(&app, "02-shopify-orders-create-redelivery.json").await,
+        200
+    );
+    let report = app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert!(!report.gave_up);
+    let committed: Vec<serde_json::Value> = app
+        .bus
+        .recorded
+        .published()
+        .iter()
+        .filter(|e| e.detail_type == "StockCommitted")
+        .map(|e| serde_json::from_str::<serde_json::Value>(&e.detail).unwrap()["detail"].clone())
+        .collect();
+    assert_eq!(committed.len(), 1, "one commit: {committed:?}");
+    assert_eq!(committed[0]["from_hold"], true);
+    assert_eq!(committed[0]["checkout_id"], "sample-checkout-1");
+    assert_eq!(committed[0]["promotion_uses"][0], "WELCOME10");
+    assert_eq!(available(&app).await, [118, 29, 399], "sold once");
+
+    // Long after the hold's expiry its units stay sold: nothing to sweep.
+    app.clock
+        .advance_to(app.clock.now() + Duration::minutes(30));
+    match app.sweep_holds().await {
+        StepOutcome::Done { summary } => assert_eq!(summary["holds_expired"], 0),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(available(&app).await, [118, 29, 399]);
+
+    // The same customer's next checkout cannot use WELCOME10 again.
+    let mut again = sample_checkout();
+    again.checkout_id = "sample-checkout-2".into();
+    let resp = app.checkout.validate(&again, app.clock.now()).await;
+    let CheckoutResponse::Rejected { problems, .. } = &resp else {
+        panic!("{resp:?}")
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.code == "promotion_not_eligible" && p.message.contains("WELCOME10")),
+        "{problems:?}"
+    );
+
+    // The order is cancelled: its units come back, once.
+    let order = OrderRef {
+        platform: Platform::Shopify,
+        shop: "acme-outdoor.myshopify.com".into(),
+        order_id: "5872301948123".into(),
+    };
+    let meta = EnvelopeMeta {
+        event_id: uuid::Uuid::new_v4(),
+        occurred_at: app.clock.now(),
+        source: "shopify:acme-outdoor.myshopify.com".into(),
+        causation_id: None,
+    };
+    let cancellation = OrderCancelled {
+        cancellation: Cancellation {
+            order: order.clone(),
+            cancelled_at: app.clock.now(),
+            reason: Some("customer".into()),
+        },
+    };
+    let cancel: Envelope<OrderCancelled> =
+        serde_json::from_value(envelope(&cancellation, &meta, &order.key())).unwrap();
+    for _ in 0..2 {
+        let out = app
+            .stock_commit
+            .handle_cancellation(&cancel, inv(&app))
+            .await;
+        assert!(matches!(out, StepOutcome::Done { .. }), "{out:?}");
+    }
+    assert_eq!(available(&app).await, [120, 30, 400], "restocked once");
+}
+
+#[tokio::test]
+async fn the_schedule_tick_gives_abandoned_holds_back() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    let resp = app
+        .checkout
+        .validate(&sample_checkout(), app.clock.now())
+        .await;
+    assert!(matches!(resp, CheckoutResponse::Accepted { .. }));
+    // The customer walked away; the schedule ticks after the hold expired.
+    app.clock
+        .advance_to(app.clock.now() + Duration::minutes(16));
+    let tick = serde_json::json!({
+        "version": "0",
+        "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": app.clock.now(),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/HoldSweepSchedule"],
+        "detail": {}
+    });
+    let out = handle_stock_message(&app.stock_commit, &tick.to_string(), inv(&app)).await;
+    match out {
+        StepOutcome::Done { summary } => assert_eq!(summary["holds_expired"], 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(available(&app).await, [120, 30, 400]);
+}
+
+#[tokio::test]
+async fn the_stock_queue_refuses_events_it_does_not_take() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    let body = serde_json::json!({
+        "detail-type": "RefundIssued",
+        "detail": {"event_type": "RefundIssued"}
+    });
+    let out = handle_stock_message(&app.stock_commit, &body.to_string(), inv(&app)).await;
+    assert!(matches!(out, StepOutcome::Reject { .. }), "{out:?}");
+}
