@@ -465,3 +465,83 @@ async fn a_promotion_use_counts_once_per_order() {
     assert_eq!(c.promotion_uses(&code, "cust-1").await.unwrap(), 2);
     assert_eq!(c.promotion_uses(&code, "cust-2").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn an_erp_count_over_dynamodb_takes_off_units_the_erp_has_not_received_and_skips_stale_reads()
+{
+    use common::checkout::stock::{CountOutcome, PostedOutcome};
+    let s = stock().await;
+    let t0 = Utc::now();
+    let a = unique("erp");
+    assert_eq!(
+        s.apply_erp_count(&a, 100, t0).await.unwrap(),
+        CountOutcome::Applied { on_hand: 100 },
+        "a first count starts tracking the SKU"
+    );
+    let order = OrderCommit {
+        order_key: unique("o"),
+        reservation_id: None,
+        lines: hold("-", &[(&a, 30)], t0).lines,
+    };
+    s.commit_order(&order, t0).await.unwrap();
+    // The ERP has not received the order: its count of 100 is 70 here.
+    assert_eq!(
+        s.apply_erp_count(&a, 100, t0 + Duration::seconds(1))
+            .await
+            .unwrap(),
+        CountOutcome::Applied { on_hand: 70 }
+    );
+    assert_eq!(s.available(&a, t0).await.unwrap(), 70);
+    // Received at t0 + 5 s: a count read at t0 + 3 s is stale, once marked.
+    assert_eq!(
+        s.mark_posted(&order.order_key, t0 + Duration::seconds(5))
+            .await
+            .unwrap(),
+        PostedOutcome::Marked
+    );
+    assert_eq!(
+        s.mark_posted(&order.order_key, t0 + Duration::seconds(5))
+            .await
+            .unwrap(),
+        PostedOutcome::Unchanged
+    );
+    assert_eq!(
+        s.apply_erp_count(&a, 100, t0 + Duration::seconds(3))
+            .await
+            .unwrap(),
+        CountOutcome::Stale
+    );
+    assert_eq!(
+        s.apply_erp_count(&a, 70, t0 + Duration::seconds(6))
+            .await
+            .unwrap(),
+        CountOutcome::Applied { on_hand: 70 }
+    );
+    assert_eq!(s.available(&a, t0).await.unwrap(), 70);
+    assert_eq!(
+        s.mark_posted(&unique("never"), t0).await.unwrap(),
+        PostedOutcome::NotCommitted
+    );
+}
+
+#[tokio::test]
+async fn an_order_cancelled_before_its_commit_never_takes_stock() {
+    let s = stock().await;
+    let now = Utc::now();
+    let a = unique("cxl");
+    s.set_on_hand(&a, 5).await.unwrap();
+    let cart = hold(&unique("cart"), &[(&a, 2)], now + Duration::minutes(15));
+    s.reserve(&cart, now).await.unwrap();
+    let order = OrderCommit {
+        order_key: unique("cancelled-first"),
+        reservation_id: Some(cart.id.clone()),
+        lines: cart.lines.clone(),
+    };
+    // The cancellation is handled first: nothing to restock, but remembered.
+    assert!(!s.restock_order(&order.order_key, None).await.unwrap());
+    assert_eq!(
+        s.commit_order(&order, now).await.unwrap(),
+        CommitOutcome::OrderCancelled
+    );
+    assert_eq!(s.available(&a, now).await.unwrap(), 5, "hold given back");
+}

@@ -207,6 +207,47 @@ pub fn erp_from_env(
     }
 }
 
+/// The configured ERP's item feed for the catalog sync (same variables and
+/// secret as [`erp_from_env`]), with the price book's currency:
+/// `RETAILFLOW_CATALOG_CURRENCY`, else Business Central's local currency,
+/// else USD.
+pub fn erp_catalog_from_env(
+    var: impl Fn(&str) -> Option<String>,
+    secrets: &ConnectorSecretDocument,
+) -> Result<
+    (
+        std::sync::Arc<dyn crate::connectors::erp_catalog::ErpCatalogFeed>,
+        crate::money::Currency,
+    ),
+    ConfigError,
+> {
+    let currency = |fallback: &str| {
+        let code = var("RETAILFLOW_CATALOG_CURRENCY").unwrap_or_else(|| fallback.to_string());
+        crate::money::Currency::from_code(code.trim()).map_err(|e| {
+            ConfigError::Missing(format!(
+                "a known currency (RETAILFLOW_CATALOG_CURRENCY: {e})"
+            ))
+        })
+    };
+    match var("RETAILFLOW_ERP").as_deref().unwrap_or("netsuite") {
+        "netsuite" => Ok((
+            std::sync::Arc::new(NetSuiteErp::new(netsuite_config(&var, secrets)?)),
+            currency("USD")?,
+        )),
+        "business_central" => {
+            let config = business_central_config(&var, secrets)?;
+            let local = config.local_currency.code().to_string();
+            Ok((
+                std::sync::Arc::new(BusinessCentralErp::new(config)),
+                currency(&local)?,
+            ))
+        }
+        other => Err(ConfigError::Missing(format!(
+            "a known ERP (RETAILFLOW_ERP={other:?})"
+        ))),
+    }
+}
+
 /// Salesforce Loyalty from `RETAILFLOW_SALESFORCE_BASE_URL`,
 /// `RETAILFLOW_LOYALTY_PROGRAM` (and optional `RETAILFLOW_SALESFORCE_API_VERSION`,
 /// `RETAILFLOW_LOYALTY_JOURNAL_SUBTYPE`) plus the secret's token.

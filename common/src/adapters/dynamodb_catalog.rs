@@ -220,6 +220,11 @@ impl Catalog for DynamoDbCatalog {
             .map_or(0, |orders| u32::try_from(orders.len()).unwrap_or(u32::MAX)))
     }
 
+    async fn put_price(&self, entry: &PriceEntry) -> Result<bool, StoreError> {
+        // The inherent method (also used to seed the table).
+        DynamoDbCatalog::put_price(self, entry).await
+    }
+
     async fn record_promotion_use(
         &self,
         code: &str,

@@ -11,7 +11,15 @@
 //!   no item is shared by checkouts of unrelated SKUs;
 //! - `COMMIT#<order key>`: a placed order's lines, written in the same
 //!   transaction that takes them out of stock, so an order commits once
-//!   (`state` `committed`, then `restocked` if it is cancelled).
+//!   (`state` `committed`, then `restocked` if it is cancelled; `posted`
+//!   once the ERP has its sales order). An order cancelled before its
+//!   commit ran gets a `cancelled` record instead, so the commit never
+//!   takes its stock.
+//!
+//! `STOCK#<sku>` also keeps `unposted`, the units of commits the ERP has
+//! not received yet, and `posted_at`, when it last received one: an ERP
+//! count is applied as its figure less `unposted`, and skipped when read
+//! before `posted_at` (it may not include that order).
 //!
 //! A reservation is one TransactWriteItems: the hold is created (unless its
 //! id holds already) and each SKU's `available` goes down under the
@@ -34,12 +42,14 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use crate::checkout::stock::{
-    CommitOutcome, OrderCommit, Reservation, ReservationLine, ReserveOutcome, StockReservations,
+    CommitOutcome, CountOutcome, OrderCommit, PostedOutcome, Reservation, ReservationLine,
+    ReserveOutcome, StockReservations,
 };
 use crate::ports::StoreError;
 
-/// Most distinct SKUs in one reservation (100 transaction items less the hold).
-pub const MAX_SKUS_PER_HOLD: usize = 99;
+/// Most distinct SKUs in one reservation: 100 transaction items less the
+/// hold and the commit record its order will write with them.
+pub const MAX_SKUS_PER_HOLD: usize = 98;
 
 /// The state table's index of holds by expiry minute.
 pub const HOLDS_INDEX: &str = "holds-by-minute";
@@ -88,6 +98,20 @@ fn per_sku(lines: &[ReservationLine]) -> BTreeMap<&str, i64> {
         *m.entry(l.sku.as_str()).or_insert(0) += i64::from(l.quantity);
     }
     m
+}
+
+/// The lines of a `COMMIT#` item.
+fn commit_lines(
+    key: &str,
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> Result<Vec<ReservationLine>, StoreError> {
+    item.get("lines")
+        .and_then(|v| v.as_s().ok())
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            key: key.to_string(),
+            reason: "commit without readable lines".into(),
+        })
 }
 
 /// How a commit transaction ended.
@@ -211,9 +235,14 @@ impl DynamoDbStock {
         // An SDK retry of a transaction that landed is then a success, not
         // a failed condition; the hold's expiry keeps a later hold under the
         // same id apart.
-        let token =
-            &crate::idempotency::payload_hash(format!("{id}\n{to}\n{}", hold.expires).as_bytes())
-                [..36];
+        let token = &crate::idempotency::payload_hash(
+            format!(
+                "{id}\n{to}\n{}\n{}",
+                hold.expires,
+                expired_by.map_or(0, |t| t.timestamp())
+            )
+            .as_bytes(),
+        )[..36];
         match self
             .client
             .transact_write_items()
@@ -306,7 +335,7 @@ impl DynamoDbStock {
         now: DateTime<Utc>,
     ) -> Result<CommitTx, StoreError> {
         let skus = per_sku(&c.lines);
-        if skus.len() + 2 > 100 {
+        if skus.len() + 1 + usize::from(hold.is_some()) > 100 {
             return Err(StoreError::TooLarge(format!(
                 "an order of {} distinct SKUs commits in more than one transaction; needs review",
                 skus.len()
@@ -322,23 +351,29 @@ impl DynamoDbStock {
                     .item("lines", s(lines))
                     .item("state", s("committed"))
                     .item("from_hold", AttributeValue::Bool(hold.is_some()))
-                    .item("expires_at", n((now + HOLD_RETENTION).timestamp()))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    .item("posted", AttributeValue::Bool(false))
+                    // Kept as long as the order's saga: a cancellation or a
+                    // replay months later still finds it.
+                    .item(
+                        "expires_at",
+                        n((now + crate::saga::SAGA_RETENTION).timestamp()),
                     )
+                    .condition_expression("attribute_not_exists(pk)")
                     .build(),
             )?)
             .build()];
-        if let Some((id, _)) = hold {
+        if let Some((id, expires)) = hold {
+            // The very hold that was read: one ended and made again under
+            // the same checkout since has another expiry.
             let end = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(format!("HOLD#{id}")))
                 .update_expression("SET #state = :to REMOVE hold_minute")
-                .condition_expression("#state = :held")
+                .condition_expression("#state = :held AND hold_expires = :exp")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":to", s("committed"))
-                .expression_attribute_values(":held", s("held"));
+                .expression_attribute_values(":held", s("held"))
+                .expression_attribute_values(":exp", n(expires));
             tx.push(
                 TransactWriteItem::builder()
                     .update(Self::built(end.build())?)
@@ -349,26 +384,29 @@ impl DynamoDbStock {
             let u = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(format!("STOCK#{sku}")));
+            // Until the ERP has the order, its units are also `unposted`:
+            // an ERP count read meanwhile does not know they are sold.
             let u = if hold.is_some() {
-                u.update_expression("ADD on_hand :d")
+                u.update_expression("ADD on_hand :d, unposted :u")
             } else {
-                u.update_expression("ADD on_hand :d, available :d")
+                u.update_expression("ADD on_hand :d, available :d, unposted :u")
             };
             tx.push(
                 TransactWriteItem::builder()
                     .update(Self::built(
-                        u.expression_attribute_values(":d", n(-qty)).build(),
+                        u.expression_attribute_values(":d", n(-qty))
+                            .expression_attribute_values(":u", n(*qty))
+                            .build(),
                     )?)
                     .build(),
             );
         }
-        let token = &crate::idempotency::payload_hash(
-            format!("commit\n{}\n{}", c.order_key, hold.map_or(0, |h| h.1)).as_bytes(),
-        )[..36];
+        // No client request token: the commit record's condition already
+        // makes a repeat harmless, and a token reused with a request that
+        // differs (another expiry, fewer tracked SKUs) would be refused.
         match self
             .client
             .transact_write_items()
-            .client_request_token(token)
             .set_transact_items(Some(tx))
             .send()
             .await
@@ -395,6 +433,26 @@ impl DynamoDbStock {
                 other => Err(unavailable(DisplayErrorContext(&other))),
             },
         }
+    }
+
+    /// What an existing commit record means for a new commit: done before,
+    /// or the order was cancelled first (its checkout's hold goes back).
+    async fn existing_commit(&self, c: &OrderCommit) -> Result<Option<CommitOutcome>, StoreError> {
+        let Some(item) = self.get(format!("COMMIT#{}", c.order_key)).await? else {
+            return Ok(None);
+        };
+        if item
+            .get("state")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            == Some("cancelled")
+        {
+            if let Some(id) = c.reservation_id.as_deref() {
+                self.end_hold(id, "released", None).await?;
+            }
+            return Ok(Some(CommitOutcome::OrderCancelled));
+        }
+        Ok(Some(CommitOutcome::AlreadyCommitted))
     }
 
     /// Units of `lines` sold beyond what was free: SKUs left below zero
@@ -590,15 +648,20 @@ impl StockReservations for DynamoDbStock {
         c: &OrderCommit,
         now: DateTime<Utc>,
     ) -> Result<CommitOutcome, StoreError> {
-        if self.get(format!("COMMIT#{}", c.order_key)).await?.is_some() {
-            return Ok(CommitOutcome::AlreadyCommitted);
+        if let Some(existing) = self.existing_commit(c).await? {
+            return Ok(existing);
         }
         if let Some(id) = c.reservation_id.as_deref() {
             match self.hold(id).await? {
                 Some(h) if h.state == "held" && per_sku(&h.lines) == per_sku(&c.lines) => {
                     match self.commit_tx(c, Some((id, h.expires)), now).await? {
                         CommitTx::Written => return Ok(CommitOutcome::FromHold),
-                        CommitTx::AlreadyCommitted => return Ok(CommitOutcome::AlreadyCommitted),
+                        CommitTx::AlreadyCommitted => {
+                            return Ok(self
+                                .existing_commit(c)
+                                .await?
+                                .unwrap_or(CommitOutcome::AlreadyCommitted))
+                        }
                         // Swept meanwhile: its units are free again; sell
                         // them without it.
                         CommitTx::HoldGone => {}
@@ -632,7 +695,10 @@ impl StockReservations for DynamoDbStock {
             ..c.clone()
         };
         match self.commit_tx(&tracked_commit, None, now).await? {
-            CommitTx::AlreadyCommitted => Ok(CommitOutcome::AlreadyCommitted),
+            CommitTx::AlreadyCommitted => Ok(self
+                .existing_commit(c)
+                .await?
+                .unwrap_or(CommitOutcome::AlreadyCommitted)),
             _ => Ok(CommitOutcome::WithoutHold {
                 oversold: self.oversold(&tracked_commit.lines).await?,
                 untracked,
@@ -651,7 +717,36 @@ impl StockReservations for DynamoDbStock {
         };
         let key = format!("COMMIT#{order_key}");
         let Some(item) = self.get(key.clone()).await? else {
-            return Ok(released);
+            // Cancelled before its commit ran (the two events race on one
+            // queue): a tombstone stops the commit from ever taking stock.
+            let tombstone = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(key.clone()))
+                .item("state", s("cancelled"))
+                .item("lines", s("[]"))
+                .item("posted", AttributeValue::Bool(false))
+                .item(
+                    "expires_at",
+                    n((Utc::now() + crate::saga::SAGA_RETENTION).timestamp()),
+                )
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            return match tombstone {
+                Ok(_) => Ok(released),
+                // The commit landed meanwhile: restock it.
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    Box::pin(self.restock_order(order_key, None)).await
+                }
+                Err(e) => Err(unavailable(DisplayErrorContext(&e))),
+            };
         };
         if item
             .get("state")
@@ -661,43 +756,44 @@ impl StockReservations for DynamoDbStock {
         {
             return Ok(released);
         }
-        let lines: Vec<ReservationLine> = item
-            .get("lines")
-            .and_then(|v| v.as_s().ok())
-            .and_then(|t| serde_json::from_str(t).ok())
-            .ok_or_else(|| StoreError::Corrupt {
-                key: key.clone(),
-                reason: "commit without readable lines".into(),
-            })?;
+        let lines = commit_lines(&key, &item)?;
+        let posted = item.get("posted").and_then(|v| v.as_bool().ok()).copied() == Some(true);
+        // Conditioned on the posted flag read: a concurrent mark_posted
+        // would otherwise take the same units off `unposted` twice.
         let mut tx = vec![TransactWriteItem::builder()
             .update(Self::built(
                 Update::builder()
                     .table_name(&self.table)
                     .key("pk", s(key.clone()))
                     .update_expression("SET #state = :to")
-                    .condition_expression("#state = :from")
+                    .condition_expression("#state = :from AND posted = :posted")
                     .expression_attribute_names("#state", "state")
                     .expression_attribute_values(":to", s("restocked"))
                     .expression_attribute_values(":from", s("committed"))
+                    .expression_attribute_values(":posted", AttributeValue::Bool(posted))
                     .build(),
             )?)
             .build()];
         for (sku, qty) in per_sku(&lines) {
+            let u = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("STOCK#{sku}")))
+                .expression_attribute_values(":d", n(qty));
+            let u = if posted {
+                u.update_expression("ADD on_hand :d, available :d")
+            } else {
+                u.update_expression("ADD on_hand :d, available :d, unposted :u")
+                    .expression_attribute_values(":u", n(-qty))
+            };
             tx.push(
                 TransactWriteItem::builder()
-                    .update(Self::built(
-                        Update::builder()
-                            .table_name(&self.table)
-                            .key("pk", s(format!("STOCK#{sku}")))
-                            .update_expression("ADD on_hand :d, available :d")
-                            .expression_attribute_values(":d", n(qty))
-                            .build(),
-                    )?)
+                    .update(Self::built(u.build())?)
                     .build(),
             );
         }
         let token =
-            &crate::idempotency::payload_hash(format!("restock\n{order_key}").as_bytes())[..36];
+            &crate::idempotency::payload_hash(format!("restock\n{order_key}\n{posted}").as_bytes())
+                [..36];
         match self
             .client
             .transact_write_items()
@@ -718,6 +814,141 @@ impl StockReservations for DynamoDbStock {
                 other => Err(unavailable(DisplayErrorContext(&other))),
             },
         }
+    }
+
+    async fn mark_posted(
+        &self,
+        order_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<PostedOutcome, StoreError> {
+        let key = format!("COMMIT#{order_key}");
+        let Some(item) = self.get(key.clone()).await? else {
+            return Ok(PostedOutcome::NotCommitted);
+        };
+        let state = item
+            .get("state")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str);
+        let posted = item.get("posted").and_then(|v| v.as_bool().ok()).copied();
+        if state != Some("committed") || posted != Some(false) {
+            return Ok(PostedOutcome::Unchanged);
+        }
+        let lines = commit_lines(&key, &item)?;
+        let mut tx = vec![TransactWriteItem::builder()
+            .update(Self::built(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(key.clone()))
+                    .update_expression("SET posted = :t")
+                    .condition_expression("#state = :committed AND posted = :f")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":committed", s("committed"))
+                    .expression_attribute_values(":t", AttributeValue::Bool(true))
+                    .expression_attribute_values(":f", AttributeValue::Bool(false))
+                    .build(),
+            )?)
+            .build()];
+        for (sku, qty) in per_sku(&lines) {
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(Self::built(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(format!("STOCK#{sku}")))
+                            .update_expression("ADD unposted :u SET posted_at = :at")
+                            .expression_attribute_values(":u", n(-qty))
+                            .expression_attribute_values(":at", n(at.timestamp_millis()))
+                            .build(),
+                    )?)
+                    .build(),
+            );
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(tx))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(PostedOutcome::Marked),
+            Err(e) => match e.into_service_error() {
+                // Marked or restocked meanwhile by another delivery.
+                TransactWriteItemsError::TransactionCanceledException(tc)
+                    if tc.cancellation_reasons().first().and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(PostedOutcome::Unchanged)
+                }
+                other => Err(unavailable(DisplayErrorContext(&other))),
+            },
+        }
+    }
+
+    async fn apply_erp_count(
+        &self,
+        sku: &str,
+        erp_available: u32,
+        read_at: DateTime<Utc>,
+    ) -> Result<CountOutcome, StoreError> {
+        for _ in 0..5 {
+            let item = self.get(format!("STOCK#{sku}")).await?;
+            let field = |k: &str| item.as_ref().and_then(|i| get_n(i, k));
+            let posted_at = field("posted_at");
+            if posted_at.is_some_and(|p| p > read_at.timestamp_millis()) {
+                return Ok(CountOutcome::Stale);
+            }
+            let unposted = field("unposted");
+            let old = field("on_hand");
+            let on_hand = (i64::from(erp_available) - unposted.unwrap_or(0)).max(0);
+            let delta = on_hand - old.unwrap_or(0);
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("STOCK#{sku}")))
+                .update_expression("SET on_hand = :new ADD available :delta")
+                .expression_attribute_values(":new", n(on_hand))
+                .expression_attribute_values(":delta", n(delta));
+            // Applied only over the figures it was computed from: a commit,
+            // a post or another count in between makes it compute again.
+            let mut conditions = Vec::new();
+            for (name, value, placeholder) in [
+                ("on_hand", old, ":old"),
+                ("unposted", unposted, ":unposted"),
+                ("posted_at", posted_at, ":posted_at"),
+            ] {
+                match value {
+                    Some(v) => {
+                        conditions.push(format!("{name} = {placeholder}"));
+                        req = req.expression_attribute_values(placeholder, n(v));
+                    }
+                    None => conditions.push(format!("attribute_not_exists({name})")),
+                }
+            }
+            match req
+                .condition_expression(conditions.join(" AND "))
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    return Ok(CountOutcome::Applied {
+                        on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
+                    })
+                }
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(UpdateItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(unavailable(DisplayErrorContext(&e))),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "stock of {sku} kept changing under the ERP count"
+        )))
     }
 
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError> {

@@ -20,6 +20,10 @@ pub trait Catalog: Send + Sync {
     async fn promotions(&self, codes: &[String]) -> Result<Vec<Promotion>, StoreError>;
     /// How many orders of `customer_id` used `code`.
     async fn promotion_uses(&self, code: &str, customer_id: &str) -> Result<u32, StoreError>;
+    /// Writes a SKU's price unless the stored one has this version or a
+    /// newer one (two syncs racing: the first write wins, the other is
+    /// told false).
+    async fn put_price(&self, entry: &PriceEntry) -> Result<bool, StoreError>;
     /// An order of `customer_id` used `code`: counted once per order,
     /// whatever the redeliveries.
     async fn record_promotion_use(
@@ -91,6 +95,19 @@ impl Catalog for InProcessCatalog {
             .uses
             .get(&(code.to_string(), customer_id.to_string()))
             .map_or(0, |orders| u32::try_from(orders.len()).unwrap_or(u32::MAX)))
+    }
+
+    async fn put_price(&self, entry: &PriceEntry) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        if st
+            .prices
+            .get(&entry.sku)
+            .is_some_and(|old| old.version >= entry.version)
+        {
+            return Ok(false);
+        }
+        st.prices.insert(entry.sku.clone(), entry.clone());
+        Ok(true)
     }
 
     async fn record_promotion_use(

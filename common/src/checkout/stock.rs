@@ -66,6 +66,31 @@ pub enum CommitOutcome {
     },
     /// Committed before: nothing changed.
     AlreadyCommitted,
+    /// The order was cancelled before it committed: nothing taken, and its
+    /// checkout's hold was given back.
+    OrderCancelled,
+}
+
+/// What marking an order posted to the ERP did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostedOutcome {
+    Marked,
+    /// Marked before, or restocked (its units are back already).
+    Unchanged,
+    /// The order's stock is not committed yet: try again later.
+    NotCommitted,
+}
+
+/// What an ERP count did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CountOutcome {
+    /// Units on hand are now `on_hand` (the ERP's count less units it has
+    /// not seen sold).
+    Applied { on_hand: u32 },
+    /// Read before the ERP received an order of this SKU: skipped.
+    Stale,
 }
 
 #[async_trait]
@@ -95,8 +120,28 @@ pub trait StockReservations: Send + Sync {
         order_key: &str,
         reservation_id: Option<&str>,
     ) -> Result<bool, StoreError>;
-    /// The ERP's count of units on hand. Holds already given stay; new ones
-    /// only fit in what the new count leaves.
+    /// The ERP now has the order's sales order: from now on its units are
+    /// out of the ERP's own available count.
+    async fn mark_posted(
+        &self,
+        order_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<PostedOutcome, StoreError>;
+    /// The ERP's count of units free to sell (on hand less what its own
+    /// sales orders hold), read at `read_at`. Units retailflow sold that the
+    /// ERP has not received yet are taken off it, so a count never brings
+    /// back units already sold. A count read before the ERP last received an
+    /// order of this SKU may or may not include that order: it is skipped
+    /// as stale (the next sync reads a fresh one).
+    async fn apply_erp_count(
+        &self,
+        sku: &str,
+        erp_available: u32,
+        read_at: DateTime<Utc>,
+    ) -> Result<CountOutcome, StoreError>;
+    /// Units on hand, as a seed or an operator sets them (not from an ERP
+    /// read: see [`Self::apply_erp_count`]). Holds already given stay; new
+    /// ones only fit in what the new count leaves.
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError>;
     /// Units on hand not held.
     async fn available(&self, sku: &str, now: DateTime<Utc>) -> Result<u32, StoreError>;
@@ -127,8 +172,21 @@ struct StockState {
     held: BTreeMap<String, u64>,
     /// Holds by expiry, so expiring is a walk over the expired ones only.
     expiries: std::collections::BTreeSet<(DateTime<Utc>, String)>,
-    /// Committed orders' lines, and whether they were restocked since.
-    commits: BTreeMap<String, (Vec<ReservationLine>, bool)>,
+    commits: BTreeMap<String, Commit>,
+    /// Units per SKU of commits the ERP has not received yet.
+    unposted: BTreeMap<String, u64>,
+    /// When the ERP last received an order of each SKU.
+    posted_at: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// A committed order as the in-process ledger keeps it.
+struct Commit {
+    /// Cancelled before it committed: a tombstone.
+    cancelled_first: bool,
+    /// The SKUs retailflow stocks, summed.
+    units: BTreeMap<String, u64>,
+    restocked: bool,
+    posted: bool,
 }
 
 impl StockState {
@@ -249,18 +307,27 @@ impl StockReservations for InProcessStock {
     ) -> Result<CommitOutcome, StoreError> {
         let mut st = self.lock();
         st.expire(now);
-        if st.commits.contains_key(&c.order_key) {
+        if let Some(existing) = st.commits.get(&c.order_key) {
+            if existing.cancelled_first {
+                if let Some(id) = c.reservation_id.as_deref() {
+                    st.drop_hold(id);
+                }
+                return Ok(CommitOutcome::OrderCancelled);
+            }
             return Ok(CommitOutcome::AlreadyCommitted);
         }
         let hold = c.reservation_id.as_deref().and_then(|id| st.drop_hold(id));
         let from_hold = hold.is_some_and(|h| same_cart(&h.lines, &c.lines));
         let mut oversold = Vec::new();
         let mut untracked = Vec::new();
+        let mut units = BTreeMap::new();
         for (sku, qty) in units_per_sku(&c.lines) {
             if !st.on_hand.contains_key(&sku) {
                 untracked.push(sku);
                 continue;
             }
+            units.insert(sku.clone(), qty);
+            *st.unposted.entry(sku.clone()).or_default() += qty;
             if !from_hold {
                 let free = st.available(&sku);
                 if free < qty {
@@ -273,8 +340,15 @@ impl StockReservations for InProcessStock {
             let on_hand = st.on_hand.entry(sku).or_default();
             *on_hand = on_hand.saturating_sub(qty);
         }
-        st.commits
-            .insert(c.order_key.clone(), (c.lines.clone(), false));
+        st.commits.insert(
+            c.order_key.clone(),
+            Commit {
+                cancelled_first: false,
+                units,
+                restocked: false,
+                posted: false,
+            },
+        );
         Ok(if from_hold {
             CommitOutcome::FromHold
         } else {
@@ -292,17 +366,75 @@ impl StockReservations for InProcessStock {
     ) -> Result<bool, StoreError> {
         let mut st = self.lock();
         let released = reservation_id.and_then(|id| st.drop_hold(id)).is_some();
-        let lines = match st.commits.get_mut(order_key) {
-            Some((lines, restocked)) if !*restocked => {
-                *restocked = true;
-                lines.clone()
+        let (units, posted) = match st.commits.get_mut(order_key) {
+            Some(c) if !c.restocked => {
+                c.restocked = true;
+                (c.units.clone(), c.posted)
             }
-            _ => return Ok(released),
+            Some(_) => return Ok(released),
+            None => {
+                st.commits.insert(
+                    order_key.to_string(),
+                    Commit {
+                        cancelled_first: true,
+                        units: BTreeMap::new(),
+                        restocked: true,
+                        posted: false,
+                    },
+                );
+                return Ok(released);
+            }
         };
-        for (sku, qty) in units_per_sku(&lines) {
-            *st.on_hand.entry(sku).or_default() += qty;
+        for (sku, qty) in units {
+            *st.on_hand.entry(sku.clone()).or_default() += qty;
+            if !posted {
+                if let Some(u) = st.unposted.get_mut(&sku) {
+                    *u = u.saturating_sub(qty);
+                }
+            }
         }
         Ok(true)
+    }
+
+    async fn mark_posted(
+        &self,
+        order_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<PostedOutcome, StoreError> {
+        let mut st = self.lock();
+        let units = match st.commits.get_mut(order_key) {
+            Some(c) if !c.posted && !c.restocked => {
+                c.posted = true;
+                c.units.clone()
+            }
+            Some(_) => return Ok(PostedOutcome::Unchanged),
+            None => return Ok(PostedOutcome::NotCommitted),
+        };
+        for (sku, qty) in units {
+            if let Some(u) = st.unposted.get_mut(&sku) {
+                *u = u.saturating_sub(qty);
+            }
+            st.posted_at.insert(sku, at);
+        }
+        Ok(PostedOutcome::Marked)
+    }
+
+    async fn apply_erp_count(
+        &self,
+        sku: &str,
+        erp_available: u32,
+        read_at: DateTime<Utc>,
+    ) -> Result<CountOutcome, StoreError> {
+        let mut st = self.lock();
+        if st.posted_at.get(sku).is_some_and(|p| *p > read_at) {
+            return Ok(CountOutcome::Stale);
+        }
+        let unposted = st.unposted.get(sku).copied().unwrap_or(0);
+        let on_hand = u64::from(erp_available).saturating_sub(unposted);
+        st.on_hand.insert(sku.to_string(), on_hand);
+        Ok(CountOutcome::Applied {
+            on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
+        })
     }
 
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError> {

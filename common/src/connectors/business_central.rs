@@ -130,6 +130,27 @@ impl BusinessCentralErp {
         format!("{}/{path}", self.config.company_url.trim_end_matches('/'))
     }
 
+    /// A page of `items`: the first, or the one a `@odata.nextLink` names.
+    pub(crate) async fn items(
+        &self,
+        next: Option<&str>,
+    ) -> Result<serde_json::Value, ConnectorError> {
+        let url = match next {
+            // Only follow links into this company's API.
+            Some(link) if link.starts_with(self.config.company_url.trim_end_matches('/')) => {
+                link.to_string()
+            }
+            Some(link) => {
+                return Err(ConnectorError::BadResponse {
+                    system: SYSTEM,
+                    reason: format!("next page link outside the company: {link}"),
+                })
+            }
+            None => format!("{}?$select=number,type,unitPrice", self.url("items")),
+        };
+        self.call(self.client.get(url)).await
+    }
+
     async fn call(
         &self,
         req: reqwest::RequestBuilder,

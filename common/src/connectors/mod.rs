@@ -6,6 +6,7 @@
 //! failure is classified once into [`ConnectorError`] (retryable or not).
 
 pub mod business_central;
+pub mod erp_catalog;
 pub mod netsuite;
 pub mod salesforce;
 pub mod shop;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::wire::{http_client, money_from_json, send, Reply, WireDecimal};
+use super::wire::{call_json, http_client, money_from_json, send, Reply, WireDecimal};
 use super::{ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpSalesOrder};
 use crate::money::Currency;
 use crate::resilience::ConnectorError;
@@ -54,6 +54,25 @@ impl NetSuiteErp {
 
     fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         req.bearer_auth(self.config.access_token.expose())
+    }
+
+    /// One page of a SuiteQL query (`Prefer: transient`, as the REST
+    /// query service requires).
+    pub(crate) async fn suiteql(
+        &self,
+        query: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<serde_json::Value, ConnectorError> {
+        let base = self.config.base_url.trim_end_matches('/');
+        let root = base.strip_suffix("/record/v1").unwrap_or(base);
+        let req = self
+            .client
+            .post(format!("{root}/query/v1/suiteql"))
+            .query(&[("limit", limit), ("offset", offset)])
+            .header("Prefer", "transient")
+            .json(&serde_json::json!({ "q": query }));
+        call_json(SYSTEM, self.auth(req), classify).await
     }
 
     /// The internal id at the end of a `Location` header.

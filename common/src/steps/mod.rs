@@ -4,6 +4,7 @@
 //! local app. A step's whole answer is a [`StepOutcome`]: done, retry later
 //! (with the delay hint), or reject to the DLQ with the reason.
 
+pub mod catalog_sync;
 pub mod erp_posting;
 pub mod loyalty_accrual;
 pub mod return_reversal;

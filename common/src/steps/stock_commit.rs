@@ -7,17 +7,20 @@
 //! hold (a till sale, a hold that expired, a cart changed after
 //! validation), and reports any unit sold beyond what was free. The same
 //! step counts the order's promotion codes towards their per-customer
-//! limits. The stock write is idempotent per order by itself (its `COMMIT#`
-//! record is written in the same transaction), so the step takes no claim.
+//! limits. The stock write is also idempotent per order by itself (its
+//! `COMMIT#` record is written in the same transaction), so a crash
+//! between the commit and the step's record takes nothing twice.
 
 use std::sync::Arc;
 
 use crate::checkout::catalog::Catalog;
-use crate::checkout::stock::{CommitOutcome, OrderCommit, ReservationLine, StockReservations};
+use crate::checkout::stock::{
+    CommitOutcome, OrderCommit, PostedOutcome, ReservationLine, StockReservations,
+};
 use crate::checkout::validation::CheckoutValidation;
 use crate::events::{
-    step_event_id, Envelope, OrderCancelled, OrderPlaced, StockCommitted, StockRestocked,
-    StockUnits,
+    step_event_id, Envelope, EventDetail, OrderCancelled, OrderPlaced, OrderPostedToErp,
+    StockCommitted, StockRestocked, StockUnits,
 };
 use crate::idempotency::{payload_hash, IdempotencyKey, LeasePolicy};
 use crate::model::{LineKind, Order};
@@ -89,8 +92,9 @@ impl StockCommit {
             key: IdempotencyKey::saga_step(order_key.clone(), STEP),
             // Plain data: serializing cannot fail.
             payload_hash: payload_hash(&serde_json::to_vec(order).unwrap_or_default()),
-            // The commit transaction is idempotent per order by itself.
-            claim: false,
+            // Claimed like the other steps: a redelivery republishes the
+            // first run's facts, and a cancelled order is refused up front.
+            claim: true,
             lease: &self.lease,
             source: SOURCE,
             causation_id: event.event_id.to_string(),
@@ -137,6 +141,11 @@ impl StockCommit {
             // twice either way.
             CommitOutcome::AlreadyCommitted => {
                 (order.checkout_id.is_some(), Vec::new(), Vec::new())
+            }
+            CommitOutcome::OrderCancelled => {
+                return Err(StepOutcome::Cancelled {
+                    reason: format!("{order_key} was cancelled before its stock was committed"),
+                })
             }
         };
         if !oversold.is_empty() {
@@ -211,6 +220,39 @@ impl StockCommit {
 }
 
 impl StockCommit {
+    /// `OrderPostedToErp`: the ERP has the order's sales order, so its
+    /// units are in the ERP's own available count from the time it was
+    /// posted; ERP counts read since then are applied without taking them
+    /// off again. Idempotent by the commit record's `posted` flag.
+    pub async fn handle_posted(
+        &self,
+        event: &Envelope<OrderPostedToErp>,
+        _inv: Invocation,
+    ) -> StepOutcome {
+        let order_key = event.detail.order.key();
+        match self.stock.mark_posted(&order_key, event.occurred_at).await {
+            // The ERP was faster than this step's commit (both start from
+            // OrderPlaced): wait for the commit, unless the order was
+            // cancelled first (it will never commit).
+            Ok(PostedOutcome::NotCommitted) => match self.store.saga(&order_key).await {
+                Ok(Some(s)) if s.event_types.contains(OrderCancelled::EVENT_TYPE) => {
+                    StepOutcome::Done {
+                        summary: serde_json::json!({ "order": order_key, "posted": "cancelled" }),
+                    }
+                }
+                Ok(_) => StepOutcome::Retry {
+                    reason: format!("stock of {order_key} is not committed yet"),
+                    retry_after: Some(std::time::Duration::from_secs(30)),
+                },
+                Err(e) => e.into(),
+            },
+            Ok(outcome) => StepOutcome::Done {
+                summary: serde_json::json!({ "order": order_key, "posted": outcome }),
+            },
+            Err(e) => e.into(),
+        }
+    }
+
     /// The scheduled sweep: holds of abandoned checkouts go back to stock
     /// even when no checkout comes looking for their SKUs.
     pub async fn sweep(&self, inv: Invocation) -> StepOutcome {
@@ -231,7 +273,6 @@ pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 /// else is rejected (to the DLQ with the reason).
 pub async fn handle_stock_message(step: &StockCommit, body: &str, inv: Invocation) -> StepOutcome {
     use super::envelope_from_message;
-    use crate::events::EventDetail;
     let scheduled = serde_json::from_str::<serde_json::Value>(body)
         .is_ok_and(|v| v.get("detail-type").and_then(|d| d.as_str()) == Some(SCHEDULED_EVENT));
     if scheduled {
@@ -245,6 +286,10 @@ pub async fn handle_stock_message(step: &StockCommit, body: &str, inv: Invocatio
         },
         Ok(OrderCancelled::EVENT_TYPE) => match envelope_from_message::<OrderCancelled>(body) {
             Ok(e) => return step.handle_cancellation(&e, inv).await,
+            Err(reason) => reason,
+        },
+        Ok(OrderPostedToErp::EVENT_TYPE) => match envelope_from_message::<OrderPostedToErp>(body) {
+            Ok(e) => return step.handle_posted(&e, inv).await,
             Err(reason) => reason,
         },
         Ok(other) => format!("stock-commit does not take {other} events"),

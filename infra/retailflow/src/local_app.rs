@@ -17,10 +17,12 @@ use common::connectors::shop::{
     AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
 };
 use common::connectors::EcommerceConnector;
+use common::events::INTAKE_SOURCE;
 use common::intake::{IntakeConfig, OrderIntake};
 use common::model::Platform;
 use common::queue_dispositions::{disposition, Disposition};
 use common::resilience::{CircuitBreaker, RetryPolicy};
+use common::steps::catalog_sync::CatalogSync;
 use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
 use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
 use common::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
@@ -42,33 +44,45 @@ pub const STOCK_COMMIT_QUEUE: &str = "stock-commit";
 pub fn rules() -> Vec<Rule> {
     vec![
         Rule {
+            source: INTAKE_SOURCE,
             name: "OrderPlacedToErpPost",
             detail_types: &["OrderPlaced"],
             queue: ERP_POST_QUEUE,
         },
         Rule {
+            source: INTAKE_SOURCE,
             name: "OrderPlacedToLoyaltyAccrual",
             detail_types: &["OrderPlaced"],
             queue: LOYALTY_ACCRUAL_QUEUE,
         },
         Rule {
+            source: INTAKE_SOURCE,
             name: "RefundIssuedToReturnReversal",
             detail_types: &["RefundIssued"],
             queue: RETURN_REVERSAL_QUEUE,
         },
         Rule {
+            source: INTAKE_SOURCE,
             name: "OrderCancelledToReturnReversal",
             detail_types: &["OrderCancelled"],
             queue: RETURN_REVERSAL_QUEUE,
         },
         Rule {
+            source: INTAKE_SOURCE,
             name: "OrderPlacedToStockCommit",
             detail_types: &["OrderPlaced"],
             queue: STOCK_COMMIT_QUEUE,
         },
         Rule {
+            source: INTAKE_SOURCE,
             name: "OrderCancelledToStockCommit",
             detail_types: &["OrderCancelled"],
+            queue: STOCK_COMMIT_QUEUE,
+        },
+        Rule {
+            source: common::steps::erp_posting::SOURCE,
+            name: "OrderPostedToErpToStockCommit",
+            detail_types: &["OrderPostedToErp"],
             queue: STOCK_COMMIT_QUEUE,
         },
     ]
@@ -92,6 +106,10 @@ pub struct LocalApp {
     pub loyalty_accrual: LoyaltyAccrual,
     pub return_reversal: ReturnReversal,
     pub stock_commit: StockCommit,
+    /// The ERP (NetSuite simulator) into the price book and stock; the
+    /// simulator starts with the seed's items, so a sync changes nothing
+    /// until a test changes the ERP.
+    pub catalog_sync: CatalogSync,
     pub catalog: Arc<InProcessCatalog>,
     pub stock: Arc<InProcessStock>,
     pub checkout: CheckoutValidation,
@@ -181,11 +199,26 @@ impl LocalApp {
         );
         let catalog = Arc::new(InProcessCatalog::new());
         let stock = Arc::new(InProcessStock::new());
-        CatalogSeed::parse(CATALOG_SEED)
-            .map_err(std::io::Error::other)?
-            .load(&catalog, stock.as_ref())
+        let seed = CatalogSeed::parse(CATALOG_SEED).map_err(std::io::Error::other)?;
+        seed.load(&catalog, stock.as_ref())
             .await
             .map_err(std::io::Error::other)?;
+        let seed_currency = common::money::Currency::from_code(&seed.currency)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for item in &seed.items {
+            let price = common::money::Money::parse(&item.price, seed_currency)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            sims.set_erp_item(&item.sku, price, i64::from(item.on_hand));
+        }
+        let sync_clock = clock.clone();
+        let catalog_sync = CatalogSync::new(
+            erp.clone(),
+            Arc::new(CircuitBreaker::new("netsuite-catalog", 5, open_for)),
+            catalog.clone(),
+            stock.clone(),
+            seed_currency,
+            Arc::new(move || sync_clock.now()),
+        );
         let checkout = CheckoutValidation::new(
             catalog.clone(),
             stock.clone(),
@@ -205,6 +238,7 @@ impl LocalApp {
             common::idempotency::LeasePolicy::default(),
         );
         Ok(LocalApp {
+            catalog_sync,
             stock_commit,
             loyalty: loyalty.clone(),
             catalog,

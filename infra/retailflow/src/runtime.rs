@@ -37,6 +37,8 @@ impl Clock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub name: &'static str,
+    /// The event pattern's `source` (who published the event).
+    pub source: &'static str,
     pub detail_types: &'static [&'static str],
     pub queue: &'static str,
 }
@@ -172,14 +174,19 @@ impl RoutingBus {
         }
     }
 
-    /// Routes an event by its rules (also for EventBridge events fed from files).
+    /// Routes an event by its rules (also for EventBridge events fed from
+    /// files): its `source` and `detail-type` must both match, as on AWS.
     pub fn route(&self, detail_type: &str, eventbridge_json: String) {
         let now = self.clock.now();
+        let source = serde_json::from_str::<serde_json::Value>(&eventbridge_json)
+            .ok()
+            .and_then(|v| v["source"].as_str().map(str::to_string))
+            .unwrap_or_default();
         let mut queues = lock(&self.queues);
         for rule in self
             .rules
             .iter()
-            .filter(|r| r.detail_types.contains(&detail_type))
+            .filter(|r| r.source == source && r.detail_types.contains(&detail_type))
         {
             if let Some(q) = queues.get_mut(rule.queue) {
                 q.send(eventbridge_json.clone(), now);

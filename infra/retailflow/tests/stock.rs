@@ -205,3 +205,103 @@ async fn the_stock_queue_refuses_events_it_does_not_take() {
     let out = handle_stock_message(&app.stock_commit, &body.to_string(), inv(&app)).await;
     assert!(matches!(out, StepOutcome::Reject { .. }), "{out:?}");
 }
+
+fn usd(minor: i64) -> common::money::Money {
+    common::money::Money::new(minor, common::money::Currency::from_code("USD").unwrap())
+}
+
+fn sync_report(out: StepOutcome) -> serde_json::Value {
+    match out {
+        StepOutcome::Done { summary } => summary,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_erp_price_change_reaches_checkout_and_an_erp_count_never_resells_sold_units() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    // The ERP starts where the seed does: a sync changes nothing.
+    let rep = sync_report(app.catalog_sync.run().await);
+    assert_eq!(rep["prices_changed"], 0, "{rep}");
+    assert_eq!(available(&app).await, [120, 30, 400]);
+
+    // The ERP raises the bottle from 59.00 to 65.00.
+    app.sims.set_erp_item("CWB-OLV", usd(6500), 30);
+    let rep = sync_report(app.catalog_sync.run().await);
+    assert_eq!(rep["prices_changed"], 1, "{rep}");
+    let resp = app
+        .checkout
+        .validate(&sample_checkout(), app.clock.now())
+        .await;
+    let CheckoutResponse::Rejected { problems, .. } = &resp else {
+        panic!("{resp:?}")
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.code == "price_changed" && p.sku.as_deref() == Some("CWB-OLV")),
+        "{problems:?}"
+    );
+
+    // The shop sells order #1042 anyway (no live hold): 1 bottle leaves
+    // stock. Before the ERP has it, its count of 30 must not bring it back.
+    assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+    sync_report(app.catalog_sync.run().await);
+    assert_eq!(app.stock_available("CWB-OLV").await, 30, "not drained yet");
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert_eq!(app.stock_available("CWB-OLV").await, 29);
+    // The ERP posted the order (its available count is 29 now) and
+    // retailflow saw it posted: the count applies as is.
+    let rep = sync_report(app.catalog_sync.run().await);
+    assert_eq!(rep["counts_stale"], 0, "{rep}");
+    assert_eq!(app.stock_available("CWB-OLV").await, 29);
+    assert_eq!(available(&app).await, [118, 29, 399]);
+}
+
+#[tokio::test]
+async fn an_order_cancelled_before_its_stock_committed_takes_nothing() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    let resp = app
+        .checkout
+        .validate(&sample_checkout(), app.clock.now())
+        .await;
+    assert!(matches!(resp, CheckoutResponse::Accepted { .. }));
+    let order = OrderRef {
+        platform: Platform::Shopify,
+        shop: "acme-outdoor.myshopify.com".into(),
+        order_id: "5872301948123".into(),
+    };
+    let meta = EnvelopeMeta {
+        event_id: uuid::Uuid::new_v4(),
+        occurred_at: app.clock.now(),
+        source: "shopify:acme-outdoor.myshopify.com".into(),
+        causation_id: None,
+    };
+    let cancellation = OrderCancelled {
+        cancellation: Cancellation {
+            order: order.clone(),
+            cancelled_at: app.clock.now(),
+            reason: None,
+        },
+    };
+    let cancel: Envelope<OrderCancelled> =
+        serde_json::from_value(envelope(&cancellation, &meta, &order.key())).unwrap();
+    // The cancellation's message is handled before the order's.
+    let out = app
+        .stock_commit
+        .handle_cancellation(&cancel, inv(&app))
+        .await;
+    assert!(matches!(out, StepOutcome::Done { .. }), "{out:?}");
+    assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+    app.drain().await;
+    assert!(
+        !app.bus
+            .recorded
+            .published()
+            .iter()
+            .any(|e| e.detail_type == "StockCommitted"),
+        "nothing committed"
+    );
+    assert_eq!(available(&app).await, [120, 30, 400], "hold given back");
+}

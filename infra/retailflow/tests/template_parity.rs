@@ -49,13 +49,12 @@ fn local_rules_match_the_template_rules() {
             continue;
         }
         let pattern = &r["Properties"]["EventPattern"];
-        let sources: Vec<&str> = pattern["source"]
+        let sources: Vec<String> = pattern["source"]
             .as_sequence()
             .unwrap()
             .iter()
-            .filter_map(Value::as_str)
+            .filter_map(|v| v.as_str().map(str::to_string))
             .collect();
-        assert_eq!(sources, vec![common::events::INTAKE_SOURCE]);
         let types: Vec<String> = pattern["detail-type"]
             .as_sequence()
             .unwrap()
@@ -65,16 +64,18 @@ fn local_rules_match_the_template_rules() {
         for target in r["Properties"]["Targets"].as_sequence().unwrap() {
             let queue = local_name(&get_att_target(&target["Arn"]).unwrap());
             for ty in &types {
-                in_template.insert((ty.clone(), queue.clone()));
+                for source in &sources {
+                    in_template.insert((source.clone(), ty.clone(), queue.clone()));
+                }
             }
         }
     }
-    let local: BTreeSet<(String, String)> = rules()
+    let local: BTreeSet<(String, String, String)> = rules()
         .iter()
         .flat_map(|r| {
             r.detail_types
                 .iter()
-                .map(|t| (t.to_string(), r.queue.to_string()))
+                .map(|t| (r.source.to_string(), t.to_string(), r.queue.to_string()))
         })
         .collect();
     assert_eq!(local, in_template);

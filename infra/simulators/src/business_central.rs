@@ -82,6 +82,7 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
             get(|st, q| list(Kind::CreditMemo, st, q))
                 .post(|st, b| create(Kind::CreditMemo, st, b)),
         )
+        .merge(crate::erp_items::bc_items_router())
         .route("/{entity}", axum::routing::delete(delete_order))
         .route("/{entity}/{action}", axum::routing::post(bound_action))
 }

@@ -10,6 +10,7 @@
 //! response lost after the effect was applied.
 
 mod business_central;
+mod erp_items;
 mod faults;
 mod netsuite;
 mod salesforce;
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 
 pub use business_central::BcSalesOrder;
+pub use erp_items::ErpItemRecord;
 pub use faults::{Fault, FaultKind, System};
 pub use netsuite::{NetSuiteCreditMemo, NetSuiteCustomer, NetSuiteSalesOrder, DISPOSITION_COLUMN};
 pub use salesforce::{Journal, Member};
@@ -37,6 +39,7 @@ pub struct SimState {
     pub(crate) netsuite: Mutex<netsuite::NetSuiteState>,
     pub(crate) salesforce: Mutex<salesforce::SalesforceState>,
     pub(crate) business_central: Mutex<business_central::BcState>,
+    pub(crate) erp_items: Mutex<erp_items::ItemsState>,
     pub(crate) shops: Mutex<shops::ShopState>,
 }
 
@@ -73,15 +76,21 @@ impl Simulators {
             netsuite: Mutex::default(),
             salesforce: Mutex::default(),
             business_central: Mutex::default(),
+            erp_items: Mutex::default(),
             shops: Mutex::default(),
         });
         let app = Router::new()
             .nest("/netsuite/services/rest/record/v1", netsuite::router())
+            .nest(
+                "/netsuite/services/rest/query/v1",
+                erp_items::netsuite_query_router(),
+            )
             .nest("/salesforce/services/data/v62.0", salesforce::router())
             .nest(business_central::COMPANY_PATH, business_central::router())
             .nest("/shopify", shops::shopify_router())
             .nest("/adobe", shops::adobe_router())
             .route("/__sim/state", axum::routing::get(summary))
+            .route("/__sim/erp-items", axum::routing::put(erp_items::put_items))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 faults::apply,
@@ -95,6 +104,19 @@ impl Simulators {
             }
         });
         Ok(Simulators { addr, state })
+    }
+
+    /// An item in both ERPs' catalogs (price in the ERP's base currency,
+    /// units free to sell).
+    pub fn set_erp_item(&self, sku: &str, price: common::money::Money, available: i64) {
+        lock(&self.state.erp_items).items.insert(
+            sku.to_string(),
+            ErpItemRecord {
+                sku: sku.to_string(),
+                price,
+                available,
+            },
+        );
     }
 
     pub fn netsuite_base(&self) -> String {

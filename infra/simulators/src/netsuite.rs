@@ -272,7 +272,20 @@ async fn upsert(
         .map(|l| l[DISPOSITION_COLUMN].as_str().map(str::to_string))
         .collect();
     so.upserts += 1;
+    let first_write = so.upserts == 1;
     let id = so.internal_id.clone();
+    drop(st);
+    // A new sales order commits its items: they leave `quantityavailable`.
+    if first_write && matches!(kind, Kind::SalesOrder) {
+        let mut catalog = lock(&state.erp_items);
+        for line in &items {
+            let sku = line["item"]["externalId"].as_str().unwrap_or("");
+            let quantity = line["quantity"].as_i64().unwrap_or(0);
+            if let Some(item) = catalog.items.get_mut(sku) {
+                item.available -= quantity;
+            }
+        }
+    }
     created(&headers, kind.record(), &id)
 }
 

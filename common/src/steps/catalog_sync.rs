@@ -1,0 +1,170 @@
+//! CatalogSync: the ERP's prices and stock into what checkout reads, on a
+//! schedule, so checkout never calls the ERP.
+//!
+//! Every run reads the ERP's items page by page ([`ErpCatalogFeed`]):
+//! - a price that differs from the price book's is written as the next
+//!   version, so a checkout validated against the old price is caught (its
+//!   shown price and version no longer match); an unchanged price is left
+//!   alone, version and all;
+//! - a count of units free to sell goes through
+//!   [`StockReservations::apply_erp_count`]: units retailflow sold that the
+//!   ERP has not received yet are taken off it, and a count read before the
+//!   ERP last received one of retailflow's orders of that SKU is skipped as
+//!   stale. Holds already given are never taken back; new ones fit in what
+//!   the count leaves.
+//!
+//! A failed page stops the run with the pages before it applied; the next
+//! tick starts over (every write is idempotent).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::checkout::catalog::Catalog;
+use crate::checkout::pricing::PriceEntry;
+use crate::checkout::stock::{CountOutcome, StockReservations};
+use crate::connectors::erp_catalog::{ErpCatalogFeed, ErpItem};
+use crate::money::Currency;
+use crate::resilience::CircuitBreaker;
+
+use super::StepOutcome;
+
+/// Most pages one run reads: a runaway `next` link cannot loop forever.
+pub const MAX_PAGES_PER_RUN: usize = 500;
+
+/// What one run did, for logs and the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub erp_system: String,
+    pub pages: usize,
+    pub items: usize,
+    pub prices_changed: usize,
+    pub counts_applied: usize,
+    /// Counts read before the ERP received an order of the SKU: skipped.
+    pub counts_stale: usize,
+    /// Items the ERP gave no price for, or a price in another currency.
+    pub items_without_price: usize,
+    /// Stopped at the page limit with more to read.
+    pub truncated: bool,
+}
+
+pub struct CatalogSync {
+    feed: Arc<dyn ErpCatalogFeed>,
+    breaker: Arc<CircuitBreaker>,
+    catalog: Arc<dyn Catalog>,
+    stock: Arc<dyn StockReservations>,
+    /// The price book's currency (the ERP's base currency).
+    currency: Currency,
+    /// The wall clock (the local app's clock in tests): a count's read time
+    /// is taken just before its page is requested.
+    clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+}
+
+impl CatalogSync {
+    pub fn new(
+        feed: Arc<dyn ErpCatalogFeed>,
+        breaker: Arc<CircuitBreaker>,
+        catalog: Arc<dyn Catalog>,
+        stock: Arc<dyn StockReservations>,
+        currency: Currency,
+        clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    ) -> Self {
+        CatalogSync {
+            feed,
+            breaker,
+            catalog,
+            stock,
+            currency,
+            clock,
+        }
+    }
+
+    /// One scheduled run; `Done` with the report, or why it stopped.
+    pub async fn run(&self) -> StepOutcome {
+        let mut report = SyncReport {
+            erp_system: self.feed.system().to_string(),
+            ..SyncReport::default()
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            if report.pages == MAX_PAGES_PER_RUN {
+                report.truncated = true;
+                break;
+            }
+            let read_at = (self.clock)();
+            if let Err(e) = self.breaker.permit(read_at) {
+                return e.into();
+            }
+            let page = self.feed.items_page(cursor.as_deref(), self.currency).await;
+            self.breaker.record(read_at, page.as_ref().map(|_| ()));
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => return self.stopped(e.into(), &report),
+            };
+            report.pages += 1;
+            report.items += page.items.len();
+            if let Err(e) = self.apply(&page.items, read_at, &mut report).await {
+                return self.stopped(e, &report);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        tracing::info!(report = ?report, "catalog sync done");
+        StepOutcome::Done {
+            // Plain data: serializing cannot fail.
+            summary: serde_json::to_value(&report).unwrap_or_default(),
+        }
+    }
+
+    fn stopped(&self, outcome: StepOutcome, report: &SyncReport) -> StepOutcome {
+        tracing::warn!(report = ?report, outcome = ?outcome, "catalog sync stopped");
+        outcome
+    }
+
+    async fn apply(
+        &self,
+        items: &[ErpItem],
+        read_at: DateTime<Utc>,
+        report: &mut SyncReport,
+    ) -> Result<(), StepOutcome> {
+        let skus: Vec<String> = items.iter().map(|i| i.sku.clone()).collect();
+        let current = self.catalog.prices(&skus).await?;
+        for item in items {
+            match item.unit_price {
+                Some(price) if price.currency == self.currency => {
+                    let old = current.get(&item.sku);
+                    if old.is_some_and(|o| o.price == price) {
+                        continue;
+                    }
+                    let entry = PriceEntry {
+                        sku: item.sku.clone(),
+                        price,
+                        version: old.map_or(1, |o| o.version + 1),
+                        collections: old.map(|o| o.collections.clone()).unwrap_or_default(),
+                    };
+                    if self.catalog.put_price(&entry).await? {
+                        report.prices_changed += 1;
+                    }
+                }
+                _ => report.items_without_price += 1,
+            }
+        }
+        for item in items {
+            let Some(available) = item.available else {
+                continue;
+            };
+            match self
+                .stock
+                .apply_erp_count(&item.sku, available, read_at)
+                .await?
+            {
+                CountOutcome::Applied { .. } => report.counts_applied += 1,
+                CountOutcome::Stale => report.counts_stale += 1,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! catalog-sync: invoked by an EventBridge schedule. Wires the configured
+//! ERP's item feed (NetSuite SuiteQL or Business Central `items`) and the
+//! DynamoDB price book and stock ledger into
+//! [`common::steps::catalog_sync::CatalogSync`]; the logic lives there.
+//!
+//! A run that stops (ERP throttled or down, DynamoDB unavailable) fails the
+//! invocation with the reason; the next tick starts over, and every write
+//! of the pages already read stands (they are idempotent).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::adapters::dynamodb_catalog::DynamoDbCatalog;
+use common::adapters::dynamodb_stock::DynamoDbStock;
+use common::config::{erp_catalog_from_env, ConnectorSecretDocument};
+use common::lambda::{aws_sdk_config, env, init_tracing, read_secret, SdkConfig};
+use common::resilience::CircuitBreaker;
+use common::steps::catalog_sync::CatalogSync;
+use common::steps::StepOutcome;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
+
+struct App {
+    aws: SdkConfig,
+    /// Built on the first tick (reads the connector secret once).
+    sync: OnceCell<CatalogSync>,
+}
+
+impl App {
+    async fn sync(&self) -> Result<&CatalogSync, Error> {
+        self.sync
+            .get_or_try_init(|| async {
+                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
+                let secret =
+                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
+                let secrets = ConnectorSecretDocument::parse(&secret)?;
+                let (feed, currency) = erp_catalog_from_env(|k| std::env::var(k).ok(), &secrets)?;
+                let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
+                let table = env("RETAILFLOW_STATE_TABLE")?;
+                Ok::<_, Error>(CatalogSync::new(
+                    feed.clone(),
+                    Arc::new(CircuitBreaker::new(
+                        feed.system(),
+                        5,
+                        Duration::from_secs(60),
+                    )),
+                    Arc::new(DynamoDbCatalog::new(ddb.clone(), &table)),
+                    Arc::new(DynamoDbStock::new(ddb, &table)),
+                    currency,
+                    Arc::new(chrono::Utc::now),
+                ))
+            })
+            .await
+    }
+}
+
+async fn handle(
+    app: &App,
+    _tick: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Error> {
+    match app.sync().await?.run().await {
+        StepOutcome::Done { summary } => Ok(summary),
+        StepOutcome::Retry { reason, .. } => {
+            Err(format!("catalog sync stopped, next tick retries: {reason}").into())
+        }
+        StepOutcome::Reject { reason } | StepOutcome::Cancelled { reason } => {
+            Err(format!("catalog sync refused: {reason}").into())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
+    let app = App {
+        aws,
+        sync: OnceCell::new(),
+    };
+    let app = &app;
+    run(service_fn(move |event| handle(app, event))).await
+}
