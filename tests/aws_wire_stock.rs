@@ -475,7 +475,10 @@ async fn an_erp_count_over_dynamodb_takes_off_units_the_erp_has_not_received_and
     let a = unique("erp");
     assert_eq!(
         s.apply_erp_count(&a, 100, t0).await.unwrap(),
-        CountOutcome::Applied { on_hand: 100 },
+        CountOutcome::Applied {
+            on_hand: 100,
+            available: 100
+        },
         "a first count starts tracking the SKU"
     );
     let order = OrderCommit {
@@ -489,7 +492,10 @@ async fn an_erp_count_over_dynamodb_takes_off_units_the_erp_has_not_received_and
         s.apply_erp_count(&a, 100, t0 + Duration::seconds(1))
             .await
             .unwrap(),
-        CountOutcome::Applied { on_hand: 70 }
+        CountOutcome::Applied {
+            on_hand: 70,
+            available: 70
+        }
     );
     assert_eq!(s.available(&a, t0).await.unwrap(), 70);
     // Received at t0 + 5 s: a count read at t0 + 3 s is stale, once marked.
@@ -515,7 +521,10 @@ async fn an_erp_count_over_dynamodb_takes_off_units_the_erp_has_not_received_and
         s.apply_erp_count(&a, 70, t0 + Duration::seconds(6))
             .await
             .unwrap(),
-        CountOutcome::Applied { on_hand: 70 }
+        CountOutcome::Applied {
+            on_hand: 70,
+            available: 70
+        }
     );
     assert_eq!(s.available(&a, t0).await.unwrap(), 70);
     assert_eq!(

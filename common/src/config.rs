@@ -222,7 +222,9 @@ pub fn erp_catalog_from_env(
     ConfigError,
 > {
     let currency = |fallback: &str| {
-        let code = var("RETAILFLOW_CATALOG_CURRENCY").unwrap_or_else(|| fallback.to_string());
+        let code = var("RETAILFLOW_CATALOG_CURRENCY")
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| fallback.to_string());
         crate::money::Currency::from_code(code.trim()).map_err(|e| {
             ConfigError::Missing(format!(
                 "a known currency (RETAILFLOW_CATALOG_CURRENCY: {e})"

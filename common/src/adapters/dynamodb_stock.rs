@@ -455,6 +455,117 @@ impl DynamoDbStock {
         Ok(Some(CommitOutcome::AlreadyCommitted))
     }
 
+    /// A cancelled order's committed units back on hand, once; a tombstone
+    /// when it never committed. Every write is conditioned on what was
+    /// read; a write that lost a race (a concurrent post, commit or
+    /// restock) reads again.
+    async fn restock_commit(&self, order_key: &str) -> Result<bool, StoreError> {
+        let key = format!("COMMIT#{order_key}");
+        for _ in 0..5 {
+            let Some(item) = self.get(key.clone()).await? else {
+                // Cancelled before its commit ran (the two events race on
+                // one queue): a tombstone stops the commit from ever taking
+                // stock.
+                let tombstone = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", s(key.clone()))
+                    .item("state", s("cancelled"))
+                    .item("lines", s("[]"))
+                    .item("posted", AttributeValue::Bool(false))
+                    .item(
+                        "expires_at",
+                        n((Utc::now() + crate::saga::SAGA_RETENTION).timestamp()),
+                    )
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await;
+                match tombstone {
+                    Ok(_) => return Ok(false),
+                    // The commit landed meanwhile: read it and restock it.
+                    Err(e)
+                        if matches!(
+                            e.as_service_error(),
+                            Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                        ) =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(unavailable(DisplayErrorContext(&e))),
+                }
+            };
+            if item
+                .get("state")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                != Some("committed")
+            {
+                return Ok(false);
+            }
+            let lines = commit_lines(&key, &item)?;
+            // A record without the flag predates `unposted`: its units were
+            // never added there, so none are taken off.
+            let posted = item.get("posted").and_then(|v| v.as_bool().ok()).copied();
+            let mut end = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(key.clone()))
+                .update_expression("SET #state = :to")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":to", s("restocked"))
+                .expression_attribute_values(":from", s("committed"));
+            end = match posted {
+                Some(p) => end
+                    .condition_expression("#state = :from AND posted = :posted")
+                    .expression_attribute_values(":posted", AttributeValue::Bool(p)),
+                None => end.condition_expression("#state = :from AND attribute_not_exists(posted)"),
+            };
+            let mut tx = vec![TransactWriteItem::builder()
+                .update(Self::built(end.build())?)
+                .build()];
+            for (sku, qty) in per_sku(&lines) {
+                let u = Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("STOCK#{sku}")))
+                    .expression_attribute_values(":d", n(qty));
+                let u = if posted == Some(false) {
+                    u.update_expression("ADD on_hand :d, available :d, unposted :u")
+                        .expression_attribute_values(":u", n(-qty))
+                } else {
+                    u.update_expression("ADD on_hand :d, available :d")
+                };
+                tx.push(
+                    TransactWriteItem::builder()
+                        .update(Self::built(u.build())?)
+                        .build(),
+                );
+            }
+            // No client request token: the state condition makes a repeat
+            // harmless, and a retry after a lost race differs in content.
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(tx))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) => match e.into_service_error() {
+                    TransactWriteItemsError::TransactionCanceledException(tc)
+                        if tc.cancellation_reasons().first().and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed") =>
+                    {
+                        continue
+                    }
+                    other => return Err(unavailable(DisplayErrorContext(&other))),
+                },
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "the commit of {order_key} kept changing under its restock"
+        )))
+    }
+
     /// Units of `lines` sold beyond what was free: SKUs left below zero
     /// available after a commit without a hold.
     async fn oversold(
@@ -715,105 +826,7 @@ impl StockReservations for DynamoDbStock {
             Some(id) => self.end_hold(id, "released", None).await?,
             None => false,
         };
-        let key = format!("COMMIT#{order_key}");
-        let Some(item) = self.get(key.clone()).await? else {
-            // Cancelled before its commit ran (the two events race on one
-            // queue): a tombstone stops the commit from ever taking stock.
-            let tombstone = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(key.clone()))
-                .item("state", s("cancelled"))
-                .item("lines", s("[]"))
-                .item("posted", AttributeValue::Bool(false))
-                .item(
-                    "expires_at",
-                    n((Utc::now() + crate::saga::SAGA_RETENTION).timestamp()),
-                )
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            return match tombstone {
-                Ok(_) => Ok(released),
-                // The commit landed meanwhile: restock it.
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    Box::pin(self.restock_order(order_key, None)).await
-                }
-                Err(e) => Err(unavailable(DisplayErrorContext(&e))),
-            };
-        };
-        if item
-            .get("state")
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-            != Some("committed")
-        {
-            return Ok(released);
-        }
-        let lines = commit_lines(&key, &item)?;
-        let posted = item.get("posted").and_then(|v| v.as_bool().ok()).copied() == Some(true);
-        // Conditioned on the posted flag read: a concurrent mark_posted
-        // would otherwise take the same units off `unposted` twice.
-        let mut tx = vec![TransactWriteItem::builder()
-            .update(Self::built(
-                Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(key.clone()))
-                    .update_expression("SET #state = :to")
-                    .condition_expression("#state = :from AND posted = :posted")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":to", s("restocked"))
-                    .expression_attribute_values(":from", s("committed"))
-                    .expression_attribute_values(":posted", AttributeValue::Bool(posted))
-                    .build(),
-            )?)
-            .build()];
-        for (sku, qty) in per_sku(&lines) {
-            let u = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(format!("STOCK#{sku}")))
-                .expression_attribute_values(":d", n(qty));
-            let u = if posted {
-                u.update_expression("ADD on_hand :d, available :d")
-            } else {
-                u.update_expression("ADD on_hand :d, available :d, unposted :u")
-                    .expression_attribute_values(":u", n(-qty))
-            };
-            tx.push(
-                TransactWriteItem::builder()
-                    .update(Self::built(u.build())?)
-                    .build(),
-            );
-        }
-        let token =
-            &crate::idempotency::payload_hash(format!("restock\n{order_key}\n{posted}").as_bytes())
-                [..36];
-        match self
-            .client
-            .transact_write_items()
-            .client_request_token(token)
-            .set_transact_items(Some(tx))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match e.into_service_error() {
-                // Restocked meanwhile by another delivery.
-                TransactWriteItemsError::TransactionCanceledException(tc)
-                    if tc.cancellation_reasons().first().and_then(|r| r.code())
-                        == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(released)
-                }
-                other => Err(unavailable(DisplayErrorContext(&other))),
-            },
-        }
+        Ok(self.restock_commit(order_key).await? || released)
     }
 
     async fn mark_posted(
@@ -927,13 +940,20 @@ impl StockReservations for DynamoDbStock {
             }
             match req
                 .condition_expression(conditions.join(" AND "))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
                 .send()
                 .await
             {
-                Ok(_) => {
+                Ok(out) => {
+                    let available = out
+                        .attributes()
+                        .and_then(|a| get_n(a, "available"))
+                        .unwrap_or(0)
+                        .max(0);
                     return Ok(CountOutcome::Applied {
                         on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
-                    })
+                        available: u32::try_from(available).unwrap_or(u32::MAX),
+                    });
                 }
                 Err(e)
                     if matches!(
@@ -946,9 +966,9 @@ impl StockReservations for DynamoDbStock {
                 Err(e) => return Err(unavailable(DisplayErrorContext(&e))),
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "stock of {sku} kept changing under the ERP count"
-        )))
+        // Selling too fast to count now: as good as a stale read; the next
+        // sync counts it.
+        Ok(CountOutcome::Stale)
     }
 
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError> {

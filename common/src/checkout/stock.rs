@@ -87,9 +87,10 @@ pub enum PostedOutcome {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CountOutcome {
     /// Units on hand are now `on_hand` (the ERP's count less units it has
-    /// not seen sold).
-    Applied { on_hand: u32 },
-    /// Read before the ERP received an order of this SKU: skipped.
+    /// not seen sold), `available` of them not held: what shops should show.
+    Applied { on_hand: u32, available: u32 },
+    /// Read before the ERP received an order of this SKU (or the SKU kept
+    /// changing under the update): skipped, the next sync counts again.
     Stale,
 }
 
@@ -434,6 +435,7 @@ impl StockReservations for InProcessStock {
         st.on_hand.insert(sku.to_string(), on_hand);
         Ok(CountOutcome::Applied {
             on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
+            available: u32::try_from(st.available(sku)).unwrap_or(u32::MAX),
         })
     }
 

@@ -31,6 +31,8 @@ pub struct ErpItem {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ErpItemsPage {
     pub items: Vec<ErpItem>,
+    /// Rows that could not be read, with why: skipped, not fatal.
+    pub unreadable: Vec<String>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<String>,
 }
@@ -49,12 +51,17 @@ pub trait ErpCatalogFeed: Send + Sync {
 pub const NETSUITE_PAGE: usize = 1000;
 
 /// The SuiteQL query the NetSuite feed runs: inventory items with their
-/// base price (price level 1) and units available over all locations.
+/// base price level (1) rows, each with its currency's ISO code and
+/// quantity tier (lowest first), and units available over all locations.
+/// A multi-currency account has a row per currency and tier: the feed keeps
+/// the first row in the price book's currency.
 pub const NETSUITE_ITEMS_QUERY: &str = "SELECT item.itemid AS sku, pricing.unitprice AS unitprice, \
-loc.available AS quantityavailable FROM item \
+currency.symbol AS currency, loc.available AS quantityavailable FROM item \
 LEFT JOIN pricing ON pricing.item = item.id AND pricing.pricelevel = 1 \
+LEFT JOIN currency ON currency.id = pricing.currency \
 LEFT JOIN (SELECT item, SUM(quantityavailable) AS available FROM inventoryitemlocations GROUP BY item) loc \
-ON loc.item = item.id WHERE item.itemtype = 'InvtPart' AND item.isinactive = 'F' ORDER BY item.id";
+ON loc.item = item.id WHERE item.itemtype = 'InvtPart' AND item.isinactive = 'F' \
+ORDER BY item.id, pricing.quantity";
 
 /// A count as the ERP writes it (number or text, maybe "12.0"), in whole
 /// units; below zero reads as zero (an ERP may show a negative balance).
@@ -134,17 +141,40 @@ impl ErpCatalogFeed for NetSuiteErp {
         let body = self
             .suiteql(NETSUITE_ITEMS_QUERY, NETSUITE_PAGE, offset)
             .await?;
-        let mut items = Vec::new();
-        for row in body["items"].as_array().into_iter().flatten() {
-            items.push(ErpItem {
-                sku: sku("netsuite", row, "sku")?,
-                unit_price: price("netsuite", &row["unitprice"], currency)?,
-                available: Some(units("netsuite", &row["quantityavailable"])?.unwrap_or(0)),
-            });
+        let rows = body["items"].as_array().cloned().unwrap_or_default();
+        let mut page = ErpItemsPage::default();
+        for row in &rows {
+            let read = || -> Result<ErpItem, ConnectorError> {
+                // A row in another currency has no price for this book.
+                let same_currency = row["currency"]
+                    .as_str()
+                    .is_none_or(|c| c.trim().eq_ignore_ascii_case(currency.code()));
+                Ok(ErpItem {
+                    sku: sku("netsuite", row, "sku")?,
+                    unit_price: match same_currency {
+                        true => price("netsuite", &row["unitprice"], currency)?,
+                        false => None,
+                    },
+                    available: Some(units("netsuite", &row["quantityavailable"])?.unwrap_or(0)),
+                })
+            };
+            match read() {
+                Ok(item) => match page.items.iter_mut().find(|i| i.sku == item.sku) {
+                    // Another tier or currency of an item already read: only
+                    // a first price in the book's currency counts.
+                    Some(seen) => {
+                        if seen.unit_price.is_none() {
+                            seen.unit_price = item.unit_price;
+                        }
+                    }
+                    None => page.items.push(item),
+                },
+                Err(e) => page.unreadable.push(e.to_string()),
+            }
         }
-        let next = (body["hasMore"].as_bool() == Some(true))
-            .then(|| (offset + NETSUITE_PAGE.max(items.len())).to_string());
-        Ok(ErpItemsPage { items, next })
+        page.next = (body["hasMore"].as_bool() == Some(true))
+            .then(|| (offset + NETSUITE_PAGE.max(rows.len())).to_string());
+        Ok(page)
     }
 }
 
@@ -160,22 +190,28 @@ impl ErpCatalogFeed for BusinessCentralErp {
         currency: Currency,
     ) -> Result<ErpItemsPage, ConnectorError> {
         let body = self.items(cursor).await?;
-        let mut items = Vec::new();
+        let mut page = ErpItemsPage {
+            next: body["@odata.nextLink"].as_str().map(str::to_string),
+            ..ErpItemsPage::default()
+        };
         for row in body["value"].as_array().into_iter().flatten() {
             // Only items BC sells from stock.
             if row["type"].as_str().is_some_and(|t| t != "Inventory") {
                 continue;
             }
-            items.push(ErpItem {
-                sku: sku("business-central", row, "number")?,
-                unit_price: price("business-central", &row["unitPrice"], currency)?,
-                available: None,
-            });
+            let read = || -> Result<ErpItem, ConnectorError> {
+                Ok(ErpItem {
+                    sku: sku("business-central", row, "number")?,
+                    unit_price: price("business-central", &row["unitPrice"], currency)?,
+                    available: None,
+                })
+            };
+            match read() {
+                Ok(item) => page.items.push(item),
+                Err(e) => page.unreadable.push(e.to_string()),
+            }
         }
-        Ok(ErpItemsPage {
-            items,
-            next: body["@odata.nextLink"].as_str().map(str::to_string),
-        })
+        Ok(page)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod erp_catalog;
 pub mod netsuite;
 pub mod salesforce;
 pub mod shop;
+mod shop_stock;
 mod wire;
 
 use async_trait::async_trait;
@@ -231,6 +232,25 @@ pub trait EcommerceConnector: Send + Sync {
     async fn find_refund(&self, refund: &ShopRefund) -> Result<Option<String>, ConnectorError>;
     /// Records the refund; returns the platform's refund (credit memo) id.
     async fn record_refund(&self, refund: &ShopRefund) -> Result<String, ConnectorError>;
+    /// Sets the units each SKU shows as available in every shop this
+    /// connector serves (an absolute level, so a repeat is harmless).
+    async fn push_stock(&self, levels: &[StockLevel]) -> Result<StockPush, ConnectorError>;
+}
+
+/// Units a SKU should show as available in the shops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockLevel {
+    pub sku: String,
+    pub available: u32,
+}
+
+/// What a stock push did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StockPush {
+    /// Levels set (one per SKU and shop).
+    pub set: usize,
+    /// SKUs a shop does not sell: left alone.
+    pub unknown_skus: Vec<String>,
 }
 
 /// Turns a business key into an external id every system accepts

@@ -9,6 +9,9 @@
 //! - Adobe Commerce REST: `POST /V1/order/{id}/refund` (an offline credit
 //!   memo) with the reference as its comment; `GET /V1/creditmemos` filtered
 //!   by order finds it again.
+//!
+//! Stock levels go out through `shop_stock` (Shopify `inventory_levels/set`,
+//! Adobe Commerce source items).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,7 +43,7 @@ fn numeric(system: &'static str, what: &str, id: &str) -> Result<u64, ConnectorE
     })
 }
 
-const SHOPIFY: &str = "shopify-admin";
+pub(super) const SHOPIFY: &str = "shopify-admin";
 
 /// How a refund retailflow records in Shopify is noted: the shop then sends
 /// a `refunds/create` webhook for it, which intake recognises by this note
@@ -70,8 +73,10 @@ pub struct ShopifyAdminConfig {
 }
 
 pub struct ShopifyAdmin {
-    client: reqwest::Client,
-    config: ShopifyAdminConfig,
+    pub(super) client: reqwest::Client,
+    pub(super) config: ShopifyAdminConfig,
+    /// Inventory item id per (shop, SKU), looked up once per environment.
+    pub(super) inventory_items: std::sync::Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl ShopifyAdmin {
@@ -79,6 +84,7 @@ impl ShopifyAdmin {
         ShopifyAdmin {
             client: http_client(config.timeout),
             config,
+            inventory_items: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -123,7 +129,7 @@ impl ShopifyAdmin {
     }
 }
 
-fn shopify_classify(reply: &Reply) -> ConnectorError {
+pub(super) fn shopify_classify(reply: &Reply) -> ConnectorError {
     classify_with(SHOPIFY, reply)
 }
 
@@ -146,6 +152,13 @@ impl EcommerceConnector for ShopifyAdmin {
             .flatten()
             .find(|x| x["note"].as_str() == Some(till_return_note(r).as_str()))
             .map(|x| x["id"].to_string()))
+    }
+
+    async fn push_stock(
+        &self,
+        levels: &[super::StockLevel],
+    ) -> Result<super::StockPush, ConnectorError> {
+        self.push_stock_levels(levels).await
     }
 
     async fn record_refund(&self, r: &ShopRefund) -> Result<String, ConnectorError> {
@@ -200,7 +213,7 @@ impl EcommerceConnector for ShopifyAdmin {
     }
 }
 
-const ADOBE: &str = "adobe-commerce-admin";
+pub(super) const ADOBE: &str = "adobe-commerce-admin";
 
 #[derive(Debug, Clone)]
 pub struct AdobeCommerceAdminConfig {
@@ -212,8 +225,8 @@ pub struct AdobeCommerceAdminConfig {
 }
 
 pub struct AdobeCommerceAdmin {
-    client: reqwest::Client,
-    config: AdobeCommerceAdminConfig,
+    pub(super) client: reqwest::Client,
+    pub(super) config: AdobeCommerceAdminConfig,
 }
 
 impl AdobeCommerceAdmin {
@@ -224,12 +237,12 @@ impl AdobeCommerceAdmin {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}/V1/{path}", self.config.base_url.trim_end_matches('/'))
     }
 }
 
-fn adobe_classify(reply: &Reply) -> ConnectorError {
+pub(super) fn adobe_classify(reply: &Reply) -> ConnectorError {
     classify_with(ADOBE, reply)
 }
 
@@ -237,6 +250,13 @@ fn adobe_classify(reply: &Reply) -> ConnectorError {
 impl EcommerceConnector for AdobeCommerceAdmin {
     fn system(&self) -> &'static str {
         ADOBE
+    }
+
+    async fn push_stock(
+        &self,
+        levels: &[super::StockLevel],
+    ) -> Result<super::StockPush, ConnectorError> {
+        self.push_source_items(levels).await
     }
 
     async fn find_refund(&self, r: &ShopRefund) -> Result<Option<String>, ConnectorError> {

@@ -13,8 +13,14 @@
 //!   stale. Holds already given are never taken back; new ones fit in what
 //!   the count leaves.
 //!
-//! A failed page stops the run with the pages before it applied; the next
-//! tick starts over (every write is idempotent).
+//! - each SKU whose count was applied has its available units (on hand
+//!   less live holds) pushed to every shop ([`EcommerceConnector::push_stock`]:
+//!   Shopify `inventory_levels/set`, Adobe Commerce source items).
+//!
+//! An item the ERP sends unreadable (a price finer than the currency allows,
+//! a quantity out of range) is skipped and counted; a failed page stops the
+//! run with the pages before it applied, and the next tick starts over
+//! (every write is idempotent).
 
 use std::sync::Arc;
 
@@ -25,9 +31,11 @@ use crate::checkout::catalog::Catalog;
 use crate::checkout::pricing::PriceEntry;
 use crate::checkout::stock::{CountOutcome, StockReservations};
 use crate::connectors::erp_catalog::{ErpCatalogFeed, ErpItem};
+use crate::connectors::{EcommerceConnector, StockLevel};
 use crate::money::Currency;
 use crate::resilience::CircuitBreaker;
 
+use super::return_reversal::Guarded;
 use super::StepOutcome;
 
 /// Most pages one run reads: a runaway `next` link cannot loop forever.
@@ -45,13 +53,21 @@ pub struct SyncReport {
     pub counts_stale: usize,
     /// Items the ERP gave no price for, or a price in another currency.
     pub items_without_price: usize,
+    /// Items the ERP sent unreadable (skipped; their reasons are logged).
+    pub items_unreadable: usize,
     /// Stopped at the page limit with more to read.
     pub truncated: bool,
+    /// Levels set in the shops (one per SKU and shop).
+    pub shop_levels_set: usize,
+    /// SKUs a shop does not sell (left alone there).
+    pub shop_unknown_skus: usize,
 }
 
 pub struct CatalogSync {
     feed: Arc<dyn ErpCatalogFeed>,
     breaker: Arc<CircuitBreaker>,
+    /// Where available stock is pushed after each page.
+    shops: Vec<Guarded<dyn EcommerceConnector>>,
     catalog: Arc<dyn Catalog>,
     stock: Arc<dyn StockReservations>,
     /// The price book's currency (the ERP's base currency).
@@ -62,9 +78,11 @@ pub struct CatalogSync {
 }
 
 impl CatalogSync {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         feed: Arc<dyn ErpCatalogFeed>,
         breaker: Arc<CircuitBreaker>,
+        shops: Vec<Guarded<dyn EcommerceConnector>>,
         catalog: Arc<dyn Catalog>,
         stock: Arc<dyn StockReservations>,
         currency: Currency,
@@ -73,6 +91,7 @@ impl CatalogSync {
         CatalogSync {
             feed,
             breaker,
+            shops,
             catalog,
             stock,
             currency,
@@ -104,7 +123,15 @@ impl CatalogSync {
             };
             report.pages += 1;
             report.items += page.items.len();
-            if let Err(e) = self.apply(&page.items, read_at, &mut report).await {
+            for reason in &page.unreadable {
+                tracing::warn!(reason = %reason, "ERP item skipped");
+            }
+            report.items_unreadable += page.unreadable.len();
+            let levels = match self.apply(&page.items, read_at, &mut report).await {
+                Ok(levels) => levels,
+                Err(e) => return self.stopped(e, &report),
+            };
+            if let Err(e) = self.push(&levels, &mut report).await {
                 return self.stopped(e, &report);
             }
             match page.next {
@@ -124,12 +151,33 @@ impl CatalogSync {
         outcome
     }
 
+    /// Available units of the page's counted SKUs out to every shop.
+    async fn push(
+        &self,
+        levels: &[StockLevel],
+        report: &mut SyncReport,
+    ) -> Result<(), StepOutcome> {
+        if levels.is_empty() {
+            return Ok(());
+        }
+        for shop in &self.shops {
+            let now = (self.clock)();
+            shop.breaker.permit(now)?;
+            let pushed = shop.connector.push_stock(levels).await;
+            shop.breaker.record(now, pushed.as_ref().map(|_| ()));
+            let pushed = pushed?;
+            report.shop_levels_set += pushed.set;
+            report.shop_unknown_skus += pushed.unknown_skus.len();
+        }
+        Ok(())
+    }
+
     async fn apply(
         &self,
         items: &[ErpItem],
         read_at: DateTime<Utc>,
         report: &mut SyncReport,
-    ) -> Result<(), StepOutcome> {
+    ) -> Result<Vec<StockLevel>, StepOutcome> {
         let skus: Vec<String> = items.iter().map(|i| i.sku.clone()).collect();
         let current = self.catalog.prices(&skus).await?;
         for item in items {
@@ -152,19 +200,23 @@ impl CatalogSync {
                 _ => report.items_without_price += 1,
             }
         }
+        let mut levels = Vec::new();
         for item in items {
-            let Some(available) = item.available else {
+            let Some(count) = item.available else {
                 continue;
             };
-            match self
-                .stock
-                .apply_erp_count(&item.sku, available, read_at)
-                .await?
-            {
-                CountOutcome::Applied { .. } => report.counts_applied += 1,
-                CountOutcome::Stale => report.counts_stale += 1,
+            match self.stock.apply_erp_count(&item.sku, count, read_at).await {
+                Ok(CountOutcome::Applied { available, .. }) => {
+                    report.counts_applied += 1;
+                    levels.push(StockLevel {
+                        sku: item.sku.clone(),
+                        available,
+                    });
+                }
+                Ok(CountOutcome::Stale) => report.counts_stale += 1,
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+        Ok(levels)
     }
 }

@@ -221,16 +221,18 @@ impl StockCommit {
 
 impl StockCommit {
     /// `OrderPostedToErp`: the ERP has the order's sales order, so its
-    /// units are in the ERP's own available count from the time it was
-    /// posted; ERP counts read since then are applied without taking them
-    /// off again. Idempotent by the commit record's `posted` flag.
+    /// units are in the ERP's own available count; ERP counts read from now
+    /// on are applied without taking them off again. Idempotent by the commit record's `posted` flag.
     pub async fn handle_posted(
         &self,
         event: &Envelope<OrderPostedToErp>,
-        _inv: Invocation,
+        inv: Invocation,
     ) -> StepOutcome {
         let order_key = event.detail.order.key();
-        match self.stock.mark_posted(&order_key, event.occurred_at).await {
+        // When retailflow learns of it, not when the poster started: by now
+        // the ERP has the order for sure, so a count read before this moment
+        // is treated as maybe not including it.
+        match self.stock.mark_posted(&order_key, inv.now).await {
             // The ERP was faster than this step's commit (both start from
             // OrderPlaced): wait for the commit, unless the order was
             // cancelled first (it will never commit).

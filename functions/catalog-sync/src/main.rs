@@ -1,6 +1,6 @@
 //! catalog-sync: invoked by an EventBridge schedule. Wires the configured
-//! ERP's item feed (NetSuite SuiteQL or Business Central `items`) and the
-//! DynamoDB price book and stock ledger into
+//! ERP's item feed (NetSuite SuiteQL or Business Central `items`), the
+//! DynamoDB price book and stock ledger, and the shops' admin APIs into
 //! [`common::steps::catalog_sync::CatalogSync`]; the logic lives there.
 //!
 //! A run that stops (ERP throttled or down, DynamoDB unavailable) fails the
@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
 use common::adapters::dynamodb_stock::DynamoDbStock;
-use common::config::{erp_catalog_from_env, ConnectorSecretDocument};
+use common::config::{erp_catalog_from_env, shops_from_env, ConnectorSecretDocument};
 use common::lambda::{aws_sdk_config, env, init_tracing, read_secret, SdkConfig};
 use common::resilience::CircuitBreaker;
 use common::steps::catalog_sync::CatalogSync;
+use common::steps::return_reversal::Guarded;
 use common::steps::StepOutcome;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
@@ -37,6 +38,15 @@ impl App {
                 let (feed, currency) = erp_catalog_from_env(|k| std::env::var(k).ok(), &secrets)?;
                 let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
                 let table = env("RETAILFLOW_STATE_TABLE")?;
+                // Every shop with credentials gets the stock levels.
+                let shops = shops_from_env(|k| std::env::var(k).ok(), &secrets)?
+                    .into_iter()
+                    .map(|(_, c)| {
+                        let breaker =
+                            Arc::new(CircuitBreaker::new(c.system(), 5, Duration::from_secs(60)));
+                        Guarded::new(c, breaker)
+                    })
+                    .collect();
                 Ok::<_, Error>(CatalogSync::new(
                     feed.clone(),
                     Arc::new(CircuitBreaker::new(
@@ -44,6 +54,7 @@ impl App {
                         5,
                         Duration::from_secs(60),
                     )),
+                    shops,
                     Arc::new(DynamoDbCatalog::new(ddb.clone(), &table)),
                     Arc::new(DynamoDbStock::new(ddb, &table)),
                     currency,

@@ -69,8 +69,26 @@ fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::Result<String> {
     if event.get("detail-type").is_some() {
         let t = event["detail-type"].as_str().unwrap_or_default();
-        app.bus.route(t, event.to_string());
-        return Ok(format!("EventBridge {t} routed"));
+        // A schedule's tick: what the template's schedules run on AWS.
+        if t == common::steps::stock_commit::SCHEDULED_EVENT {
+            let shown = |o: common::steps::StepOutcome| match o {
+                common::steps::StepOutcome::Done { summary } => summary.to_string(),
+                other => format!("{other:?}"),
+            };
+            let sweep = shown(app.sweep_holds().await);
+            let sync = shown(app.catalog_sync.run().await);
+            return Ok(format!(
+                "schedule tick: hold sweep {sweep}; catalog sync {sync}"
+            ));
+        }
+        let routed = app.bus.route(t, event.to_string());
+        if routed == 0 {
+            bail!(
+                "no rule takes {t} from {:?}",
+                event["source"].as_str().unwrap_or("")
+            );
+        }
+        return Ok(format!("EventBridge {t} routed to {routed} queue(s)"));
     }
     if let Some(records) = event["Records"].as_array() {
         for r in records {

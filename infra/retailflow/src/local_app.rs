@@ -38,6 +38,9 @@ pub const LOYALTY_ACCRUAL_QUEUE: &str = "loyalty-accrual";
 pub const RETURN_REVERSAL_QUEUE: &str = "return-reversal";
 pub const STOCK_COMMIT_QUEUE: &str = "stock-commit";
 
+/// The Shopify shop of the sample events.
+pub const SAMPLE_SHOP: &str = "acme-outdoor.myshopify.com";
+
 /// The EventBridge rules of template.yaml (its schedule aside: the local
 /// app sweeps expired holds whenever checkout finds a SKU short, and on
 /// [`LocalApp::sweep_holds`]).
@@ -162,7 +165,8 @@ impl LocalApp {
         let shopify = Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
             base_url: Some(sims.shopify_admin_base()),
             api_version: "2024-10".into(),
-            access_tokens: BTreeMap::new(),
+            // The sample shop: catalog syncs push its stock levels.
+            access_tokens: BTreeMap::from([(SAMPLE_SHOP.to_string(), token.clone())]),
             default_token: Some(token.clone()),
             locations: BTreeMap::new(),
             default_location: Some("1001".into()),
@@ -174,6 +178,7 @@ impl LocalApp {
             timeout: Duration::from_secs(5),
         }));
         let shop_breaker = |name| Arc::new(CircuitBreaker::new(name, 5, open_for));
+        let (shopify_stock, adobe_stock) = (shopify.clone(), adobe.clone());
         let return_reversal = ReturnReversal::new(
             store.clone(),
             bus.clone(),
@@ -214,6 +219,16 @@ impl LocalApp {
         let catalog_sync = CatalogSync::new(
             erp.clone(),
             Arc::new(CircuitBreaker::new("netsuite-catalog", 5, open_for)),
+            vec![
+                Guarded::new(
+                    shopify_stock as Arc<dyn EcommerceConnector>,
+                    shop_breaker("shopify-admin-stock"),
+                ),
+                Guarded::new(
+                    adobe_stock as Arc<dyn EcommerceConnector>,
+                    shop_breaker("adobe-commerce-admin-stock"),
+                ),
+            ],
             catalog.clone(),
             stock.clone(),
             seed_currency,

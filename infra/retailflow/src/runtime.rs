@@ -176,13 +176,15 @@ impl RoutingBus {
 
     /// Routes an event by its rules (also for EventBridge events fed from
     /// files): its `source` and `detail-type` must both match, as on AWS.
-    pub fn route(&self, detail_type: &str, eventbridge_json: String) {
+    /// Returns how many queues it went to.
+    pub fn route(&self, detail_type: &str, eventbridge_json: String) -> usize {
         let now = self.clock.now();
         let source = serde_json::from_str::<serde_json::Value>(&eventbridge_json)
             .ok()
             .and_then(|v| v["source"].as_str().map(str::to_string))
             .unwrap_or_default();
         let mut queues = lock(&self.queues);
+        let mut routed = 0;
         for rule in self
             .rules
             .iter()
@@ -190,8 +192,10 @@ impl RoutingBus {
         {
             if let Some(q) = queues.get_mut(rule.queue) {
                 q.send(eventbridge_json.clone(), now);
+                routed += 1;
             }
         }
+        routed
     }
 }
 

@@ -305,3 +305,30 @@ async fn an_order_cancelled_before_its_stock_committed_takes_nothing() {
     );
     assert_eq!(available(&app).await, [120, 30, 400], "hold given back");
 }
+
+#[tokio::test]
+async fn the_sync_shows_the_shops_what_is_free_after_checkout_holds() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    app.sims
+        .shopify_add_variant(retailflow::local_app::SAMPLE_SHOP, "CWB-OLV", 55001);
+    let resp = app
+        .checkout
+        .validate(&sample_checkout(), app.clock.now())
+        .await;
+    assert!(matches!(resp, CheckoutResponse::Accepted { .. }));
+    let rep = sync_report(app.catalog_sync.run().await);
+    assert_eq!(
+        app.sims
+            .shopify_available(retailflow::local_app::SAMPLE_SHOP, 55001, 1001),
+        Some(29),
+        "{rep}"
+    );
+    assert_eq!(
+        app.sims.adobe_source_item("CWB-OLV", "default"),
+        Some((29, 1))
+    );
+    assert_eq!(
+        app.sims.adobe_source_item("MCS-CHR-M", "default"),
+        Some((118, 1))
+    );
+}

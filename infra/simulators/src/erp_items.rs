@@ -94,6 +94,7 @@ async fn suiteql(
         .take(limit)
         .map(|i| {
             json!({"links": [], "sku": i.sku, "unitprice": i.price.to_decimal_string(),
+                   "currency": i.price.currency.code(),
                    "quantityavailable": i.available.to_string()})
         })
         .collect();

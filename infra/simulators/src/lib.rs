@@ -14,6 +14,7 @@ mod erp_items;
 mod faults;
 mod netsuite;
 mod salesforce;
+mod shop_stock;
 mod shops;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub struct SimState {
     pub(crate) business_central: Mutex<business_central::BcState>,
     pub(crate) erp_items: Mutex<erp_items::ItemsState>,
     pub(crate) shops: Mutex<shops::ShopState>,
+    pub(crate) shop_stock: Mutex<shop_stock::ShopStockState>,
 }
 
 /// A running simulator server.
@@ -78,6 +80,7 @@ impl Simulators {
             business_central: Mutex::default(),
             erp_items: Mutex::default(),
             shops: Mutex::default(),
+            shop_stock: Mutex::default(),
         });
         let app = Router::new()
             .nest("/netsuite/services/rest/record/v1", netsuite::router())
@@ -87,8 +90,14 @@ impl Simulators {
             )
             .nest("/salesforce/services/data/v62.0", salesforce::router())
             .nest(business_central::COMPANY_PATH, business_central::router())
-            .nest("/shopify", shops::shopify_router())
-            .nest("/adobe", shops::adobe_router())
+            .nest(
+                "/shopify",
+                shops::shopify_router().merge(shop_stock::shopify_router()),
+            )
+            .nest(
+                "/adobe",
+                shops::adobe_router().merge(shop_stock::adobe_router()),
+            )
             .route("/__sim/state", axum::routing::get(summary))
             .route("/__sim/erp-items", axum::routing::put(erp_items::put_items))
             .layer(axum::middleware::from_fn_with_state(
@@ -117,6 +126,34 @@ impl Simulators {
                 available,
             },
         );
+    }
+
+    /// A Shopify variant with this SKU in `shop`, and its inventory item.
+    pub fn shopify_add_variant(&self, shop: &str, sku: &str, inventory_item_id: u64) {
+        lock(&self.state.shop_stock)
+            .variants
+            .insert((shop.to_string(), sku.to_string()), inventory_item_id);
+    }
+
+    /// The `available` level Shopify shows for an inventory item at a location.
+    pub fn shopify_available(
+        &self,
+        shop: &str,
+        inventory_item_id: u64,
+        location: u64,
+    ) -> Option<i64> {
+        lock(&self.state.shop_stock)
+            .shopify_levels
+            .get(&(shop.to_string(), inventory_item_id, location))
+            .copied()
+    }
+
+    /// An Adobe Commerce source item: (quantity, status).
+    pub fn adobe_source_item(&self, sku: &str, source: &str) -> Option<(i64, i64)> {
+        lock(&self.state.shop_stock)
+            .adobe_source_items
+            .get(&(sku.to_string(), source.to_string()))
+            .copied()
     }
 
     pub fn netsuite_base(&self) -> String {

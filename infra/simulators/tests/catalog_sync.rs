@@ -57,6 +57,7 @@ fn rig(feed: Arc<dyn ErpCatalogFeed>) -> Rig {
     let sync = CatalogSync::new(
         feed,
         Arc::new(CircuitBreaker::new("erp", 5, Duration::from_secs(60))),
+        Vec::new(),
         catalog.clone(),
         stock.clone(),
         usd(),
@@ -119,6 +120,17 @@ async fn an_unchanged_price_keeps_its_version_and_a_changed_one_gets_the_next() 
         .await
         .unwrap();
     report(r.sync.run().await);
+    // A price in another currency is not this book's price.
+    let eur = Currency::from_code("EUR").unwrap();
+    sims.set_erp_item("BAG-EU", Money::new(2500, eur), 3);
+    let rep = report(r.sync.run().await);
+    assert_eq!(rep["items_without_price"], 1, "{rep}");
+    assert!(r
+        .catalog
+        .prices(&["BAG-EU".into()])
+        .await
+        .unwrap()
+        .is_empty());
     sims.set_erp_item("MAT-R", price(3900), 10);
     let rep = report(r.sync.run().await);
     assert_eq!(rep["prices_changed"], 1, "{rep}");
@@ -251,4 +263,107 @@ async fn a_throttled_or_down_erp_stops_the_run_with_its_retry_hint() {
     // The next tick reads it all.
     report(r.sync.run().await);
     assert_eq!(r.catalog.prices(&["A".into()]).await.unwrap().len(), 1);
+}
+
+fn shops(
+    sims: &Simulators,
+) -> Vec<common::steps::return_reversal::Guarded<dyn common::connectors::EcommerceConnector>> {
+    use common::connectors::shop::{
+        AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
+    };
+    use common::connectors::EcommerceConnector;
+    use common::steps::return_reversal::Guarded;
+    let shopify: Arc<dyn EcommerceConnector> = Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
+        base_url: Some(sims.shopify_admin_base()),
+        api_version: "2024-10".into(),
+        access_tokens: [("north.myshopify.com".to_string(), Secret::new("t"))].into(),
+        default_token: None,
+        locations: Default::default(),
+        default_location: Some("7001".into()),
+        timeout: Duration::from_secs(5),
+    }));
+    let adobe: Arc<dyn EcommerceConnector> =
+        Arc::new(AdobeCommerceAdmin::new(AdobeCommerceAdminConfig {
+            base_url: sims.adobe_rest_base(),
+            access_token: Secret::new("t"),
+            timeout: Duration::from_secs(5),
+        }));
+    let breaker = || Arc::new(CircuitBreaker::new("shop", 5, Duration::from_secs(60)));
+    vec![
+        Guarded::new(shopify, breaker()),
+        Guarded::new(adobe, breaker()),
+    ]
+}
+
+#[tokio::test]
+async fn counted_stock_less_live_holds_is_pushed_to_shopify_and_adobe_commerce() {
+    use common::checkout::stock::Reservation;
+    let sims = Simulators::start().await.unwrap();
+    sims.set_erp_item("TENT-2P", price(19900), 12);
+    sims.set_erp_item("NOT-IN-SHOPIFY", price(500), 4);
+    sims.shopify_add_variant("north.myshopify.com", "TENT-2P", 44001);
+    let catalog = Arc::new(InProcessCatalog::new());
+    let stock = Arc::new(InProcessStock::new());
+    let sync = CatalogSync::new(
+        netsuite(&sims),
+        Arc::new(CircuitBreaker::new("erp", 5, Duration::from_secs(60))),
+        shops(&sims),
+        catalog.clone(),
+        stock.clone(),
+        usd(),
+        Arc::new(Utc::now),
+    );
+    report(sync.run().await);
+    assert_eq!(
+        sims.shopify_available("north.myshopify.com", 44001, 7001),
+        Some(12)
+    );
+    assert_eq!(sims.adobe_source_item("TENT-2P", "default"), Some((12, 1)));
+    // A checkout holds 2: the shops show 10 after the next sync.
+    stock
+        .reserve(
+            &Reservation {
+                id: "checkout:c1".into(),
+                lines: vec![ReservationLine {
+                    sku: "TENT-2P".into(),
+                    quantity: 2,
+                }],
+                expires_at: Utc::now() + chrono::Duration::minutes(15),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    sims.set_erp_item("NOT-IN-SHOPIFY", price(500), 0);
+    let rep = report(sync.run().await);
+    assert_eq!(
+        sims.shopify_available("north.myshopify.com", 44001, 7001),
+        Some(10)
+    );
+    assert_eq!(sims.adobe_source_item("TENT-2P", "default"), Some((10, 1)));
+    assert_eq!(
+        sims.adobe_source_item("NOT-IN-SHOPIFY", "default"),
+        Some((0, 0)),
+        "sold out: out of stock"
+    );
+    assert_eq!(rep["shop_unknown_skus"], 1, "{rep}");
+    assert_eq!(rep["shop_levels_set"], 3, "{rep}");
+
+    // Shopify throttles: the run stops with its hint; the next one pushes.
+    sims.inject(Fault {
+        system: System::Shopify,
+        method: None,
+        path_contains: "inventory_levels",
+        kind: FaultKind::Throttle {
+            retry_after: Some(2),
+        },
+        count: 1,
+    });
+    sims.set_erp_item("TENT-2P", price(19900), 20);
+    assert!(matches!(sync.run().await, StepOutcome::Retry { .. }));
+    report(sync.run().await);
+    assert_eq!(
+        sims.shopify_available("north.myshopify.com", 44001, 7001),
+        Some(18)
+    );
 }
