@@ -554,3 +554,48 @@ async fn an_order_cancelled_before_its_commit_never_takes_stock() {
     );
     assert_eq!(s.available(&a, now).await.unwrap(), 5, "hold given back");
 }
+
+#[tokio::test]
+async fn a_changed_cart_swaps_its_hold_in_one_transaction_and_a_short_one_holds_nothing() {
+    let cfg = aws_config().await;
+    let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
+    let count = retailflow_e2e::RequestCounter::default();
+    let s = DynamoDbStock::new(retailflow_e2e::counted_dynamodb(&cfg, &count), table);
+    let now = Utc::now();
+    let later = now + Duration::minutes(15);
+    let (a, b) = (unique("swapA"), unique("swapB"));
+    s.set_on_hand(&a, 3).await.unwrap();
+    s.set_on_hand(&b, 3).await.unwrap();
+    s.reserve(&hold("co", &[(&a, 2)], later), now)
+        .await
+        .unwrap();
+    s.reserve(&hold("other", &[(&a, 1)], later), now)
+        .await
+        .unwrap();
+    assert_eq!(s.available(&a, now).await.unwrap(), 0);
+    count.take();
+    // One A less, one B more: swapped atomically.
+    assert_eq!(
+        s.reserve(&hold("co", &[(&a, 1), (&b, 1)], later), now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    let requests = count.take();
+    println!("DynamoDB requests to swap a changed cart's hold: {requests}");
+    assert_eq!(requests, 3, "failed put, hold read, one swap transaction");
+    assert_eq!(s.available(&a, now).await.unwrap(), 1);
+    assert_eq!(s.available(&b, now).await.unwrap(), 2);
+    // Three A: 1 free plus the 1 it holds is not enough; nothing stays held.
+    assert_eq!(
+        s.reserve(&hold("co", &[(&a, 3)], later), now)
+            .await
+            .unwrap(),
+        ReserveOutcome::Short {
+            sku: a.clone(),
+            available: 2
+        }
+    );
+    assert_eq!(s.available(&a, now).await.unwrap(), 2);
+    assert_eq!(s.available(&b, now).await.unwrap(), 3);
+}

@@ -679,6 +679,117 @@ impl DynamoDbStock {
         Err(unavailable(DisplayErrorContext(&se)))
     }
 
+    /// A changed cart under a held checkout, in one transaction: the hold
+    /// item takes the new lines and each SKU moves by the difference, so no
+    /// other checkout can take units freed by the old cart in between. A
+    /// SKU short for the new cart leaves nothing held (the old hold goes
+    /// back, as for any rejected cart).
+    async fn swap_hold(
+        &self,
+        r: &Reservation,
+        old: &Hold,
+        now: DateTime<Utc>,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let (before, after) = (per_sku(&old.lines), per_sku(&r.lines));
+        let mut deltas: Vec<(&str, i64)> = before
+            .keys()
+            .chain(after.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|sku| {
+                let d =
+                    after.get(sku).copied().unwrap_or(0) - before.get(sku).copied().unwrap_or(0);
+                (*sku, d)
+            })
+            .filter(|(_, d)| *d != 0)
+            .collect();
+        if deltas.len() + 1 > 100 {
+            // Too many SKUs change to swap in one transaction: in two steps.
+            self.end_hold(&r.id, "released", None).await?;
+            return Box::pin(self.reserve_once(r, now, false)).await;
+        }
+        // Plain data: serializing cannot fail.
+        let lines = serde_json::to_string(&r.lines).unwrap_or_default();
+        let mut tx = vec![TransactWriteItem::builder()
+            .put(Self::built(
+                Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(format!("HOLD#{}", r.id)))
+                    .item("lines", s(lines))
+                    .item("state", s("held"))
+                    .item("hold_expires", n(r.expires_at.timestamp()))
+                    .item("hold_minute", s(minute_key(r.expires_at)))
+                    .item("expires_at", n((r.expires_at + HOLD_RETENTION).timestamp()))
+                    .condition_expression("#state = :held AND hold_expires = :old")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":held", s("held"))
+                    .expression_attribute_values(":old", n(old.expires))
+                    .build(),
+            )?)
+            .build()];
+        deltas.sort();
+        for (sku, d) in &deltas {
+            let u = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("STOCK#{sku}")))
+                .update_expression("ADD available :neg")
+                .expression_attribute_values(":neg", n(-d));
+            let u = if *d > 0 {
+                u.condition_expression("available >= :qty")
+                    .expression_attribute_values(":qty", n(*d))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+            } else {
+                u
+            };
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(Self::built(u.build())?)
+                    .build(),
+            );
+        }
+        let Err(e) = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(tx))
+            .send()
+            .await
+        else {
+            return Ok(ReserveOutcome::Reserved);
+        };
+        let se = e.into_service_error();
+        let TransactWriteItemsError::TransactionCanceledException(tc) = &se else {
+            return Err(unavailable(DisplayErrorContext(&se)));
+        };
+        let reasons = tc.cancellation_reasons();
+        let failed =
+            |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        if failed(0) {
+            // The hold ended or changed meanwhile: start from what is there.
+            return Box::pin(self.reserve_once(r, now, false)).await;
+        }
+        for (i, (sku, _)) in deltas.iter().enumerate() {
+            if failed(i + 1) {
+                let free = reasons
+                    .get(i + 1)
+                    .and_then(|reason| reason.item())
+                    .and_then(|item| get_n(item, "available"))
+                    .unwrap_or(0)
+                    .max(0);
+                self.end_hold(&r.id, "released", None).await?;
+                // What this checkout could have: the free units plus what
+                // its old cart held of the SKU.
+                let held = before.get(sku).copied().unwrap_or(0);
+                return Ok(ReserveOutcome::Short {
+                    sku: (*sku).to_string(),
+                    available: u32::try_from(free + held).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        Err(unavailable(DisplayErrorContext(&se)))
+    }
+
     /// The checkout holds already. The same cart (by units per SKU) keeps
     /// its hold, extended to the new expiry; a changed cart gives the old
     /// hold back and holds the new one (once).
@@ -722,10 +833,7 @@ impl DynamoDbStock {
                     Err(e) => Err(unavailable(DisplayErrorContext(&e))),
                 }
             }
-            Some(h) if h.state == "held" && retry => {
-                self.end_hold(&r.id, "released", None).await?;
-                Box::pin(self.reserve_once(r, now, false)).await
-            }
+            Some(h) if h.state == "held" && retry => self.swap_hold(r, &h, now).await,
             Some(h) if h.state == "committed" => Err(StoreError::Corrupt {
                 key: format!("HOLD#{}", r.id),
                 reason: "this checkout was already ordered; a new checkout id is needed".into(),
