@@ -250,6 +250,26 @@ pub fn erp_catalog_from_env(
     }
 }
 
+/// The configured ERP's shipment feed for the fulfillment sync; `None` for
+/// an ERP whose shipments retailflow does not read (Business Central).
+pub fn erp_shipments_from_env(
+    var: impl Fn(&str) -> Option<String>,
+    secrets: &ConnectorSecretDocument,
+) -> Result<
+    Option<std::sync::Arc<dyn crate::connectors::erp_shipments::ErpShipmentFeed>>,
+    ConfigError,
+> {
+    match var("RETAILFLOW_ERP").as_deref().unwrap_or("netsuite") {
+        "netsuite" => Ok(Some(std::sync::Arc::new(NetSuiteErp::new(
+            netsuite_config(var, secrets)?,
+        )))),
+        "business_central" => Ok(None),
+        other => Err(ConfigError::Missing(format!(
+            "a known ERP (RETAILFLOW_ERP={other:?})"
+        ))),
+    }
+}
+
 /// Salesforce Loyalty from `RETAILFLOW_SALESFORCE_BASE_URL`,
 /// `RETAILFLOW_LOYALTY_PROGRAM` (and optional `RETAILFLOW_SALESFORCE_API_VERSION`,
 /// `RETAILFLOW_LOYALTY_JOURNAL_SUBTYPE`) plus the secret's token.

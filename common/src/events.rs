@@ -255,6 +255,27 @@ impl EventDetail for StockRestocked {
     const SCHEMA_VERSION: u32 = 1;
 }
 
+/// The ERP shipped (part of) an order and the shop now shows it, with
+/// tracking for the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FulfillmentShipped {
+    pub order: OrderRef,
+    pub erp_system: String,
+    /// The ERP's shipment (item fulfillment) id and document number.
+    pub shipment_id: String,
+    pub document_number: String,
+    pub carrier: Option<String>,
+    pub tracking_numbers: Vec<String>,
+    pub lines: Vec<StockUnits>,
+    /// The shop's fulfillment (shipment) id.
+    pub shop_fulfillment_id: String,
+}
+
+impl EventDetail for FulfillmentShipped {
+    const EVENT_TYPE: &'static str = "FulfillmentShipped";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
 /// What a platform payload maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CanonicalEvent {
@@ -396,6 +417,7 @@ pub fn event_schemas() -> Vec<(String, serde_json::Value)> {
         one::<OrderCancelledInErp>(),
         one::<StockCommitted>(),
         one::<StockRestocked>(),
+        one::<FulfillmentShipped>(),
     ]
 }
 

@@ -41,6 +41,26 @@ pub struct OrderRef {
 }
 
 impl OrderRef {
+    /// Reads back an order key ([`Self::key`]); `None` for anything else.
+    pub fn from_key(key: &str) -> Option<Self> {
+        let (head, order_id) = key.rsplit_once(":order:")?;
+        let (platform, shop) = head.split_once(':')?;
+        let platform = match platform {
+            "shopify" => Platform::Shopify,
+            "adobe_commerce" => Platform::AdobeCommerce,
+            "point_of_sale" => Platform::PointOfSale,
+            _ => return None,
+        };
+        if shop.is_empty() || order_id.is_empty() {
+            return None;
+        }
+        Some(OrderRef {
+            platform,
+            shop: shop.to_string(),
+            order_id: order_id.to_string(),
+        })
+    }
+
     /// Stable text form, used as the correlation id and saga key.
     pub fn key(&self) -> String {
         format!(

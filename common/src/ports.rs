@@ -35,6 +35,9 @@ pub trait StateStore: Send + Sync {
     /// Keeps input that could not be processed, with the reason.
     async fn quarantine(&self, item: &QuarantinedDelivery) -> Result<(), StoreError>;
     async fn saga(&self, saga_key: &str) -> Result<Option<SagaRecord>, StoreError>;
+    /// Where a scheduled reader of another system got to (a watermark).
+    async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
+    async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
     /// Replaces the order's refund ledger with `ledger` if the stored one is
     /// still version `ledger.version - 1` (the version it was computed
     /// from); `Ok(false)` when another writer got there first.

@@ -26,8 +26,10 @@ import urllib.request
 # order-publish, erp-post, loyalty-accrual, return-reversal,
 # checkout-validation, then stock-commit (the sample order's checkout hold
 # becomes its order's: 2 of 120 units leave stock), catalog-sync (a price
-# change lands; the ERP's stale count does not undo the sale), exactly once.
-EXPECTED_CHECKS = 8
+# change lands; the ERP's stale count does not undo the sale),
+# fulfillment-sync (a shipment with no shop to go to is quarantined), exactly
+# once.
+EXPECTED_CHECKS = 9
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, ".venv-tools")
 
@@ -95,6 +97,16 @@ def seed_catalog(moto, table):
                                             "promotion": {"S": json.dumps(p)}})
 
 
+def ship_sample_order(sim_port):
+    """The warehouse ships the sales order erp-post posted."""
+    state = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{sim_port}/__sim/state").read())
+    so = state["netsuite_sales_orders"][0]["external_id"]
+    body = {"sales_order": so, "carrier": "UPS", "tracking": ["1Z999AA1"], "lines": [["MCS-CHR-M", 2]]}
+    req = urllib.request.Request(f"http://127.0.0.1:{sim_port}/__sim/netsuite-ship", data=json.dumps(body).encode(),
+                                 method="POST", headers={"content-type": "application/json"})
+    urllib.request.urlopen(req).read()
+
+
 def seed_erp_items(sim_port):
     """The ERP simulator's items: the seed's, with CWB-OLV repriced."""
     with open(os.path.join(ROOT, "events/catalog/seed.json")) as f:
@@ -143,6 +155,11 @@ def main():
             item = ddb.get_item(TableName=out["StateTableName"], Key={"pk": {"S": f"STOCK#{sku}"}}).get("Item", {})
             return int(item.get("on_hand", {}).get("N", "-1"))
 
+        def quarantined(reason):
+            items = ddb.scan(TableName=out["StateTableName"]).get("Items", [])
+            return any(i["pk"]["S"].startswith("QUARANTINE#") and reason in i.get("reason", {}).get("S", "")
+                       for i in items)
+
         def price(sku):
             item = ddb.get_item(TableName=out["StateTableName"], Key={"pk": {"S": f"PRICE#{sku}"}}).get("Item", {})
             return (int(item.get("price", {}).get("N", "-1")), int(item.get("version", {}).get("N", "-1")))
@@ -186,6 +203,13 @@ def main():
                 "RETAILFLOW_CATALOG_CURRENCY": "USD"},
              lambda r: r.get("prices_changed") == 1 and price("CWB-OLV") == (6500, 2)
              and on_hand("MCS-CHR-M") == 116),
+            # The warehouse shipped the sample order; no shop credentials are
+            # configured here, so the shipment is quarantined with its reason
+            # (in moto) and the watermark moves past it.
+            ("fulfillment-sync", "events/scheduled/fulfillment-sync-tick.json", {
+                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
+                "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1"},
+             lambda r: r.get("shipments") == 1 and r.get("quarantined") == 1 and quarantined("no shop connector")),
         ]
         seed_catalog(moto, out["StateTableName"])
         seed_erp_items(sim_port)
@@ -202,6 +226,8 @@ def main():
                           env=cargo_env, log=log)
             procs.append(watch)
             time.sleep(3)  # the emulator builds the function on the first invocation
+            if name == "fulfillment-sync":
+                ship_sample_order(sim_port)
             with open(os.path.join(ROOT, event_file)) as f:
                 event = f.read()
             started = time.time()

@@ -520,6 +520,36 @@ impl StateStore for DynamoDbStateStore {
         put.send().await.map(|_| ()).map_err(unavailable)
     }
 
+    async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CURSOR#{name}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("value"))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("CURSOR#{name}")))
+            .item("kind", s("cursor"))
+            .item("value", s(value))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+        Ok(())
+    }
+
     async fn saga(&self, saga_key: &str) -> Result<Option<SagaRecord>, StoreError> {
         let out = self
             .client

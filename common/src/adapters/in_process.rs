@@ -42,6 +42,7 @@ struct StoreState {
     claims: HashMap<IdempotencyKey, IdemRecord>,
     sagas: HashMap<String, SagaRecord>,
     quarantine: Vec<QuarantinedDelivery>,
+    cursors: HashMap<String, String>,
     fail_next: usize,
     writes: usize,
 }
@@ -246,6 +247,17 @@ impl StateStore for InProcessStateStore {
             st.claims.remove(&claim.key);
             mirror_step(&mut st, &claim.key, None);
         }
+        Ok(())
+    }
+
+    async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().cursors.get(name).cloned())
+    }
+
+    async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        Self::begin_write(&mut st)?;
+        st.cursors.insert(name.to_string(), value.to_string());
         Ok(())
     }
 

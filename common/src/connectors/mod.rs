@@ -7,9 +7,11 @@
 
 pub mod business_central;
 pub mod erp_catalog;
+pub mod erp_shipments;
 pub mod netsuite;
 pub mod salesforce;
 pub mod shop;
+mod shop_fulfillment;
 mod shop_stock;
 mod wire;
 
@@ -56,6 +58,10 @@ pub struct ErpSalesOrder {
     pub lines: Vec<ErpLine>,
     /// Expected document total: lines sum to it.
     pub total: Money,
+    /// retailflow's key of the shop order (a body custom field on NetSuite
+    /// sales orders), so ERP documents made from it (shipments) lead back
+    /// to the shop order.
+    pub order_key: Option<String>,
 }
 
 /// A credit memo has a sales order's shape: its lines (with their stock
@@ -235,6 +241,24 @@ pub trait EcommerceConnector: Send + Sync {
     /// Sets the units each SKU shows as available in every shop this
     /// connector serves (an absolute level, so a repeat is harmless).
     async fn push_stock(&self, levels: &[StockLevel]) -> Result<StockPush, ConnectorError>;
+    /// Records a shipment on the shop order, with its tracking for the
+    /// customer. A shipment carrying the same tracking number is looked for
+    /// first, so a repeat records nothing twice. Returns the shop's
+    /// fulfillment (shipment) id.
+    async fn record_fulfillment(&self, f: &ShopFulfillment) -> Result<String, ConnectorError>;
+}
+
+/// A shipment to record on a shop order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopFulfillment {
+    pub order: crate::model::OrderRef,
+    /// The ERP's shipment document number (for messages).
+    pub shipment_ref: String,
+    pub carrier: Option<String>,
+    pub tracking_numbers: Vec<String>,
+    /// (SKU, units)
+    pub lines: Vec<(String, u32)>,
+    pub notify_customer: bool,
 }
 
 /// Units a SKU should show as available in the shops.

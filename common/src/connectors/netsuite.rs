@@ -139,6 +139,13 @@ struct SalesOrderBody<'a> {
     currency: Ref<'a>,
     memo: &'a str,
     item: Items<'a>,
+    /// retailflow's order key, so item fulfillments lead back to the shop
+    /// order (a transaction body custom field; see API-SHAPES.md).
+    #[serde(
+        rename = "custbody_retailflow_order_key",
+        skip_serializing_if = "Option::is_none"
+    )]
+    order_key: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -333,6 +340,7 @@ impl NetSuiteErp {
                 ref_name: Some(currency),
             },
             memo: &o.memo,
+            order_key: o.order_key.as_deref(),
             item: Items {
                 items: o
                     .lines

@@ -35,7 +35,7 @@ fn classify_with(system: &'static str, reply: &Reply) -> ConnectorError {
     ConnectorError::from_status(system, reply.status, reply.retry_after(), &text)
 }
 
-fn numeric(system: &'static str, what: &str, id: &str) -> Result<u64, ConnectorError> {
+pub(super) fn numeric(system: &'static str, what: &str, id: &str) -> Result<u64, ConnectorError> {
     id.parse().map_err(|_| ConnectorError::Rejected {
         system,
         status: 0,
@@ -86,6 +86,19 @@ impl ShopifyAdmin {
             config,
             inventory_items: std::sync::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The Admin API token of a shop.
+    pub(super) fn token(&self, shop: &str) -> Result<&Secret, ConnectorError> {
+        self.config
+            .access_tokens
+            .get(shop)
+            .or(self.config.default_token.as_ref())
+            .ok_or_else(|| ConnectorError::Rejected {
+                system: SHOPIFY,
+                status: 0,
+                reason: format!("no Admin API token configured for {shop}"),
+            })
     }
 
     fn refunds_url(&self, r: &ShopRefund) -> Result<(String, &Secret), ConnectorError> {
@@ -159,6 +172,13 @@ impl EcommerceConnector for ShopifyAdmin {
         levels: &[super::StockLevel],
     ) -> Result<super::StockPush, ConnectorError> {
         self.push_stock_levels(levels).await
+    }
+
+    async fn record_fulfillment(
+        &self,
+        f: &super::ShopFulfillment,
+    ) -> Result<String, ConnectorError> {
+        self.fulfill(f).await
     }
 
     async fn record_refund(&self, r: &ShopRefund) -> Result<String, ConnectorError> {
@@ -257,6 +277,13 @@ impl EcommerceConnector for AdobeCommerceAdmin {
         levels: &[super::StockLevel],
     ) -> Result<super::StockPush, ConnectorError> {
         self.push_source_items(levels).await
+    }
+
+    async fn record_fulfillment(
+        &self,
+        f: &super::ShopFulfillment,
+    ) -> Result<String, ConnectorError> {
+        self.ship(f).await
     }
 
     async fn find_refund(&self, r: &ShopRefund) -> Result<Option<String>, ConnectorError> {

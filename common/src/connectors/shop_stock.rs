@@ -30,7 +30,7 @@ fn sku_query(sku: &str) -> String {
 }
 
 impl ShopifyAdmin {
-    fn base(&self, shop: &str) -> String {
+    pub(super) fn base(&self, shop: &str) -> String {
         let base = match &self.config.base_url {
             Some(b) => b.replace("{shop}", shop),
             None => format!("https://{shop}"),

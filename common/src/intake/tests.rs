@@ -291,6 +291,12 @@ impl StateStore for FailOnComplete {
     async fn quarantine(&self, q: &QuarantinedDelivery) -> Result<(), crate::ports::StoreError> {
         self.inner.quarantine(q).await
     }
+    async fn read_cursor(&self, n: &str) -> Result<Option<String>, crate::ports::StoreError> {
+        self.inner.read_cursor(n).await
+    }
+    async fn write_cursor(&self, n: &str, v: &str) -> Result<(), crate::ports::StoreError> {
+        self.inner.write_cursor(n, v).await
+    }
     async fn saga(
         &self,
         k: &str,

@@ -295,6 +295,7 @@ impl ErpPosting {
             memo: format!("{} order {}", r.platform.as_str(), order.display_name),
             lines,
             total: t.total.shop,
+            order_key: Some(r.key()),
         })
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod catalog_sync;
 pub mod erp_posting;
+pub mod fulfillment_sync;
 pub mod loyalty_accrual;
 pub mod return_reversal;
 pub mod stock_commit;

@@ -77,8 +77,17 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
             };
             let sweep = shown(app.sweep_holds().await);
             let sync = shown(app.catalog_sync.run().await);
+            let shipments = shown(
+                app.fulfillment_sync
+                    .run(common::steps::Invocation {
+                        now: app.clock.now(),
+                        deadline: None,
+                        attempt: 1,
+                    })
+                    .await,
+            );
             return Ok(format!(
-                "schedule tick: hold sweep {sweep}; catalog sync {sync}"
+                "schedule tick: hold sweep {sweep}; catalog sync {sync}; fulfillment sync {shipments}"
             ));
         }
         let routed = app.bus.route(t, event.to_string());

@@ -24,6 +24,7 @@ use common::queue_dispositions::{disposition, Disposition};
 use common::resilience::{CircuitBreaker, RetryPolicy};
 use common::steps::catalog_sync::CatalogSync;
 use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
+use common::steps::fulfillment_sync::FulfillmentSync;
 use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
 use common::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
 use common::steps::stock_commit::{handle_stock_message, StockCommit};
@@ -113,6 +114,8 @@ pub struct LocalApp {
     /// simulator starts with the seed's items, so a sync changes nothing
     /// until a test changes the ERP.
     pub catalog_sync: CatalogSync,
+    /// NetSuite simulator shipments onto the shop simulators.
+    pub fulfillment_sync: FulfillmentSync,
     pub catalog: Arc<InProcessCatalog>,
     pub stock: Arc<InProcessStock>,
     pub checkout: CheckoutValidation,
@@ -179,6 +182,28 @@ impl LocalApp {
         }));
         let shop_breaker = |name| Arc::new(CircuitBreaker::new(name, 5, open_for));
         let (shopify_stock, adobe_stock) = (shopify.clone(), adobe.clone());
+        let fulfillment_sync = FulfillmentSync::new(
+            store.clone(),
+            bus.clone(),
+            erp.clone(),
+            Arc::new(CircuitBreaker::new("netsuite-shipments", 5, open_for)),
+            vec![
+                (
+                    Platform::Shopify,
+                    Guarded::new(
+                        shopify.clone() as Arc<dyn EcommerceConnector>,
+                        shop_breaker("shopify-admin-fulfillment"),
+                    ),
+                ),
+                (
+                    Platform::AdobeCommerce,
+                    Guarded::new(
+                        adobe.clone() as Arc<dyn EcommerceConnector>,
+                        shop_breaker("adobe-commerce-admin-fulfillment"),
+                    ),
+                ),
+            ],
+        );
         let return_reversal = ReturnReversal::new(
             store.clone(),
             bus.clone(),
@@ -253,6 +278,7 @@ impl LocalApp {
             common::idempotency::LeasePolicy::default(),
         );
         Ok(LocalApp {
+            fulfillment_sync,
             catalog_sync,
             stock_commit,
             loyalty: loyalty.clone(),

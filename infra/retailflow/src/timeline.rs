@@ -174,6 +174,20 @@ fn summary(event_type: &str, d: &serde_json::Value) -> String {
                 format!("stock committed: {lines} {from}{oversold}{untracked}")
             }
         }
+        "FulfillmentShipped" => format!(
+            "shipped: {} shipment {} by {} tracking {} recorded in the shop as {}",
+            d["erp_system"].as_str().unwrap_or(""),
+            d["document_number"].as_str().unwrap_or(""),
+            d["carrier"].as_str().unwrap_or("carrier"),
+            d["tracking_numbers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            d["shop_fulfillment_id"].as_str().unwrap_or("")
+        ),
         "StockRestocked" => match d["restocked"].as_bool() {
             Some(true) => "stock restocked: the order's units are back".to_string(),
             _ => "stock: nothing to restock".to_string(),

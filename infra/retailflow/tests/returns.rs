@@ -637,6 +637,12 @@ impl StateStore for CancelledMidway {
     ) -> Result<Option<common::saga::SagaRecord>, common::ports::StoreError> {
         self.inner.saga(k).await
     }
+    async fn read_cursor(&self, n: &str) -> Result<Option<String>, common::ports::StoreError> {
+        self.inner.read_cursor(n).await
+    }
+    async fn write_cursor(&self, n: &str, v: &str) -> Result<(), common::ports::StoreError> {
+        self.inner.write_cursor(n, v).await
+    }
     async fn write_refund_ledger(
         &self,
         k: &str,

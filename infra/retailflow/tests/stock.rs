@@ -332,3 +332,53 @@ async fn the_sync_shows_the_shops_what_is_free_after_checkout_holds() {
         Some((118, 1))
     );
 }
+
+#[tokio::test]
+async fn a_netsuite_shipment_of_a_sample_order_reaches_shopify_with_its_tracking() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+    app.drain().await;
+    let order = OrderRef {
+        platform: Platform::Shopify,
+        shop: retailflow::local_app::SAMPLE_SHOP.into(),
+        order_id: "5872301948123".into(),
+    };
+    app.sims.shopify_add_order(
+        retailflow::local_app::SAMPLE_SHOP,
+        5872301948123,
+        &[
+            (14820035190875, "MCS-CHR-M", 2),
+            (14820035223643, "CWB-OLV", 1),
+            (14820035256411, "BLB-01", 1),
+        ],
+    );
+    // The warehouse ships the socks first, the rest later.
+    let so = common::steps::erp_posting::sales_order_external_id(&order);
+    app.sims
+        .netsuite_ship(&so, "UPS", &["1Z999AA1"], &[("MCS-CHR-M", 2)]);
+    app.sims
+        .netsuite_ship(&so, "UPS", &["1Z999AA2"], &[("CWB-OLV", 1), ("BLB-01", 1)]);
+    let out = app.fulfillment_sync.run(inv(&app)).await;
+    let StepOutcome::Done { summary } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(summary["recorded"], 2, "{summary}");
+    let shipped = app
+        .sims
+        .shopify_fulfillments(retailflow::local_app::SAMPLE_SHOP, 5872301948123);
+    assert_eq!(shipped.len(), 2);
+    assert_eq!(shipped[0].tracking_numbers, vec!["1Z999AA1"]);
+    assert_eq!(shipped[0].lines, vec![(14820035190875, 2)]);
+    let timeline = retailflow::timeline::timelines(&app);
+    let t = timeline
+        .iter()
+        .find(|t| t.correlation_id == order.key())
+        .unwrap();
+    assert_eq!(
+        t.entries
+            .iter()
+            .filter(|e| e.event_type == "FulfillmentShipped")
+            .count(),
+        2
+    );
+}

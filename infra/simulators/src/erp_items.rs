@@ -86,6 +86,9 @@ async fn suiteql(
         .get("offset")
         .and_then(|o| o.parse().ok())
         .unwrap_or(0);
+    if q.contains("'ItemShip'") {
+        return fulfillment_rows(&state, q, limit, offset);
+    }
     let st = lock(&state.erp_items);
     let all: Vec<&ErpItemRecord> = st.items.values().collect();
     let page: Vec<Value> = all
@@ -104,6 +107,49 @@ async fn suiteql(
         "hasMore": offset + page.len() < all.len(),
         "offset": offset,
         "totalResults": all.len(),
+        "items": page,
+    }))
+    .into_response()
+}
+
+/// Item fulfillment lines after the id in `f.id > N`, one row per line,
+/// with the sales order's `custbody_retailflow_order_key`.
+fn fulfillment_rows(state: &SimState, q: &str, limit: usize, offset: usize) -> Response {
+    let after: u64 = q
+        .split("f.id > ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let ns = lock(&state.netsuite);
+    let mut rows = Vec::new();
+    for f in ns.fulfillments.iter().filter(|f| f.id > after) {
+        let order_key = ns
+            .sales_orders
+            .get(&f.sales_order_external_id)
+            .and_then(|so| so.order_key.clone());
+        for (sku, quantity) in &f.lines {
+            rows.push(json!({
+                "links": [],
+                "id": f.id.to_string(),
+                "tranid": f.tran_id,
+                "trandate": f.ship_date,
+                "order_key": order_key,
+                "carrier": f.carrier,
+                "tracking": f.tracking_numbers.join(" "),
+                "sku": sku,
+                "quantity": quantity.to_string(),
+            }));
+        }
+    }
+    let total = rows.len();
+    let page: Vec<Value> = rows.into_iter().skip(offset).take(limit).collect();
+    Json(json!({
+        "links": [],
+        "count": page.len(),
+        "hasMore": offset + page.len() < total,
+        "offset": offset,
+        "totalResults": total,
         "items": page,
     }))
     .into_response()

@@ -14,6 +14,7 @@ mod erp_items;
 mod faults;
 mod netsuite;
 mod salesforce;
+mod shop_fulfillment;
 mod shop_stock;
 mod shops;
 
@@ -25,8 +26,12 @@ use axum::Router;
 pub use business_central::BcSalesOrder;
 pub use erp_items::ErpItemRecord;
 pub use faults::{Fault, FaultKind, System};
-pub use netsuite::{NetSuiteCreditMemo, NetSuiteCustomer, NetSuiteSalesOrder, DISPOSITION_COLUMN};
+pub use netsuite::{
+    NetSuiteCreditMemo, NetSuiteCustomer, NetSuiteFulfillment, NetSuiteSalesOrder,
+    DISPOSITION_COLUMN,
+};
 pub use salesforce::{Journal, Member};
+pub use shop_fulfillment::ShopShipmentRecord;
 pub use shops::ShopRefundRecord;
 
 /// Everything the simulators hold, shared with the tests that drive them.
@@ -43,6 +48,7 @@ pub struct SimState {
     pub(crate) erp_items: Mutex<erp_items::ItemsState>,
     pub(crate) shops: Mutex<shops::ShopState>,
     pub(crate) shop_stock: Mutex<shop_stock::ShopStockState>,
+    pub(crate) shop_fulfillment: Mutex<shop_fulfillment::ShopFulfillmentState>,
 }
 
 /// A running simulator server.
@@ -81,6 +87,7 @@ impl Simulators {
             erp_items: Mutex::default(),
             shops: Mutex::default(),
             shop_stock: Mutex::default(),
+            shop_fulfillment: Mutex::default(),
         });
         let app = Router::new()
             .nest("/netsuite/services/rest/record/v1", netsuite::router())
@@ -92,14 +99,22 @@ impl Simulators {
             .nest(business_central::COMPANY_PATH, business_central::router())
             .nest(
                 "/shopify",
-                shops::shopify_router().merge(shop_stock::shopify_router()),
+                shops::shopify_router()
+                    .merge(shop_stock::shopify_router())
+                    .merge(shop_fulfillment::shopify_router()),
             )
             .nest(
                 "/adobe",
-                shops::adobe_router().merge(shop_stock::adobe_router()),
+                shops::adobe_router()
+                    .merge(shop_stock::adobe_router())
+                    .merge(shop_fulfillment::adobe_router()),
             )
             .route("/__sim/state", axum::routing::get(summary))
             .route("/__sim/erp-items", axum::routing::put(erp_items::put_items))
+            .route(
+                "/__sim/netsuite-ship",
+                axum::routing::post(netsuite_ship_hook),
+            )
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 faults::apply,
@@ -148,12 +163,73 @@ impl Simulators {
             .copied()
     }
 
+    /// A Shopify order with line items (id, SKU, units) to fulfil.
+    pub fn shopify_add_order(&self, shop: &str, order_id: u64, lines: &[(u64, &str, u64)]) {
+        lock(&self.state.shop_fulfillment).shopify_orders.insert(
+            (shop.to_string(), order_id),
+            lines
+                .iter()
+                .map(|(id, sku, q)| (*id, sku.to_string(), *q, 0))
+                .collect(),
+        );
+    }
+
+    pub fn shopify_fulfillments(&self, shop: &str, order_id: u64) -> Vec<ShopShipmentRecord> {
+        lock(&self.state.shop_fulfillment)
+            .shopify_fulfillments
+            .get(&(shop.to_string(), order_id))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// An Adobe Commerce order with items (item id, SKU, units) to ship.
+    pub fn adobe_add_order(&self, order_id: u64, items: &[(u64, &str, u64)]) {
+        lock(&self.state.shop_fulfillment).adobe_orders.insert(
+            order_id,
+            items
+                .iter()
+                .map(|(id, sku, q)| (*id, sku.to_string(), *q, 0))
+                .collect(),
+        );
+    }
+
+    pub fn adobe_shipments(&self, order_id: u64) -> Vec<ShopShipmentRecord> {
+        lock(&self.state.shop_fulfillment)
+            .adobe_shipments
+            .get(&order_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// An Adobe Commerce source item: (quantity, status).
     pub fn adobe_source_item(&self, sku: &str, source: &str) -> Option<(i64, i64)> {
         lock(&self.state.shop_stock)
             .adobe_source_items
             .get(&(sku.to_string(), source.to_string()))
             .copied()
+    }
+
+    /// The warehouse ships (part of) a NetSuite sales order: an item
+    /// fulfillment with its tracking numbers. Returns its internal id.
+    pub fn netsuite_ship(
+        &self,
+        sales_order_external_id: &str,
+        carrier: &str,
+        tracking_numbers: &[&str],
+        lines: &[(&str, i64)],
+    ) -> u64 {
+        let mut ns = lock(&self.state.netsuite);
+        let id = 50_000 + ns.fulfillments.len() as u64 + 1;
+        ns.fulfillments.push(netsuite::NetSuiteFulfillment {
+            id,
+            tran_id: format!("IF{id}"),
+            sales_order_external_id: sales_order_external_id.to_string(),
+            ship_date: (self.state.clock)().format("%Y-%m-%d").to_string(),
+            carrier: carrier.to_string(),
+            tracking_numbers: tracking_numbers.iter().map(|t| t.to_string()).collect(),
+            lines: lines.iter().map(|(s, q)| (s.to_string(), *q)).collect(),
+        });
+        id
     }
 
     pub fn netsuite_base(&self) -> String {
@@ -246,6 +322,38 @@ impl Simulators {
             .cloned()
             .collect()
     }
+}
+
+/// `POST /__sim/netsuite-ship`: the warehouse ships a sales order
+/// (`{"sales_order": external id, "carrier", "tracking": [..],
+/// "lines": [[sku, units]]}`); answers the fulfillment id.
+async fn netsuite_ship_hook(
+    axum::extract::State(state): axum::extract::State<Arc<SimState>>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> axum::Json<serde_json::Value> {
+    let sims = Simulators {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        state,
+    };
+    let tracking: Vec<&str> = body["tracking"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str())
+        .collect();
+    let lines: Vec<(&str, i64)> = body["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| Some((l[0].as_str()?, l[1].as_i64()?)))
+        .collect();
+    let id = sims.netsuite_ship(
+        body["sales_order"].as_str().unwrap_or(""),
+        body["carrier"].as_str().unwrap_or(""),
+        &tracking,
+        &lines,
+    );
+    axum::Json(serde_json::json!({ "id": id }))
 }
 
 /// What the simulators recorded, for tests that drive them over HTTP.

@@ -38,6 +38,21 @@ pub struct NetSuiteSalesOrder {
     pub dispositions: Vec<Option<String>>,
     /// Every line closed (a cancelled sales order).
     pub closed: bool,
+    /// `custbody_retailflow_order_key` as posted.
+    pub order_key: Option<String>,
+}
+
+/// An item fulfillment (shipment) of a sales order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetSuiteFulfillment {
+    pub id: u64,
+    pub tran_id: String,
+    pub sales_order_external_id: String,
+    pub ship_date: String,
+    pub carrier: String,
+    pub tracking_numbers: Vec<String>,
+    /// (SKU, quantity)
+    pub lines: Vec<(String, i64)>,
 }
 
 /// A credit memo has the same shape as a sales order.
@@ -51,6 +66,7 @@ pub(crate) struct NetSuiteState {
     pub customers: BTreeMap<String, NetSuiteCustomer>,
     pub sales_orders: BTreeMap<String, NetSuiteSalesOrder>,
     pub credit_memos: BTreeMap<String, NetSuiteCreditMemo>,
+    pub fulfillments: Vec<NetSuiteFulfillment>,
     next_id: u64,
 }
 
@@ -261,6 +277,7 @@ async fn upsert(
             upserts: 0,
             dispositions: Vec::new(),
             closed: false,
+            order_key: None,
         });
     so.entity = entity;
     so.total = total;
@@ -272,6 +289,9 @@ async fn upsert(
         .map(|l| l[DISPOSITION_COLUMN].as_str().map(str::to_string))
         .collect();
     so.upserts += 1;
+    so.order_key = body["custbody_retailflow_order_key"]
+        .as_str()
+        .map(str::to_string);
     let first_write = so.upserts == 1;
     let id = so.internal_id.clone();
     drop(st);

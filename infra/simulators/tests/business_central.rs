@@ -55,6 +55,7 @@ fn order() -> ErpSalesOrder {
             },
         ],
         total: usd(4948),
+        order_key: None,
     }
 }
 

@@ -64,6 +64,7 @@ fn order() -> ErpSalesOrder {
             },
         ],
         total: usd(4598),
+        order_key: None,
     }
 }
 

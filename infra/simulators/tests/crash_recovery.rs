@@ -56,6 +56,12 @@ impl StateStore for DiesBeforeCompleting {
     async fn saga(&self, k: &str) -> Result<Option<SagaRecord>, StoreError> {
         self.inner.saga(k).await
     }
+    async fn read_cursor(&self, n: &str) -> Result<Option<String>, StoreError> {
+        self.inner.read_cursor(n).await
+    }
+    async fn write_cursor(&self, n: &str, v: &str) -> Result<(), StoreError> {
+        self.inner.write_cursor(n, v).await
+    }
     async fn write_refund_ledger(
         &self,
         k: &str,

@@ -53,6 +53,7 @@ fn memo(external_id: &str) -> ErpCreditMemo {
             },
         ],
         total: usd(2160),
+        order_key: None,
     }
 }
 

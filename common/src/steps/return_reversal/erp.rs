@@ -415,6 +415,7 @@ pub fn credit_memo_for(
         memo: format!("{} refund {}", r.platform.as_str(), refund.refund_id),
         lines,
         total: refund.total.shop,
+        order_key: None,
     })
 }
 

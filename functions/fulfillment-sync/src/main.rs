@@ -1,0 +1,107 @@
+//! fulfillment-sync: invoked by an EventBridge schedule. Wires the
+//! configured ERP's shipment feed (NetSuite item fulfillments over SuiteQL),
+//! the shops' admin APIs, DynamoDB (claims, watermark, quarantine) and
+//! EventBridge into [`common::steps::fulfillment_sync::FulfillmentSync`];
+//! the logic lives there.
+//!
+//! With Business Central configured there is nothing to read (its API does
+//! not give shipment tracking): each tick answers so and does nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::config::{erp_shipments_from_env, shops_from_env, ConnectorSecretDocument};
+use common::lambda::{aws_sdk_config, env, init_tracing, read_secret, SdkConfig};
+use common::resilience::CircuitBreaker;
+use common::steps::fulfillment_sync::FulfillmentSync;
+use common::steps::return_reversal::Guarded;
+use common::steps::{Invocation, StepOutcome};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
+
+struct App {
+    aws: SdkConfig,
+    /// Built on the first tick (reads the connector secret once); `None`
+    /// when the ERP's shipments are not read.
+    sync: OnceCell<Option<FulfillmentSync>>,
+}
+
+fn breaker(system: &'static str) -> Arc<CircuitBreaker> {
+    Arc::new(CircuitBreaker::new(system, 5, Duration::from_secs(60)))
+}
+
+impl App {
+    async fn sync(&self) -> Result<&Option<FulfillmentSync>, Error> {
+        self.sync
+            .get_or_try_init(|| async {
+                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
+                let secret =
+                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
+                let secrets = ConnectorSecretDocument::parse(&secret)?;
+                let var = |k: &str| std::env::var(k).ok();
+                let Some(feed) = erp_shipments_from_env(var, &secrets)? else {
+                    return Ok::<_, Error>(None);
+                };
+                let shops = shops_from_env(var, &secrets)?
+                    .into_iter()
+                    .map(|(platform, c)| {
+                        let b = breaker(c.system());
+                        (platform, Guarded::new(c, b))
+                    })
+                    .collect();
+                Ok(Some(FulfillmentSync::new(
+                    Arc::new(DynamoDbStateStore::new(
+                        aws_sdk_dynamodb::Client::new(&self.aws),
+                        env("RETAILFLOW_STATE_TABLE")?,
+                    )),
+                    Arc::new(EventBridgeBus::new(
+                        aws_sdk_eventbridge::Client::new(&self.aws),
+                        env("RETAILFLOW_EVENT_BUS")?,
+                    )),
+                    feed.clone(),
+                    breaker(feed.system()),
+                    shops,
+                )))
+            })
+            .await
+    }
+}
+
+async fn handle(
+    app: &App,
+    tick: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Error> {
+    let Some(sync) = app.sync().await? else {
+        return Ok(serde_json::json!({
+            "skipped": "the configured ERP's shipments are not read (Business Central)"
+        }));
+    };
+    let inv = Invocation {
+        now: chrono::Utc::now(),
+        deadline: common::lambda::deadline(tick.context.deadline),
+        attempt: 1,
+    };
+    match sync.run(inv).await {
+        StepOutcome::Done { summary } => Ok(summary),
+        StepOutcome::Retry { reason, .. } => {
+            Err(format!("fulfillment sync stopped, next tick resumes: {reason}").into())
+        }
+        StepOutcome::Reject { reason } | StepOutcome::Cancelled { reason } => {
+            Err(format!("fulfillment sync refused: {reason}").into())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
+    let app = App {
+        aws,
+        sync: OnceCell::new(),
+    };
+    let app = &app;
+    run(service_fn(move |event| handle(app, event))).await
+}
