@@ -477,7 +477,8 @@ async fn an_erp_count_over_dynamodb_takes_off_units_the_erp_has_not_received_and
         s.apply_erp_count(&a, 100, t0).await.unwrap(),
         CountOutcome::Applied {
             on_hand: 100,
-            available: 100
+            available: 100,
+            changed: true
         },
         "a first count starts tracking the SKU"
     );
@@ -494,7 +495,8 @@ async fn an_erp_count_over_dynamodb_takes_off_units_the_erp_has_not_received_and
             .unwrap(),
         CountOutcome::Applied {
             on_hand: 70,
-            available: 70
+            available: 70,
+            changed: false
         }
     );
     assert_eq!(s.available(&a, t0).await.unwrap(), 70);
@@ -523,7 +525,8 @@ async fn an_erp_count_over_dynamodb_takes_off_units_the_erp_has_not_received_and
             .unwrap(),
         CountOutcome::Applied {
             on_hand: 70,
-            available: 70
+            available: 70,
+            changed: false
         }
     );
     assert_eq!(s.available(&a, t0).await.unwrap(), 70);

@@ -126,6 +126,9 @@ enum CommitTx {
 /// A hold as stored.
 struct Hold {
     lines: Vec<ReservationLine>,
+    /// The lines as stored: writes that give these lines' units back or
+    /// take them are conditioned on them (a swap changes them in place).
+    lines_raw: String,
     state: String,
     expires: i64,
 }
@@ -174,6 +177,11 @@ impl DynamoDbStock {
             })?;
         Ok(Some(Hold {
             lines,
+            lines_raw: item
+                .get("lines")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default(),
             state: item
                 .get("state")
                 .and_then(|v| v.as_s().ok())
@@ -205,12 +213,14 @@ impl DynamoDbStock {
             .update_expression("SET #state = :to REMOVE hold_minute")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":to", s(to))
-            .expression_attribute_values(":held", s("held"));
+            .expression_attribute_values(":held", s("held"))
+            .expression_attribute_values(":lines", s(hold.lines_raw.clone()))
+            .expression_attribute_names("#lines", "lines");
         end = match expired_by {
             Some(t) => end
-                .condition_expression("#state = :held AND hold_expires <= :by")
+                .condition_expression("#state = :held AND #lines = :lines AND hold_expires <= :by")
                 .expression_attribute_values(":by", n(t.timestamp())),
-            None => end.condition_expression("#state = :held"),
+            None => end.condition_expression("#state = :held AND #lines = :lines"),
         };
         let mut tx = vec![TransactWriteItem::builder()
             .update(Self::built(end.build())?)
@@ -237,9 +247,10 @@ impl DynamoDbStock {
         // same id apart.
         let token = &crate::idempotency::payload_hash(
             format!(
-                "{id}\n{to}\n{}\n{}",
+                "{id}\n{to}\n{}\n{}\n{}",
                 hold.expires,
-                expired_by.map_or(0, |t| t.timestamp())
+                expired_by.map_or(0, |t| t.timestamp()),
+                hold.lines_raw
             )
             .as_bytes(),
         )[..36];
@@ -331,7 +342,7 @@ impl DynamoDbStock {
     async fn commit_tx(
         &self,
         c: &OrderCommit,
-        hold: Option<(&str, i64)>,
+        hold: Option<(&str, &Hold)>,
         now: DateTime<Utc>,
     ) -> Result<CommitTx, StoreError> {
         let skus = per_sku(&c.lines);
@@ -362,18 +373,20 @@ impl DynamoDbStock {
                     .build(),
             )?)
             .build()];
-        if let Some((id, expires)) = hold {
-            // The very hold that was read: one ended and made again under
-            // the same checkout since has another expiry.
+        if let Some((id, read)) = hold {
+            // The very hold that was read: one ended and made again, or
+            // swapped to other lines, since does not match.
             let end = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(format!("HOLD#{id}")))
                 .update_expression("SET #state = :to REMOVE hold_minute")
-                .condition_expression("#state = :held AND hold_expires = :exp")
+                .condition_expression("#state = :held AND hold_expires = :exp AND #lines = :lines")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":to", s("committed"))
                 .expression_attribute_values(":held", s("held"))
-                .expression_attribute_values(":exp", n(expires));
+                .expression_attribute_values(":exp", n(read.expires))
+                .expression_attribute_values(":lines", s(read.lines_raw.clone()))
+                .expression_attribute_names("#lines", "lines");
             tx.push(
                 TransactWriteItem::builder()
                     .update(Self::built(end.build())?)
@@ -720,10 +733,14 @@ impl DynamoDbStock {
                     .item("hold_expires", n(r.expires_at.timestamp()))
                     .item("hold_minute", s(minute_key(r.expires_at)))
                     .item("expires_at", n((r.expires_at + HOLD_RETENTION).timestamp()))
-                    .condition_expression("#state = :held AND hold_expires = :old")
+                    .condition_expression(
+                        "#state = :held AND hold_expires = :old AND #lines = :old_lines",
+                    )
                     .expression_attribute_names("#state", "state")
                     .expression_attribute_values(":held", s("held"))
                     .expression_attribute_values(":old", n(old.expires))
+                    .expression_attribute_values(":old_lines", s(old.lines_raw.clone()))
+                    .expression_attribute_names("#lines", "lines")
                     .build(),
             )?)
             .build()];
@@ -873,7 +890,7 @@ impl StockReservations for DynamoDbStock {
         if let Some(id) = c.reservation_id.as_deref() {
             match self.hold(id).await? {
                 Some(h) if h.state == "held" && per_sku(&h.lines) == per_sku(&c.lines) => {
-                    match self.commit_tx(c, Some((id, h.expires)), now).await? {
+                    match self.commit_tx(c, Some((id, &h)), now).await? {
                         CommitTx::Written => return Ok(CommitOutcome::FromHold),
                         CommitTx::AlreadyCommitted => {
                             return Ok(self
@@ -1021,6 +1038,15 @@ impl StockReservations for DynamoDbStock {
             let unposted = field("unposted");
             let old = field("on_hand");
             let on_hand = (i64::from(erp_available) - unposted.unwrap_or(0)).max(0);
+            if old == Some(on_hand) {
+                // Nothing moved: nothing to write.
+                return Ok(CountOutcome::Applied {
+                    on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
+                    available: u32::try_from(field("available").unwrap_or(0).max(0))
+                        .unwrap_or(u32::MAX),
+                    changed: false,
+                });
+            }
             let delta = on_hand - old.unwrap_or(0);
             let mut req = self
                 .client
@@ -1061,6 +1087,7 @@ impl StockReservations for DynamoDbStock {
                     return Ok(CountOutcome::Applied {
                         on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
                         available: u32::try_from(available).unwrap_or(u32::MAX),
+                        changed: true,
                     });
                 }
                 Err(e)

@@ -87,8 +87,13 @@ pub enum PostedOutcome {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CountOutcome {
     /// Units on hand are now `on_hand` (the ERP's count less units it has
-    /// not seen sold), `available` of them not held: what shops should show.
-    Applied { on_hand: u32, available: u32 },
+    /// not seen sold), `available` of them not held: what shops should show;
+    /// `changed` when on hand moved (else nothing was written).
+    Applied {
+        on_hand: u32,
+        available: u32,
+        changed: bool,
+    },
     /// Read before the ERP received an order of this SKU (or the SKU kept
     /// changing under the update): skipped, the next sync counts again.
     Stale,
@@ -432,10 +437,11 @@ impl StockReservations for InProcessStock {
         }
         let unposted = st.unposted.get(sku).copied().unwrap_or(0);
         let on_hand = u64::from(erp_available).saturating_sub(unposted);
-        st.on_hand.insert(sku.to_string(), on_hand);
+        let old = st.on_hand.insert(sku.to_string(), on_hand);
         Ok(CountOutcome::Applied {
             on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
             available: u32::try_from(st.available(sku)).unwrap_or(u32::MAX),
+            changed: old != Some(on_hand),
         })
     }
 

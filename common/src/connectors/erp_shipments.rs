@@ -24,11 +24,15 @@ pub struct ErpShipment {
     /// retailflow's key of the shop order; `None` for a sales order
     /// retailflow did not post.
     pub order_key: Option<String>,
+    /// NetSuite's ship status is Shipped (not only picked or packed).
+    pub shipped: bool,
     pub shipped_on: Option<String>,
     pub carrier: Option<String>,
     pub tracking_numbers: Vec<String>,
     /// (SKU, units)
     pub lines: Vec<(String, u32)>,
+    /// Why the shipment cannot be read, when one of its lines cannot.
+    pub unreadable: Option<String>,
 }
 
 #[async_trait]
@@ -46,7 +50,7 @@ pub trait ErpShipmentFeed: Send + Sync {
 /// The SuiteQL query, shipments after a watermark id.
 pub fn netsuite_shipments_query(after: u64) -> String {
     format!(
-        "SELECT f.id AS id, f.tranid AS tranid, f.trandate AS trandate, \
+        "SELECT f.id AS id, f.tranid AS tranid, f.trandate AS trandate, f.shipstatus AS status, \
          so.custbody_retailflow_order_key AS order_key, BUILTIN.DF(f.shipcarrier) AS carrier, \
          f.linkedtrackingnumbers AS tracking, item.itemid AS sku, ABS(tl.quantity) AS quantity \
          FROM transaction f JOIN transactionline tl ON tl.transaction = f.id AND tl.mainline = 'F' \
@@ -82,38 +86,40 @@ impl ErpShipmentFeed for NetSuiteErp {
         max_rows: usize,
     ) -> Result<Vec<ErpShipment>, ConnectorError> {
         const PAGE: usize = 1000;
+        /// Pages one call reads at most, even for one huge shipment.
+        const MAX_PAGES: usize = 100;
         let query = netsuite_shipments_query(after);
-        let mut rows = Vec::new();
+        let mut rows: Vec<serde_json::Value> = Vec::new();
         let mut offset = 0;
-        loop {
+        for _ in 0..MAX_PAGES {
             let body = self.suiteql(&query, PAGE, offset).await?;
             let page = body["items"].as_array().cloned().unwrap_or_default();
             let more = body["hasMore"].as_bool() == Some(true) && !page.is_empty();
             rows.extend(page);
-            if !more || rows.len() >= max_rows {
-                // The last shipment may be cut: drop it unless this was the end.
-                if more {
-                    let last = rows.last().and_then(|r| text(&r["id"]));
-                    rows.retain(|r| text(&r["id"]) != last);
-                }
+            if !more {
                 break;
+            }
+            if rows.len() >= max_rows {
+                // The last shipment may continue on the next page: leave it
+                // to the next run, unless it is the only one read.
+                let last = rows.last().and_then(|r| text(&r["id"]));
+                if rows.iter().any(|r| text(&r["id"]) != last) {
+                    rows.retain(|r| text(&r["id"]) != last);
+                    break;
+                }
             }
             offset += PAGE;
         }
         let mut shipments: BTreeMap<u64, ErpShipment> = BTreeMap::new();
         for row in rows {
-            let id: u64 = text(&row["id"])
-                .and_then(|i| i.parse().ok())
-                .ok_or_else(|| bad(format!("fulfillment row without an id: {row}")))?;
-            let sku = text(&row["sku"])
-                .ok_or_else(|| bad(format!("fulfillment {id}: a line without an item")))?;
-            let quantity = text(&row["quantity"])
-                .and_then(|q| q.split('.').next().and_then(|w| w.parse::<u32>().ok()))
-                .ok_or_else(|| bad(format!("fulfillment {id}: quantity of {sku}")))?;
+            let Some(id) = text(&row["id"]).and_then(|i| i.parse::<u64>().ok()) else {
+                return Err(bad(format!("fulfillment row without an id: {row}")));
+            };
             let s = shipments.entry(id).or_insert_with(|| ErpShipment {
                 id,
                 document_number: text(&row["tranid"]).unwrap_or_else(|| id.to_string()),
                 order_key: text(&row["order_key"]),
+                shipped: text(&row["status"]).is_none_or(|s| s == "C" || s == "_shipped"),
                 shipped_on: text(&row["trandate"]),
                 carrier: text(&row["carrier"]),
                 // NetSuite lists several tracking numbers separated by spaces
@@ -127,8 +133,16 @@ impl ErpShipmentFeed for NetSuiteErp {
                     })
                     .unwrap_or_default(),
                 lines: Vec::new(),
+                unreadable: None,
             });
-            s.lines.push((sku, quantity));
+            let sku = text(&row["sku"]);
+            let quantity = text(&row["quantity"])
+                .and_then(|q| q.split('.').next().and_then(|w| w.parse::<u32>().ok()));
+            match (sku, quantity) {
+                (Some(sku), Some(q)) => s.lines.push((sku, q)),
+                // One bad line makes the shipment unreadable, not the feed.
+                _ => s.unreadable = Some(format!("a line that cannot be read: {row}")),
+            }
         }
         Ok(shipments.into_values().collect())
     }

@@ -34,6 +34,23 @@ fn refused(system: &'static str, reason: String) -> ConnectorError {
     }
 }
 
+/// A shipment without tracking cannot be found again: when its POST may
+/// have landed (no answer, a 5xx), retrying could record it twice, so it is
+/// refused for someone to check instead.
+fn unknown_outcome(system: &'static str, f: &ShopFulfillment, e: ConnectorError) -> ConnectorError {
+    match e {
+        ConnectorError::Unavailable { reason, .. } if f.tracking_numbers.is_empty() => refused(
+            system,
+            format!(
+                "shipment {} has no tracking number and the shop's answer was lost ({reason}): \
+                 check the order before recording it again",
+                f.shipment_ref
+            ),
+        ),
+        other => other,
+    }
+}
+
 fn carries_tracking(numbers: &Value, f: &ShopFulfillment) -> bool {
     numbers
         .as_array()
@@ -152,7 +169,9 @@ impl ShopifyAdmin {
                 "tracking_info": tracking,
                 "notify_customer": f.notify_customer,
             }}));
-        let v = call_json(SHOPIFY, req, shopify_classify).await?;
+        let v = call_json(SHOPIFY, req, shopify_classify)
+            .await
+            .map_err(|e| unknown_outcome(SHOPIFY, f, e))?;
         match &v["fulfillment"]["id"] {
             Value::Number(n) => Ok(n.to_string()),
             _ => Err(ConnectorError::BadResponse {
@@ -194,14 +213,26 @@ impl AdobeCommerceAdmin {
         )
         .await?;
         // Ship the item that carries the row: a configurable's parent (its
-        // child has the same SKU and a parent_item_id).
+        // child has the same SKU and is skipped); a bundle's children (its
+        // parent's SKU is not what the ERP ships).
+        let all: Vec<&Value> = o["items"].as_array().into_iter().flatten().collect();
+        let type_of = |id: u64| {
+            all.iter()
+                .find(|i| i["item_id"].as_u64() == Some(id))
+                .and_then(|i| i["product_type"].as_str())
+        };
         let mut items: Vec<(String, u64, u64)> = Vec::new();
-        for it in o["items"].as_array().into_iter().flatten() {
-            if it.get("parent_item_id").is_some_and(|p| !p.is_null()) {
+        for it in &all {
+            let parent = it["parent_item_id"].as_u64();
+            if parent.is_some_and(|p| type_of(p) == Some("configurable")) {
                 continue;
             }
-            let left = it["qty_ordered"].as_f64().unwrap_or(0.0)
-                - it["qty_shipped"].as_f64().unwrap_or(0.0);
+            if it["product_type"].as_str() == Some("bundle") {
+                continue;
+            }
+            let qty = |k: &str| it[k].as_f64().unwrap_or(0.0);
+            let left =
+                qty("qty_ordered") - qty("qty_shipped") - qty("qty_refunded") - qty("qty_canceled");
             if let (Some(sku), Some(id)) = (it["sku"].as_str(), it["item_id"].as_u64()) {
                 // Whole units: Adobe writes quantities as decimals.
                 items.push((sku.to_string(), id, left.max(0.0).floor() as u64));
@@ -243,7 +274,9 @@ impl AdobeCommerceAdmin {
             .client
             .post(self.url(&format!("order/{order}/ship")))
             .json(&json!({"items": lines, "notify": f.notify_customer, "tracks": tracks}));
-        let v = call_json(ADOBE, auth(req), adobe_classify).await?;
+        let v = call_json(ADOBE, auth(req), adobe_classify)
+            .await
+            .map_err(|e| unknown_outcome(ADOBE, f, e))?;
         match v {
             Value::Number(n) => Ok(n.to_string()),
             Value::String(s) if !s.is_empty() => Ok(s),

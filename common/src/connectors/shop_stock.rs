@@ -60,7 +60,7 @@ impl ShopifyAdmin {
         {
             return Ok(Some(*id));
         }
-        let query = "query($q: String!) { productVariants(first: 1, query: $q) { nodes { sku inventoryItem { legacyResourceId } } } }";
+        let query = "query($q: String!) { productVariants(first: 10, query: $q) { nodes { sku inventoryItem { legacyResourceId } } } }";
         let req = self
             .client
             .post(format!("{}/graphql.json", self.base(shop)))
@@ -105,18 +105,15 @@ impl ShopifyAdmin {
         if levels.is_empty() || self.config.access_tokens.is_empty() {
             return Ok(push);
         }
-        let location: u64 = self
+        // No location configured: Shopify stock is not managed here.
+        let Some(location) = self
             .config
             .default_location
             .as_deref()
-            .and_then(|l| l.parse().ok())
-            .ok_or_else(|| ConnectorError::Rejected {
-                system: SHOPIFY,
-                status: 0,
-                reason: "no default Shopify location to set stock at \
-                         (RETAILFLOW_SHOPIFY_DEFAULT_LOCATION)"
-                    .into(),
-            })?;
+            .and_then(|l| l.parse::<u64>().ok())
+        else {
+            return Ok(push);
+        };
         for (shop, token) in &self.config.access_tokens {
             for level in levels {
                 let Some(item) = self

@@ -13,8 +13,8 @@
 //!   stale. Holds already given are never taken back; new ones fit in what
 //!   the count leaves.
 //!
-//! - each SKU whose count was applied has its available units (on hand
-//!   less live holds) pushed to every shop ([`EcommerceConnector::push_stock`]:
+//! - each SKU whose count moved has its available units (on hand less live
+//!   holds) pushed to every shop ([`EcommerceConnector::push_stock`]:
 //!   Shopify `inventory_levels/set`, Adobe Commerce source items).
 //!
 //! An item the ERP sends unreadable (a price finer than the currency allows,
@@ -61,6 +61,9 @@ pub struct SyncReport {
     pub shop_levels_set: usize,
     /// SKUs a shop does not sell (left alone there).
     pub shop_unknown_skus: usize,
+    /// Pushes to a shop that failed (logged; those SKUs go out again on
+    /// their next change).
+    pub shop_push_failures: usize,
 }
 
 pub struct CatalogSync {
@@ -131,9 +134,7 @@ impl CatalogSync {
                 Ok(levels) => levels,
                 Err(e) => return self.stopped(e, &report),
             };
-            if let Err(e) = self.push(&levels, &mut report).await {
-                return self.stopped(e, &report);
-            }
+            self.push(&levels, &mut report).await;
             match page.next {
                 Some(next) => cursor = Some(next),
                 None => break,
@@ -151,25 +152,33 @@ impl CatalogSync {
         outcome
     }
 
-    /// Available units of the page's counted SKUs out to every shop.
-    async fn push(
-        &self,
-        levels: &[StockLevel],
-        report: &mut SyncReport,
-    ) -> Result<(), StepOutcome> {
+    /// Available units of the page's changed SKUs out to every shop. A
+    /// shop that fails is counted and logged, never stops the ERP read: its
+    /// levels go out again when they next change.
+    async fn push(&self, levels: &[StockLevel], report: &mut SyncReport) {
         if levels.is_empty() {
-            return Ok(());
+            return;
         }
         for shop in &self.shops {
             let now = (self.clock)();
-            shop.breaker.permit(now)?;
+            if let Err(e) = shop.breaker.permit(now) {
+                tracing::warn!(shop = shop.connector.system(), error = %e, "stock push skipped");
+                report.shop_push_failures += 1;
+                continue;
+            }
             let pushed = shop.connector.push_stock(levels).await;
             shop.breaker.record(now, pushed.as_ref().map(|_| ()));
-            let pushed = pushed?;
-            report.shop_levels_set += pushed.set;
-            report.shop_unknown_skus += pushed.unknown_skus.len();
+            match pushed {
+                Ok(p) => {
+                    report.shop_levels_set += p.set;
+                    report.shop_unknown_skus += p.unknown_skus.len();
+                }
+                Err(e) => {
+                    tracing::warn!(shop = shop.connector.system(), error = %e, "stock push failed");
+                    report.shop_push_failures += 1;
+                }
+            }
         }
-        Ok(())
     }
 
     async fn apply(
@@ -206,12 +215,18 @@ impl CatalogSync {
                 continue;
             };
             match self.stock.apply_erp_count(&item.sku, count, read_at).await {
-                Ok(CountOutcome::Applied { available, .. }) => {
+                Ok(CountOutcome::Applied {
+                    available, changed, ..
+                }) => {
                     report.counts_applied += 1;
-                    levels.push(StockLevel {
-                        sku: item.sku.clone(),
-                        available,
-                    });
+                    // The shops keep their own count between changes (they
+                    // take their own orders off): only a moved count goes out.
+                    if changed {
+                        levels.push(StockLevel {
+                            sku: item.sku.clone(),
+                            available,
+                        });
+                    }
                 }
                 Ok(CountOutcome::Stale) => report.counts_stale += 1,
                 Err(e) => return Err(e.into()),

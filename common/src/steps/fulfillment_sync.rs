@@ -6,13 +6,15 @@
 //! unit (claimed in the saga item `<order key>:shipment:<ERP id>`): the
 //! shop's connector records it ([`EcommerceConnector::record_fulfillment`],
 //! which looks for the tracking number first) and `FulfillmentShipped` is
-//! published. The watermark moves past a shipment only once it is done or
-//! set aside:
+//! published. Shipments not shipped yet (NetSuite picked or packed) wait.
+//! The watermark moves past a shipment only once it is done or set aside,
+//! so a shipment left behind is read again (and later ones, found done,
+//! cost a claim read and publish their event again under the same id):
 //! - a shipment that cannot succeed as is (no retailflow order behind it,
 //!   no shop connector for its platform, the shop refuses it) is
 //!   quarantined with the reason, for someone to look at, and passed;
-//! - a shipment that failed for now (shop throttled or down) stops the
-//!   run; the next tick starts from it.
+//! - a shipment that failed for now (shop throttled or down, credentials
+//!   refused) is left for the next tick; other shops' shipments go on.
 
 use std::sync::Arc;
 
@@ -24,7 +26,7 @@ use crate::events::{FulfillmentShipped, StockUnits};
 use crate::idempotency::{payload_hash, IdempotencyKey, LeasePolicy};
 use crate::model::{OrderRef, Platform};
 use crate::ports::{EventBus, QuarantinedDelivery, StateStore};
-use crate::resilience::CircuitBreaker;
+use crate::resilience::{CircuitBreaker, ConnectorError};
 
 use super::return_reversal::Guarded;
 use super::{run_step, Invocation, StepOutcome, StepRun};
@@ -42,6 +44,10 @@ pub struct FulfillmentReport {
     pub shipments: usize,
     pub recorded: usize,
     pub quarantined: usize,
+    /// Shipments not shipped yet (picked, packed): read again next time.
+    pub waiting: usize,
+    /// Shipments a shop could not take now: read again next time.
+    pub retried: usize,
     /// The watermark after the run.
     pub after_id: u64,
 }
@@ -101,24 +107,47 @@ impl FulfillmentSync {
             Err(e) => return e.into(),
         };
         report.shipments = shipments.len();
+        // The watermark only moves over shipments that are settled: the
+        // first one still packing or waiting on a shop pins it there, and
+        // later ones are still recorded (a re-read finds them done).
+        let mut pinned = false;
+        let mut first_retry = None;
         for s in &shipments {
-            match self.record(s, inv).await {
-                StepOutcome::Done { .. } | StepOutcome::Cancelled { .. } => report.recorded += 1,
-                StepOutcome::Reject { reason } => {
-                    if let Err(e) = self.set_aside(s, &reason, inv).await {
-                        return e.into();
+            let settled = if !s.shipped {
+                report.waiting += 1;
+                false
+            } else {
+                match self.record(s, inv).await {
+                    StepOutcome::Done { .. } | StepOutcome::Cancelled { .. } => {
+                        report.recorded += 1;
+                        true
                     }
-                    report.quarantined += 1;
+                    StepOutcome::Reject { reason } => {
+                        if let Err(e) = self.set_aside(s, &reason, inv).await {
+                            return e.into();
+                        }
+                        report.quarantined += 1;
+                        true
+                    }
+                    retry @ StepOutcome::Retry { .. } => {
+                        report.retried += 1;
+                        first_retry.get_or_insert(retry);
+                        false
+                    }
                 }
-                retry @ StepOutcome::Retry { .. } => {
-                    tracing::warn!(report = ?report, "fulfillment sync stopped at shipment {}", s.id);
-                    return retry;
+            };
+            pinned |= !settled;
+            if !pinned {
+                if let Err(e) = self.store.write_cursor(CURSOR, &s.id.to_string()).await {
+                    return e.into();
                 }
+                report.after_id = s.id;
             }
-            if let Err(e) = self.store.write_cursor(CURSOR, &s.id.to_string()).await {
-                return e.into();
-            }
-            report.after_id = s.id;
+        }
+        if let Some(retry) = first_retry {
+            // The function's errors alarm sees a run that left work behind.
+            tracing::warn!(report = ?report, "fulfillment sync left shipments for the next tick");
+            return retry;
         }
         tracing::info!(report = ?report, "fulfillment sync done");
         StepOutcome::Done {
@@ -128,6 +157,11 @@ impl FulfillmentSync {
     }
 
     async fn record(&self, s: &ErpShipment, inv: Invocation) -> StepOutcome {
+        if let Some(why) = &s.unreadable {
+            return StepOutcome::Reject {
+                reason: format!("shipment {}: {why}", s.document_number),
+            };
+        }
         let Some(order) = s.order_key.as_deref().and_then(OrderRef::from_key) else {
             return StepOutcome::Reject {
                 reason: format!(
@@ -159,7 +193,9 @@ impl FulfillmentSync {
             store: self.store.as_ref(),
             bus: self.bus.as_ref(),
             key: IdempotencyKey::saga_step(saga_key, STEP),
-            payload_hash: payload_hash(format!("{s:?}").as_bytes()),
+            // What makes it this shipment (not its tracking, which the ERP
+            // may add later).
+            payload_hash: payload_hash(format!("{}\n{order_key}\n{:?}", s.id, s.lines).as_bytes()),
             // Shops do not deduplicate shipments without tracking: claim.
             claim: true,
             lease: &self.lease,
@@ -172,7 +208,21 @@ impl FulfillmentSync {
             shop.breaker.permit(inv.now)?;
             let recorded = shop.connector.record_fulfillment(&fulfillment).await;
             shop.breaker.record(inv.now, recorded.as_ref().map(|_| ()));
-            let id = recorded?;
+            let id = match recorded {
+                // A token rotated or revoked: fixed by configuration, so
+                // waited for, not quarantined shipment by shipment.
+                Err(ConnectorError::Rejected {
+                    status: 401 | 403,
+                    reason,
+                    ..
+                }) => {
+                    return Err(StepOutcome::Retry {
+                        reason: format!("the shop refused retailflow's credentials: {reason}"),
+                        retry_after: None,
+                    })
+                }
+                other => other?,
+            };
             Ok(FulfillmentShipped {
                 order: order.clone(),
                 erp_system: self.feed.system().to_string(),

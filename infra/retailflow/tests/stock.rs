@@ -316,20 +316,24 @@ async fn the_sync_shows_the_shops_what_is_free_after_checkout_holds() {
         .validate(&sample_checkout(), app.clock.now())
         .await;
     assert!(matches!(resp, CheckoutResponse::Accepted { .. }));
+    // The warehouse receives 5 bottles: the shops show the 34 of 35 not
+    // held by the checkout.
+    app.sims.set_erp_item("CWB-OLV", usd(5900), 35);
     let rep = sync_report(app.catalog_sync.run().await);
     assert_eq!(
         app.sims
             .shopify_available(retailflow::local_app::SAMPLE_SHOP, 55001, 1001),
-        Some(29),
+        Some(34),
         "{rep}"
     );
     assert_eq!(
         app.sims.adobe_source_item("CWB-OLV", "default"),
-        Some((29, 1))
+        Some((34, 1))
     );
     assert_eq!(
         app.sims.adobe_source_item("MCS-CHR-M", "default"),
-        Some((118, 1))
+        None,
+        "unchanged counts are not pushed"
     );
 }
 

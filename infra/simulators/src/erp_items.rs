@@ -137,6 +137,7 @@ fn fulfillment_rows(state: &SimState, q: &str, limit: usize, offset: usize) -> R
                 "order_key": order_key,
                 "carrier": f.carrier,
                 "tracking": f.tracking_numbers.join(" "),
+                "status": f.status,
                 "sku": sku,
                 "quantity": quantity.to_string(),
             }));

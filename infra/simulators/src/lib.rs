@@ -228,8 +228,21 @@ impl Simulators {
             carrier: carrier.to_string(),
             tracking_numbers: tracking_numbers.iter().map(|t| t.to_string()).collect(),
             lines: lines.iter().map(|(s, q)| (s.to_string(), *q)).collect(),
+            status: "C".into(),
         });
         id
+    }
+
+    /// Sets an item fulfillment's ship status (`A` picked, `B` packed, `C`
+    /// shipped) and, optionally, its tracking numbers.
+    pub fn netsuite_fulfillment_status(&self, id: u64, status: &str, tracking: Option<&[&str]>) {
+        let mut ns = lock(&self.state.netsuite);
+        if let Some(f) = ns.fulfillments.iter_mut().find(|f| f.id == id) {
+            f.status = status.to_string();
+            if let Some(t) = tracking {
+                f.tracking_numbers = t.iter().map(|n| n.to_string()).collect();
+            }
+        }
     }
 
     pub fn netsuite_base(&self) -> String {

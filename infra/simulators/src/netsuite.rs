@@ -53,6 +53,8 @@ pub struct NetSuiteFulfillment {
     pub tracking_numbers: Vec<String>,
     /// (SKU, quantity)
     pub lines: Vec<(String, i64)>,
+    /// `shipstatus`: `A` picked, `B` packed, `C` shipped.
+    pub status: String,
 }
 
 /// A credit memo has the same shape as a sales order.

@@ -319,7 +319,8 @@ async fn counted_stock_less_live_holds_is_pushed_to_shopify_and_adobe_commerce()
         Some(12)
     );
     assert_eq!(sims.adobe_source_item("TENT-2P", "default"), Some((12, 1)));
-    // A checkout holds 2: the shops show 10 after the next sync.
+    // A checkout holds 2, and the warehouse receives 1 (the ERP counts 13):
+    // the shops show the 11 free after the next sync.
     stock
         .reserve(
             &Reservation {
@@ -334,13 +335,14 @@ async fn counted_stock_less_live_holds_is_pushed_to_shopify_and_adobe_commerce()
         )
         .await
         .unwrap();
+    sims.set_erp_item("TENT-2P", price(19900), 13);
     sims.set_erp_item("NOT-IN-SHOPIFY", price(500), 0);
     let rep = report(sync.run().await);
     assert_eq!(
         sims.shopify_available("north.myshopify.com", 44001, 7001),
-        Some(10)
+        Some(11)
     );
-    assert_eq!(sims.adobe_source_item("TENT-2P", "default"), Some((10, 1)));
+    assert_eq!(sims.adobe_source_item("TENT-2P", "default"), Some((11, 1)));
     assert_eq!(
         sims.adobe_source_item("NOT-IN-SHOPIFY", "default"),
         Some((0, 0)),
@@ -348,8 +350,12 @@ async fn counted_stock_less_live_holds_is_pushed_to_shopify_and_adobe_commerce()
     );
     assert_eq!(rep["shop_unknown_skus"], 1, "{rep}");
     assert_eq!(rep["shop_levels_set"], 3, "{rep}");
+    // An unchanged count is not pushed again.
+    let rep = report(sync.run().await);
+    assert_eq!(rep["shop_levels_set"], 0, "{rep}");
 
-    // Shopify throttles: the run stops with its hint; the next one pushes.
+    // Shopify throttles: the ERP read goes on (prices, counts, Adobe), the
+    // failure is counted, and the level goes out with the SKU's next change.
     sims.inject(Fault {
         system: System::Shopify,
         method: None,
@@ -359,11 +365,15 @@ async fn counted_stock_less_live_holds_is_pushed_to_shopify_and_adobe_commerce()
         },
         count: 1,
     });
-    sims.set_erp_item("TENT-2P", price(19900), 20);
-    assert!(matches!(sync.run().await, StepOutcome::Retry { .. }));
+    sims.set_erp_item("TENT-2P", price(20900), 20);
+    let rep = report(sync.run().await);
+    assert_eq!(rep["shop_push_failures"], 1, "{rep}");
+    assert_eq!(rep["prices_changed"], 1, "{rep}");
+    assert_eq!(sims.adobe_source_item("TENT-2P", "default"), Some((18, 1)));
+    sims.set_erp_item("TENT-2P", price(20900), 21);
     report(sync.run().await);
     assert_eq!(
         sims.shopify_available("north.myshopify.com", 44001, 7001),
-        Some(18)
+        Some(19)
     );
 }

@@ -255,3 +255,61 @@ async fn a_throttled_shop_stops_the_sync_at_that_shipment_and_the_next_tick_resu
     assert_eq!(rep["shipments"], 1, "resumes after the first: {rep}");
     assert_eq!(sims.shopify_fulfillments(SHOP, 1102).len(), 1);
 }
+
+#[tokio::test]
+async fn a_shipment_still_packing_waits_and_holds_the_watermark_for_itself() {
+    let sims = Simulators::start().await.unwrap();
+    for order in [1201u64, 1202] {
+        let key = format!("shopify:{SHOP}:order:{order}");
+        post(&sims, &format!("so-{order}"), Some(&key), "TENT-2P", 1).await;
+        sims.shopify_add_order(SHOP, order, &[(order * 10, "TENT-2P", 1)]);
+    }
+    // 1201's fulfillment is only packed; 1202's is shipped.
+    let packed = sims.netsuite_ship("so-1201", "UPS", &[], &[("TENT-2P", 1)]);
+    sims.netsuite_fulfillment_status(packed, "B", None);
+    sims.netsuite_ship("so-1202", "UPS", &["T2"], &[("TENT-2P", 1)]);
+    let r = rig(&sims);
+    let rep = report(r.sync.run(inv()).await);
+    assert_eq!(rep["waiting"], 1, "{rep}");
+    assert_eq!(rep["recorded"], 1, "{rep}");
+    assert!(sims.shopify_fulfillments(SHOP, 1201).is_empty());
+    assert_eq!(sims.shopify_fulfillments(SHOP, 1202).len(), 1);
+    // Shipped, with tracking added: the next run records it, and 1202 once.
+    sims.netsuite_fulfillment_status(packed, "C", Some(&["T1"]));
+    let rep = report(r.sync.run(inv()).await);
+    assert_eq!(rep["recorded"], 2, "{rep}");
+    assert_eq!(
+        sims.shopify_fulfillments(SHOP, 1201)[0].tracking_numbers,
+        vec!["T1"]
+    );
+    assert_eq!(sims.shopify_fulfillments(SHOP, 1202).len(), 1);
+    assert_eq!(report(r.sync.run(inv()).await)["shipments"], 0);
+}
+
+#[tokio::test]
+async fn an_untracked_shipment_whose_answer_was_lost_is_set_aside_not_sent_again() {
+    let sims = Simulators::start().await.unwrap();
+    let key = format!("shopify:{SHOP}:order:1301");
+    post(&sims, "so-1301", Some(&key), "TENT-2P", 4).await;
+    sims.shopify_add_order(SHOP, 1301, &[(13010, "TENT-2P", 4)]);
+    sims.netsuite_ship("so-1301", "Own van", &[], &[("TENT-2P", 2)]);
+    sims.inject(Fault {
+        system: System::Shopify,
+        method: Some("POST"),
+        path_contains: "fulfillments.json",
+        kind: FaultKind::LoseResponse,
+        count: 1,
+    });
+    let r = rig(&sims);
+    let rep = report(r.sync.run(inv()).await);
+    assert_eq!(rep["quarantined"], 1, "{rep}");
+    assert!(r.store.quarantined()[0]
+        .reason
+        .contains("no tracking number"));
+    report(r.sync.run(inv()).await);
+    assert_eq!(
+        sims.shopify_fulfillments(SHOP, 1301).len(),
+        1,
+        "recorded once, by the lost request"
+    );
+}
