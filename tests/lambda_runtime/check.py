@@ -74,27 +74,14 @@ def stop(p):
 
 
 def seed_catalog(moto, table):
-    """The local app's catalog (events/catalog/seed.json) as the catalog sync
-    would write it: prices in minor units, stock, promotions."""
-    import boto3
-    from decimal import Decimal
-    ddb = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1",
-                       aws_access_key_id="test", aws_secret_access_key="test")
-    with open(os.path.join(ROOT, "events/catalog/seed.json")) as f:
-        seed = json.load(f)
-    for item in seed["items"]:
-        minor = int(Decimal(item["price"]) * 100)
-        price = {"pk": {"S": f"PRICE#{item['sku']}"}, "price": {"N": str(minor)},
-                 "currency": {"S": seed["currency"]}, "version": {"N": "1"}}
-        if item.get("collections"):
-            price["collections"] = {"SS": item["collections"]}
-        ddb.put_item(TableName=table, Item=price)
-        ddb.put_item(TableName=table, Item={"pk": {"S": f"STOCK#{item['sku']}"},
-                                            "on_hand": {"N": str(item["on_hand"])},
-                                            "available": {"N": str(item["on_hand"])}})
-    for p in seed["promotions"]:
-        ddb.put_item(TableName=table, Item={"pk": {"S": f"PROMO#{p['code']}"},
-                                            "promotion": {"S": json.dumps(p)}})
+    """The local app's catalog (events/catalog/seed.json) loaded into the
+    table the way an operator does: `retailflow load-catalog`."""
+    env = dict(os.environ, AWS_ENDPOINT_URL=moto, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_REGION="us-east-1")
+    out = subprocess.run([os.path.join(ROOT, "target/debug/retailflow"), "load-catalog", "--table", table,
+                          os.path.join(ROOT, "events/catalog/seed.json")],
+                         env=env, capture_output=True, text=True, check=True)
+    print(f"lambda runtime: {out.stdout.strip()}")
 
 
 def ship_sample_order(sim_port):

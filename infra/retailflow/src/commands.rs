@@ -326,3 +326,51 @@ pub fn sample_sqs_event(
     println!("{}", serde_json::to_string_pretty(&sqs)?);
     Ok(())
 }
+
+/// `retailflow load-catalog`: a catalog file into the state table.
+pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
+    use common::adapters::dynamodb_catalog::DynamoDbCatalog;
+    use common::adapters::dynamodb_stock::DynamoDbStock;
+    use common::checkout::catalog::{Catalog, CatalogSeed};
+    use common::checkout::pricing::PriceEntry;
+    use common::checkout::stock::StockReservations;
+    let seed = CatalogSeed::parse(&read(file)?).map_err(anyhow::Error::msg)?;
+    let currency = common::money::Currency::from_code(&seed.currency)?;
+    let aws = common::lambda::aws_sdk_config(
+        std::time::Duration::from_secs(3),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let catalog = DynamoDbCatalog::new(ddb.clone(), table);
+    let stock = DynamoDbStock::new(ddb, table);
+    let skus: Vec<String> = seed.items.iter().map(|i| i.sku.clone()).collect();
+    let current = Catalog::prices(&catalog, &skus).await?;
+    let (mut prices, mut counts) = (0, 0);
+    for item in &seed.items {
+        let price = common::money::Money::parse(&item.price, currency)
+            .with_context(|| format!("price of {}", item.sku))?;
+        let old = current.get(&item.sku);
+        if old.is_none_or(|o| o.price != price || o.collections != item.collections) {
+            let entry = PriceEntry {
+                sku: item.sku.clone(),
+                price,
+                version: old.map_or(1, |o| o.version + 1),
+                collections: item.collections.clone(),
+            };
+            if Catalog::put_price(&catalog, &entry).await? {
+                prices += 1;
+            }
+        }
+        stock.set_on_hand(&item.sku, item.on_hand).await?;
+        counts += 1;
+    }
+    for p in &seed.promotions {
+        catalog.put_promotion(p).await?;
+    }
+    println!(
+        "{table}: {prices} price(s) written, {counts} on-hand count(s) set, {} promotion(s) written",
+        seed.promotions.len()
+    );
+    Ok(())
+}

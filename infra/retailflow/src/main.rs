@@ -69,6 +69,17 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Load a catalog file (the shape of events/catalog/seed.json: prices,
+    /// on-hand counts, promotions) into a deployed stack's state table, with
+    /// the usual AWS credentials and region (AWS_ENDPOINT_URL for a local
+    /// DynamoDB). A price that differs from the stored one gets the next
+    /// version; an unchanged one is left alone.
+    LoadCatalog {
+        /// The stack's StateTableName output.
+        #[arg(long)]
+        table: String,
+        file: PathBuf,
+    },
     /// Serve the NetSuite, Business Central and Salesforce Loyalty simulators
     /// on a loopback address (for running the Lambdas against them).
     Simulators {
@@ -143,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { listen } => serve::serve(listen).await,
+        Command::LoadCatalog { table, file } => commands::load_catalog(&table, &file).await,
         Command::BenchCheckout { iterations, lines } => {
             bench::bench_checkout(iterations.max(1), lines.max(1)).await
         }
