@@ -25,8 +25,8 @@
 //! id holds already) and each SKU's `available` goes down under the
 //! condition `available >= quantity`. All or nothing, so a cart never holds
 //! half its lines. DynamoDB takes at most 100 items in a transaction: a cart
-//! of more than 99 distinct SKUs is refused (retailflow does not split
-//! carts). The table's TTL (`expires_at`) forgets holds 30 days after they
+//! of more than 98 distinct SKUs is refused (room is kept for the commit
+//! record its order writes with the hold; retailflow does not split carts). The table's TTL (`expires_at`) forgets holds 30 days after they
 //! end, long after the sweep has given their units back.
 
 use std::collections::BTreeMap;

@@ -1,10 +1,15 @@
 //! `retailflow`: the whole app in one process, and tools around it.
 //!
-//! - `run [DIR]`: feeds every API Gateway event in `events/` through the app
-//!   (in-process adapters) and prints what happened to each;
+//! - `run [DIR|FILE]...`: feeds event files (API Gateway, EventBridge, SQS,
+//!   schedule ticks) through the app (in-process adapters) and prints what
+//!   happened to each order;
 //! - `serve --listen ADDR`: serves the template's routes on the in-process adapters;
+//! - `bench-checkout`: checkout validation latency and throughput;
+//! - `load-catalog --table T FILE`: a catalog into a deployed state table;
+//! - `simulators --listen ADDR`: the ERP, loyalty and shop simulators alone;
 //! - `canonical --source shopify|adobe --topic T FILE`: prints the canonical event;
-//! - `sample-event ...`: writes a signed API Gateway event for a raw payload.
+//! - `sample-event ...`, `sample-sqs-event ...`: write signed API Gateway and
+//!   SQS events for a raw payload.
 
 mod bench;
 mod commands;
@@ -62,7 +67,8 @@ enum Command {
         #[arg(long, default_value = "events/dev-keys")]
         dev_keys: PathBuf,
     },
-    /// Serve POST /webhooks/shopify and /webhooks/adobe on in-process adapters.
+    /// Serve the template's routes (POST /webhooks/shopify, /webhooks/adobe,
+    /// /pos/returns, /checkout/validate; GET /local/state) on in-process adapters.
     /// Secrets come from RETAILFLOW_SHOPIFY_SECRET, RETAILFLOW_SHOPIFY_PREVIOUS_SECRET,
     /// RETAILFLOW_ADOBE_PUBLIC_KEYS (PEM paths, comma-separated), RETAILFLOW_ADOBE_CLIENT_ID.
     Serve {
