@@ -138,6 +138,18 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
         saga.steps["erp_post"].result.as_ref().unwrap()["total"]["minor"],
         12808
     );
+    // `retailflow trace` reads the same story back from DynamoDB.
+    let trace = common::trace::trace_order(
+        store.as_ref(),
+        "shopify:acme.myshopify.com:order:5872301948123",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let text = common::trace::render(&trace);
+    let so = &sims.netsuite_sales_orders()[0].tran_id;
+    assert!(text.contains(&format!("document_number={so}")), "{text}");
+    assert!(trace.open_steps.is_empty(), "{text}");
     // Both queues are empty: nothing was left behind.
     assert_eq!(poll_step(&sqs, &erp_q, &erp).await, 0);
     assert_eq!(poll_step(&sqs, &loyalty_q, &loyalty).await, 0);

@@ -21,4 +21,5 @@ pub mod refund_ledger;
 pub mod resilience;
 pub mod saga;
 pub mod steps;
+pub mod trace;
 pub mod webhook;

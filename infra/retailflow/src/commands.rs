@@ -385,3 +385,25 @@ pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `retailflow trace`: an order's trace from a deployed state table.
+pub async fn trace(table: &str, key: &str, json: bool) -> anyhow::Result<()> {
+    let aws = common::lambda::aws_sdk_config(
+        std::time::Duration::from_secs(3),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    let store = common::adapters::dynamodb::DynamoDbStateStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        table,
+    );
+    let Some(t) = common::trace::trace_order(&store, key).await? else {
+        bail!("{table} has no saga for {key}");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+    } else {
+        print!("{}", common::trace::render(&t));
+    }
+    Ok(())
+}

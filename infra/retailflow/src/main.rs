@@ -6,6 +6,7 @@
 //! - `serve --listen ADDR`: serves the template's routes on the in-process adapters;
 //! - `bench-checkout`: checkout validation latency and throughput;
 //! - `load-catalog --table T FILE`: a catalog into a deployed state table;
+//! - `trace --table T KEY`: where an order is, from a deployed state table;
 //! - `simulators --listen ADDR`: the ERP, loyalty and shop simulators alone;
 //! - `canonical --source shopify|adobe --topic T FILE`: prints the canonical event;
 //! - `sample-event ...`, `sample-sqs-event ...`: write signed API Gateway and
@@ -86,6 +87,19 @@ enum Command {
         table: String,
         file: PathBuf,
     },
+    /// Where an order is: its events and every step of it, its returns and
+    /// its cancellation (when, result, external document ids), read from a
+    /// deployed stack's state table with the usual AWS credentials.
+    Trace {
+        /// The stack's StateTableName output.
+        #[arg(long)]
+        table: String,
+        /// Print the trace as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The order key, e.g. shopify:acme.myshopify.com:order:5872301948123.
+        key: String,
+    },
     /// Serve the NetSuite, Business Central and Salesforce Loyalty simulators
     /// on a loopback address (for running the Lambdas against them).
     Simulators {
@@ -161,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { listen } => serve::serve(listen).await,
         Command::LoadCatalog { table, file } => commands::load_catalog(&table, &file).await,
+        Command::Trace { table, json, key } => commands::trace(&table, &key, json).await,
         Command::BenchCheckout { iterations, lines } => {
             bench::bench_checkout(iterations.max(1), lines.max(1)).await
         }

@@ -26,6 +26,7 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .route("/checkout/validate", post(checkout))
         .route("/local/state", get(state))
         .route("/local/timelines", get(timelines))
+        .route("/local/trace/{key}", get(trace))
         // The intake answers 413 itself; let bodies reach it.
         .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY_BYTES * 4))
         .with_state(app)
@@ -69,6 +70,22 @@ async fn checkout(State(app): State<Arc<LocalApp>>, body: Bytes) -> impl IntoRes
 
 async fn state(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
     axum::Json(app.snapshot())
+}
+
+/// `retailflow trace` on the local app's store.
+async fn trace(
+    State(app): State<Arc<LocalApp>>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> axum::response::Response {
+    match common::trace::trace_order(app.store.as_ref(), &key).await {
+        Ok(Some(t)) => axum::Json(t).into_response(),
+        Ok(None) => (
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no saga for {key}"),
+        )
+            .into_response(),
+        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
 }
 
 async fn timelines(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {

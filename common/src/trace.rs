@@ -1,0 +1,182 @@
+//! Where an order is: its business timeline read back from the saga store,
+//! the same on DynamoDB (`retailflow trace --table`) and in the local app
+//! (`GET /local/trace/{key}`).
+//!
+//! An order's saga item holds its events (when each was first seen) and its
+//! steps (status, when done, the result: ERP document, journal, stock); each
+//! return and the cancellation have their own saga item, found through the
+//! order's refund ledger. Shipments are keyed by the ERP's shipment id and
+//! are not listed here (their `FulfillmentShipped` events carry the order).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::ports::{StateStore, StoreError};
+use crate::refund_ledger::CANCELLATION_ID;
+use crate::saga::{SagaRecord, StepStatus};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TracedStep {
+    /// The saga item it belongs to (the order, a return, the cancellation).
+    pub saga_key: String,
+    pub step: String,
+    pub status: StepStatus,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// While in progress: until when its worker holds it.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// What the step recorded (ERP document ids, points, stock).
+    pub result: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderTrace {
+    /// The order's key, also the correlation id of all its events.
+    pub order_key: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Event types with when each was first seen, oldest first.
+    pub events: Vec<(DateTime<Utc>, String)>,
+    pub steps: Vec<TracedStep>,
+    /// Refund ids admitted to the order's ledger, in order.
+    pub refunds: Vec<String>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Steps not completed (in progress, or claimed and given back).
+    pub open_steps: Vec<String>,
+}
+
+fn steps_of(record: &SagaRecord) -> Vec<TracedStep> {
+    record
+        .steps
+        .iter()
+        .map(|(name, s)| TracedStep {
+            saga_key: record.saga_key.clone(),
+            step: name.clone(),
+            status: s.status,
+            completed_at: s.completed_at,
+            lease_until: s.lease_until,
+            result: s.result.clone(),
+        })
+        .collect()
+}
+
+/// The order's trace; `None` when the store knows nothing of the key.
+pub async fn trace_order(
+    store: &dyn StateStore,
+    order_key: &str,
+) -> Result<Option<OrderTrace>, StoreError> {
+    let Some(order) = store.saga(order_key).await? else {
+        return Ok(None);
+    };
+    let mut events: Vec<(DateTime<Utc>, String)> = order
+        .first_seen
+        .iter()
+        .map(|(t, at)| (*at, t.clone()))
+        .collect();
+    let mut steps = steps_of(&order);
+    let refunds: Vec<String> = order
+        .refund_ledger
+        .refunds
+        .iter()
+        .map(|r| r.refund_id.clone())
+        .collect();
+    let mut related: Vec<String> = refunds
+        .iter()
+        .map(|id| format!("{order_key}:return:{id}"))
+        .collect();
+    if order.refund_ledger.cancelled_at.is_some() {
+        related.push(format!("{order_key}:{CANCELLATION_ID}"));
+    }
+    for key in related {
+        if let Some(r) = store.saga(&key).await? {
+            events.extend(r.first_seen.iter().map(|(t, at)| (*at, t.clone())));
+            steps.extend(steps_of(&r));
+        }
+    }
+    events.sort();
+    steps.sort_by(|a, b| {
+        (
+            a.completed_at.is_none(),
+            a.completed_at,
+            &a.saga_key,
+            &a.step,
+        )
+            .cmp(&(
+                b.completed_at.is_none(),
+                b.completed_at,
+                &b.saga_key,
+                &b.step,
+            ))
+    });
+    let open_steps = steps
+        .iter()
+        .filter(|s| s.status != StepStatus::Completed)
+        .map(|s| format!("{} {}", s.saga_key, s.step))
+        .collect();
+    Ok(Some(OrderTrace {
+        order_key: order_key.to_string(),
+        started_at: order.started_at,
+        updated_at: order.updated_at,
+        events,
+        steps,
+        refunds,
+        cancelled_at: order.refund_ledger.cancelled_at,
+        open_steps,
+    }))
+}
+
+/// The people-readable form: one line per event and step, with the
+/// external ids a step recorded.
+pub fn render(t: &OrderTrace) -> String {
+    let mut out = format!("order {} (correlation id)\n", t.order_key);
+    for (at, event) in &t.events {
+        out.push_str(&format!("  {}  event  {event}\n", at.to_rfc3339()));
+    }
+    for s in &t.steps {
+        let when = s
+            .completed_at
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "(not done)".into());
+        let whose = s
+            .saga_key
+            .strip_prefix(&t.order_key)
+            .filter(|rest| !rest.is_empty())
+            .map(|rest| format!(" [{}]", rest.trim_start_matches(':')))
+            .unwrap_or_default();
+        let ids = s
+            .result
+            .as_ref()
+            .map(|r| {
+                [
+                    "document_number",
+                    "document_id",
+                    "journal_id",
+                    "external_id",
+                    "platform_refund_id",
+                    "shop_fulfillment_id",
+                    "skipped_reason",
+                ]
+                .iter()
+                .filter_map(|k| r[*k].as_str().map(|v| format!("{k}={v}")))
+                .collect::<Vec<_>>()
+                .join(" ")
+            })
+            .unwrap_or_default();
+        let status = match s.status {
+            StepStatus::Completed => "done",
+            StepStatus::InProgress => "in progress",
+        };
+        out.push_str(&format!(
+            "  {when}  step   {}{whose}: {status} {ids}\n",
+            s.step
+        ));
+    }
+    if let Some(at) = t.cancelled_at {
+        out.push_str(&format!("  cancelled at {}\n", at.to_rfc3339()));
+    }
+    if t.open_steps.is_empty() {
+        out.push_str("  every recorded step is done\n");
+    } else {
+        out.push_str(&format!("  not done: {}\n", t.open_steps.join(", ")));
+    }
+    out
+}

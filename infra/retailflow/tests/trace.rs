@@ -1,0 +1,134 @@
+//! `retailflow trace` reads an order's whole story back from the saga
+//! store: its events, each step with its result, its returns.
+
+use std::path::PathBuf;
+
+use common::config::WebhookSecretDocument;
+use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
+use common::saga::StepStatus;
+use retailflow::api_event::ApiRequest;
+use retailflow::local_app::LocalApp;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dev_config() -> IntakeConfig {
+    let k = |n: &str| std::fs::read_to_string(repo().join("events/dev-keys").join(n)).unwrap();
+    WebhookSecretDocument {
+        shopify_secret: k("shopify-secret.txt"),
+        shopify_previous_secret: String::new(),
+        adobe_public_keys: k("adobe-public-1.pem") + &k("adobe-public-2.pem"),
+        adobe_client_id: k("adobe-client-id.txt"),
+        pos_store_secrets: serde_json::from_str(&k("pos-store-secrets.json")).unwrap(),
+    }
+    .apply(IntakeConfig::default())
+    .unwrap()
+}
+
+async fn deliver(app: &LocalApp, file: &str) -> u16 {
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(file)).unwrap())
+            .unwrap();
+    let req = ApiRequest::from_event(&event).unwrap();
+    app.intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::from_path(&req.path).unwrap(),
+            headers: &req.headers,
+            body: &req.body,
+            received_at: app.clock.now(),
+            deadline: None,
+        })
+        .await
+        .status
+}
+
+const ORDER: &str = "shopify:acme-outdoor.myshopify.com:order:5872301948123";
+
+#[tokio::test]
+async fn a_trace_shows_every_step_of_an_order_and_its_return_with_their_documents() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+    assert_eq!(
+        deliver(&app, "08-shopify-refunds-create-partial.json").await,
+        200
+    );
+    app.drain().await;
+    let t = common::trace::trace_order(app.store.as_ref(), ORDER)
+        .await
+        .unwrap()
+        .unwrap();
+    let step = |name: &str| {
+        t.steps
+            .iter()
+            .find(|s| s.step == name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", t.steps))
+    };
+    for name in [
+        "erp_post",
+        "loyalty_accrual",
+        "stock_commit",
+        "loyalty_reversal",
+        "credit_memo",
+    ] {
+        assert_eq!(step(name).status, StepStatus::Completed, "{name}");
+    }
+    assert!(step("credit_memo").saga_key.contains(":return:"));
+    assert_eq!(t.refunds, vec!["1023847561234".to_string()]);
+    assert!(t.open_steps.is_empty(), "{:?}", t.open_steps);
+    let events: Vec<&str> = t.events.iter().map(|(_, e)| e.as_str()).collect();
+    for e in [
+        "OrderPlaced",
+        "RefundIssued",
+        "OrderPostedToErp",
+        "CreditMemoPosted",
+    ] {
+        assert!(events.contains(&e), "{e} in {events:?}");
+    }
+    let text = common::trace::render(&t);
+    let so = step("erp_post").result.as_ref().unwrap()["document_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&format!("document_number={so}")), "{text}");
+    assert!(text.contains("every recorded step is done"), "{text}");
+}
+
+#[tokio::test]
+async fn a_trace_of_an_unknown_order_says_so_and_an_unfinished_one_shows_the_step_not_done() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    assert!(
+        common::trace::trace_order(app.store.as_ref(), "shopify:x:order:1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The ERP is down: the order is accepted, its ERP step is not done.
+    app.sims.outage(
+        simulators::System::NetSuite,
+        app.clock.now() + chrono::Duration::hours(1),
+    );
+    assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+    app.drain_until(app.clock.now() + chrono::Duration::minutes(5))
+        .await;
+    let t = common::trace::trace_order(app.store.as_ref(), ORDER)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !t.steps
+            .iter()
+            .any(|s| s.step == "erp_post" && s.status == StepStatus::Completed),
+        "{:?}",
+        t.steps
+    );
+    assert!(
+        t.steps
+            .iter()
+            .any(|s| s.step == "loyalty_accrual" && s.status == StepStatus::Completed),
+        "{:?}",
+        t.steps
+    );
+    let events: Vec<&str> = t.events.iter().map(|(_, e)| e.as_str()).collect();
+    assert!(!events.contains(&"OrderPostedToErp"), "{events:?}");
+}
