@@ -177,6 +177,25 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
     resp
 }
 
+/// What a scheduled function answers for its run: the report when done,
+/// else an error with the reason, so the function's errors alarm sees it.
+/// Its schedule runs it again; nothing is retried by Lambda.
+pub fn scheduled_run_answer(
+    what: &str,
+    outcome: crate::steps::StepOutcome,
+) -> Result<serde_json::Value, String> {
+    use crate::steps::StepOutcome;
+    match outcome {
+        StepOutcome::Done { summary } => Ok(summary),
+        StepOutcome::Retry { reason, .. } => {
+            Err(format!("{what} stopped, the next tick goes on: {reason}"))
+        }
+        StepOutcome::Reject { reason } | StepOutcome::Cancelled { reason } => {
+            Err(format!("{what} refused: {reason}"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

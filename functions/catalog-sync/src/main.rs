@@ -13,11 +13,12 @@ use std::time::Duration;
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
 use common::adapters::dynamodb_stock::DynamoDbStock;
 use common::config::{erp_catalog_from_env, shops_from_env, ConnectorSecretDocument};
-use common::lambda::{aws_sdk_config, env, init_tracing, read_secret, SdkConfig};
+use common::lambda::{
+    aws_sdk_config, env, init_tracing, read_secret, scheduled_run_answer, SdkConfig,
+};
 use common::resilience::CircuitBreaker;
 use common::steps::catalog_sync::CatalogSync;
 use common::steps::return_reversal::Guarded;
-use common::steps::StepOutcome;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
@@ -69,15 +70,8 @@ async fn handle(
     app: &App,
     _tick: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error> {
-    match app.sync().await?.run().await {
-        StepOutcome::Done { summary } => Ok(summary),
-        StepOutcome::Retry { reason, .. } => {
-            Err(format!("catalog sync stopped, next tick retries: {reason}").into())
-        }
-        StepOutcome::Reject { reason } | StepOutcome::Cancelled { reason } => {
-            Err(format!("catalog sync refused: {reason}").into())
-        }
-    }
+    let outcome = app.sync().await?.run().await;
+    Ok(scheduled_run_answer("catalog sync", outcome)?)
 }
 
 #[tokio::main]

@@ -13,11 +13,13 @@ use std::time::Duration;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::config::{erp_shipments_from_env, shops_from_env, ConnectorSecretDocument};
-use common::lambda::{aws_sdk_config, env, init_tracing, read_secret, SdkConfig};
+use common::lambda::{
+    aws_sdk_config, env, init_tracing, read_secret, scheduled_run_answer, SdkConfig,
+};
 use common::resilience::CircuitBreaker;
 use common::steps::fulfillment_sync::FulfillmentSync;
 use common::steps::return_reversal::Guarded;
-use common::steps::{Invocation, StepOutcome};
+use common::steps::Invocation;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
@@ -83,15 +85,10 @@ async fn handle(
         deadline: common::lambda::deadline(tick.context.deadline),
         attempt: 1,
     };
-    match sync.run(inv).await {
-        StepOutcome::Done { summary } => Ok(summary),
-        StepOutcome::Retry { reason, .. } => {
-            Err(format!("fulfillment sync stopped, next tick resumes: {reason}").into())
-        }
-        StepOutcome::Reject { reason } | StepOutcome::Cancelled { reason } => {
-            Err(format!("fulfillment sync refused: {reason}").into())
-        }
-    }
+    Ok(scheduled_run_answer(
+        "fulfillment sync",
+        sync.run(inv).await,
+    )?)
 }
 
 #[tokio::main]

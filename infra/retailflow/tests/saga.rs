@@ -1,32 +1,13 @@
 //! The whole app in one process: orders from signed webhooks to the ERP and
 //! loyalty simulators, exactly once, whatever the deliveries and faults.
 
-use std::path::PathBuf;
-
 use chrono::Duration;
-use common::config::WebhookSecretDocument;
-use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
-use retailflow::api_event::ApiRequest;
 use retailflow::local_app::{LocalApp, ERP_POST_QUEUE, LOYALTY_ACCRUAL_QUEUE};
+
+mod support;
 use retailflow::runtime::{eventbridge_event, lock};
 use simulators::{Fault, FaultKind, System};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dev_config() -> IntakeConfig {
-    let k = |n: &str| std::fs::read_to_string(repo().join("events/dev-keys").join(n)).unwrap();
-    WebhookSecretDocument {
-        shopify_secret: k("shopify-secret.txt"),
-        shopify_previous_secret: String::new(),
-        adobe_public_keys: k("adobe-public-1.pem") + &k("adobe-public-2.pem"),
-        adobe_client_id: k("adobe-client-id.txt"),
-        pos_store_secrets: serde_json::from_str(&k("pos-store-secrets.json")).unwrap(),
-    }
-    .apply(IntakeConfig::default())
-    .unwrap()
-}
+use support::{deliver, dev_config};
 
 /// The sample webhook events that place orders.
 const ORDERS: [&str; 4] = [
@@ -35,24 +16,6 @@ const ORDERS: [&str; 4] = [
     "05-shopify-orders-create-cad-gift-card.json",
     "11-adobe-order-configurable.json",
 ];
-
-async fn deliver(app: &LocalApp, file: &str) -> u16 {
-    let event: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(file)).unwrap())
-            .unwrap();
-    let req = ApiRequest::from_event(&event).unwrap();
-    let resp = app
-        .intake
-        .handle(WebhookRequest {
-            route: WebhookRoute::from_path(&req.path).unwrap(),
-            headers: &req.headers,
-            body: &req.body,
-            received_at: app.clock.now(),
-            deadline: None,
-        })
-        .await;
-    resp.status
-}
 
 /// (order total in minor units, points) each sample order must end with.
 fn expected() -> Vec<(i64, i64)> {

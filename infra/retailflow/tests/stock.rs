@@ -3,56 +3,16 @@
 //! promotion counts towards the customer's limit, a cancellation restocks,
 //! and the schedule's tick gives abandoned holds back.
 
-use std::path::PathBuf;
-
 use chrono::Duration;
 use common::checkout::validation::{CheckoutRequest, CheckoutResponse};
-use common::config::WebhookSecretDocument;
 use common::events::{envelope, Envelope, EnvelopeMeta, OrderCancelled};
-use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
 use common::model::{Cancellation, OrderRef, Platform};
 use common::steps::stock_commit::handle_stock_message;
 use common::steps::{Invocation, StepOutcome};
-use retailflow::api_event::ApiRequest;
 use retailflow::local_app::LocalApp;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dev_config() -> IntakeConfig {
-    let k = |n: &str| std::fs::read_to_string(repo().join("events/dev-keys").join(n)).unwrap();
-    WebhookSecretDocument {
-        shopify_secret: k("shopify-secret.txt"),
-        shopify_previous_secret: String::new(),
-        adobe_public_keys: k("adobe-public-1.pem") + &k("adobe-public-2.pem"),
-        adobe_client_id: k("adobe-client-id.txt"),
-        pos_store_secrets: serde_json::from_str(&k("pos-store-secrets.json")).unwrap(),
-    }
-    .apply(IntakeConfig::default())
-    .unwrap()
-}
-
-fn sample(file: &str) -> ApiRequest {
-    let event: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(file)).unwrap())
-            .unwrap();
-    ApiRequest::from_event(&event).unwrap()
-}
-
-async fn deliver(app: &LocalApp, file: &str) -> u16 {
-    let req = sample(file);
-    app.intake
-        .handle(WebhookRequest {
-            route: WebhookRoute::from_path(&req.path).unwrap(),
-            headers: &req.headers,
-            body: &req.body,
-            received_at: app.clock.now(),
-            deadline: None,
-        })
-        .await
-        .status
-}
+mod support;
+use support::{deliver, dev_config, sample};
 
 /// The sample checkout (events/14): the cart of sample order #1042, under
 /// the checkout token that order carries.

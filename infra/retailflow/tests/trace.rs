@@ -1,47 +1,11 @@
 //! `retailflow trace` reads an order's whole story back from the saga
 //! store: its events, each step with its result, its returns.
 
-use std::path::PathBuf;
-
-use common::config::WebhookSecretDocument;
-use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
 use common::saga::StepStatus;
-use retailflow::api_event::ApiRequest;
 use retailflow::local_app::LocalApp;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dev_config() -> IntakeConfig {
-    let k = |n: &str| std::fs::read_to_string(repo().join("events/dev-keys").join(n)).unwrap();
-    WebhookSecretDocument {
-        shopify_secret: k("shopify-secret.txt"),
-        shopify_previous_secret: String::new(),
-        adobe_public_keys: k("adobe-public-1.pem") + &k("adobe-public-2.pem"),
-        adobe_client_id: k("adobe-client-id.txt"),
-        pos_store_secrets: serde_json::from_str(&k("pos-store-secrets.json")).unwrap(),
-    }
-    .apply(IntakeConfig::default())
-    .unwrap()
-}
-
-async fn deliver(app: &LocalApp, file: &str) -> u16 {
-    let event: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(file)).unwrap())
-            .unwrap();
-    let req = ApiRequest::from_event(&event).unwrap();
-    app.intake
-        .handle(WebhookRequest {
-            route: WebhookRoute::from_path(&req.path).unwrap(),
-            headers: &req.headers,
-            body: &req.body,
-            received_at: app.clock.now(),
-            deadline: None,
-        })
-        .await
-        .status
-}
+mod support;
+use support::{deliver, dev_config};
 
 const ORDER: &str = "shopify:acme-outdoor.myshopify.com:order:5872301948123";
 
