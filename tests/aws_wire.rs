@@ -158,6 +158,7 @@ async fn dynamodb_saga_starts_with_the_completion_and_keeps_its_start() {
         event: Some(SagaEvent {
             event_id: event_id.into(),
             event_type: t.into(),
+            envelope: None,
         }),
         order_facts: None,
         replace_order_facts: false,

@@ -38,6 +38,34 @@ pub trait StateStore: Send + Sync {
     /// Where a scheduled reader of another system got to (a watermark).
     async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
     async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
+    /// One page of the sagas (orders, returns, cancellations) first recorded
+    /// in the hour starting at `hour`, read through the time index: what
+    /// reconciliation walks instead of scanning the table. `page` is the
+    /// `next` of the page before.
+    async fn sagas_started(
+        &self,
+        hour: DateTime<Utc>,
+        page: Option<&str>,
+    ) -> Result<SagaPage, StoreError>;
+    /// Counts one re-drive of a saga's step, unless it has had `limit`
+    /// already: `Ok(false)` (and nothing written) then, so the step is
+    /// raised for people instead of being re-driven forever.
+    async fn record_redrive(
+        &self,
+        saga_key: &str,
+        step: &str,
+        limit: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Keeps a reconciliation report (JSON) under its run id, until
+    /// `expires_at`.
+    async fn put_report(
+        &self,
+        run_id: &str,
+        body: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn report(&self, run_id: &str) -> Result<Option<String>, StoreError>;
     /// Replaces the order's refund ledger with `ledger` if the stored one is
     /// still version `ledger.version - 1` (the version it was computed
     /// from); `Ok(false)` when another writer got there first.
@@ -47,6 +75,14 @@ pub trait StateStore: Send + Sync {
         ledger: &RefundLedger,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+}
+
+/// A page of sagas from [`StateStore::sagas_started`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SagaPage {
+    pub sagas: Vec<SagaRecord>,
+    /// Where the next page starts; `None` after the hour's last page.
+    pub next: Option<String>,
 }
 
 /// Publishes canonical events.

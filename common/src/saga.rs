@@ -14,6 +14,43 @@ use crate::refund_ledger::{OrderFacts, RefundLedger};
 pub struct SagaEvent {
     pub event_id: String,
     pub event_type: String,
+    /// The event as intake published it (its envelope JSON), kept so
+    /// reconciliation can publish it again to re-drive a stuck step. Only
+    /// intake's events carry it (a step's own event is rebuilt from its
+    /// stored result); `None` past [`MAX_KEPT_ENVELOPE_BYTES`].
+    pub envelope: Option<String>,
+}
+
+/// Envelopes larger than this are not kept on the saga item (DynamoDB items
+/// stop at 400 KB, and an order keeps one per event): such an event is
+/// re-driven from its DLQ or the bus archive instead.
+pub const MAX_KEPT_ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// Saga items of one hour are spread over this many index partitions, so a
+/// sales peak does not write one hot partition of the time index.
+pub const TIME_BUCKET_SHARDS: u32 = 8;
+
+/// The time-index partition a saga started at `started_at` belongs to:
+/// `2026-11-26T22#3` (hour, then a shard from the key). Reconciliation reads
+/// one hour by querying its [`TIME_BUCKET_SHARDS`] partitions: no scan.
+pub fn time_bucket(saga_key: &str, started_at: DateTime<Utc>) -> String {
+    format!(
+        "{}#{}",
+        hour_of(started_at),
+        bucket_shard(saga_key) % TIME_BUCKET_SHARDS
+    )
+}
+
+/// `2026-11-26T22`: the hour part of a time bucket.
+pub fn hour_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H").to_string()
+}
+
+fn bucket_shard(saga_key: &str) -> u32 {
+    // FNV-1a: stable across builds and platforms (unlike std's hasher).
+    saga_key.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// Recorded with a step's completion, in the same store request.
@@ -72,6 +109,12 @@ pub struct SagaRecord {
     pub order_facts: Option<OrderFacts>,
     /// The order's admitted refunds.
     pub refund_ledger: RefundLedger,
+    /// Intake's events, by event id: what a re-drive publishes again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub envelopes: BTreeMap<String, String>,
+    /// Times reconciliation re-drove each step (it stops at its limit).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub redrives: BTreeMap<String, u32>,
 }
 
 impl SagaRecord {
@@ -87,6 +130,8 @@ impl SagaRecord {
             steps: BTreeMap::new(),
             order_facts: None,
             refund_ledger: RefundLedger::default(),
+            envelopes: BTreeMap::new(),
+            redrives: BTreeMap::new(),
         }
     }
 
@@ -99,6 +144,9 @@ impl SagaRecord {
             self.event_types.insert(e.event_type.clone());
             self.event_ids.insert(e.event_id.clone());
             self.first_seen.entry(e.event_type.clone()).or_insert(u.at);
+            if let Some(env) = e.envelope.as_ref().filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES) {
+                self.envelopes.insert(e.event_id.clone(), env.clone());
+            }
         }
         if u.order_facts.is_some() && (u.replace_order_facts || self.order_facts.is_none()) {
             self.order_facts.clone_from(&u.order_facts);

@@ -26,9 +26,12 @@ use uuid::Uuid;
 use crate::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, ORPHANED_CLAIM_TTL,
 };
-use crate::ports::{QuarantinedDelivery, StateStore, StoreError};
+use super::dynamodb_saga_index as saga_index;
+use crate::ports::{QuarantinedDelivery, SagaPage, StateStore, StoreError};
 use crate::refund_ledger::RefundLedger;
-use crate::saga::{SagaRecord, SagaUpdate, StepRecord, StepStatus};
+use crate::saga::{
+    time_bucket, SagaRecord, SagaUpdate, StepRecord, StepStatus, MAX_KEPT_ENVELOPE_BYTES,
+};
 
 /// DynamoDB's item limit is 400 KB; keep headroom for the other attributes.
 const MAX_QUARANTINE_BODY_BYTES: usize = 380 * 1024;
@@ -51,7 +54,12 @@ impl DynamoDbStateStore {
     }
 }
 
-fn saga_pk(saga_key: &str) -> String {
+/// Attribute of a kept intake envelope: `envelope__<event id>`.
+const ENVELOPE_PREFIX: &str = "envelope__";
+/// Attribute counting a step's re-drives: `redrives__<step>`.
+pub(crate) const REDRIVE_PREFIX: &str = "redrives__";
+
+pub(crate) fn saga_pk(saga_key: &str) -> String {
     format!("SAGA#{saga_key}")
 }
 
@@ -62,11 +70,11 @@ fn item_pk(scope: &ClaimScope) -> String {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: i64) -> AttributeValue {
+pub(crate) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
@@ -167,10 +175,12 @@ impl Expr {
             .set("#kind = :saga_kind")
             .set("saga_key = :saga_key")
             .set("started_at = if_not_exists(started_at, :saga_at)")
+            .set("time_bucket = if_not_exists(time_bucket, :saga_bucket)")
             .set("updated_at = :saga_at")
             .value(":saga_kind", s("saga"))
             .value(":saga_key", s(&u.saga_key))
-            .value(":saga_at", s(u.at.to_rfc3339()));
+            .value(":saga_at", s(u.at.to_rfc3339()))
+            .value(":saga_bucket", s(time_bucket(&u.saga_key, u.at)));
         if set_expiry {
             self.set("expires_at = :saga_exp")
                 .value(":saga_exp", n(u.expires_at.timestamp()));
@@ -195,6 +205,11 @@ impl Expr {
                     AttributeValue::Ss(vec![e.event_type.clone()]),
                 )
                 .value(":saga_ids", AttributeValue::Ss(vec![e.event_id.clone()]));
+            if let Some(env) = e.envelope.as_ref().filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES) {
+                self.name("#envelope", format!("{ENVELOPE_PREFIX}{}", e.event_id))
+                    .set("#envelope = if_not_exists(#envelope, :saga_env)")
+                    .value(":saga_env", s(env));
+            }
             self.add.extend([
                 "event_types :saga_types".to_string(),
                 "event_ids :saga_ids".to_string(),
@@ -565,6 +580,37 @@ impl StateStore for DynamoDbStateStore {
             .transpose()
     }
 
+    async fn sagas_started(
+        &self,
+        hour: DateTime<Utc>,
+        page: Option<&str>,
+    ) -> Result<SagaPage, StoreError> {
+        saga_index::sagas_started(&self.client, &self.table, hour, page).await
+    }
+
+    async fn record_redrive(
+        &self,
+        saga_key: &str,
+        step: &str,
+        limit: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        saga_index::record_redrive(&self.client, &self.table, saga_key, step, limit, at).await
+    }
+
+    async fn put_report(
+        &self,
+        run_id: &str,
+        body: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        saga_index::put_report(&self.client, &self.table, run_id, body, expires_at).await
+    }
+
+    async fn report(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        saga_index::report(&self.client, &self.table, run_id).await
+    }
+
     async fn write_refund_ledger(
         &self,
         saga_key: &str,
@@ -587,13 +633,15 @@ impl StateStore for DynamoDbStateStore {
             .update_expression(
                 "SET refund_ledger = :ledger, refund_ledger_version = :version, \
                  updated_at = :at, saga_key = :saga_key, \
-                 started_at = if_not_exists(started_at, :at)",
+                 started_at = if_not_exists(started_at, :at), \
+                 time_bucket = if_not_exists(time_bucket, :bucket)",
             )
             .condition_expression(condition)
             .expression_attribute_values(":ledger", s(body))
             .expression_attribute_values(":version", n(before + 1))
             .expression_attribute_values(":at", s(at.to_rfc3339()))
-            .expression_attribute_values(":saga_key", s(saga_key));
+            .expression_attribute_values(":saga_key", s(saga_key))
+            .expression_attribute_values(":bucket", s(time_bucket(saga_key, at)));
         if before > 0 {
             req = req.expression_attribute_values(":before", n(before));
         }
@@ -602,7 +650,8 @@ impl StateStore for DynamoDbStateStore {
                 .update_expression(
                     "SET refund_ledger = :ledger, refund_ledger_version = :version, \
                      updated_at = :at, saga_key = :saga_key, \
-                     started_at = if_not_exists(started_at, :at), cancelled_at = :cancelled",
+                     started_at = if_not_exists(started_at, :at), \
+                     time_bucket = if_not_exists(time_bucket, :bucket), cancelled_at = :cancelled",
                 )
                 .expression_attribute_values(":cancelled", s(c.to_rfc3339()));
         }
@@ -637,7 +686,7 @@ fn get_time(item: &HashMap<String, AttributeValue>, k: &str) -> Option<DateTime<
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn saga_from_item(
+pub(crate) fn saga_from_item(
     saga_key: &str,
     item: &HashMap<String, AttributeValue>,
 ) -> Result<SagaRecord, StoreError> {
@@ -653,8 +702,17 @@ fn saga_from_item(
     };
     let mut first_seen = BTreeMap::new();
     let mut steps = BTreeMap::new();
+    let mut envelopes = BTreeMap::new();
+    let mut redrives = BTreeMap::new();
     for (attr, _) in item.iter() {
-        if let Some(t) = attr.strip_prefix("first_seen__") {
+        if let Some(id) = attr.strip_prefix(ENVELOPE_PREFIX) {
+            if let Some(env) = get_s(item, attr) {
+                envelopes.insert(id.to_string(), env.to_string());
+            }
+        } else if let Some(step) = attr.strip_prefix(REDRIVE_PREFIX) {
+            let count = get_n(item, attr).unwrap_or(0);
+            redrives.insert(step.to_string(), u32::try_from(count).unwrap_or(u32::MAX));
+        } else if let Some(t) = attr.strip_prefix("first_seen__") {
             if let Some(at) = get_time(item, attr) {
                 first_seen.insert(t.to_string(), at);
             }
@@ -696,6 +754,8 @@ fn saga_from_item(
         steps,
         order_facts,
         refund_ledger,
+        envelopes,
+        redrives,
     })
 }
 

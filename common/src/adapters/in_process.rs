@@ -13,11 +13,11 @@ use crate::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, ORPHANED_CLAIM_TTL,
 };
 use crate::ports::{
-    check_entry_sizes, BusError, BusEvent, EventBus, FailedEntry, QuarantinedDelivery, StateStore,
-    StoreError,
+    check_entry_sizes, BusError, BusEvent, EventBus, FailedEntry, QuarantinedDelivery, SagaPage,
+    StateStore, StoreError,
 };
 use crate::refund_ledger::RefundLedger;
-use crate::saga::{SagaRecord, StepRecord, StepStatus};
+use crate::saga::{hour_of, SagaRecord, StepRecord, StepStatus};
 
 #[derive(Debug, Clone)]
 enum Status {
@@ -43,6 +43,7 @@ struct StoreState {
     sagas: HashMap<String, SagaRecord>,
     quarantine: Vec<QuarantinedDelivery>,
     cursors: HashMap<String, String>,
+    reports: HashMap<String, String>,
     fail_next: usize,
     writes: usize,
 }
@@ -277,6 +278,71 @@ impl StateStore for InProcessStateStore {
         Ok(st.sagas.get(saga_key).cloned())
     }
 
+    async fn sagas_started(
+        &self,
+        hour: DateTime<Utc>,
+        page: Option<&str>,
+    ) -> Result<SagaPage, StoreError> {
+        const PAGE: usize = 100;
+        let mut st = self.lock();
+        if st.fail_next > 0 {
+            st.fail_next -= 1;
+            return Err(StoreError::Unavailable("injected fault".into()));
+        }
+        let bucket = hour_of(hour);
+        let mut keys: Vec<&String> = st
+            .sagas
+            .iter()
+            .filter(|(_, s)| s.started_at.map(hour_of).as_deref() == Some(bucket.as_str()))
+            .map(|(k, _)| k)
+            .filter(|k| page.is_none_or(|after| k.as_str() > after))
+            .collect();
+        keys.sort();
+        let more = keys.len() > PAGE;
+        keys.truncate(PAGE);
+        let sagas: Vec<SagaRecord> = keys.iter().filter_map(|k| st.sagas.get(*k).cloned()).collect();
+        let next = more.then(|| sagas.last().map(|s| s.saga_key.clone())).flatten();
+        Ok(SagaPage { sagas, next })
+    }
+
+    async fn record_redrive(
+        &self,
+        saga_key: &str,
+        step: &str,
+        limit: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        Self::begin_write(&mut st)?;
+        let saga = st
+            .sagas
+            .entry(saga_key.to_string())
+            .or_insert_with(|| SagaRecord::empty(saga_key));
+        let count = saga.redrives.entry(step.to_string()).or_insert(0);
+        if *count >= limit {
+            return Ok(false);
+        }
+        *count += 1;
+        saga.updated_at = Some(at);
+        Ok(true)
+    }
+
+    async fn put_report(
+        &self,
+        run_id: &str,
+        body: &str,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        Self::begin_write(&mut st)?;
+        st.reports.insert(run_id.to_string(), body.to_string());
+        Ok(())
+    }
+
+    async fn report(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().reports.get(run_id).cloned())
+    }
+
     async fn write_refund_ledger(
         &self,
         saga_key: &str,
@@ -293,6 +359,7 @@ impl StateStore for InProcessStateStore {
             return Ok(false);
         }
         saga.refund_ledger = ledger.clone();
+        saga.started_at.get_or_insert(at);
         saga.updated_at = Some(at);
         Ok(true)
     }

@@ -2,6 +2,7 @@
 
 pub mod dynamodb;
 pub mod dynamodb_catalog;
+pub mod dynamodb_saga_index;
 pub mod dynamodb_stock;
 pub mod eventbridge;
 pub mod in_process;

@@ -529,6 +529,7 @@ impl OrderIntake {
                 event: Some(SagaEvent {
                     event_id: event_id.to_string(),
                     event_type: event.event_type().to_string(),
+                    envelope: Some(bus_event.detail.clone()),
                 }),
                 order_facts: event.order_facts(),
                 replace_order_facts: matches!(event, CanonicalEvent::OrderUpdated(_)),

@@ -311,6 +311,33 @@ impl StateStore for FailOnComplete {
     ) -> Result<bool, crate::ports::StoreError> {
         self.inner.write_refund_ledger(k, l, at).await
     }
+    async fn sagas_started(
+        &self,
+        hour: chrono::DateTime<chrono::Utc>,
+        page: Option<&str>,
+    ) -> Result<crate::ports::SagaPage, crate::ports::StoreError> {
+        self.inner.sagas_started(hour, page).await
+    }
+    async fn record_redrive(
+        &self,
+        saga_key: &str,
+        step: &str,
+        limit: u32,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, crate::ports::StoreError> {
+        self.inner.record_redrive(saga_key, step, limit, at).await
+    }
+    async fn put_report(
+        &self,
+        run_id: &str,
+        body: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), crate::ports::StoreError> {
+        self.inner.put_report(run_id, body, expires_at).await
+    }
+    async fn report(&self, run_id: &str) -> Result<Option<String>, crate::ports::StoreError> {
+        self.inner.report(run_id).await
+    }
 }
 
 #[tokio::test]

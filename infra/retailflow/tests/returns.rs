@@ -168,6 +168,7 @@ async fn place(app: &LocalApp, order: &Order) {
                     event: Some(SagaEvent {
                         event_id: format!("placed-{key}"),
                         event_type: "OrderPlaced".into(),
+                        envelope: None,
                     }),
                     order_facts: facts,
                     replace_order_facts: false,
@@ -650,6 +651,33 @@ impl StateStore for CancelledMidway {
         at: DateTime<Utc>,
     ) -> Result<bool, common::ports::StoreError> {
         self.inner.write_refund_ledger(k, l, at).await
+    }
+    async fn sagas_started(
+        &self,
+        hour: chrono::DateTime<chrono::Utc>,
+        page: Option<&str>,
+    ) -> Result<common::ports::SagaPage, common::ports::StoreError> {
+        self.inner.sagas_started(hour, page).await
+    }
+    async fn record_redrive(
+        &self,
+        saga_key: &str,
+        step: &str,
+        limit: u32,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, common::ports::StoreError> {
+        self.inner.record_redrive(saga_key, step, limit, at).await
+    }
+    async fn put_report(
+        &self,
+        run_id: &str,
+        body: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), common::ports::StoreError> {
+        self.inner.put_report(run_id, body, expires_at).await
+    }
+    async fn report(&self, run_id: &str) -> Result<Option<String>, common::ports::StoreError> {
+        self.inner.report(run_id).await
     }
 }
 
