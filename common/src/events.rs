@@ -418,6 +418,8 @@ pub fn event_schemas() -> Vec<(String, serde_json::Value)> {
         one::<StockCommitted>(),
         one::<StockRestocked>(),
         one::<FulfillmentShipped>(),
+        one::<crate::reconciliation::DiscrepancyFound>(),
+        one::<crate::reconciliation::ReconciliationCompleted>(),
     ]
 }
 

@@ -17,6 +17,7 @@ pub mod money;
 pub mod ports;
 pub mod queue_batch;
 pub mod queue_dispositions;
+pub mod reconciliation;
 pub mod refund_ledger;
 pub mod resilience;
 pub mod saga;

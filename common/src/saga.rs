@@ -144,7 +144,11 @@ impl SagaRecord {
             self.event_types.insert(e.event_type.clone());
             self.event_ids.insert(e.event_id.clone());
             self.first_seen.entry(e.event_type.clone()).or_insert(u.at);
-            if let Some(env) = e.envelope.as_ref().filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES) {
+            if let Some(env) = e
+                .envelope
+                .as_ref()
+                .filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES)
+            {
                 self.envelopes.insert(e.event_id.clone(), env.clone());
             }
         }

@@ -23,10 +23,10 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::dynamodb_saga_index as saga_index;
 use crate::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, ORPHANED_CLAIM_TTL,
 };
-use super::dynamodb_saga_index as saga_index;
 use crate::ports::{QuarantinedDelivery, SagaPage, StateStore, StoreError};
 use crate::refund_ledger::RefundLedger;
 use crate::saga::{
@@ -205,7 +205,11 @@ impl Expr {
                     AttributeValue::Ss(vec![e.event_type.clone()]),
                 )
                 .value(":saga_ids", AttributeValue::Ss(vec![e.event_id.clone()]));
-            if let Some(env) = e.envelope.as_ref().filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES) {
+            if let Some(env) = e
+                .envelope
+                .as_ref()
+                .filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES)
+            {
                 self.name("#envelope", format!("{ENVELOPE_PREFIX}{}", e.event_id))
                     .set("#envelope = if_not_exists(#envelope, :saga_env)")
                     .value(":saga_env", s(env));

@@ -144,7 +144,12 @@ async fn batch_get_sagas(
             .send()
             .await
             .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
-        for item in out.responses().and_then(|r| r.get(table)).into_iter().flatten() {
+        for item in out
+            .responses()
+            .and_then(|r| r.get(table))
+            .into_iter()
+            .flatten()
+        {
             let Some(key) = item
                 .get("pk")
                 .and_then(|v| v.as_s().ok())
@@ -182,7 +187,9 @@ pub(crate) async fn record_redrive(
         .table_name(table)
         .key("pk", s(saga_pk(saga_key)))
         .update_expression("ADD #count :one SET updated_at = :at")
-        .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#count) OR #count < :limit)")
+        .condition_expression(
+            "attribute_exists(pk) AND (attribute_not_exists(#count) OR #count < :limit)",
+        )
         .expression_attribute_names("#count", format!("{REDRIVE_PREFIX}{step}"))
         .expression_attribute_values(":one", n(1))
         .expression_attribute_values(":limit", n(i64::from(limit)))

@@ -74,6 +74,16 @@ impl InProcessStateStore {
         v
     }
 
+    /// One saga as it stands (for tests and the local app's views).
+    pub fn saga_of(&self, saga_key: &str) -> Option<SagaRecord> {
+        self.lock().sagas.get(saga_key).cloned()
+    }
+
+    /// A cursor's value as it stands.
+    pub fn cursor(&self, name: &str) -> Option<String> {
+        self.lock().cursors.get(name).cloned()
+    }
+
     /// Write requests made so far (what DynamoDB would bill as writes).
     pub fn writes(&self) -> usize {
         self.lock().writes
@@ -300,8 +310,13 @@ impl StateStore for InProcessStateStore {
         keys.sort();
         let more = keys.len() > PAGE;
         keys.truncate(PAGE);
-        let sagas: Vec<SagaRecord> = keys.iter().filter_map(|k| st.sagas.get(*k).cloned()).collect();
-        let next = more.then(|| sagas.last().map(|s| s.saga_key.clone())).flatten();
+        let sagas: Vec<SagaRecord> = keys
+            .iter()
+            .filter_map(|k| st.sagas.get(*k).cloned())
+            .collect();
+        let next = more
+            .then(|| sagas.last().map(|s| s.saga_key.clone()))
+            .flatten();
         Ok(SagaPage { sagas, next })
     }
 

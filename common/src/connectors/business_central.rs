@@ -12,7 +12,10 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::wire::{call_json, http_client, money_from_json, Reply, WireDecimal};
-use super::{ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpLine, ErpSalesOrder};
+use super::{
+    ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpDocumentKind, ErpLine, ErpSalesOrder,
+    LedgerDocument, LedgerQuery,
+};
 use crate::money::Currency;
 use crate::resilience::ConnectorError;
 use crate::webhook::Secret;
@@ -163,6 +166,32 @@ impl BusinessCentralErp {
         .await
     }
 
+    /// A page of `entity` matching `filter`, or the page a
+    /// `@odata.nextLink` names (only links into this company are followed).
+    pub(super) async fn list(
+        &self,
+        entity: &str,
+        filter: &str,
+        next: Option<&str>,
+    ) -> Result<serde_json::Value, ConnectorError> {
+        let req = match next {
+            Some(link) if link.starts_with(self.config.company_url.trim_end_matches('/')) => {
+                self.client.get(link)
+            }
+            Some(link) => {
+                return Err(ConnectorError::BadResponse {
+                    system: SYSTEM,
+                    reason: format!("next page link outside the company: {link}"),
+                })
+            }
+            None => self
+                .client
+                .get(self.url(entity))
+                .query(&[("$filter", filter)]),
+        };
+        self.call(req).await
+    }
+
     async fn first(
         &self,
         entity: &str,
@@ -180,7 +209,10 @@ impl BusinessCentralErp {
         Ok(v["value"].as_array().and_then(|a| a.first()).cloned())
     }
 
-    fn document(v: &serde_json::Value, fallback: Currency) -> Result<ErpDocument, ConnectorError> {
+    pub(super) fn document(
+        v: &serde_json::Value,
+        fallback: Currency,
+    ) -> Result<ErpDocument, ConnectorError> {
         let currency = v["currencyCode"]
             .as_str()
             .filter(|c| !c.is_empty())
@@ -312,6 +344,14 @@ impl ErpConnector for BusinessCentralErp {
             self.call(self.client.post(self.url(&action))).await?;
         }
         Ok(doc)
+    }
+
+    async fn ledger_documents(
+        &self,
+        kind: ErpDocumentKind,
+        wanted: &[LedgerQuery],
+    ) -> Result<Vec<LedgerDocument>, ConnectorError> {
+        BusinessCentralErp::ledger_documents(self, kind, wanted).await
     }
 
     async fn cancel_sales_order(&self, external_id: &str) -> Result<bool, ConnectorError> {

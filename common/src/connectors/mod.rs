@@ -7,7 +7,9 @@
 
 pub mod business_central;
 pub mod erp_catalog;
+pub mod erp_ledger;
 pub mod erp_shipments;
+pub mod loyalty_ledger;
 pub mod netsuite;
 pub mod salesforce;
 pub mod shop;
@@ -21,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::money::Money;
 use crate::resilience::ConnectorError;
 
+pub use erp_ledger::{ErpDocumentKind, LedgerDocument, LedgerQuery};
+pub use loyalty_ledger::LedgerJournal;
 pub use wire::WireDecimal;
 
 /// A customer as the ERP keeps it, keyed by the shop's customer id.
@@ -112,6 +116,15 @@ pub trait ErpConnector: Send + Sync {
         memo: &ErpCreditMemo,
         customer_id: &str,
     ) -> Result<ErpDocument, ConnectorError>;
+    /// Reads back, for reconciliation, the documents of `kind` posted under
+    /// these external ids and any other document of that kind tied to the
+    /// same shop orders (a duplicate), in as few paged requests as the API
+    /// allows (see [`erp_ledger`]).
+    async fn ledger_documents(
+        &self,
+        kind: ErpDocumentKind,
+        wanted: &[LedgerQuery],
+    ) -> Result<Vec<LedgerDocument>, ConnectorError>;
     /// Cancels a sales order the shop cancelled (NetSuite: close every line;
     /// BC: delete the unposted order). Cancelling one already cancelled or
     /// gone succeeds. True when the ERP has the order (now cancelled).
@@ -196,6 +209,13 @@ pub trait LoyaltyConnector: Send + Sync {
         &self,
         reversal: &ReversalRequest,
     ) -> Result<AccrualJournal, ConnectorError>;
+    /// Reads back, for reconciliation, every journal posted under these
+    /// external transaction numbers (all of them: a duplicate shows as a
+    /// second journal), with the points each moved.
+    async fn ledger_journals(
+        &self,
+        external_transaction_numbers: &[String],
+    ) -> Result<Vec<LedgerJournal>, ConnectorError>;
     /// Cancels an accrual journal whole (the whole order came back). Returns
     /// the cancellation journal, or `None` when it was already cancelled
     /// (a retry after a lost answer).

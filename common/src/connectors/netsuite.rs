@@ -11,7 +11,10 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::wire::{call_json, http_client, money_from_json, send, Reply, WireDecimal};
-use super::{ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpSalesOrder};
+use super::{
+    ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpDocumentKind, ErpSalesOrder,
+    LedgerDocument, LedgerQuery,
+};
 use crate::money::Currency;
 use crate::resilience::ConnectorError;
 use crate::webhook::Secret;
@@ -242,6 +245,14 @@ impl ErpConnector for NetSuiteErp {
         customer_id: &str,
     ) -> Result<ErpDocument, ConnectorError> {
         self.upsert_transaction("creditMemo", m, customer_id).await
+    }
+
+    async fn ledger_documents(
+        &self,
+        kind: ErpDocumentKind,
+        wanted: &[LedgerQuery],
+    ) -> Result<Vec<LedgerDocument>, ConnectorError> {
+        NetSuiteErp::ledger_documents(self, kind, wanted).await
     }
 
     async fn cancel_sales_order(&self, external_id: &str) -> Result<bool, ConnectorError> {

@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use super::wire::{call_json, http_client, Reply};
 use super::{
-    AccrualJournal, AccrualRequest, Enrollment, LoyaltyConnector, LoyaltyMember, ReversalRequest,
+    AccrualJournal, AccrualRequest, Enrollment, LedgerJournal, LoyaltyConnector, LoyaltyMember,
+    ReversalRequest,
 };
 use crate::mappers::DecimalText;
 use crate::resilience::ConnectorError;
@@ -75,6 +76,34 @@ impl SalesforceLoyalty {
             .call(self.client.get(self.url("query")).query(&[("q", soql)]))
             .await?;
         Ok(v["records"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Every record of a query, following `nextRecordsUrl` (a path on this
+    /// instance) for at most `max_pages` pages.
+    pub(super) async fn query_all(
+        &self,
+        soql: &str,
+        max_pages: usize,
+    ) -> Result<Vec<serde_json::Value>, ConnectorError> {
+        let mut records = Vec::new();
+        let mut req = self.client.get(self.url("query")).query(&[("q", soql)]);
+        for _ in 0..max_pages {
+            let v = self.call(req).await?;
+            records.extend(v["records"].as_array().cloned().unwrap_or_default());
+            match v["nextRecordsUrl"].as_str() {
+                Some(next)
+                    if v["done"].as_bool() == Some(false)
+                        && next.starts_with("/services/data/") =>
+                {
+                    req = self.client.get(format!(
+                        "{}{next}",
+                        self.config.base_url.trim_end_matches('/')
+                    ));
+                }
+                _ => break,
+            }
+        }
+        Ok(records)
     }
 }
 
@@ -368,6 +397,13 @@ impl LoyaltyConnector for SalesforceLoyalty {
             journal_id,
             points: Some(-r.points),
         })
+    }
+
+    async fn ledger_journals(
+        &self,
+        external_transaction_numbers: &[String],
+    ) -> Result<Vec<LedgerJournal>, ConnectorError> {
+        SalesforceLoyalty::ledger_journals(self, external_transaction_numbers).await
     }
 
     async fn cancel_accrual(

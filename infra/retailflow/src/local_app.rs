@@ -21,6 +21,8 @@ use common::events::INTAKE_SOURCE;
 use common::intake::{IntakeConfig, OrderIntake};
 use common::model::Platform;
 use common::queue_dispositions::{disposition, Disposition};
+use common::reconciliation::run::Guard as ReconGuard;
+use common::reconciliation::{Reconciliation, ReconciliationConfig, ReconciliationReport};
 use common::resilience::{CircuitBreaker, RetryPolicy};
 use common::steps::catalog_sync::CatalogSync;
 use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
@@ -121,6 +123,10 @@ pub struct LocalApp {
     pub checkout: CheckoutValidation,
     /// The loyalty connector every step uses, on the simulator.
     pub loyalty: Arc<SalesforceLoyalty>,
+    /// The ERP connector every step uses, on the NetSuite simulator.
+    pub erp: Arc<NetSuiteErp>,
+    /// Sagas against the NetSuite and Salesforce simulators.
+    pub reconciliation: Reconciliation,
     pub retry: RetryPolicy,
 }
 
@@ -277,7 +283,28 @@ impl LocalApp {
             catalog.clone(),
             common::idempotency::LeasePolicy::default(),
         );
+        let recon_clock = clock.clone();
+        let reconciliation = Reconciliation::new(
+            store.clone(),
+            bus.clone(),
+            Some(ReconGuard {
+                connector: erp.clone() as Arc<dyn common::connectors::ErpConnector>,
+                breaker: Arc::new(CircuitBreaker::new("netsuite-reconciliation", 5, open_for)),
+            }),
+            Some(ReconGuard {
+                connector: loyalty.clone() as Arc<dyn common::connectors::LoyaltyConnector>,
+                breaker: Arc::new(CircuitBreaker::new(
+                    "salesforce-loyalty-reconciliation",
+                    5,
+                    open_for,
+                )),
+            }),
+            ReconciliationConfig::default(),
+            Arc::new(move || recon_clock.now()),
+        );
         Ok(LocalApp {
+            reconciliation,
+            erp: erp.clone(),
             fulfillment_sync,
             catalog_sync,
             stock_commit,
@@ -309,6 +336,23 @@ impl LocalApp {
             sims,
             retry: RetryPolicy::default(),
         })
+    }
+
+    /// Reconciles the sagas started in the last `lookback` (and the hour
+    /// now), invoking the run again while it pauses (at most 20 times).
+    pub async fn reconcile(
+        &self,
+        lookback: chrono::Duration,
+    ) -> Result<ReconciliationReport, common::reconciliation::ReconciliationError> {
+        let now = self.clock.now();
+        let mut report = self.reconciliation.run((now - lookback, now), None).await?;
+        for _ in 0..20 {
+            if report.complete {
+                break;
+            }
+            report = self.reconciliation.run((now - lookback, now), None).await?;
+        }
+        Ok(report)
     }
 
     /// Runs one queue message through its function, as the SQS event source would.

@@ -220,23 +220,34 @@ fn order_json(o: &BcSalesOrder) -> Value {
     })
 }
 
+/// `field eq 'a' or field eq 'b' …` from `$filter`.
+fn filter_eq_any(params: &BTreeMap<String, String>, field: &str) -> Option<Vec<String>> {
+    let f = params.get("$filter")?;
+    f.split(" or ")
+        .map(|clause| {
+            let rest = clause.trim().strip_prefix(&format!("{field} eq '"))?;
+            Some(rest.strip_suffix('\'')?.replace("''", "'"))
+        })
+        .collect()
+}
+
 async fn list(
     kind: Kind,
     State(state): State<Arc<SimState>>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let Some(ext) = filter_eq(&q, "externalDocumentNumber") else {
+    let Some(wanted) = filter_eq_any(&q, "externalDocumentNumber") else {
         return error(
             StatusCode::BAD_REQUEST,
             "BadRequest",
-            "only $filter=externalDocumentNumber eq '...' is simulated",
+            "only $filter=externalDocumentNumber eq '...' (joined by or) is simulated",
         );
     };
     let mut st = lock(&state.business_central);
     let value: Vec<Value> = kind
         .docs(&mut st)
         .iter()
-        .filter(|o| o.external_document_number == ext)
+        .filter(|o| wanted.contains(&o.external_document_number))
         .map(order_json)
         .collect();
     Json(json!({"value": value})).into_response()

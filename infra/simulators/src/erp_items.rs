@@ -89,6 +89,9 @@ async fn suiteql(
     if q.contains("'ItemShip'") {
         return fulfillment_rows(&state, q, limit, offset);
     }
+    if q.contains("'SalesOrd'") || q.contains("'CustCred'") {
+        return crate::ledger_drift::transaction_rows(&state, q, limit, offset);
+    }
     let st = lock(&state.erp_items);
     let all: Vec<&ErpItemRecord> = st.items.values().collect();
     let page: Vec<Value> = all

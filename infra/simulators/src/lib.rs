@@ -12,6 +12,7 @@
 mod business_central;
 mod erp_items;
 mod faults;
+mod ledger_drift;
 mod netsuite;
 mod salesforce;
 mod shop_fulfillment;
@@ -26,6 +27,7 @@ use axum::Router;
 pub use business_central::BcSalesOrder;
 pub use erp_items::ErpItemRecord;
 pub use faults::{Fault, FaultKind, System};
+pub use ledger_drift::NetSuiteRecord;
 pub use netsuite::{
     NetSuiteCreditMemo, NetSuiteCustomer, NetSuiteFulfillment, NetSuiteSalesOrder,
     DISPOSITION_COLUMN,

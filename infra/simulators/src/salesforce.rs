@@ -125,6 +125,29 @@ async fn query(
             .filter(|j| j.id == id)
             .map(journal_record)
             .collect()
+    } else if let (true, Some(numbers)) = (
+        q.contains("FROM TransactionJournal"),
+        soql_in(&q, "ExternalTransactionNumber"),
+    ) {
+        st.journals
+            .iter()
+            .filter(|j| numbers.contains(&j.external_transaction_number))
+            .map(journal_record)
+            .collect()
+    } else if let (true, Some(ids)) = (
+        q.contains("FROM LoyaltyLedger"),
+        soql_in(&q, "TransactionJournalId"),
+    ) {
+        // One ledger entry per journal that moved points.
+        st.journals
+            .iter()
+            .filter(|j| ids.contains(&j.id) && j.points != 0)
+            .map(|j| {
+                json!({"attributes": {"type": "LoyaltyLedger"}, "TransactionJournalId": j.id,
+                       "Points": j.points.abs() as f64,
+                       "EventType": if j.points < 0 { "Debit" } else { "Credit" }})
+            })
+            .collect()
     } else if q.contains("FROM TransactionJournal") {
         let Some(ext) = soql_eq(&q, "ExternalTransactionNumber") else {
             return error(
@@ -267,8 +290,20 @@ async fn realtime(
         .into_response()
 }
 
+/// The quoted values of `field IN ('a','b')` (`\'` escapes a quote).
+fn soql_in(q: &str, field: &str) -> Option<Vec<String>> {
+    let rest = q.split(&format!("{field} IN (")).nth(1)?;
+    let list = rest.split(')').next()?;
+    Some(
+        list.split(',')
+            .map(|v| v.trim().trim_matches('\'').replace("\\'", "'"))
+            .collect(),
+    )
+}
+
 fn journal_record(j: &Journal) -> Value {
     json!({"attributes": {"type": "TransactionJournal"}, "Id": j.id, "Status": j.status,
+           "JournalType": {"attributes": {"type": "JournalType"}, "Name": j.kind},
            "ExternalTransactionNumber": j.external_transaction_number,
            "Points__c": j.points as f64})
 }
