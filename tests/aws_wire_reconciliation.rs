@@ -1,0 +1,301 @@
+//! Reconciliation's reads and writes in DynamoDB (moto, real SDK client):
+//! sagas by the hour they started through the keys-only time index, page
+//! by page across its shards; re-drive counts with their limit; reports;
+//! and a whole run over a DynamoDB saga store against the simulators.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::in_process::InProcessEventBus;
+use common::idempotency::{Completion, IdempotencyKey};
+use common::ports::StateStore;
+use common::reconciliation::run::Guard;
+use common::reconciliation::{DiscrepancyKind, Reconciliation, ReconciliationConfig};
+use common::resilience::CircuitBreaker;
+use common::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
+use retailflow_e2e::{aws_config, create_state_table, RequestCounter};
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn record(store: &DynamoDbStateStore, key: &str, at: DateTime<Utc>, envelope: Option<&str>) {
+    store
+        .record_completed(
+            &IdempotencyKey::saga_step(key, "intake_test"),
+            "h",
+            &Completion {
+                result: None,
+                now: at,
+                expires_at: at + Duration::days(1),
+                saga: Some(SagaUpdate {
+                    saga_key: key.into(),
+                    at,
+                    event: Some(SagaEvent {
+                        event_id: format!("00000000-0000-4000-8000-{:012}", key.len()),
+                        event_type: "OrderPlaced".into(),
+                        envelope: envelope.map(str::to_string),
+                    }),
+                    order_facts: None,
+                    replace_order_facts: false,
+                    expires_at: at + SAGA_RETENTION,
+                }),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sagas_of_an_hour_are_read_page_by_page_through_the_index_without_a_scan() {
+    let cfg = aws_config().await;
+    let counter = RequestCounter::default();
+    let ddb = retailflow_e2e::counted_dynamodb(&cfg, &counter);
+    let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
+    let store = DynamoDbStateStore::new(ddb, &table);
+    // 230 sagas in the hour of t0, 7 in the next, 3 the hour before.
+    for i in 0..230 {
+        record(
+            &store,
+            &format!("shopify:s:order:{i}"),
+            t0() + Duration::seconds(i),
+            None,
+        )
+        .await;
+    }
+    for i in 0..7 {
+        record(
+            &store,
+            &format!("shopify:s:order:n{i}"),
+            t0() + Duration::minutes(70),
+            None,
+        )
+        .await;
+    }
+    for i in 0..3 {
+        record(
+            &store,
+            &format!("shopify:s:order:p{i}"),
+            t0() - Duration::minutes(5),
+            None,
+        )
+        .await;
+    }
+    // A later update keeps the saga in the hour it started.
+    record(&store, "shopify:s:order:0", t0() + Duration::hours(3), None).await;
+    counter.take();
+
+    let mut keys = Vec::new();
+    let mut page = None;
+    let mut pages = 0;
+    loop {
+        let p = store.sagas_started(t0(), page.as_deref()).await.unwrap();
+        assert!(p.sagas.len() <= 100);
+        keys.extend(p.sagas.into_iter().map(|s| s.saga_key));
+        pages += 1;
+        match p.next {
+            Some(n) => page = Some(n),
+            None => break,
+        }
+    }
+    let unique: BTreeSet<_> = keys.iter().cloned().collect();
+    assert_eq!(keys.len(), 230, "each saga once");
+    assert_eq!(unique.len(), 230);
+    assert!(unique
+        .iter()
+        .all(|k| !k.contains(":order:n") && !k.contains(":order:p")));
+    let requests = counter.take();
+    println!("230 sagas of one hour: {pages} pages, {requests} DynamoDB requests");
+    // One Query per shard page and one BatchGetItem per non-empty page.
+    assert!(
+        requests <= 2 * pages + 8,
+        "{requests} requests for {pages} pages"
+    );
+    let next_hour = store
+        .sagas_started(t0() + Duration::hours(1), None)
+        .await
+        .unwrap();
+    let mut all = next_hour.sagas.len();
+    let mut page = next_hour.next;
+    while let Some(p) = page {
+        let more = store
+            .sagas_started(t0() + Duration::hours(1), Some(&p))
+            .await
+            .unwrap();
+        all += more.sagas.len();
+        page = more.next;
+    }
+    assert_eq!(all, 7);
+    let bad = store.sagas_started(t0(), Some("not a token")).await;
+    assert!(bad.is_err());
+}
+
+#[tokio::test]
+async fn the_kept_envelope_re_drive_counts_and_reports_round_trip_through_dynamodb() {
+    let cfg = aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&cfg);
+    let table = create_state_table(&client).await;
+    let store = DynamoDbStateStore::new(client, &table);
+    let key = "shopify:s:order:env";
+    record(&store, key, t0(), Some(r#"{"event_type":"OrderPlaced"}"#)).await;
+    let saga = store.saga(key).await.unwrap().unwrap();
+    assert_eq!(saga.envelopes.len(), 1);
+    assert!(saga.envelopes.values().all(|e| e.contains("OrderPlaced")));
+    for _ in 0..2 {
+        assert!(store
+            .record_redrive(key, "erp_post", 2, t0())
+            .await
+            .unwrap());
+    }
+    assert!(!store
+        .record_redrive(key, "erp_post", 2, t0())
+        .await
+        .unwrap());
+    assert!(store
+        .record_redrive(key, "return:1:credit_memo", 2, t0())
+        .await
+        .unwrap());
+    // No saga, no count: a re-drive needs the saga it re-drives.
+    assert!(!store
+        .record_redrive("shopify:s:order:none", "erp_post", 2, t0())
+        .await
+        .unwrap());
+    let saga = store.saga(key).await.unwrap().unwrap();
+    assert_eq!(saga.redrives["erp_post"], 2);
+    assert_eq!(saga.redrives["return:1:credit_memo"], 1);
+    let body = serde_json::json!({"run_id": "r1", "discrepancies": vec!["x"; 5000]}).to_string();
+    store
+        .put_report("r1", &body, t0() + Duration::days(90))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.report("r1").await.unwrap().as_deref(),
+        Some(body.as_str())
+    );
+    assert_eq!(store.report("r2").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite() {
+    use common::adapters::eventbridge::EventBridgeBus;
+    use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+    use common::webhook::{HmacSecrets, Secret};
+    const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
+    let cfg = aws_config().await;
+    let counter = RequestCounter::default();
+    let ddb = retailflow_e2e::counted_dynamodb(&cfg, &counter);
+    let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
+    let store = Arc::new(DynamoDbStateStore::new(ddb, &table));
+    let eb = aws_sdk_eventbridge::Client::new(&cfg);
+    let bus_name = retailflow_e2e::unique("bus");
+    eb.create_event_bus().name(&bus_name).send().await.unwrap();
+    let bus = Arc::new(EventBridgeBus::new(eb, &bus_name));
+    let sims = simulators::Simulators::start().await.unwrap();
+    let intake = OrderIntake::new(
+        store.clone(),
+        bus.clone(),
+        IntakeConfig {
+            shopify: Some(HmacSecrets {
+                current: Secret::new("recon-secret"),
+                previous: None,
+            }),
+            ..IntakeConfig::default()
+        },
+    );
+    let now = Utc::now();
+    let h = retailflow_e2e::signed_shopify_headers("recon-secret", "ev-recon-1", ORDER);
+    let resp = intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::Shopify,
+            headers: &h,
+            body: ORDER.as_bytes(),
+            received_at: now,
+            deadline: None,
+        })
+        .await;
+    assert_eq!(resp.status, 200);
+    // The steps run from the event as the queues would deliver it.
+    let (erp, loyalty) = retailflow_e2e::saga_steps(store.clone(), bus.clone(), &sims);
+    let placed = store
+        .saga("shopify:acme.myshopify.com:order:5872301948123")
+        .await
+        .unwrap()
+        .unwrap();
+    let envelope = placed
+        .envelopes
+        .values()
+        .next()
+        .expect("intake kept its event");
+    let event = common::steps::envelope_from_message(envelope).unwrap();
+    let inv = common::steps::Invocation {
+        now,
+        deadline: None,
+        attempt: 1,
+    };
+    assert!(matches!(
+        erp.handle(&event, inv).await,
+        common::steps::StepOutcome::Done { .. }
+    ));
+    assert!(matches!(
+        loyalty.handle(&event, inv).await,
+        common::steps::StepOutcome::Done { .. }
+    ));
+
+    let findings = Arc::new(InProcessEventBus::new());
+    let breaker = |n| {
+        Arc::new(CircuitBreaker::new(
+            n,
+            5,
+            std::time::Duration::from_secs(60),
+        ))
+    };
+    let recon = Reconciliation::new(
+        store.clone(),
+        findings.clone(),
+        Some(Guard {
+            connector: Arc::new(retailflow_e2e::netsuite(&sims)),
+            breaker: breaker("netsuite"),
+        }),
+        Some(Guard {
+            connector: Arc::new(retailflow_e2e::salesforce(&sims)),
+            breaker: breaker("loyalty"),
+        }),
+        ReconciliationConfig::default(),
+        Arc::new(Utc::now),
+    );
+    counter.take();
+    let clean = recon.run((now, now), None).await.unwrap();
+    assert!(clean.complete);
+    assert_eq!(clean.orders_checked, 1);
+    assert!(clean.discrepancies.is_empty(), "{:#?}", clean.discrepancies);
+    println!(
+        "reconciling one hour with one order on DynamoDB: {} requests ({:?})",
+        counter.take(),
+        clean.requests
+    );
+    let so = &sims.netsuite_sales_orders()[0];
+    assert!(sims.netsuite_adjust_total(
+        simulators::NetSuiteRecord::SalesOrder,
+        &so.external_id,
+        100
+    ));
+    let drift = recon.run((now, now), None).await.unwrap();
+    assert_eq!(drift.discrepancies.len(), 1, "{:#?}", drift.discrepancies);
+    assert_eq!(drift.discrepancies[0].kind, DiscrepancyKind::AmountMismatch);
+    assert_eq!(drift.discrepancies[0].found.as_deref(), Some("129.08 USD"));
+    assert_eq!(
+        findings
+            .published()
+            .iter()
+            .filter(|e| e.detail_type == "DiscrepancyFound")
+            .count(),
+        1
+    );
+    // The report is kept in the table under its run id.
+    let kept = store.report(&drift.run_id).await.unwrap().unwrap();
+    assert!(kept.contains("amount_mismatch"), "{kept}");
+}
