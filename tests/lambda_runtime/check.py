@@ -27,9 +27,10 @@ import urllib.request
 # checkout-validation, then stock-commit (the sample order's checkout hold
 # becomes its order's: 2 of 120 units leave stock), catalog-sync (a price
 # change lands; the ERP's stale count does not undo the sale),
-# fulfillment-sync (a shipment with no shop to go to is quarantined), exactly
+# fulfillment-sync (a shipment with no shop to go to is quarantined),
+# reconciliation (the day's sagas match the simulators' records), exactly
 # once.
-EXPECTED_CHECKS = 9
+EXPECTED_CHECKS = 10
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, ".venv-tools")
 
@@ -197,6 +198,15 @@ def main():
                 "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
                 "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1"},
              lambda r: r.get("shipments") == 1 and r.get("quarantined") == 1 and quarantined("no shop connector")),
+            # Every saga of the last day (the order above and its return)
+            # against the NetSuite and Salesforce simulators: all there, of
+            # the right amounts; nothing is due yet, so nothing is stuck.
+            ("reconciliation", "events/scheduled/reconciliation-tick.json", {
+                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
+                "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
+                "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
+                "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
+             lambda r: r.get("complete") is True and r.get("counts") == {} and r.get("sagas_checked", 0) >= 2),
         ]
         seed_catalog(moto, out["StateTableName"])
         seed_erp_items(sim_port)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{Discrepancy, DiscrepancyKind, ReconciliationConfig};
 use crate::connectors::{ErpDocumentKind, LedgerDocument, LedgerJournal, LedgerQuery};
@@ -383,6 +383,3 @@ pub fn compare_journals(expected: &[ExpectedJournal], found: &[LedgerJournal]) -
     }
     out
 }
-
-/// Default SLA for steps without their own.
-pub(super) const DEFAULT_SLA: Duration = Duration::minutes(30);

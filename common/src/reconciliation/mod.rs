@@ -19,6 +19,7 @@
 //! published.
 
 pub mod checks;
+pub mod request;
 pub mod run;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,8 @@ pub const LATEST_CURSOR: &str = "reconciliation-latest";
 pub struct ReconciliationConfig {
     /// Per step: how long after its triggering event it should be done.
     pub sla: BTreeMap<String, Duration>,
+    /// For steps without their own SLA.
+    pub default_sla: Duration,
     /// Re-drives of one step before it is raised for people.
     pub redrive_limit: u32,
     /// Amount differences up to this many minor units are reported as
@@ -58,6 +61,7 @@ impl Default for ReconciliationConfig {
     fn default() -> Self {
         ReconciliationConfig {
             sla: BTreeMap::new(),
+            default_sla: Duration::minutes(30),
             redrive_limit: 3,
             tolerance_minor: 0,
             max_run: Duration::minutes(10),
@@ -69,7 +73,7 @@ impl Default for ReconciliationConfig {
 
 impl ReconciliationConfig {
     pub fn sla(&self, step: &str) -> Duration {
-        self.sla.get(step).copied().unwrap_or(checks::DEFAULT_SLA)
+        self.sla.get(step).copied().unwrap_or(self.default_sla)
     }
 }
 
@@ -142,6 +146,9 @@ pub struct ReconciliationReport {
     pub requests: BTreeMap<String, u64>,
     /// How many invocations the run took.
     pub invocations: u32,
+    /// Why the run stopped before covering its window (the deadline, or a
+    /// system of record that could not answer); `None` once complete.
+    pub paused_because: Option<String>,
     pub counts: BTreeMap<DiscrepancyKind, u64>,
     pub discrepancies: Vec<Discrepancy>,
 }

@@ -20,6 +20,30 @@ use crate::ports::{BusError, BusEvent, EventBus, StateStore, StoreError};
 use crate::resilience::{CircuitBreaker, ConnectorError};
 use crate::saga::SagaRecord;
 
+/// The pause reason of a run that reached its deadline: the caller goes
+/// on at once (the function asks for itself again).
+pub const PAUSED_AT_DEADLINE: &str = "deadline";
+
+/// Invocations one run may take by asking for itself; past it, the next
+/// scheduled run goes on.
+pub const MAX_INVOCATIONS: u32 = 48;
+
+/// `ReconciliationRequested` with `continue`: how a run paused at its
+/// deadline asks for the rest (the resume point is in the state store).
+pub fn continuation_event(run_id: &str, at: DateTime<Utc>) -> BusEvent {
+    let id = Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("{run_id}\ncontinue\n{}", at.timestamp_millis()).as_bytes(),
+    );
+    BusEvent {
+        event_id: id,
+        detail_type: super::request::REQUESTED_EVENT.into(),
+        source: SOURCE.into(),
+        detail: serde_json::json!({"continue": true, "run_id": run_id}).to_string(),
+        time: at,
+    }
+}
+
 /// Discrepancies kept in one report (the counts stay exact beyond it; every
 /// one is also published as a `DiscrepancyFound` event).
 const MAX_REPORTED: usize = 2000;
@@ -132,6 +156,7 @@ impl Reconciliation {
                     escalated: 0,
                     requests: BTreeMap::new(),
                     invocations: 0,
+                    paused_because: None,
                     counts: BTreeMap::new(),
                     discrepancies: Vec::new(),
                 };
@@ -139,8 +164,10 @@ impl Reconciliation {
             }
         };
         report.invocations += 1;
+        report.paused_because = None;
         while hour < report.window_to {
             if self.now() >= deadline {
+                report.paused_because = Some(PAUSED_AT_DEADLINE.into());
                 return self.pause(report, hour, page).await;
             }
             let sagas = self.store.sagas_started(hour, page.as_deref()).await?;
@@ -151,6 +178,7 @@ impl Reconciliation {
                 // this page next run.
                 Err(PageError::System(e)) => {
                     tracing::warn!(error = %e, "reconciliation paused: a system of record cannot answer");
+                    report.paused_because = Some(format!("a system of record cannot answer: {e}"));
                     return self.pause(report, hour, page).await;
                 }
                 Err(PageError::Run(e)) => return Err(e),
@@ -234,6 +262,7 @@ impl Reconciliation {
         mut report: ReconciliationReport,
     ) -> Result<ReconciliationReport, ReconciliationError> {
         report.complete = true;
+        report.paused_because = None;
         report.finished_at = Some(self.now());
         let done = ReconciliationCompleted {
             run_id: report.run_id.clone(),
@@ -362,7 +391,7 @@ impl Reconciliation {
             .iter()
             .map(|s| self.config.sla(s))
             .min()
-            .unwrap_or(checks::DEFAULT_SLA);
+            .unwrap_or(self.config.default_sla);
         for (_, refund_id, at) in checks::refunds_issued(order) {
             if at + first_due > now {
                 continue;

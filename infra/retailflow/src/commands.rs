@@ -69,6 +69,22 @@ fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::Result<String> {
     if event.get("detail-type").is_some() {
         let t = event["detail-type"].as_str().unwrap_or_default();
+        // Reconciliation's schedule, or a request for it on the bus.
+        let names_reconciliation = event["resources"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|a| a.as_str().is_some_and(|a| a.contains("Reconciliation")))
+        });
+        if t == common::reconciliation::request::REQUESTED_EVENT
+            || (t == common::steps::stock_commit::SCHEDULED_EVENT && names_reconciliation)
+        {
+            let window = common::reconciliation::request::requested_window(
+                event,
+                app.clock.now(),
+                chrono::Duration::hours(24),
+            )?;
+            let report = app.reconcile_window(window).await?;
+            return Ok(crate::reconcile::summary(&report));
+        }
         // A schedule's tick: what the template's schedules run on AWS.
         if t == common::steps::stock_commit::SCHEDULED_EVENT {
             let shown = |o: common::steps::StepOutcome| match o {

@@ -345,12 +345,21 @@ impl LocalApp {
         lookback: chrono::Duration,
     ) -> Result<ReconciliationReport, common::reconciliation::ReconciliationError> {
         let now = self.clock.now();
-        let mut report = self.reconciliation.run((now - lookback, now), None).await?;
+        self.reconcile_window((now - lookback, now)).await
+    }
+
+    /// Reconciles the sagas started in `window`, as the function would
+    /// over as many invocations as it takes (at most 20).
+    pub async fn reconcile_window(
+        &self,
+        window: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    ) -> Result<ReconciliationReport, common::reconciliation::ReconciliationError> {
+        let mut report = self.reconciliation.run(window, None).await?;
         for _ in 0..20 {
             if report.complete {
                 break;
             }
-            report = self.reconciliation.run((now - lookback, now), None).await?;
+            report = self.reconciliation.run(window, None).await?;
         }
         Ok(report)
     }

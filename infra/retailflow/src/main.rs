@@ -7,6 +7,9 @@
 //! - `bench-checkout`: checkout validation latency and throughput;
 //! - `load-catalog --table T FILE`: a catalog into a deployed state table;
 //! - `trace --table T KEY`: where an order is, from a deployed state table;
+//! - `reconcile`: a reconciliation on a running `serve` (`--local URL`), or
+//!   on a deployed stack (`--bus B` asks its function, `--table T --report
+//!   latest` prints a kept report);
 //! - `simulators --listen ADDR`: the ERP, loyalty and shop simulators alone;
 //! - `canonical --source shopify|adobe --topic T FILE`: prints the canonical event;
 //! - `sample-event ...`, `sample-sqs-event ...`: write signed API Gateway and
@@ -14,6 +17,7 @@
 
 mod bench;
 mod commands;
+mod reconcile;
 mod serve;
 
 use retailflow::{api_event, local_app};
@@ -100,6 +104,37 @@ enum Command {
         /// The order key, e.g. shopify:acme.myshopify.com:order:5872301948123.
         key: String,
     },
+    /// Reconciliation: stuck steps re-driven, the ERP's and loyalty
+    /// platform's records compared with the sagas, discrepancies by kind.
+    /// On the local app: a running `retailflow serve` (--local). On a
+    /// deployed stack, with the usual AWS credentials: --bus asks its
+    /// function for a run, --table with --report prints a kept report.
+    /// Exits 2 when discrepancies are found.
+    Reconcile {
+        /// A running `retailflow serve`, e.g. http://127.0.0.1:8080.
+        #[arg(long, conflicts_with_all = ["bus", "table"])]
+        local: Option<String>,
+        /// The stack's EventBusName output: asks its function for a run.
+        #[arg(long, conflicts_with = "table")]
+        bus: Option<String>,
+        /// The stack's StateTableName output: with --report, prints a report.
+        #[arg(long, requires = "report")]
+        table: Option<String>,
+        /// A run id, or `latest`.
+        #[arg(long)]
+        report: Option<String>,
+        /// Sagas started in the last N hours (default: the function's lookback, 24 locally).
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        hours: Option<i64>,
+        /// Window start (RFC 3339), e.g. 2026-11-25T00:00:00Z.
+        #[arg(long)]
+        from: Option<String>,
+        /// Window end (RFC 3339); default now.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the NetSuite, Business Central and Salesforce Loyalty simulators
     /// on a loopback address (for running the Lambdas against them).
     Simulators {
@@ -176,6 +211,36 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { listen } => serve::serve(listen).await,
         Command::LoadCatalog { table, file } => commands::load_catalog(&table, &file).await,
         Command::Trace { table, json, key } => commands::trace(&table, &key, json).await,
+        Command::Reconcile {
+            local,
+            bus,
+            table,
+            report,
+            hours,
+            from,
+            to,
+            json,
+        } => {
+            let detail = reconcile::window_detail(hours, from, to);
+            let clean = match (local, bus, table) {
+                (Some(url), _, _) => reconcile::on_local(&url, &detail, json).await?,
+                (_, Some(bus), _) => {
+                    reconcile::request_on_bus(&bus, &detail).await?;
+                    true
+                }
+                (_, _, Some(table)) => {
+                    let run = report.unwrap_or_else(|| "latest".into());
+                    reconcile::show_report(&table, &run, json).await?
+                }
+                _ => anyhow::bail!(
+                    "say where: --local http://127.0.0.1:8080 (a running `retailflow serve`), --bus <EventBusName> or --table <StateTableName> --report latest"
+                ),
+            };
+            if !clean {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::BenchCheckout { iterations, lines } => {
             bench::bench_checkout(iterations.max(1), lines.max(1)).await
         }

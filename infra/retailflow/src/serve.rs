@@ -1,6 +1,8 @@
 //! `retailflow serve`: the template's HTTP routes on the in-process adapters.
 //! `GET /local/state` shows what the app published, its sagas, quarantine and
-//! dead letters; `GET /local/timelines` each order's timeline.
+//! dead letters; `GET /local/timelines` each order's timeline;
+//! `GET /local/trace/{key}` one order's trace; `POST /local/reconcile` a
+//! reconciliation run's report.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .route("/local/state", get(state))
         .route("/local/timelines", get(timelines))
         .route("/local/trace/{key}", get(trace))
+        .route("/local/reconcile", post(reconcile))
         // The intake answers 413 itself; let bodies reach it.
         .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY_BYTES * 4))
         .with_state(app)
@@ -85,6 +88,34 @@ async fn trace(
         )
             .into_response(),
         Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// `retailflow reconcile --local`: a run over the window the body asks
+/// for (`{"hours"}` or `{"from", "to"}`; default the last 24 hours).
+async fn reconcile(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let detail: serde_json::Value = if body.is_empty() {
+        serde_json::json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")).into_response()
+            }
+        }
+    };
+    let window = match common::reconciliation::request::requested_window(
+        &detail,
+        app.clock.now(),
+        chrono::Duration::hours(24),
+    ) {
+        Ok(w) => w,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    match app.reconcile_window(window).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }
 

@@ -201,6 +201,11 @@ pub fn timelines(app: &LocalApp) -> Vec<Timeline> {
     let mut by_order: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     let mut first_seen: Vec<String> = Vec::new();
     for e in app.bus.recorded.published() {
+        // Reconciliation's findings are about orders, not steps of them;
+        // its report says what it found.
+        if e.source == common::reconciliation::SOURCE {
+            continue;
+        }
         let env: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
         let corr = env["correlation_id"].as_str().unwrap_or("").to_string();
         if !by_order.contains_key(&corr) {

@@ -409,3 +409,54 @@ fn run_json_prints_one_timeline_per_order_and_fails_on_dead_letters() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("DLQ erp-post"));
 }
+
+#[test]
+fn reconcile_asks_a_running_serve_and_reports_a_clean_order_and_refuses_a_bad_window() {
+    let server = serve();
+    let body = payload("shopify-orders-create-discount-code.json");
+    let headers = shopify_headers("serve-secret", "ev-recon-1", &body);
+    assert_eq!(
+        http(&server.addr, "POST", "/webhooks/shopify", &headers, &body).0,
+        200
+    );
+    let url = format!("http://{}", server.addr);
+    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+        .args(["reconcile", "--local", &url, "--hours", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("complete: 1 sagas (1 orders, 0 returns)"),
+        "{text}"
+    );
+    assert!(text.contains("no discrepancies"), "{text}");
+
+    // The same through --json, and a window backwards is refused with why.
+    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+        .args(["reconcile", "--local", &url, "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["complete"], true);
+    let (status, refused) = http(
+        &server.addr,
+        "POST",
+        "/local/reconcile",
+        &[],
+        r#"{"from":"2026-11-27T00:00:00Z","to":"2026-11-26T00:00:00Z"}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(refused.to_string().contains("after"), "{refused}");
+    // Nowhere to reconcile: a clear error, not a run.
+    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+        .args(["reconcile"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--local"));
+}

@@ -1,0 +1,128 @@
+//! reconciliation: invoked by its EventBridge schedule, by
+//! `ReconciliationRequested` on the bus (`retailflow reconcile --bus`, or
+//! itself when a run reaches its deadline), or directly. Wires DynamoDB,
+//! EventBridge, the configured ERP and Salesforce Loyalty into
+//! [`common::reconciliation::Reconciliation`]; the logic lives there.
+//!
+//! A run paused at its deadline asks for itself again on the bus and goes
+//! on from its last page; one paused because a system of record cannot
+//! answer fails the invocation with the reason (the errors alarm shows it)
+//! and the next tick goes on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::adapters::dynamodb::DynamoDbStateStore;
+use common::adapters::eventbridge::EventBridgeBus;
+use common::config::{erp_from_env, salesforce_config, ConnectorSecretDocument};
+use common::connectors::salesforce::SalesforceLoyalty;
+use common::lambda::{aws_sdk_config, deadline, env, init_tracing, read_secret, SdkConfig};
+use common::ports::EventBus;
+use common::reconciliation::request::{config_from_env, requested_window};
+use common::reconciliation::run::{continuation_event, Guard, MAX_INVOCATIONS, PAUSED_AT_DEADLINE};
+use common::reconciliation::Reconciliation;
+use common::resilience::CircuitBreaker;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
+
+struct App {
+    aws: SdkConfig,
+    /// Built on the first invocation (reads the connector secret once).
+    recon: OnceCell<(Reconciliation, Arc<EventBridgeBus>)>,
+}
+
+impl App {
+    async fn recon(&self) -> Result<&(Reconciliation, Arc<EventBridgeBus>), Error> {
+        self.recon
+            .get_or_try_init(|| async {
+                let var = |k: &str| std::env::var(k).ok();
+                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
+                let secret =
+                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
+                let secrets = ConnectorSecretDocument::parse(&secret)?;
+                let erp = erp_from_env(var, &secrets)?;
+                let loyalty = Arc::new(SalesforceLoyalty::new(salesforce_config(var, &secrets)?));
+                let bus = Arc::new(EventBridgeBus::new(
+                    aws_sdk_eventbridge::Client::new(&self.aws),
+                    env("RETAILFLOW_EVENT_BUS")?,
+                ));
+                let breaker =
+                    |name| Arc::new(CircuitBreaker::new(name, 5, Duration::from_secs(60)));
+                let recon = Reconciliation::new(
+                    Arc::new(DynamoDbStateStore::new(
+                        aws_sdk_dynamodb::Client::new(&self.aws),
+                        env("RETAILFLOW_STATE_TABLE")?,
+                    )),
+                    bus.clone(),
+                    Some(Guard {
+                        breaker: breaker(erp.system()),
+                        connector: erp,
+                    }),
+                    Some(Guard {
+                        connector: loyalty,
+                        breaker: breaker("salesforce-loyalty"),
+                    }),
+                    config_from_env(var)?,
+                    Arc::new(chrono::Utc::now),
+                );
+                Ok::<_, Error>((recon, bus))
+            })
+            .await
+    }
+}
+
+fn lookback() -> chrono::Duration {
+    let hours = std::env::var("RETAILFLOW_RECONCILIATION_LOOKBACK_HOURS")
+        .ok()
+        .and_then(|h| h.trim().parse::<i64>().ok())
+        .filter(|h| *h > 0)
+        .unwrap_or(24);
+    chrono::Duration::hours(hours)
+}
+
+async fn handle(
+    app: &App,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Error> {
+    let now = chrono::Utc::now();
+    let window = requested_window(&event.payload, now, lookback())?;
+    let (recon, bus) = app.recon().await?;
+    let report = recon.run(window, deadline(event.context.deadline)).await?;
+    let answer = serde_json::json!({
+        "run_id": report.run_id,
+        "complete": report.complete,
+        "window_from": report.window_from,
+        "window_to": report.window_to,
+        "sagas_checked": report.sagas_checked,
+        "redriven": report.redriven,
+        "escalated": report.escalated,
+        "counts": report.counts,
+        "paused_because": report.paused_because,
+    });
+    match report.paused_because.as_deref() {
+        None => Ok(answer),
+        Some(PAUSED_AT_DEADLINE) if report.invocations < MAX_INVOCATIONS => {
+            bus.publish(&[continuation_event(&report.run_id, now)])
+                .await?;
+            tracing::info!(run_id = %report.run_id, "reconciliation paused at its deadline; asked for the rest");
+            Ok(answer)
+        }
+        Some(reason) => Err(format!(
+            "reconciliation {} paused, the next tick goes on: {reason}",
+            report.run_id
+        )
+        .into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
+    let app = App {
+        aws,
+        recon: OnceCell::new(),
+    };
+    let app = &app;
+    run(service_fn(move |event| handle(app, event))).await
+}
