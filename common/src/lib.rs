@@ -19,6 +19,7 @@ pub mod queue_batch;
 pub mod queue_dispositions;
 pub mod reconciliation;
 pub mod refund_ledger;
+pub mod replay;
 pub mod resilience;
 pub mod saga;
 pub mod steps;

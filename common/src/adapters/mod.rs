@@ -7,3 +7,4 @@ pub mod dynamodb_stock;
 pub mod eventbridge;
 pub mod in_process;
 pub mod sqs;
+pub mod sqs_dead_letters;

@@ -4,5 +4,6 @@
 
 pub mod api_event;
 pub mod local_app;
+pub mod local_replay;
 pub mod runtime;
 pub mod timeline;

@@ -460,6 +460,7 @@ impl LocalApp {
                         Disposition::DeadLetter(reason) => {
                             q.delete(&m.id);
                             dlq.push(DeadLetter {
+                                id: m.id.clone(),
                                 queue: queue.clone(),
                                 body: m.body.clone(),
                                 reason,

@@ -5,6 +5,9 @@
 //!   happened to each order;
 //! - `serve --listen ADDR`: serves the template's routes on the in-process adapters;
 //! - `bench-checkout`: checkout validation latency and throughput;
+//! - `bench-reconcile`: reconciliation run time and requests for N orders;
+//! - `replay list|redrive|window`: dead letters and window replays, on a
+//!   running `serve` or a deployed stack;
 //! - `load-catalog --table T FILE`: a catalog into a deployed state table;
 //! - `trace --table T KEY`: where an order is, from a deployed state table;
 //! - `reconcile`: a reconciliation on a running `serve` (`--local URL`), or
@@ -16,8 +19,10 @@
 //!   SQS events for a raw payload.
 
 mod bench;
+mod bench_reconcile;
 mod commands;
 mod reconcile;
+mod replay_cli;
 mod serve;
 
 use retailflow::{api_event, local_app};
@@ -55,6 +60,13 @@ enum Command {
         iterations: usize,
         #[arg(long, default_value_t = 5)]
         lines: usize,
+    },
+    /// Benchmark reconciliation in process (build with --release): N orders
+    /// and a refund of every fifth through the app, then one run over them:
+    /// time, pages and requests; checks it finds none, then deleted ones.
+    BenchReconcile {
+        #[arg(long, default_value_t = 10_000)]
+        orders: usize,
     },
     /// Feed Lambda event files through the whole app in one process, drain
     /// every queue, print each order's timeline. Exits 2 if a saga did not
@@ -134,6 +146,16 @@ enum Command {
         to: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Dead letters listed with their reasons and correlation ids and
+    /// re-driven, or a window's events replayed to one rule's queue: on a
+    /// running `retailflow serve` (--local) or on a deployed stack's queues
+    /// and state table (--dlq-url/--queue-url/--table, usual AWS credentials).
+    Replay {
+        #[command(flatten)]
+        target: replay_cli::Target,
+        #[command(subcommand)]
+        action: replay_cli::ReplayAction,
     },
     /// Serve the NetSuite, Business Central and Salesforce Loyalty simulators
     /// on a loopback address (for running the Lambdas against them).
@@ -241,6 +263,8 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Replay { target, action } => replay_cli::replay(target, action).await,
+        Command::BenchReconcile { orders } => bench_reconcile::bench_reconcile(orders.max(1)).await,
         Command::BenchCheckout { iterations, lines } => {
             bench::bench_checkout(iterations.max(1), lines.max(1)).await
         }

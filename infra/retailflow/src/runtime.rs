@@ -55,6 +55,8 @@ pub struct Message {
 /// A message moved to a DLQ, with why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
+    /// The message's id on its queue.
+    pub id: String,
     pub queue: String,
     pub body: String,
     pub reason: String,
@@ -105,6 +107,7 @@ impl Queue {
             if out.len() < max && m.visible_at <= now {
                 if m.receive_count >= self.max_receive_count {
                     dlq.push(DeadLetter {
+                        id: m.id,
                         queue: self.name.clone(),
                         body: m.body,
                         reason: format!("maxReceiveCount {} exceeded", self.max_receive_count),

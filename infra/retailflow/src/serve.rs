@@ -2,7 +2,9 @@
 //! `GET /local/state` shows what the app published, its sagas, quarantine and
 //! dead letters; `GET /local/timelines` each order's timeline;
 //! `GET /local/trace/{key}` one order's trace; `POST /local/reconcile` a
-//! reconciliation run's report.
+//! reconciliation run's report; `GET /local/dead-letters`, `POST
+//! /local/dead-letters/redrive` and `POST /local/replay` for `retailflow
+//! replay`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +32,9 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .route("/local/timelines", get(timelines))
         .route("/local/trace/{key}", get(trace))
         .route("/local/reconcile", post(reconcile))
+        .route("/local/dead-letters", get(dead_letters))
+        .route("/local/dead-letters/redrive", post(redrive))
+        .route("/local/replay", post(replay))
         // The intake answers 413 itself; let bodies reach it.
         .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY_BYTES * 4))
         .with_state(app)
@@ -95,15 +100,9 @@ async fn trace(
 /// for (`{"hours"}` or `{"from", "to"}`; default the last 24 hours).
 async fn reconcile(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response::Response {
     use axum::http::StatusCode;
-    let detail: serde_json::Value = if body.is_empty() {
-        serde_json::json!({})
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return (StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")).into_response()
-            }
-        }
+    let detail = match json_body(&body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let window = match common::reconciliation::request::requested_window(
         &detail,
@@ -115,6 +114,83 @@ async fn reconcile(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respo
     };
     match app.reconcile_window(window).await {
         Ok(report) => axum::Json(report).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// `retailflow replay list --local`.
+async fn dead_letters(State(app): State<Arc<LocalApp>>) -> axum::response::Response {
+    use common::replay::DeadLetters;
+    match app.list(usize::MAX).await {
+        Ok(l) => axum::Json(l).into_response(),
+        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// A JSON request body (empty reads as `{}`), or why it is not one.
+fn json_body(body: &Bytes) -> Result<serde_json::Value, String> {
+    if body.is_empty() {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))
+}
+
+/// `retailflow replay redrive --local`: the body is the filter (`id`,
+/// `correlation_id`, `reason_contains`, `event_type`) and `max`; the
+/// queues are drained before answering.
+async fn redrive(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response::Response {
+    use common::replay::{DeadLetterFilter, DeadLetters};
+    let v = match json_body(&body) {
+        Ok(v) => v,
+        Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let filter: DeadLetterFilter = match serde_json::from_value(v.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("not a filter: {e}"),
+            )
+                .into_response()
+        }
+    };
+    let max = v["max"].as_u64().map_or(usize::MAX, |m| m as usize);
+    match app.redrive(&filter, max).await {
+        Ok(report) => {
+            app.drain().await;
+            axum::Json(report).into_response()
+        }
+        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// `retailflow replay window --local`: `{"rule", "hours"}` or `{"rule",
+/// "from", "to"}`; the queues are drained before answering.
+async fn replay(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let v = match json_body(&body) {
+        Ok(v) => v,
+        Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let Some(rule) = v["rule"].as_str() else {
+        return (StatusCode::BAD_REQUEST, "rule is required").into_response();
+    };
+    let window = match common::reconciliation::request::requested_window(
+        &v,
+        app.clock.now(),
+        chrono::Duration::hours(24),
+    ) {
+        Ok(w) => w,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    match app.replay_window(rule, window).await {
+        Ok(n) => {
+            app.drain().await;
+            axum::Json(serde_json::json!({"replayed": n})).into_response()
+        }
+        Err(e @ common::replay::ReplayError::Invalid(_)) => {
+            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }

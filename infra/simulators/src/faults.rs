@@ -82,6 +82,12 @@ impl FaultBook {
         self.rules.push(f);
     }
 
+    /// The fault is fixed: queued faults and outages end.
+    pub fn clear(&mut self) {
+        self.rules.clear();
+        self.outages.clear();
+    }
+
     pub fn outage(&mut self, system: System, until: DateTime<Utc>) {
         self.outages.push((system, until));
     }

@@ -287,6 +287,11 @@ impl Simulators {
         lock(&self.state.faults).add(fault);
     }
 
+    /// Ends every queued fault and outage (the fault is fixed).
+    pub fn clear_faults(&self) {
+        lock(&self.state.faults).clear();
+    }
+
     /// Every call to `system` fails with 503 until `until` (on the simulators' clock).
     pub fn outage(&self, system: System, until: chrono::DateTime<chrono::Utc>) {
         lock(&self.state.faults).outage(system, until);

@@ -1,0 +1,267 @@
+//! Replay: what operators do once a fault is fixed.
+//!
+//! - Dead letters are listed with their reason and correlation id, and
+//!   re-driven to their source queue: one (by message id), those matching a
+//!   filter, or all. On SQS this is receive-and-resend (not
+//!   `StartMessageMoveTask`, which moves every message and cannot filter):
+//!   each matching message is sent to the source queue, then deleted from
+//!   the DLQ; the rest are made visible again at once. A message sent but
+//!   not deleted (a crash between) is delivered twice, which the steps'
+//!   idempotency absorbs.
+//! - Events of a time window are replayed to one rule's queue from what
+//!   the saga store kept: intake's events (`OrderPlaced`, `OrderUpdated`,
+//!   `OrderCancelled`, `RefundIssued`) of the sagas started in the window,
+//!   read through the time index, delivered as EventBridge would.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::events::INTAKE_SOURCE;
+use crate::ports::{StateStore, StoreError};
+use crate::queue_batch::correlation_id;
+
+/// A dead letter as an operator sees it (the body is kept for re-driving,
+/// never printed: it can hold personal data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterView {
+    /// The DLQ's message id (SQS) or position (local app).
+    pub id: String,
+    /// The source queue's name.
+    pub queue: String,
+    /// Why the step gave up; `None` when SQS moved it after too many
+    /// receives without one.
+    pub reason: Option<String>,
+    pub correlation_id: Option<String>,
+    pub event_type: Option<String>,
+    #[serde(skip_serializing, default)]
+    pub body: String,
+}
+
+impl DeadLetterView {
+    /// What the body says of itself: its correlation id and event type.
+    pub fn from_body(id: String, queue: String, reason: Option<String>, body: String) -> Self {
+        let event_type = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v["detail-type"]
+                    .as_str()
+                    .or(v["event_type"].as_str())
+                    .map(str::to_string)
+            });
+        DeadLetterView {
+            id,
+            queue,
+            reason,
+            correlation_id: correlation_id(&body),
+            event_type,
+            body,
+        }
+    }
+}
+
+/// Which dead letters to re-drive: every given condition must hold; none
+/// given matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterFilter {
+    pub id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// Case-insensitive part of the reason.
+    pub reason_contains: Option<String>,
+    pub event_type: Option<String>,
+}
+
+impl DeadLetterFilter {
+    pub fn matches(&self, d: &DeadLetterView) -> bool {
+        let eq = |want: &Option<String>, got: &Option<String>| {
+            want.as_ref()
+                .is_none_or(|w| got.as_deref() == Some(w.as_str()))
+        };
+        self.id.as_ref().is_none_or(|i| *i == d.id)
+            && eq(&self.correlation_id, &d.correlation_id)
+            && eq(&self.event_type, &d.event_type)
+            && self.reason_contains.as_ref().is_none_or(|r| {
+                d.reason
+                    .as_deref()
+                    .is_some_and(|reason| reason.to_lowercase().contains(&r.to_lowercase()))
+            })
+    }
+}
+
+/// What a re-drive did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedriveReport {
+    /// Sent back to the source queue and taken off the DLQ.
+    pub redriven: Vec<DeadLetterView>,
+    /// Left on the DLQ (not matching).
+    pub left: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// The queue service failed: retryable; nothing is lost (a message is
+    /// deleted only after it was sent).
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    #[error("state store: {0}")]
+    Store(#[from] StoreError),
+    /// The request cannot be done as asked: not retryable.
+    #[error("replay refused: {0}")]
+    Invalid(String),
+}
+
+/// A dead-letter queue and the queue its messages came from.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Up to `max` dead letters, left on the queue.
+    async fn list(&self, max: usize) -> Result<Vec<DeadLetterView>, ReplayError>;
+    /// Sends the matching dead letters (up to `max`) back to the source
+    /// queue and removes them from the DLQ.
+    async fn redrive(
+        &self,
+        filter: &DeadLetterFilter,
+        max: usize,
+    ) -> Result<RedriveReport, ReplayError>;
+}
+
+/// One event to replay, as EventBridge delivers it to an SQS target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayedEvent {
+    pub event_id: String,
+    pub detail_type: String,
+    pub correlation_id: String,
+    /// The EventBridge event JSON (`detail-type`, `source`, `detail`, …).
+    pub delivery: String,
+}
+
+/// The EventBridge event an SQS target of a rule receives for a kept
+/// intake envelope.
+pub fn eventbridge_delivery(
+    event_id: &str,
+    envelope: &str,
+    at: DateTime<Utc>,
+) -> Option<ReplayedEvent> {
+    let detail: serde_json::Value = serde_json::from_str(envelope).ok()?;
+    let detail_type = detail["event_type"].as_str()?.to_string();
+    let correlation_id = detail["correlation_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let delivery = serde_json::json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": detail_type,
+        "source": INTAKE_SOURCE,
+        "account": "000000000000",
+        "time": at.to_rfc3339(),
+        "region": "replay",
+        "resources": [],
+        "detail": detail,
+    })
+    .to_string();
+    Some(ReplayedEvent {
+        event_id: event_id.to_string(),
+        detail_type,
+        correlation_id,
+        delivery,
+    })
+}
+
+/// The longest window one replay may cover.
+pub const MAX_REPLAY_WINDOW: Duration = Duration::days(31);
+
+/// Intake's kept events of the given types, of the sagas started in
+/// `[from, to]`, oldest saga first.
+pub async fn kept_events(
+    store: &dyn StateStore,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    detail_types: &[&str],
+    at: DateTime<Utc>,
+) -> Result<Vec<ReplayedEvent>, ReplayError> {
+    if from > to {
+        return Err(ReplayError::Invalid(format!(
+            "from ({from}) is after to ({to})"
+        )));
+    }
+    if to - from > MAX_REPLAY_WINDOW {
+        return Err(ReplayError::Invalid(format!(
+            "the window is longer than {} days: replay it in parts",
+            MAX_REPLAY_WINDOW.num_days()
+        )));
+    }
+    // An hour always divides a UTC timestamp: rounding cannot fail.
+    let mut hour = from.duration_trunc(Duration::hours(1)).unwrap_or(from);
+    let mut out = Vec::new();
+    while hour <= to {
+        let mut page: Option<String> = None;
+        loop {
+            let p = store.sagas_started(hour, page.as_deref()).await?;
+            for saga in &p.sagas {
+                if saga.started_at.is_none_or(|s| s < from || s > to) {
+                    continue;
+                }
+                for (id, env) in &saga.envelopes {
+                    if let Some(e) = eventbridge_delivery(id, env, at) {
+                        if detail_types.contains(&e.detail_type.as_str()) {
+                            out.push(e);
+                        }
+                    }
+                }
+            }
+            match p.next {
+                Some(n) => page = Some(n),
+                None => break,
+            }
+        }
+        hour += Duration::hours(1);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(reason: Option<&str>) -> DeadLetterView {
+        DeadLetterView::from_body(
+            "m-1".into(),
+            "erp-post".into(),
+            reason.map(str::to_string),
+            serde_json::json!({"detail-type": "OrderPlaced",
+                "detail": {"correlation_id": "shopify:s:order:1", "event_type": "OrderPlaced"}})
+            .to_string(),
+        )
+    }
+
+    #[test]
+    fn a_dead_letter_reads_its_correlation_id_and_type_from_its_body() {
+        let d = letter(Some("NetSuite refused: INVALID_FLD_VALUE"));
+        assert_eq!(d.correlation_id.as_deref(), Some("shopify:s:order:1"));
+        assert_eq!(d.event_type.as_deref(), Some("OrderPlaced"));
+        // The body is never printed.
+        assert!(!serde_json::to_string(&d).unwrap().contains("detail-type"));
+    }
+
+    #[test]
+    fn a_filter_matches_on_every_condition_given_and_reasons_case_insensitively() {
+        let d = letter(Some("NetSuite refused: INVALID_FLD_VALUE"));
+        assert!(DeadLetterFilter::default().matches(&d));
+        let by_reason = DeadLetterFilter {
+            reason_contains: Some("invalid_fld".into()),
+            ..Default::default()
+        };
+        assert!(by_reason.matches(&d));
+        assert!(!by_reason.matches(&letter(None)));
+        let wrong_order = DeadLetterFilter {
+            reason_contains: Some("invalid_fld".into()),
+            correlation_id: Some("shopify:s:order:2".into()),
+            ..Default::default()
+        };
+        assert!(!wrong_order.matches(&d));
+        let by_id = DeadLetterFilter {
+            id: Some("m-1".into()),
+            ..Default::default()
+        };
+        assert!(by_id.matches(&d));
+    }
+}

@@ -1,0 +1,94 @@
+//! Replay on the local app: its dead letters re-driven to their queues,
+//! and kept events of a window replayed to one rule's queue, with the same
+//! logic as on AWS (`common::replay`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use common::events::INTAKE_SOURCE;
+use common::replay::{
+    kept_events, DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport, ReplayError,
+};
+
+use crate::local_app::{rules, LocalApp};
+use crate::runtime::lock;
+
+fn view(d: &crate::runtime::DeadLetter) -> DeadLetterView {
+    DeadLetterView::from_body(
+        d.id.clone(),
+        d.queue.clone(),
+        Some(d.reason.clone()),
+        d.body.clone(),
+    )
+}
+
+#[async_trait]
+impl DeadLetters for LocalApp {
+    async fn list(&self, max: usize) -> Result<Vec<DeadLetterView>, ReplayError> {
+        Ok(lock(&self.dead_letters)
+            .iter()
+            .take(max)
+            .map(view)
+            .collect())
+    }
+
+    async fn redrive(
+        &self,
+        filter: &DeadLetterFilter,
+        max: usize,
+    ) -> Result<RedriveReport, ReplayError> {
+        let now = self.clock.now();
+        let mut dlq = lock(&self.dead_letters);
+        let mut queues = lock(&self.queues);
+        let mut report = RedriveReport::default();
+        let mut left = Vec::new();
+        for d in dlq.drain(..) {
+            let v = view(&d);
+            match queues.get_mut(&d.queue) {
+                Some(q) if report.redriven.len() < max && filter.matches(&v) => {
+                    q.send(d.body.clone(), now);
+                    report.redriven.push(v);
+                }
+                _ => {
+                    report.left += 1;
+                    left.push(d);
+                }
+            }
+        }
+        *dlq = left;
+        Ok(report)
+    }
+}
+
+impl LocalApp {
+    /// Replays intake's kept events of the sagas started in `window` that
+    /// the rule takes, onto the rule's queue. Returns how many.
+    pub async fn replay_window(
+        &self,
+        rule_name: &str,
+        window: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<usize, ReplayError> {
+        let all = rules();
+        let Some(rule) = all.iter().find(|r| r.name == rule_name) else {
+            return Err(ReplayError::Invalid(format!(
+                "no rule {rule_name}; the rules are {}",
+                all.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        if rule.source != INTAKE_SOURCE {
+            return Err(ReplayError::Invalid(format!(
+                "{rule_name} takes events from {}, which are not kept for replay (only intake's are)",
+                rule.source
+            )));
+        }
+        let now = self.clock.now();
+        let events = kept_events(self.store.as_ref(), window, rule.detail_types, now).await?;
+        let mut queues = lock(&self.queues);
+        let Some(q) = queues.get_mut(rule.queue) else {
+            return Err(ReplayError::Invalid(format!("no queue {}", rule.queue)));
+        };
+        for e in &events {
+            q.send(e.delivery.clone(), now);
+        }
+        Ok(events.len())
+    }
+}

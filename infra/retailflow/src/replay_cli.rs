@@ -1,0 +1,275 @@
+//! `retailflow replay`: dead letters listed with their reasons and
+//! correlation ids and re-driven, and a window's events replayed to one
+//! rule's queue; on a running `retailflow serve` (`--local`) or on a
+//! deployed stack's queues and state table.
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use common::replay::{DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport};
+
+#[derive(Args, Clone)]
+pub struct Target {
+    /// A running `retailflow serve`, e.g. http://127.0.0.1:8080.
+    #[arg(long, global = true)]
+    local: Option<String>,
+    /// A deployed stack's dead-letter queue URL (e.g. the ErpPostDLQUrl output).
+    #[arg(long, global = true)]
+    dlq_url: Option<String>,
+    /// The queue its messages go back to (e.g. the ErpPostQueueUrl output);
+    /// for `window`, the rule's queue.
+    #[arg(long, global = true)]
+    queue_url: Option<String>,
+    /// For `window` on a deployed stack: the StateTableName output.
+    #[arg(long, global = true)]
+    table: Option<String>,
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ReplayAction {
+    /// List dead letters: queue, id, event type, correlation id, reason.
+    List {
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Send dead letters back to their queue: one (--id), those matching
+    /// every filter given, or --all.
+    Redrive {
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        correlation_id: Option<String>,
+        /// Part of the reason (case-insensitive).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        event_type: Option<String>,
+        /// Every dead letter (needed when no filter is given).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
+    /// Replay the kept events of the sagas started in a window to one
+    /// rule's queue (e.g. OrderPlacedToErpPost).
+    Window {
+        #[arg(long)]
+        rule: String,
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        hours: Option<i64>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+fn print_letters(letters: &[DeadLetterView], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(letters)?);
+        return Ok(());
+    }
+    for d in letters {
+        println!(
+            "{:<16} {:<38} {:<16} {:<60} {}",
+            d.queue,
+            d.id,
+            d.event_type.as_deref().unwrap_or("-"),
+            d.correlation_id.as_deref().unwrap_or("-"),
+            d.reason
+                .as_deref()
+                .unwrap_or("moved after too many receives (no reason recorded)")
+        );
+    }
+    println!("{} dead letter(s)", letters.len());
+    Ok(())
+}
+
+fn print_redrive(r: &RedriveReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    for d in &r.redriven {
+        println!(
+            "re-driven to {}: {} {} {}",
+            d.queue,
+            d.id,
+            d.event_type.as_deref().unwrap_or("-"),
+            d.correlation_id.as_deref().unwrap_or("-")
+        );
+    }
+    println!("{} re-driven, {} left on the DLQ", r.redriven.len(), r.left);
+    Ok(())
+}
+
+async fn local_call(
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let endpoint = format!("{}{path}", url.trim_end_matches('/'));
+    let mut req = reqwest::Client::new().request(method, &endpoint);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("asking {endpoint} (is `retailflow serve` running?)"))?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    if !status.is_success() {
+        bail!("{endpoint} answered {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{endpoint} answered {text}"))
+}
+
+async fn sqs_dead_letters(
+    t: &Target,
+) -> anyhow::Result<common::adapters::sqs_dead_letters::SqsDeadLetters> {
+    let (Some(dlq), Some(queue)) = (&t.dlq_url, &t.queue_url) else {
+        bail!("say where: --local http://127.0.0.1:8080, or --dlq-url <…DLQUrl> --queue-url <…QueueUrl>");
+    };
+    let aws = common::lambda::aws_sdk_config(
+        std::time::Duration::from_secs(3),
+        std::time::Duration::from_secs(20),
+    )
+    .await;
+    Ok(common::adapters::sqs_dead_letters::SqsDeadLetters::new(
+        aws_sdk_sqs::Client::new(&aws),
+        dlq,
+        queue,
+    ))
+}
+
+pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<()> {
+    let json = target.json;
+    match action {
+        ReplayAction::List { max } => {
+            let letters: Vec<DeadLetterView> = match &target.local {
+                Some(url) => {
+                    let v =
+                        local_call(url, reqwest::Method::GET, "/local/dead-letters", None).await?;
+                    let mut letters: Vec<DeadLetterView> = serde_json::from_value(v)?;
+                    letters.truncate(max);
+                    letters
+                }
+                None => sqs_dead_letters(&target).await?.list(max).await?,
+            };
+            print_letters(&letters, json)
+        }
+        ReplayAction::Redrive {
+            id,
+            correlation_id,
+            reason,
+            event_type,
+            all,
+            max,
+        } => {
+            let filter = DeadLetterFilter {
+                id,
+                correlation_id,
+                reason_contains: reason,
+                event_type,
+            };
+            if filter == DeadLetterFilter::default() && !all {
+                bail!("name what to re-drive (--id, --correlation-id, --reason, --event-type) or say --all");
+            }
+            let report: RedriveReport = match &target.local {
+                Some(url) => {
+                    let mut body = serde_json::to_value(&filter)?;
+                    body["max"] = max.into();
+                    let v = local_call(
+                        url,
+                        reqwest::Method::POST,
+                        "/local/dead-letters/redrive",
+                        Some(body),
+                    )
+                    .await?;
+                    serde_json::from_value(v)?
+                }
+                None => {
+                    sqs_dead_letters(&target)
+                        .await?
+                        .redrive(&filter, max)
+                        .await?
+                }
+            };
+            print_redrive(&report, json)
+        }
+        ReplayAction::Window {
+            rule,
+            hours,
+            from,
+            to,
+        } => {
+            let detail = crate::reconcile::window_detail(hours, from, to);
+            let count = match &target.local {
+                Some(url) => {
+                    let mut body = detail;
+                    body["rule"] = rule.clone().into();
+                    let v =
+                        local_call(url, reqwest::Method::POST, "/local/replay", Some(body)).await?;
+                    v["replayed"].as_u64().unwrap_or(0) as usize
+                }
+                None => window_on_aws(&target, &rule, &detail).await?,
+            };
+            println!("{count} event(s) replayed to {rule}'s queue");
+            Ok(())
+        }
+    }
+}
+
+/// Reads the kept events from a deployed state table and sends them to
+/// the rule's queue as EventBridge would.
+async fn window_on_aws(
+    t: &Target,
+    rule: &str,
+    detail: &serde_json::Value,
+) -> anyhow::Result<usize> {
+    let (Some(table), Some(queue)) = (&t.table, &t.queue_url) else {
+        bail!("say where: --local http://127.0.0.1:8080, or --table <StateTableName> --queue-url <the rule's queue URL>");
+    };
+    let all = retailflow::local_app::rules();
+    let Some(r) = all.iter().find(|r| r.name == rule) else {
+        bail!(
+            "no rule {rule}; the rules are {}",
+            all.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+        );
+    };
+    if r.source != common::events::INTAKE_SOURCE {
+        bail!(
+            "{rule} takes events from {}, which are not kept for replay (only intake's are)",
+            r.source
+        );
+    }
+    let now = chrono::Utc::now();
+    let window = common::reconciliation::request::requested_window(
+        detail,
+        now,
+        chrono::Duration::hours(24),
+    )?;
+    let aws = common::lambda::aws_sdk_config(
+        std::time::Duration::from_secs(3),
+        std::time::Duration::from_secs(20),
+    )
+    .await;
+    let store = common::adapters::dynamodb::DynamoDbStateStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        table,
+    );
+    let events = common::replay::kept_events(&store, window, r.detail_types, now).await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    for e in &events {
+        sqs.send_message()
+            .queue_url(queue)
+            .message_body(&e.delivery)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+    }
+    Ok(events.len())
+}
