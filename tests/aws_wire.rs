@@ -162,6 +162,7 @@ async fn dynamodb_saga_starts_with_the_completion_and_keeps_its_start() {
         }),
         order_facts: None,
         replace_order_facts: false,
+        case_key: None,
         expires_at: at + SAGA_RETENTION,
     };
     let ClaimOutcome::Claimed(c1) = store.claim(&claim_req("k5a", "h", t0())).await.unwrap() else {
@@ -228,6 +229,7 @@ async fn dynamodb_steps_claim_and_complete_inside_the_saga_item() {
             event: None,
             order_facts: None,
             replace_order_facts: false,
+            case_key: None,
             expires_at: t0() + SAGA_RETENTION,
         }),
     };

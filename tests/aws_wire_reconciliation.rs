@@ -42,6 +42,7 @@ async fn record(store: &DynamoDbStateStore, key: &str, at: DateTime<Utc>, envelo
                     }),
                     order_facts: None,
                     replace_order_facts: false,
+                    case_key: None,
                     expires_at: at + SAGA_RETENTION,
                 }),
             },
@@ -245,6 +246,58 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
         common::steps::StepOutcome::Done { .. }
     ));
 
+    // A refund opens its own saga item in intake's transaction: time-indexed
+    // with its event kept, so a refund whose steps never ran is found.
+    const REFUND: &str =
+        include_str!("../events/payloads/shopify-refunds-create-partial-with-shipping.json");
+    let h = retailflow_e2e::signed_shopify_topic_headers(
+        "recon-secret",
+        "refunds/create",
+        "ev-recon-2",
+        REFUND,
+    );
+    let resp = intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::Shopify,
+            headers: &h,
+            body: REFUND.as_bytes(),
+            received_at: now,
+            deadline: None,
+        })
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let case = store
+        .saga("shopify:acme.myshopify.com:order:5872301948123:return:1023847561234")
+        .await
+        .unwrap()
+        .expect("intake opened the return's saga");
+    assert_eq!(case.started_at, Some(now));
+    assert!(case.envelopes.values().any(|e| e.contains("RefundIssued")));
+    let order_saga = store
+        .saga("shopify:acme.myshopify.com:order:5872301948123")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(order_saga.event_types.contains("RefundIssued"));
+    assert!(
+        order_saga
+            .envelopes
+            .values()
+            .all(|e| !e.contains("RefundIssued")),
+        "the order keeps only its own event"
+    );
+    let mut in_hour = Vec::new();
+    let mut page = None;
+    loop {
+        let p = store.sagas_started(now, page.as_deref()).await.unwrap();
+        in_hour.extend(p.sagas.into_iter().map(|s| s.saga_key));
+        match p.next {
+            Some(n) => page = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(in_hour.len(), 2, "{in_hour:?}");
+
     let findings = Arc::new(InProcessEventBus::new());
     let breaker = |n| {
         Arc::new(CircuitBreaker::new(
@@ -253,9 +306,15 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
             std::time::Duration::from_secs(60),
         ))
     };
+    // No step is stuck here: no queue is needed for re-drives.
+    let step_queues = Arc::new(common::adapters::sqs_step_queues::SqsStepQueues::new(
+        aws_sdk_sqs::Client::new(&cfg),
+        Default::default(),
+    ));
     let recon = Reconciliation::new(
         store.clone(),
         findings.clone(),
+        step_queues,
         Some(Guard {
             connector: Arc::new(retailflow_e2e::netsuite(&sims)),
             breaker: breaker("netsuite"),
@@ -271,6 +330,7 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
     let clean = recon.run((now, now), None).await.unwrap();
     assert!(clean.complete);
     assert_eq!(clean.orders_checked, 1);
+    assert_eq!(clean.returns_checked, 1);
     assert!(clean.discrepancies.is_empty(), "{:#?}", clean.discrepancies);
     println!(
         "reconciling one hour with one order on DynamoDB: {} requests ({:?})",

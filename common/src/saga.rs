@@ -21,6 +21,13 @@ pub struct SagaEvent {
     pub envelope: Option<String>,
 }
 
+/// The envelope to keep of an event, if it is kept: under the size limit.
+pub fn kept_envelope(e: &SagaEvent) -> Option<&str> {
+    e.envelope
+        .as_deref()
+        .filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES)
+}
+
 /// Envelopes larger than this are not kept on the saga item (DynamoDB items
 /// stop at 400 KB, and an order keeps one per event): such an event is
 /// re-driven from its DLQ or the bus archive instead.
@@ -65,6 +72,13 @@ pub struct SagaUpdate {
     /// first recorded, or replaced (`replace_order_facts`) by an order edit.
     pub order_facts: Option<OrderFacts>,
     pub replace_order_facts: bool,
+    /// The return's or cancellation's own saga this event opens
+    /// (`<order>:return:<id>`, `<order>:cancellation`): started and
+    /// time-indexed in the same write, and keeping the event's envelope (not
+    /// the order), so reconciliation finds a return whose steps never ran,
+    /// however old its order. Honoured for completions whose claim is not on
+    /// the saga item (intake's).
+    pub case_key: Option<String>,
     /// When the saga may be forgotten (kept well past the returns window).
     pub expires_at: DateTime<Utc>,
 }
@@ -144,16 +158,28 @@ impl SagaRecord {
             self.event_types.insert(e.event_type.clone());
             self.event_ids.insert(e.event_id.clone());
             self.first_seen.entry(e.event_type.clone()).or_insert(u.at);
-            if let Some(env) = e
-                .envelope
-                .as_ref()
-                .filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES)
-            {
-                self.envelopes.insert(e.event_id.clone(), env.clone());
+            if u.case_key.is_none() {
+                if let Some(env) = kept_envelope(e) {
+                    self.envelopes.insert(e.event_id.clone(), env.to_string());
+                }
             }
         }
         if u.order_facts.is_some() && (u.replace_order_facts || self.order_facts.is_none()) {
             self.order_facts.clone_from(&u.order_facts);
+        }
+    }
+
+    /// Opens the case saga an update names (see [`SagaUpdate::case_key`]),
+    /// the way the DynamoDB adapter's case write does.
+    pub fn open_case(&mut self, u: &SagaUpdate) {
+        self.started_at.get_or_insert(u.at);
+        self.updated_at = Some(u.at);
+        if let Some(e) = &u.event {
+            if let Some(env) = kept_envelope(e) {
+                self.envelopes
+                    .entry(e.event_id.clone())
+                    .or_insert_with(|| env.to_string());
+            }
         }
     }
 
@@ -182,6 +208,7 @@ mod tests {
             event: None,
             order_facts: Some(facts(total)),
             replace_order_facts: replace,
+            case_key: None,
             expires_at: DateTime::UNIX_EPOCH,
         }
     }

@@ -205,7 +205,12 @@ def main():
                 "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
                 "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
                 "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
-                "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
+                "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards",
+                "RETAILFLOW_STEP_QUEUES": ",".join(
+                    f"{step}={out[output]}" for step, output in [
+                        ("erp_post", "ErpPostQueueUrl"), ("loyalty_accrual", "LoyaltyAccrualQueueUrl"),
+                        ("stock_commit", "StockCommitQueueUrl"), ("loyalty_reversal", "ReturnReversalQueueUrl"),
+                        ("credit_memo", "ReturnReversalQueueUrl"), ("erp_cancel", "ReturnReversalQueueUrl")])},
              lambda r: r.get("complete") is True and r.get("counts") == {} and r.get("sagas_checked", 0) >= 2),
         ]
         seed_catalog(moto, out["StateTableName"])

@@ -29,9 +29,7 @@ use crate::idempotency::{
 };
 use crate::ports::{QuarantinedDelivery, SagaPage, StateStore, StoreError};
 use crate::refund_ledger::RefundLedger;
-use crate::saga::{
-    time_bucket, SagaRecord, SagaUpdate, StepRecord, StepStatus, MAX_KEPT_ENVELOPE_BYTES,
-};
+use crate::saga::{kept_envelope, time_bucket, SagaRecord, SagaUpdate, StepRecord, StepStatus};
 
 /// DynamoDB's item limit is 400 KB; keep headroom for the other attributes.
 const MAX_QUARANTINE_BODY_BYTES: usize = 380 * 1024;
@@ -168,6 +166,36 @@ impl Expr {
             .extend(["#token".to_string(), "#lease_until".to_string()]);
     }
 
+    /// Keeps an intake event's envelope on the item (see
+    /// [`crate::saga::SagaEvent::envelope`]).
+    fn keep_envelope(&mut self, e: &crate::saga::SagaEvent) {
+        if let Some(env) = kept_envelope(e) {
+            self.name("#envelope", format!("{ENVELOPE_PREFIX}{}", e.event_id))
+                .set("#envelope = if_not_exists(#envelope, :saga_env)")
+                .value(":saga_env", s(env));
+        }
+    }
+
+    /// Opens a return's or cancellation's saga item for the event that
+    /// starts it: started and time-indexed once, its envelope kept.
+    fn open_case(&mut self, case_key: &str, u: &SagaUpdate) {
+        self.name("#kind", "kind".into())
+            .set("#kind = :case_kind")
+            .set("saga_key = :case_key")
+            .set("started_at = if_not_exists(started_at, :case_at)")
+            .set("time_bucket = if_not_exists(time_bucket, :case_bucket)")
+            .set("updated_at = :case_at")
+            .set("expires_at = if_not_exists(expires_at, :case_exp)")
+            .value(":case_kind", s("saga"))
+            .value(":case_key", s(case_key))
+            .value(":case_at", s(u.at.to_rfc3339()))
+            .value(":case_bucket", s(time_bucket(case_key, u.at)))
+            .value(":case_exp", n(u.expires_at.timestamp()));
+        if let Some(e) = &u.event {
+            self.keep_envelope(e);
+        }
+    }
+
     /// Starts or extends the saga without a condition, so it never fails a
     /// transaction: `if_not_exists` keeps the first start time.
     fn saga(&mut self, u: &SagaUpdate, set_expiry: bool) {
@@ -196,6 +224,9 @@ impl Expr {
             self.value(":saga_facts", s(facts));
         }
         if let Some(e) = &u.event {
+            if u.case_key.is_none() {
+                self.keep_envelope(e);
+            }
             self.name("#first", format!("first_seen__{}", e.event_type))
                 .set("last_event_type = :saga_type")
                 .set("#first = if_not_exists(#first, :saga_at)")
@@ -205,15 +236,7 @@ impl Expr {
                     AttributeValue::Ss(vec![e.event_type.clone()]),
                 )
                 .value(":saga_ids", AttributeValue::Ss(vec![e.event_id.clone()]));
-            if let Some(env) = e
-                .envelope
-                .as_ref()
-                .filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES)
-            {
-                self.name("#envelope", format!("{ENVELOPE_PREFIX}{}", e.event_id))
-                    .set("#envelope = if_not_exists(#envelope, :saga_env)")
-                    .value(":saga_env", s(env));
-            }
+
             self.add.extend([
                 "event_types :saga_types".to_string(),
                 "event_ids :saga_ids".to_string(),
@@ -266,9 +289,16 @@ impl DynamoDbStateStore {
                 let update = expr.update(&self.table, item_pk(&key.scope), condition)?;
                 let mut saga_expr = Expr::default();
                 saga_expr.saga(u, true);
-                let saga_update = saga_expr.update(&self.table, saga_pk(&u.saga_key), None)?;
-                self.complete_with_saga(key, hash, token, update, saga_update)
-                    .await
+                let mut updates = vec![
+                    update,
+                    saga_expr.update(&self.table, saga_pk(&u.saga_key), None)?,
+                ];
+                if let Some(case) = &u.case_key {
+                    let mut case_expr = Expr::default();
+                    case_expr.open_case(case, u);
+                    updates.push(case_expr.update(&self.table, saga_pk(case), None)?);
+                }
+                self.complete_with_saga(key, hash, token, updates).await
             }
         }
     }
@@ -331,8 +361,7 @@ impl DynamoDbStateStore {
         key: &IdempotencyKey,
         hash: &str,
         token: Option<&str>,
-        update: Update,
-        saga_update: Update,
+        updates: Vec<Update>,
     ) -> Result<(), StoreError> {
         // The request token makes an SDK retry of a committed transaction a
         // no-op success instead of a condition failure.
@@ -351,12 +380,12 @@ impl DynamoDbStateStore {
                 .client
                 .transact_write_items()
                 .client_request_token(&request_token)
-                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .update(saga_update.clone())
-                        .build(),
-                )
+                .set_transact_items(Some(
+                    updates
+                        .iter()
+                        .map(|u| TransactWriteItem::builder().update(u.clone()).build())
+                        .collect(),
+                ))
                 .send()
                 .await;
             let Err(e) = result else { return Ok(()) };

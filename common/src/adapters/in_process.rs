@@ -149,6 +149,12 @@ fn apply_completion(st: &mut StoreState, key: &IdempotencyKey, hash: &str, c: &C
             .entry(u.saga_key.clone())
             .or_insert_with(|| SagaRecord::empty(&u.saga_key))
             .apply(u);
+        if let Some(case) = &u.case_key {
+            st.sagas
+                .entry(case.clone())
+                .or_insert_with(|| SagaRecord::empty(case))
+                .open_case(u);
+        }
     }
 }
 
@@ -329,10 +335,10 @@ impl StateStore for InProcessStateStore {
     ) -> Result<bool, StoreError> {
         let mut st = self.lock();
         Self::begin_write(&mut st)?;
-        let saga = st
-            .sagas
-            .entry(saga_key.to_string())
-            .or_insert_with(|| SagaRecord::empty(saga_key));
+        // As DynamoDB's condition: a re-drive needs the saga it re-drives.
+        let Some(saga) = st.sagas.get_mut(saga_key) else {
+            return Ok(false);
+        };
         let count = saga.redrives.entry(step.to_string()).or_insert(0);
         if *count >= limit {
             return Ok(false);

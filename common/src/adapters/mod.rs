@@ -8,3 +8,4 @@ pub mod eventbridge;
 pub mod in_process;
 pub mod sqs;
 pub mod sqs_dead_letters;
+pub mod sqs_step_queues;

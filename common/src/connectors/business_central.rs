@@ -166,6 +166,10 @@ impl BusinessCentralErp {
         .await
     }
 
+    pub(super) fn local_currency(&self) -> Currency {
+        self.config.local_currency
+    }
+
     /// A page of `entity` matching `filter`, or the page a
     /// `@odata.nextLink` names (only links into this company are followed).
     pub(super) async fn list(

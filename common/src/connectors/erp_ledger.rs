@@ -62,6 +62,14 @@ pub struct LedgerDocument {
     pub status: Option<String>,
 }
 
+/// A read cut short would report what it did not read as missing.
+fn too_many_pages(system: &'static str) -> ConnectorError {
+    ConnectorError::BadResponse {
+        system,
+        reason: format!("more than {MAX_PAGES} pages for one batch of documents"),
+    }
+}
+
 fn text(v: &serde_json::Value) -> Option<String> {
     match v {
         serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -104,6 +112,7 @@ impl NetSuiteErp {
             let query = netsuite_query(kind, batch);
             let fallback = batch[0].currency;
             let mut offset = 0;
+            let mut complete = false;
             for _ in 0..MAX_PAGES {
                 let body = self.suiteql(&query, NETSUITE_PAGE, offset).await?;
                 let rows = body["items"].as_array().cloned().unwrap_or_default();
@@ -111,9 +120,13 @@ impl NetSuiteErp {
                     docs.push(netsuite_row(kind, row, fallback)?);
                 }
                 if body["hasMore"].as_bool() != Some(true) || rows.is_empty() {
+                    complete = true;
                     break;
                 }
                 offset += rows.len();
+            }
+            if !complete {
+                return Err(too_many_pages("netsuite"));
             }
         }
         Ok(docs)
@@ -165,8 +178,10 @@ impl BusinessCentralErp {
                 .map(|q| format!("externalDocumentNumber eq {}", quote(&q.external_id)))
                 .collect::<Vec<_>>()
                 .join(" or ");
-            let fallback = batch[0].currency;
+            // BC leaves currencyCode empty on documents in its local currency.
+            let fallback = self.local_currency();
             let mut next: Option<String> = None;
+            let mut complete = false;
             for _ in 0..MAX_PAGES {
                 let body = self.list(entity, &filter, next.as_deref()).await?;
                 for v in body["value"].as_array().into_iter().flatten() {
@@ -185,8 +200,14 @@ impl BusinessCentralErp {
                 }
                 match body["@odata.nextLink"].as_str() {
                     Some(link) => next = Some(link.to_string()),
-                    None => break,
+                    None => {
+                        complete = true;
+                        break;
+                    }
                 }
+            }
+            if !complete {
+                return Err(too_many_pages("business-central"));
             }
         }
         Ok(docs)

@@ -87,9 +87,16 @@ impl SalesforceLoyalty {
     ) -> Result<Vec<serde_json::Value>, ConnectorError> {
         let mut records = Vec::new();
         let mut req = self.client.get(self.url("query")).query(&[("q", soql)]);
-        for _ in 0..max_pages {
+        for page in 0..max_pages {
             let v = self.call(req).await?;
             records.extend(v["records"].as_array().cloned().unwrap_or_default());
+            if page + 1 == max_pages && v["done"].as_bool() == Some(false) {
+                // Cut short, what was not read would look missing.
+                return Err(ConnectorError::BadResponse {
+                    system: SYSTEM,
+                    reason: format!("more than {max_pages} pages for one query"),
+                });
+            }
             match v["nextRecordsUrl"].as_str() {
                 Some(next)
                     if v["done"].as_bool() == Some(false)

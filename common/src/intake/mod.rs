@@ -529,10 +529,25 @@ impl OrderIntake {
                 event: Some(SagaEvent {
                     event_id: event_id.to_string(),
                     event_type: event.event_type().to_string(),
-                    envelope: Some(bus_event.detail.clone()),
+                    // What reconciliation may publish again: the events
+                    // that start steps (an edit starts none).
+                    envelope: (!matches!(event, CanonicalEvent::OrderUpdated(_)))
+                        .then(|| bus_event.detail.clone()),
                 }),
                 order_facts: event.order_facts(),
                 replace_order_facts: matches!(event, CanonicalEvent::OrderUpdated(_)),
+                case_key: match event {
+                    CanonicalEvent::RefundIssued(r) => {
+                        Some(crate::steps::return_reversal::return_key(
+                            &r.refund.order,
+                            &r.refund.refund_id,
+                        ))
+                    }
+                    CanonicalEvent::OrderCancelled(c) => Some(
+                        crate::steps::return_reversal::cancellation_key(&c.cancellation.order),
+                    ),
+                    _ => None,
+                },
                 expires_at: req.received_at + SAGA_RETENTION,
             }),
         };

@@ -1,23 +1,25 @@
 //! The comparisons, pure: what a page of sagas says each system of record
 //! should hold, and how what it holds differs.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 
 use super::{Discrepancy, DiscrepancyKind, ReconciliationConfig};
 use crate::connectors::{ErpDocumentKind, LedgerDocument, LedgerJournal, LedgerQuery};
 use crate::events::{CreditMemoPosted, LoyaltyAccrued, LoyaltyReversed, OrderPostedToErp};
 use crate::money::Money;
+use crate::refund_ledger::CANCELLATION_ID;
 use crate::saga::{SagaRecord, StepStatus};
 use crate::steps::loyalty_accrual::accrual_external_id;
-use crate::steps::return_reversal::{CREDIT_MEMO_STEP, LOYALTY_STEP};
+use crate::steps::return_reversal::{CREDIT_MEMO_STEP, ERP_CANCEL_STEP, LOYALTY_STEP};
 use crate::steps::{erp_posting, loyalty_accrual, stock_commit};
 
 /// The steps an order's `OrderPlaced` starts.
 pub const ORDER_STEPS: [&str; 3] = [erp_posting::STEP, loyalty_accrual::STEP, stock_commit::STEP];
 /// The steps every refund's `RefundIssued` starts.
 pub const RETURN_STEPS: [&str; 2] = [LOYALTY_STEP, CREDIT_MEMO_STEP];
+
+/// The steps an order's `OrderCancelled` starts, in its own saga.
+pub const CANCELLATION_STEPS: [&str; 2] = [LOYALTY_STEP, ERP_CANCEL_STEP];
 
 /// What kind of saga a key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,22 +28,23 @@ pub enum SagaKind<'a> {
     /// `<order key>:return:<refund id>`
     Return {
         order_key: &'a str,
-        refund_id: &'a str,
     },
-    /// Cancellations and shipments: checked through their order.
+    /// `<order key>:cancellation`
+    Cancellation {
+        order_key: &'a str,
+    },
+    /// Shipments: the fulfillment sync's own.
     Other,
 }
 
 pub fn saga_kind(key: &str) -> SagaKind<'_> {
-    if let Some((order_key, refund_id)) = key.rsplit_once(":return:") {
-        return SagaKind::Return {
-            order_key,
-            refund_id,
-        };
+    if let Some((order_key, _)) = key.rsplit_once(":return:") {
+        return SagaKind::Return { order_key };
     }
-    if key.contains(":shipment:")
-        || key.ends_with(&format!(":{}", crate::refund_ledger::CANCELLATION_ID))
-    {
+    if let Some(order_key) = key.strip_suffix(&format!(":{CANCELLATION_ID}")) {
+        return SagaKind::Cancellation { order_key };
+    }
+    if key.contains(":shipment:") {
         return SagaKind::Other;
     }
     SagaKind::Order
@@ -50,92 +53,71 @@ pub fn saga_kind(key: &str) -> SagaKind<'_> {
 /// A step that should be done by now and is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StuckStep {
-    /// The saga the step belongs to (the order's or the return's).
+    /// The saga the step belongs to (the order's, a return's, the
+    /// cancellation's): it also keeps the triggering event.
     pub saga_key: String,
     pub step: String,
     /// The order's key: the correlation id.
     pub order_key: String,
-    /// The saga holding the envelope to publish again, and its event id.
-    pub trigger: Option<(String, String)>,
+    /// The kept triggering event's id, when it was kept.
+    pub trigger: Option<String>,
     pub due_at: DateTime<Utc>,
 }
 
-fn step_done(saga: Option<&SagaRecord>, step: &str) -> bool {
-    saga.and_then(|s| s.step(step))
-        .is_some_and(|s| s.status == StepStatus::Completed)
-}
-
-/// The refunds an order's kept `RefundIssued` envelopes name: (event id,
-/// refund id, when it happened).
-pub fn refunds_issued(order: &SagaRecord) -> Vec<(String, String, DateTime<Utc>)> {
-    order
-        .envelopes
-        .iter()
-        .filter_map(|(id, env)| {
-            let v: serde_json::Value = serde_json::from_str(env).ok()?;
-            if v["event_type"] != "RefundIssued" {
-                return None;
-            }
-            let refund_id = v["detail"]["refund"]["refund_id"].as_str()?.to_string();
-            let at = v["occurred_at"]
-                .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?
-                .with_timezone(&Utc);
-            Some((id.clone(), refund_id, at))
-        })
-        .collect()
-}
-
-/// The `OrderPlaced` envelope's event id on an order saga.
-pub fn placed_event_id(order: &SagaRecord) -> Option<String> {
-    order.envelopes.iter().find_map(|(id, env)| {
+/// The kept envelope of `event_type` on a saga: its event id.
+pub fn kept_event_id(saga: &SagaRecord, event_type: &str) -> Option<String> {
+    saga.envelopes.iter().find_map(|(id, env)| {
         let v: serde_json::Value = serde_json::from_str(env).ok()?;
-        (v["event_type"] == "OrderPlaced").then(|| id.clone())
+        (v["event_type"] == event_type).then(|| id.clone())
     })
 }
 
-/// The order's own steps, and those of each refund it has an envelope of,
-/// that are past their SLA and not done. `returns` are the return sagas
-/// already read (a missing one means none of its steps ran).
+/// A saga's steps past their SLA and not done: an order's own steps from
+/// its `OrderPlaced` (none once it is cancelled: they may rightly never
+/// run), a return's and a cancellation's from when intake opened them.
 pub fn stuck_steps(
-    order: &SagaRecord,
-    returns: &BTreeMap<String, SagaRecord>,
+    saga: &SagaRecord,
     now: DateTime<Utc>,
     config: &ReconciliationConfig,
 ) -> Vec<StuckStep> {
-    let mut stuck = Vec::new();
-    // A cancelled order's own steps may rightly never run.
-    let cancelled = order.refund_ledger.cancelled_at.is_some();
-    if let (Some(placed), false) = (order.first_seen.get("OrderPlaced"), cancelled) {
-        for step in ORDER_STEPS {
-            let due = *placed + config.sla(step);
-            if due <= now && !step_done(Some(order), step) {
-                stuck.push(StuckStep {
-                    saga_key: order.saga_key.clone(),
-                    step: step.to_string(),
-                    order_key: order.saga_key.clone(),
-                    trigger: placed_event_id(order).map(|id| (order.saga_key.clone(), id)),
-                    due_at: due,
-                });
+    let (order_key, since, steps, trigger): (&str, Option<DateTime<Utc>>, &[&str], &str) =
+        match saga_kind(&saga.saga_key) {
+            SagaKind::Order if saga.refund_ledger.cancelled_at.is_none() => (
+                &saga.saga_key,
+                saga.first_seen.get("OrderPlaced").copied(),
+                &ORDER_STEPS,
+                "OrderPlaced",
+            ),
+            SagaKind::Return { order_key } => {
+                (order_key, saga.started_at, &RETURN_STEPS, "RefundIssued")
             }
-        }
-    }
-    for (event_id, refund_id, at) in refunds_issued(order) {
-        let key = format!("{}:return:{refund_id}", order.saga_key);
-        for step in RETURN_STEPS {
-            let due = at + config.sla(step);
-            if due <= now && !step_done(returns.get(&key), step) {
-                stuck.push(StuckStep {
-                    saga_key: key.clone(),
-                    step: step.to_string(),
-                    order_key: order.saga_key.clone(),
-                    trigger: Some((order.saga_key.clone(), event_id.clone())),
-                    due_at: due,
-                });
-            }
-        }
-    }
-    stuck
+            SagaKind::Cancellation { order_key } => (
+                order_key,
+                saga.started_at,
+                &CANCELLATION_STEPS,
+                "OrderCancelled",
+            ),
+            _ => return Vec::new(),
+        };
+    let Some(since) = since else {
+        return Vec::new();
+    };
+    steps
+        .iter()
+        .filter_map(|step| {
+            let due = since + config.sla(step);
+            let done = saga
+                .step(step)
+                .is_some_and(|s| s.status == StepStatus::Completed);
+            (due <= now && !done).then(|| StuckStep {
+                saga_key: saga.saga_key.clone(),
+                step: step.to_string(),
+                order_key: order_key.to_string(),
+                trigger: kept_event_id(saga, trigger),
+                due_at: due,
+            })
+        })
+        .collect()
 }
 
 fn result<T: serde::de::DeserializeOwned>(saga: &SagaRecord, step: &str) -> Option<T> {
@@ -288,8 +270,10 @@ pub struct ExpectedJournal {
     pub order_key: String,
     pub external_transaction_number: String,
     pub what: String,
-    /// `Accrual`, `Debit` or `Cancellation`.
-    pub journal_type: &'static str,
+    /// A cancellation of the accrual (its `Cancellation` journal, or the
+    /// accrual journal itself `Cancelled`); otherwise the journal posted
+    /// under the number, of whatever type the org gives it.
+    pub cancellation: bool,
     /// Signed points the journal should move; `None` for a cancellation
     /// (it moves whatever the accrual had).
     pub points: Option<i64>,
@@ -305,7 +289,7 @@ pub fn expected_accrual(order: &SagaRecord) -> Option<ExpectedJournal> {
         order_key: order.saga_key.clone(),
         external_transaction_number: number,
         what: "accrual journal".into(),
-        journal_type: "Accrual",
+        cancellation: false,
         points: Some(accrued.points_credited.unwrap_or(accrued.points)),
     })
 }
@@ -319,14 +303,14 @@ pub fn expected_reversal(ret: &SagaRecord, order_key: &str) -> Option<ExpectedJo
             order_key: order_key.to_string(),
             external_transaction_number: reversed.external_transaction_number?,
             what: format!("points debit for refund {}", reversed.refund_id),
-            journal_type: "Debit",
+            cancellation: false,
             points: Some(-reversed.points),
         }),
         "cancel_accrual" => Some(ExpectedJournal {
             order_key: order_key.to_string(),
             external_transaction_number: accrual_external_id(&reversed.order),
             what: format!("accrual cancellation for refund {}", reversed.refund_id),
-            journal_type: "Cancellation",
+            cancellation: true,
             points: None,
         }),
         _ => None,
@@ -338,15 +322,30 @@ pub fn expected_reversal(ret: &SagaRecord, order_key: &str) -> Option<ExpectedJo
 pub fn compare_journals(expected: &[ExpectedJournal], found: &[LedgerJournal]) -> Vec<Discrepancy> {
     let mut out = Vec::new();
     for e in expected {
-        let mine: Vec<&LedgerJournal> = found
+        let under: Vec<&LedgerJournal> = found
             .iter()
             .filter(|j| j.external_transaction_number == e.external_transaction_number)
-            .filter(|j| match j.journal_type.as_deref() {
-                // A journal the read did not type counts as what we posted.
-                None => e.journal_type != "Cancellation",
-                Some(t) => t == e.journal_type,
-            })
             .collect();
+        let is_cancellation =
+            |j: &&LedgerJournal| j.journal_type.as_deref() == Some("Cancellation");
+        let mine: Vec<&LedgerJournal> = if e.cancellation {
+            let separate: Vec<_> = under.iter().copied().filter(is_cancellation).collect();
+            if separate.is_empty() {
+                under
+                    .iter()
+                    .copied()
+                    .filter(|j| j.status.as_deref() == Some("Cancelled"))
+                    .collect()
+            } else {
+                separate
+            }
+        } else {
+            under
+                .iter()
+                .copied()
+                .filter(|j| !is_cancellation(j))
+                .collect()
+        };
         let base = |kind, detail: String, found: Option<String>| Discrepancy {
             kind,
             system: "loyalty".into(),

@@ -2,9 +2,10 @@
 //! started in it is checked two ways.
 //!
 //! - **Stuck steps**: a step not done within its SLA is re-driven by
-//!   publishing its triggering event again (the one intake kept on the
-//!   saga; idempotency makes the repeat safe), at most `redrive_limit`
-//!   times, then raised for people.
+//!   sending its triggering event (the one intake kept on the order's,
+//!   return's or cancellation's saga) again to that step's queue only
+//!   (idempotency makes the repeat safe), at most `redrive_limit` times,
+//!   then raised for people.
 //! - **Ledgers**: the systems of record are read back in batches (one paged
 //!   ERP query per kind and page of sagas, one loyalty query) and compared
 //!   with what the sagas recorded: one sales order per order of the
@@ -61,11 +62,13 @@ impl Default for ReconciliationConfig {
     fn default() -> Self {
         ReconciliationConfig {
             sla: BTreeMap::new(),
-            default_sla: Duration::minutes(30),
+            // Past the steps' own retry patience (about 5 hours): a step
+            // still retrying an outage is not stuck.
+            default_sla: Duration::hours(6),
             redrive_limit: 3,
             tolerance_minor: 0,
             max_run: Duration::minutes(10),
-            deadline_margin: Duration::seconds(20),
+            deadline_margin: Duration::seconds(60),
             report_retention: Duration::days(90),
         }
     }
@@ -146,6 +149,10 @@ pub struct ReconciliationReport {
     pub requests: BTreeMap<String, u64>,
     /// How many invocations the run took.
     pub invocations: u32,
+    /// What could not be checked (a system's answer unreadable), and why:
+    /// those pages are not reported clean.
+    #[serde(default)]
+    pub unchecked: Vec<String>,
     /// Why the run stopped before covering its window (the deadline, or a
     /// system of record that could not answer); `None` once complete.
     pub paused_because: Option<String>,

@@ -95,22 +95,27 @@ pub fn config_from_env(
         }
     };
     let mut config = ReconciliationConfig::default();
+    let minutes = |name: &str, m: i64| {
+        Duration::try_minutes(m)
+            .ok_or_else(|| ConfigError::Missing(format!("{name} as a number of minutes ({m})")))
+    };
     if let Some(m) = number("RETAILFLOW_RECONCILIATION_SLA_MINUTES")? {
-        config.default_sla = Duration::minutes(m);
+        config.default_sla = minutes("RETAILFLOW_RECONCILIATION_SLA_MINUTES", m)?;
     }
     if let Some(pairs) = var("RETAILFLOW_RECONCILIATION_STEP_SLAS") {
         for pair in pairs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let parsed = pair
                 .split_once('=')
                 .and_then(|(s, m)| Some((s.trim(), m.trim().parse::<i64>().ok()?)));
-            let Some((step, minutes)) = parsed.filter(|(_, m)| *m >= 0) else {
+            let Some((step, minutes_value)) = parsed.filter(|(_, m)| *m >= 0) else {
                 return Err(ConfigError::Missing(format!(
                     "RETAILFLOW_RECONCILIATION_STEP_SLAS as step=minutes pairs ({pair:?})"
                 )));
             };
-            config
-                .sla
-                .insert(step.to_string(), Duration::minutes(minutes));
+            config.sla.insert(
+                step.to_string(),
+                minutes("RETAILFLOW_RECONCILIATION_STEP_SLAS", minutes_value)?,
+            );
         }
     }
     if let Some(n) = number("RETAILFLOW_RECONCILIATION_REDRIVE_LIMIT")? {

@@ -15,8 +15,9 @@ use super::{
     ReconciliationReport, LATEST_CURSOR, RESUME_CURSOR, SOURCE,
 };
 use crate::connectors::{ErpConnector, ErpDocumentKind, LoyaltyConnector};
-use crate::events::INTAKE_SOURCE;
 use crate::ports::{BusError, BusEvent, EventBus, StateStore, StoreError};
+use crate::queue_batch::QueueError;
+use crate::replay::eventbridge_delivery;
 use crate::resilience::{CircuitBreaker, ConnectorError};
 use crate::saga::SagaRecord;
 
@@ -57,6 +58,9 @@ pub enum ReconciliationError {
     /// Findings could not be published: retryable the same way.
     #[error("event bus: {0}")]
     Bus(#[from] BusError),
+    /// A re-drive could not be sent to its step's queue: retryable.
+    #[error("step queue: {0}")]
+    Queue(QueueError),
 }
 
 impl ReconciliationError {
@@ -64,6 +68,7 @@ impl ReconciliationError {
         match self {
             ReconciliationError::Store(e) => e.is_retryable(),
             ReconciliationError::Bus(e) => e.is_retryable(),
+            ReconciliationError::Queue(_) => true,
         }
     }
 }
@@ -72,6 +77,16 @@ impl ReconciliationError {
 pub struct Guard<C: ?Sized> {
     pub connector: Arc<C>,
     pub breaker: Arc<CircuitBreaker>,
+}
+
+/// The queue of each step a re-drive is sent to (as its rule would
+/// deliver it), so only the stuck step runs again.
+#[async_trait::async_trait]
+pub trait StepQueues: Send + Sync {
+    /// The queue's name or URL, `None` when none is known for the step.
+    fn queue_of(&self, step: &str) -> Option<String>;
+    /// Sends the delivery to the step's queue; `Ok(false)` when none is known.
+    async fn send(&self, step: &str, delivery: &str) -> Result<bool, QueueError>;
 }
 
 /// Where a run cut short goes on.
@@ -85,6 +100,7 @@ struct ResumePoint {
 pub struct Reconciliation {
     store: Arc<dyn StateStore>,
     bus: Arc<dyn EventBus>,
+    step_queues: Arc<dyn StepQueues>,
     erp: Option<Guard<dyn ErpConnector>>,
     loyalty: Option<Guard<dyn LoyaltyConnector>>,
     config: ReconciliationConfig,
@@ -100,6 +116,7 @@ impl Reconciliation {
     pub fn new(
         store: Arc<dyn StateStore>,
         bus: Arc<dyn EventBus>,
+        step_queues: Arc<dyn StepQueues>,
         erp: Option<Guard<dyn ErpConnector>>,
         loyalty: Option<Guard<dyn LoyaltyConnector>>,
         config: ReconciliationConfig,
@@ -108,6 +125,7 @@ impl Reconciliation {
         Reconciliation {
             store,
             bus,
+            step_queues,
             erp,
             loyalty,
             config,
@@ -157,6 +175,7 @@ impl Reconciliation {
                     requests: BTreeMap::new(),
                     invocations: 0,
                     paused_because: None,
+                    unchecked: Vec::new(),
                     counts: BTreeMap::new(),
                     discrepancies: Vec::new(),
                 };
@@ -177,7 +196,7 @@ impl Reconciliation {
                 // The ERP or loyalty platform cannot answer now: go on from
                 // this page next run.
                 Err(PageError::System(e)) => {
-                    tracing::warn!(error = %e, "reconciliation paused: a system of record cannot answer");
+                    tracing::warn!(error = %e, "reconciliation paused: a system of record cannot answer now");
                     report.paused_because = Some(format!("a system of record cannot answer: {e}"));
                     return self.pause(report, hour, page).await;
                 }
@@ -301,62 +320,70 @@ impl Reconciliation {
         sagas: &[SagaRecord],
     ) -> Result<(), PageError> {
         let now = self.now();
-        let mut found: Vec<Discrepancy> = Vec::new();
-        let page: BTreeMap<String, &SagaRecord> =
-            sagas.iter().map(|s| (s.saga_key.clone(), s)).collect();
+        // What the sagas say: nothing is written or sent until the systems
+        // of record have answered, so a page that pauses leaves no trace.
+        let (mut orders, mut returns) = (0, 0);
         let mut expected_docs = Vec::new();
         let mut expected_journals = Vec::new();
-        let mut republish: BTreeMap<String, BusEvent> = BTreeMap::new();
+        let mut stuck = Vec::new();
         for saga in sagas {
-            report.sagas_checked += 1;
+            stuck.extend(checks::stuck_steps(saga, now, &self.config));
             match saga_kind(&saga.saga_key) {
                 SagaKind::Order => {
                     if saga.order_facts.is_none() && saga.first_seen.is_empty() {
                         continue;
                     }
-                    report.orders_checked += 1;
+                    orders += 1;
                     expected_docs.extend(checks::expected_sales_order(saga));
                     expected_journals.extend(checks::expected_accrual(saga));
-                    let returns = self.returns_due(report, saga, &page, now).await?;
-                    for stuck in checks::stuck_steps(saga, &returns, now, &self.config) {
-                        let d = self.redrive(report, saga, &stuck, &mut republish).await?;
-                        found.push(d);
-                    }
                 }
-                SagaKind::Return { order_key, .. } => {
-                    report.returns_checked += 1;
+                SagaKind::Return { order_key } => {
+                    returns += 1;
                     expected_docs.extend(checks::expected_credit_memo(saga, order_key));
+                    expected_journals.extend(checks::expected_reversal(saga, order_key));
+                }
+                SagaKind::Cancellation { order_key } => {
                     expected_journals.extend(checks::expected_reversal(saga, order_key));
                 }
                 SagaKind::Other => {}
             }
         }
-        if !republish.is_empty() {
-            let events: Vec<BusEvent> = republish.into_values().collect();
-            self.bus
-                .publish(&events)
-                .await
-                .map_err(ReconciliationError::from)?;
-            count(report, "bus", 1);
-        }
+        let mut found: Vec<Discrepancy> = Vec::new();
+        let mut requests: BTreeMap<String, u64> = BTreeMap::new();
+        let mut unchecked = Vec::new();
         if let Some(erp) = &self.erp {
             for kind in [ErpDocumentKind::SalesOrder, ErpDocumentKind::CreditMemo] {
-                let wanted: Vec<_> = expected_docs.iter().filter(|e| e.kind == kind).collect();
+                let wanted: Vec<_> = expected_docs
+                    .iter()
+                    .filter(|e| e.kind == kind)
+                    .cloned()
+                    .collect();
                 if wanted.is_empty() {
                     continue;
                 }
                 let queries: Vec<_> = wanted.iter().map(|e| e.query.clone()).collect();
-                erp.breaker.permit(now).map_err(PageError::System)?;
-                let result = erp.connector.ledger_documents(kind, &queries).await;
-                erp.breaker.record(now, result.as_ref().map(|_| ()));
-                count(report, "erp", 1);
-                let docs = result.map_err(PageError::System)?;
-                let owned: Vec<_> = wanted.into_iter().cloned().collect();
-                found.extend(checks::compare_documents(
-                    &owned,
-                    &docs,
-                    self.config.tolerance_minor,
-                ));
+                *requests.entry("erp".into()).or_insert(0) += 1;
+                let result = match erp.breaker.permit(now) {
+                    Ok(()) => {
+                        let r = erp.connector.ledger_documents(kind, &queries).await;
+                        erp.breaker.record(now, r.as_ref().map(|_| ()));
+                        r
+                    }
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(docs) => found.extend(checks::compare_documents(
+                        &wanted,
+                        &docs,
+                        self.config.tolerance_minor,
+                    )),
+                    Err(e) if e.is_retryable() => return Err(PageError::System(e)),
+                    Err(e) => unchecked.push(format!(
+                        "{} {kind:?}s of {} sagas: {e}",
+                        erp.connector.system(),
+                        sagas.len()
+                    )),
+                }
             }
         }
         if let (Some(loyalty), false) = (&self.loyalty, expected_journals.is_empty()) {
@@ -366,72 +393,70 @@ impl Reconciliation {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            loyalty.breaker.permit(now).map_err(PageError::System)?;
-            let result = loyalty.connector.ledger_journals(&numbers).await;
-            loyalty.breaker.record(now, result.as_ref().map(|_| ()));
-            count(report, "loyalty", 1);
-            let journals = result.map_err(PageError::System)?;
-            found.extend(checks::compare_journals(&expected_journals, &journals));
+            *requests.entry("loyalty".into()).or_insert(0) += 1;
+            let result = match loyalty.breaker.permit(now) {
+                Ok(()) => {
+                    let r = loyalty.connector.ledger_journals(&numbers).await;
+                    loyalty.breaker.record(now, r.as_ref().map(|_| ()));
+                    r
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(journals) => {
+                    found.extend(checks::compare_journals(&expected_journals, &journals))
+                }
+                Err(e) if e.is_retryable() => return Err(PageError::System(e)),
+                Err(e) => unchecked.push(format!(
+                    "{} journals of {} sagas: {e}",
+                    loyalty.connector.system(),
+                    sagas.len()
+                )),
+            }
+        }
+        // The page is read: now its effects.
+        report.sagas_checked += sagas.len() as u64;
+        report.orders_checked += orders;
+        report.returns_checked += returns;
+        for (k, n) in requests {
+            count(report, &k, n);
+        }
+        for u in unchecked {
+            tracing::warn!(what = %u, "reconciliation could not check a page");
+            report.unchecked.push(u);
+        }
+        let by_key: BTreeMap<&str, &SagaRecord> =
+            sagas.iter().map(|s| (s.saga_key.as_str(), s)).collect();
+        let mut sent: BTreeSet<(String, String)> = BTreeSet::new();
+        for s in &stuck {
+            let Some(saga) = by_key.get(s.saga_key.as_str()) else {
+                continue;
+            };
+            let d = self.redrive(report, saga, s, &mut sent).await?;
+            found.push(d);
         }
         self.report_found(report, found).await?;
         Ok(())
     }
 
-    /// The return sagas of the order's refunds whose steps are due: from
-    /// the page when they are on it, else read one by one.
-    async fn returns_due(
-        &self,
-        report: &mut ReconciliationReport,
-        order: &SagaRecord,
-        page: &BTreeMap<String, &SagaRecord>,
-        now: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, SagaRecord>, ReconciliationError> {
-        let mut returns = BTreeMap::new();
-        let first_due = checks::RETURN_STEPS
-            .iter()
-            .map(|s| self.config.sla(s))
-            .min()
-            .unwrap_or(self.config.default_sla);
-        for (_, refund_id, at) in checks::refunds_issued(order) {
-            if at + first_due > now {
-                continue;
-            }
-            let key = format!("{}:return:{refund_id}", order.saga_key);
-            let saga = match page.get(&key) {
-                Some(s) => Some((*s).clone()),
-                None => {
-                    count(report, "state_store", 1);
-                    self.store.saga(&key).await?
-                }
-            };
-            if let Some(s) = saga {
-                returns.insert(key, s);
-            }
-        }
-        Ok(returns)
-    }
-
-    /// Re-drives a stuck step (its trigger, once per page) or, past the
-    /// limit or without a kept event, raises it.
+    /// Re-drives a stuck step: its kept triggering event, sent again to the
+    /// step's own queue (once per queue and page), counted on the saga; past
+    /// the limit, or without a kept event or a known queue, it is raised.
     async fn redrive(
         &self,
         report: &mut ReconciliationReport,
-        order: &SagaRecord,
+        saga: &SagaRecord,
         stuck: &StuckStep,
-        republish: &mut BTreeMap<String, BusEvent>,
+        sent: &mut BTreeSet<(String, String)>,
     ) -> Result<Discrepancy, ReconciliationError> {
-        let counter = match stuck.saga_key.strip_prefix(&format!("{}:", order.saga_key)) {
-            Some(rest) => format!("{rest}:{}", stuck.step),
-            None => stuck.step.clone(),
-        };
         let envelope = stuck
             .trigger
             .as_ref()
-            .and_then(|(_, id)| order.envelopes.get(id).map(|e| (id.clone(), e.clone())));
+            .and_then(|id| saga.envelopes.get(id).map(|e| (id.clone(), e.clone())));
         let detail = match envelope {
             None => {
                 report.escalated += 1;
-                "not done within its SLA and its event was not kept: replay it from the DLQ"
+                "not done within its SLA and its event was not kept: replay it from the DLQ or the shop"
                     .to_string()
             }
             Some((event_id, env)) => {
@@ -439,27 +464,47 @@ impl Reconciliation {
                 let allowed = self
                     .store
                     .record_redrive(
-                        &order.saga_key,
-                        &counter,
+                        &saga.saga_key,
+                        &stuck.step,
                         self.config.redrive_limit,
                         self.now(),
                     )
                     .await?;
-                if allowed {
-                    report.redriven += 1;
-                    if let Some(event) = bus_event(&event_id, &env, self.now()) {
-                        republish.insert(event_id, event);
+                let delivery = eventbridge_delivery(&event_id, &env, self.now());
+                match (allowed, delivery) {
+                    (false, _) => {
+                        report.escalated += 1;
+                        format!(
+                            "not done after {} re-drives: needs a person",
+                            self.config.redrive_limit
+                        )
                     }
-                    format!(
-                        "not done within its SLA: its event {} was published again",
-                        stuck.trigger.as_ref().map(|t| t.1.as_str()).unwrap_or("")
-                    )
-                } else {
-                    report.escalated += 1;
-                    format!(
-                        "not done after {} re-drives: needs a person",
-                        self.config.redrive_limit
-                    )
+                    (true, Some(d)) => {
+                        let queue = self.step_queues.queue_of(&stuck.step);
+                        let first =
+                            sent.insert((queue.clone().unwrap_or_default(), event_id.clone()));
+                        let delivered = if first {
+                            count(report, "queue", 1);
+                            self.step_queues
+                                .send(&stuck.step, &d.delivery)
+                                .await
+                                .map_err(ReconciliationError::Queue)?
+                        } else {
+                            true
+                        };
+                        if delivered {
+                            report.redriven += 1;
+                            format!("not done within its SLA: its {} {event_id} was sent again to its queue", d.detail_type)
+                        } else {
+                            report.escalated += 1;
+                            format!("not done within its SLA and no queue is known for {}: needs a person", stuck.step)
+                        }
+                    }
+                    (true, None) => {
+                        report.escalated += 1;
+                        "not done within its SLA and its kept event is unreadable: needs a person"
+                            .to_string()
+                    }
                 }
             }
         };
@@ -470,12 +515,13 @@ impl Reconciliation {
             subject: format!("{} of {}", stuck.step, stuck.saga_key),
             external_id: None,
             expected: Some(format!("done by {}", stuck.due_at.to_rfc3339())),
-            found: order
-                .steps
-                .get(&stuck.step)
-                .filter(|_| stuck.saga_key == order.saga_key)
-                .map(|s| format!("{:?}", s.status).to_lowercase())
-                .or(Some("not started".into())),
+            found: Some(
+                saga.steps
+                    .get(&stuck.step)
+                    .map_or("not started".to_string(), |s| {
+                        format!("{:?}", s.status).to_lowercase()
+                    }),
+            ),
             detail,
         })
     }
@@ -493,13 +539,15 @@ impl Reconciliation {
         for d in &found {
             let id = Uuid::new_v5(
                 &Uuid::NAMESPACE_URL,
+                // The same difference found by the next run is the same
+                // event (consumers deduplicate by id); a changed one is new.
                 format!(
-                    "{}\n{}\n{}\n{}\n{:?}",
-                    report.run_id,
+                    "{}\n{}\n{}\n{:?}\n{:?}",
                     d.kind.as_str(),
                     d.order_key,
                     d.subject,
-                    d.external_id
+                    d.external_id,
+                    d.found
                 )
                 .as_bytes(),
             );
@@ -555,16 +603,4 @@ impl From<ReconciliationError> for PageError {
 
 fn count(report: &mut ReconciliationReport, what: &str, n: u64) {
     *report.requests.entry(what.to_string()).or_insert(0) += n;
-}
-
-/// The kept intake envelope as the bus event intake published.
-fn bus_event(event_id: &str, envelope: &str, at: DateTime<Utc>) -> Option<BusEvent> {
-    let v: serde_json::Value = serde_json::from_str(envelope).ok()?;
-    Some(BusEvent {
-        event_id: Uuid::parse_str(event_id).ok()?,
-        detail_type: v["event_type"].as_str()?.to_string(),
-        source: INTAKE_SOURCE.to_string(),
-        detail: envelope.to_string(),
-        time: at,
-    })
 }

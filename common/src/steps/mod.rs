@@ -348,6 +348,7 @@ pub(crate) async fn finish<T: EventDetail + Clone>(
             }),
             order_facts: None,
             replace_order_facts: false,
+            case_key: None,
             expires_at: inv.now + SAGA_RETENTION,
         }),
     };

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
+use common::adapters::sqs_step_queues::SqsStepQueues;
 use common::config::{erp_from_env, salesforce_config, ConnectorSecretDocument};
 use common::connectors::salesforce::SalesforceLoyalty;
 use common::lambda::{aws_sdk_config, deadline, env, init_tracing, read_secret, SdkConfig};
@@ -48,12 +49,17 @@ impl App {
                 ));
                 let breaker =
                     |name| Arc::new(CircuitBreaker::new(name, 5, Duration::from_secs(60)));
+                let step_queues = SqsStepQueues::new(
+                    aws_sdk_sqs::Client::new(&self.aws),
+                    SqsStepQueues::parse_urls(&env("RETAILFLOW_STEP_QUEUES")?)?,
+                );
                 let recon = Reconciliation::new(
                     Arc::new(DynamoDbStateStore::new(
                         aws_sdk_dynamodb::Client::new(&self.aws),
                         env("RETAILFLOW_STATE_TABLE")?,
                     )),
                     bus.clone(),
+                    Arc::new(step_queues),
                     Some(Guard {
                         breaker: breaker(erp.system()),
                         connector: erp,

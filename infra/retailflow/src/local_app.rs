@@ -20,8 +20,9 @@ use common::connectors::EcommerceConnector;
 use common::events::INTAKE_SOURCE;
 use common::intake::{IntakeConfig, OrderIntake};
 use common::model::Platform;
+use common::queue_batch::QueueError;
 use common::queue_dispositions::{disposition, Disposition};
-use common::reconciliation::run::Guard as ReconGuard;
+use common::reconciliation::run::{Guard as ReconGuard, StepQueues};
 use common::reconciliation::{Reconciliation, ReconciliationConfig, ReconciliationReport};
 use common::resilience::{CircuitBreaker, RetryPolicy};
 use common::steps::catalog_sync::CatalogSync;
@@ -94,6 +95,46 @@ pub fn rules() -> Vec<Rule> {
     ]
 }
 
+/// Which queue feeds each step (template.yaml's `RETAILFLOW_STEP_QUEUES`
+/// of the reconciliation function): where a re-drive goes.
+pub const STEP_QUEUES: [(&str, &str); 7] = [
+    ("erp_post", ERP_POST_QUEUE),
+    ("loyalty_accrual", LOYALTY_ACCRUAL_QUEUE),
+    ("stock_commit", STOCK_COMMIT_QUEUE),
+    ("loyalty_reversal", RETURN_REVERSAL_QUEUE),
+    ("credit_memo", RETURN_REVERSAL_QUEUE),
+    ("erp_cancel", RETURN_REVERSAL_QUEUE),
+    ("shop_refund", RETURN_REVERSAL_QUEUE),
+];
+
+/// [`StepQueues`] on the local app's queues.
+pub struct LocalStepQueues {
+    queues: Queues,
+    clock: Clock,
+}
+
+#[async_trait::async_trait]
+impl StepQueues for LocalStepQueues {
+    fn queue_of(&self, step: &str) -> Option<String> {
+        STEP_QUEUES
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map(|(_, q)| q.to_string())
+    }
+
+    async fn send(&self, step: &str, delivery: &str) -> Result<bool, QueueError> {
+        let Some(name) = self.queue_of(step) else {
+            return Ok(false);
+        };
+        let mut queues = lock(&self.queues);
+        let Some(q) = queues.get_mut(&name) else {
+            return Ok(false);
+        };
+        q.send(delivery.to_string(), self.clock.now());
+        Ok(true)
+    }
+}
+
 /// Queue settings of template.yaml: visibility timeout and maxReceiveCount
 /// sized so a two-hour outage never reaches the DLQ (see RetryPolicy).
 pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -125,6 +166,8 @@ pub struct LocalApp {
     pub loyalty: Arc<SalesforceLoyalty>,
     /// The ERP connector every step uses, on the NetSuite simulator.
     pub erp: Arc<NetSuiteErp>,
+    /// Where reconciliation's re-drives go.
+    pub step_queues: Arc<LocalStepQueues>,
     /// Sagas against the NetSuite and Salesforce simulators.
     pub reconciliation: Reconciliation,
     pub retry: RetryPolicy,
@@ -284,9 +327,14 @@ impl LocalApp {
             common::idempotency::LeasePolicy::default(),
         );
         let recon_clock = clock.clone();
+        let step_queues = Arc::new(LocalStepQueues {
+            queues: queues.clone(),
+            clock: clock.clone(),
+        });
         let reconciliation = Reconciliation::new(
             store.clone(),
             bus.clone(),
+            step_queues.clone(),
             Some(ReconGuard {
                 connector: erp.clone() as Arc<dyn common::connectors::ErpConnector>,
                 breaker: Arc::new(CircuitBreaker::new("netsuite-reconciliation", 5, open_for)),
@@ -304,6 +352,7 @@ impl LocalApp {
         );
         Ok(LocalApp {
             reconciliation,
+            step_queues,
             erp: erp.clone(),
             fulfillment_sync,
             catalog_sync,

@@ -58,6 +58,11 @@ async fn result(app: &LocalApp, saga_key: &str, step: &str) -> serde_json::Value
     s.result.clone().unwrap()
 }
 
+/// Past the default SLA (6 hours, beyond the steps' own retry patience).
+fn past_sla() -> Duration {
+    Duration::hours(6) + Duration::minutes(1)
+}
+
 fn found(report: &ReconciliationReport) -> BTreeSet<(DiscrepancyKind, String, String)> {
     report
         .discrepancies
@@ -211,6 +216,7 @@ async fn a_cent_within_the_tolerance_is_a_rounding_variance_and_points_edited_ar
     let tolerant = Reconciliation::new(
         app.store.clone(),
         app.bus.clone(),
+        app.step_queues.clone(),
         Some(Guard {
             connector: app.erp.clone(),
             breaker: Arc::new(CircuitBreaker::new(
@@ -280,10 +286,12 @@ async fn a_step_whose_message_was_lost_is_re_driven_and_completes_then_raised_pa
     let early = app.reconcile(Duration::hours(1)).await.unwrap();
     assert!(early.discrepancies.is_empty(), "{:#?}", early.discrepancies);
 
-    app.clock
-        .advance_to(app.clock.now() + Duration::minutes(31));
-    let report = app.reconcile(Duration::hours(2)).await.unwrap();
+    app.clock.advance_to(app.clock.now() + past_sla());
+    let report = app.reconcile(Duration::hours(8)).await.unwrap();
     assert_eq!(report.redriven, 1, "{:#?}", report.discrepancies);
+    // Sent to the stuck step's queue only: the other steps do not run again.
+    assert_eq!(lock(&app.queues)[ERP_POST_QUEUE].len(), 1);
+    assert_eq!(lock(&app.queues)["loyalty-accrual"].len(), 0);
     assert_eq!(found(&report).len(), 1);
     assert_eq!(report.discrepancies[0].kind, DiscrepancyKind::StuckStep);
     app.drain().await;
@@ -292,7 +300,7 @@ async fn a_step_whose_message_was_lost_is_re_driven_and_completes_then_raised_pa
         StepStatus::Completed
     );
     assert_eq!(app.sims.netsuite_sales_orders().len(), 1);
-    let after = app.reconcile(Duration::hours(2)).await.unwrap();
+    let after = app.reconcile(Duration::hours(8)).await.unwrap();
     assert!(after.discrepancies.is_empty(), "{:#?}", after.discrepancies);
 
     // A step that never completes is re-driven up to the limit, then raised.
@@ -308,9 +316,8 @@ async fn a_step_whose_message_was_lost_is_re_driven_and_completes_then_raised_pa
             Queue::new(ERP_POST_QUEUE, VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT),
         );
         app.drain().await;
-        app.clock
-            .advance_to(app.clock.now() + Duration::minutes(31));
-        let r = app.reconcile(Duration::hours(4)).await.unwrap();
+        app.clock.advance_to(app.clock.now() + past_sla());
+        let r = app.reconcile(Duration::hours(48)).await.unwrap();
         escalated += r.escalated;
     }
     assert!(!app
@@ -321,4 +328,49 @@ async fn a_step_whose_message_was_lost_is_re_driven_and_completes_then_raised_pa
         .contains_key("erp_post"));
     assert_eq!(app.store.saga_of(&key2).unwrap().redrives["erp_post"], 3);
     assert_eq!(escalated, 2);
+}
+
+#[tokio::test]
+async fn a_lost_refund_of_an_old_order_is_found_from_its_own_saga_and_re_driven_once() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+    app.drain().await;
+    // Three days later the refund arrives; its message is lost.
+    app.clock.advance_to(app.clock.now() + Duration::days(3));
+    assert_eq!(
+        deliver(&app, "08-shopify-refunds-create-partial.json").await,
+        200
+    );
+    lock(&app.queues).insert(
+        "return-reversal".into(),
+        Queue::new("return-reversal", VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT),
+    );
+    app.drain().await;
+    assert!(app.sims.netsuite_credit_memos().is_empty());
+    app.clock.advance_to(app.clock.now() + past_sla());
+    // The order is days outside the window; its return is not.
+    let report = app.reconcile(Duration::hours(8)).await.unwrap();
+    let stuck: BTreeSet<String> = report
+        .discrepancies
+        .iter()
+        .filter(|d| d.kind == DiscrepancyKind::StuckStep)
+        .map(|d| d.subject.clone())
+        .collect();
+    let ret = format!("{}:return:1023847561234", order("5872301948123"));
+    assert_eq!(
+        stuck,
+        [
+            format!("credit_memo of {ret}"),
+            format!("loyalty_reversal of {ret}")
+        ]
+        .into(),
+        "{:#?}",
+        report.discrepancies
+    );
+    // Both steps share one queue: the refund is sent again once.
+    assert_eq!(lock(&app.queues)["return-reversal"].len(), 1);
+    app.drain().await;
+    assert_eq!(app.sims.netsuite_credit_memos().len(), 1);
+    let after = app.reconcile(Duration::hours(8)).await.unwrap();
+    assert!(after.discrepancies.is_empty(), "{:#?}", after.discrepancies);
 }

@@ -172,6 +172,7 @@ async fn place(app: &LocalApp, order: &Order) {
                     }),
                     order_facts: facts,
                     replace_order_facts: false,
+                    case_key: None,
                     expires_at: now + SAGA_RETENTION,
                 }),
             },
