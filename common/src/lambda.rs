@@ -15,12 +15,13 @@ pub use aws_config::SdkConfig;
 
 /// JSON logs to stdout (CloudWatch), level from `RUST_LOG`.
 pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_current_span(false)
-        .without_time()
-        .init();
+    let subscriber = crate::observability::json_subscriber(
+        std::io::stdout,
+        tracing_subscriber::EnvFilter::from_default_env(),
+    );
+    // Only fails when a subscriber is set already: the first one stays.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    crate::observability::metrics_to_stdout();
 }
 
 /// AWS configuration with every call bounded: a slow dependency becomes a

@@ -14,6 +14,7 @@ pub mod loyalty_rules;
 pub mod mappers;
 pub mod model;
 pub mod money;
+pub mod observability;
 pub mod ports;
 pub mod queue_batch;
 pub mod queue_dispositions;

@@ -60,9 +60,39 @@ where
     F: Fn(QueueRecord) -> Fut,
     Fut: Future<Output = StepOutcome>,
 {
-    let outcomes = futures::future::join_all(records.iter().cloned().map(&handle)).await;
+    use tracing::Instrument;
+    let timed = records.iter().cloned().map(|r| {
+        let span = crate::correlation_span!(correlation_id(&r.body).unwrap_or_default());
+        let work = handle(r);
+        async move {
+            let started = std::time::Instant::now();
+            let outcome = work.await;
+            (outcome, started.elapsed())
+        }
+        .instrument(span)
+    });
+    let outcomes = futures::future::join_all(timed).await;
     let mut failed = Vec::new();
-    for (record, outcome) in records.iter().zip(outcomes) {
+    for (record, (outcome, took)) in records.iter().zip(outcomes) {
+        let _in_flow =
+            crate::correlation_span!(correlation_id(&record.body).unwrap_or_default()).entered();
+        let class = match &outcome {
+            StepOutcome::Done { .. } => "done",
+            StepOutcome::Cancelled { .. } => "cancelled",
+            StepOutcome::Retry { .. } => "retry",
+            StepOutcome::Reject { .. } => "rejected",
+        };
+        crate::observability::emit(
+            &[
+                ("Records", 1.0, crate::observability::Unit::Count),
+                (
+                    "StepLatency",
+                    took.as_secs_f64() * 1000.0,
+                    crate::observability::Unit::Milliseconds,
+                ),
+            ],
+            Some(("Outcome", class)),
+        );
         let summary = match &outcome {
             StepOutcome::Done { .. } => "done".to_string(),
             StepOutcome::Cancelled { .. } => "cancelled".to_string(),
@@ -157,6 +187,34 @@ mod tests {
             },
         )
         .await
+    }
+
+    #[tokio::test]
+    async fn each_record_is_counted_by_outcome_with_its_latency_in_emf() {
+        let lines = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        crate::observability::set_metrics_sink(Some(std::sync::Arc::new(move |l: &str| {
+            sink.lock().unwrap().push(l.to_string())
+        })));
+        run(
+            &Recorder::default(),
+            &[rec("1", "ok", 1), rec("2", "busy", 1), rec("3", "bad", 1)],
+        )
+        .await;
+        crate::observability::set_metrics_sink(None);
+        let lines = lines.lock().unwrap().clone();
+        for outcome in ["done", "retry", "rejected"] {
+            let line = lines
+                .iter()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|v| v["Outcome"] == outcome && v["Records"] == 1.0)
+                .unwrap_or_else(|| panic!("no {outcome} record in {lines:?}"));
+            assert!(line["StepLatency"].as_f64().unwrap() >= 0.0);
+            assert_eq!(
+                line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+                "Retailflow"
+            );
+        }
     }
 
     #[tokio::test]

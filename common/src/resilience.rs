@@ -169,6 +169,19 @@ enum BreakerState {
     HalfOpen,
 }
 
+/// What kind of system a breaker guards, for the `CircuitOpened` metric's
+/// `System` dimension (alarms name `erp`, not each ERP).
+fn system_kind(system: &str) -> &'static str {
+    let s = system.to_ascii_lowercase();
+    if s.contains("loyalty") || s.contains("salesforce") {
+        "loyalty"
+    } else if s.contains("shopify") || s.contains("adobe") {
+        "shop"
+    } else {
+        "erp"
+    }
+}
+
 /// Stops calling a system that keeps failing; probes it once its open period ends.
 #[derive(Debug)]
 pub struct CircuitBreaker {
@@ -224,11 +237,23 @@ impl CircuitBreaker {
                     failures: failures + 1,
                 }
             }
-            (_, true) => BreakerState::Open {
-                until: now
-                    + chrono::Duration::from_std(self.open_for)
-                        .unwrap_or(chrono::Duration::seconds(60)),
-            },
+            (state, true) => {
+                if !matches!(state, BreakerState::Open { .. }) {
+                    tracing::warn!(
+                        system = self.system,
+                        "circuit opened: calls stop for a while"
+                    );
+                    crate::observability::count(
+                        "CircuitOpened",
+                        ("System", system_kind(self.system)),
+                    );
+                }
+                BreakerState::Open {
+                    until: now
+                        + chrono::Duration::from_std(self.open_for)
+                            .unwrap_or(chrono::Duration::seconds(60)),
+                }
+            }
         };
     }
 

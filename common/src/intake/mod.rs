@@ -167,7 +167,31 @@ impl OrderIntake {
     pub async fn handle(&self, req: WebhookRequest<'_>) -> WebhookResponse {
         let platform = req.route.platform();
         let started = std::time::Instant::now();
-        let (resp, delivery) = self.process(&req).await;
+        let span = tracing::info_span!("work", correlation_id = tracing::field::Empty);
+        let (resp, delivery) = {
+            use tracing::Instrument;
+            self.process(&req).instrument(span.clone()).await
+        };
+        let _in_flow = span.entered();
+        let accepted = resp.status == 200 && resp.body.get("duplicate").is_none();
+        crate::observability::count(
+            "Webhooks",
+            (
+                "Outcome",
+                match resp.status {
+                    200..=299 if accepted => "accepted",
+                    200..=299 => "duplicate",
+                    400..=499 => "refused",
+                    _ => "retry",
+                },
+            ),
+        );
+        if let (true, Some(t)) = (
+            accepted,
+            resp.body.get("event_type").and_then(|t| t.as_str()),
+        ) {
+            crate::observability::count("EventsIngested", ("EventType", t));
+        }
         // Mapping errors can quote payload values (names, emails): the log
         // names only the quarantine record that holds them.
         let reason = match resp.body.get("quarantine_id").and_then(|q| q.as_str()) {
@@ -446,6 +470,7 @@ impl OrderIntake {
         };
         let envelope = event.to_envelope(&meta);
         let correlation_id = event.order_ref().key();
+        tracing::Span::current().record("correlation_id", correlation_id.as_str());
         let bus_event = BusEvent {
             event_id,
             detail_type: event.event_type().to_string(),

@@ -582,6 +582,7 @@ impl Reconciliation {
                 "reconciliation discrepancy"
             );
             *report.counts.entry(d.kind).or_insert(0) += 1;
+            crate::observability::count("Discrepancies", ("Kind", d.kind.as_str()));
             if report.discrepancies.len() < MAX_REPORTED {
                 report.discrepancies.push(d);
             }

@@ -377,7 +377,10 @@ pub(crate) async fn finish<T: EventDetail + Clone>(
     )
     .await
     {
-        Ok(()) => StepOutcome::Done { summary: result },
+        Ok(()) => {
+            crate::observability::count("StepsCompleted", ("EventType", T::EVENT_TYPE));
+            StepOutcome::Done { summary: result }
+        }
         Err(e) => e.into(),
     }
 }

@@ -485,10 +485,30 @@ impl LocalApp {
             }
             for (queue, msgs) in batches {
                 // Records of a batch are processed concurrently, as the Lambda does.
-                let outcomes = futures::future::join_all(
-                    msgs.iter()
-                        .map(|m| self.handle(&queue, &m.body, m.receive_count)),
-                )
+                // One line per record, in the record's correlation span, as
+                // the functions log them.
+                let outcomes = futures::future::join_all(msgs.iter().map(|m| {
+                    use tracing::Instrument;
+                    let id = common::queue_batch::correlation_id(&m.body).unwrap_or_default();
+                    let queue = &queue;
+                    async move {
+                        let outcome = self.handle(queue, &m.body, m.receive_count).await;
+                        let summary = match &outcome {
+                            StepOutcome::Done { .. } => "done".to_string(),
+                            StepOutcome::Cancelled { .. } => "cancelled".to_string(),
+                            StepOutcome::Retry { reason, .. } => format!("retry: {reason}"),
+                            StepOutcome::Reject { reason } => format!("rejected: {reason}"),
+                        };
+                        tracing::info!(
+                            queue = %queue,
+                            receive_count = m.receive_count,
+                            outcome = %summary,
+                            "record"
+                        );
+                        outcome
+                    }
+                    .instrument(common::correlation_span!(id))
+                }))
                 .await;
                 let mut queues = lock(&self.queues);
                 let mut dlq = lock(&self.dead_letters);
