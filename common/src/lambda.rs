@@ -161,7 +161,7 @@ where
         let inv = Invocation {
             now: Utc::now(),
             deadline,
-            attempt: r.receive_count,
+            attempt: crate::replay::attempt_of(&r.body, r.receive_count),
         };
         run(r.body.clone(), inv).await
     })

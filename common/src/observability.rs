@@ -50,7 +50,8 @@ pub fn mask_personal_data(text: &str) -> Cow<'_, str> {
         while end < b.len() && is_domain_char(b[end]) {
             end += 1;
         }
-        let domain = &text[at + 1..end];
+        // A sentence's full stop is not part of the domain.
+        let domain = text[at + 1..end].trim_end_matches(['.', '-']);
         let looks_like_email = start < at
             && domain.contains('.')
             && domain
@@ -221,6 +222,10 @@ mod tests {
         assert_eq!(
             mask_personal_data("a@b.com and c_d@e.org"),
             "***@b.com and ***@e.org"
+        );
+        assert_eq!(
+            mask_personal_data("customer jane@example.com."),
+            "customer ***@example.com."
         );
         for kept in [
             "no at here",

@@ -74,56 +74,63 @@ where
     let outcomes = futures::future::join_all(timed).await;
     let mut failed = Vec::new();
     for (record, (outcome, took)) in records.iter().zip(outcomes) {
-        let _in_flow =
-            crate::correlation_span!(correlation_id(&record.body).unwrap_or_default()).entered();
-        let class = match &outcome {
-            StepOutcome::Done { .. } => "done",
-            StepOutcome::Cancelled { .. } => "cancelled",
-            StepOutcome::Retry { .. } => "retry",
-            StepOutcome::Reject { .. } => "rejected",
-        };
-        crate::observability::emit(
-            &[
-                ("Records", 1.0, crate::observability::Unit::Count),
-                (
-                    "StepLatency",
-                    took.as_secs_f64() * 1000.0,
-                    crate::observability::Unit::Milliseconds,
-                ),
-            ],
-            Some(("Outcome", class)),
-        );
-        let summary = match &outcome {
-            StepOutcome::Done { .. } => "done".to_string(),
-            StepOutcome::Cancelled { .. } => "cancelled".to_string(),
-            StepOutcome::Retry { reason, .. } => format!("retry: {reason}"),
-            StepOutcome::Reject { reason } => format!("rejected: {reason}"),
-        };
-        tracing::info!(
-            message_id = %record.message_id,
-            receive_count = record.receive_count,
-            correlation_id = correlation_id(&record.body).unwrap_or_default(),
-            outcome = %summary,
-            "record"
-        );
-        match disposition(&outcome, record.receive_count, policy) {
-            Disposition::Delete => {}
-            Disposition::RetryAfter(by) => {
-                if let Err(e) = control.delay(&record.receipt_handle, by).await {
-                    // The queue's own visibility timeout still spaces the retry.
-                    tracing::warn!(error = %e, "could not set the retry delay");
-                }
-                failed.push(record.message_id.clone());
-            }
-            Disposition::DeadLetter(reason) => {
-                if let Err(e) = control.dead_letter(record, &reason).await {
-                    tracing::error!(error = %e, "could not dead-letter; leaving the message for redrive");
-                    failed.push(record.message_id.clone());
-                }
-            }
+        let span = crate::correlation_span!(correlation_id(&record.body).unwrap_or_default());
+        if let Some(id) = dispose(record, outcome, took, control, policy)
+            .instrument(span)
+            .await
+        {
+            failed.push(id);
         }
     }
     failed
+}
+
+/// Logs and counts one record's outcome and applies its disposition (retry
+/// delay or dead letter); the message id when it must be reported failed.
+async fn dispose(
+    record: &QueueRecord,
+    outcome: StepOutcome,
+    took: std::time::Duration,
+    control: &dyn QueueControl,
+    policy: &RetryPolicy,
+) -> Option<String> {
+    let class = outcome.class();
+    crate::observability::emit(
+        &[
+            ("Records", 1.0, crate::observability::Unit::Count),
+            (
+                "StepLatency",
+                took.as_secs_f64() * 1000.0,
+                crate::observability::Unit::Milliseconds,
+            ),
+        ],
+        Some(("Outcome", class)),
+    );
+    let summary = outcome.summary();
+    tracing::info!(
+        message_id = %record.message_id,
+        receive_count = record.receive_count,
+        correlation_id = correlation_id(&record.body).unwrap_or_default(),
+        outcome = %summary,
+        "record"
+    );
+    match disposition(&outcome, record.receive_count, policy) {
+        Disposition::Delete => {}
+        Disposition::RetryAfter(by) => {
+            if let Err(e) = control.delay(&record.receipt_handle, by).await {
+                // The queue's own visibility timeout still spaces the retry.
+                tracing::warn!(error = %e, "could not set the retry delay");
+            }
+            return Some(record.message_id.clone());
+        }
+        Disposition::DeadLetter(reason) => {
+            if let Err(e) = control.dead_letter(record, &reason).await {
+                tracing::error!(error = %e, "could not dead-letter; leaving the message for redrive");
+                return Some(record.message_id.clone());
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -21,6 +21,35 @@ use crate::events::INTAKE_SOURCE;
 use crate::ports::{StateStore, StoreError};
 use crate::queue_batch::correlation_id;
 
+/// The top-level field marking a message sent again by replay, redrive or
+/// reconciliation: it is a new SQS message (receive count 1), but not the
+/// first delivery of its event, so steps that skip their look-before-acting
+/// on a first delivery must look.
+pub const REPLAYED: &str = "retailflow-replayed";
+
+/// The body with the replay mark (unchanged when it is not a JSON object).
+pub fn mark_replayed(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.insert(REPLAYED.into(), true.into());
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => body.to_string(),
+    }
+}
+
+/// The delivery attempt a step should assume: at least the second for a
+/// message sent again.
+pub fn attempt_of(body: &str, receive_count: u32) -> u32 {
+    let replayed = serde_json::from_str::<serde_json::Value>(body)
+        .is_ok_and(|v| v[REPLAYED] == serde_json::Value::Bool(true));
+    if replayed {
+        receive_count.max(2)
+    } else {
+        receive_count
+    }
+}
+
 /// A dead letter as an operator sees it (the body is kept for re-driving,
 /// never printed: it can hold personal data).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +177,7 @@ pub fn eventbridge_delivery(
         .unwrap_or_default()
         .to_string();
     let delivery = serde_json::json!({
+        REPLAYED: true,
         "version": "0",
         "id": uuid::Uuid::new_v4().to_string(),
         "detail-type": detail_type,
@@ -231,6 +261,26 @@ mod tests {
                 "detail": {"correlation_id": "shopify:s:order:1", "event_type": "OrderPlaced"}})
             .to_string(),
         )
+    }
+
+    #[test]
+    fn a_message_sent_again_is_never_taken_for_a_first_delivery() {
+        let body = letter(None).body;
+        assert_eq!(attempt_of(&body, 1), 1);
+        let again = mark_replayed(&body);
+        assert_eq!(attempt_of(&again, 1), 2);
+        assert_eq!(attempt_of(&again, 5), 5);
+        // Still the event the step reads.
+        let v: serde_json::Value = serde_json::from_str(&again).unwrap();
+        assert_eq!(v["detail"]["correlation_id"], "shopify:s:order:1");
+        assert_eq!(mark_replayed("not json"), "not json");
+        let d = eventbridge_delivery(
+            "e-1",
+            r#"{"event_type":"OrderPlaced","correlation_id":"k"}"#,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(attempt_of(&d.delivery, 1), 2);
     }
 
     #[test]

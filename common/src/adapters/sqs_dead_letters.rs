@@ -7,10 +7,16 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::Message;
 use aws_sdk_sqs::Client;
 
-use crate::replay::{DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport, ReplayError};
+use crate::replay::{
+    mark_replayed, DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport, ReplayError,
+};
 
 /// Seconds a message looked at stays hidden (it is given back sooner).
 const LOOK_SECONDS: i32 = 60;
+
+/// A scan stops well inside the look, before the first messages it hid
+/// come round again.
+const SCAN_LIMIT: std::time::Duration = std::time::Duration::from_secs(40);
 
 pub struct SqsDeadLetters {
     client: Client,
@@ -76,19 +82,22 @@ impl SqsDeadLetters {
         v
     }
 
-    /// Makes looked-at messages visible again at once.
-    async fn give_back(&self, handles: &[String]) -> Result<(), ReplayError> {
+    /// Makes looked-at messages visible again at once, as far as it can: a
+    /// handle that fails becomes visible by itself within LOOK_SECONDS.
+    async fn give_back(&self, handles: &[String]) {
         for h in handles {
-            self.client
+            if let Err(e) = self
+                .client
                 .change_message_visibility()
                 .queue_url(&self.dlq_url)
                 .receipt_handle(h)
                 .visibility_timeout(0)
                 .send()
                 .await
-                .map_err(Self::unavailable)?;
+            {
+                tracing::warn!(error = %DisplayErrorContext(&e), "a dead letter stays hidden until its look ends");
+            }
         }
-        Ok(())
     }
 }
 
@@ -97,18 +106,31 @@ impl DeadLetters for SqsDeadLetters {
     async fn list(&self, max: usize) -> Result<Vec<DeadLetterView>, ReplayError> {
         let mut out = Vec::new();
         let mut handles = Vec::new();
-        while out.len() < max {
-            let batch = self.receive(max - out.len()).await?;
-            if batch.is_empty() {
-                break;
+        let mut seen = std::collections::BTreeSet::new();
+        let started = std::time::Instant::now();
+        let result = async {
+            // Stops at an empty receive, at a message seen before, or well
+            // inside the look.
+            let mut stop = false;
+            while !stop && out.len() < max && started.elapsed() < SCAN_LIMIT {
+                let batch = self.receive(max - out.len()).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                for m in batch {
+                    handles.extend(m.receipt_handle().map(str::to_string));
+                    // A message seen before: a look ended and it came round.
+                    stop |= !seen.insert(m.message_id().unwrap_or_default().to_string());
+                    if !stop {
+                        out.push(self.view(&m));
+                    }
+                }
             }
-            for m in batch {
-                out.push(self.view(&m));
-                handles.extend(m.receipt_handle().map(str::to_string));
-            }
+            Ok::<_, ReplayError>(())
         }
-        self.give_back(&handles).await?;
-        Ok(out)
+        .await;
+        self.give_back(&handles).await;
+        result.map(|()| out)
     }
 
     async fn redrive(
@@ -118,8 +140,11 @@ impl DeadLetters for SqsDeadLetters {
     ) -> Result<RedriveReport, ReplayError> {
         let mut report = RedriveReport::default();
         let mut keep = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let started = std::time::Instant::now();
         let result = async {
-            while report.redriven.len() < max {
+            let mut stop = false;
+            while !stop && report.redriven.len() < max && started.elapsed() < SCAN_LIMIT {
                 let batch = self.receive(10).await?;
                 if batch.is_empty() {
                     break;
@@ -127,8 +152,10 @@ impl DeadLetters for SqsDeadLetters {
                 for m in batch {
                     let view = self.view(&m);
                     let handle = m.receipt_handle().unwrap_or_default().to_string();
-                    if !filter.matches(&view) || report.redriven.len() >= max {
-                        report.left += 1;
+                    // Came round again: every message has been looked at.
+                    stop |= !seen.insert(view.id.clone());
+                    if stop || !filter.matches(&view) || report.redriven.len() >= max {
+                        report.left += usize::from(!stop);
                         keep.push(handle);
                         continue;
                     }
@@ -137,7 +164,7 @@ impl DeadLetters for SqsDeadLetters {
                     self.client
                         .send_message()
                         .queue_url(&self.source_url)
-                        .message_body(&view.body)
+                        .message_body(mark_replayed(&view.body))
                         .send()
                         .await
                         .map_err(Self::unavailable)?;
@@ -149,13 +176,15 @@ impl DeadLetters for SqsDeadLetters {
                         .await
                         .map_err(Self::unavailable)?;
                     report.redriven.push(view);
+                    // The one asked for by id is sent: nothing more to look at.
+                    stop |= filter.id.is_some();
                 }
             }
             Ok::<_, ReplayError>(())
         }
         .await;
         // What was looked at and left goes back at once, even after a failure.
-        self.give_back(&keep).await?;
+        self.give_back(&keep).await;
         result.map(|()| report)
     }
 }

@@ -46,6 +46,26 @@ pub enum StepOutcome {
 }
 
 impl StepOutcome {
+    /// The outcome's class, for metrics: `done`, `cancelled`, `retry`,
+    /// `rejected`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            StepOutcome::Done { .. } => "done",
+            StepOutcome::Cancelled { .. } => "cancelled",
+            StepOutcome::Retry { .. } => "retry",
+            StepOutcome::Reject { .. } => "rejected",
+        }
+    }
+
+    /// One line for the log: the class and, for a retry or refusal, why.
+    pub fn summary(&self) -> String {
+        match self {
+            StepOutcome::Retry { reason, .. } => format!("retry: {reason}"),
+            StepOutcome::Reject { reason } => format!("rejected: {reason}"),
+            other => other.class().to_string(),
+        }
+    }
+
     fn retry(reason: impl std::fmt::Display, retry_after: Option<Duration>) -> Self {
         StepOutcome::Retry {
             reason: reason.to_string(),

@@ -415,6 +415,7 @@ impl LocalApp {
 
     /// Runs one queue message through its function, as the SQS event source would.
     async fn handle(&self, queue: &str, body: &str, attempt: u32) -> StepOutcome {
+        let attempt = common::replay::attempt_of(body, attempt);
         let inv = Invocation {
             now: self.clock.now(),
             deadline: None,
@@ -493,16 +494,10 @@ impl LocalApp {
                     let queue = &queue;
                     async move {
                         let outcome = self.handle(queue, &m.body, m.receive_count).await;
-                        let summary = match &outcome {
-                            StepOutcome::Done { .. } => "done".to_string(),
-                            StepOutcome::Cancelled { .. } => "cancelled".to_string(),
-                            StepOutcome::Retry { reason, .. } => format!("retry: {reason}"),
-                            StepOutcome::Reject { reason } => format!("rejected: {reason}"),
-                        };
                         tracing::info!(
                             queue = %queue,
                             receive_count = m.receive_count,
-                            outcome = %summary,
+                            outcome = %outcome.summary(),
                             "record"
                         );
                         outcome

@@ -37,15 +37,16 @@ impl DeadLetters for LocalApp {
         max: usize,
     ) -> Result<RedriveReport, ReplayError> {
         let now = self.clock.now();
-        let mut dlq = lock(&self.dead_letters);
+        // The drain's lock order: queues, then dead letters.
         let mut queues = lock(&self.queues);
+        let mut dlq = lock(&self.dead_letters);
         let mut report = RedriveReport::default();
         let mut left = Vec::new();
         for d in dlq.drain(..) {
             let v = view(&d);
             match queues.get_mut(&d.queue) {
                 Some(q) if report.redriven.len() < max && filter.matches(&v) => {
-                    q.send(d.body.clone(), now);
+                    q.send(common::replay::mark_replayed(&d.body), now);
                     report.redriven.push(v);
                 }
                 _ => {
