@@ -9,9 +9,10 @@
 //!   with `limit`/`offset`.
 //! - Business Central: `GET salesOrders` / `salesCreditMemos` with
 //!   `$filter=externalDocumentNumber eq '…' or …` (10 per request, the URL
-//!   stays short), following `@odata.nextLink`. BC keeps no order key, so a
-//!   duplicate shows as two documents with the same external document
-//!   number.
+//!   stays short), following `@odata.nextLink`; a sales order not there is
+//!   looked for in `salesInvoices` (BC deletes an order once it is shipped
+//!   and invoiced). BC keeps no order key, so a duplicate shows as two
+//!   documents with the same external document number.
 
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +172,32 @@ impl BusinessCentralErp {
             ErpDocumentKind::SalesOrder => "salesOrders",
             ErpDocumentKind::CreditMemo => "salesCreditMemos",
         };
+        let mut docs = self.bc_documents(kind, entity, wanted).await?;
+        if kind == ErpDocumentKind::SalesOrder {
+            // BC deletes a sales order once it is shipped and invoiced: its
+            // invoice carries the same external document number.
+            let gone: Vec<LedgerQuery> = wanted
+                .iter()
+                .filter(|q| {
+                    !docs
+                        .iter()
+                        .any(|d| d.external_id.as_deref() == Some(q.external_id.as_str()))
+                })
+                .cloned()
+                .collect();
+            if !gone.is_empty() {
+                docs.extend(self.bc_documents(kind, "salesInvoices", &gone).await?);
+            }
+        }
+        Ok(docs)
+    }
+
+    async fn bc_documents(
+        &self,
+        kind: ErpDocumentKind,
+        entity: &str,
+        wanted: &[LedgerQuery],
+    ) -> Result<Vec<LedgerDocument>, ConnectorError> {
         let mut docs = Vec::new();
         for batch in wanted.chunks(BC_BATCH) {
             let filter = batch

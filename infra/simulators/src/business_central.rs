@@ -39,6 +39,8 @@ pub(crate) struct BcState {
     pub customers: BTreeMap<String, Value>,
     pub sales_orders: Vec<BcSalesOrder>,
     pub credit_memos: Vec<BcSalesOrder>,
+    /// Orders BC shipped and invoiced: they leave `salesOrders`.
+    pub sales_invoices: Vec<BcSalesOrder>,
     next: u64,
 }
 
@@ -46,6 +48,7 @@ pub(crate) struct BcState {
 enum Kind {
     SalesOrder,
     CreditMemo,
+    SalesInvoice,
 }
 
 impl Kind {
@@ -53,18 +56,21 @@ impl Kind {
         match self {
             Kind::SalesOrder => &mut st.sales_orders,
             Kind::CreditMemo => &mut st.credit_memos,
+            Kind::SalesInvoice => &mut st.sales_invoices,
         }
     }
     fn lines_field(self) -> &'static str {
         match self {
             Kind::SalesOrder => "salesOrderLines",
             Kind::CreditMemo => "salesCreditMemoLines",
+            Kind::SalesInvoice => "salesInvoiceLines",
         }
     }
     fn number(self, n: u64) -> String {
         match self {
             Kind::SalesOrder => format!("SO{:06}", 100_000 + n),
             Kind::CreditMemo => format!("CM{:06}", 100_000 + n),
+            Kind::SalesInvoice => format!("SI{:06}", 100_000 + n),
         }
     }
 }
@@ -81,6 +87,10 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
             "/salesCreditMemos",
             get(|st, q| list(Kind::CreditMemo, st, q))
                 .post(|st, b| create(Kind::CreditMemo, st, b)),
+        )
+        .route(
+            "/salesInvoices",
+            get(|st, q| list(Kind::SalesInvoice, st, q)),
         )
         .merge(crate::erp_items::bc_items_router())
         .route("/{entity}", axum::routing::delete(delete_order))

@@ -142,6 +142,24 @@ impl Simulators {
         })
     }
 
+    /// Ships and invoices a Business Central sales order: it leaves
+    /// `salesOrders` for `salesInvoices` (same external document number).
+    pub fn business_central_invoice_order(&self, external_document_number: &str) -> bool {
+        let mut bc = lock(&self.state.business_central);
+        let Some(pos) = bc
+            .sales_orders
+            .iter()
+            .position(|o| o.external_document_number == external_document_number)
+        else {
+            return false;
+        };
+        let mut invoice = bc.sales_orders.remove(pos);
+        invoice.number = invoice.number.replace("SO", "SI");
+        invoice.status = "Paid".into();
+        bc.sales_invoices.push(invoice);
+        true
+    }
+
     /// Loses every journal posted under an external transaction number (and
     /// the points they moved), as a failed platform job would.
     pub fn loyalty_delete_journals(&self, external_transaction_number: &str) -> usize {

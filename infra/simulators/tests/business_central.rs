@@ -187,3 +187,59 @@ async fn erp_step_on_business_central_posts_once_despite_lost_responses_and_dupl
     // released claim of the lost-response try and the waiting duplicate's refusal).
     assert!(store.writes() <= 6, "{}", store.writes());
 }
+
+#[tokio::test]
+async fn business_central_ledger_reads_batch_by_external_number_find_invoiced_orders_and_show_duplicates(
+) {
+    use common::connectors::{ErpDocumentKind, LedgerQuery};
+    let sims = Simulators::start().await.unwrap();
+    let erp = bc(&sims);
+    let customer = erp
+        .upsert_customer(&ErpCustomer {
+            external_id: "cu-shopify-7-abcd1234".into(),
+            first_name: None,
+            last_name: None,
+            email: None,
+        })
+        .await
+        .unwrap();
+    let mut wanted = Vec::new();
+    for i in 0..12 {
+        let mut o = order();
+        o.external_id = format!("so-shopify-{i}-abcd1234");
+        erp.post_sales_order(&o, &customer).await.unwrap();
+        wanted.push(LedgerQuery {
+            external_id: o.external_id.clone(),
+            order_key: format!("shopify:s:order:{i}"),
+            currency: Currency::from_code("USD").unwrap(),
+        });
+    }
+    // A second order keyed the same (BC does not deduplicate), and one
+    // shipped and invoiced (gone from salesOrders).
+    let mut dup = order();
+    dup.external_id = "so-shopify-3-abcd1234".into();
+    erp.post_sales_order(&dup, &customer).await.unwrap();
+    assert!(sims.business_central_invoice_order("so-shopify-7-abcd1234"));
+    let before = sims.calls(System::BusinessCentral);
+    let docs = erp
+        .ledger_documents(ErpDocumentKind::SalesOrder, &wanted)
+        .await
+        .unwrap();
+    // Two filtered reads of 10 and 2, one invoice read for the order not found.
+    assert_eq!(sims.calls(System::BusinessCentral) - before, 3);
+    assert_eq!(docs.len(), 13);
+    let of = |ext: &str| {
+        docs.iter()
+            .filter(|d| d.external_id.as_deref() == Some(ext))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("so-shopify-3-abcd1234").len(), 2);
+    let invoiced = of("so-shopify-7-abcd1234");
+    assert_eq!(invoiced.len(), 1);
+    assert!(
+        invoiced[0].document.number.starts_with("SI"),
+        "{invoiced:?}"
+    );
+    assert_eq!(invoiced[0].document.total, usd(4948));
+    assert_eq!(invoiced[0].order_key.as_deref(), Some("shopify:s:order:7"));
+}
