@@ -222,7 +222,8 @@ def main():
             env_file = os.path.join(ROOT, "target", f"lambda-{name}.env")
             with open(env_file, "w") as f:
                 for k, v in {**base, **extra}.items():
-                    f.write(f"{k}={v}\n")
+                    # dotenv: a value holding '=' (step=url pairs) is quoted.
+                    f.write(f'{k}="{v}"\n' if "=" in str(v) else f"{k}={v}\n")
             log = open(os.path.join(ROOT, "target", f"lambda-{name}.log"), "w")
             watch = start(["cargo", "lambda", "watch", "--ignore-changes", "-P", str(port), "--env-file", env_file],
                           env=cargo_env, log=log)
