@@ -111,3 +111,35 @@ async fn the_deployed_template_routes_an_order_to_erp_and_loyalty_once() {
     assert_eq!(poll_step(&sqs, &erp_q, &erp).await, 0);
     assert_eq!(poll_step(&sqs, &loyalty_q, &loyalty).await, 0);
 }
+
+#[tokio::test]
+async fn the_cli_finds_a_deployed_stacks_table_bus_and_queues_by_its_name() {
+    let name = unique("rf");
+    let outputs = deploy_template(&name);
+    let cfg = aws_config().await;
+    let stack = retailflow::stack::Stack::describe(&cfg, &name)
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.state_table().unwrap(),
+        out(&outputs, "StateTableName")
+    );
+    assert_eq!(stack.event_bus().unwrap(), out(&outputs, "EventBusName"));
+    for (queue, key) in [
+        ("erp-post", "ErpPost"),
+        ("loyalty-accrual", "LoyaltyAccrual"),
+        ("return-reversal", "ReturnReversal"),
+        ("stock-commit", "StockCommit"),
+    ] {
+        assert_eq!(
+            stack.queue_url(queue).unwrap(),
+            out(&outputs, &format!("{key}QueueUrl"))
+        );
+        assert_eq!(
+            stack.dlq_url(queue).unwrap(),
+            out(&outputs, &format!("{key}DLQUrl"))
+        );
+    }
+    let missing = retailflow::stack::Stack::describe(&cfg, "no-such-stack").await;
+    assert!(missing.is_err());
+}

@@ -6,4 +6,5 @@ pub mod api_event;
 pub mod local_app;
 pub mod local_replay;
 pub mod runtime;
+pub mod stack;
 pub mod timeline;

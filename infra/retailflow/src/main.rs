@@ -108,8 +108,11 @@ enum Command {
     /// deployed stack's state table with the usual AWS credentials.
     Trace {
         /// The stack's StateTableName output.
-        #[arg(long)]
-        table: String,
+        #[arg(long, required_unless_present = "stack")]
+        table: Option<String>,
+        /// A deployed stack's name: its outputs name the table.
+        #[arg(long, conflicts_with = "table")]
+        stack: Option<String>,
         /// Print the trace as JSON.
         #[arg(long)]
         json: bool,
@@ -132,6 +135,10 @@ enum Command {
         /// The stack's StateTableName output: with --report, prints a report.
         #[arg(long, requires = "report")]
         table: Option<String>,
+        /// A deployed stack's name: asks its function for a run, or with
+        /// --report prints a kept report (its outputs name the bus and table).
+        #[arg(long, conflicts_with_all = ["local", "bus", "table"])]
+        stack: Option<String>,
         /// A run id, or `latest`.
         #[arg(long)]
         report: Option<String>,
@@ -209,6 +216,16 @@ enum Command {
     },
 }
 
+/// A deployed stack's outputs, with the usual AWS credentials and region.
+async fn stack_of(name: &str) -> anyhow::Result<retailflow::stack::Stack> {
+    let aws = common::lambda::aws_sdk_config(
+        std::time::Duration::from_secs(3),
+        std::time::Duration::from_secs(20),
+    )
+    .await;
+    retailflow::stack::Stack::describe(&aws, name).await
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -232,11 +249,26 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { listen } => serve::serve(listen).await,
         Command::LoadCatalog { table, file } => commands::load_catalog(&table, &file).await,
-        Command::Trace { table, json, key } => commands::trace(&table, &key, json).await,
+        Command::Trace {
+            table,
+            stack,
+            json,
+            key,
+        } => {
+            let table = match (table, stack) {
+                (Some(t), _) => t,
+                (None, Some(s)) => stack_of(&s).await?.state_table()?.to_string(),
+                (None, None) => {
+                    anyhow::bail!("say where: --table <StateTableName> or --stack <name>")
+                }
+            };
+            commands::trace(&table, &key, json).await
+        }
         Command::Reconcile {
             local,
             bus,
             table,
+            stack,
             report,
             hours,
             from,
@@ -244,6 +276,11 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => {
             let detail = reconcile::window_detail(hours, from, to);
+            let (bus, table) = match (&stack, &report) {
+                (Some(s), Some(_)) => (None, Some(stack_of(s).await?.state_table()?.to_string())),
+                (Some(s), None) => (Some(stack_of(s).await?.event_bus()?.to_string()), None),
+                _ => (bus, table),
+            };
             let clean = match (local, bus, table) {
                 (Some(url), _, _) => reconcile::on_local(&url, &detail, json).await?,
                 (_, Some(bus), _) => {
@@ -263,7 +300,12 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Replay { target, action } => replay_cli::replay(target, action).await,
+        Command::Replay { mut target, action } => {
+            if let Some(name) = target.stack.clone() {
+                target.resolve(&stack_of(&name).await?, &action)?;
+            }
+            replay_cli::replay(target, action).await
+        }
         Command::BenchReconcile { orders } => bench_reconcile::bench_reconcile(orders.max(1)).await,
         Command::BenchCheckout { iterations, lines } => {
             bench::bench_checkout(iterations.max(1), lines.max(1)).await

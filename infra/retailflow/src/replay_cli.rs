@@ -22,8 +22,42 @@ pub struct Target {
     /// For `window` on a deployed stack: the StateTableName output.
     #[arg(long, global = true)]
     table: Option<String>,
+    /// A deployed stack's name: its outputs name the queues and table.
+    #[arg(long, global = true)]
+    pub stack: Option<String>,
+    /// With --stack: the step queue (erp-post, loyalty-accrual,
+    /// return-reversal, stock-commit); `window` takes the rule's.
+    #[arg(long, global = true)]
+    queue: Option<String>,
     #[arg(long, global = true)]
     json: bool,
+}
+
+impl Target {
+    /// Fills the URLs and table from a deployed stack's outputs.
+    pub fn resolve(
+        &mut self,
+        stack: &retailflow::stack::Stack,
+        action: &ReplayAction,
+    ) -> anyhow::Result<()> {
+        let queue = match action {
+            ReplayAction::Window { rule, .. } => retailflow::local_app::rules()
+                .iter()
+                .find(|r| r.name == rule)
+                .map(|r| r.queue.to_string())
+                .with_context(|| format!("no rule {rule}"))?,
+            _ => self.queue.clone().with_context(|| {
+                format!(
+                    "with --stack, name the queue: --queue {}",
+                    retailflow::stack::STEP_QUEUES.join("|")
+                )
+            })?,
+        };
+        self.queue_url = Some(stack.queue_url(&queue)?.to_string());
+        self.dlq_url = Some(stack.dlq_url(&queue)?.to_string());
+        self.table = Some(stack.state_table()?.to_string());
+        Ok(())
+    }
 }
 
 #[derive(Subcommand)]

@@ -1,0 +1,110 @@
+//! A deployed stack by its name: the CLI reads the stack's outputs
+//! (CloudFormation `DescribeStacks`) for the state table, the bus and the
+//! queues, so operators name the stack, not each resource.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+
+/// The local queue names of the step queues (`erp-post`, …).
+pub const STEP_QUEUES: [&str; 4] = [
+    "erp-post",
+    "loyalty-accrual",
+    "return-reversal",
+    "stock-commit",
+];
+
+pub struct Stack {
+    pub name: String,
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// `erp-post` → `ErpPost`: how the template names a queue's outputs.
+fn output_prefix(queue: &str) -> String {
+    queue
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+impl Stack {
+    /// Reads the stack's outputs with the usual AWS credentials and region.
+    pub async fn describe(aws: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Stack> {
+        let out = aws_sdk_cloudformation::Client::new(aws)
+            .describe_stacks()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "reading stack {name}: {}",
+                    aws_sdk_cloudformation::error::DisplayErrorContext(&e)
+                )
+            })?;
+        let Some(stack) = out.stacks().first() else {
+            bail!("no stack {name}");
+        };
+        let outputs = stack
+            .outputs()
+            .iter()
+            .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+            .collect();
+        Ok(Stack {
+            name: name.to_string(),
+            outputs,
+        })
+    }
+
+    pub fn output(&self, key: &str) -> anyhow::Result<&str> {
+        self.outputs.get(key).map(String::as_str).with_context(|| {
+            format!(
+                "stack {} has no output {key} (is it a retailflow stack?)",
+                self.name
+            )
+        })
+    }
+
+    pub fn state_table(&self) -> anyhow::Result<&str> {
+        self.output("StateTableName")
+    }
+
+    pub fn event_bus(&self) -> anyhow::Result<&str> {
+        self.output("EventBusName")
+    }
+
+    /// The queue URL of a step queue (`erp-post`, …).
+    pub fn queue_url(&self, queue: &str) -> anyhow::Result<&str> {
+        self.output(&format!("{}QueueUrl", output_prefix(queue)))
+    }
+
+    /// The dead-letter queue URL of a step queue.
+    pub fn dlq_url(&self, queue: &str) -> anyhow::Result<&str> {
+        self.output(&format!("{}DLQUrl", output_prefix(queue)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_map_to_the_template_output_names() {
+        let s = Stack {
+            name: "rf".into(),
+            outputs: BTreeMap::from([
+                ("ReturnReversalDLQUrl".to_string(), "u1".to_string()),
+                ("StockCommitQueueUrl".to_string(), "u2".to_string()),
+            ]),
+        };
+        assert_eq!(s.dlq_url("return-reversal").unwrap(), "u1");
+        assert_eq!(s.queue_url("stock-commit").unwrap(), "u2");
+        let e = s.state_table().unwrap_err().to_string();
+        assert!(e.contains("StateTableName"), "{e}");
+    }
+}
