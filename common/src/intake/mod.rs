@@ -173,14 +173,17 @@ impl OrderIntake {
             self.process(&req).instrument(span.clone()).await
         };
         let _in_flow = span.entered();
-        let accepted = resp.status == 200 && resp.body.get("duplicate").is_none();
+        let accepted = resp.status == 200
+            && resp.body.get("duplicate").is_none()
+            && resp.body.get("event_type").is_some();
         crate::observability::count(
             "Webhooks",
             (
                 "Outcome",
                 match resp.status {
                     200..=299 if accepted => "accepted",
-                    200..=299 => "duplicate",
+                    200..=299 if resp.body.get("duplicate").is_some() => "duplicate",
+                    200..=299 => "ignored",
                     400..=499 => "refused",
                     _ => "retry",
                 },

@@ -251,7 +251,12 @@ impl FulfillmentSync {
         reason: &str,
         inv: Invocation,
     ) -> Result<(), crate::ports::StoreError> {
-        tracing::warn!(shipment = %s.document_number, reason = %reason, "shipment quarantined");
+        tracing::warn!(
+            shipment = %s.document_number,
+            correlation_id = s.order_key.as_deref().unwrap_or(""),
+            reason = %reason,
+            "shipment quarantined"
+        );
         let body = serde_json::json!({
             "id": s.id, "document_number": s.document_number, "order_key": s.order_key,
             "carrier": s.carrier, "tracking_numbers": s.tracking_numbers, "lines": s.lines,
