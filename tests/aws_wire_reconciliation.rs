@@ -11,10 +11,10 @@ use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::in_process::InProcessEventBus;
 use common::idempotency::{Completion, IdempotencyKey};
 use common::ports::StateStore;
-use common::reconciliation::run::Guard;
 use common::reconciliation::{DiscrepancyKind, Reconciliation, ReconciliationConfig};
 use common::resilience::CircuitBreaker;
 use common::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
+use common::steps::return_reversal::Guarded;
 use retailflow_e2e::{aws_config, create_state_table, RequestCounter};
 
 fn t0() -> DateTime<Utc> {
@@ -315,11 +315,11 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
         store.clone(),
         findings.clone(),
         step_queues,
-        Some(Guard {
+        Some(Guarded {
             connector: Arc::new(retailflow_e2e::netsuite(&sims)),
             breaker: breaker("netsuite"),
         }),
-        Some(Guard {
+        Some(Guarded {
             connector: Arc::new(retailflow_e2e::salesforce(&sims)),
             breaker: breaker("loyalty"),
         }),

@@ -158,6 +158,13 @@ impl Unit {
     }
 }
 
+/// The Lambda function's name, read once (not on every metric).
+fn function_name() -> Option<&'static str> {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+        .as_deref()
+}
+
 /// One EMF line: the metrics with `Service=retailflow` and, when given,
 /// broken down by one more dimension (e.g. `Outcome=retry`).
 pub fn emf_line(
@@ -172,7 +179,7 @@ pub fn emf_line(
         dims.push(serde_json::json!(["Service", k]));
         root.insert(k.into(), v.into());
     }
-    if let Ok(f) = std::env::var("AWS_LAMBDA_FUNCTION_NAME") {
+    if let Some(f) = function_name() {
         root.insert("Function".into(), f.into());
     }
     let defs: Vec<serde_json::Value> = metrics

@@ -14,7 +14,7 @@
 //!   read through the time index, delivered as EventBridge would.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::events::INTAKE_SOURCE;
@@ -219,8 +219,7 @@ pub async fn kept_events(
             MAX_REPLAY_WINDOW.num_days()
         )));
     }
-    // An hour always divides a UTC timestamp: rounding cannot fail.
-    let mut hour = from.duration_trunc(Duration::hours(1)).unwrap_or(from);
+    let mut hour = crate::saga::hour_start(from);
     let mut out = Vec::new();
     while hour <= to {
         let mut page: Option<String> = None;

@@ -48,6 +48,13 @@ pub fn time_bucket(saga_key: &str, started_at: DateTime<Utc>) -> String {
     )
 }
 
+/// The start of the hour `at` falls in: where a time-bucket walk begins.
+pub fn hour_start(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    // An hour always divides a UTC timestamp: rounding cannot fail.
+    at.duration_trunc(chrono::Duration::hours(1)).unwrap_or(at)
+}
+
 /// `2026-11-26T22`: the hour part of a time bucket.
 pub fn hour_of(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H").to_string()

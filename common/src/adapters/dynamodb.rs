@@ -57,6 +57,25 @@ const ENVELOPE_PREFIX: &str = "envelope__";
 /// Attribute counting a step's re-drives: `redrives__<step>`.
 pub(crate) const REDRIVE_PREFIX: &str = "redrives__";
 
+/// A conditional UpdateItem's outcome: written, or refused by its
+/// condition (`Ok(false)`), or failed.
+pub(crate) fn condition_held<O>(
+    result: Result<O, SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(UpdateItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 pub(crate) fn saga_pk(saga_key: &str) -> String {
     format!("SAGA#{saga_key}")
 }
@@ -688,18 +707,7 @@ impl StateStore for DynamoDbStateStore {
                 )
                 .expression_attribute_values(":cancelled", s(c.to_rfc3339()));
         }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        condition_held(req.send().await)
     }
 }
 

@@ -11,13 +11,12 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::dynamodb::{n, s, saga_from_item, saga_pk, REDRIVE_PREFIX};
+use super::dynamodb::{condition_held, n, s, saga_from_item, saga_pk, REDRIVE_PREFIX};
 use crate::ports::{SagaPage, StoreError};
 use crate::saga::{hour_of, TIME_BUCKET_SHARDS};
 
@@ -182,32 +181,22 @@ pub(crate) async fn record_redrive(
     limit: u32,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let result = client
-        .update_item()
-        .table_name(table)
-        .key("pk", s(saga_pk(saga_key)))
-        .update_expression("ADD #count :one SET updated_at = :at")
-        .condition_expression(
-            "attribute_exists(pk) AND (attribute_not_exists(#count) OR #count < :limit)",
-        )
-        .expression_attribute_names("#count", format!("{REDRIVE_PREFIX}{step}"))
-        .expression_attribute_values(":one", n(1))
-        .expression_attribute_values(":limit", n(i64::from(limit)))
-        .expression_attribute_values(":at", s(at.to_rfc3339()))
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e)
-            if matches!(
-                e.as_service_error(),
-                Some(UpdateItemError::ConditionalCheckFailedException(_))
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(unavailable(DisplayErrorContext(&e))),
-    }
+    condition_held(
+        client
+            .update_item()
+            .table_name(table)
+            .key("pk", s(saga_pk(saga_key)))
+            .update_expression("ADD #count :one SET updated_at = :at")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(#count) OR #count < :limit)",
+            )
+            .expression_attribute_names("#count", format!("{REDRIVE_PREFIX}{step}"))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(i64::from(limit)))
+            .expression_attribute_values(":at", s(at.to_rfc3339()))
+            .send()
+            .await,
+    )
 }
 
 pub(crate) async fn put_report(

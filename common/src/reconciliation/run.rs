@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -18,8 +18,9 @@ use crate::connectors::{ErpConnector, ErpDocumentKind, LoyaltyConnector};
 use crate::ports::{BusError, BusEvent, EventBus, StateStore, StoreError};
 use crate::queue_batch::QueueError;
 use crate::replay::eventbridge_delivery;
-use crate::resilience::{CircuitBreaker, ConnectorError};
-use crate::saga::SagaRecord;
+use crate::resilience::ConnectorError;
+use crate::saga::{hour_start, SagaRecord};
+use crate::steps::return_reversal::Guarded;
 
 /// The pause reason of a run that reached its deadline: the caller goes
 /// on at once (the function asks for itself again).
@@ -73,12 +74,6 @@ impl ReconciliationError {
     }
 }
 
-/// A system of record and the breaker guarding it.
-pub struct Guard<C: ?Sized> {
-    pub connector: Arc<C>,
-    pub breaker: Arc<CircuitBreaker>,
-}
-
 /// The queue of each step a re-drive is sent to (as its rule would
 /// deliver it), so only the stuck step runs again.
 #[async_trait::async_trait]
@@ -101,15 +96,10 @@ pub struct Reconciliation {
     store: Arc<dyn StateStore>,
     bus: Arc<dyn EventBus>,
     step_queues: Arc<dyn StepQueues>,
-    erp: Option<Guard<dyn ErpConnector>>,
-    loyalty: Option<Guard<dyn LoyaltyConnector>>,
+    erp: Option<Guarded<dyn ErpConnector>>,
+    loyalty: Option<Guarded<dyn LoyaltyConnector>>,
     config: ReconciliationConfig,
     clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
-}
-
-fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
-    // An hour always divides a UTC timestamp: rounding cannot fail.
-    t.duration_trunc(Duration::hours(1)).unwrap_or(t)
 }
 
 impl Reconciliation {
@@ -117,8 +107,8 @@ impl Reconciliation {
         store: Arc<dyn StateStore>,
         bus: Arc<dyn EventBus>,
         step_queues: Arc<dyn StepQueues>,
-        erp: Option<Guard<dyn ErpConnector>>,
-        loyalty: Option<Guard<dyn LoyaltyConnector>>,
+        erp: Option<Guarded<dyn ErpConnector>>,
+        loyalty: Option<Guarded<dyn LoyaltyConnector>>,
         config: ReconciliationConfig,
         clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     ) -> Self {
@@ -152,8 +142,8 @@ impl Reconciliation {
         let (mut report, mut hour, mut page) = match self.resume_point().await? {
             Some((report, point)) => (report, point.hour, point.page),
             None => {
-                let from = floor_hour(window.0);
-                let to = floor_hour(window.1 + Duration::hours(1) - Duration::nanoseconds(1));
+                let from = hour_start(window.0);
+                let to = hour_start(window.1 + Duration::hours(1) - Duration::nanoseconds(1));
                 let report = ReconciliationReport {
                     // Unique even for runs started at the same instant.
                     run_id: format!(
@@ -363,14 +353,12 @@ impl Reconciliation {
                 }
                 let queries: Vec<_> = wanted.iter().map(|e| e.query.clone()).collect();
                 *requests.entry("erp".into()).or_insert(0) += 1;
-                let result = match erp.breaker.permit(now) {
-                    Ok(()) => {
-                        let r = erp.connector.ledger_documents(kind, &queries).await;
-                        erp.breaker.record(now, r.as_ref().map(|_| ()));
-                        r
-                    }
-                    Err(e) => Err(e),
-                };
+                let result = erp
+                    .guard(
+                        now,
+                        |c| async move { c.ledger_documents(kind, &queries).await },
+                    )
+                    .await;
                 match result {
                     Ok(docs) => found.extend(checks::compare_documents(
                         &wanted,
@@ -394,14 +382,9 @@ impl Reconciliation {
                 .into_iter()
                 .collect();
             *requests.entry("loyalty".into()).or_insert(0) += 1;
-            let result = match loyalty.breaker.permit(now) {
-                Ok(()) => {
-                    let r = loyalty.connector.ledger_journals(&numbers).await;
-                    loyalty.breaker.record(now, r.as_ref().map(|_| ()));
-                    r
-                }
-                Err(e) => Err(e),
-            };
+            let result = loyalty
+                .guard(now, |c| async move { c.ledger_journals(&numbers).await })
+                .await;
             match result {
                 Ok(journals) => {
                     found.extend(checks::compare_journals(&expected_journals, &journals))

@@ -20,9 +20,10 @@ use common::connectors::salesforce::SalesforceLoyalty;
 use common::lambda::{aws_sdk_config, deadline, env, init_tracing, read_secret, SdkConfig};
 use common::ports::EventBus;
 use common::reconciliation::request::{config_from_env, requested_window};
-use common::reconciliation::run::{continuation_event, Guard, MAX_INVOCATIONS, PAUSED_AT_DEADLINE};
+use common::reconciliation::run::{continuation_event, MAX_INVOCATIONS, PAUSED_AT_DEADLINE};
 use common::reconciliation::Reconciliation;
 use common::resilience::CircuitBreaker;
+use common::steps::return_reversal::Guarded;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
@@ -60,11 +61,11 @@ impl App {
                     )),
                     bus.clone(),
                     Arc::new(step_queues),
-                    Some(Guard {
+                    Some(Guarded {
                         breaker: breaker(erp.system()),
                         connector: erp,
                     }),
-                    Some(Guard {
+                    Some(Guarded {
                         connector: loyalty,
                         breaker: breaker("salesforce-loyalty"),
                     }),

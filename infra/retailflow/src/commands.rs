@@ -363,11 +363,7 @@ pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
     use common::checkout::stock::StockReservations;
     let seed = CatalogSeed::parse(&read(file)?).map_err(anyhow::Error::msg)?;
     let currency = common::money::Currency::from_code(&seed.currency)?;
-    let aws = common::lambda::aws_sdk_config(
-        std::time::Duration::from_secs(3),
-        std::time::Duration::from_secs(10),
-    )
-    .await;
+    let aws = retailflow::stack::aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let catalog = DynamoDbCatalog::new(ddb.clone(), table);
     let stock = DynamoDbStock::new(ddb, table);
@@ -404,15 +400,7 @@ pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
 
 /// `retailflow trace`: an order's trace from a deployed state table.
 pub async fn trace(table: &str, key: &str, json: bool) -> anyhow::Result<()> {
-    let aws = common::lambda::aws_sdk_config(
-        std::time::Duration::from_secs(3),
-        std::time::Duration::from_secs(10),
-    )
-    .await;
-    let store = common::adapters::dynamodb::DynamoDbStateStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        table,
-    );
+    let store = retailflow::stack::state_store(table).await;
     let Some(t) = common::trace::trace_order(&store, key).await? else {
         bail!("{table} has no saga for {key}");
     };

@@ -22,7 +22,7 @@ use common::intake::{IntakeConfig, OrderIntake};
 use common::model::Platform;
 use common::queue_batch::QueueError;
 use common::queue_dispositions::{disposition, Disposition};
-use common::reconciliation::run::{Guard as ReconGuard, StepQueues};
+use common::reconciliation::run::StepQueues;
 use common::reconciliation::{Reconciliation, ReconciliationConfig, ReconciliationReport};
 use common::resilience::{CircuitBreaker, RetryPolicy};
 use common::steps::catalog_sync::CatalogSync;
@@ -335,11 +335,11 @@ impl LocalApp {
             store.clone(),
             bus.clone(),
             step_queues.clone(),
-            Some(ReconGuard {
+            Some(Guarded {
                 connector: erp.clone() as Arc<dyn common::connectors::ErpConnector>,
                 breaker: Arc::new(CircuitBreaker::new("netsuite-reconciliation", 5, open_for)),
             }),
-            Some(ReconGuard {
+            Some(Guarded {
                 connector: loyalty.clone() as Arc<dyn common::connectors::LoyaltyConnector>,
                 breaker: Arc::new(CircuitBreaker::new(
                     "salesforce-loyalty-reconciliation",

@@ -218,11 +218,7 @@ enum Command {
 
 /// A deployed stack's outputs, with the usual AWS credentials and region.
 async fn stack_of(name: &str) -> anyhow::Result<retailflow::stack::Stack> {
-    let aws = common::lambda::aws_sdk_config(
-        std::time::Duration::from_secs(3),
-        std::time::Duration::from_secs(20),
-    )
-    .await;
+    let aws = retailflow::stack::aws_config().await;
     retailflow::stack::Stack::describe(&aws, name).await
 }
 

@@ -110,11 +110,7 @@ pub async fn on_local(url: &str, detail: &serde_json::Value, json: bool) -> anyh
 /// Asks a deployed stack's reconciliation function for a run, through
 /// its bus (the function's `Requested` rule).
 pub async fn request_on_bus(bus: &str, detail: &serde_json::Value) -> anyhow::Result<()> {
-    let aws = common::lambda::aws_sdk_config(
-        std::time::Duration::from_secs(3),
-        std::time::Duration::from_secs(10),
-    )
-    .await;
+    let aws = retailflow::stack::aws_config().await;
     let out = aws_sdk_eventbridge::Client::new(&aws)
         .put_events()
         .entries(
@@ -141,15 +137,7 @@ pub async fn request_on_bus(bus: &str, detail: &serde_json::Value) -> anyhow::Re
 /// deployed state table.
 pub async fn show_report(table: &str, run_id: &str, json: bool) -> anyhow::Result<bool> {
     use common::ports::StateStore;
-    let aws = common::lambda::aws_sdk_config(
-        std::time::Duration::from_secs(3),
-        std::time::Duration::from_secs(10),
-    )
-    .await;
-    let store = common::adapters::dynamodb::DynamoDbStateStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        table,
-    );
+    let store = retailflow::stack::state_store(table).await;
     let run_id = if run_id == "latest" {
         store
             .read_cursor(common::reconciliation::LATEST_CURSOR)

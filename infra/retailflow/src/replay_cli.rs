@@ -167,11 +167,7 @@ async fn sqs_dead_letters(
     let (Some(dlq), Some(queue)) = (&t.dlq_url, &t.queue_url) else {
         bail!("say where: --local http://127.0.0.1:8080, or --dlq-url <…DLQUrl> --queue-url <…QueueUrl>");
     };
-    let aws = common::lambda::aws_sdk_config(
-        std::time::Duration::from_secs(3),
-        std::time::Duration::from_secs(20),
-    )
-    .await;
+    let aws = retailflow::stack::aws_config().await;
     Ok(common::adapters::sqs_dead_letters::SqsDeadLetters::new(
         aws_sdk_sqs::Client::new(&aws),
         dlq,
@@ -286,17 +282,9 @@ async fn window_on_aws(
         now,
         chrono::Duration::hours(24),
     )?;
-    let aws = common::lambda::aws_sdk_config(
-        std::time::Duration::from_secs(3),
-        std::time::Duration::from_secs(20),
-    )
-    .await;
-    let store = common::adapters::dynamodb::DynamoDbStateStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        table,
-    );
+    let store = retailflow::stack::state_store(table).await;
     let events = common::replay::kept_events(&store, window, r.detail_types, now).await?;
-    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&retailflow::stack::aws_config().await);
     for e in &events {
         sqs.send_message()
             .queue_url(queue)

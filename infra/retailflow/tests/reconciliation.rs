@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::Duration;
-use common::reconciliation::run::Guard;
 use common::reconciliation::{
     DiscrepancyKind, Reconciliation, ReconciliationConfig, ReconciliationReport,
 };
 use common::resilience::CircuitBreaker;
 use common::saga::StepStatus;
+use common::steps::return_reversal::Guarded;
 use retailflow::local_app::{LocalApp, ERP_POST_QUEUE, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT};
 use retailflow::runtime::{lock, Queue};
 use simulators::NetSuiteRecord;
@@ -217,7 +217,7 @@ async fn a_cent_within_the_tolerance_is_a_rounding_variance_and_points_edited_ar
         app.store.clone(),
         app.bus.clone(),
         app.step_queues.clone(),
-        Some(Guard {
+        Some(Guarded {
             connector: app.erp.clone(),
             breaker: Arc::new(CircuitBreaker::new(
                 "netsuite",
@@ -225,7 +225,7 @@ async fn a_cent_within_the_tolerance_is_a_rounding_variance_and_points_edited_ar
                 std::time::Duration::from_secs(60),
             )),
         }),
-        Some(Guard {
+        Some(Guarded {
             connector: app.loyalty.clone(),
             breaker: Arc::new(CircuitBreaker::new(
                 "loyalty",

@@ -146,6 +146,11 @@ fn fulfillment_rows(state: &SimState, q: &str, limit: usize, offset: usize) -> R
             }));
         }
     }
+    suiteql_page(rows, limit, offset)
+}
+
+/// One page of SuiteQL rows as the query service answers it.
+pub(crate) fn suiteql_page(rows: Vec<Value>, limit: usize, offset: usize) -> Response {
     let total = rows.len();
     let page: Vec<Value> = rows.into_iter().skip(offset).take(limit).collect();
     Json(json!({

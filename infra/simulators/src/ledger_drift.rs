@@ -9,8 +9,7 @@
 //! `custbody_retailflow_order_key` is one of the query's quoted literals,
 //! with NetSuite's column names and a negative `total` for credit memos.
 
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use common::money::Money;
 use serde_json::{json, Value};
 
@@ -73,17 +72,7 @@ pub(crate) fn transaction_rows(state: &SimState, q: &str, limit: usize, offset: 
         })
         .collect();
     rows.sort_by_key(|r| r["id"].as_str().and_then(|i| i.parse::<u64>().ok()));
-    let total = rows.len();
-    let page: Vec<Value> = rows.into_iter().skip(offset).take(limit).collect();
-    Json(json!({
-        "links": [],
-        "count": page.len(),
-        "hasMore": offset + page.len() < total,
-        "offset": offset,
-        "totalResults": total,
-        "items": page,
-    }))
-    .into_response()
+    crate::erp_items::suiteql_page(rows, limit, offset)
 }
 
 /// Which NetSuite record a drift hook touches.

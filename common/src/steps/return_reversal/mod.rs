@@ -83,6 +83,22 @@ impl<C: ?Sized> Guarded<C> {
         Guarded { connector, breaker }
     }
 
+    /// One call through the breaker: refused at once while it is open,
+    /// and its outcome recorded.
+    pub async fn guard<T, Fut>(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        f: impl FnOnce(Arc<C>) -> Fut,
+    ) -> Result<T, ConnectorError>
+    where
+        Fut: std::future::Future<Output = Result<T, ConnectorError>>,
+    {
+        self.breaker.permit(now)?;
+        let result = f(self.connector.clone()).await;
+        self.breaker.record(now, result.as_ref().map(|_| ()));
+        result
+    }
+
     async fn call<T, Fut>(
         &self,
         inv: Invocation,
@@ -91,10 +107,7 @@ impl<C: ?Sized> Guarded<C> {
     where
         Fut: std::future::Future<Output = Result<T, ConnectorError>>,
     {
-        self.breaker.permit(inv.now)?;
-        let result = f(self.connector.clone()).await;
-        self.breaker.record(inv.now, result.as_ref().map(|_| ()));
-        result.map_err(StepOutcome::from)
+        self.guard(inv.now, f).await.map_err(StepOutcome::from)
     }
 }
 
