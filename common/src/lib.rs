@@ -23,6 +23,7 @@ pub mod refund_ledger;
 pub mod replay;
 pub mod resilience;
 pub mod saga;
+pub mod serde_pairs;
 pub mod steps;
 pub mod trace;
 pub mod webhook;

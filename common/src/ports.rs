@@ -94,7 +94,7 @@ pub trait EventBus: Send + Sync {
 }
 
 /// One event as the bus carries it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BusEvent {
     pub event_id: Uuid,
     /// EventBridge `DetailType`: the event type, which rules match on.
@@ -129,7 +129,7 @@ pub fn check_entry_sizes(events: &[BusEvent]) -> Result<(), BusError> {
 }
 
 /// A body kept because it could not be processed, so nothing accepted is lost.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuarantinedDelivery {
     pub id: Uuid,
     pub received_at: DateTime<Utc>,

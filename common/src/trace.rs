@@ -15,7 +15,7 @@ use crate::ports::{StateStore, StoreError};
 use crate::refund_ledger::CANCELLATION_ID;
 use crate::saga::{SagaRecord, StepStatus};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TracedStep {
     /// The saga item it belongs to (the order, a return, the cancellation).
     pub saga_key: String,
@@ -28,7 +28,7 @@ pub struct TracedStep {
     pub result: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct OrderTrace {
     /// The order's key, also the correlation id of all its events.
     pub order_key: String,

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::idempotency::{
@@ -19,7 +20,7 @@ use crate::ports::{
 use crate::refund_ledger::RefundLedger;
 use crate::saga::{hour_of, SagaRecord, StepRecord, StepStatus};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum Status {
     InProgress {
         token: String,
@@ -30,7 +31,7 @@ enum Status {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct IdemRecord {
     status: Status,
     payload_hash: String,
@@ -46,17 +47,54 @@ struct StoreState {
     reports: HashMap<String, String>,
     fail_next: usize,
     writes: usize,
+    /// What changed since the journal last wrote.
+    dirty: Dirty,
 }
 
-/// A [`StateStore`] in memory.
+#[derive(Default)]
+struct Dirty {
+    sagas: std::collections::BTreeSet<String>,
+    claims: Vec<IdempotencyKey>,
+    rows: Vec<JournalRow>,
+}
+
+/// One row of a [`Journal`]: a key and its new value, `None` to delete it.
+pub type JournalRow = (String, Option<String>);
+
+/// Where the local app's in-process adapters write what they change, so a
+/// restarted app finds its state again (an embedded database file). A write
+/// is one durable transaction: all of its rows, or none.
+pub trait Journal: Send + Sync {
+    fn write(&self, rows: &[JournalRow]) -> Result<(), String>;
+}
+
+/// A [`StateStore`] in memory, written through to a [`Journal`] when given one.
 #[derive(Default)]
 pub struct InProcessStateStore {
     state: Mutex<StoreState>,
+    journal: Option<std::sync::Arc<dyn Journal>>,
 }
 
 impl InProcessStateStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose every write is also written to `journal` before the
+    /// call returns, starting from the rows `restore` gives (what the
+    /// journal held). A row this store did not write is an error.
+    pub fn durable(
+        journal: std::sync::Arc<dyn Journal>,
+        restore: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, String> {
+        let mut st = StoreState::default();
+        for (key, value) in restore {
+            restore_row(&mut st, &key, &value).map_err(|e| format!("{key}: {e}"))?;
+        }
+        Ok(InProcessStateStore {
+            state: Mutex::new(st),
+            journal: Some(journal),
+        })
     }
 
     /// The next `n` calls fail as if the table were unavailable.
@@ -103,11 +141,121 @@ impl InProcessStateStore {
         st.writes += 1;
         Ok(())
     }
+
+    /// One write: the change under the lock, then the journal written
+    /// before the lock is let go, so the journal sees writes in order.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut StoreState) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut st = self.lock();
+        Self::begin_write(&mut st)?;
+        let out = f(&mut st);
+        self.flush(&mut st)?;
+        out
+    }
+
+    /// Writes the changed rows to the journal. A failed write keeps them
+    /// for the next one and fails the call, so the caller retries.
+    fn flush(&self, st: &mut StoreState) -> Result<(), StoreError> {
+        let Some(journal) = &self.journal else {
+            st.dirty = Dirty::default();
+            return Ok(());
+        };
+        let d = &st.dirty;
+        let mut rows: Vec<JournalRow> = Vec::new();
+        for k in &d.sagas {
+            let value = st.sagas.get(k).map(serde_json::to_string).transpose();
+            rows.push((
+                format!("saga/{k}"),
+                value.map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            ));
+        }
+        for k in &d.claims {
+            let value = st.claims.get(k).map(serde_json::to_string).transpose();
+            rows.push((
+                claim_row(k),
+                value.map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            ));
+        }
+        rows.extend(d.rows.iter().cloned());
+        if rows.is_empty() {
+            return Ok(());
+        }
+        journal
+            .write(&rows)
+            .map_err(|e| StoreError::Unavailable(format!("local state file: {e}")))?;
+        st.dirty = Dirty::default();
+        Ok(())
+    }
+}
+
+/// A claim's row key: its scope's kind, its step, then its scope's key
+/// (last, as it may hold any character).
+fn claim_row(k: &IdempotencyKey) -> String {
+    match &k.scope {
+        ClaimScope::Delivery(d) => format!("claim/delivery/{}/{d}", k.step),
+        ClaimScope::Saga(s) => format!("claim/saga/{}/{s}", k.step),
+    }
+}
+
+/// A journal row back into the store.
+fn restore_row(st: &mut StoreState, key: &str, value: &str) -> Result<(), String> {
+    let (kind, rest) = key.split_once('/').ok_or("no kind")?;
+    let e = |e: serde_json::Error| e.to_string();
+    match kind {
+        "saga" => {
+            st.sagas
+                .insert(rest.to_string(), serde_json::from_str(value).map_err(e)?);
+        }
+        "claim" => {
+            let mut parts = rest.splitn(3, '/');
+            let (scope, step, id) = match (parts.next(), parts.next(), parts.next()) {
+                (Some(s), Some(t), Some(i)) => (s, t, i.to_string()),
+                _ => return Err("claim key is not scope/step/key".into()),
+            };
+            let scope = match scope {
+                "delivery" => ClaimScope::Delivery(id),
+                "saga" => ClaimScope::Saga(id),
+                other => return Err(format!("no claim scope {other}")),
+            };
+            let key = IdempotencyKey {
+                scope,
+                step: step_name(step),
+            };
+            st.claims
+                .insert(key, serde_json::from_str(value).map_err(e)?);
+        }
+        "quarantine" => st.quarantine.push(serde_json::from_str(value).map_err(e)?),
+        "cursor" => {
+            st.cursors.insert(rest.to_string(), value.to_string());
+        }
+        "report" => {
+            st.reports.insert(rest.to_string(), value.to_string());
+        }
+        other => return Err(format!("not a state store row ({other})")),
+    }
+    Ok(())
+}
+
+/// A step's name as the `&'static str` keys hold: each distinct name is
+/// allocated once for the life of the process (there are a handful).
+fn step_name(name: &str) -> &'static str {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(n);
+    n
 }
 
 /// Mirrors a claim's state into the saga view, as the DynamoDB item would show it.
 fn mirror_step(st: &mut StoreState, key: &IdempotencyKey, record: Option<StepRecord>) {
+    st.dirty.claims.push(key.clone());
     if let ClaimScope::Saga(saga_key) = &key.scope {
+        st.dirty.sagas.insert(saga_key.clone());
         let saga = st
             .sagas
             .entry(saga_key.clone())
@@ -145,6 +293,8 @@ fn apply_completion(st: &mut StoreState, key: &IdempotencyKey, hash: &str, c: &C
         }),
     );
     if let Some(u) = &c.saga {
+        st.dirty.sagas.insert(u.saga_key.clone());
+        st.dirty.sagas.extend(u.case_key.clone());
         st.sagas
             .entry(u.saga_key.clone())
             .or_insert_with(|| SagaRecord::empty(&u.saga_key))
@@ -161,73 +311,73 @@ fn apply_completion(st: &mut StoreState, key: &IdempotencyKey, hash: &str, c: &C
 #[async_trait]
 impl StateStore for InProcessStateStore {
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
-        let mut st = self.lock();
-        Self::begin_write(&mut st)?;
-        let live = st
-            .claims
-            .get(&req.key)
-            // Whole seconds, as DynamoDB's `expires_at < :now_s` compares.
-            .filter(|r| {
-                r.expires_at
-                    .is_none_or(|e| e.timestamp() >= req.now.timestamp())
+        self.write(|st| {
+            let live = st
+                .claims
+                .get(&req.key)
+                // Whole seconds, as DynamoDB's `expires_at < :now_s` compares.
+                .filter(|r| {
+                    r.expires_at
+                        .is_none_or(|e| e.timestamp() >= req.now.timestamp())
+                })
+                .cloned();
+            let cancelled = match &req.key.scope {
+                ClaimScope::Saga(k) => st
+                    .sagas
+                    .get(k)
+                    .is_some_and(|s| s.refund_ledger.cancelled_at.is_some()),
+                ClaimScope::Delivery(_) => false,
+            };
+            let done = matches!(
+                live.as_ref().map(|r| &r.status),
+                Some(Status::Completed { .. })
+            );
+            if cancelled && !done {
+                return Ok(ClaimOutcome::OrderCancelled);
+            }
+            let Some(existing) = live else {
+                return Ok(take(st, req));
+            };
+            let expired_lease = matches!(existing.status, Status::InProgress { lease_until, .. } if lease_until <= req.now);
+            if expired_lease && existing.payload_hash == req.payload_hash {
+                return Ok(take(st, req));
+            }
+            if existing.payload_hash != req.payload_hash {
+                let completed = matches!(existing.status, Status::Completed { .. });
+                return Ok(ClaimOutcome::PayloadMismatch { completed });
+            }
+            Ok(match existing.status {
+                Status::Completed { result } => ClaimOutcome::AlreadyCompleted { result },
+                Status::InProgress { lease_until, .. } => ClaimOutcome::InProgress { lease_until },
             })
-            .cloned();
-        let cancelled = match &req.key.scope {
-            ClaimScope::Saga(k) => st
-                .sagas
-                .get(k)
-                .is_some_and(|s| s.refund_ledger.cancelled_at.is_some()),
-            ClaimScope::Delivery(_) => false,
-        };
-        let done = matches!(
-            live.as_ref().map(|r| &r.status),
-            Some(Status::Completed { .. })
-        );
-        if cancelled && !done {
-            return Ok(ClaimOutcome::OrderCancelled);
-        }
-        let Some(existing) = live else {
-            return Ok(take(&mut st, req));
-        };
-        let expired_lease = matches!(existing.status, Status::InProgress { lease_until, .. } if lease_until <= req.now);
-        if expired_lease && existing.payload_hash == req.payload_hash {
-            return Ok(take(&mut st, req));
-        }
-        if existing.payload_hash != req.payload_hash {
-            let completed = matches!(existing.status, Status::Completed { .. });
-            return Ok(ClaimOutcome::PayloadMismatch { completed });
-        }
-        Ok(match existing.status {
-            Status::Completed { result } => ClaimOutcome::AlreadyCompleted { result },
-            Status::InProgress { lease_until, .. } => ClaimOutcome::InProgress { lease_until },
         })
     }
 
     async fn complete(&self, claim: &Claim, c: &Completion) -> Result<(), StoreError> {
-        let mut st = self.lock();
-        Self::begin_write(&mut st)?;
-        let holds = matches!(
-            st.claims.get(&claim.key).map(|r| &r.status),
-            Some(Status::InProgress { token, .. }) if *token == claim.token
-        );
-        if !holds {
-            return Err(StoreError::LeaseLost {
-                key: claim.key.describe(),
-            });
-        }
-        if let ClaimScope::Saga(k) = &claim.key.scope {
-            if st
-                .sagas
-                .get(k)
-                .is_some_and(|s| s.refund_ledger.cancelled_at.is_some())
-            {
-                return Err(StoreError::OrderCancelled {
+        self.write(|st| {
+            let holds = matches!(
+                st.claims.get(&claim.key).map(|r| &r.status),
+                Some(Status::InProgress { token, .. }) if *token == claim.token
+            );
+            if !holds {
+                return Err(StoreError::LeaseLost {
                     key: claim.key.describe(),
                 });
             }
-        }
-        apply_completion(&mut st, &claim.key, &claim.payload_hash, c);
-        Ok(())
+            if let ClaimScope::Saga(k) = &claim.key.scope {
+                if st
+                    .sagas
+                    .get(k)
+                    .is_some_and(|s| s.refund_ledger.cancelled_at.is_some())
+                {
+                    return Err(StoreError::OrderCancelled {
+                        key: claim.key.describe(),
+                    });
+                }
+            }
+            apply_completion(st, &claim.key, &claim.payload_hash, c);
+            Ok(())
+        })
     }
 
     async fn record_completed(
@@ -236,35 +386,35 @@ impl StateStore for InProcessStateStore {
         payload_hash: &str,
         c: &Completion,
     ) -> Result<(), StoreError> {
-        let mut st = self.lock();
-        Self::begin_write(&mut st)?;
-        if let ClaimScope::Saga(k) = &key.scope {
-            if st
-                .sagas
-                .get(k)
-                .is_some_and(|s| s.refund_ledger.cancelled_at.is_some())
-            {
-                return Err(StoreError::OrderCancelled {
-                    key: key.describe(),
-                });
+        self.write(|st| {
+            if let ClaimScope::Saga(k) = &key.scope {
+                if st
+                    .sagas
+                    .get(k)
+                    .is_some_and(|s| s.refund_ledger.cancelled_at.is_some())
+                {
+                    return Err(StoreError::OrderCancelled {
+                        key: key.describe(),
+                    });
+                }
             }
-        }
-        apply_completion(&mut st, key, payload_hash, c);
-        Ok(())
+            apply_completion(st, key, payload_hash, c);
+            Ok(())
+        })
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        let mut st = self.lock();
-        Self::begin_write(&mut st)?;
-        let holds = matches!(
-            st.claims.get(&claim.key).map(|r| &r.status),
-            Some(Status::InProgress { token, .. }) if *token == claim.token
-        );
-        if holds {
-            st.claims.remove(&claim.key);
-            mirror_step(&mut st, &claim.key, None);
-        }
-        Ok(())
+        self.write(|st| {
+            let holds = matches!(
+                st.claims.get(&claim.key).map(|r| &r.status),
+                Some(Status::InProgress { token, .. }) if *token == claim.token
+            );
+            if holds {
+                st.claims.remove(&claim.key);
+                mirror_step(st, &claim.key, None);
+            }
+            Ok(())
+        })
     }
 
     async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
@@ -272,17 +422,25 @@ impl StateStore for InProcessStateStore {
     }
 
     async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let mut st = self.lock();
-        Self::begin_write(&mut st)?;
-        st.cursors.insert(name.to_string(), value.to_string());
-        Ok(())
+        self.write(|st| {
+            st.cursors.insert(name.to_string(), value.to_string());
+            st.dirty
+                .rows
+                .push((format!("cursor/{name}"), Some(value.to_string())));
+            Ok(())
+        })
     }
 
     async fn quarantine(&self, item: &QuarantinedDelivery) -> Result<(), StoreError> {
-        let mut st = self.lock();
-        Self::begin_write(&mut st)?;
-        st.quarantine.push(item.clone());
-        Ok(())
+        self.write(|st| {
+            st.quarantine.push(item.clone());
+            let row =
+                serde_json::to_string(item).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            st.dirty
+                .rows
+                .push((format!("quarantine/{}", item.id), Some(row)));
+            Ok(())
+        })
     }
 
     async fn saga(&self, saga_key: &str) -> Result<Option<SagaRecord>, StoreError> {
@@ -333,19 +491,20 @@ impl StateStore for InProcessStateStore {
         limit: u32,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut st = self.lock();
-        Self::begin_write(&mut st)?;
-        // As DynamoDB's condition: a re-drive needs the saga it re-drives.
-        let Some(saga) = st.sagas.get_mut(saga_key) else {
-            return Ok(false);
-        };
-        let count = saga.redrives.entry(step.to_string()).or_insert(0);
-        if *count >= limit {
-            return Ok(false);
-        }
-        *count += 1;
-        saga.updated_at = Some(at);
-        Ok(true)
+        self.write(|st| {
+            // As DynamoDB's condition: a re-drive needs the saga it re-drives.
+            let Some(saga) = st.sagas.get_mut(saga_key) else {
+                return Ok(false);
+            };
+            let count = saga.redrives.entry(step.to_string()).or_insert(0);
+            if *count >= limit {
+                return Ok(false);
+            }
+            *count += 1;
+            saga.updated_at = Some(at);
+            st.dirty.sagas.insert(saga_key.to_string());
+            Ok(true)
+        })
     }
 
     async fn put_report(
@@ -354,10 +513,13 @@ impl StateStore for InProcessStateStore {
         body: &str,
         _expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut st = self.lock();
-        Self::begin_write(&mut st)?;
-        st.reports.insert(run_id.to_string(), body.to_string());
-        Ok(())
+        self.write(|st| {
+            st.reports.insert(run_id.to_string(), body.to_string());
+            st.dirty
+                .rows
+                .push((format!("report/{run_id}"), Some(body.to_string())));
+            Ok(())
+        })
     }
 
     async fn report(&self, run_id: &str) -> Result<Option<String>, StoreError> {
@@ -370,19 +532,20 @@ impl StateStore for InProcessStateStore {
         ledger: &RefundLedger,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut st = self.lock();
-        Self::begin_write(&mut st)?;
-        let saga = st
-            .sagas
-            .entry(saga_key.to_string())
-            .or_insert_with(|| SagaRecord::empty(saga_key));
-        if saga.refund_ledger.version + 1 != ledger.version {
-            return Ok(false);
-        }
-        saga.refund_ledger = ledger.clone();
-        saga.started_at.get_or_insert(at);
-        saga.updated_at = Some(at);
-        Ok(true)
+        self.write(|st| {
+            let saga = st
+                .sagas
+                .entry(saga_key.to_string())
+                .or_insert_with(|| SagaRecord::empty(saga_key));
+            if saga.refund_ledger.version + 1 != ledger.version {
+                return Ok(false);
+            }
+            saga.refund_ledger = ledger.clone();
+            saga.started_at.get_or_insert(at);
+            saga.updated_at = Some(at);
+            st.dirty.sagas.insert(saga_key.to_string());
+            Ok(true)
+        })
     }
 }
 
@@ -441,6 +604,16 @@ pub struct InProcessEventBus {
 impl InProcessEventBus {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A bus that has already published `events` (restored from a journal).
+    pub fn holding(events: Vec<BusEvent>) -> Self {
+        InProcessEventBus {
+            state: Mutex::new(BusState {
+                published: events,
+                faults: Vec::new(),
+            }),
+        }
     }
 
     /// Queues faults for the next calls, one per call.

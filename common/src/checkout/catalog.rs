@@ -34,11 +34,12 @@ pub trait Catalog: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct CatalogState {
     prices: BTreeMap<String, PriceEntry>,
     promotions: BTreeMap<String, Promotion>,
     /// Orders that used each (code, customer).
+    #[serde(with = "crate::serde_pairs")]
     uses: BTreeMap<(String, String), std::collections::BTreeSet<String>>,
 }
 
@@ -50,6 +51,18 @@ pub struct InProcessCatalog {
 impl InProcessCatalog {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Prices, promotions and their uses, for the local app to save.
+    pub fn saved(&self) -> serde_json::Value {
+        // Strings, numbers and times; tuple keys as pairs: it always serializes.
+        serde_json::to_value(&*self.lock()).unwrap_or_default()
+    }
+
+    /// Puts back what [`Self::saved`] gave.
+    pub fn restore(&self, saved: serde_json::Value) -> Result<(), serde_json::Error> {
+        *self.lock() = serde_json::from_value(saved)?;
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CatalogState> {

@@ -170,7 +170,7 @@ pub fn same_cart(a: &[ReservationLine], b: &[ReservationLine]) -> bool {
     units_per_sku(a) == units_per_sku(b)
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct StockState {
     on_hand: BTreeMap<String, u64>,
     holds: BTreeMap<String, Reservation>,
@@ -186,6 +186,7 @@ struct StockState {
 }
 
 /// A committed order as the in-process ledger keeps it.
+#[derive(Serialize, Deserialize)]
 struct Commit {
     /// Cancelled before it committed: a tombstone.
     cancelled_first: bool,
@@ -254,6 +255,18 @@ impl InProcessStock {
         // Every change is a single assignment under the lock: a panic while
         // holding it leaves the state consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Everything held (on hand, holds, commits), for the local app to save.
+    pub fn saved(&self) -> serde_json::Value {
+        // Strings, numbers, times and tuples in lists: it always serializes.
+        serde_json::to_value(&*self.lock()).unwrap_or_default()
+    }
+
+    /// Puts back what [`Self::saved`] gave.
+    pub fn restore(&self, saved: serde_json::Value) -> Result<(), serde_json::Error> {
+        *self.lock() = serde_json::from_value(saved)?;
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ use common::webhook::{adobe_signature, shopify_signature, Secret};
 use crate::api_event::{webhook_event, ApiRequest};
 use crate::local_app::LocalApp;
 use crate::Source;
+use retailflow::data_dir::DataDir;
 use retailflow::timeline::{render, timelines};
 use std::path::PathBuf;
 
@@ -106,7 +107,10 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
                 "schedule tick: hold sweep {sweep}; catalog sync {sync}; fulfillment sync {shipments}"
             ));
         }
-        let routed = app.bus.route(t, event.to_string());
+        let routed = app
+            .bus
+            .route(t, event.to_string())
+            .map_err(anyhow::Error::msg)?;
         if routed == 0 {
             bail!(
                 "no rule takes {t} from {:?}",
@@ -125,7 +129,7 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
                 .values_mut()
                 .find(|q| queue.ends_with(&q.name))
                 .with_context(|| format!("{name}: no queue for {arn}"))?;
-            q.send(body, app.clock.now());
+            q.send(body, app.clock.now()).map_err(anyhow::Error::msg)?;
         }
         return Ok(format!("SQS {} record(s) queued", records.len()));
     }
@@ -150,8 +154,17 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
     Ok(format!("{} {}", resp.status, resp.body))
 }
 
-pub async fn run(paths: &[PathBuf], dev_keys: &Path, json: bool) -> anyhow::Result<bool> {
-    let app = LocalApp::start(local_config(dev_keys)?).await?;
+pub async fn run(
+    paths: &[PathBuf],
+    dev_keys: &Path,
+    json: bool,
+    data_dir: &Path,
+) -> anyhow::Result<bool> {
+    // A run starts from nothing, so the same files give the same result;
+    // what it leaves stays for `trace`, `replay` and `reconcile`.
+    DataDir::reset(data_dir)?;
+    let data = std::sync::Arc::new(DataDir::open(data_dir)?);
+    let app = LocalApp::open(local_config(dev_keys)?, Some(data)).await?;
     let mut report = retailflow::local_app::DrainReport::default();
     let mut absorb = |r: retailflow::local_app::DrainReport| {
         report.deliveries += r.deliveries;
@@ -203,6 +216,10 @@ pub async fn run(paths: &[PathBuf], dev_keys: &Path, json: bool) -> anyhow::Resu
         for d in &dead {
             println!("  DLQ {}: {}", d.queue, d.reason);
         }
+        println!(
+            "state kept in {}: `retailflow trace <order key>`, `retailflow replay list`, `retailflow reconcile`",
+            data_dir.display()
+        );
         // What the same run costs on AWS, counted on the in-process adapters.
         println!(
             "state store writes: {}; events published: {}",

@@ -3,6 +3,7 @@
 //! step logic the Lambdas run.
 
 pub mod api_event;
+pub mod data_dir;
 pub mod local_app;
 pub mod local_replay;
 pub mod runtime;

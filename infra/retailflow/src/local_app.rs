@@ -35,7 +35,9 @@ use common::steps::{handle_message, handle_return_message, Invocation, OrderStep
 use common::webhook::Secret;
 use simulators::Simulators;
 
+use crate::data_dir::DataDir;
 use crate::runtime::{lock, Clock, DeadLetter, Queue, Queues, RoutingBus, Rule};
+use common::adapters::in_process::Journal;
 
 pub const ERP_POST_QUEUE: &str = "erp-post";
 pub const LOYALTY_ACCRUAL_QUEUE: &str = "loyalty-accrual";
@@ -130,7 +132,8 @@ impl StepQueues for LocalStepQueues {
         let Some(q) = queues.get_mut(&name) else {
             return Ok(false);
         };
-        q.send(delivery.to_string(), self.clock.now());
+        q.send(delivery.to_string(), self.clock.now())
+            .map_err(QueueError)?;
         Ok(true)
     }
 }
@@ -171,30 +174,88 @@ pub struct LocalApp {
     /// Sagas against the NetSuite and Salesforce simulators.
     pub reconciliation: Reconciliation,
     pub retry: RetryPolicy,
+    /// Where the app's state is kept, if on disk.
+    pub data: Option<Arc<DataDir>>,
+}
+
+/// The rows the state store owns (the rest are queues, events and `meta/`).
+fn is_store_row(key: &str) -> bool {
+    ["saga/", "claim/", "quarantine/", "cursor/", "report/"]
+        .iter()
+        .any(|p| key.starts_with(p))
 }
 
 /// The local app's catalog: prices, stock and promotions for the sample SKUs.
 const CATALOG_SEED: &str = include_str!("../../../events/catalog/seed.json");
 
 impl LocalApp {
+    /// The app in memory only: gone when the process ends.
     pub async fn start(intake_config: IntakeConfig) -> std::io::Result<Self> {
+        Self::open(intake_config, None).await
+    }
+
+    /// The app on a data directory's state (see [`crate::data_dir`]): its
+    /// sagas, claims, queues, dead letters, published events, stock and the
+    /// simulated systems' records as the last process left them, and every
+    /// change written through. Without one, the app lives in memory.
+    pub async fn open(
+        intake_config: IntakeConfig,
+        data: Option<Arc<DataDir>>,
+    ) -> std::io::Result<Self> {
+        let rows = match &data {
+            Some(d) => d.rows("").map_err(std::io::Error::other)?,
+            None => Vec::new(),
+        };
+        let journal = data.clone().map(|d| d as Arc<dyn Journal>);
+        let saved = |key: &str| -> std::io::Result<Option<serde_json::Value>> {
+            rows.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| serde_json::from_str(v))
+                .transpose()
+                .map_err(|e| std::io::Error::other(format!("{key}: {e}")))
+        };
         let clock = Clock::starting_now();
+        if let Some(t) = saved("meta/clock")? {
+            // The virtual clock never goes back: backoffs already waited stay waited.
+            if let Ok(t) = serde_json::from_value(t) {
+                clock.advance_to(t);
+            }
+        }
         let sim_clock = clock.clone();
         let sims = Simulators::start_with_clock(Arc::new(move || sim_clock.now())).await?;
         let queues: Queues = Arc::new(Mutex::new(BTreeMap::new()));
+        let restore_err = |e: String| std::io::Error::other(format!("local state: {e}"));
         for name in [
             ERP_POST_QUEUE,
             LOYALTY_ACCRUAL_QUEUE,
             RETURN_REVERSAL_QUEUE,
             STOCK_COMMIT_QUEUE,
         ] {
-            lock(&queues).insert(
-                name.into(),
-                Queue::new(name, VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT),
-            );
+            let mut q = Queue::new(name, VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT);
+            if let Some(j) = &journal {
+                q = q.durable(j.clone(), &rows).map_err(restore_err)?;
+            }
+            lock(&queues).insert(name.into(), q);
         }
-        let store = Arc::new(InProcessStateStore::new());
-        let bus = Arc::new(RoutingBus::new(rules(), queues.clone(), clock.clone()));
+        let mut dead_letters = Vec::new();
+        for (key, value) in rows.iter().filter(|(k, _)| k.starts_with("dlq/")) {
+            let d: DeadLetter =
+                serde_json::from_str(value).map_err(|e| restore_err(format!("{key}: {e}")))?;
+            dead_letters.push(d);
+        }
+        let store = Arc::new(match &journal {
+            Some(j) => InProcessStateStore::durable(
+                j.clone(),
+                rows.iter().filter(|(k, _)| is_store_row(k)).cloned(),
+            )
+            .map_err(restore_err)?,
+            None => InProcessStateStore::new(),
+        });
+        let mut bus = RoutingBus::new(rules(), queues.clone(), clock.clone());
+        if let Some(j) = &journal {
+            bus = bus.durable(j.clone(), &rows).map_err(restore_err)?;
+        }
+        let bus = Arc::new(bus);
         let token = Secret::new("local-simulator-token");
         let erp = Arc::new(NetSuiteErp::new(NetSuiteConfig {
             base_url: sims.netsuite_base(),
@@ -282,12 +343,34 @@ impl LocalApp {
         seed.load(&catalog, stock.as_ref())
             .await
             .map_err(std::io::Error::other)?;
+        if let Some(v) = saved("meta/catalog")? {
+            catalog.restore(v).map_err(std::io::Error::other)?;
+        }
+        if let Some(v) = saved("meta/stock")? {
+            stock.restore(v).map_err(std::io::Error::other)?;
+        }
         let seed_currency = common::money::Currency::from_code(&seed.currency)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         for item in &seed.items {
             let price = common::money::Money::parse(&item.price, seed_currency)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             sims.set_erp_item(&item.sku, price, i64::from(item.on_hand));
+        }
+        if let Some(v) = saved("meta/simulators")? {
+            sims.restore(v).map_err(std::io::Error::other)?;
+        }
+        if let Some(data) = &data {
+            // The systems of record keep their own books: saved with every
+            // change, before the caller hears back.
+            // Weak: the simulators' server outlives the app; the file must not.
+            let data = Arc::downgrade(data);
+            sims.on_change(Arc::new(move |v| {
+                let Some(data) = data.upgrade() else { return };
+                let row = ("meta/simulators".to_string(), Some(v.to_string()));
+                if let Err(e) = data.write(&[row]) {
+                    tracing::error!(error = %e, "local state file not written");
+                }
+            }));
         }
         let sync_clock = clock.clone();
         let catalog_sync = CatalogSync::new(
@@ -380,8 +463,9 @@ impl LocalApp {
             store,
             bus,
             queues,
-            dead_letters: Arc::new(Mutex::new(Vec::new())),
+            dead_letters: Arc::new(Mutex::new(dead_letters)),
             clock,
+            data,
             sims,
             retry: RetryPolicy::default(),
         })
@@ -455,7 +539,34 @@ impl LocalApp {
         report
     }
 
+    /// Saves what is not written through (the clock, stock and catalog,
+    /// the simulated systems' records): after every drained batch, and
+    /// after checkout. A failure is logged; the next save catches up.
+    pub fn save_world(&self) {
+        let Some(data) = &self.data else { return };
+        let json = |v: serde_json::Value| Some(v.to_string());
+        let rows = vec![
+            (
+                "meta/clock".to_string(),
+                json(serde_json::json!(self.clock.now())),
+            ),
+            ("meta/stock".to_string(), json(self.stock.saved())),
+            ("meta/catalog".to_string(), json(self.catalog.saved())),
+            ("meta/simulators".to_string(), json(self.sims.saved())),
+        ];
+        if let Err(e) = data.write(&rows) {
+            tracing::error!(error = %e, "local state file not written");
+        }
+    }
+
     async fn drain_bounded(&self, until: Option<chrono::DateTime<chrono::Utc>>) -> DrainReport {
+        let report = self.drain_batches(until).await;
+        // The clock as the drain left it (it may have jumped over backoffs).
+        self.save_world();
+        report
+    }
+
+    async fn drain_batches(&self, until: Option<chrono::DateTime<chrono::Utc>>) -> DrainReport {
         let mut report = DrainReport::default();
         for _ in 0..100_000 {
             let now = self.clock.now();
@@ -521,19 +632,12 @@ impl LocalApp {
                                 now + chrono::Duration::from_std(d).unwrap_or_default(),
                             );
                         }
-                        Disposition::DeadLetter(reason) => {
-                            q.delete(&m.id);
-                            dlq.push(DeadLetter {
-                                id: m.id.clone(),
-                                queue: queue.clone(),
-                                body: m.body.clone(),
-                                reason,
-                                receive_count: m.receive_count,
-                            });
-                        }
+                        Disposition::DeadLetter(reason) => q.dead_letter(m, reason, &mut dlq),
                     }
                 }
             }
+            // The systems' records as the batch left them, before the next.
+            self.save_world();
         }
         report.gave_up = true;
         report

@@ -42,12 +42,21 @@ impl DeadLetters for LocalApp {
         let mut dlq = lock(&self.dead_letters);
         let mut report = RedriveReport::default();
         let mut left = Vec::new();
+        let mut failed = None;
         for d in dlq.drain(..) {
             let v = view(&d);
             match queues.get_mut(&d.queue) {
-                Some(q) if report.redriven.len() < max && filter.matches(&v) => {
-                    q.send(common::replay::mark_replayed(&d.body), now);
-                    report.redriven.push(v);
+                Some(q)
+                    if failed.is_none() && report.redriven.len() < max && filter.matches(&v) =>
+                {
+                    // Sent and taken off the DLQ in one write, or neither.
+                    match q.redrive(&d, now) {
+                        Ok(()) => report.redriven.push(v),
+                        Err(e) => {
+                            failed = Some(e);
+                            left.push(d);
+                        }
+                    }
                 }
                 _ => {
                     report.left += 1;
@@ -56,7 +65,10 @@ impl DeadLetters for LocalApp {
             }
         }
         *dlq = left;
-        Ok(report)
+        match failed {
+            Some(e) => Err(ReplayError::Unavailable(format!("local state file: {e}"))),
+            None => Ok(report),
+        }
     }
 }
 
@@ -88,7 +100,8 @@ impl LocalApp {
             return Err(ReplayError::Invalid(format!("no queue {}", rule.queue)));
         };
         for e in &events {
-            q.send(e.delivery.clone(), now);
+            q.send(e.delivery.clone(), now)
+                .map_err(|e| ReplayError::Unavailable(format!("local state file: {e}")))?;
         }
         Ok(events.len())
     }

@@ -21,11 +21,12 @@
 mod bench;
 mod bench_reconcile;
 mod commands;
+mod local_target;
 mod reconcile;
 mod replay_cli;
 mod serve;
 
-use retailflow::{api_event, local_app};
+use retailflow::{api_event, data_dir, local_app};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +40,16 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "retailflow: ecommerce, loyalty and ERP in step"
 )]
 struct Cli {
+    /// Where the local app keeps its state (an embedded database file):
+    /// `run` and `serve` write it; `trace`, `replay` and `reconcile` read
+    /// it when not pointed elsewhere.
+    #[arg(
+        long,
+        global = true,
+        env = "RETAILFLOW_DATA_DIR",
+        default_value = retailflow::data_dir::DEFAULT_DATA_DIR
+    )]
+    data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,7 +81,9 @@ enum Command {
     },
     /// Feed Lambda event files through the whole app in one process, drain
     /// every queue, print each order's timeline. Exits 2 if a saga did not
-    /// complete or anything reached a DLQ.
+    /// complete or anything reached a DLQ. Starts from an empty data
+    /// directory and leaves its state there for `trace`, `replay` and
+    /// `reconcile`.
     Run {
         /// Lambda event files, or folders of them (not recursed): HTTP API 2.0
         /// requests, EventBridge events, SQS events.
@@ -85,7 +98,9 @@ enum Command {
         dev_keys: PathBuf,
     },
     /// Serve the template's routes (POST /webhooks/shopify, /webhooks/adobe,
-    /// /pos/returns, /checkout/validate; GET /local/state) on in-process adapters.
+    /// /pos/returns, /checkout/validate; GET /local/state) on in-process adapters,
+    /// with the data directory's state: a restart carries on where the last
+    /// process stopped, with every accepted event.
     /// Secrets come from RETAILFLOW_SHOPIFY_SECRET, RETAILFLOW_SHOPIFY_PREVIOUS_SECRET,
     /// RETAILFLOW_ADOBE_PUBLIC_KEYS (PEM paths, comma-separated), RETAILFLOW_ADOBE_CLIENT_ID.
     Serve {
@@ -104,11 +119,16 @@ enum Command {
         file: PathBuf,
     },
     /// Where an order is: its events and every step of it, its returns and
-    /// its cancellation (when, result, external document ids), read from a
-    /// deployed stack's state table with the usual AWS credentials.
+    /// its cancellation (when, result, external document ids): from the
+    /// local app (its data directory, or the `serve` holding it), a running
+    /// `serve` (--local), or a deployed stack's state table with the usual
+    /// AWS credentials (--table, --stack).
     Trace {
+        /// A running `retailflow serve`, e.g. http://127.0.0.1:8080.
+        #[arg(long, conflicts_with_all = ["table", "stack"])]
+        local: Option<String>,
         /// The stack's StateTableName output.
-        #[arg(long, required_unless_present = "stack")]
+        #[arg(long)]
         table: Option<String>,
         /// A deployed stack's name: its outputs name the table.
         #[arg(long, conflicts_with = "table")]
@@ -231,31 +251,36 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let data_dir = cli.data_dir;
+    match cli.command {
         Command::Run {
             paths,
             dev_keys,
             json,
         } => {
-            if !commands::run(&paths, &dev_keys, json).await? {
+            if !commands::run(&paths, &dev_keys, json, &data_dir).await? {
                 // Incomplete sagas or dead letters: say so with the exit code.
                 std::process::exit(2);
             }
             Ok(())
         }
-        Command::Serve { listen } => serve::serve(listen).await,
+        Command::Serve { listen } => serve::serve(listen, &data_dir).await,
         Command::LoadCatalog { table, file } => commands::load_catalog(&table, &file).await,
         Command::Trace {
+            local,
             table,
             stack,
             json,
             key,
         } => {
-            let table = match (table, stack) {
-                (Some(t), _) => t,
-                (None, Some(s)) => stack_of(&s).await?.state_table()?.to_string(),
-                (None, None) => {
-                    anyhow::bail!("say where: --table <StateTableName> or --stack <name>")
+            let table = match (local, table, stack) {
+                (Some(url), _, _) => return local_target::trace(&url, &key, json).await,
+                (None, Some(t), _) => t,
+                (None, None, Some(s)) => stack_of(&s).await?.state_table()?.to_string(),
+                (None, None, None) => {
+                    let target = local_target::local_target(&data_dir).await?;
+                    return local_target::trace(&target.url, &key, json).await;
                 }
             };
             commands::trace(&table, &key, json).await
@@ -279,6 +304,10 @@ async fn main() -> anyhow::Result<()> {
             };
             let clean = match (local, bus, table) {
                 (Some(url), _, _) => reconcile::on_local(&url, &detail, json).await?,
+                (None, None, None) if stack.is_none() => {
+                    let target = local_target::local_target(&data_dir).await?;
+                    reconcile::on_local(&target.url, &detail, json).await?
+                }
                 (_, Some(bus), _) => {
                     reconcile::request_on_bus(&bus, &detail).await?;
                     true
@@ -300,6 +329,15 @@ async fn main() -> anyhow::Result<()> {
             if let Some(name) = target.stack.clone() {
                 target.resolve(&stack_of(&name).await?, &action)?;
             }
+            // Nowhere named: the local app of the data directory.
+            let _local = match target.names_nothing() {
+                true => {
+                    let local = local_target::local_target(&data_dir).await?;
+                    target.local = Some(local.url.clone());
+                    Some(local)
+                }
+                false => None,
+            };
             replay_cli::replay(target, action).await
         }
         Command::BenchReconcile { orders } => bench_reconcile::bench_reconcile(orders.max(1)).await,

@@ -9,9 +9,10 @@ use common::replay::{DeadLetterFilter, DeadLetterView, DeadLetters, RedriveRepor
 
 #[derive(Args, Clone)]
 pub struct Target {
-    /// A running `retailflow serve`, e.g. http://127.0.0.1:8080.
+    /// A running `retailflow serve`, e.g. http://127.0.0.1:8080 (default:
+    /// the local app of the data directory).
     #[arg(long, global = true)]
-    local: Option<String>,
+    pub local: Option<String>,
     /// A deployed stack's dead-letter queue URL (e.g. the ErpPostDLQUrl output).
     #[arg(long, global = true)]
     dlq_url: Option<String>,
@@ -34,6 +35,14 @@ pub struct Target {
 }
 
 impl Target {
+    /// No local app, queue, table or stack named.
+    pub fn names_nothing(&self) -> bool {
+        self.local.is_none()
+            && self.dlq_url.is_none()
+            && self.queue_url.is_none()
+            && self.table.is_none()
+            && self.stack.is_none()
+    }
     /// Fills the URLs and table from a deployed stack's outputs.
     pub fn resolve(
         &mut self,

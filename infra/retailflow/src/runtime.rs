@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::adapters::in_process::InProcessEventBus;
-use common::ports::{BusError, BusEvent, EventBus};
+use common::adapters::in_process::{InProcessEventBus, Journal, JournalRow};
+use common::ports::{check_entry_sizes, BusError, BusEvent, EventBus};
+use serde::{Deserialize, Serialize};
 
 /// Virtual time for the local app: real time at start, jumped forward when
 /// every message is waiting out a delay.
@@ -44,7 +45,7 @@ pub struct Rule {
 }
 
 /// A message on an in-process queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Message {
     pub id: String,
     pub body: String,
@@ -53,7 +54,7 @@ pub struct Message {
 }
 
 /// A message moved to a DLQ, with why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// The message's id on its queue.
     pub id: String,
@@ -70,6 +71,16 @@ pub struct Queue {
     pub max_receive_count: u32,
     messages: VecDeque<Message>,
     next_id: u64,
+    /// Where every change is written (the data directory), if anywhere.
+    journal: Option<Arc<dyn Journal>>,
+}
+
+/// The number a queue gave its message (`<queue>-<n>`), for keeping order.
+fn seq_of(id: &str) -> u64 {
+    id.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Queue {
@@ -80,17 +91,117 @@ impl Queue {
             max_receive_count,
             messages: VecDeque::new(),
             next_id: 0,
+            journal: None,
         }
     }
 
-    pub fn send(&mut self, body: String, now: DateTime<Utc>) {
-        self.next_id += 1;
-        self.messages.push_back(Message {
-            id: format!("{}-{}", self.name, self.next_id),
+    /// A queue written through to `journal`, holding what the journal's
+    /// rows (`msg/<queue>/…`, `meta/queue-next/<queue>`) say it held.
+    pub fn durable(
+        mut self,
+        journal: Arc<dyn Journal>,
+        rows: &[(String, String)],
+    ) -> Result<Self, String> {
+        let prefix = format!("msg/{}/", self.name);
+        let mut messages = Vec::new();
+        for (key, value) in rows {
+            if key.starts_with(&prefix) {
+                let m: Message = serde_json::from_str(value).map_err(|e| format!("{key}: {e}"))?;
+                messages.push(m);
+            } else if *key == format!("meta/queue-next/{}", self.name) {
+                self.next_id = value.parse().map_err(|e| format!("{key}: {e}"))?;
+            }
+        }
+        messages.sort_by_key(|m| seq_of(&m.id));
+        self.next_id = self
+            .next_id
+            .max(messages.last().map_or(0, |m| seq_of(&m.id)));
+        self.messages = messages.into();
+        self.journal = Some(journal);
+        Ok(self)
+    }
+
+    fn message_row(&self, m: &Message, present: bool) -> JournalRow {
+        let key = format!("msg/{}/{}", self.name, m.id);
+        // A message is plain strings, numbers and a time: it always serializes.
+        (
+            key,
+            present.then(|| serde_json::to_string(m).unwrap_or_default()),
+        )
+    }
+
+    fn dead_letter_row(d: &DeadLetter, present: bool) -> JournalRow {
+        let key = format!("dlq/{}/{}", d.queue, d.id);
+        // Plain strings and numbers: it always serializes.
+        (
+            key,
+            present.then(|| serde_json::to_string(d).unwrap_or_default()),
+        )
+    }
+
+    fn journal(&self, rows: &[JournalRow]) -> Result<(), String> {
+        match &self.journal {
+            Some(j) if !rows.is_empty() => j.write(rows),
+            _ => Ok(()),
+        }
+    }
+
+    /// Like [`Self::journal`], for changes whose loss costs a redelivery at
+    /// most (a receive count, a visibility, a delete): a failure is logged.
+    fn journal_or_log(&self, rows: &[JournalRow]) {
+        if let Err(e) = self.journal(rows) {
+            tracing::error!(queue = %self.name, error = %e, "local state file not written");
+        }
+    }
+
+    /// Sends a message. With a journal, it is on disk when this returns
+    /// `Ok`; an `Err` means it was not accepted.
+    pub fn send(&mut self, body: String, now: DateTime<Utc>) -> Result<(), String> {
+        self.send_rows(body, now, Vec::new())
+    }
+
+    /// Sends, writing `extra` rows in the same transaction.
+    fn send_rows(
+        &mut self,
+        body: String,
+        now: DateTime<Utc>,
+        mut rows: Vec<JournalRow>,
+    ) -> Result<(), String> {
+        let m = Message {
+            id: format!("{}-{}", self.name, self.next_id + 1),
             body,
             receive_count: 0,
             visible_at: now,
-        });
+        };
+        rows.push(self.message_row(&m, true));
+        rows.push((
+            format!("meta/queue-next/{}", self.name),
+            Some((self.next_id + 1).to_string()),
+        ));
+        self.journal(&rows)?;
+        self.next_id += 1;
+        self.messages.push_back(m);
+        Ok(())
+    }
+
+    /// Moves a dead letter back onto this queue, marked as a replay.
+    pub fn redrive(&mut self, d: &DeadLetter, now: DateTime<Utc>) -> Result<(), String> {
+        let rows = vec![Self::dead_letter_row(d, false)];
+        self.send_rows(common::replay::mark_replayed(&d.body), now, rows)
+    }
+
+    /// Moves a message to the DLQ with why (the function gave up on it).
+    pub fn dead_letter(&mut self, m: &Message, reason: String, dlq: &mut Vec<DeadLetter>) {
+        let d = DeadLetter {
+            id: m.id.clone(),
+            queue: self.name.clone(),
+            body: m.body.clone(),
+            reason,
+            receive_count: m.receive_count,
+        };
+        self.journal_or_log(&[self.message_row(m, false), Self::dead_letter_row(&d, true)]);
+        self.messages.retain(|x| x.id != m.id);
+        dlq.push(d);
     }
 
     /// Receives up to `max` visible messages; a message received more than
@@ -103,36 +214,48 @@ impl Queue {
     ) -> Vec<Message> {
         let mut out = Vec::new();
         let mut keep = VecDeque::new();
+        let mut rows = Vec::new();
         while let Some(mut m) = self.messages.pop_front() {
             if out.len() < max && m.visible_at <= now {
                 if m.receive_count >= self.max_receive_count {
-                    dlq.push(DeadLetter {
-                        id: m.id,
+                    let d = DeadLetter {
+                        id: m.id.clone(),
                         queue: self.name.clone(),
-                        body: m.body,
+                        body: m.body.clone(),
                         reason: format!("maxReceiveCount {} exceeded", self.max_receive_count),
                         receive_count: m.receive_count,
-                    });
+                    };
+                    rows.push(self.message_row(&m, false));
+                    rows.push(Self::dead_letter_row(&d, true));
+                    dlq.push(d);
                     continue;
                 }
                 m.receive_count += 1;
                 m.visible_at =
                     now + chrono::Duration::from_std(self.visibility_timeout).unwrap_or_default();
+                rows.push(self.message_row(&m, true));
                 out.push(m.clone());
             }
             keep.push_back(m);
         }
         self.messages = keep;
+        self.journal_or_log(&rows);
         out
     }
 
     pub fn delete(&mut self, id: &str) {
+        if let Some(m) = self.messages.iter().find(|m| m.id == id) {
+            self.journal_or_log(&[self.message_row(m, false)]);
+        }
         self.messages.retain(|m| m.id != id);
     }
 
     pub fn change_visibility(&mut self, id: &str, visible_at: DateTime<Utc>) {
         if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
             m.visible_at = visible_at;
+        }
+        if let Some(m) = self.messages.iter().find(|m| m.id == id) {
+            self.journal_or_log(&[self.message_row(m, true)]);
         }
     }
 
@@ -165,6 +288,10 @@ pub struct RoutingBus {
     rules: Vec<Rule>,
     queues: Queues,
     clock: Clock,
+    /// Where published events are written (`event/<n>`), if anywhere.
+    journal: Option<Arc<dyn Journal>>,
+    /// The next event row's number (publishers run in parallel).
+    next_event: std::sync::atomic::AtomicUsize,
 }
 
 impl RoutingBus {
@@ -174,13 +301,33 @@ impl RoutingBus {
             rules,
             queues,
             clock,
+            journal: None,
+            next_event: Default::default(),
         }
+    }
+
+    /// A bus that writes what it publishes to `journal`, having published
+    /// the events its rows (`event/…`) hold.
+    pub fn durable(
+        mut self,
+        journal: Arc<dyn Journal>,
+        rows: &[(String, String)],
+    ) -> Result<Self, String> {
+        let mut events = Vec::new();
+        for (key, value) in rows.iter().filter(|(k, _)| k.starts_with("event/")) {
+            let e: BusEvent = serde_json::from_str(value).map_err(|e| format!("{key}: {e}"))?;
+            events.push(e);
+        }
+        self.next_event = events.len().into();
+        self.recorded = Arc::new(InProcessEventBus::holding(events));
+        self.journal = Some(journal);
+        Ok(self)
     }
 
     /// Routes an event by its rules (also for EventBridge events fed from
     /// files): its `source` and `detail-type` must both match, as on AWS.
-    /// Returns how many queues it went to.
-    pub fn route(&self, detail_type: &str, eventbridge_json: String) -> usize {
+    /// Returns how many queues it went to, or why one could not take it.
+    pub fn route(&self, detail_type: &str, eventbridge_json: String) -> Result<usize, String> {
         let now = self.clock.now();
         let source = serde_json::from_str::<serde_json::Value>(&eventbridge_json)
             .ok()
@@ -194,11 +341,11 @@ impl RoutingBus {
             .filter(|r| r.source == source && r.detail_types.contains(&detail_type))
         {
             if let Some(q) = queues.get_mut(rule.queue) {
-                q.send(eventbridge_json.clone(), now);
+                q.send(eventbridge_json.clone(), now)?;
                 routed += 1;
             }
         }
-        routed
+        Ok(routed)
     }
 }
 
@@ -222,9 +369,28 @@ pub fn eventbridge_event(e: &BusEvent) -> String {
 #[async_trait]
 impl EventBus for RoutingBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
+        if let Some(journal) = &self.journal {
+            check_entry_sizes(events)?;
+            let first = self
+                .next_event
+                .fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
+            let rows: Vec<JournalRow> = events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    // Strings, a uuid and a time: it always serializes.
+                    let row = serde_json::to_string(e).unwrap_or_default();
+                    (format!("event/{:012}", first + i), Some(row))
+                })
+                .collect();
+            journal
+                .write(&rows)
+                .map_err(|e| BusError::Unavailable(format!("local state file: {e}")))?;
+        }
         self.recorded.publish(events).await?;
         for e in events {
-            self.route(&e.detail_type, eventbridge_event(e));
+            self.route(&e.detail_type, eventbridge_event(e))
+                .map_err(|e| BusError::Unavailable(format!("local queue: {e}")))?;
         }
         Ok(())
     }
@@ -239,7 +405,7 @@ mod tests {
         let now = Utc::now();
         let mut q = Queue::new("q", Duration::from_secs(30), 2);
         let mut dlq = Vec::new();
-        q.send("m".into(), now);
+        q.send("m".into(), now).unwrap();
         assert_eq!(q.receive(10, now, &mut dlq).len(), 1);
         assert!(
             q.receive(10, now, &mut dlq).is_empty(),

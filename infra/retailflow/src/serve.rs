@@ -20,6 +20,7 @@ use chrono::Utc;
 use common::config::intake_config_from_env;
 use common::intake::{WebhookRequest, WebhookRoute, DEFAULT_MAX_BODY_BYTES};
 
+use crate::data_dir::DataDir;
 use crate::local_app::LocalApp;
 
 pub fn router(app: Arc<LocalApp>) -> Router {
@@ -71,6 +72,8 @@ async fn webhook(
 async fn checkout(State(app): State<Arc<LocalApp>>, body: Bytes) -> impl IntoResponse {
     let (status, json) =
         common::checkout::validation::answer(&app.checkout, &body, app.clock.now()).await;
+    // A hold taken is kept across a restart.
+    app.save_world();
     let status = axum::http::StatusCode::from_u16(status)
         .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(json)).into_response()
@@ -199,20 +202,33 @@ async fn timelines(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
     axum::Json(retailflow::timeline::timelines(&app))
 }
 
-pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn serve(listen: SocketAddr, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let config = intake_config_from_env(|k| std::env::var(k).ok())?;
     if config.shopify.is_none() && config.adobe.is_none() {
         tracing::warn!("no webhook secrets configured: every webhook will be answered 503");
     }
-    let app = Arc::new(LocalApp::start(config).await?);
+    let data = Arc::new(DataDir::open(data_dir)?);
+    let app = Arc::new(LocalApp::open(config, Some(data.clone())).await?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "retailflow serving");
-    axum::serve(listener, router(app))
+    let addr = listener.local_addr()?;
+    // What the last process accepted and did not finish runs now.
+    let resumed = app.drain().await;
+    data.set_serve_url(&format!("http://{addr}"))?;
+    tracing::info!(
+        %addr,
+        data_dir = %data.dir().display(),
+        resumed_deliveries = resumed.deliveries,
+        sagas = app.store.sagas().len(),
+        "retailflow serving"
+    );
+    let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-        .context("serving")
+        .context("serving");
+    data.clear_serve_url();
+    served
 }

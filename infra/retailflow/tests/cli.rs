@@ -16,26 +16,53 @@ fn payload(name: &str) -> String {
     std::fs::read_to_string(repo().join("events/payloads").join(name)).unwrap()
 }
 
+/// A data directory of its own, so tests run side by side.
+fn fresh_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("retailflow-cli-{}", uuid::Uuid::new_v4()))
+}
+
+/// The binary on a data directory.
+fn cli_in(data_dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_retailflow"));
+    c.env("RETAILFLOW_DATA_DIR", data_dir);
+    c
+}
+
+/// The binary on a fresh data directory.
+fn cli() -> Command {
+    cli_in(&fresh_dir())
+}
+
 struct Server {
     child: Child,
     addr: String,
+    data_dir: PathBuf,
+    /// Left for a restart to open again.
+    keep_data: bool,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !self.keep_data {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
 fn serve() -> Server {
+    serve_on(&fresh_dir())
+}
+
+fn serve_on(data_dir: &std::path::Path) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+    let mut child = cli_in(data_dir)
         .args(["serve", "--listen", &addr])
         .env("RETAILFLOW_SHOPIFY_SECRET", "serve-secret")
         .env("RETAILFLOW_SHOPIFY_PREVIOUS_SECRET", "serve-old-secret")
@@ -59,7 +86,12 @@ fn serve() -> Server {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Server { child, addr }
+    Server {
+        child,
+        addr,
+        data_dir: data_dir.to_path_buf(),
+        keep_data: false,
+    }
 }
 
 fn http(
@@ -218,7 +250,7 @@ fn serve_validates_a_checkout_as_the_readme_shows() {
 }
 
 fn canonical(source: &str, topic: &str, file: &str) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+    let out = cli()
         .args(["canonical", "--source", source, "--topic", topic])
         .arg(repo().join("events/payloads").join(file))
         .output()
@@ -300,7 +332,7 @@ fn canonical_prints_totals_that_reconcile_for_the_acceptance_orders() {
 
 #[test]
 fn canonical_reports_a_mismatch_and_exits_non_zero() {
-    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+    let out = cli()
         .args([
             "canonical",
             "--source",
@@ -321,11 +353,7 @@ fn canonical_reports_a_mismatch_and_exits_non_zero() {
 
 #[test]
 fn run_feeds_the_sample_events_through_the_whole_app() {
-    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
-        .current_dir(repo())
-        .args(["run"])
-        .output()
-        .unwrap();
+    let out = cli().current_dir(repo()).args(["run"]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -373,7 +401,7 @@ fn run_feeds_the_sample_events_through_the_whole_app() {
 
 #[test]
 fn run_json_prints_one_timeline_per_order_and_fails_on_dead_letters() {
-    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+    let out = cli()
         .current_dir(repo())
         .args(["run", "--json", "events/"])
         .output()
@@ -395,7 +423,7 @@ fn run_json_prints_one_timeline_per_order_and_fails_on_dead_letters() {
         r#"{"Records":[{"messageId":"1","body":"{}","eventSource":"aws:sqs","eventSourceARN":"arn:aws:sqs:us-east-1:000000000000:retailflow-erp-post"}]}"#,
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+    let out = cli()
         .current_dir(repo())
         .arg("run")
         .arg(&sqs)
@@ -420,7 +448,7 @@ fn reconcile_asks_a_running_serve_and_reports_a_clean_order_and_refuses_a_bad_wi
         200
     );
     let url = format!("http://{}", server.addr);
-    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+    let out = cli()
         .args(["reconcile", "--local", &url, "--hours", "2"])
         .output()
         .unwrap();
@@ -437,7 +465,7 @@ fn reconcile_asks_a_running_serve_and_reports_a_clean_order_and_refuses_a_bad_wi
     assert!(text.contains("no discrepancies"), "{text}");
 
     // The same through --json, and a window backwards is refused with why.
-    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
+    let out = cli()
         .args(["reconcile", "--local", &url, "--json"])
         .output()
         .unwrap();
@@ -453,10 +481,100 @@ fn reconcile_asks_a_running_serve_and_reports_a_clean_order_and_refuses_a_bad_wi
     assert_eq!(status, 400);
     assert!(refused.to_string().contains("after"), "{refused}");
     // Nowhere to reconcile: a clear error, not a run.
-    let out = Command::new(env!("CARGO_BIN_EXE_retailflow"))
-        .args(["reconcile"])
-        .output()
-        .unwrap();
+    let out = cli().args(["reconcile"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--local"));
+}
+
+#[test]
+fn serve_killed_and_restarted_keeps_every_accepted_order_and_knows_its_redeliveries() {
+    let dir = fresh_dir();
+    let body = payload("shopify-orders-create-discount-code.json");
+    let headers = shopify_headers("serve-secret", "ev-restart-1", &body);
+    {
+        let mut first = serve_on(&dir);
+        first.keep_data = true;
+        assert_eq!(
+            http(&first.addr, "POST", "/webhooks/shopify", &headers, &body).0,
+            200
+        );
+        // Dropped: the process is killed (SIGKILL), no shutdown of any kind.
+    }
+    let server = serve_on(&dir);
+    let (status, state) = http(&server.addr, "GET", "/local/state", &[], "");
+    assert_eq!(status, 200);
+    assert_eq!(state["sagas"].as_array().unwrap().len(), 1, "{state}");
+    assert!(
+        state["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["detail_type"] == "OrderPostedToErp"),
+        "{state}"
+    );
+    // Shopify retries the delivery it sent before the restart: a duplicate.
+    let (status, again) = http(&server.addr, "POST", "/webhooks/shopify", &headers, &body);
+    assert_eq!(status, 200);
+    assert_eq!(again["duplicate"], true, "{again}");
+    // `trace` with no flags finds the running serve through the data dir.
+    let out = cli_in(&dir)
+        .args(["trace", "shopify:acme.myshopify.com:order:5872301948123"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("erp_post: done").count(), 1, "{text}");
+    assert!(text.contains("loyalty_accrual: done"), "{text}");
+}
+
+#[test]
+fn trace_replay_and_reconcile_read_what_run_left_after_it_exited() {
+    let dir = fresh_dir();
+    let out = cli_in(&dir)
+        .current_dir(repo())
+        .args(["run", "events/"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ok = |args: &[&str]| -> String {
+        let out = cli_in(&dir).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let trace = ok(&[
+        "trace",
+        "shopify:acme-outdoor.myshopify.com:order:5872301948123",
+    ]);
+    assert!(trace.contains("erp_post: done"), "{trace}");
+    assert!(trace.contains("credit_memo [return:"), "{trace}");
+    assert!(ok(&["replay", "list"]).contains("0 dead letter(s)"));
+    // The ERP and loyalty records the run made are there to compare with.
+    let report = ok(&["reconcile", "--hours", "2"]);
+    assert!(report.contains("(4 orders, 3 returns)"), "{report}");
+    assert!(report.contains("no discrepancies"), "{report}");
+    // A key the run never saw, and a directory nothing ran in: said plainly.
+    let out = cli_in(&dir).args(["trace", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no saga for nope"));
+    let out = cli().args(["trace", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("run `retailflow run`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -80,15 +80,21 @@ async fn duplicated_and_reordered_deliveries_post_once() {
     }
     // The bus delivering each event again (at-least-once), before any processing.
     for e in app.bus.recorded.published() {
-        app.bus.route(&e.detail_type, eventbridge_event(&e));
-        app.bus.route(&e.detail_type, eventbridge_event(&e));
+        app.bus
+            .route(&e.detail_type, eventbridge_event(&e))
+            .unwrap();
+        app.bus
+            .route(&e.detail_type, eventbridge_event(&e))
+            .unwrap();
     }
     assert_eq!(lock(&app.queues)[ERP_POST_QUEUE].len(), 12);
     app.drain().await;
     assert_exactly_once(&app);
     // A late redelivery after everything finished changes nothing.
     for e in app.bus.recorded.published() {
-        app.bus.route(&e.detail_type, eventbridge_event(&e));
+        app.bus
+            .route(&e.detail_type, eventbridge_event(&e))
+            .unwrap();
     }
     app.drain().await;
     assert_exactly_once(&app);
@@ -184,7 +190,8 @@ async fn a_permanent_refusal_goes_to_the_dlq_with_its_reason() {
     lock(&app.queues)
         .get_mut(ERP_POST_QUEUE)
         .unwrap()
-        .send("{\"hello\":1}".into(), app.clock.now());
+        .send("{\"hello\":1}".into(), app.clock.now())
+        .unwrap();
     app.drain().await;
     let dead = app.dead_letters();
     assert_eq!(dead.len(), 1);

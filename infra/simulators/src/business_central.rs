@@ -22,7 +22,7 @@ use crate::{lock, SimState};
 pub const COMPANY_PATH: &str =
     "/bc/v2.0/tenant/production/api/v2.0/companies(00000000-0000-0000-0000-000000000001)";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BcSalesOrder {
     pub id: String,
     pub number: String,
@@ -34,7 +34,7 @@ pub struct BcSalesOrder {
     pub status: String,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BcState {
     pub customers: BTreeMap<String, Value>,
     pub sales_orders: Vec<BcSalesOrder>,

@@ -24,7 +24,7 @@ use crate::{lock, SimState};
 /// Items per Business Central page.
 pub const BC_PAGE: usize = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErpItemRecord {
     pub sku: String,
     pub price: Money,
@@ -32,7 +32,7 @@ pub struct ErpItemRecord {
     pub available: i64,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ItemsState {
     pub items: BTreeMap<String, ErpItemRecord>,
 }

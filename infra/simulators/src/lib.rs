@@ -51,6 +51,7 @@ pub struct SimState {
     pub(crate) shops: Mutex<shops::ShopState>,
     pub(crate) shop_stock: Mutex<shop_stock::ShopStockState>,
     pub(crate) shop_fulfillment: Mutex<shop_fulfillment::ShopFulfillmentState>,
+    on_change: Mutex<Option<ChangeHook>>,
 }
 
 /// A running simulator server.
@@ -62,6 +63,55 @@ pub struct Simulators {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Simulator state is plain data; a poisoned lock still holds it.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What [`Simulators::on_change`] calls.
+pub type ChangeHook = Arc<dyn Fn(serde_json::Value) + Send + Sync>;
+
+fn saved_of(st: &SimState) -> serde_json::Value {
+    fn part<T: serde::Serialize>(m: &Mutex<T>) -> serde_json::Value {
+        // Strings, numbers and money; tuple keys as pairs: it always
+        // serializes. Each part under its own lock, as a request would see it.
+        serde_json::to_value(&*lock(m)).unwrap_or_default()
+    }
+    serde_json::json!({
+        "netsuite": part(&st.netsuite),
+        "salesforce": part(&st.salesforce),
+        "business_central": part(&st.business_central),
+        "erp_items": part(&st.erp_items),
+        "shops": part(&st.shops),
+        "shop_stock": part(&st.shop_stock),
+        "shop_fulfillment": part(&st.shop_fulfillment),
+    })
+}
+
+/// Runs the change hook after a request that may have changed a record.
+async fn after_change(
+    axum::extract::State(state): axum::extract::State<Arc<SimState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let reads_only = req.method() == axum::http::Method::GET;
+    let resp = next.run(req).await;
+    if !reads_only {
+        let hook = lock(&state.on_change).clone();
+        if let Some(hook) = hook {
+            hook(saved_of(&state));
+        }
+    }
+    resp
+}
+
+/// Everything the systems of record hold, as the local app saves it.
+#[derive(serde::Deserialize)]
+struct Saved {
+    netsuite: netsuite::NetSuiteState,
+    salesforce: salesforce::SalesforceState,
+    business_central: business_central::BcState,
+    erp_items: erp_items::ItemsState,
+    shops: shops::ShopState,
+    shop_stock: shop_stock::ShopStockState,
+    shop_fulfillment: shop_fulfillment::ShopFulfillmentState,
 }
 
 impl Simulators {
@@ -90,6 +140,7 @@ impl Simulators {
             shops: Mutex::default(),
             shop_stock: Mutex::default(),
             shop_fulfillment: Mutex::default(),
+            on_change: Mutex::default(),
         });
         let app = Router::new()
             .nest("/netsuite/services/rest/record/v1", netsuite::router())
@@ -121,6 +172,11 @@ impl Simulators {
                 state.clone(),
                 faults::apply,
             ))
+            // Outside the faults: a lost response's effect is saved too.
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                after_change,
+            ))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -130,6 +186,37 @@ impl Simulators {
             }
         });
         Ok(Simulators { addr, state })
+    }
+
+    /// What the simulated systems hold (documents, journals, members,
+    /// items, shop records; not faults), so a local app that restarts finds
+    /// its systems of record as it left them.
+    pub fn saved(&self) -> serde_json::Value {
+        saved_of(&self.state)
+    }
+
+    /// Calls `hook` with [`Self::saved`] after every request that may
+    /// change a record (any method but GET), before its answer leaves: a
+    /// local app keeps its systems of record on disk with it.
+    pub fn on_change(&self, hook: ChangeHook) {
+        *lock(&self.state.on_change) = Some(hook);
+    }
+
+    /// Puts back what [`Self::saved`] gave.
+    pub fn restore(&self, saved: serde_json::Value) -> Result<(), serde_json::Error> {
+        self.put_back(serde_json::from_value(saved)?);
+        Ok(())
+    }
+
+    fn put_back(&self, saved: Saved) {
+        let st = &self.state;
+        *lock(&st.netsuite) = saved.netsuite;
+        *lock(&st.salesforce) = saved.salesforce;
+        *lock(&st.business_central) = saved.business_central;
+        *lock(&st.erp_items) = saved.erp_items;
+        *lock(&st.shops) = saved.shops;
+        *lock(&st.shop_stock) = saved.shop_stock;
+        *lock(&st.shop_fulfillment) = saved.shop_fulfillment;
     }
 
     /// An item in both ERPs' catalogs (price in the ERP's base currency,

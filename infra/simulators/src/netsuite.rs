@@ -16,14 +16,14 @@ use serde_json::{json, Value};
 
 use crate::{lock, SimState};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetSuiteCustomer {
     pub internal_id: String,
     pub external_id: String,
     pub upserts: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetSuiteSalesOrder {
     pub internal_id: String,
     pub external_id: String,
@@ -43,7 +43,7 @@ pub struct NetSuiteSalesOrder {
 }
 
 /// An item fulfillment (shipment) of a sales order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetSuiteFulfillment {
     pub id: u64,
     pub tran_id: String,
@@ -63,7 +63,7 @@ pub type NetSuiteCreditMemo = NetSuiteSalesOrder;
 /// The line column credit memos carry the stock disposition in.
 pub const DISPOSITION_COLUMN: &str = "custcol_retailflow_disposition";
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct NetSuiteState {
     pub customers: BTreeMap<String, NetSuiteCustomer>,
     pub sales_orders: BTreeMap<String, NetSuiteSalesOrder>,

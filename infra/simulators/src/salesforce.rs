@@ -18,14 +18,14 @@ use serde_json::{json, Value};
 
 use crate::{lock, SimState};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     pub member_id: String,
     pub membership_number: String,
     pub points_balance: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Journal {
     pub id: String,
     pub external_transaction_number: String,
@@ -35,12 +35,12 @@ pub struct Journal {
     /// Signed: debits and cancellations are negative.
     pub points: i64,
     /// `Accrual`, `Debit` (a return reversal) or `Cancellation`.
-    pub kind: &'static str,
+    pub kind: String,
     /// `Processed`, or `Cancelled` once its accrual was cancelled.
-    pub status: &'static str,
+    pub status: String,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SalesforceState {
     pub members: BTreeMap<String, Member>,
     pub journals: Vec<Journal>,
@@ -269,8 +269,8 @@ async fn realtime(
             .unwrap_or_default()
             .to_string(),
         points,
-        kind: "Accrual",
-        status: "Processed",
+        kind: "Accrual".into(),
+        status: "Processed".into(),
     });
     (
         StatusCode::CREATED,
@@ -357,8 +357,8 @@ async fn debit_points(
             .unwrap_or_default()
             .to_string(),
         points: -points,
-        kind: "Debit",
-        status: "Processed",
+        kind: "Debit".into(),
+        status: "Processed".into(),
     });
     Json(json!({
         "message": null, "status": true, "simulationDetails": {},
@@ -396,7 +396,7 @@ async fn cancel_accrual(State(state): State<Arc<SimState>>, Json(body): Json<Val
     if st.journals[pos].status == "Cancelled" {
         return fail("The transaction journal is already cancelled");
     }
-    st.journals[pos].status = "Cancelled";
+    st.journals[pos].status = "Cancelled".into();
     let original = st.journals[pos].clone();
     if let Some(m) = st.members.get_mut(&original.membership_number) {
         m.points_balance -= original.points;
@@ -410,8 +410,8 @@ async fn cancel_accrual(State(state): State<Arc<SimState>>, Json(body): Json<Val
         amount: original.amount,
         currency: original.currency,
         points: -original.points,
-        kind: "Cancellation",
-        status: "Processed",
+        kind: "Cancellation".into(),
+        status: "Processed".into(),
     });
     Json(
         json!([{"actionName": "cancelAccrual", "errors": null, "isSuccess": true,

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::{lock, SimState};
 
 /// A shipment a shop recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShopShipmentRecord {
     pub id: u64,
     pub order_id: u64,
@@ -34,10 +34,12 @@ pub struct ShopShipmentRecord {
 /// An order line a shop can ship: (line or item id, SKU, ordered, shipped).
 pub(crate) type ShippableLine = (u64, String, u64, u64);
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ShopFulfillmentState {
     /// (shop, order) → its line items
+    #[serde(with = "common::serde_pairs")]
     pub shopify_orders: BTreeMap<(String, u64), Vec<ShippableLine>>,
+    #[serde(with = "common::serde_pairs")]
     pub shopify_fulfillments: BTreeMap<(String, u64), Vec<ShopShipmentRecord>>,
     /// order → its items
     pub adobe_orders: BTreeMap<u64, Vec<ShippableLine>>,

@@ -17,10 +17,10 @@ use serde_json::{json, Value};
 use crate::{lock, SimState};
 
 /// A refund a shop recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShopRefundRecord {
     /// `shopify` or `adobe_commerce`.
-    pub platform: &'static str,
+    pub platform: String,
     pub shop: String,
     pub order_id: String,
     pub refund_id: u64,
@@ -31,7 +31,7 @@ pub struct ShopRefundRecord {
     pub shipping: String,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ShopState {
     pub refunds: Vec<ShopRefundRecord>,
     next: u64,
@@ -133,7 +133,7 @@ async fn shopify_create(
     st.next += 1;
     let id = 9_000_000 + st.next;
     st.refunds.push(ShopRefundRecord {
-        platform: "shopify",
+        platform: "shopify".into(),
         shop,
         order_id: order.clone(),
         refund_id: id,
@@ -196,7 +196,7 @@ async fn adobe_refund(
     st.next += 1;
     let id = st.next;
     st.refunds.push(ShopRefundRecord {
-        platform: "adobe_commerce",
+        platform: "adobe_commerce".into(),
         shop: String::new(),
         order_id: order.to_string(),
         refund_id: id,

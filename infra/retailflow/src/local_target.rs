@@ -1,0 +1,98 @@
+//! Where `trace`, `reconcile` and `replay` find the local app when no URL
+//! is given: the `serve` running on the data directory (it holds the
+//! file), or else the data directory opened in this process and served on
+//! loopback while the command runs. Either way the command speaks the same
+//! `/local/...` routes, so there is one local code path.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use retailflow::data_dir::{serve_url, DataDir, DataDirError};
+use retailflow::local_app::LocalApp;
+
+/// A local app to ask, for as long as this lives.
+pub struct LocalTarget {
+    pub url: String,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LocalTarget {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+    }
+}
+
+/// The local app of `data_dir` (see the module docs).
+pub async fn local_target(data_dir: &Path) -> anyhow::Result<LocalTarget> {
+    let data = match DataDir::open_existing(data_dir) {
+        Ok(d) => d,
+        Err(DataDirError::InUse(dir)) => {
+            let url = serve_url(&dir).with_context(|| {
+                format!(
+                    "{} is in use by another retailflow process that has not said where it serves; pass --local <its URL>",
+                    dir.display()
+                )
+            })?;
+            return Ok(LocalTarget { url, server: None });
+        }
+        Err(e @ DataDirError::Empty(_)) => bail!(
+            "{e}; or say where: --local http://127.0.0.1:8080 (a running `retailflow serve`), or a deployed stack (--stack <name>)"
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let app = Arc::new(LocalApp::open(Default::default(), Some(Arc::new(data))).await?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, crate::serve::router(app)).await {
+            tracing::error!(error = %e, "local app stopped");
+        }
+    });
+    Ok(LocalTarget {
+        url,
+        server: Some(server),
+    })
+}
+
+/// `retailflow trace KEY` on a local app.
+pub async fn trace(url: &str, key: &str, json: bool) -> anyhow::Result<()> {
+    let endpoint = format!(
+        "{}/local/trace/{}",
+        url.trim_end_matches('/'),
+        percent_encode(key)
+    );
+    let resp = reqwest::get(&endpoint)
+        .await
+        .with_context(|| format!("asking {endpoint}"))?;
+    let status = resp.status();
+    let body = resp.text().await?;
+    if status == reqwest::StatusCode::NOT_FOUND {
+        bail!("the local app has no saga for {key}");
+    }
+    if !status.is_success() {
+        bail!("{endpoint} answered {status}: {body}");
+    }
+    let t: common::trace::OrderTrace =
+        serde_json::from_str(&body).with_context(|| format!("{endpoint} answered {body}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+    } else {
+        print!("{}", common::trace::render(&t));
+    }
+    Ok(())
+}
+
+/// A key as one path segment (order keys hold `:` and may hold `/`).
+fn percent_encode(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

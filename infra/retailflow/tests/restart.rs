@@ -1,0 +1,205 @@
+//! The local app on a data directory: what it accepted, what it did and
+//! what the systems of record hold outlive the process. Each test drops the
+//! app where a crash would stop it (every write is durable before the call
+//! returns, so dropping loses exactly what a kill would) and opens the
+//! directory again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::replay::{DeadLetterFilter, DeadLetters};
+use retailflow::data_dir::DataDir;
+use retailflow::local_app::LocalApp;
+use retailflow::runtime::lock;
+use simulators::{Fault, FaultKind, System};
+
+mod support;
+use support::{deliver, dev_config};
+
+const ORDERS: [&str; 4] = [
+    "01-shopify-orders-create.json",
+    "04-shopify-orders-create-eur-vat-inclusive.json",
+    "05-shopify-orders-create-cad-gift-card.json",
+    "11-adobe-order-configurable.json",
+];
+
+/// (order total in minor units, points) of the sample orders.
+const EXPECTED: [(i64, i64); 4] = [(9530, 78), (12808, 109), (14011, 111), (16864, 89)];
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch() -> Scratch {
+    Scratch(std::env::temp_dir().join(format!("retailflow-restart-{}", uuid::Uuid::new_v4())))
+}
+
+async fn open(dir: &Scratch) -> LocalApp {
+    let data = Arc::new(DataDir::open(&dir.0).unwrap());
+    LocalApp::open(dev_config(), Some(data)).await.unwrap()
+}
+
+fn queued(app: &LocalApp) -> usize {
+    lock(&app.queues).values().map(|q| q.len()).sum()
+}
+
+/// One sales order and one accrual per sample order, nothing dead-lettered,
+/// every saga complete.
+fn assert_each_order_once(app: &LocalApp) {
+    let mut totals: Vec<i64> = app
+        .sims
+        .netsuite_sales_orders()
+        .iter()
+        .map(|s| s.total.minor)
+        .collect();
+    totals.sort();
+    assert_eq!(totals, EXPECTED.map(|e| e.0).to_vec(), "sales orders");
+    let mut points: Vec<i64> = app
+        .sims
+        .loyalty_journals()
+        .iter()
+        .map(|j| j.points)
+        .collect();
+    points.sort();
+    let mut want = EXPECTED.map(|e| e.1).to_vec();
+    want.sort();
+    assert_eq!(points, want, "accrual journals");
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    let timelines = retailflow::timeline::timelines(app);
+    assert_eq!(timelines.len(), 4);
+    assert!(timelines.iter().all(|t| t.complete), "{timelines:?}");
+}
+
+#[tokio::test]
+async fn orders_accepted_before_the_process_died_are_posted_once_after_a_restart() {
+    let dir = scratch();
+    {
+        let app = open(&dir).await;
+        for f in ORDERS {
+            assert_eq!(deliver(&app, f).await, 200, "{f}");
+        }
+        // Accepted (200) and queued, no step run: the process dies here.
+        assert_eq!(queued(&app), 12);
+        assert!(app.sims.netsuite_sales_orders().is_empty());
+    }
+    let app = open(&dir).await;
+    assert_eq!(queued(&app), 12, "every accepted event is still queued");
+    assert_eq!(app.store.sagas().len(), 4);
+    // The platforms redeliver what they sent during the outage: known.
+    for f in ORDERS {
+        assert_eq!(deliver(&app, f).await, 200, "{f}");
+    }
+    assert_eq!(
+        queued(&app),
+        12,
+        "redeliveries are duplicates, not new work"
+    );
+    app.drain().await;
+    assert_each_order_once(&app);
+}
+
+#[tokio::test]
+async fn a_restart_between_an_erp_effect_and_its_completion_posts_nothing_twice() {
+    let dir = scratch();
+    {
+        let app = open(&dir).await;
+        // The ERP and loyalty platform apply each first call and lose the
+        // answer: the steps' retries wait out a backoff.
+        for (system, path) in [
+            (System::NetSuite, "salesOrder"),
+            (System::Salesforce, "realtime"),
+        ] {
+            app.sims.inject(Fault {
+                system,
+                method: None,
+                path_contains: path,
+                kind: FaultKind::LoseResponse,
+                count: 4,
+            });
+        }
+        for f in ORDERS {
+            deliver(&app, f).await;
+        }
+        // The first attempts only; the retries are still waiting when the
+        // process dies.
+        let now = app.clock.now();
+        let report = app.drain_until(now + chrono::Duration::seconds(1)).await;
+        assert!(report.retries >= 4, "{report:?}");
+        assert!(queued(&app) >= 4);
+        assert_eq!(
+            app.sims.netsuite_sales_orders().len(),
+            4,
+            "the effects were applied"
+        );
+    }
+    let app = open(&dir).await;
+    assert_eq!(
+        app.sims.netsuite_sales_orders().len(),
+        4,
+        "the ERP keeps its records across the restart"
+    );
+    app.drain().await;
+    assert_each_order_once(&app);
+    // And the books agree with the sagas.
+    let report = app.reconcile(chrono::Duration::hours(2)).await.unwrap();
+    assert!(
+        report.complete && report.discrepancies.is_empty(),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_survive_a_restart_and_are_redriven_once_after_it() {
+    let dir = scratch();
+    {
+        let app = open(&dir).await;
+        app.sims.inject(Fault {
+            system: System::NetSuite,
+            method: Some("PUT"),
+            path_contains: "salesOrder",
+            kind: FaultKind::Refuse,
+            count: 1,
+        });
+        assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+        app.drain().await;
+        assert_eq!(app.dead_letters().len(), 1);
+    }
+    let app = open(&dir).await;
+    let letters = app.list(10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].queue, "erp-post");
+    let report = app
+        .redrive(
+            &DeadLetterFilter {
+                id: Some(letters[0].id.clone()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.redriven.len(), 1);
+    app.drain().await;
+    assert!(app.dead_letters().is_empty());
+    assert_eq!(app.sims.netsuite_sales_orders().len(), 1);
+    drop(app);
+    // The re-drive itself was kept: the dead letter does not come back.
+    let app = open(&dir).await;
+    assert!(app.dead_letters().is_empty());
+    assert_eq!(queued(&app), 0);
+    assert_eq!(app.sims.netsuite_sales_orders().len(), 1);
+}
+
+#[tokio::test]
+async fn a_held_directory_is_refused_to_a_second_app() {
+    let dir = scratch();
+    let _app = open(&dir).await;
+    let Err(e) = DataDir::open(&dir.0) else {
+        panic!("a second opener got the file");
+    };
+    assert!(e.to_string().contains("in use"), "{e}");
+}
