@@ -14,17 +14,7 @@ use retailflow::runtime::lock;
 use simulators::{Fault, FaultKind, System};
 
 mod support;
-use support::{deliver, dev_config};
-
-const ORDERS: [&str; 4] = [
-    "01-shopify-orders-create.json",
-    "04-shopify-orders-create-eur-vat-inclusive.json",
-    "05-shopify-orders-create-cad-gift-card.json",
-    "11-adobe-order-configurable.json",
-];
-
-/// (order total in minor units, points) of the sample orders.
-const EXPECTED: [(i64, i64); 4] = [(9530, 78), (12808, 109), (14011, 111), (16864, 89)];
+use support::{assert_exactly_once, deliver, dev_config, ORDERS};
 
 struct Scratch(PathBuf);
 
@@ -45,33 +35,6 @@ async fn open(dir: &Scratch) -> LocalApp {
 
 fn queued(app: &LocalApp) -> usize {
     lock(&app.queues).values().map(|q| q.len()).sum()
-}
-
-/// One sales order and one accrual per sample order, nothing dead-lettered,
-/// every saga complete.
-fn assert_each_order_once(app: &LocalApp) {
-    let mut totals: Vec<i64> = app
-        .sims
-        .netsuite_sales_orders()
-        .iter()
-        .map(|s| s.total.minor)
-        .collect();
-    totals.sort();
-    assert_eq!(totals, EXPECTED.map(|e| e.0).to_vec(), "sales orders");
-    let mut points: Vec<i64> = app
-        .sims
-        .loyalty_journals()
-        .iter()
-        .map(|j| j.points)
-        .collect();
-    points.sort();
-    let mut want = EXPECTED.map(|e| e.1).to_vec();
-    want.sort();
-    assert_eq!(points, want, "accrual journals");
-    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
-    let timelines = retailflow::timeline::timelines(app);
-    assert_eq!(timelines.len(), 4);
-    assert!(timelines.iter().all(|t| t.complete), "{timelines:?}");
 }
 
 #[tokio::test]
@@ -99,7 +62,7 @@ async fn orders_accepted_before_the_process_died_are_posted_once_after_a_restart
         "redeliveries are duplicates, not new work"
     );
     app.drain().await;
-    assert_each_order_once(&app);
+    assert_exactly_once(&app);
 }
 
 #[tokio::test]
@@ -143,7 +106,7 @@ async fn a_restart_between_an_erp_effect_and_its_completion_posts_nothing_twice(
         "the ERP keeps its records across the restart"
     );
     app.drain().await;
-    assert_each_order_once(&app);
+    assert_exactly_once(&app);
     // And the books agree with the sagas.
     let report = app.reconcile(chrono::Duration::hours(2)).await.unwrap();
     assert!(

@@ -47,3 +47,52 @@ pub async fn deliver(app: &LocalApp, file: &str) -> u16 {
         .await
         .status
 }
+
+/// The sample webhook events that place orders.
+pub const ORDERS: [&str; 4] = [
+    "01-shopify-orders-create.json",
+    "04-shopify-orders-create-eur-vat-inclusive.json",
+    "05-shopify-orders-create-cad-gift-card.json",
+    "11-adobe-order-configurable.json",
+];
+
+/// (order total in minor units, points) each sample order must end with.
+pub fn expected() -> Vec<(i64, i64)> {
+    // #1042 128.08 USD: 109.33 merchandise → 109 points; #1043 140.11 USD
+    // (VAT-inclusive, 111.42 net of VAT) → 111; #2187 168.64 CAD with a 50.00
+    // gift card → 89; Adobe 000000214 95.30 USD, 78.80 merchandise → 78.
+    vec![(12808, 109), (14011, 111), (16864, 89), (9530, 78)]
+}
+
+pub fn assert_exactly_once(app: &LocalApp) {
+    let mut totals: Vec<i64> = app
+        .sims
+        .netsuite_sales_orders()
+        .iter()
+        .map(|s| s.total.minor)
+        .collect();
+    totals.sort();
+    let mut want: Vec<i64> = expected().iter().map(|e| e.0).collect();
+    want.sort();
+    assert_eq!(
+        totals, want,
+        "one ERP sales order per order, with the order total"
+    );
+    let mut points: Vec<i64> = app
+        .sims
+        .loyalty_journals()
+        .iter()
+        .map(|j| j.points)
+        .collect();
+    points.sort();
+    let mut want: Vec<i64> = expected().iter().map(|e| e.1).collect();
+    want.sort();
+    assert_eq!(
+        points, want,
+        "one loyalty journal per order, with the rules' points"
+    );
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    let timelines = retailflow::timeline::timelines(app);
+    assert_eq!(timelines.len(), 4);
+    assert!(timelines.iter().all(|t| t.complete), "{timelines:?}");
+}
