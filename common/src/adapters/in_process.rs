@@ -436,9 +436,13 @@ impl StateStore for InProcessStateStore {
             st.quarantine.push(item.clone());
             let row =
                 serde_json::to_string(item).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            // Keyed by arrival, so a restart lists them in the same order.
+            let at = item
+                .received_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
             st.dirty
                 .rows
-                .push((format!("quarantine/{}", item.id), Some(row)));
+                .push((format!("quarantine/{at}/{}", item.id), Some(row)));
             Ok(())
         })
     }
@@ -533,13 +537,17 @@ impl StateStore for InProcessStateStore {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.write(|st| {
+            let current = st
+                .sagas
+                .get(saga_key)
+                .map_or(0, |s| s.refund_ledger.version);
+            if current + 1 != ledger.version {
+                return Ok(false);
+            }
             let saga = st
                 .sagas
                 .entry(saga_key.to_string())
                 .or_insert_with(|| SagaRecord::empty(saga_key));
-            if saga.refund_ledger.version + 1 != ledger.version {
-                return Ok(false);
-            }
             saga.refund_ledger = ledger.clone();
             saga.started_at.get_or_insert(at);
             saga.updated_at = Some(at);

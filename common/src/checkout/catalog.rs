@@ -46,6 +46,8 @@ struct CatalogState {
 #[derive(Default)]
 pub struct InProcessCatalog {
     state: Mutex<CatalogState>,
+    /// Where every change is written (the local app's data directory).
+    journal: Option<std::sync::Arc<dyn crate::adapters::in_process::Journal>>,
 }
 
 impl InProcessCatalog {
@@ -53,16 +55,33 @@ impl InProcessCatalog {
         Self::default()
     }
 
-    /// Prices, promotions and their uses, for the local app to save.
-    pub fn saved(&self) -> serde_json::Value {
-        // Strings, numbers and times; tuple keys as pairs: it always serializes.
-        serde_json::to_value(&*self.lock()).unwrap_or_default()
+    /// A catalog written through to `journal` (its row `meta/catalog`),
+    /// starting from what that row held, if anything.
+    pub fn durable(
+        mut self,
+        journal: std::sync::Arc<dyn crate::adapters::in_process::Journal>,
+        saved: Option<&str>,
+    ) -> Result<Self, serde_json::Error> {
+        if let Some(saved) = saved {
+            *self.lock() = serde_json::from_str(saved)?;
+        }
+        self.journal = Some(journal);
+        Ok(self)
     }
 
-    /// Puts back what [`Self::saved`] gave.
-    pub fn restore(&self, saved: serde_json::Value) -> Result<(), serde_json::Error> {
-        *self.lock() = serde_json::from_value(saved)?;
-        Ok(())
+    /// One change under the lock, written to the journal before the lock
+    /// is let go; a failed write fails the call.
+    fn change<T>(&self, f: impl FnOnce(&mut CatalogState) -> T) -> Result<T, StoreError> {
+        let mut st = self.lock();
+        let out = f(&mut st);
+        if let Some(journal) = &self.journal {
+            let row =
+                serde_json::to_string(&*st).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            journal
+                .write(&[("meta/catalog".to_string(), Some(row))])
+                .map_err(|e| StoreError::Unavailable(format!("local state file: {e}")))?;
+        }
+        Ok(out)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CatalogState> {
@@ -111,16 +130,17 @@ impl Catalog for InProcessCatalog {
     }
 
     async fn put_price(&self, entry: &PriceEntry) -> Result<bool, StoreError> {
-        let mut st = self.lock();
-        if st
-            .prices
-            .get(&entry.sku)
-            .is_some_and(|old| old.version >= entry.version)
-        {
-            return Ok(false);
-        }
-        st.prices.insert(entry.sku.clone(), entry.clone());
-        Ok(true)
+        self.change(|st| {
+            if st
+                .prices
+                .get(&entry.sku)
+                .is_some_and(|old| old.version >= entry.version)
+            {
+                return false;
+            }
+            st.prices.insert(entry.sku.clone(), entry.clone());
+            true
+        })
     }
 
     async fn record_promotion_use(
@@ -129,12 +149,12 @@ impl Catalog for InProcessCatalog {
         customer_id: &str,
         order_key: &str,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .uses
-            .entry((code.to_string(), customer_id.to_string()))
-            .or_default()
-            .insert(order_key.to_string());
-        Ok(())
+        self.change(|st| {
+            st.uses
+                .entry((code.to_string(), customer_id.to_string()))
+                .or_default()
+                .insert(order_key.to_string());
+        })
     }
 }
 

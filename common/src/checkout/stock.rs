@@ -244,7 +244,12 @@ impl StockState {
 #[derive(Default)]
 pub struct InProcessStock {
     state: Mutex<StockState>,
+    /// Where every change is written (the local app's data directory).
+    journal: Option<std::sync::Arc<dyn crate::adapters::in_process::Journal>>,
 }
+
+/// The journal row the whole stock state is kept in.
+const STOCK_ROW: &str = "meta/stock";
 
 impl InProcessStock {
     pub fn new() -> Self {
@@ -257,16 +262,36 @@ impl InProcessStock {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Everything held (on hand, holds, commits), for the local app to save.
-    pub fn saved(&self) -> serde_json::Value {
-        // Strings, numbers, times and tuples in lists: it always serializes.
-        serde_json::to_value(&*self.lock()).unwrap_or_default()
+    /// Stock written through to `journal` (its row `meta/stock`), starting
+    /// from what that row held, if anything.
+    pub fn durable(
+        mut self,
+        journal: std::sync::Arc<dyn crate::adapters::in_process::Journal>,
+        saved: Option<&str>,
+    ) -> Result<Self, serde_json::Error> {
+        if let Some(saved) = saved {
+            *self.lock() = serde_json::from_str(saved)?;
+        }
+        self.journal = Some(journal);
+        Ok(self)
     }
 
-    /// Puts back what [`Self::saved`] gave.
-    pub fn restore(&self, saved: serde_json::Value) -> Result<(), serde_json::Error> {
-        *self.lock() = serde_json::from_value(saved)?;
-        Ok(())
+    /// One change under the lock, written to the journal before the lock
+    /// is let go (so writes land in order); a failed write fails the call.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut StockState) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut st = self.lock();
+        let out = f(&mut st)?;
+        if let Some(journal) = &self.journal {
+            let row =
+                serde_json::to_string(&*st).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            journal
+                .write(&[(STOCK_ROW.to_string(), Some(row))])
+                .map_err(|e| StoreError::Unavailable(format!("local state file: {e}")))?;
+        }
+        Ok(out)
     }
 }
 
@@ -277,45 +302,49 @@ impl StockReservations for InProcessStock {
         r: &Reservation,
         now: DateTime<Utc>,
     ) -> Result<ReserveOutcome, StoreError> {
-        let mut st = self.lock();
-        st.expire(now);
-        match st.holds.get(&r.id).cloned() {
-            // The same cart validated again: its hold runs to the new expiry.
-            Some(h) if same_cart(&h.lines, &r.lines) => {
-                let until = h.expires_at.max(r.expires_at);
-                st.expiries.remove(&(h.expires_at, h.id.clone()));
-                st.expiries.insert((until, h.id.clone()));
-                if let Some(held) = st.holds.get_mut(&r.id) {
-                    held.expires_at = until;
+        self.change(|st| {
+            st.expire(now);
+            match st.holds.get(&r.id).cloned() {
+                // The same cart validated again: its hold runs to the new expiry.
+                Some(h) if same_cart(&h.lines, &r.lines) => {
+                    let until = h.expires_at.max(r.expires_at);
+                    st.expiries.remove(&(h.expires_at, h.id.clone()));
+                    st.expiries.insert((until, h.id.clone()));
+                    if let Some(held) = st.holds.get_mut(&r.id) {
+                        held.expires_at = until;
+                    }
+                    return Ok(ReserveOutcome::Reserved);
                 }
-                return Ok(ReserveOutcome::Reserved);
+                // The customer changed the cart: the old hold goes back first.
+                Some(_) => {
+                    st.drop_hold(&r.id);
+                }
+                None => {}
             }
-            // The customer changed the cart: the old hold goes back first.
-            Some(_) => {
-                st.drop_hold(&r.id);
+            // A cart may name a SKU on several lines: check the sums.
+            let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();
+            for l in &r.lines {
+                *wanted.entry(l.sku.as_str()).or_default() += u64::from(l.quantity);
             }
-            None => {}
-        }
-        // A cart may name a SKU on several lines: check the sums.
-        let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();
-        for l in &r.lines {
-            *wanted.entry(l.sku.as_str()).or_default() += u64::from(l.quantity);
-        }
-        for (sku, qty) in &wanted {
-            let available = st.available(sku);
-            if available < *qty {
-                return Ok(ReserveOutcome::Short {
-                    sku: (*sku).to_string(),
-                    available: u32::try_from(available).unwrap_or(u32::MAX),
-                });
+            for (sku, qty) in &wanted {
+                let available = st.available(sku);
+                if available < *qty {
+                    return Ok(ReserveOutcome::Short {
+                        sku: (*sku).to_string(),
+                        available: u32::try_from(available).unwrap_or(u32::MAX),
+                    });
+                }
             }
-        }
-        st.add_hold(r);
-        Ok(ReserveOutcome::Reserved)
+            st.add_hold(r);
+            Ok(ReserveOutcome::Reserved)
+        })
     }
 
     async fn release(&self, reservation_id: &str) -> Result<(), StoreError> {
-        self.lock().drop_hold(reservation_id);
+        self.change(|st| {
+            st.drop_hold(reservation_id);
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -324,57 +353,58 @@ impl StockReservations for InProcessStock {
         c: &OrderCommit,
         now: DateTime<Utc>,
     ) -> Result<CommitOutcome, StoreError> {
-        let mut st = self.lock();
-        st.expire(now);
-        if let Some(existing) = st.commits.get(&c.order_key) {
-            if existing.cancelled_first {
-                if let Some(id) = c.reservation_id.as_deref() {
-                    st.drop_hold(id);
+        self.change(|st| {
+            st.expire(now);
+            if let Some(existing) = st.commits.get(&c.order_key) {
+                if existing.cancelled_first {
+                    if let Some(id) = c.reservation_id.as_deref() {
+                        st.drop_hold(id);
+                    }
+                    return Ok(CommitOutcome::OrderCancelled);
                 }
-                return Ok(CommitOutcome::OrderCancelled);
+                return Ok(CommitOutcome::AlreadyCommitted);
             }
-            return Ok(CommitOutcome::AlreadyCommitted);
-        }
-        let hold = c.reservation_id.as_deref().and_then(|id| st.drop_hold(id));
-        let from_hold = hold.is_some_and(|h| same_cart(&h.lines, &c.lines));
-        let mut oversold = Vec::new();
-        let mut untracked = Vec::new();
-        let mut units = BTreeMap::new();
-        for (sku, qty) in units_per_sku(&c.lines) {
-            if !st.on_hand.contains_key(&sku) {
-                untracked.push(sku);
-                continue;
-            }
-            units.insert(sku.clone(), qty);
-            *st.unposted.entry(sku.clone()).or_default() += qty;
-            if !from_hold {
-                let free = st.available(&sku);
-                if free < qty {
-                    oversold.push(ReservationLine {
-                        sku: sku.clone(),
-                        quantity: u32::try_from(qty - free).unwrap_or(u32::MAX),
-                    });
+            let hold = c.reservation_id.as_deref().and_then(|id| st.drop_hold(id));
+            let from_hold = hold.is_some_and(|h| same_cart(&h.lines, &c.lines));
+            let mut oversold = Vec::new();
+            let mut untracked = Vec::new();
+            let mut units = BTreeMap::new();
+            for (sku, qty) in units_per_sku(&c.lines) {
+                if !st.on_hand.contains_key(&sku) {
+                    untracked.push(sku);
+                    continue;
                 }
+                units.insert(sku.clone(), qty);
+                *st.unposted.entry(sku.clone()).or_default() += qty;
+                if !from_hold {
+                    let free = st.available(&sku);
+                    if free < qty {
+                        oversold.push(ReservationLine {
+                            sku: sku.clone(),
+                            quantity: u32::try_from(qty - free).unwrap_or(u32::MAX),
+                        });
+                    }
+                }
+                let on_hand = st.on_hand.entry(sku).or_default();
+                *on_hand = on_hand.saturating_sub(qty);
             }
-            let on_hand = st.on_hand.entry(sku).or_default();
-            *on_hand = on_hand.saturating_sub(qty);
-        }
-        st.commits.insert(
-            c.order_key.clone(),
-            Commit {
-                cancelled_first: false,
-                units,
-                restocked: false,
-                posted: false,
-            },
-        );
-        Ok(if from_hold {
-            CommitOutcome::FromHold
-        } else {
-            CommitOutcome::WithoutHold {
-                oversold,
-                untracked,
-            }
+            st.commits.insert(
+                c.order_key.clone(),
+                Commit {
+                    cancelled_first: false,
+                    units,
+                    restocked: false,
+                    posted: false,
+                },
+            );
+            Ok(if from_hold {
+                CommitOutcome::FromHold
+            } else {
+                CommitOutcome::WithoutHold {
+                    oversold,
+                    untracked,
+                }
+            })
         })
     }
 
@@ -383,36 +413,37 @@ impl StockReservations for InProcessStock {
         order_key: &str,
         reservation_id: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let mut st = self.lock();
-        let released = reservation_id.and_then(|id| st.drop_hold(id)).is_some();
-        let (units, posted) = match st.commits.get_mut(order_key) {
-            Some(c) if !c.restocked => {
-                c.restocked = true;
-                (c.units.clone(), c.posted)
-            }
-            Some(_) => return Ok(released),
-            None => {
-                st.commits.insert(
-                    order_key.to_string(),
-                    Commit {
-                        cancelled_first: true,
-                        units: BTreeMap::new(),
-                        restocked: true,
-                        posted: false,
-                    },
-                );
-                return Ok(released);
-            }
-        };
-        for (sku, qty) in units {
-            *st.on_hand.entry(sku.clone()).or_default() += qty;
-            if !posted {
-                if let Some(u) = st.unposted.get_mut(&sku) {
-                    *u = u.saturating_sub(qty);
+        self.change(|st| {
+            let released = reservation_id.and_then(|id| st.drop_hold(id)).is_some();
+            let (units, posted) = match st.commits.get_mut(order_key) {
+                Some(c) if !c.restocked => {
+                    c.restocked = true;
+                    (c.units.clone(), c.posted)
+                }
+                Some(_) => return Ok(released),
+                None => {
+                    st.commits.insert(
+                        order_key.to_string(),
+                        Commit {
+                            cancelled_first: true,
+                            units: BTreeMap::new(),
+                            restocked: true,
+                            posted: false,
+                        },
+                    );
+                    return Ok(released);
+                }
+            };
+            for (sku, qty) in units {
+                *st.on_hand.entry(sku.clone()).or_default() += qty;
+                if !posted {
+                    if let Some(u) = st.unposted.get_mut(&sku) {
+                        *u = u.saturating_sub(qty);
+                    }
                 }
             }
-        }
-        Ok(true)
+            Ok(true)
+        })
     }
 
     async fn mark_posted(
@@ -420,22 +451,23 @@ impl StockReservations for InProcessStock {
         order_key: &str,
         at: DateTime<Utc>,
     ) -> Result<PostedOutcome, StoreError> {
-        let mut st = self.lock();
-        let units = match st.commits.get_mut(order_key) {
-            Some(c) if !c.posted && !c.restocked => {
-                c.posted = true;
-                c.units.clone()
+        self.change(|st| {
+            let units = match st.commits.get_mut(order_key) {
+                Some(c) if !c.posted && !c.restocked => {
+                    c.posted = true;
+                    c.units.clone()
+                }
+                Some(_) => return Ok(PostedOutcome::Unchanged),
+                None => return Ok(PostedOutcome::NotCommitted),
+            };
+            for (sku, qty) in units {
+                if let Some(u) = st.unposted.get_mut(&sku) {
+                    *u = u.saturating_sub(qty);
+                }
+                st.posted_at.insert(sku, at);
             }
-            Some(_) => return Ok(PostedOutcome::Unchanged),
-            None => return Ok(PostedOutcome::NotCommitted),
-        };
-        for (sku, qty) in units {
-            if let Some(u) = st.unposted.get_mut(&sku) {
-                *u = u.saturating_sub(qty);
-            }
-            st.posted_at.insert(sku, at);
-        }
-        Ok(PostedOutcome::Marked)
+            Ok(PostedOutcome::Marked)
+        })
     }
 
     async fn apply_erp_count(
@@ -444,17 +476,18 @@ impl StockReservations for InProcessStock {
         erp_available: u32,
         read_at: DateTime<Utc>,
     ) -> Result<CountOutcome, StoreError> {
-        let mut st = self.lock();
-        if st.posted_at.get(sku).is_some_and(|p| *p > read_at) {
-            return Ok(CountOutcome::Stale);
-        }
-        let unposted = st.unposted.get(sku).copied().unwrap_or(0);
-        let on_hand = u64::from(erp_available).saturating_sub(unposted);
-        let old = st.on_hand.insert(sku.to_string(), on_hand);
-        Ok(CountOutcome::Applied {
-            on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
-            available: u32::try_from(st.available(sku)).unwrap_or(u32::MAX),
-            changed: old != Some(on_hand),
+        self.change(|st| {
+            if st.posted_at.get(sku).is_some_and(|p| *p > read_at) {
+                return Ok(CountOutcome::Stale);
+            }
+            let unposted = st.unposted.get(sku).copied().unwrap_or(0);
+            let on_hand = u64::from(erp_available).saturating_sub(unposted);
+            let old = st.on_hand.insert(sku.to_string(), on_hand);
+            Ok(CountOutcome::Applied {
+                on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
+                available: u32::try_from(st.available(sku)).unwrap_or(u32::MAX),
+                changed: old != Some(on_hand),
+            })
         })
     }
 
@@ -466,16 +499,18 @@ impl StockReservations for InProcessStock {
     }
 
     async fn available(&self, sku: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
-        let mut st = self.lock();
-        st.expire(now);
-        Ok(u32::try_from(st.available(sku)).unwrap_or(u32::MAX))
+        self.change(|st| {
+            st.expire(now);
+            Ok(u32::try_from(st.available(sku)).unwrap_or(u32::MAX))
+        })
     }
 
     async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let mut st = self.lock();
-        let before = st.holds.len();
-        st.expire(now);
-        Ok(before - st.holds.len())
+        self.change(|st| {
+            let before = st.holds.len();
+            st.expire(now);
+            Ok(before - st.holds.len())
+        })
     }
 }
 

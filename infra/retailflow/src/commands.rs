@@ -162,8 +162,7 @@ pub async fn run(
 ) -> anyhow::Result<bool> {
     // A run starts from nothing, so the same files give the same result;
     // what it leaves stays for `trace`, `replay` and `reconcile`.
-    DataDir::reset(data_dir)?;
-    let data = std::sync::Arc::new(DataDir::open(data_dir)?);
+    let data = std::sync::Arc::new(DataDir::open_empty(data_dir)?);
     let app = LocalApp::open(local_config(dev_keys)?, Some(data)).await?;
     let mut report = retailflow::local_app::DrainReport::default();
     let mut absorb = |r: retailflow::local_app::DrainReport| {

@@ -69,11 +69,22 @@ impl DataDir {
         Self::open(dir)
     }
 
-    /// Removes the state file (a fresh `run`), unless another process has it.
-    pub fn reset(dir: &Path) -> Result<(), DataDirError> {
-        // Opening first proves no one else holds it.
-        drop(Self::open(dir)?);
-        std::fs::remove_file(dir.join(FILE)).map_err(|e| storage(dir, e))
+    /// Opens the state file emptied (a fresh `run`), unless another
+    /// process has it: the rows go in one transaction, with the file held.
+    pub fn open_empty(dir: &Path) -> Result<Self, DataDirError> {
+        let data = Self::open(dir)?;
+        data.clear_serve_url();
+        let err = |e: &dyn std::fmt::Display| storage(dir, e);
+        let tx = data.db.begin_write().map_err(|e| err(&e))?;
+        tx.delete_table(ROWS).map_err(|e| err(&e))?;
+        tx.open_table(ROWS).map_err(|e| err(&e))?;
+        tx.commit().map_err(|e| err(&e))?;
+        Ok(data)
+    }
+
+    /// The directory as the serve holding it reports it (absolute).
+    pub fn canonical(&self) -> PathBuf {
+        self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone())
     }
 
     pub fn dir(&self) -> &Path {
@@ -181,9 +192,16 @@ mod tests {
     #[test]
     fn a_second_opener_is_told_the_directory_is_in_use() {
         let dir = scratch();
-        let _held = DataDir::open(&dir).unwrap();
+        let held = DataDir::open(&dir).unwrap();
         assert!(matches!(DataDir::open(&dir), Err(DataDirError::InUse(_))));
-        assert!(matches!(DataDir::reset(&dir), Err(DataDirError::InUse(_))));
+        assert!(matches!(
+            DataDir::open_empty(&dir),
+            Err(DataDirError::InUse(_))
+        ));
+        held.write(&[("saga/a".into(), Some("1".into()))]).unwrap();
+        drop(held);
+        let emptied = DataDir::open_empty(&dir).unwrap();
+        assert!(emptied.rows("").unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -207,10 +207,12 @@ impl LocalApp {
             None => Vec::new(),
         };
         let journal = data.clone().map(|d| d as Arc<dyn Journal>);
+        let row = |key: &str| -> Option<&str> {
+            rows.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        };
         let saved = |key: &str| -> std::io::Result<Option<serde_json::Value>> {
-            rows.iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| serde_json::from_str(v))
+            row(key)
+                .map(serde_json::from_str)
                 .transpose()
                 .map_err(|e| std::io::Error::other(format!("{key}: {e}")))
         };
@@ -243,6 +245,8 @@ impl LocalApp {
                 serde_json::from_str(value).map_err(|e| restore_err(format!("{key}: {e}")))?;
             dead_letters.push(d);
         }
+        // In the order they died, as before the restart (keys sort as text).
+        dead_letters.sort_by_key(|d| (crate::runtime::seq_of(&d.id), d.queue.clone()));
         let store = Arc::new(match &journal {
             Some(j) => InProcessStateStore::durable(
                 j.clone(),
@@ -337,18 +341,22 @@ impl LocalApp {
             ],
             ReturnReversalConfig::default(),
         );
-        let catalog = Arc::new(InProcessCatalog::new());
-        let stock = Arc::new(InProcessStock::new());
+        let mut catalog = InProcessCatalog::new();
+        let mut stock = InProcessStock::new();
         let seed = CatalogSeed::parse(CATALOG_SEED).map_err(std::io::Error::other)?;
-        seed.load(&catalog, stock.as_ref())
+        seed.load(&catalog, &stock)
             .await
             .map_err(std::io::Error::other)?;
-        if let Some(v) = saved("meta/catalog")? {
-            catalog.restore(v).map_err(std::io::Error::other)?;
+        if let Some(j) = &journal {
+            // What was saved replaces the seed (it started from it).
+            catalog = catalog
+                .durable(j.clone(), row("meta/catalog"))
+                .map_err(std::io::Error::other)?;
+            stock = stock
+                .durable(j.clone(), row("meta/stock"))
+                .map_err(std::io::Error::other)?;
         }
-        if let Some(v) = saved("meta/stock")? {
-            stock.restore(v).map_err(std::io::Error::other)?;
-        }
+        let (catalog, stock) = (Arc::new(catalog), Arc::new(stock));
         let seed_currency = common::money::Currency::from_code(&seed.currency)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         for item in &seed.items {
@@ -539,22 +547,14 @@ impl LocalApp {
         report
     }
 
-    /// Saves what is not written through (the clock, stock and catalog,
-    /// the simulated systems' records): after every drained batch, and
-    /// after checkout. A failure is logged; the next save catches up.
-    pub fn save_world(&self) {
+    /// Saves the virtual clock (everything else is written through):
+    /// after every drained batch. A failure is logged; the next save
+    /// catches up, and a clock restored a little behind only makes a
+    /// backoff wait again.
+    pub fn save_clock(&self) {
         let Some(data) = &self.data else { return };
-        let json = |v: serde_json::Value| Some(v.to_string());
-        let rows = vec![
-            (
-                "meta/clock".to_string(),
-                json(serde_json::json!(self.clock.now())),
-            ),
-            ("meta/stock".to_string(), json(self.stock.saved())),
-            ("meta/catalog".to_string(), json(self.catalog.saved())),
-            ("meta/simulators".to_string(), json(self.sims.saved())),
-        ];
-        if let Err(e) = data.write(&rows) {
+        let now = serde_json::json!(self.clock.now()).to_string();
+        if let Err(e) = data.write(&[("meta/clock".to_string(), Some(now))]) {
             tracing::error!(error = %e, "local state file not written");
         }
     }
@@ -562,7 +562,7 @@ impl LocalApp {
     async fn drain_bounded(&self, until: Option<chrono::DateTime<chrono::Utc>>) -> DrainReport {
         let report = self.drain_batches(until).await;
         // The clock as the drain left it (it may have jumped over backoffs).
-        self.save_world();
+        self.save_clock();
         report
     }
 
@@ -636,8 +636,7 @@ impl LocalApp {
                     }
                 }
             }
-            // The systems' records as the batch left them, before the next.
-            self.save_world();
+            self.save_clock();
         }
         report.gave_up = true;
         report

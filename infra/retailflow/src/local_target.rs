@@ -30,12 +30,16 @@ pub async fn local_target(data_dir: &Path) -> anyhow::Result<LocalTarget> {
     let data = match DataDir::open_existing(data_dir) {
         Ok(d) => d,
         Err(DataDirError::InUse(dir)) => {
-            let url = serve_url(&dir).with_context(|| {
+            let busy = || {
                 format!(
-                    "{} is in use by another retailflow process that has not said where it serves; pass --local <its URL>",
+                    "{} is in use by another retailflow process (a `run`, or a `serve` still starting) that does not say where it serves; try again, or pass --local <its URL>",
                     dir.display()
                 )
-            })?;
+            };
+            let url = serve_url(&dir).with_context(busy)?;
+            if !serves(&url, &dir).await {
+                bail!("{}", busy());
+            }
             return Ok(LocalTarget { url, server: None });
         }
         Err(e @ DataDirError::Empty(_)) => bail!(
@@ -55,6 +59,20 @@ pub async fn local_target(data_dir: &Path) -> anyhow::Result<LocalTarget> {
         url,
         server: Some(server),
     })
+}
+
+/// Whether the app at `url` keeps its state in `dir` (a `serve.url` left
+/// by a killed process may name a port someone else has now).
+async fn serves(url: &str, dir: &Path) -> bool {
+    let want = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let endpoint = format!("{}/local/data-dir", url.trim_end_matches('/'));
+    let Ok(resp) = reqwest::get(&endpoint).await else {
+        return false;
+    };
+    let Ok(v) = resp.json::<serde_json::Value>().await else {
+        return false;
+    };
+    v["data_dir"].as_str().map(std::path::PathBuf::from) == Some(want)
 }
 
 /// `retailflow trace KEY` on a local app.

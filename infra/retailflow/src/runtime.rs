@@ -76,7 +76,7 @@ pub struct Queue {
 }
 
 /// The number a queue gave its message (`<queue>-<n>`), for keeping order.
-fn seq_of(id: &str) -> u64 {
+pub fn seq_of(id: &str) -> u64 {
     id.rsplit('-')
         .next()
         .and_then(|n| n.parse().ok())
@@ -318,7 +318,14 @@ impl RoutingBus {
             let e: BusEvent = serde_json::from_str(value).map_err(|e| format!("{key}: {e}"))?;
             events.push(e);
         }
-        self.next_event = events.len().into();
+        // After the highest row, not the count: a gap (a failed write)
+        // must not make the next event overwrite a kept one.
+        let next = rows
+            .iter()
+            .filter_map(|(k, _)| k.strip_prefix("event/")?.parse::<usize>().ok())
+            .max()
+            .map_or(0, |n| n + 1);
+        self.next_event = next.into();
         self.recorded = Arc::new(InProcessEventBus::holding(events));
         self.journal = Some(journal);
         Ok(self)

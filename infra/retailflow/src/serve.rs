@@ -36,6 +36,7 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .route("/local/dead-letters", get(dead_letters))
         .route("/local/dead-letters/redrive", post(redrive))
         .route("/local/replay", post(replay))
+        .route("/local/data-dir", get(data_dir))
         // The intake answers 413 itself; let bodies reach it.
         .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY_BYTES * 4))
         .with_state(app)
@@ -72,8 +73,6 @@ async fn webhook(
 async fn checkout(State(app): State<Arc<LocalApp>>, body: Bytes) -> impl IntoResponse {
     let (status, json) =
         common::checkout::validation::answer(&app.checkout, &body, app.clock.now()).await;
-    // A hold taken is kept across a restart.
-    app.save_world();
     let status = axum::http::StatusCode::from_u16(status)
         .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(json)).into_response()
@@ -198,6 +197,13 @@ async fn replay(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response
     }
 }
 
+/// Which data directory this app keeps its state in (the CLI checks a
+/// `serve.url` it follows answers for the directory it meant).
+async fn data_dir(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
+    let dir = app.data.as_ref().map(|d| d.canonical());
+    axum::Json(serde_json::json!({ "data_dir": dir }))
+}
+
 async fn timelines(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
     axum::Json(retailflow::timeline::timelines(&app))
 }
@@ -208,6 +214,8 @@ pub async fn serve(listen: SocketAddr, data_dir: &std::path::Path) -> anyhow::Re
         tracing::warn!("no webhook secrets configured: every webhook will be answered 503");
     }
     let data = Arc::new(DataDir::open(data_dir)?);
+    // A URL left by a killed serve must not send the CLI elsewhere.
+    data.clear_serve_url();
     let app = Arc::new(LocalApp::open(config, Some(data.clone())).await?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

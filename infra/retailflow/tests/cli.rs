@@ -487,7 +487,7 @@ fn reconcile_asks_a_running_serve_and_reports_a_clean_order_and_refuses_a_bad_wi
 }
 
 #[test]
-fn serve_killed_and_restarted_keeps_every_accepted_order_and_knows_its_redeliveries() {
+fn serve_killed_and_restarted_keeps_its_orders_events_and_deduplication() {
     let dir = fresh_dir();
     let body = payload("shopify-orders-create-discount-code.json");
     let headers = shopify_headers("serve-secret", "ev-restart-1", &body);

@@ -157,6 +157,71 @@ async fn dead_letters_survive_a_restart_and_are_redriven_once_after_it() {
     assert_eq!(app.sims.netsuite_sales_orders().len(), 1);
 }
 
+async fn available(app: &LocalApp) -> [u32; 3] {
+    [
+        app.stock_available("MCS-CHR-M").await,
+        app.stock_available("CWB-OLV").await,
+        app.stock_available("BLB-01").await,
+    ]
+}
+
+#[tokio::test]
+async fn a_checkout_hold_and_its_order_s_stock_commit_outlive_restarts() {
+    let dir = scratch();
+    {
+        let app = open(&dir).await;
+        assert_eq!(available(&app).await, [120, 30, 400]);
+        let checkout: common::checkout::validation::CheckoutRequest =
+            serde_json::from_slice(&support::sample("14-checkout-validate.json").body).unwrap();
+        let resp = app.checkout.validate(&checkout, app.clock.now()).await;
+        assert!(
+            matches!(
+                resp,
+                common::checkout::validation::CheckoutResponse::Accepted { .. }
+            ),
+            "{resp:?}"
+        );
+        // Killed straight after answering the checkout.
+    }
+    {
+        let app = open(&dir).await;
+        assert_eq!(available(&app).await, [118, 29, 399], "the hold is kept");
+        assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+        // Only the stock commit runs before the process dies.
+        let msgs = lock(&app.queues).get_mut("stock-commit").unwrap().receive(
+            10,
+            app.clock.now(),
+            &mut Vec::new(),
+        );
+        assert_eq!(msgs.len(), 1);
+        let outcome = common::steps::stock_commit::handle_stock_message(
+            &app.stock_commit,
+            &msgs[0].body,
+            common::steps::Invocation {
+                now: app.clock.now(),
+                deadline: None,
+                attempt: 1,
+            },
+        )
+        .await;
+        assert!(outcome.summary().contains("done"), "{}", outcome.summary());
+    }
+    let app = open(&dir).await;
+    // Far past the hold's expiry: the units are the order's for good, not
+    // given back as an abandoned hold's would be.
+    let later = app.clock.now() + chrono::Duration::days(2);
+    app.clock.advance_to(later);
+    app.sweep_holds().await;
+    assert_eq!(
+        available(&app).await,
+        [118, 29, 399],
+        "committed, not released"
+    );
+    app.drain().await;
+    assert_eq!(available(&app).await, [118, 29, 399]);
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+}
+
 #[tokio::test]
 async fn a_held_directory_is_refused_to_a_second_app() {
     let dir = scratch();

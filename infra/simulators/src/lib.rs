@@ -52,6 +52,9 @@ pub struct SimState {
     pub(crate) shop_stock: Mutex<shop_stock::ShopStockState>,
     pub(crate) shop_fulfillment: Mutex<shop_fulfillment::ShopFulfillmentState>,
     on_change: Mutex<Option<ChangeHook>>,
+    /// Held from a snapshot to its hook's write, so an older snapshot
+    /// never lands after a newer one.
+    saving: Mutex<()>,
 }
 
 /// A running simulator server.
@@ -96,6 +99,7 @@ async fn after_change(
     if !reads_only {
         let hook = lock(&state.on_change).clone();
         if let Some(hook) = hook {
+            let _order = lock(&state.saving);
             hook(saved_of(&state));
         }
     }
@@ -141,6 +145,7 @@ impl Simulators {
             shop_stock: Mutex::default(),
             shop_fulfillment: Mutex::default(),
             on_change: Mutex::default(),
+            saving: Mutex::default(),
         });
         let app = Router::new()
             .nest("/netsuite/services/rest/record/v1", netsuite::router())
