@@ -46,6 +46,9 @@ struct StoreState {
     cursors: HashMap<String, String>,
     reports: HashMap<String, String>,
     fail_next: usize,
+    /// Every n-th completion is lost, as if the process died first.
+    crash_every: usize,
+    completions: usize,
     writes: usize,
     /// What changed since the journal last wrote.
     dirty: Dirty,
@@ -95,6 +98,13 @@ impl InProcessStateStore {
             state: Mutex::new(st),
             journal: Some(journal),
         })
+    }
+
+    /// Every `n`-th completion write (0: none) never happens, as if the
+    /// process died between its external call and the write: the claim
+    /// stays in progress until its lease runs out (chaos runs).
+    pub fn crash_before_completion_every(&self, n: usize) {
+        self.lock().crash_every = n;
     }
 
     /// The next `n` calls fail as if the table were unavailable.
@@ -355,6 +365,12 @@ impl StateStore for InProcessStateStore {
 
     async fn complete(&self, claim: &Claim, c: &Completion) -> Result<(), StoreError> {
         self.write(|st| {
+            st.completions += 1;
+            if st.crash_every > 0 && st.completions % st.crash_every == 0 {
+                return Err(StoreError::Unavailable(
+                    "injected crash before the completion write".into(),
+                ));
+            }
             let holds = matches!(
                 st.claims.get(&claim.key).map(|r| &r.status),
                 Some(Status::InProgress { token, .. }) if *token == claim.token

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use common::config::{intake_config_from_env, WebhookSecretDocument};
+use common::config::intake_config_from_env;
 use common::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
 use common::idempotency::payload_hash;
 use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
@@ -27,19 +27,7 @@ fn local_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
     if std::env::var("RETAILFLOW_SHOPIFY_SECRET").is_ok() {
         return Ok(intake_config_from_env(|k| std::env::var(k).ok())?);
     }
-    let opt = |name: &str| std::fs::read_to_string(dev_keys.join(name)).unwrap_or_default();
-    let mut pem = String::new();
-    for n in 1..=2 {
-        pem.push_str(&opt(&format!("adobe-public-{n}.pem")));
-    }
-    let doc = WebhookSecretDocument {
-        shopify_secret: opt("shopify-secret.txt"),
-        shopify_previous_secret: opt("shopify-previous-secret.txt"),
-        adobe_public_keys: pem,
-        adobe_client_id: opt("adobe-client-id.txt"),
-        pos_store_secrets: serde_json::from_str(&opt("pos-store-secrets.json")).unwrap_or_default(),
-    };
-    Ok(doc.apply(IntakeConfig::default())?)
+    retailflow::dev_keys::intake_config(dev_keys)
 }
 
 /// Every `*.json` file named, or inside a named folder (not recursing).

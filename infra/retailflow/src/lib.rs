@@ -3,7 +3,9 @@
 //! step logic the Lambdas run.
 
 pub mod api_event;
+pub mod chaos;
 pub mod data_dir;
+pub mod dev_keys;
 pub mod local_app;
 pub mod local_replay;
 pub mod runtime;

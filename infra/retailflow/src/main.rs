@@ -79,6 +79,22 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         orders: usize,
     },
+    /// Chaos: a seeded workload of orders (Shopify and Adobe shapes, several
+    /// currencies, gift cards), returns and cancellations through the whole
+    /// app with duplicated and reordered deliveries, throttling, errors,
+    /// outages, lost answers and crashes; then replay and reconciliation, and
+    /// every guarantee checked against a reference model. Exits 2 if any
+    /// count is not 0. Build with --release for big runs.
+    Chaos {
+        #[arg(long, default_value_t = 10_000)]
+        orders: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "events/dev-keys")]
+        dev_keys: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Feed Lambda event files through the whole app in one process, drain
     /// every queue, print each order's timeline. Exits 2 if a saga did not
     /// complete or anything reached a DLQ. Starts from an empty data
@@ -261,6 +277,24 @@ async fn main() -> anyhow::Result<()> {
         } => {
             if !commands::run(&paths, &dev_keys, json, &data_dir).await? {
                 // Incomplete sagas or dead letters: say so with the exit code.
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+        Command::Chaos {
+            orders,
+            seed,
+            dev_keys,
+            json,
+        } => {
+            let config = retailflow::chaos::ChaosConfig::new(orders.max(1), seed);
+            let report = retailflow::chaos::run(&config, &dev_keys).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            if report.violations.total() > 0 {
                 std::process::exit(2);
             }
             Ok(())
