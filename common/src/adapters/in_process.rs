@@ -49,6 +49,7 @@ struct StoreState {
     /// Every n-th completion is lost, as if the process died first.
     crash_every: usize,
     completions: usize,
+    crashed: usize,
     writes: usize,
     /// What changed since the journal last wrote.
     dirty: Dirty,
@@ -105,6 +106,11 @@ impl InProcessStateStore {
     /// stays in progress until its lease runs out (chaos runs).
     pub fn crash_before_completion_every(&self, n: usize) {
         self.lock().crash_every = n;
+    }
+
+    /// Completion writes lost to [`Self::crash_before_completion_every`].
+    pub fn crashes(&self) -> usize {
+        self.lock().crashed
     }
 
     /// The next `n` calls fail as if the table were unavailable.
@@ -198,6 +204,18 @@ impl InProcessStateStore {
         st.dirty = Dirty::default();
         Ok(())
     }
+}
+
+/// Where a completion write may be lost to an injected crash.
+fn crash_point(st: &mut StoreState) -> Result<(), StoreError> {
+    st.completions += 1;
+    if st.crash_every > 0 && st.completions.is_multiple_of(st.crash_every) {
+        st.crashed += 1;
+        return Err(StoreError::Unavailable(
+            "injected crash before the completion write".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A claim's row key: its scope's kind, its step, then its scope's key
@@ -365,12 +383,7 @@ impl StateStore for InProcessStateStore {
 
     async fn complete(&self, claim: &Claim, c: &Completion) -> Result<(), StoreError> {
         self.write(|st| {
-            st.completions += 1;
-            if st.crash_every > 0 && st.completions % st.crash_every == 0 {
-                return Err(StoreError::Unavailable(
-                    "injected crash before the completion write".into(),
-                ));
-            }
+            crash_point(st)?;
             let holds = matches!(
                 st.claims.get(&claim.key).map(|r| &r.status),
                 Some(Status::InProgress { token, .. }) if *token == claim.token
@@ -403,6 +416,7 @@ impl StateStore for InProcessStateStore {
         c: &Completion,
     ) -> Result<(), StoreError> {
         self.write(|st| {
+            crash_point(st)?;
             if let ClaimScope::Saga(k) = &key.scope {
                 if st
                     .sagas

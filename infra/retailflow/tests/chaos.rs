@@ -24,7 +24,26 @@ async fn a_hostile_run_loses_nothing_doubles_nothing_and_leaves_nothing_to_recon
         report.dead_lettered >= 1 && report.redriven >= 1,
         "{report}"
     );
-    assert!(report.faults.len() >= 9, "{report}");
+    for fired in [
+        "NetSuite 429 with Retry-After",
+        "NetSuite 5xx",
+        "NetSuite outage",
+        "NetSuite answer lost after the effect",
+        "NetSuite permanent refusal",
+        "Salesforce 429 with Retry-After",
+        "Salesforce outage",
+        "Salesforce answer lost after the effect",
+    ] {
+        assert!(
+            report.faults_fired.get(fired).is_some_and(|n| *n > 0),
+            "{fired} never hit: {report}"
+        );
+    }
+    assert!(report.crashes >= 10, "{report}");
+    assert!(
+        report.drift_injected >= 2 && report.replayed >= 200,
+        "{report}"
+    );
     assert!(
         report.returns >= 60 && report.cancellations >= 5,
         "{report}"

@@ -75,6 +75,24 @@ pub(crate) struct FaultBook {
     rules: Vec<Fault>,
     outages: Vec<(System, DateTime<Utc>)>,
     calls: Vec<System>,
+    /// Faults that hit a call: (system, what).
+    fired: Vec<(System, &'static str)>,
+}
+
+impl FaultKind {
+    /// What the fault is, in a word or two.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FaultKind::Throttle {
+                retry_after: Some(_),
+            } => "429 with Retry-After",
+            FaultKind::Throttle { retry_after: None } => "429",
+            FaultKind::Unavailable => "5xx",
+            FaultKind::Slow(_) => "slow answer",
+            FaultKind::LoseResponse => "answer lost after the effect",
+            FaultKind::Refuse => "permanent refusal",
+        }
+    }
 }
 
 impl FaultBook {
@@ -96,6 +114,10 @@ impl FaultBook {
         self.calls.iter().filter(|s| **s == system).count()
     }
 
+    pub fn fired(&self) -> Vec<(System, &'static str)> {
+        self.fired.clone()
+    }
+
     fn take(
         &mut self,
         system: System,
@@ -109,6 +131,7 @@ impl FaultBook {
             .iter()
             .any(|(s, until)| *s == system && now < *until)
         {
+            self.fired.push((system, "outage"));
             return Some(FaultKind::Unavailable);
         }
         let rule = self.rules.iter_mut().find(|r| {
@@ -118,7 +141,9 @@ impl FaultBook {
                 && path.contains(r.path_contains)
         })?;
         rule.count -= 1;
-        Some(rule.kind.clone())
+        let kind = rule.kind.clone();
+        self.fired.push((system, kind.label()));
+        Some(kind)
     }
 }
 

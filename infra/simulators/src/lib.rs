@@ -393,6 +393,18 @@ impl Simulators {
         lock(&self.state.faults).calls(system)
     }
 
+    /// The faults that hit a call, in order: (system, what happened).
+    pub fn faults_fired(&self) -> Vec<(System, &'static str)> {
+        lock(&self.state.faults).fired()
+    }
+
+    /// Puts a sales order back as it was (an ERP user undoing a deletion).
+    pub fn netsuite_restore_sales_order(&self, so: NetSuiteSalesOrder) {
+        lock(&self.state.netsuite)
+            .sales_orders
+            .insert(so.external_id.clone(), so);
+    }
+
     pub fn netsuite_sales_orders(&self) -> Vec<NetSuiteSalesOrder> {
         lock(&self.state.netsuite)
             .sales_orders

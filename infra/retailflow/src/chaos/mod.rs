@@ -65,9 +65,22 @@ pub struct ChaosReport {
     /// platforms retry) and 4xx (refused: details say why).
     pub answered_5xx: usize,
     pub refused_4xx: usize,
+    /// Still answered 5xx after ten tries.
+    pub never_accepted: usize,
+    /// A drain hit its bound (something kept coming back).
+    pub drains_gave_up: usize,
     pub queue_deliveries: usize,
     pub retries: usize,
     pub faults: BTreeMap<String, u32>,
+    /// The faults that hit a call (an outage counts every call it failed).
+    pub faults_fired: BTreeMap<String, u32>,
+    /// Completion writes lost as if the process died first.
+    pub crashes: usize,
+    /// Orders with drift injected before reconciliation (a sales order
+    /// deleted in the ERP, an accrual message lost).
+    pub drift_injected: usize,
+    /// Kept events replayed to their rules' queues after convergence.
+    pub replayed: usize,
     pub dead_lettered: usize,
     pub redriven: usize,
     pub reconciliation_found: u64,
@@ -79,6 +92,12 @@ pub struct ChaosReport {
 
 impl std::fmt::Display for ChaosReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |m: &BTreeMap<String, u32>| {
+            m.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         writeln!(f, "chaos run, seed {}, in {:.1} s", self.seed, self.seconds)?;
         writeln!(
             f,
@@ -87,15 +106,16 @@ impl std::fmt::Display for ChaosReport {
         )?;
         writeln!(
             f,
-            "  deliveries: {} ({} duplicates, reordered), {} answered 5xx and sent again, {} refused",
-            self.deliveries, self.duplicates, self.answered_5xx, self.refused_4xx
+            "  deliveries: {} ({} duplicates, reordered), {} answered 5xx and sent again, {} refused, {} never taken",
+            self.deliveries, self.duplicates, self.answered_5xx, self.refused_4xx, self.never_accepted
         )?;
-        let faults: Vec<String> = self
-            .faults
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        writeln!(f, "  faults: {}", faults.join(", "))?;
+        writeln!(f, "  faults injected: {}", list(&self.faults))?;
+        writeln!(
+            f,
+            "  faults that hit a call: {}; completion writes lost to crashes: {}",
+            list(&self.faults_fired),
+            self.crashes
+        )?;
         writeln!(
             f,
             "  queues: {} deliveries, {} retried; {} dead-lettered, {} re-driven after the fix",
@@ -103,14 +123,14 @@ impl std::fmt::Display for ChaosReport {
         )?;
         writeln!(
             f,
-            "  reconciliation: {} found and {} re-driven on the first run",
-            self.reconciliation_found, self.reconciliation_redriven
+            "  reconciliation: drift injected on {} orders; the first run found {} discrepancies and re-drove {} steps; {} kept events replayed after",
+            self.drift_injected, self.reconciliation_found, self.reconciliation_redriven, self.replayed
         )?;
         let v = &self.violations;
         writeln!(
             f,
-            "  orders lost {}, effects doubled {}, points mismatched {}, refunds over total {}, oversold units {}, amounts wrong {}, discrepancies left {}, dead letters left {}",
-            v.orders_lost, v.effects_doubled, v.points_mismatched, v.refunds_over_total, v.oversold_units, v.amounts_wrong, v.discrepancies_left, v.dead_letters_left
+            "  orders lost {}, effects doubled {}, points mismatched {}, refunds over total {}, oversold units {}, amounts wrong {}, discrepancies left {}, drift missed {}, drift unexplained {}, inputs refused {}, dead letters left {}, queues stuck {}",
+            v.orders_lost, v.effects_doubled, v.points_mismatched, v.refunds_over_total, v.oversold_units, v.amounts_wrong, v.discrepancies_left, v.drift_missed, v.drift_unexplained, v.inputs_refused, v.dead_letters_left, v.queues_stuck
         )?;
         for d in &self.details {
             writeln!(f, "    {d}")?;
@@ -126,6 +146,20 @@ fn fault(system: System, path: &'static str, kind: FaultKind, count: u32) -> Fau
         path_contains: path,
         kind,
         count,
+    }
+}
+
+/// A fault on the calls that make an effect (not the reads before them).
+fn effect_fault(
+    system: System,
+    method: &'static str,
+    path: &'static str,
+    kind: FaultKind,
+    count: u32,
+) -> Fault {
+    Fault {
+        method: Some(method),
+        ..fault(system, path, kind, count)
     }
 }
 
@@ -171,17 +205,45 @@ fn inject(app: &LocalApp, i: usize, chunks: usize, report: &mut ChaosReport) {
             );
         }
         2 => {
-            add(
-                fault(System::NetSuite, "salesOrder", FaultKind::LoseResponse, 3),
-                "ERP answer lost after the effect",
-            );
-            add(
-                fault(System::Salesforce, "realtime", FaultKind::LoseResponse, 2),
-                "loyalty answer lost after the effect",
-            );
+            let lost = FaultKind::LoseResponse;
+            for (system, method, path, count, name) in [
+                (
+                    System::NetSuite,
+                    "PUT",
+                    "salesOrder",
+                    3,
+                    "ERP answer lost after the effect",
+                ),
+                (
+                    System::NetSuite,
+                    "PUT",
+                    "creditMemo",
+                    2,
+                    "ERP answer lost after the effect",
+                ),
+                (
+                    System::Salesforce,
+                    "POST",
+                    "realtime",
+                    2,
+                    "loyalty answer lost after the effect",
+                ),
+                (
+                    System::Salesforce,
+                    "POST",
+                    "program-processes",
+                    2,
+                    "loyalty answer lost after the effect",
+                ),
+            ] {
+                add(
+                    effect_fault(system, method, path, lost.clone(), count),
+                    name,
+                );
+            }
         }
         _ => add(
-            fault(System::NetSuite, "salesOrder", FaultKind::Refuse, 1),
+            effect_fault(System::NetSuite, "PUT", "salesOrder", FaultKind::Refuse, 1),
             "ERP permanent refusal (fixed before replay)",
         ),
     }
@@ -202,6 +264,24 @@ fn inject(app: &LocalApp, i: usize, chunks: usize, report: &mut ChaosReport) {
             .entry("loyalty 30-minute outage".into())
             .or_default() += 1;
     }
+}
+
+/// Takes up to `n` messages off `queue` before they run (a lost message);
+/// the order keys they were for.
+fn lose_messages(app: &LocalApp, queue: &str, n: usize) -> Vec<String> {
+    let mut queues = crate::runtime::lock(&app.queues);
+    let Some(q) = queues.get_mut(queue) else {
+        return Vec::new();
+    };
+    let taken = q.receive(n, app.clock.now(), &mut Vec::new());
+    taken
+        .iter()
+        .map(|m| {
+            q.delete(&m.id);
+            common::queue_batch::correlation_id(&m.body).unwrap_or_default()
+        })
+        .filter(|k| !k.is_empty())
+        .collect()
 }
 
 /// Sends one webhook; its status.
@@ -242,28 +322,31 @@ impl Finished {
     /// Every guarantee checked against the reference model, with the
     /// first failures in words.
     pub async fn check(&self) -> (Violations, Vec<String>) {
-        let sagas: Vec<String> = self
+        // Saga keys by (platform, order id): `platform:shop:order:id`.
+        let sagas: BTreeMap<(String, String), String> = self
             .app
             .store
             .sagas()
             .into_iter()
-            .map(|s| s.saga_key)
+            .filter_map(|s| {
+                let mut parts = s.saga_key.splitn(4, ':');
+                let platform = parts.next()?.to_string();
+                let _shop = parts.next()?;
+                let rest = parts.nth(1)?;
+                (!rest.contains(':')).then(|| ((platform, rest.to_string()), s.saga_key.clone()))
+            })
             .collect();
         let placed: Vec<Placed<'_>> = self
             .orders
             .iter()
             .zip(&self.placed)
             .filter(|(_, p)| **p)
-            .map(|(e, _)| {
-                let suffix = format!(":order:{}", e.order_id);
-                Placed {
-                    expected: e,
-                    key: sagas
-                        .iter()
-                        .find(|k| k.starts_with(e.platform) && k.ends_with(&suffix))
-                        .cloned()
-                        .unwrap_or_else(|| format!("{}:?{suffix}", e.platform)),
-                }
+            .map(|(e, _)| Placed {
+                expected: e,
+                key: sagas
+                    .get(&(e.platform.to_string(), e.order_id.clone()))
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}:?:order:{}", e.platform, e.order_id)),
             })
             .collect();
         let mut available = BTreeMap::new();
@@ -272,7 +355,23 @@ impl Finished {
         }
         let mut details = Vec::new();
         let mut v = model::check(&self.app, &placed, &self.initial, &available, &mut details);
-        v.dead_letters_left = self.app.dead_letters().len() as u64;
+        let dead = self.app.dead_letters();
+        v.dead_letters_left = dead.len() as u64;
+        for d in dead.iter().take(5) {
+            let v = common::replay::DeadLetterView::from_body(
+                d.id.clone(),
+                d.queue.clone(),
+                Some(d.reason.clone()),
+                d.body.clone(),
+            );
+            details.push(format!(
+                "dead letter on {}: {} ({} {})",
+                d.queue,
+                d.reason,
+                v.event_type.unwrap_or_default(),
+                v.correlation_id.unwrap_or_default()
+            ));
+        }
         (v, details)
     }
 }
@@ -315,10 +414,12 @@ pub async fn run_keeping_app(
     let window_start = app.clock.now();
     let mut rng = Rng::new(config.seed ^ 0x5EED);
     let mut placed = vec![false; orders.len()];
+    let mut lost_messages = Vec::new();
     let chunks = orders.len().div_ceil(config.chunk.max(1));
     let absorb = |r: crate::local_app::DrainReport, report: &mut ChaosReport| {
         report.queue_deliveries += r.deliveries;
         report.retries += r.retries;
+        report.drains_gave_up += usize::from(r.gave_up);
     };
     for (i, range) in (0..orders.len())
         .collect::<Vec<_>>()
@@ -389,21 +490,38 @@ pub async fn run_keeping_app(
                 }
             }
         }
+        if i + 1 == chunks {
+            lost_messages = lose_messages(&app, crate::local_app::LOYALTY_ACCRUAL_QUEUE, 2);
+        }
         absorb(app.drain().await, &mut report);
-        for d in again {
-            if let Delivery::Webhook {
-                path,
-                headers,
-                body,
-                ..
-            } = &d
-            {
-                report.deliveries += 1;
-                if send(&app, path, headers, body).await >= 400 {
-                    report.refused_4xx += 1;
+        // A 5xx is sent again, as the platforms retry, until it is taken.
+        for _ in 0..10 {
+            if again.is_empty() {
+                break;
+            }
+            app.clock
+                .advance_to(app.clock.now() + chrono::Duration::minutes(1));
+            let mut still = Vec::new();
+            for d in again {
+                if let Delivery::Webhook {
+                    path,
+                    headers,
+                    body,
+                    ..
+                } = &d
+                {
+                    report.deliveries += 1;
+                    match send(&app, path, headers, body).await {
+                        500.. => still.push(d),
+                        400.. => report.refused_4xx += 1,
+                        _ => {}
+                    }
                 }
             }
+            absorb(app.drain().await, &mut report);
+            again = still;
         }
+        report.never_accepted += again.len();
     }
     // The faults are fixed: the crashes stop, the refusal is mended.
     app.store.crash_before_completion_every(0);
@@ -415,12 +533,77 @@ pub async fn run_keeping_app(
         .await?;
     report.redriven = redrive.redriven.len();
     absorb(app.drain().await, &mut report);
+    // Drift for reconciliation to find: sales orders deleted in the ERP,
+    // and accrual messages lost before they ran (stuck steps).
+    let k = (placed.iter().filter(|p| **p).count() / 100).max(1);
+    let mut injected = std::collections::BTreeSet::new();
+    let open: Vec<_> = app
+        .sims
+        .netsuite_sales_orders()
+        .into_iter()
+        .filter(|so| !so.closed && so.order_key.is_some())
+        .collect();
+    let deleted: Vec<_> = open
+        .iter()
+        .step_by((open.len() / k).max(1))
+        .take(k)
+        .cloned()
+        .collect();
+    for so in &deleted {
+        app.sims.netsuite_remove_sales_order(&so.external_id);
+        injected.extend(so.order_key.clone());
+    }
+    for key in &lost_messages {
+        injected.insert(key.clone());
+    }
+    report.drift_injected = injected.len();
+    // Past every step's SLA, so the lost ones count as stuck.
+    app.clock
+        .advance_to(app.clock.now() + chrono::Duration::hours(7));
     let window = (window_start, app.clock.now() + chrono::Duration::hours(1));
     let first = app.reconcile_window(window).await?;
     report.reconciliation_found = first.discrepancies.len() as u64;
     report.reconciliation_redriven = first.redriven;
+    let found: std::collections::BTreeSet<String> = first
+        .discrepancies
+        .iter()
+        .map(|d| d.order_key.clone())
+        .collect();
+    let missed = injected.difference(&found).count();
+    let unexplained: Vec<_> = first
+        .discrepancies
+        .iter()
+        .filter(|d| !injected.contains(&d.order_key))
+        .collect();
+    for d in unexplained.iter().take(5) {
+        report.details.push(format!("unexplained: {d:?}"));
+    }
+    for key in injected.difference(&found).take(5) {
+        report.details.push(format!("drift not found: {key}"));
+    }
+    // People put the deleted documents back; the re-driven steps run.
+    for so in deleted {
+        app.sims.netsuite_restore_sales_order(so);
+    }
+    absorb(app.drain().await, &mut report);
+    // What waited on a re-driven step and gave up meanwhile (a return
+    // whose accrual was lost) is re-driven from the DLQ in turn.
+    report.dead_lettered += app.dead_letters().len();
+    let again = app
+        .redrive(&DeadLetterFilter::default(), usize::MAX)
+        .await?;
+    report.redriven += again.redriven.len();
     absorb(app.drain().await, &mut report);
     let last = app.reconcile_window(window).await?;
+    // Replaying the whole window's orders and refunds posts nothing twice.
+    for rule in [
+        "OrderPlacedToErpPost",
+        "OrderPlacedToLoyaltyAccrual",
+        "RefundIssuedToReturnReversal",
+    ] {
+        report.replayed += app.replay_window(rule, window).await?;
+    }
+    absorb(app.drain().await, &mut report);
 
     let finished = Finished {
         app,
@@ -445,6 +628,19 @@ pub async fn run_keeping_app(
     report.violations = violations;
     report.violations.discrepancies_left =
         last.discrepancies.len() as u64 + u64::from(!last.complete);
+    report.violations.drift_missed = missed as u64;
+    report.violations.drift_unexplained = unexplained.len() as u64;
+    report.violations.inputs_refused = (report.refused_4xx
+        + report.never_accepted
+        + finished.app.store.quarantined().len()) as u64;
+    report.violations.queues_stuck = report.drains_gave_up as u64;
+    report.crashes = finished.app.store.crashes();
+    for (system, what) in finished.app.sims.faults_fired() {
+        *report
+            .faults_fired
+            .entry(format!("{system:?} {what}"))
+            .or_default() += 1;
+    }
     for d in last.discrepancies.iter().take(5) {
         details.push(format!("left: {d:?}"));
     }

@@ -30,6 +30,16 @@ pub struct Violations {
     pub amounts_wrong: u64,
     /// What the last reconciliation still found.
     pub discrepancies_left: u64,
+    /// Injected drift (deleted sales orders, lost messages) the first
+    /// reconciliation did not find.
+    pub drift_missed: u64,
+    /// What the first reconciliation found where nothing was injected.
+    pub drift_unexplained: u64,
+    /// Valid deliveries refused (4xx), never taken (5xx to the end) or
+    /// quarantined.
+    pub inputs_refused: u64,
+    /// A drain that never emptied the queues.
+    pub queues_stuck: u64,
     /// Dead letters left after the fault was fixed and they were re-driven.
     pub dead_letters_left: u64,
 }
@@ -43,6 +53,10 @@ impl Violations {
             + self.oversold_units
             + self.amounts_wrong
             + self.discrepancies_left
+            + self.drift_missed
+            + self.drift_unexplained
+            + self.inputs_refused
+            + self.queues_stuck
             + self.dead_letters_left
     }
 }
@@ -129,6 +143,8 @@ pub fn check(
     v.effects_doubled += shop_refunds.values().filter(|n| **n > 1).count() as u64;
 
     let mut balances: BTreeMap<String, i64> = BTreeMap::new();
+    let mut claimed_sales_orders = 0usize;
+    let mut claimed_accruals = 0usize;
     for p in placed {
         let e = p.expected;
         let cancelled = e.afterwards == Afterwards::Cancelled;
@@ -154,6 +170,8 @@ pub fn check(
             .get(&accrual_number)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
+        claimed_sales_orders += sos.len();
+        claimed_accruals += acc.len();
         if !sagas.contains(&p.key) || (!cancelled && (sos.is_empty() || acc.is_empty())) {
             v.orders_lost += 1;
             note(
@@ -269,6 +287,28 @@ pub fn check(
                 format!("balance: member {member} has {got}, the model {want}"),
             );
         }
+    }
+    for (member, got) in &members {
+        if !balances.contains_key(member) && *got != 0 {
+            v.points_mismatched += 1;
+            note(
+                details,
+                format!("balance: unknown member {member} has {got}"),
+            );
+        }
+    }
+    // Documents no placed order accounts for: effects made twice, or for
+    // nothing.
+    let all_sales_orders: usize = sales_orders.values().map(Vec::len).sum();
+    let all_accruals: usize = accruals.values().map(Vec::len).sum();
+    let stray = all_sales_orders.saturating_sub(claimed_sales_orders)
+        + all_accruals.saturating_sub(claimed_accruals);
+    if stray > 0 {
+        v.effects_doubled += stray as u64;
+        note(
+            details,
+            format!("{stray} sales orders or accruals no placed order accounts for"),
+        );
     }
     // Stock: what placed, uncancelled orders took never exceeds what there
     // was, and the ledger shows exactly that.

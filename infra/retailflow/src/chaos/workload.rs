@@ -194,9 +194,8 @@ fn minor(expected: &Value, path: &[&str]) -> anyhow::Result<i64> {
 
 /// Decimal text ("24.29") in minor units, for 2-decimal amounts.
 fn decimal_minor(s: &str) -> anyhow::Result<i64> {
-    let (units, cents) = s.split_once('.').unwrap_or((s, "0"));
-    let cents = format!("{cents:0<2}");
-    Ok(units.parse::<i64>()? * 100 + cents[..2].parse::<i64>()?)
+    let usd = common::money::Currency::from_code("USD")?;
+    Ok(common::money::Money::parse(s, usd)?.minor)
 }
 
 struct Bases {
