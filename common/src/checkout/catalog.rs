@@ -4,7 +4,6 @@
 //! [`InProcessCatalog`] is the local app's and the tests' twin.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -45,9 +44,7 @@ struct CatalogState {
 
 #[derive(Default)]
 pub struct InProcessCatalog {
-    state: Mutex<CatalogState>,
-    /// Where every change is written (the local app's data directory).
-    journal: Option<std::sync::Arc<dyn crate::adapters::in_process::Journal>>,
+    state: crate::adapters::in_process::JournaledState<CatalogState>,
 }
 
 impl InProcessCatalog {
@@ -62,31 +59,16 @@ impl InProcessCatalog {
         journal: std::sync::Arc<dyn crate::adapters::in_process::Journal>,
         saved: Option<&str>,
     ) -> Result<Self, serde_json::Error> {
-        if let Some(saved) = saved {
-            *self.lock() = serde_json::from_str(saved)?;
-        }
-        self.journal = Some(journal);
+        self.state.write_to(journal, "meta/catalog", saved)?;
         Ok(self)
     }
 
-    /// One change under the lock, written to the journal before the lock
-    /// is let go; a failed write fails the call.
     fn change<T>(&self, f: impl FnOnce(&mut CatalogState) -> T) -> Result<T, StoreError> {
-        let mut st = self.lock();
-        let out = f(&mut st);
-        if let Some(journal) = &self.journal {
-            let row =
-                serde_json::to_string(&*st).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            journal
-                .write(&[("meta/catalog".to_string(), Some(row))])
-                .map_err(|e| StoreError::Unavailable(format!("local state file: {e}")))?;
-        }
-        Ok(out)
+        self.state.change(|st| Ok(f(st)))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CatalogState> {
-        // Plain data behind the lock: a poisoned lock still holds it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// A new price for a SKU: its version goes up by one.

@@ -8,7 +8,6 @@
 //! with DynamoDB conditional writes in one TransactWriteItems per cart.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -243,13 +242,8 @@ impl StockState {
 /// app needs; contention is the DynamoDB adapter's problem).
 #[derive(Default)]
 pub struct InProcessStock {
-    state: Mutex<StockState>,
-    /// Where every change is written (the local app's data directory).
-    journal: Option<std::sync::Arc<dyn crate::adapters::in_process::Journal>>,
+    state: crate::adapters::in_process::JournaledState<StockState>,
 }
-
-/// The journal row the whole stock state is kept in.
-const STOCK_ROW: &str = "meta/stock";
 
 impl InProcessStock {
     pub fn new() -> Self {
@@ -257,9 +251,7 @@ impl InProcessStock {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StockState> {
-        // Every change is a single assignment under the lock: a panic while
-        // holding it leaves the state consistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// Stock written through to `journal` (its row `meta/stock`), starting
@@ -269,29 +261,15 @@ impl InProcessStock {
         journal: std::sync::Arc<dyn crate::adapters::in_process::Journal>,
         saved: Option<&str>,
     ) -> Result<Self, serde_json::Error> {
-        if let Some(saved) = saved {
-            *self.lock() = serde_json::from_str(saved)?;
-        }
-        self.journal = Some(journal);
+        self.state.write_to(journal, "meta/stock", saved)?;
         Ok(self)
     }
 
-    /// One change under the lock, written to the journal before the lock
-    /// is let go (so writes land in order); a failed write fails the call.
     fn change<T>(
         &self,
         f: impl FnOnce(&mut StockState) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut st = self.lock();
-        let out = f(&mut st)?;
-        if let Some(journal) = &self.journal {
-            let row =
-                serde_json::to_string(&*st).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            journal
-                .write(&[(STOCK_ROW.to_string(), Some(row))])
-                .map_err(|e| StoreError::Unavailable(format!("local state file: {e}")))?;
-        }
-        Ok(out)
+        self.state.change(f)
     }
 }
 
