@@ -1,0 +1,291 @@
+//! The fuzz targets, one module each: `fuzz_targets/` only hands them
+//! libFuzzer's input, and a workspace test replays the seed corpus through
+//! the same functions on stable Rust. They share the real intake on
+//! in-process adapters, the dev keys, and the rule every answer must
+//! follow: no panic, and every refusal a 4xx with a reason (a 5xx only when
+//! a dependency is down, which in process it never is).
+
+use std::sync::{Arc, OnceLock};
+
+use common::adapters::in_process::{InProcessEventBus, InProcessStateStore};
+use common::config::WebhookSecretDocument;
+use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookResponse, WebhookRoute};
+
+pub const SHOPIFY_SECRET: &str = "fuzz-shopify-secret";
+pub const POS_STORE: &str = "store-042";
+pub const POS_SECRET: &str = "fuzz-pos-secret";
+
+const ADOBE_PUBLIC_KEYS: [&str; 2] = [
+    include_str!("../../events/dev-keys/adobe-public-1.pem"),
+    include_str!("../../events/dev-keys/adobe-public-2.pem"),
+];
+const ADOBE_CLIENT_ID: &str = include_str!("../../events/dev-keys/adobe-client-id.txt");
+
+/// One runtime for the process (the intake is async; nothing in it sleeps).
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime builds with no I/O driver")
+    })
+}
+
+/// The intake with the fuzz secrets and the dev Adobe keys, on a fresh
+/// in-process store per input (so inputs do not deduplicate each other).
+pub fn intake() -> OrderIntake {
+    static CONFIG: OnceLock<IntakeConfig> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        WebhookSecretDocument {
+            shopify_secret: SHOPIFY_SECRET.into(),
+            shopify_previous_secret: String::new(),
+            adobe_public_keys: ADOBE_PUBLIC_KEYS.concat(),
+            adobe_client_id: ADOBE_CLIENT_ID.into(),
+            pos_store_secrets: [(POS_STORE.to_string(), POS_SECRET.to_string())]
+                .into_iter()
+                .collect(),
+        }
+        .apply(IntakeConfig::default())
+        .expect("the fuzz secrets and the dev keys make a valid config")
+    });
+    OrderIntake::new(
+        Arc::new(InProcessStateStore::new()),
+        Arc::new(InProcessEventBus::new()),
+        config.clone(),
+    )
+}
+
+/// Sends one request through the intake.
+pub fn deliver(route: WebhookRoute, headers: &[(&str, String)], body: &[u8]) -> WebhookResponse {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            map.append(k, v);
+        }
+    }
+    let intake = intake();
+    runtime().block_on(intake.handle(WebhookRequest {
+        route,
+        headers: &map,
+        body,
+        received_at: chrono::Utc::now(),
+        deadline: None,
+    }))
+}
+
+/// The rule: a 2xx, or a 4xx that says why. Anything else is a finding.
+pub fn assert_answered(status: u16, body: &serde_json::Value) {
+    assert!(
+        (200..300).contains(&status) || (400..500).contains(&status),
+        "answered {status}: {body}"
+    );
+    if status >= 400 {
+        let reason = body["reason"]
+            .as_str()
+            .or_else(|| body["error"].as_str())
+            .or_else(|| body["message"].as_str())
+            .unwrap_or_default();
+        assert!(
+            !reason.trim().is_empty(),
+            "a {status} without a reason: {body}"
+        );
+    }
+}
+
+/// Splits fuzz input into a selector byte and the rest.
+pub fn split(data: &[u8]) -> (u8, &[u8]) {
+    match data.split_first() {
+        Some((b, rest)) => (*b, rest),
+        None => (0, &[]),
+    }
+}
+
+pub mod shopify_webhook {
+    #[allow(unused_imports)]
+    use super::*;
+    use common::intake::WebhookRoute;
+    use common::webhook::{shopify_signature, Secret};
+
+    const TOPICS: [&str; 6] = [
+        "orders/create",
+        "orders/updated",
+        "orders/cancelled",
+        "refunds/create",
+        "customers/create",
+        "",
+    ];
+
+    /// Shopify webhooks: any body under any topic, signed (so parsing and mapping
+    /// are reached) or with a wrong signature, through the real intake.
+    pub fn run(data: &[u8]) {
+        let (selector, body) = split(data);
+        let topic = TOPICS[usize::from(selector) % TOPICS.len()];
+        let signature = if selector & 0x80 == 0 {
+            shopify_signature(&Secret::new(SHOPIFY_SECRET), body)
+        } else {
+            shopify_signature(&Secret::new("not-the-secret"), body)
+        };
+        let resp = deliver(
+            WebhookRoute::Shopify,
+            &[
+                ("content-type", "application/json".into()),
+                ("x-shopify-topic", topic.into()),
+                ("x-shopify-shop-domain", "fuzz.myshopify.com".into()),
+                ("x-shopify-event-id", format!("ev-{}", body.len())),
+                ("x-shopify-hmac-sha256", signature),
+            ],
+            body,
+        );
+        assert_answered(resp.status, &resp.body);
+        if selector & 0x80 != 0 {
+            assert_eq!(
+                resp.status, 401,
+                "a wrong signature was let in: {}",
+                resp.body
+            );
+        }
+    }
+}
+
+pub mod pos_return {
+    #[allow(unused_imports)]
+    use super::*;
+    use common::intake::WebhookRoute;
+    use common::webhook::{shopify_signature, Secret};
+
+    /// The point-of-sale return API: any body, signed with the store's secret
+    /// (or not), through the real intake.
+    pub fn run(data: &[u8]) {
+        let (selector, body) = split(data);
+        let secret = if selector & 0x80 == 0 {
+            POS_SECRET
+        } else {
+            "wrong"
+        };
+        let resp = deliver(
+            WebhookRoute::PosReturn,
+            &[
+                ("content-type", "application/json".into()),
+                ("x-retailflow-store", POS_STORE.into()),
+                (
+                    "x-retailflow-signature",
+                    shopify_signature(&Secret::new(secret), body),
+                ),
+            ],
+            body,
+        );
+        assert_answered(resp.status, &resp.body);
+        if selector & 0x80 != 0 {
+            assert_eq!(
+                resp.status, 401,
+                "a wrong signature was let in: {}",
+                resp.body
+            );
+        }
+    }
+}
+
+pub mod adobe_webhook {
+    #[allow(unused_imports)]
+    use super::*;
+    use common::intake::WebhookRoute;
+    use common::mappers::adobe;
+
+    /// Adobe Commerce (I/O Events) webhooks: any body with any signature
+    /// headers through the real intake (refused unless signed by the dev keys),
+    /// and the same body parsed and mapped directly, as a signed one would be.
+    pub fn run(data: &[u8]) {
+        let (selector, body) = split(data);
+        let sig =
+            String::from_utf8_lossy(&body[..body.len().min(usize::from(selector))]).into_owned();
+        let resp = deliver(
+            WebhookRoute::Adobe,
+            &[
+                ("content-type", "application/json".into()),
+                (
+                    "x-adobe-event-code",
+                    "observer.sales_order_save_after".into(),
+                ),
+                ("x-adobe-digital-signature-1", sig.clone()),
+                ("x-adobe-digital-signature-2", sig),
+                (
+                    "x-adobe-public-key1-path",
+                    "/prod/keys/pub-key-dev-1.pem".into(),
+                ),
+                (
+                    "x-adobe-public-key2-path",
+                    "/prod/keys/pub-key-dev-2.pem".into(),
+                ),
+            ],
+            body,
+        );
+        assert_answered(resp.status, &resp.body);
+        // Past the signature: parse and map never panic, they refuse with a reason.
+        if let Ok(delivery) = adobe::AdobeDelivery::parse(body) {
+            if let Err(e) = adobe::map("fuzz-instance", &delivery) {
+                assert!(!e.to_string().trim().is_empty());
+            }
+        }
+    }
+}
+
+pub mod checkout_request {
+    #[allow(unused_imports)]
+    use super::*;
+    use std::sync::{Arc, OnceLock};
+
+    use common::checkout::catalog::{CatalogSeed, InProcessCatalog};
+    use common::checkout::stock::InProcessStock;
+    use common::checkout::validation::{answer, CheckoutConfig, CheckoutValidation};
+    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+    use common::resilience::CircuitBreaker;
+
+    const SEED: &str = include_str!("../../events/catalog/seed.json");
+
+    fn checkout() -> &'static CheckoutValidation {
+        static CHECKOUT: OnceLock<CheckoutValidation> = OnceLock::new();
+        CHECKOUT.get_or_init(|| {
+            let catalog = Arc::new(InProcessCatalog::new());
+            let stock = Arc::new(InProcessStock::new());
+            let seed = CatalogSeed::parse(SEED).expect("the sample catalog parses");
+            runtime()
+                .block_on(seed.load(&catalog, stock.as_ref()))
+                .expect("the sample catalog loads");
+            let loyalty = Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+                base_url: "http://127.0.0.1:9".into(),
+                api_version: "v62.0".into(),
+                program_name: "Fuzz".into(),
+                journal_subtype: "Purchase".into(),
+                debit_process: "Debit".into(),
+                access_token: common::webhook::Secret::new("fuzz"),
+                timeout: std::time::Duration::from_millis(200),
+            }));
+            CheckoutValidation::new(
+                catalog,
+                stock,
+                loyalty,
+                Arc::new(CircuitBreaker::new(
+                    "fuzz",
+                    1,
+                    std::time::Duration::from_secs(3600),
+                )),
+                CheckoutConfig::default(),
+            )
+        })
+    }
+
+    /// The checkout API request: any body through checkout validation on the
+    /// sample catalog, answered 200 (accepted or refused with reasons), a 4xx
+    /// with a reason, or 503 when the loyalty platform (unreachable here) is
+    /// needed for a points redemption.
+    pub fn run(data: &[u8]) {
+        let (status, body) = runtime().block_on(answer(checkout(), data, chrono::Utc::now()));
+        if status == 503 {
+            return;
+        }
+        assert_answered(status, &body);
+    }
+}
