@@ -69,6 +69,8 @@ pub struct ChaosReport {
     pub never_accepted: usize,
     /// A drain hit its bound (something kept coming back).
     pub drains_gave_up: usize,
+    /// Dead letters without a reason or a correlation id.
+    pub dead_letters_unexplained: usize,
     pub queue_deliveries: usize,
     pub retries: usize,
     pub faults: BTreeMap<String, u32>,
@@ -129,8 +131,8 @@ impl std::fmt::Display for ChaosReport {
         let v = &self.violations;
         writeln!(
             f,
-            "  orders lost {}, effects doubled {}, points mismatched {}, refunds over total {}, oversold units {}, amounts wrong {}, discrepancies left {}, drift missed {}, drift unexplained {}, inputs refused {}, dead letters left {}, queues stuck {}",
-            v.orders_lost, v.effects_doubled, v.points_mismatched, v.refunds_over_total, v.oversold_units, v.amounts_wrong, v.discrepancies_left, v.drift_missed, v.drift_unexplained, v.inputs_refused, v.dead_letters_left, v.queues_stuck
+            "  orders lost {}, effects doubled {}, points mismatched {}, refunds over total {}, oversold units {}, amounts wrong {}, canonical events wrong {}, discrepancies left {}, drift missed {}, drift unexplained {}, inputs refused {}, dead letters left {}, dead letters without reason {}, queues stuck {}",
+            v.orders_lost, v.effects_doubled, v.points_mismatched, v.refunds_over_total, v.oversold_units, v.amounts_wrong, v.events_wrong, v.discrepancies_left, v.drift_missed, v.drift_unexplained, v.inputs_refused, v.dead_letters_left, v.dead_letters_unexplained, v.queues_stuck
         )?;
         for d in &self.details {
             writeln!(f, "    {d}")?;
@@ -264,6 +266,18 @@ fn inject(app: &LocalApp, i: usize, chunks: usize, report: &mut ChaosReport) {
             .entry("loyalty 30-minute outage".into())
             .or_default() += 1;
     }
+}
+
+/// Dead letters without a reason or without the correlation id of the
+/// order they belong to.
+fn unexplained_dead_letters(app: &LocalApp) -> usize {
+    app.dead_letters()
+        .iter()
+        .filter(|d| {
+            d.reason.trim().is_empty()
+                || common::queue_batch::correlation_id(&d.body).is_none_or(|c| c.is_empty())
+        })
+        .count()
 }
 
 /// Takes up to `n` messages off `queue` before they run (a lost message);
@@ -528,6 +542,8 @@ pub async fn run_keeping_app(
     app.sims.clear_faults();
     absorb(app.drain().await, &mut report);
     report.dead_lettered = app.dead_letters().len();
+    // Each says why and whose it is.
+    report.dead_letters_unexplained += unexplained_dead_letters(&app);
     let redrive = app
         .redrive(&DeadLetterFilter::default(), usize::MAX)
         .await?;
@@ -589,6 +605,7 @@ pub async fn run_keeping_app(
     // What waited on a re-driven step and gave up meanwhile (a return
     // whose accrual was lost) is re-driven from the DLQ in turn.
     report.dead_lettered += app.dead_letters().len();
+    report.dead_letters_unexplained += unexplained_dead_letters(&app);
     let again = app
         .redrive(&DeadLetterFilter::default(), usize::MAX)
         .await?;
@@ -634,6 +651,7 @@ pub async fn run_keeping_app(
         + report.never_accepted
         + finished.app.store.quarantined().len()) as u64;
     report.violations.queues_stuck = report.drains_gave_up as u64;
+    report.violations.dead_letters_unexplained = report.dead_letters_unexplained as u64;
     report.crashes = finished.app.store.crashes();
     for (system, what) in finished.app.sims.faults_fired() {
         *report

@@ -28,6 +28,11 @@ pub struct Violations {
     pub oversold_units: u64,
     /// Sales orders whose total is not the order's.
     pub amounts_wrong: u64,
+    /// Orders without exactly one canonical event per accepted delivery
+    /// (OrderPlaced, each RefundIssued, OrderCancelled).
+    pub events_wrong: u64,
+    /// Dead letters without a reason or a correlation id.
+    pub dead_letters_unexplained: u64,
     /// What the last reconciliation still found.
     pub discrepancies_left: u64,
     /// Injected drift (deleted sales orders, lost messages) the first
@@ -52,6 +57,8 @@ impl Violations {
             + self.refunds_over_total
             + self.oversold_units
             + self.amounts_wrong
+            + self.events_wrong
+            + self.dead_letters_unexplained
             + self.discrepancies_left
             + self.drift_missed
             + self.drift_unexplained
@@ -142,6 +149,23 @@ pub fn check(
     }
     v.effects_doubled += shop_refunds.values().filter(|n| **n > 1).count() as u64;
 
+    // One canonical event (one event id) per accepted delivery: duplicate
+    // deliveries make no second one. The same event published again after
+    // a crash before the intake's completion is EventBridge's
+    // at-least-once, absorbed downstream, not a second event.
+    let mut published: BTreeMap<(String, &str), std::collections::BTreeSet<uuid::Uuid>> =
+        BTreeMap::new();
+    for e in app.bus.recorded.published() {
+        if let Some(key) = common::queue_batch::correlation_id(&e.detail) {
+            let kind = match e.detail_type.as_str() {
+                "OrderPlaced" => "OrderPlaced",
+                "RefundIssued" => "RefundIssued",
+                "OrderCancelled" => "OrderCancelled",
+                _ => continue,
+            };
+            published.entry((key, kind)).or_default().insert(e.event_id);
+        }
+    }
     let mut balances: BTreeMap<String, i64> = BTreeMap::new();
     let mut claimed_sales_orders = 0usize;
     let mut claimed_accruals = 0usize;
@@ -172,6 +196,29 @@ pub fn check(
             .unwrap_or(&[]);
         claimed_sales_orders += sos.len();
         claimed_accruals += acc.len();
+        let events = |kind| {
+            published
+                .get(&(p.key.clone(), kind))
+                .map_or(0, |ids| ids.len())
+        };
+        let want_cancelled = usize::from(cancelled);
+        if events("OrderPlaced") != 1
+            || events("RefundIssued") != e.returns.len()
+            || events("OrderCancelled") != want_cancelled
+        {
+            v.events_wrong += 1;
+            note(
+                details,
+                format!(
+                    "events: {} published OrderPlaced {}, RefundIssued {} (returns {}), OrderCancelled {}",
+                    p.key,
+                    events("OrderPlaced"),
+                    events("RefundIssued"),
+                    e.returns.len(),
+                    events("OrderCancelled")
+                ),
+            );
+        }
         if !sagas.contains(&p.key) || (!cancelled && (sos.is_empty() || acc.is_empty())) {
             v.orders_lost += 1;
             note(
