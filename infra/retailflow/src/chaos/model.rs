@@ -89,8 +89,9 @@ pub fn check(
             details.push(s);
         }
     };
+    let saga_records = app.store.sagas();
     let sagas: std::collections::BTreeSet<String> =
-        app.store.sagas().into_iter().map(|s| s.saga_key).collect();
+        saga_records.iter().map(|s| s.saga_key.clone()).collect();
     let mut sales_orders: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for so in app.sims.netsuite_sales_orders() {
         sales_orders
@@ -257,9 +258,25 @@ pub fn check(
             }
             if cancelled && !so.closed {
                 v.orders_lost += 1;
+                // Where each of its steps stands, to see which one missed.
+                let steps: Vec<String> = saga_records
+                    .iter()
+                    .filter(|s| s.saga_key.starts_with(&p.key))
+                    .flat_map(|s| {
+                        s.steps.iter().map(|(n, r)| {
+                            format!("{}:{n}={:?}", s.saga_key.len() - p.key.len(), r.status)
+                        })
+                    })
+                    .collect();
                 note(
                     details,
-                    format!("cancelled {} but its sales order is open", p.key),
+                    format!(
+                        "cancelled {} but its sales order {} is open (upserts {}); steps {}",
+                        p.key,
+                        so.external_id,
+                        so.upserts,
+                        steps.join(", ")
+                    ),
                 );
             }
         }
