@@ -84,12 +84,18 @@ impl ErpPosting {
         let order = &event.detail.order;
         let order_key = order.order.key();
         let native = self.erp.dedups_natively();
-        // Posting without a claim is only safe the first time: a redelivery
-        // looks first, so it neither re-posts a posted order nor reopens a
-        // cancelled one.
-        if native && inv.attempt > 1 {
+        // Posting without a claim is safe only while the order is open and
+        // unposted, so every message looks first, the first delivery too:
+        // an EventBridge or SQS duplicate, or intake publishing again after
+        // a lost completion, arrives at receive count 1, and an upsert would
+        // reopen a sales order the cancellation has closed.
+        if native {
             match self.store.saga(&order_key).await {
                 Ok(Some(saga)) => {
+                    if saga.refund_ledger.cancelled_at.is_some() {
+                        let reason = "the order was cancelled; it is not posted again".to_string();
+                        return self.undo(&order.order, reason, inv).await;
+                    }
                     if let Some(done) = saga
                         .step(STEP)
                         .filter(|r| r.status == crate::saga::StepStatus::Completed)
@@ -103,10 +109,6 @@ impl ErpPosting {
                             inv.now,
                         )
                         .await;
-                    }
-                    if saga.refund_ledger.cancelled_at.is_some() {
-                        let reason = "the order was cancelled before its post".to_string();
-                        return self.undo(&order.order, reason, inv).await;
                     }
                 }
                 Ok(None) => {}

@@ -432,6 +432,42 @@ async fn a_cancellation_after_the_erp_post_cancels_the_sales_order_and_the_point
 }
 
 #[tokio::test]
+async fn a_second_order_placed_after_the_cancellation_never_reopens_its_sales_order() {
+    let app = start().await;
+    let order = three_unit_order("7104");
+    place(&app, &order).await;
+    app.drain().await;
+    cancel(&app, &order).await;
+    app.drain().await;
+    assert!(sales_order(&app, "7104").unwrap().closed);
+    // The same OrderPlaced again at receive count 1 (an EventBridge
+    // duplicate, or intake publishing again after a lost completion), and
+    // the first completion write after it lost as if the process died.
+    app.bus
+        .publish(&[bus_event(
+            &OrderPlaced {
+                order: order.clone(),
+            },
+            &order.order.key(),
+            &format!("placed-{}", order.order.key()),
+            "shopify:returns-test.myshopify.com",
+            app.clock.now(),
+        )])
+        .await
+        .unwrap();
+    app.store.crash_before_completion_every(1);
+    app.drain_until(app.clock.now() + Duration::seconds(1))
+        .await;
+    app.store.crash_before_completion_every(0);
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    assert!(
+        sales_order(&app, "7104").unwrap().closed,
+        "the cancelled order's sales order stays closed"
+    );
+}
+
+#[tokio::test]
 async fn a_cancellation_before_the_order_is_processed_accrues_nothing_and_closes_a_raced_post() {
     let app = start().await;
     let order = three_unit_order("7102");
@@ -832,11 +868,20 @@ async fn a_redelivered_order_post_looks_before_it_posts_to_an_upserting_erp() {
         upserts,
         "found done: not posted again"
     );
-    // Cancelled: a redelivery does not reopen the order either.
+    // Cancelled: a redelivery (first delivery or not) does not reopen the
+    // order either; it makes sure the order is closed and ends there.
     cancel(&app, &order).await;
     app.drain().await;
-    let outcome = app.erp_posting.handle(&placed, inv).await;
-    assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+    for attempt in [1, 2] {
+        let outcome = app
+            .erp_posting
+            .handle(&placed, Invocation { attempt, ..inv })
+            .await;
+        assert!(
+            matches!(outcome, StepOutcome::Cancelled { .. }),
+            "{outcome:?}"
+        );
+    }
     let so = sales_order(&app, "7111").unwrap();
     assert!(so.closed);
     assert_eq!(so.upserts, upserts);
