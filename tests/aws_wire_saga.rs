@@ -115,8 +115,8 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
     );
     assert_eq!(
         erp_cost,
-        (1, 1),
-        "NetSuite upserts: no claim, one completion write, one event"
+        (2, 1),
+        "NetSuite upserts: no claim; one saga read (a cancelled order is never posted again), one completion write, one event"
     );
     assert_eq!(loyalty_cost, (2, 1), "claim + completion, one event");
 
