@@ -345,6 +345,7 @@ async fn deliver(intake: &OrderIntake, headers: &HeaderMap, body: &str) -> u16 {
             headers,
             body: body.as_bytes(),
             received_at: Utc::now(),
+            gateway_time: None,
             deadline: Some(Utc::now() + Duration::seconds(5)),
         })
         .await

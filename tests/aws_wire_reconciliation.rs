@@ -215,6 +215,7 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
             headers: &h,
             body: ORDER.as_bytes(),
             received_at: now,
+            gateway_time: None,
             deadline: None,
         })
         .await;
@@ -262,6 +263,7 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
             headers: &h,
             body: REFUND.as_bytes(),
             received_at: now,
+            gateway_time: None,
             deadline: None,
         })
         .await;

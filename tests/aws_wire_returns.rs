@@ -88,6 +88,7 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
                     headers: &h,
                     body: body.as_bytes(),
                     received_at: Utc::now(),
+                    gateway_time: None,
                     deadline: None,
                 })
                 .await
@@ -169,20 +170,43 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     // A return at the till of the other sock: also recorded in the shop.
     let body = POS_RETURN.replace("acme-outdoor.myshopify.com", "acme.myshopify.com");
     let mut h = http::HeaderMap::new();
-    h.insert("x-retailflow-store", "store-042".parse().unwrap());
-    let sig = common::webhook::shopify_signature(&Secret::new(STORE_SECRET), body.as_bytes());
-    h.insert("x-retailflow-signature", sig.parse().unwrap());
+    for (k, v) in common::mappers::pos::signed_headers(
+        "store-042",
+        &Secret::new(STORE_SECRET),
+        Utc::now(),
+        &uuid::Uuid::new_v4().to_string(),
+        body.as_bytes(),
+    ) {
+        h.insert(k, v.parse().unwrap());
+    }
     let status = intake
         .handle(WebhookRequest {
             route: WebhookRoute::PosReturn,
             headers: &h,
             body: body.as_bytes(),
             received_at: Utc::now(),
+            gateway_time: None,
             deadline: None,
         })
         .await
         .status;
     assert_eq!(status, 200);
+    // The same request captured and sent again: its nonce is held in DynamoDB.
+    let replay = intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::PosReturn,
+            headers: &h,
+            body: body.as_bytes(),
+            received_at: Utc::now(),
+            gateway_time: None,
+            deadline: None,
+        })
+        .await;
+    assert_eq!(replay.status, 401, "{}", replay.body);
+    assert!(replay.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("nonce already used"));
     let (_, _) = (ddb_count.take(), eb_count.take());
     assert_eq!(poll_return_step(&sqs, &return_q, &returns).await, 1);
     let till_cost = (ddb_count.take(), eb_count.take());

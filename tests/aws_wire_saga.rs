@@ -84,6 +84,7 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
                 headers: &h,
                 body: ORDER.as_bytes(),
                 received_at: Utc::now(),
+                gateway_time: None,
                 deadline: None,
             })
             .await;

@@ -87,6 +87,7 @@ async fn the_deployed_template_routes_an_order_to_erp_and_loyalty_once() {
             headers: &h,
             body: ORDER.as_bytes(),
             received_at: Utc::now(),
+            gateway_time: None,
             deadline: None,
         })
         .await;

@@ -20,6 +20,8 @@ pub enum ConfigError {
     BadAdobeKeys(#[from] KeyError),
     #[error("{0} is not configured")]
     Missing(String),
+    #[error("{0}")]
+    BadSetting(String),
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: String, reason: String },
 }
@@ -76,7 +78,8 @@ impl WebhookSecretDocument {
 /// Reads `RETAILFLOW_SHOPIFY_SECRET`, `RETAILFLOW_SHOPIFY_PREVIOUS_SECRET`,
 /// `RETAILFLOW_ADOBE_PUBLIC_KEYS` (comma-separated PEM file paths),
 /// `RETAILFLOW_ADOBE_CLIENT_ID`, `RETAILFLOW_ADOBE_SHOP` and
-/// `RETAILFLOW_POS_STORE_SECRETS` (JSON: store id → secret) through `var`.
+/// `RETAILFLOW_POS_STORE_SECRETS` (JSON: store id → secret) through `var`,
+/// and the replay settings ([`crate::intake::freshness::ReplayPolicy::from_env`]).
 pub fn intake_config_from_env(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<IntakeConfig, ConfigError> {
@@ -105,6 +108,8 @@ pub fn intake_config_from_env(
     };
     let config = IntakeConfig {
         adobe_shop: var("RETAILFLOW_ADOBE_SHOP").filter(|s| !s.trim().is_empty()),
+        replay: crate::intake::freshness::ReplayPolicy::from_env(&var)
+            .map_err(ConfigError::BadSetting)?,
         ..IntakeConfig::default()
     };
     doc.apply(config)

@@ -44,6 +44,15 @@ impl IdempotencyKey {
         }
     }
 
+    /// A point-of-sale request's nonce, held until its timestamp is stale:
+    /// a second claim of it while held is a replay.
+    pub fn request_nonce(store: &str, nonce: &str) -> Self {
+        IdempotencyKey {
+            scope: ClaimScope::Delivery(format!("pos-nonce:{store}:{nonce}")),
+            step: "nonce",
+        }
+    }
+
     /// A step's claim inside an order's saga.
     pub fn saga_step(saga_key: impl Into<String>, step: &'static str) -> Self {
         IdempotencyKey {

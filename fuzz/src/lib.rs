@@ -72,6 +72,7 @@ pub fn deliver(route: WebhookRoute, headers: &[(&str, String)], body: &[u8]) -> 
         headers: &map,
         body,
         received_at: chrono::Utc::now(),
+        gateway_time: None,
         deadline: None,
     }))
 }
@@ -157,26 +158,31 @@ pub mod pos_return {
     use common::webhook::{shopify_signature, Secret};
 
     /// The point-of-sale return API: any body, signed with the store's secret
-    /// (or not), through the real intake.
+    /// (or not), stamped with a timestamp and nonce or as an unstamped till,
+    /// through the real intake.
     pub fn run(data: &[u8]) {
         let (selector, body) = split(data);
-        let secret = if selector & 0x80 == 0 {
+        let secret = Secret::new(if selector & 0x80 == 0 {
             POS_SECRET
         } else {
             "wrong"
-        };
-        let resp = deliver(
-            WebhookRoute::PosReturn,
-            &[
+        });
+        let headers: Vec<(&str, String)> = if selector & 0x40 == 0 {
+            common::mappers::pos::signed_headers(
+                POS_STORE,
+                &secret,
+                chrono::Utc::now(),
+                "fuzz-nonce-0123456789",
+                body,
+            )
+        } else {
+            vec![
                 ("content-type", "application/json".into()),
                 ("x-retailflow-store", POS_STORE.into()),
-                (
-                    "x-retailflow-signature",
-                    shopify_signature(&Secret::new(secret), body),
-                ),
-            ],
-            body,
-        );
+                ("x-retailflow-signature", shopify_signature(&secret, body)),
+            ]
+        };
+        let resp = deliver(WebhookRoute::PosReturn, &headers, body);
         assert_answered(resp.status, &resp.body);
         if selector & 0x80 != 0 {
             assert_eq!(

@@ -76,6 +76,8 @@ pub struct IntakeConfig {
     /// How long a delivery is remembered for dedup (Shopify retries for 48 h).
     pub dedup_ttl: Duration,
     pub lease: LeasePolicy,
+    /// How old a delivery may be, and whether tills must stamp their requests.
+    pub replay: freshness::ReplayPolicy,
 }
 
 impl Default for IntakeConfig {
@@ -88,6 +90,7 @@ impl Default for IntakeConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             dedup_ttl: Duration::days(7),
             lease: LeasePolicy::default(),
+            replay: freshness::ReplayPolicy::default(),
         }
     }
 }
@@ -98,6 +101,12 @@ pub struct WebhookRequest<'a> {
     pub headers: &'a http::HeaderMap,
     pub body: &'a [u8],
     pub received_at: DateTime<Utc>,
+    /// When the HTTP front end took the request (API Gateway's
+    /// `requestContext.timeEpoch`, which the caller cannot set); the age of
+    /// a delivery is judged at this time, `received_at` when absent. A
+    /// recorded request played back (`retailflow run events/`) is judged
+    /// at the time it was recorded.
+    pub gateway_time: Option<DateTime<Utc>>,
     /// When the invocation will be stopped (Lambda deadline); bounds the claim lease.
     pub deadline: Option<DateTime<Utc>>,
 }
@@ -277,23 +286,81 @@ impl OrderIntake {
                     )
                 }
             },
-            // An unknown store is refused like a bad signature: nothing vouches for it.
-            WebhookRoute::PosReturn => {
-                let store = header(pos::STORE_HEADER).unwrap_or("");
-                match self.config.pos_stores.get(store) {
-                    Some(secrets) => secrets.verify_header(
-                        pos::SIGNATURE_HEADER,
-                        header(pos::SIGNATURE_HEADER),
-                        req.body,
-                    ),
-                    None => Err(SignatureError::NotConfigured),
-                }
-            }
+            WebhookRoute::PosReturn => return self.process_pos(req).await,
         };
         if let Err(e) = verified {
             return (WebhookResponse::error(401, e.to_string()), None);
         }
+        if req.route == WebhookRoute::Shopify {
+            let judged_at = req.gateway_time.unwrap_or(req.received_at);
+            let triggered_at = header("x-shopify-triggered-at");
+            if let Err(e) = self.config.replay.check_shopify(triggered_at, judged_at) {
+                return (WebhookResponse::error(401, e.to_string()), None);
+            }
+        }
+        self.identify_and_publish(req).await
+    }
 
+    /// A till's request: signature over its stamp and body, the stamp's
+    /// age, then its nonce, which is claimed (the one idempotency
+    /// mechanism) until the stamp is stale anyway; then as any delivery.
+    async fn process_pos(&self, req: &WebhookRequest<'_>) -> (WebhookResponse, Option<Delivery>) {
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let refuse = |reason: String| (WebhookResponse::error(401, reason), None);
+        // An unknown store is refused like a bad signature: nothing vouches for it.
+        let store = header(pos::STORE_HEADER).unwrap_or("");
+        let Some(secrets) = self.config.pos_stores.get(store) else {
+            return refuse(SignatureError::NotConfigured.to_string());
+        };
+        let stamp = match freshness::PosStamp::from_headers(|n| header(n).map(str::to_string)) {
+            Ok(s) => s,
+            Err(e) => return refuse(e.to_string()),
+        };
+        let signed = match &stamp {
+            Some(s) => pos::signing_input(&s.timestamp, &s.nonce, req.body),
+            None => req.body.to_vec(),
+        };
+        if let Err(e) = secrets.verify_header(
+            pos::SIGNATURE_HEADER,
+            header(pos::SIGNATURE_HEADER),
+            &signed,
+        ) {
+            return refuse(e.to_string());
+        }
+        let Some(stamp) = stamp else {
+            if self.config.replay.pos_require_timestamp {
+                return refuse(
+                    freshness::ReplayRefusal::MissingStamp("X-Retailflow-Timestamp").to_string(),
+                );
+            }
+            crate::observability::count("PosUnstampedRequests", ("Store", store));
+            return self.identify_and_publish(req).await;
+        };
+        let judged_at = req.gateway_time.unwrap_or(req.received_at);
+        let forget_at = match self.config.replay.check_pos(&stamp, judged_at) {
+            Ok(t) => t,
+            Err(e) => return refuse(e.to_string()),
+        };
+        let nonce = ClaimRequest {
+            key: IdempotencyKey::request_nonce(store, &stamp.nonce),
+            payload_hash: payload_hash(req.body),
+            now: req.received_at,
+            // As long as the stamp stays fresh, measured on the store's clock.
+            lease_until: req.received_at + (forget_at - judged_at).max(Duration::seconds(1)),
+        };
+        match self.store.claim(&nonce).await {
+            // Never completed: the claim's lease is the nonce's memory.
+            Ok(ClaimOutcome::Claimed(_)) => {}
+            Ok(_) => return refuse(freshness::ReplayRefusal::NonceReused.to_string()),
+            Err(e) => return (WebhookResponse::retry(format!("state store: {e}")), None),
+        }
+        self.identify_and_publish(req).await
+    }
+
+    async fn identify_and_publish(
+        &self,
+        req: &WebhookRequest<'_>,
+    ) -> (WebhookResponse, Option<Delivery>) {
         // Identify the delivery and map it.
         let identified = match req.route {
             WebhookRoute::Shopify => self.identify_shopify(req),
@@ -595,5 +662,6 @@ enum Identified {
     Refused(u16, String),
 }
 
+pub mod freshness;
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,7 @@ impl Harness {
                 headers,
                 body,
                 received_at: at,
+                gateway_time: None,
                 deadline: None,
             })
             .await
@@ -218,6 +219,7 @@ async fn a_crash_after_publish_republishes_the_same_event_id_once_the_lease_ends
         headers: &headers2,
         body: order2.as_bytes(),
         received_at: at,
+        gateway_time: None,
         deadline: None,
     };
     let crashed = intake.handle(req(t0())).await;
@@ -483,6 +485,7 @@ async fn no_claim_is_made_without_time_left() {
         headers: &headers,
         body: ORDER.as_bytes(),
         received_at: t0(),
+        gateway_time: None,
         deadline: Some(t0() + Duration::milliseconds(100)),
     };
     assert_eq!(h.intake.handle(req).await.status, 503);
@@ -515,6 +518,7 @@ async fn adobe(h: &Harness, body: &str) -> WebhookResponse {
             headers: &headers,
             body: body.as_bytes(),
             received_at: t0(),
+            gateway_time: None,
             deadline: None,
         })
         .await
@@ -573,19 +577,29 @@ fn pos_harness() -> Harness {
 }
 
 async fn pos(h: &Harness, store: &str, secret: &str, body: &str) -> WebhookResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert("x-retailflow-store", HeaderValue::from_str(store).unwrap());
-    let sig = shopify_signature(&Secret::new(secret), body.as_bytes());
-    headers.insert(
-        "x-retailflow-signature",
-        HeaderValue::from_str(&sig).unwrap(),
+    // Each attempt signed anew, as a till does.
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nonce = format!(
+        "test-nonce-{:08}",
+        NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
+    let mut headers = HeaderMap::new();
+    for (k, v) in crate::mappers::pos::signed_headers(
+        store,
+        &Secret::new(secret),
+        t0(),
+        &nonce,
+        body.as_bytes(),
+    ) {
+        headers.insert(k, HeaderValue::from_str(&v).unwrap());
+    }
     h.intake
         .handle(WebhookRequest {
             route: WebhookRoute::PosReturn,
             headers: &headers,
             body: body.as_bytes(),
             received_at: t0(),
+            gateway_time: None,
             deadline: None,
         })
         .await
@@ -628,4 +642,233 @@ async fn store_returns_from_unknown_stores_or_with_bad_signatures_are_401() {
         400
     );
     assert_eq!(h.bus.published().len(), 0);
+}
+
+// Replay protection (`freshness`): a delivery captured and sent again later.
+
+async fn pos_with(
+    h: &Harness,
+    headers: &[(&'static str, String)],
+    received_at: DateTime<Utc>,
+) -> WebhookResponse {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(*k, HeaderValue::from_str(v).unwrap());
+    }
+    h.intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::PosReturn,
+            headers: &map,
+            body: POS_RETURN.as_bytes(),
+            received_at,
+            gateway_time: None,
+            deadline: None,
+        })
+        .await
+}
+
+fn till(at: DateTime<Utc>, nonce: &str) -> Vec<(&'static str, String)> {
+    crate::mappers::pos::signed_headers(
+        "store-042",
+        &Secret::new("store-secret"),
+        at,
+        nonce,
+        POS_RETURN.as_bytes(),
+    )
+}
+
+fn with(
+    mut headers: Vec<(&'static str, String)>,
+    name: &'static str,
+    value: &str,
+) -> Vec<(&'static str, String)> {
+    headers.retain(|(k, _)| *k != name);
+    headers.push((name, value.to_string()));
+    headers
+}
+
+#[tokio::test]
+async fn a_till_request_replayed_with_its_nonce_is_401_and_a_new_attempt_is_a_duplicate() {
+    let h = pos_harness();
+    let first = till(t0(), "nonce-aaaaaaaaaaaaaaaa");
+    assert_eq!(pos_with(&h, &first, t0()).await.status, 200);
+    // The same request a minute later, as captured: its nonce was used.
+    let replay = pos_with(&h, &first, t0() + Duration::minutes(1)).await;
+    assert_eq!(replay.status, 401, "{}", replay.body);
+    assert!(
+        replay.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("nonce already used"),
+        "{}",
+        replay.body
+    );
+    // The till's own retry signs anew: taken, and a duplicate of the return.
+    let retry = pos_with(
+        &h,
+        &till(t0() + Duration::minutes(1), "nonce-bbbbbbbbbbbbbbbb"),
+        t0() + Duration::minutes(1),
+    )
+    .await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.body["duplicate"], true);
+    assert_eq!(h.bus.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_till_request_older_than_five_minutes_or_from_the_future_is_401() {
+    let h = pos_harness();
+    let stale = pos_with(
+        &h,
+        &till(t0(), "nonce-cccccccccccccccc"),
+        t0() + Duration::minutes(5) + Duration::seconds(1),
+    )
+    .await;
+    assert_eq!(stale.status, 401, "{}", stale.body);
+    assert!(stale.body["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("stale delivery"));
+    let future = pos_with(
+        &h,
+        &till(t0() + Duration::minutes(6), "nonce-dddddddddddddddd"),
+        t0(),
+    )
+    .await;
+    assert_eq!(future.status, 401, "{}", future.body);
+    assert_eq!(h.bus.published().len(), 0);
+    // Just inside the window it is taken.
+    let fresh = pos_with(
+        &h,
+        &till(t0(), "nonce-eeeeeeeeeeeeeeee"),
+        t0() + Duration::minutes(5),
+    )
+    .await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+}
+
+#[tokio::test]
+async fn a_till_stamp_changed_after_signing_is_401() {
+    let h = pos_harness();
+    // A captured request made fresh again: the signature covers the stamp.
+    let old = till(t0() - Duration::hours(1), "nonce-ffffffffffffffff");
+    let restamped = with(
+        old.clone(),
+        "x-retailflow-timestamp",
+        &t0().timestamp().to_string(),
+    );
+    let resp = pos_with(&h, &restamped, t0()).await;
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(resp.body["error"], "signature does not match the body");
+    let renonced = with(
+        till(t0(), "nonce-gggggggggggggggg"),
+        "x-retailflow-nonce",
+        "nonce-hhhhhhhhhhhhhhhh",
+    );
+    assert_eq!(pos_with(&h, &renonced, t0()).await.status, 401);
+    // Stripping the stamp leaves a signature over more than the body.
+    let stripped: Vec<_> = till(t0(), "nonce-iiiiiiiiiiiiiiii")
+        .into_iter()
+        .filter(|(k, _)| !k.contains("timestamp") && !k.contains("nonce"))
+        .collect();
+    assert_eq!(pos_with(&h, &stripped, t0()).await.status, 401);
+    // Half a stamp, or an unreadable one, says which header is wrong.
+    let half: Vec<_> = till(t0(), "nonce-jjjjjjjjjjjjjjjj")
+        .into_iter()
+        .filter(|(k, _)| !k.contains("nonce"))
+        .collect();
+    let resp = pos_with(&h, &half, t0()).await;
+    assert_eq!(resp.status, 401);
+    assert!(resp.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("X-Retailflow-Nonce"));
+    assert_eq!(h.bus.published().len(), 0);
+}
+
+#[tokio::test]
+async fn an_unstamped_till_is_taken_unless_stamps_are_required() {
+    let legacy = |secret: &str| {
+        vec![
+            ("x-retailflow-store", "store-042".to_string()),
+            (
+                "x-retailflow-signature",
+                shopify_signature(&Secret::new(secret), POS_RETURN.as_bytes()),
+            ),
+        ]
+    };
+    let h = pos_harness();
+    assert_eq!(
+        pos_with(&h, &legacy("store-secret"), t0()).await.status,
+        200
+    );
+    assert_eq!(pos_with(&h, &legacy("wrong"), t0()).await.status, 401);
+    let strict = harness_with(|c| {
+        c.pos_stores.insert(
+            "store-042".into(),
+            HmacSecrets {
+                current: Secret::new("store-secret"),
+                previous: None,
+            },
+        );
+        c.replay.pos_require_timestamp = true;
+    });
+    let resp = pos_with(&strict, &legacy("store-secret"), t0()).await;
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert!(resp.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("X-Retailflow-Timestamp"));
+    assert_eq!(strict.bus.published().len(), 0);
+}
+
+#[tokio::test]
+async fn a_shopify_delivery_triggered_more_than_a_day_before_is_401_and_not_published() {
+    let h = harness();
+    let mut headers = shopify_headers("orders/create", "ev-stale", ORDER.as_bytes());
+    headers.insert(
+        "x-shopify-triggered-at",
+        HeaderValue::from_static("2026-11-25T11:59:59.123456789Z"),
+    );
+    let resp = h.shopify_at(&headers, ORDER.as_bytes(), t0()).await;
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert!(resp.body["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("stale delivery"));
+    assert!(h.bus.published().is_empty());
+    assert!(h.store.quarantined().is_empty(), "a replay is not kept");
+    // Shopify's own retry 4 hours on carries the original time: taken.
+    headers.insert(
+        "x-shopify-triggered-at",
+        HeaderValue::from_static("2026-11-26T08:00:00Z"),
+    );
+    let resp = h.shopify_at(&headers, ORDER.as_bytes(), t0()).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    // And a replay of it, same event id, is answered as the duplicate it is.
+    let again = h
+        .shopify_at(&headers, ORDER.as_bytes(), t0() + Duration::hours(1))
+        .await;
+    assert_eq!(again.body["duplicate"], true);
+    assert_eq!(h.bus.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_recorded_request_is_judged_at_the_time_the_gateway_took_it() {
+    let h = harness();
+    let mut headers = shopify_headers("orders/create", "ev-gw", ORDER.as_bytes());
+    headers.insert(
+        "x-shopify-triggered-at",
+        HeaderValue::from_static("2026-11-26T12:00:00Z"),
+    );
+    let at = |gateway_time| WebhookRequest {
+        route: WebhookRoute::Shopify,
+        headers: &headers,
+        body: ORDER.as_bytes(),
+        received_at: t0() + Duration::days(30),
+        gateway_time,
+        deadline: None,
+    };
+    assert_eq!(h.intake.handle(at(None)).await.status, 401);
+    assert_eq!(h.intake.handle(at(Some(t0()))).await.status, 200);
 }

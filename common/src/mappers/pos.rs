@@ -10,10 +10,17 @@
 //!   "shipping_refund": "0.00", "refund_total": "24.29" }
 //! ```
 //!
-//! Headers: `X-Retailflow-Store` (the store id, which picks the secret) and
-//! `X-Retailflow-Signature` (base64 HMAC-SHA256 of the raw body). It becomes
-//! the same canonical `RefundIssued` as a Shopify refund, with the store
-//! as its source; amounts must add up to `refund_total` to the minor unit.
+//! Headers: `X-Retailflow-Store` (the store id, which picks the secret),
+//! `X-Retailflow-Timestamp` (Unix seconds), `X-Retailflow-Nonce` (16–128 of
+//! `A-Za-z0-9-_`, new for every attempt) and `X-Retailflow-Signature`
+//! (base64 HMAC-SHA256 of [`signing_input`]: `"{timestamp}.{nonce}."`
+//! followed by the raw body). Stale or reused stamps are refused
+//! ([`crate::intake::freshness`]). A till that does not stamp yet signs the
+//! raw body alone, accepted unless the deployment requires stamps.
+//!
+//! It becomes the same canonical `RefundIssued` as a Shopify refund, with
+//! the store as its source; amounts must add up to `refund_total` to the
+//! minor unit.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -26,6 +33,40 @@ use crate::money::{Currency, Money};
 
 pub const STORE_HEADER: &str = "x-retailflow-store";
 pub const SIGNATURE_HEADER: &str = "x-retailflow-signature";
+pub const TIMESTAMP_HEADER: &str = "x-retailflow-timestamp";
+pub const NONCE_HEADER: &str = "x-retailflow-nonce";
+
+/// What a stamped request's signature covers: the timestamp and nonce as
+/// sent, then the body, so neither stamp can be changed or moved to another body.
+pub fn signing_input(timestamp: &str, nonce: &str, body: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(timestamp.len() + nonce.len() + 2 + body.len());
+    input.extend_from_slice(timestamp.as_bytes());
+    input.push(b'.');
+    input.extend_from_slice(nonce.as_bytes());
+    input.push(b'.');
+    input.extend_from_slice(body);
+    input
+}
+
+/// The headers a till sends with `body` at `at`: for clients, samples and tests.
+pub fn signed_headers(
+    store: &str,
+    secret: &crate::webhook::Secret,
+    at: DateTime<Utc>,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let timestamp = at.timestamp().to_string();
+    let signature =
+        crate::webhook::shopify_signature(secret, &signing_input(&timestamp, nonce, body));
+    vec![
+        ("content-type", "application/json".to_string()),
+        (STORE_HEADER, store.to_string()),
+        (TIMESTAMP_HEADER, timestamp),
+        (NONCE_HEADER, nonce.to_string()),
+        (SIGNATURE_HEADER, signature),
+    ]
+}
 
 #[derive(Deserialize)]
 struct PosOrderRef {

@@ -13,6 +13,7 @@ use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::config::WebhookSecretDocument;
+use common::intake::freshness::ReplayPolicy;
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::lambda::{aws_sdk_config, deadline, env, init_tracing, read_secret};
 use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
@@ -24,6 +25,7 @@ struct App {
     secrets: aws_sdk_secretsmanager::Client,
     secrets_arn: String,
     adobe_shop: Option<String>,
+    replay: ReplayPolicy,
     intake: OnceCell<OrderIntake>,
 }
 
@@ -36,6 +38,7 @@ impl App {
                 )?;
                 let config = doc.apply(IntakeConfig {
                     adobe_shop: self.adobe_shop.clone(),
+                    replay: self.replay,
                     ..IntakeConfig::default()
                 })?;
                 Ok::<_, Error>(OrderIntake::new(
@@ -63,6 +66,13 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     if req.method() != lambda_http::http::Method::POST {
         return Ok(json_response(405, r#"{"error":"use POST"}"#));
     }
+    // API Gateway's own receive time: the caller cannot set it.
+    let gateway_time = match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) if ctx.time_epoch > 0 => {
+            chrono::DateTime::from_timestamp_millis(ctx.time_epoch)
+        }
+        _ => None,
+    };
     let deadline = req
         .lambda_context_ref()
         .and_then(|ctx| deadline(ctx.deadline));
@@ -82,6 +92,7 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
             headers: req.headers(),
             body: req.body().as_ref(),
             received_at,
+            gateway_time,
             deadline,
         })
         .await;
@@ -106,6 +117,8 @@ async fn main() -> Result<(), Error> {
         secrets: aws_sdk_secretsmanager::Client::new(&aws),
         secrets_arn: env("RETAILFLOW_SECRETS_ARN")?,
         adobe_shop: env("RETAILFLOW_ADOBE_SHOP").ok(),
+        // A setting that does not read stops the function at start, loudly.
+        replay: ReplayPolicy::from_env(|k| std::env::var(k).ok()).map_err(Error::from)?,
         intake: OnceCell::new(),
     };
     let app = &app;

@@ -13,6 +13,8 @@ pub struct ApiRequest {
     pub path: String,
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
+    /// `requestContext.timeEpoch`: when the gateway took the recorded request.
+    pub gateway_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ApiRequest {
@@ -45,13 +47,28 @@ impl ApiRequest {
         if method != "POST" {
             bail!("only POST webhooks are replayed, got {method}");
         }
+        let gateway_time = event["requestContext"]["timeEpoch"]
+            .as_i64()
+            .filter(|ms| *ms > 0)
+            .and_then(chrono::DateTime::from_timestamp_millis);
         Ok(ApiRequest {
             method,
             path,
             headers,
             body,
+            gateway_time,
         })
     }
+}
+
+/// When the sample events were recorded (2026-11-26T12:00:00Z): their
+/// `requestContext.timeEpoch`, Shopify's `X-Shopify-Triggered-At` and the
+/// tills' timestamps all say this time, so they stay fresh when played back.
+pub const RECORDED_EPOCH_MS: i64 = 1_795_694_400_000;
+
+pub fn recorded_at() -> chrono::DateTime<chrono::Utc> {
+    // A constant well inside chrono's range.
+    chrono::DateTime::from_timestamp_millis(RECORDED_EPOCH_MS).unwrap_or_default()
 }
 
 /// Builds an HTTP API 2.0 event for a webhook POST.
@@ -88,7 +105,7 @@ pub fn webhook_event(
             "routeKey": format!("POST {path}"),
             "stage": "$default",
             "time": "26/Nov/2026:12:00:00 +0000",
-            "timeEpoch": 1795694400000u64
+            "timeEpoch": RECORDED_EPOCH_MS
         },
         "body": body,
         "isBase64Encoded": false

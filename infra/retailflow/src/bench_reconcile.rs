@@ -48,6 +48,7 @@ async fn deliver(app: &LocalApp, topic: &str, event_id: &str, body: &str) -> any
             headers: &h,
             body: body.as_bytes(),
             received_at: app.clock.now(),
+            gateway_time: None,
             deadline: None,
         })
         .await;

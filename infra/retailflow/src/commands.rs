@@ -136,6 +136,7 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
             headers: &req.headers,
             body: &req.body,
             received_at: app.clock.now(),
+            gateway_time: req.gateway_time,
             deadline: None,
         })
         .await;
@@ -285,13 +286,21 @@ pub fn sample_event(
             let secret = stores
                 .get(shop)
                 .with_context(|| format!("no dev secret for store {shop}"))?;
-            let headers = vec![
-                ("X-Retailflow-Store".to_string(), shop.to_string()),
-                (
-                    "X-Retailflow-Signature".into(),
-                    shopify_signature(&Secret::new(secret), body.as_bytes()),
-                ),
-            ];
+            // Stamped at the samples' recorded time (the event's
+            // requestContext.timeEpoch), with a nonce fixed by the body so
+            // regenerating the samples changes nothing.
+            let nonce = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, body.as_bytes()).to_string();
+            let headers = pos::signed_headers(
+                shop,
+                &Secret::new(secret),
+                crate::api_event::recorded_at(),
+                &nonce,
+                body.as_bytes(),
+            )
+            .into_iter()
+            .filter(|(name, _)| *name != "content-type")
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
             ("/pos/returns", headers)
         }
         Source::Adobe => {

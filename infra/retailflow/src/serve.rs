@@ -58,6 +58,7 @@ async fn webhook(
             headers: &headers,
             body: &body,
             received_at: Utc::now(),
+            gateway_time: None,
             deadline: None,
         })
         .await;

@@ -299,12 +299,30 @@ fn lose_messages(app: &LocalApp, queue: &str, n: usize) -> Vec<String> {
 }
 
 /// Sends one webhook; its status.
-async fn send(app: &LocalApp, path: &str, headers: &[(String, String)], body: &str) -> u16 {
+async fn send(
+    app: &LocalApp,
+    path: &str,
+    headers: &[(String, String)],
+    body: &str,
+    till: Option<&(String, common::webhook::Secret)>,
+) -> u16 {
     let Some(route) = WebhookRoute::from_path(path) else {
         return 404;
     };
+    let mut headers = headers.to_vec();
+    if let Some((store, secret)) = till {
+        let nonce = uuid::Uuid::new_v4().to_string();
+        let stamp = common::mappers::pos::signed_headers(
+            store,
+            secret,
+            app.clock.now(),
+            &nonce,
+            body.as_bytes(),
+        );
+        headers.extend(stamp.into_iter().map(|(k, v)| (k.to_string(), v)));
+    }
     let mut map = http::HeaderMap::new();
-    for (k, v) in headers {
+    for (k, v) in &headers {
         if let (Ok(k), Ok(v)) = (
             http::HeaderName::from_bytes(k.as_bytes()),
             http::HeaderValue::from_str(v),
@@ -318,6 +336,7 @@ async fn send(app: &LocalApp, path: &str, headers: &[(String, String)], body: &s
             headers: &map,
             body: body.as_bytes(),
             received_at: app.clock.now(),
+            gateway_time: None,
             deadline: None,
         })
         .await
@@ -487,10 +506,11 @@ pub async fn run_keeping_app(
                 headers,
                 body,
                 order,
+                till,
             } = &d
             {
                 report.deliveries += 1;
-                let status = send(&app, path, headers, body).await;
+                let status = send(&app, path, headers, body, till.as_ref()).await;
                 if status >= 500 {
                     report.answered_5xx += 1;
                     again.push(d);
@@ -521,11 +541,12 @@ pub async fn run_keeping_app(
                     path,
                     headers,
                     body,
+                    till,
                     ..
                 } = &d
                 {
                     report.deliveries += 1;
-                    match send(&app, path, headers, body).await {
+                    match send(&app, path, headers, body, till.as_ref()).await {
                         500.. => still.push(d),
                         400.. => report.refused_4xx += 1,
                         _ => {}

@@ -158,6 +158,9 @@ pub enum Delivery {
         path: &'static str,
         headers: Vec<(String, String)>,
         body: String,
+        /// A till signs each attempt when it sends it (timestamp and a new
+        /// nonce): the store and its secret.
+        till: Option<(String, common::webhook::Secret)>,
     },
     /// A checkout validation before the order it leads to.
     Checkout { order: usize, request: String },
@@ -334,6 +337,7 @@ fn shopify(
             ),
         ],
         body,
+        till: None,
     }
 }
 
@@ -362,6 +366,7 @@ fn adobe(signers: &DevSigners, order: usize, body: &Value) -> anyhow::Result<Del
         path: "/webhooks/adobe",
         headers,
         body,
+        till: None,
     })
 }
 
@@ -371,20 +376,15 @@ fn pos_return(signers: &DevSigners, order: usize, base: &Value, order_id: u64) -
     r["store_id"] = signers.pos_store.0.clone().into();
     r["order"]["shop"] = SHOP.into();
     r["order"]["order_id"] = order_id.to_string().into();
-    let body = r.to_string();
-    let secret = common::webhook::Secret::new(signers.pos_store.1.clone());
     Delivery::Webhook {
         order,
         path: "/pos/returns",
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("x-retailflow-store".into(), signers.pos_store.0.clone()),
-            (
-                "x-retailflow-signature".into(),
-                common::webhook::shopify_signature(&secret, body.as_bytes()),
-            ),
-        ],
-        body,
+        headers: Vec::new(),
+        body: r.to_string(),
+        till: Some((
+            signers.pos_store.0.clone(),
+            common::webhook::Secret::new(signers.pos_store.1.clone()),
+        )),
     }
 }
 

@@ -42,6 +42,7 @@ pub async fn deliver(app: &LocalApp, file: &str) -> u16 {
             headers: &req.headers,
             body: &req.body,
             received_at: app.clock.now(),
+            gateway_time: None,
             deadline: None,
         })
         .await
