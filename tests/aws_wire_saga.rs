@@ -116,8 +116,8 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
     );
     assert_eq!(
         erp_cost,
-        (2, 1),
-        "NetSuite upserts: no claim; one saga read (a cancelled order is never posted again), one completion write, one event"
+        (1, 1),
+        "NetSuite upserts: no claim and no read on the first delivery; one completion write (refused once the order is cancelled), one event"
     );
     assert_eq!(loyalty_cost, (2, 1), "claim + completion, one event");
 
