@@ -130,6 +130,10 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
         "AWS requests per return (Shopify refund, NetSuite, Salesforce): DynamoDB {} EventBridge {}",
         cost.0, cost.1
     );
+    println!(
+        "bench-requests refund return-reversal dynamodb={} eventbridge={}",
+        cost.0, cost.1
+    );
     assert_eq!(
         cost,
         (7, 2),
@@ -179,6 +183,7 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     ) {
         h.insert(k, v.parse().unwrap());
     }
+    let (_, _) = (ddb_count.take(), eb_count.take());
     let status = intake
         .handle(WebhookRequest {
             route: WebhookRoute::PosReturn,
@@ -191,6 +196,13 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
         .await
         .status;
     assert_eq!(status, 200);
+    let (ddb, eb) = (ddb_count.take(), eb_count.take());
+    println!("bench-requests till-return intake dynamodb={ddb} eventbridge={eb}");
+    assert_eq!(
+        (ddb, eb),
+        (3, 1),
+        "the nonce's claim, the delivery's claim and completion; one event"
+    );
     // The same request captured and sent again: its nonce is held in DynamoDB.
     let replay = intake
         .handle(WebhookRequest {
@@ -214,6 +226,10 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
         "AWS requests per till return (NetSuite, Salesforce, Shopify): DynamoDB {} EventBridge {}",
         till_cost.0, till_cost.1
     );
+    println!(
+        "bench-requests till-return return-reversal dynamodb={} eventbridge={}",
+        till_cost.0, till_cost.1
+    );
     assert_eq!(
         till_cost,
         (9, 3),
@@ -234,6 +250,10 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     let cancel_cost = (ddb_count.take(), eb_count.take());
     println!(
         "AWS requests per cancellation (NetSuite, Salesforce): DynamoDB {} EventBridge {}",
+        cancel_cost.0, cancel_cost.1
+    );
+    println!(
+        "bench-requests cancellation return-reversal dynamodb={} eventbridge={}",
         cancel_cost.0, cancel_cost.1
     );
     assert_eq!(

@@ -76,6 +76,7 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
     let (_, _, _) = (counted.ddb.take(), counted.eb.take(), counted.sqs.take());
 
     // The webhook, delivered twice.
+    let mut per_delivery = Vec::new();
     for _ in 0..2 {
         let h = signed_shopify_headers(SECRET, "ev-saga-1", ORDER);
         let resp = intake
@@ -89,8 +90,12 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
             })
             .await;
         assert_eq!(resp.status, 200);
+        per_delivery.push((counted.ddb.take(), counted.eb.take()));
     }
-    let intake_cost = (counted.ddb.take(), counted.eb.take());
+    let intake_cost = (
+        per_delivery[0].0 + per_delivery[1].0,
+        per_delivery[0].1 + per_delivery[1].1,
+    );
 
     assert_eq!(
         poll_step(&sqs, &erp_q, &erp).await,
@@ -105,6 +110,15 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
     );
     let loyalty_cost = (counted.ddb.take(), counted.eb.take());
 
+    // Read by infra/scripts/bench.sh (bench/costs.py).
+    for (what, (ddb, eb)) in [
+        ("intake", per_delivery[0]),
+        ("intake-redelivery", per_delivery[1]),
+        ("erp-post", erp_cost),
+        ("loyalty-accrual", loyalty_cost),
+    ] {
+        println!("bench-requests order {what} dynamodb={ddb} eventbridge={eb}");
+    }
     println!(
         "AWS requests per order: intake (2 deliveries) DynamoDB {} EventBridge {}; erp-post DynamoDB {} EventBridge {}; loyalty-accrual DynamoDB {} EventBridge {}",
         intake_cost.0, intake_cost.1, erp_cost.0, erp_cost.1, loyalty_cost.0, loyalty_cost.1

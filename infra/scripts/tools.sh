@@ -8,8 +8,11 @@
 #   .venv-tools/sam/bin/sam            AWS SAM CLI (sam validate, sam build)
 #   .venv-tools/checkov/bin/checkov    IaC security scanner
 #   .venv-tools/cargo-lambda/bin/cargo-lambda   Lambda runtime emulator (watch / invoke)
+#   .venv-tools/bench-python/bin/python  boto3 + aws-lambda-powertools, for the
+#                                        benchmarks only (not installed by default)
 #
-# Usage: infra/scripts/tools.sh [moto|cfn|sam|checkov ...]   (default: all)
+# Usage: infra/scripts/tools.sh [moto|cfn|sam|checkov|cargo-lambda|bench-python ...]
+#        (default: all but bench-python)
 #
 # Idempotent: a venv whose tool already runs at the pinned version is left
 # alone (a stamp file records the pin). Call the binaries by path; nothing
@@ -27,6 +30,8 @@ CFN_SPEC='cfn-lint==1.58.0'
 SAM_SPEC='aws-sam-cli==1.170.0'
 CHECKOV_SPEC='checkov==3.3.30'
 CARGO_LAMBDA_SPEC='cargo-lambda==1.9.2'
+# Only for the benchmarks (infra/scripts/bench.sh), not installed by default.
+BENCH_PYTHON_SPEC='aws-lambda-powertools[aws-sdk]==3.37.0'
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 SAM_CLI_TELEMETRY=0
 
@@ -72,8 +77,9 @@ install_one() {
         sam) ensure sam "$SAM_SPEC" sam --version ;;
         checkov) ensure checkov "$CHECKOV_SPEC" checkov --version ;;
         cargo-lambda) ensure cargo-lambda "$CARGO_LAMBDA_SPEC" cargo-lambda lambda --version ;;
+        bench-python) ensure bench-python "$BENCH_PYTHON_SPEC" python -c "import boto3, aws_lambda_powertools.utilities.idempotency" ;;
         *)
-            echo "tools: unknown tool '$1' (expected moto, cfn, sam, checkov or cargo-lambda)" >&2
+            echo "tools: unknown tool '$1' (expected moto, cfn, sam, checkov, cargo-lambda or bench-python)" >&2
             return 2
             ;;
     esac

@@ -107,114 +107,123 @@ def seed_erp_items(sim_port):
     return items
 
 
-def main():
+def deploy(procs):
+    """moto and the simulators on loopback (appended to `procs`), the stack
+    deployed from template.yaml, the catalog and ERP items seeded; returns
+    the simulators' port and, per function, (name, sample event file,
+    environment, check of its answer)."""
     import boto3
 
+    moto_port, sim_port = free_port(), free_port()
+    moto = f"http://127.0.0.1:{moto_port}"
+    procs.append(start([os.path.join(TOOLS, "moto/bin/moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)]))
+    wait_http(f"{moto}/moto-api/")
+    procs.append(start([os.path.join(ROOT, "target/debug/retailflow"), "simulators", "--listen", f"127.0.0.1:{sim_port}"]))
+    wait_http(f"http://127.0.0.1:{sim_port}/__sim/state")
+
+    deployed = subprocess.run([sys.executable, os.path.join(ROOT, "tests/deploy/deploy_to_moto.py"), moto, "rf-runtime"],
+                              capture_output=True, text=True, check=True)
+    out = json.loads(deployed.stdout)
+    sm = boto3.client("secretsmanager", endpoint_url=moto, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    with open(os.path.join(ROOT, "events/dev-keys/shopify-secret.txt")) as f:
+        shopify_secret = f.read()
+    webhook_arn = sm.create_secret(Name="rf-webhook", SecretString=json.dumps({"shopify_secret": shopify_secret}))["ARN"]
+    connector_arn = sm.create_secret(Name="rf-connectors", SecretString=json.dumps(
+        {"netsuite_token": "sim", "salesforce_token": "sim"}))["ARN"]
+
+    base = {
+        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto, "RUST_LOG": "info",
+        "RETAILFLOW_STATE_TABLE": out["StateTableName"], "RETAILFLOW_EVENT_BUS": out["EventBusName"],
+    }
+    ddb = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+
+    def on_hand(sku):
+        item = ddb.get_item(TableName=out["StateTableName"], Key={"pk": {"S": f"STOCK#{sku}"}}).get("Item", {})
+        return int(item.get("on_hand", {}).get("N", "-1"))
+
+    def quarantined(reason):
+        items = ddb.scan(TableName=out["StateTableName"]).get("Items", [])
+        return any(i["pk"]["S"].startswith("QUARANTINE#") and reason in i.get("reason", {}).get("S", "")
+                   for i in items)
+
+    def price(sku):
+        item = ddb.get_item(TableName=out["StateTableName"], Key={"pk": {"S": f"PRICE#{sku}"}}).get("Item", {})
+        return (int(item.get("price", {}).get("N", "-1")), int(item.get("version", {}).get("N", "-1")))
+
+    functions = [
+        ("order-publish", "events/01-shopify-orders-create.json", {"RETAILFLOW_SECRETS_ARN": webhook_arn},
+         lambda r: r.get("statusCode") == 200 and json.loads(r.get("body", "{}")).get("event_type") == "OrderPlaced"),
+        ("erp-post", "events/sqs/erp-post-order-placed.json", {
+            "RETAILFLOW_QUEUE_URL": out["ErpPostQueueUrl"], "RETAILFLOW_DLQ_URL": out["ErpPostDLQUrl"],
+            "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
+            "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1"},
+         lambda r: r.get("batchItemFailures") == []),
+        ("loyalty-accrual", "events/sqs/loyalty-accrual-order-placed.json", {
+            "RETAILFLOW_QUEUE_URL": out["LoyaltyAccrualQueueUrl"], "RETAILFLOW_DLQ_URL": out["LoyaltyAccrualDLQUrl"],
+            "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn,
+            "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
+            "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards", "RETAILFLOW_LOYALTY_ENROLL": "true"},
+         lambda r: r.get("batchItemFailures") == []),
+        ("return-reversal", "events/sqs/return-reversal-refund-issued.json", {
+            "RETAILFLOW_QUEUE_URL": out["ReturnReversalQueueUrl"], "RETAILFLOW_DLQ_URL": out["ReturnReversalDLQUrl"],
+            "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
+            "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
+            "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
+            "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
+         lambda r: r.get("batchItemFailures") == []),
+        ("checkout-validation", "events/14-checkout-validate.json", {
+            "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn,
+            "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
+            "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
+         lambda r: r.get("statusCode") == 200 and json.loads(r.get("body", "{}")).get("status") == "accepted"),
+        ("stock-commit", "events/sqs/stock-commit-order-placed.json", {
+            "RETAILFLOW_QUEUE_URL": out["StockCommitQueueUrl"], "RETAILFLOW_DLQ_URL": out["StockCommitDLQUrl"]},
+         lambda r: r.get("batchItemFailures") == [] and on_hand("MCS-CHR-M") == 118),
+        # The ERP raised CWB-OLV to 65.00; erp-post gave it the order, so
+        # it counts 118 socks free, but stock-commit has not seen
+        # OrderPostedToErp here: the 2 sold are taken off both, 116. The
+        # count errs short until the post is seen, never over.
+        ("catalog-sync", "events/scheduled/catalog-sync-tick.json", {
+            "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
+            "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
+            "RETAILFLOW_CATALOG_CURRENCY": "USD"},
+         lambda r: r.get("prices_changed") == 1 and price("CWB-OLV") == (6500, 2)
+         and on_hand("MCS-CHR-M") == 116),
+        # The warehouse shipped the sample order; no shop credentials are
+        # configured here, so the shipment is quarantined with its reason
+        # (in moto) and the watermark moves past it.
+        ("fulfillment-sync", "events/scheduled/fulfillment-sync-tick.json", {
+            "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
+            "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1"},
+         lambda r: r.get("shipments") == 1 and r.get("quarantined") == 1 and quarantined("no shop connector")),
+        # Every saga of the last day (the order above and its return)
+        # against the NetSuite and Salesforce simulators: all there, of
+        # the right amounts; nothing is due yet, so nothing is stuck.
+        ("reconciliation", "events/scheduled/reconciliation-tick.json", {
+            "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
+            "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
+            "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
+            "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards",
+            "RETAILFLOW_STEP_QUEUES": ",".join(
+                f"{step}={out[output]}" for step, output in [
+                    ("erp_post", "ErpPostQueueUrl"), ("loyalty_accrual", "LoyaltyAccrualQueueUrl"),
+                    ("stock_commit", "StockCommitQueueUrl"), ("loyalty_reversal", "ReturnReversalQueueUrl"),
+                    ("credit_memo", "ReturnReversalQueueUrl"), ("erp_cancel", "ReturnReversalQueueUrl")])},
+         lambda r: r.get("complete") is True and r.get("counts") == {} and r.get("sagas_checked", 0) >= 2),
+    ]
+    seed_catalog(moto, out["StateTableName"])
+    seed_erp_items(sim_port)
+    return sim_port, base, functions
+
+
+def main():
     procs = []
     results = []
     try:
-        moto_port, sim_port = free_port(), free_port()
-        moto = f"http://127.0.0.1:{moto_port}"
-        procs.append(start([os.path.join(TOOLS, "moto/bin/moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)]))
-        wait_http(f"{moto}/moto-api/")
-        procs.append(start([os.path.join(ROOT, "target/debug/retailflow"), "simulators", "--listen", f"127.0.0.1:{sim_port}"]))
-        wait_http(f"http://127.0.0.1:{sim_port}/__sim/state")
-
-        deployed = subprocess.run([sys.executable, os.path.join(ROOT, "tests/deploy/deploy_to_moto.py"), moto, "rf-runtime"],
-                                  capture_output=True, text=True, check=True)
-        out = json.loads(deployed.stdout)
-        sm = boto3.client("secretsmanager", endpoint_url=moto, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
-        with open(os.path.join(ROOT, "events/dev-keys/shopify-secret.txt")) as f:
-            shopify_secret = f.read()
-        webhook_arn = sm.create_secret(Name="rf-webhook", SecretString=json.dumps({"shopify_secret": shopify_secret}))["ARN"]
-        connector_arn = sm.create_secret(Name="rf-connectors", SecretString=json.dumps(
-            {"netsuite_token": "sim", "salesforce_token": "sim"}))["ARN"]
-
-        base = {
-            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": moto, "RUST_LOG": "info",
-            "RETAILFLOW_STATE_TABLE": out["StateTableName"], "RETAILFLOW_EVENT_BUS": out["EventBusName"],
-        }
-        ddb = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1",
-                           aws_access_key_id="test", aws_secret_access_key="test")
-
-        def on_hand(sku):
-            item = ddb.get_item(TableName=out["StateTableName"], Key={"pk": {"S": f"STOCK#{sku}"}}).get("Item", {})
-            return int(item.get("on_hand", {}).get("N", "-1"))
-
-        def quarantined(reason):
-            items = ddb.scan(TableName=out["StateTableName"]).get("Items", [])
-            return any(i["pk"]["S"].startswith("QUARANTINE#") and reason in i.get("reason", {}).get("S", "")
-                       for i in items)
-
-        def price(sku):
-            item = ddb.get_item(TableName=out["StateTableName"], Key={"pk": {"S": f"PRICE#{sku}"}}).get("Item", {})
-            return (int(item.get("price", {}).get("N", "-1")), int(item.get("version", {}).get("N", "-1")))
-
-        functions = [
-            ("order-publish", "events/01-shopify-orders-create.json", {"RETAILFLOW_SECRETS_ARN": webhook_arn},
-             lambda r: r.get("statusCode") == 200 and json.loads(r.get("body", "{}")).get("event_type") == "OrderPlaced"),
-            ("erp-post", "events/sqs/erp-post-order-placed.json", {
-                "RETAILFLOW_QUEUE_URL": out["ErpPostQueueUrl"], "RETAILFLOW_DLQ_URL": out["ErpPostDLQUrl"],
-                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
-                "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1"},
-             lambda r: r.get("batchItemFailures") == []),
-            ("loyalty-accrual", "events/sqs/loyalty-accrual-order-placed.json", {
-                "RETAILFLOW_QUEUE_URL": out["LoyaltyAccrualQueueUrl"], "RETAILFLOW_DLQ_URL": out["LoyaltyAccrualDLQUrl"],
-                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn,
-                "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
-                "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards", "RETAILFLOW_LOYALTY_ENROLL": "true"},
-             lambda r: r.get("batchItemFailures") == []),
-            ("return-reversal", "events/sqs/return-reversal-refund-issued.json", {
-                "RETAILFLOW_QUEUE_URL": out["ReturnReversalQueueUrl"], "RETAILFLOW_DLQ_URL": out["ReturnReversalDLQUrl"],
-                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
-                "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
-                "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
-                "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
-             lambda r: r.get("batchItemFailures") == []),
-            ("checkout-validation", "events/14-checkout-validate.json", {
-                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn,
-                "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
-                "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
-             lambda r: r.get("statusCode") == 200 and json.loads(r.get("body", "{}")).get("status") == "accepted"),
-            ("stock-commit", "events/sqs/stock-commit-order-placed.json", {
-                "RETAILFLOW_QUEUE_URL": out["StockCommitQueueUrl"], "RETAILFLOW_DLQ_URL": out["StockCommitDLQUrl"]},
-             lambda r: r.get("batchItemFailures") == [] and on_hand("MCS-CHR-M") == 118),
-            # The ERP raised CWB-OLV to 65.00; erp-post gave it the order, so
-            # it counts 118 socks free, but stock-commit has not seen
-            # OrderPostedToErp here: the 2 sold are taken off both, 116. The
-            # count errs short until the post is seen, never over.
-            ("catalog-sync", "events/scheduled/catalog-sync-tick.json", {
-                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
-                "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
-                "RETAILFLOW_CATALOG_CURRENCY": "USD"},
-             lambda r: r.get("prices_changed") == 1 and price("CWB-OLV") == (6500, 2)
-             and on_hand("MCS-CHR-M") == 116),
-            # The warehouse shipped the sample order; no shop credentials are
-            # configured here, so the shipment is quarantined with its reason
-            # (in moto) and the watermark moves past it.
-            ("fulfillment-sync", "events/scheduled/fulfillment-sync-tick.json", {
-                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
-                "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1"},
-             lambda r: r.get("shipments") == 1 and r.get("quarantined") == 1 and quarantined("no shop connector")),
-            # Every saga of the last day (the order above and its return)
-            # against the NetSuite and Salesforce simulators: all there, of
-            # the right amounts; nothing is due yet, so nothing is stuck.
-            ("reconciliation", "events/scheduled/reconciliation-tick.json", {
-                "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_ERP": "netsuite",
-                "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
-                "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
-                "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards",
-                "RETAILFLOW_STEP_QUEUES": ",".join(
-                    f"{step}={out[output]}" for step, output in [
-                        ("erp_post", "ErpPostQueueUrl"), ("loyalty_accrual", "LoyaltyAccrualQueueUrl"),
-                        ("stock_commit", "StockCommitQueueUrl"), ("loyalty_reversal", "ReturnReversalQueueUrl"),
-                        ("credit_memo", "ReturnReversalQueueUrl"), ("erp_cancel", "ReturnReversalQueueUrl")])},
-             lambda r: r.get("complete") is True and r.get("counts") == {} and r.get("sagas_checked", 0) >= 2),
-        ]
-        seed_catalog(moto, out["StateTableName"])
-        seed_erp_items(sim_port)
+        sim_port, base, functions = deploy(procs)
         cargo_env = dict(os.environ)
         cargo_env["PATH"] = os.path.join(TOOLS, "cargo-lambda/bin") + os.pathsep + cargo_env.get("PATH", "")
         for name, event_file, extra, ok in functions:

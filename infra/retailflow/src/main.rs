@@ -5,6 +5,7 @@
 //!   happened to each order;
 //! - `serve --listen ADDR`: serves the template's routes on the in-process adapters;
 //! - `bench-checkout`: checkout validation latency and throughput;
+//! - `bench-orders`: CPU per order through the whole app;
 //! - `bench-reconcile`: reconciliation run time and requests for N orders;
 //! - `replay list|redrive|window`: dead letters and window replays, on a
 //!   running `serve` or a deployed stack;
@@ -19,6 +20,7 @@
 //!   SQS events for a raw payload.
 
 mod bench;
+mod bench_orders;
 mod bench_reconcile;
 mod commands;
 mod local_target;
@@ -78,6 +80,17 @@ enum Command {
     BenchReconcile {
         #[arg(long, default_value_t = 10_000)]
         orders: usize,
+    },
+    /// Benchmark CPU per order through the whole app in process (build with
+    /// --release): the chaos workload's orders, checkouts, returns and
+    /// cancellations with no faults.
+    BenchOrders {
+        #[arg(long, default_value_t = 2_000)]
+        orders: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "events/dev-keys")]
+        dev_keys: PathBuf,
     },
     /// Chaos: a seeded workload of orders (Shopify and Adobe shapes, several
     /// currencies, gift cards), returns and cancellations through the whole
@@ -374,6 +387,11 @@ async fn main() -> anyhow::Result<()> {
             };
             replay_cli::replay(target, action).await
         }
+        Command::BenchOrders {
+            orders,
+            seed,
+            dev_keys,
+        } => bench_orders::bench_orders(orders.max(1), seed, &dev_keys).await,
         Command::BenchReconcile { orders } => bench_reconcile::bench_reconcile(orders.max(1)).await,
         Command::BenchCheckout { iterations, lines } => {
             bench::bench_checkout(iterations.max(1), lines.max(1)).await

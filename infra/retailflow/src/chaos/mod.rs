@@ -298,8 +298,9 @@ fn lose_messages(app: &LocalApp, queue: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Sends one webhook; its status.
-async fn send(
+/// Sends one webhook (or till request, signed now) to the app's intake;
+/// answers the HTTP status.
+pub async fn send(
     app: &LocalApp,
     path: &str,
     headers: &[(String, String)],
@@ -591,7 +592,20 @@ pub async fn run_keeping_app(
         injected.extend(so.order_key.clone());
     }
     for key in &lost_messages {
-        injected.insert(key.clone());
+        // A duplicate of the lost message may have done its work, or the
+        // order was cancelled: only an accrual still due and undone is drift.
+        let due = match common::ports::StateStore::saga(app.store.as_ref(), key).await {
+            Ok(Some(saga)) => {
+                saga.refund_ledger.cancelled_at.is_none()
+                    && saga
+                        .step(common::steps::loyalty_accrual::STEP)
+                        .is_none_or(|r| r.status != common::saga::StepStatus::Completed)
+            }
+            _ => true,
+        };
+        if due {
+            injected.insert(key.clone());
+        }
     }
     report.drift_injected = injected.len();
     // Past every step's SLA, so the lost ones count as stuck.

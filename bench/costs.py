@@ -1,0 +1,106 @@
+"""Billed AWS requests per order and per return, and what they cost.
+
+Reads the `bench-requests <flow> <step> dynamodb=N eventbridge=M` lines the
+AWS-wire tests print (tests/aws_wire_saga.rs, tests/aws_wire_returns.rs):
+requests the real aws-sdk-rust clients made to moto, counted by request
+interceptors on the clients retailflow's adapters use. Beside them, the same
+flows in a Powertools-style design: per step an idempotency put (INPROGRESS)
+and update (COMPLETED) plus a separate saga write, the same events, and the
+same domain reads and writes (saga reads, refund ledger). Then $ per million
+from public list prices (us-east-1).
+
+Usage: cargo test -p retailflow-e2e --test aws_wire_saga --test aws_wire_returns -- --nocapture | python bench/costs.py
+"""
+import json
+import os
+import re
+import sys
+
+# us-east-1 list prices, USD per million, as published on the AWS pricing
+# pages (aws.amazon.com/dynamodb/pricing/on-demand, /eventbridge/pricing,
+# /sqs/pricing, /lambda/pricing, /api-gateway/pricing) in November 2026.
+PRICE = {
+    "dynamodb_write_unit": 0.625,  # on-demand, per write request unit (1 KB)
+    "eventbridge_event": 1.00,     # custom events published
+    "sqs_request": 0.40,           # standard queue, per 64 KB request
+    "lambda_request": 0.20,
+    "http_api_request": 1.00,      # API Gateway HTTP API, first 300 M
+}
+
+# How many idempotent units of work each measured step does (each a claim +
+# completion in retailflow; put + update + saga write in the Powertools
+# design), and its domain requests besides. erp-post on NetSuite posts
+# without a claim (the ERP upserts on the external id): one completion write.
+STEPS = {
+    ("order", "intake"): {"units": 1, "kind": "claim+complete"},
+    ("order", "erp-post"): {"units": 1, "kind": "complete only"},
+    ("order", "loyalty-accrual"): {"units": 1, "kind": "claim+complete"},
+    # loyalty reversal and credit memo; the rest: two saga reads, the refund ledger write
+    ("refund", "return-reversal"): {"units": 2, "kind": "claim+complete"},
+    # plus the shop's refund of a till return
+    ("till-return", "return-reversal"): {"units": 3, "kind": "claim+complete"},
+    # the till's nonce claim is a request the Powertools design makes too
+    ("till-return", "intake"): {"units": 1, "kind": "claim+complete"},
+}
+
+FLOWS = {
+    "order (intake + ERP + loyalty)": [("order", "intake"), ("order", "erp-post"), ("order", "loyalty-accrual")],
+    "return (Shopify refund: intake + reversal)": [("order", "intake"), ("refund", "return-reversal")],
+    "till return (POS: intake + reversal + shop refund)": [("till-return", "intake"), ("till-return", "return-reversal")],
+}
+
+
+def powertools_style(step, measured):
+    ddb, eb = measured
+    units, kind = STEPS[step]["units"], STEPS[step]["kind"]
+    ours_idempotency = units * (2 if kind == "claim+complete" else 1)
+    domain = ddb - ours_idempotency
+    return units * 3 + domain, eb
+
+
+def main():
+    measured = {}
+    for line in sys.stdin:
+        m = re.search(r"bench-requests (\S+) (\S+) dynamodb=(\d+) eventbridge=(\d+)", line)
+        if m:
+            measured[(m.group(1), m.group(2))] = (int(m.group(3)), int(m.group(4)))
+    missing = [s for steps in FLOWS.values() for s in steps if s not in measured]
+    if missing:
+        sys.exit(f"costs: no measurement for {missing}: did the AWS-wire tests run with --nocapture?")
+
+    rows = []
+    print("billed AWS requests made by retailflow's adapters, counted on the real SDK clients against moto")
+    print(f"{'flow':52} {'retailflow':>10} {'Powertools-style':>17} {'$/M retailflow':>15} {'$/M Powertools':>15}")
+    for flow, steps in FLOWS.items():
+        ours = [measured[s] for s in steps]
+        pt = [powertools_style(s, measured[s]) for s in steps]
+        o_ddb, o_eb = sum(d for d, _ in ours), sum(e for _, e in ours)
+        p_ddb, p_eb = sum(d for d, _ in pt), sum(e for _, e in pt)
+        cost = lambda ddb, eb: ddb * PRICE["dynamodb_write_unit"] + eb * PRICE["eventbridge_event"]
+        row = {"flow": flow, "retailflow": {"dynamodb": o_ddb, "eventbridge": o_eb, "total": o_ddb + o_eb,
+                                            "usd_per_million": round(cost(o_ddb, o_eb), 3)},
+               "powertools_style": {"dynamodb": p_ddb, "eventbridge": p_eb, "total": p_ddb + p_eb,
+                                    "usd_per_million": round(cost(p_ddb, p_eb), 3)},
+               "steps": {f"{f}/{s}": measured[(f, s)] for f, s in steps}}
+        rows.append(row)
+        print(f"{flow:52} {o_ddb + o_eb:>4} ({o_ddb}+{o_eb}) {p_ddb + p_eb:>9} ({p_ddb}+{p_eb}) "
+              f"{row['retailflow']['usd_per_million']:>15.3f} {row['powertools_style']['usd_per_million']:>15.3f}")
+    print("  (n+m: DynamoDB + EventBridge; $ counts every DynamoDB request as one write unit, items up to 1 KB: an upper bound for the reads, a lower one for items over 1 KB)")
+    # What both designs pay alike per order: the webhook through API Gateway,
+    # three Lambda invocations, and per step message an EventBridge-to-SQS
+    # send plus the event source mapping's receive and delete (batch of one).
+    platform = (PRICE["http_api_request"] + 3 * PRICE["lambda_request"] + 2 * 3 * PRICE["sqs_request"])
+    print(f"  both designs also pay per order, alike: API Gateway 1, Lambda 3 invocations, SQS 6 requests "
+          f"= ${platform:.2f} per million orders, plus Lambda duration")
+    order = rows[0]
+    print(f"order: {order['retailflow']['total']} requests (target ≤ 8) vs {order['powertools_style']['total']} "
+          f"Powertools-style; ${order['retailflow']['usd_per_million']:.3f} vs ${order['powertools_style']['usd_per_million']:.3f} per million orders")
+    out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "target", "bench", "requests.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump({"prices_usd_per_million": PRICE, "rows": rows, "platform_usd_per_million_orders": platform}, f, indent=1)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
