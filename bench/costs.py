@@ -59,11 +59,14 @@ def powertools_style(step, measured):
 
 
 def main():
-    measured = {}
+    measured, item_bytes = {}, {}
     for line in sys.stdin:
         m = re.search(r"bench-requests (\S+) (\S+) dynamodb=(\d+) eventbridge=(\d+)", line)
         if m:
             measured[(m.group(1), m.group(2))] = (int(m.group(3)), int(m.group(4)))
+        m = re.search(r"bench-item-bytes order (\S+) (\d+)", line)
+        if m:
+            item_bytes[m.group(1)] = max(item_bytes.get(m.group(1), 0), int(m.group(2)))
     missing = [s for steps in FLOWS.values() for s in steps if s not in measured]
     if missing:
         sys.exit(f"costs: no measurement for {missing}: did the AWS-wire tests run with --nocapture?")
@@ -87,18 +90,41 @@ def main():
               f"{row['retailflow']['usd_per_million']:>15.3f} {row['powertools_style']['usd_per_million']:>15.3f}")
     print("  (n+m: DynamoDB + EventBridge; $ counts every DynamoDB request as one write unit, items up to 1 KB: an upper bound for the reads, a lower one for items over 1 KB)")
     # What both designs pay alike per order: the webhook through API Gateway,
-    # three Lambda invocations, and per step message an EventBridge-to-SQS
-    # send plus the event source mapping's receive and delete (batch of one).
-    platform = (PRICE["http_api_request"] + 3 * PRICE["lambda_request"] + 2 * 3 * PRICE["sqs_request"])
-    print(f"  both designs also pay per order, alike: API Gateway 1, Lambda 3 invocations, SQS 6 requests "
+    # the Lambda invocations (order-publish; erp-post and loyalty-accrual;
+    # stock-commit for OrderPlaced and for OrderPostedToErp), and per step
+    # message an EventBridge-to-SQS send plus the event source mapping's
+    # receive and delete (batch of one; idle long polls not counted).
+    platform = PRICE["http_api_request"] + 5 * PRICE["lambda_request"] + 4 * 3 * PRICE["sqs_request"]
+    print(f"  both designs also pay per order, alike: API Gateway 1, Lambda 5 invocations, SQS 12 requests "
           f"= ${platform:.2f} per million orders, plus Lambda duration")
+    # DynamoDB bills a write per KB of the item (an update: the larger of
+    # before and after; a transaction: twice) and a consistent read per 4 KB.
+    saga_kb = -(-item_bytes.get("saga", 1024) // 1024)
+    delivery_kb = -(-item_bytes.get("delivery", 1024) // 1024)
+    ours_wru = (delivery_kb                      # intake claim (delivery item)
+                + 2 * (delivery_kb + saga_kb)    # intake completion (transaction of both)
+                + saga_kb                        # erp-post completion
+                + 2 * saga_kb)                   # loyalty-accrual claim and completion
+    ours_rru = -(-saga_kb // 4)                  # erp-post's consistent saga read
+    # Powertools: small idempotency records (1 unit each), and a saga write
+    # per step, priced here at 1 KB (lower bound) and at retailflow's saga size.
+    pt_low, pt_high = 3 * 2 + 3 * 1, 3 * 2 + 3 * saga_kb
+    read_price = PRICE["dynamodb_write_unit"] / 5  # on-demand: a read unit costs a fifth of a write unit
+    o_usd = ours_wru * PRICE["dynamodb_write_unit"] + ours_rru * read_price + 3 * PRICE["eventbridge_event"]
+    print(f"by item size: the saga item is {item_bytes.get('saga', 0)} bytes (it keeps the OrderPlaced envelope "
+          f"for replay), the delivery item {item_bytes.get('delivery', 0)}; per order retailflow writes "
+          f"{ours_wru} units and reads {ours_rru}: ${o_usd:.3f} per million orders; Powertools-style "
+          f"{pt_low}–{pt_high} units: ${pt_low * PRICE['dynamodb_write_unit'] + 3 * PRICE['eventbridge_event']:.3f}"
+          f"–${pt_high * PRICE['dynamodb_write_unit'] + 3 * PRICE['eventbridge_event']:.3f}")
     order = rows[0]
     print(f"order: {order['retailflow']['total']} requests (target ≤ 8) vs {order['powertools_style']['total']} "
           f"Powertools-style; ${order['retailflow']['usd_per_million']:.3f} vs ${order['powertools_style']['usd_per_million']:.3f} per million orders")
     out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "target", "bench", "requests.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
-        json.dump({"prices_usd_per_million": PRICE, "rows": rows, "platform_usd_per_million_orders": platform}, f, indent=1)
+        json.dump({"prices_usd_per_million": PRICE, "rows": rows, "platform_usd_per_million_orders": platform,
+                   "item_bytes": item_bytes, "order_write_units": {"retailflow": ours_wru, "retailflow_read_units": ours_rru,
+                                                                   "powertools_style": [pt_low, pt_high]}}, f, indent=1)
     print(f"wrote {out}")
 
 

@@ -73,7 +73,7 @@ pub struct IntakeConfig {
     /// Shop identity for Adobe orders; defaults to the configured client id.
     pub adobe_shop: Option<String>,
     pub max_body_bytes: usize,
-    /// How long a delivery is remembered for dedup (Shopify retries for 48 h).
+    /// How long a delivery is remembered for dedup (Shopify retries for 4 h).
     pub dedup_ttl: Duration,
     pub lease: LeasePolicy,
     /// How old a delivery may be, and whether tills must stamp their requests.
@@ -344,9 +344,10 @@ impl OrderIntake {
         let nonce = ClaimRequest {
             key: IdempotencyKey::request_nonce(store, &stamp.nonce),
             payload_hash: payload_hash(req.body),
-            now: req.received_at,
-            // As long as the stamp stays fresh, measured on the store's clock.
-            lease_until: req.received_at + (forget_at - judged_at).max(Duration::seconds(1)),
+            // On the clock the stamp's age is judged by: held for as long
+            // as the stamp is fresh on it, however late the handler runs.
+            now: judged_at,
+            lease_until: forget_at,
         };
         match self.store.claim(&nonce).await {
             // Never completed: the claim's lease is the nonce's memory.

@@ -84,13 +84,12 @@ impl ErpPosting {
         let order = &event.detail.order;
         let order_key = order.order.key();
         let native = self.erp.dedups_natively();
-        // Posting without a claim: the first delivery posts straight away
-        // (the upsert makes a second post the same document), and its
-        // completion write is refused once the order is cancelled, which
-        // undoes what it posted. A redelivery looks first, cancellation
-        // before completion: a post whose completion was lost may have
-        // reopened a sales order the cancellation had closed.
-        if native && inv.attempt > 1 {
+        // Posting without a claim is safe only while the order is open and
+        // unposted, so every message looks first, the first delivery too:
+        // an EventBridge or SQS duplicate, or intake publishing again after
+        // a lost completion, arrives at receive count 1, and an upsert would
+        // reopen a sales order the cancellation has closed.
+        if native {
             match self.store.saga(&order_key).await {
                 Ok(Some(saga)) => {
                     if saga.refund_ledger.cancelled_at.is_some() {

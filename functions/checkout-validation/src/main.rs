@@ -110,12 +110,21 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    // Built on the first event (see common::lambda, "Built on the first event").
+    let app = OnceCell::new();
+    let app = &app;
+    run(service_fn(move |req: Request| async move {
+        handle(app.get_or_try_init(build).await?, req).await
+    }))
+    .await
+}
+
+/// The clients and configuration every event of this execution environment shares.
+async fn build() -> Result<App, Error> {
     // The storefront waits on this: every AWS call is bounded.
     let aws = aws_sdk_config(Duration::from_millis(500), Duration::from_millis(1200)).await;
-    let app = App {
+    Ok(App {
         aws,
         checkout: OnceCell::new(),
-    };
-    let app = &app;
-    run(service_fn(move |req: Request| handle(app, req))).await
+    })
 }

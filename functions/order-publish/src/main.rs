@@ -102,10 +102,21 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    // Built on the first event (see common::lambda, "Built on the first event").
+    let app = OnceCell::new();
+    let app = &app;
+    run(service_fn(move |req: Request| async move {
+        handle(app.get_or_try_init(build).await?, req).await
+    }))
+    .await
+}
+
+/// The clients and configuration every event of this execution environment shares.
+async fn build() -> Result<App, Error> {
     // Shopify waits 5 s for the answer: every AWS call is bounded so a slow
     // dependency turns into a 503 (the platform retries), not a timeout.
     let aws = aws_sdk_config(Duration::from_millis(1000), Duration::from_millis(1500)).await;
-    let app = App {
+    Ok(App {
         store: Arc::new(DynamoDbStateStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
             env("RETAILFLOW_STATE_TABLE")?,
@@ -117,10 +128,8 @@ async fn main() -> Result<(), Error> {
         secrets: aws_sdk_secretsmanager::Client::new(&aws),
         secrets_arn: env("RETAILFLOW_SECRETS_ARN")?,
         adobe_shop: env("RETAILFLOW_ADOBE_SHOP").ok(),
-        // A setting that does not read stops the function at start, loudly.
+        // A setting that does not read fails every invocation, loudly, until mended.
         replay: ReplayPolicy::from_env(|k| std::env::var(k).ok()).map_err(Error::from)?,
         intake: OnceCell::new(),
-    };
-    let app = &app;
-    run(service_fn(move |req: Request| handle(app, req))).await
+    })
 }

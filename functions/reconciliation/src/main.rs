@@ -125,11 +125,20 @@ async fn handle(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    // Built on the first event (see common::lambda, "Built on the first event").
+    let app = OnceCell::new();
+    let app = &app;
+    run(service_fn(move |event| async move {
+        handle(app.get_or_try_init(build).await?, event).await
+    }))
+    .await
+}
+
+/// The clients and configuration every event of this execution environment shares.
+async fn build() -> Result<App, Error> {
     let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
-    let app = App {
+    Ok(App {
         aws,
         recon: OnceCell::new(),
-    };
-    let app = &app;
-    run(service_fn(move |event| handle(app, event))).await
+    })
 }

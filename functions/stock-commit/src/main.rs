@@ -18,6 +18,7 @@ use common::idempotency::LeasePolicy;
 use common::lambda::{aws_sdk_config, env, init_tracing, stock_step_batch};
 use common::steps::stock_commit::StockCommit;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
 
 struct App {
     queue: SqsQueueControl,
@@ -37,10 +38,21 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    // Built on the first event (see common::lambda, "Built on the first event").
+    let app = OnceCell::new();
+    let app = &app;
+    run(service_fn(move |event| async move {
+        handle(app.get_or_try_init(build).await?, event).await
+    }))
+    .await
+}
+
+/// The clients and configuration every event of this execution environment shares.
+async fn build() -> Result<App, Error> {
     let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let table = env("RETAILFLOW_STATE_TABLE")?;
-    let app = App {
+    Ok(App {
         queue: SqsQueueControl::new(
             aws_sdk_sqs::Client::new(&aws),
             env("RETAILFLOW_QUEUE_URL")?,
@@ -56,7 +68,5 @@ async fn main() -> Result<(), Error> {
             Arc::new(DynamoDbCatalog::new(ddb, &table)),
             LeasePolicy::default(),
         ),
-    };
-    let app = &app;
-    run(service_fn(move |event| handle(app, event))).await
+    })
 }

@@ -42,7 +42,8 @@ pub async fn deliver(app: &LocalApp, file: &str) -> u16 {
             headers: &req.headers,
             body: &req.body,
             received_at: app.clock.now(),
-            gateway_time: None,
+            // Recorded samples are judged at the time they were recorded.
+            gateway_time: req.gateway_time,
             deadline: None,
         })
         .await
