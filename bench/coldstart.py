@@ -133,22 +133,29 @@ def cold_run(emulator, cmd, env, event, log):
             reaped = (status, usage)
             break
         inv.answered.wait(0.01)
+    peak_kb = None
     if reaped is None:
         inv.second_next.wait(2)
+        # The process image's own high-water mark (wait4's ru_maxrss would
+        # start from this Python parent's, inherited across fork and exec).
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                peak_kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+        except (OSError, StopIteration, ValueError):
+            pass
         try:
             os.kill(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         _, status, usage = os.wait4(p.pid, 0)
         reaped = (status, usage)
-    usage = reaped[1]
     p.returncode = -9  # reaped here: Popen must not wait for it again
     inv.release.set()
     emulator.current = None
     return {
         "init_ms": (inv.nexts[0] - started) * 1000 if inv.nexts else None,
         "first_response_ms": (inv.responded_at - started) * 1000 if inv.responded_at else None,
-        "peak_rss_kb": usage.ru_maxrss,
+        "peak_rss_kb": peak_kb,
         "answer": (inv.response or inv.error or b"").decode(errors="replace")[:300],
         "error": inv.error is not None or inv.response is None,
     }
@@ -224,14 +231,14 @@ def main():
         errors = sum(1 for r in results[name] if r["error"])
         run1 = results[name][0]["first_response_ms"]
         row = {"process": name, "init_ms": init, "first_response_ms": first, "first_response_run1_ms": run1,
-               "peak_rss_mb": rss / 1024,
+               "peak_rss_mb": rss / 1024 if rss else None,
                "init_vs_hello": init / hello if init and hello else None,
                "init_vs_python": init / med(python, "init_ms") if init and med(python, "init_ms") else None,
                "runs": args.runs, "runs_answered_with_error": errors,
                "last_answer": results[name][-1]["answer"]}
         rows.append(row)
         fmt = lambda x, f: (f % x) if x is not None else "-"
-        print(f"{name:44} {fmt(init, '%.1f'):>8} {fmt(run1, '%.1f'):>18} {fmt(first, '%.1f'):>19} {rss / 1024:>12.1f} "
+        print(f"{name:44} {fmt(init, '%.1f'):>8} {fmt(run1, '%.1f'):>18} {fmt(first, '%.1f'):>19} {fmt(rss / 1024 if rss else None, '%.1f'):>12} "
               f"{fmt(row['init_vs_hello'], '%.2f×'):>13} {fmt(row['init_vs_python'], '%.3f×'):>14}"
               + (f"   ({errors} answered with an error)" if errors else ""))
     rust_publish, py = med("order-publish", "first_response_ms"), med(python, "first_response_ms")
