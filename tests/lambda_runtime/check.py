@@ -116,7 +116,9 @@ def deploy(procs):
 
     moto_port, sim_port = free_port(), free_port()
     moto = f"http://127.0.0.1:{moto_port}"
-    procs.append(start([os.path.join(TOOLS, "moto/bin/moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)]))
+    moto_log = open(os.path.join(ROOT, "target", "lambda-moto.log"), "w")
+    procs.append(start([os.path.join(TOOLS, "moto/bin/moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+                       log=moto_log))
     wait_http(f"{moto}/moto-api/")
     procs.append(start([os.path.join(ROOT, "target/debug/retailflow"), "simulators", "--listen", f"127.0.0.1:{sim_port}"]))
     wait_http(f"http://127.0.0.1:{sim_port}/__sim/state")
