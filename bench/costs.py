@@ -29,8 +29,9 @@ PRICE = {
 
 # How many idempotent units of work each measured step does (each a claim +
 # completion in retailflow; put + update + saga write in the Powertools
-# design), and its domain requests besides. erp-post on NetSuite posts
-# without a claim (the ERP upserts on the external id): one completion write.
+# design), and its domain requests besides, which both designs make. erp-post
+# on NetSuite posts without a claim (the ERP upserts on the external id): a
+# saga read (a cancelled order is never posted again) and a completion write.
 STEPS = {
     ("order", "intake"): {"units": 1, "kind": "claim+complete"},
     ("order", "erp-post"): {"units": 1, "kind": "complete only"},
@@ -114,8 +115,9 @@ def main():
     print(f"by item size: the saga item is {item_bytes.get('saga', 0)} bytes (it keeps the OrderPlaced envelope "
           f"for replay), the delivery item {item_bytes.get('delivery', 0)}; per order retailflow writes "
           f"{ours_wru} units and reads {ours_rru}: ${o_usd:.3f} per million orders; Powertools-style "
-          f"{pt_low}–{pt_high} units: ${pt_low * PRICE['dynamodb_write_unit'] + 3 * PRICE['eventbridge_event']:.3f}"
-          f"–${pt_high * PRICE['dynamodb_write_unit'] + 3 * PRICE['eventbridge_event']:.3f}")
+          f"{pt_low}–{pt_high} units and the same read: "
+          f"${pt_low * PRICE['dynamodb_write_unit'] + read_price + 3 * PRICE['eventbridge_event']:.3f}"
+          f"–${pt_high * PRICE['dynamodb_write_unit'] + ours_rru * read_price + 3 * PRICE['eventbridge_event']:.3f}")
     order = rows[0]
     print(f"order: {order['retailflow']['total']} requests (target ≤ 8) vs {order['powertools_style']['total']} "
           f"Powertools-style; ${order['retailflow']['usd_per_million']:.3f} vs ${order['powertools_style']['usd_per_million']:.3f} per million orders")

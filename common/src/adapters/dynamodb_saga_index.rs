@@ -8,7 +8,6 @@
 //! also write the index: `time_bucket` and `started_at` are set once.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
@@ -206,11 +205,7 @@ pub(crate) async fn put_report(
     body: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(body.as_bytes())
-        .map_err(|e| unavailable(format!("compressing report: {e}")))?;
-    let gz = gz
-        .finish()
+    let gz = super::gzip(body.as_bytes())
         .map_err(|e| unavailable(format!("compressing report: {e}")))?;
     client
         .put_item()
@@ -244,12 +239,9 @@ pub(crate) async fn report(
     else {
         return Ok(None);
     };
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(body.as_ref())
-        .read_to_string(&mut text)
-        .map_err(|e| StoreError::Corrupt {
-            key: format!("REPORT#{run_id}"),
-            reason: format!("report does not decompress: {e}"),
-        })?;
+    let text = super::gunzip_text(body.as_ref()).map_err(|e| StoreError::Corrupt {
+        key: format!("REPORT#{run_id}"),
+        reason: format!("report does not decompress: {e}"),
+    })?;
     Ok(Some(text))
 }
