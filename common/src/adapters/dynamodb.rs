@@ -854,3 +854,33 @@ fn existing_outcome(
         }),
     }
 }
+
+#[cfg(test)]
+mod envelope_tests {
+    use super::*;
+
+    #[test]
+    fn kept_envelopes_read_back_whether_gzipped_or_written_as_text_before() {
+        let envelope = r#"{"event_id":"e-1","detail":{"order":{"id":"42"}}}"#;
+        let mut item = HashMap::new();
+        item.insert(
+            format!("{ENVELOPE_PREFIX}e-1"),
+            AttributeValue::B(crate::adapters::gzip(envelope.as_bytes()).unwrap().into()),
+        );
+        item.insert(format!("{ENVELOPE_PREFIX}e-0"), s(envelope));
+        item.insert(
+            format!("{ENVELOPE_PREFIX}e-bad"),
+            AttributeValue::B(b"not gzip".to_vec().into()),
+        );
+        let saga = saga_from_item("shopify:s:order:42", &item).unwrap();
+        assert_eq!(
+            saga.envelopes.get("e-1").map(String::as_str),
+            Some(envelope)
+        );
+        assert_eq!(
+            saga.envelopes.get("e-0").map(String::as_str),
+            Some(envelope)
+        );
+        assert!(!saga.envelopes.contains_key("e-bad"));
+    }
+}
