@@ -651,6 +651,16 @@ async fn pos_with(
     headers: &[(&'static str, String)],
     received_at: DateTime<Utc>,
 ) -> WebhookResponse {
+    pos_at(h, headers, None, received_at).await
+}
+
+/// A till request as the gateway took it (`gateway`) and the handler ran it.
+async fn pos_at(
+    h: &Harness,
+    headers: &[(&'static str, String)],
+    gateway: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+) -> WebhookResponse {
     let mut map = HeaderMap::new();
     for (k, v) in headers {
         map.insert(*k, HeaderValue::from_str(v).unwrap());
@@ -661,7 +671,7 @@ async fn pos_with(
             headers: &map,
             body: POS_RETURN.as_bytes(),
             received_at,
-            gateway_time: None,
+            gateway_time: gateway,
             deadline: None,
         })
         .await
@@ -873,38 +883,16 @@ async fn a_recorded_request_is_judged_at_the_time_the_gateway_took_it() {
     assert_eq!(h.intake.handle(at(Some(t0()))).await.status, 200);
 }
 
-async fn pos_via_gateway(
-    h: &Harness,
-    headers: &[(&'static str, String)],
-    gateway: DateTime<Utc>,
-    received: DateTime<Utc>,
-) -> WebhookResponse {
-    let mut map = HeaderMap::new();
-    for (k, v) in headers {
-        map.insert(*k, HeaderValue::from_str(v).unwrap());
-    }
-    h.intake
-        .handle(WebhookRequest {
-            route: WebhookRoute::PosReturn,
-            headers: &map,
-            body: POS_RETURN.as_bytes(),
-            received_at: received,
-            gateway_time: Some(gateway),
-            deadline: None,
-        })
-        .await
-}
-
 #[tokio::test]
 async fn a_till_replay_reaching_the_handler_late_is_still_refused_while_its_stamp_is_fresh() {
     let h = pos_harness();
     let stamped = till(t0(), "nonce-kkkkkkkkkkkkkkkk");
-    assert_eq!(pos_via_gateway(&h, &stamped, t0(), t0()).await.status, 200);
+    assert_eq!(pos_at(&h, &stamped, Some(t0()), t0()).await.status, 200);
     // Taken by the gateway 4 minutes on (fresh), run 10 minutes on.
-    let replay = pos_via_gateway(
+    let replay = pos_at(
         &h,
         &stamped,
-        t0() + Duration::minutes(4),
+        Some(t0() + Duration::minutes(4)),
         t0() + Duration::minutes(10),
     )
     .await;
