@@ -45,9 +45,23 @@ pub async fn aws_sdk_config(attempt: Duration, operation: Duration) -> aws_confi
         .operation_timeout(operation)
         .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_https_client())
         .timeout_config(timeouts)
         .load()
         .await
+}
+
+/// The one HTTPS client every AWS SDK client uses: hyper 1 and rustls with
+/// ring, the crypto `reqwest` brings for the connectors anyway. The SDK's
+/// default client would add aws-lc beside it, about a megabyte more in
+/// every function's zip (`infra/scripts/bench.sh` measures the zips).
+pub fn aws_https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 #[derive(Debug, thiserror::Error)]

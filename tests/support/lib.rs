@@ -98,6 +98,7 @@ pub fn moto() -> &'static Moto {
 pub async fn aws_config() -> aws_config::SdkConfig {
     let moto = moto();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(common::lambda::aws_https_client())
         .endpoint_url(&moto.endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
