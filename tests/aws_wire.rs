@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
-use common::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
+use common::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, RecordOutcome};
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
 use common::ports::{BusError, BusEvent, EventBus, QuarantinedDelivery, StateStore, StoreError};
 use common::saga::{SagaEvent, SagaUpdate, StepStatus, SAGA_RETENTION};
@@ -147,6 +147,67 @@ async fn dynamodb_concurrent_claims_have_exactly_one_winner() {
         }
     }
     assert_eq!(won, 1);
+}
+
+#[tokio::test]
+async fn dynamodb_record_first_records_once_with_its_saga_and_reports_what_stands() {
+    let (store, _) = store().await;
+    let saga = SagaUpdate {
+        saga_key: "shopify:s:order:rf".into(),
+        at: t0(),
+        event: Some(SagaEvent {
+            event_id: "e-rf".into(),
+            event_type: "OrderPlaced".into(),
+            envelope: None,
+        }),
+        order_facts: None,
+        replace_order_facts: false,
+        case_key: None,
+        expires_at: t0() + SAGA_RETENTION,
+    };
+    let record = |hash: &'static str, at| {
+        let store = &store;
+        let saga = saga.clone();
+        async move {
+            store
+                .record_first(&claim_req("rf1", hash, at), &completion(at, Some(saga)))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(record("h", t0()).await, RecordOutcome::Recorded);
+    let recorded = store.saga("shopify:s:order:rf").await.unwrap().unwrap();
+    assert!(recorded.event_ids.contains("e-rf"), "{recorded:?}");
+    match record("h", t0() + Duration::minutes(1)).await {
+        RecordOutcome::Existing(ClaimOutcome::AlreadyCompleted { result }) => {
+            assert_eq!(result.unwrap()["event_id"], "e-1")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        record("other-hash", t0()).await,
+        RecordOutcome::Existing(ClaimOutcome::PayloadMismatch { completed: true })
+    );
+    // A live claim of the same key (claim-then-complete) stands until its
+    // lease lapses; then the record takes its place.
+    let ClaimOutcome::Claimed(_) = store.claim(&claim_req("rf2", "h", t0())).await.unwrap() else {
+        panic!()
+    };
+    assert!(matches!(
+        store
+            .record_first(&claim_req("rf2", "h", t0()), &completion(t0(), None))
+            .await
+            .unwrap(),
+        RecordOutcome::Existing(ClaimOutcome::InProgress { .. })
+    ));
+    let later = t0() + Duration::seconds(31);
+    assert_eq!(
+        store
+            .record_first(&claim_req("rf2", "h", later), &completion(later, None))
+            .await
+            .unwrap(),
+        RecordOutcome::Recorded
+    );
 }
 
 #[tokio::test]
@@ -353,7 +414,7 @@ async fn deliver(intake: &OrderIntake, headers: &HeaderMap, body: &str) -> u16 {
 }
 
 #[tokio::test]
-async fn intake_on_aws_routes_one_event_to_sqs_for_duplicate_and_concurrent_deliveries() {
+async fn intake_on_aws_routes_one_event_id_to_sqs_for_duplicate_and_concurrent_deliveries() {
     let cfg = aws_config().await;
     let routed = create_routed_bus(&cfg, &["OrderPlaced"]).await;
     let (intake, store) = wire_intake(&routed.bus).await;
@@ -368,8 +429,15 @@ async fn intake_on_aws_routes_one_event_to_sqs_for_duplicate_and_concurrent_deli
     assert!([a, b].iter().all(|s| *s == 200 || *s == 503), "{a} {b}");
     assert_eq!(deliver(&intake, &headers, ORDER).await, 200);
 
+    // Each accepted delivery publishes, always the same event (a delivery
+    // recorded but not yet published looks like one published).
     let messages = drain(&cfg, &routed.queue_url).await;
-    assert_eq!(messages.len(), 1, "exactly one event routed: {messages:?}");
+    assert!(!messages.is_empty());
+    let ids: std::collections::BTreeSet<_> = messages
+        .iter()
+        .map(|m| m["detail"]["event_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "one event id routed: {messages:?}");
     let m = &messages[0];
     assert_eq!(m["detail-type"], "OrderPlaced");
     assert_eq!(m["source"], "retailflow.intake");
@@ -401,7 +469,7 @@ async fn intake_on_aws_answers_503_when_publishing_fails_and_the_retry_publishes
     let headers = signed_headers("ev-wire-2", ORDER);
     assert_eq!(deliver(&broken, &headers, ORDER).await, 503);
     // The retry, on the same state table once the bus works: the failed
-    // attempt's claim does not swallow it.
+    // attempt's record does not swallow it.
     let (intake, _) = wire_intake_on(&routed.bus, store.table()).await;
     assert_eq!(deliver(&intake, &headers, ORDER).await, 200);
     assert_eq!(drain(&cfg, &routed.queue_url).await.len(), 1);
@@ -446,7 +514,7 @@ async fn eventbridge_refuses_oversized_entries_before_calling() {
 }
 
 #[tokio::test]
-async fn one_webhook_costs_two_dynamodb_requests_and_one_put_events() {
+async fn one_webhook_costs_one_dynamodb_request_and_one_put_events() {
     use retailflow_e2e::RequestCounter;
     let cfg = aws_config().await;
     let routed = create_routed_bus(&cfg, &["OrderPlaced"]).await;
@@ -480,13 +548,13 @@ async fn one_webhook_costs_two_dynamodb_requests_and_one_put_events() {
     println!("requests per webhook: new DynamoDB {new_ddb} EventBridge {new_eb}; redelivery DynamoDB {dup_ddb} EventBridge {dup_eb}; bad body DynamoDB {bad_ddb} EventBridge {bad_eb}");
     assert_eq!(
         (new_ddb, new_eb),
-        (2, 1),
-        "claim + (complete with saga) + one PutEvents"
+        (1, 1),
+        "(record with saga) + one PutEvents"
     );
     assert_eq!(
         (dup_ddb, dup_eb),
-        (1, 0),
-        "a redelivery costs one failed conditional put"
+        (2, 1),
+        "a redelivery: the refused write, a read of what stands, the event again"
     );
     assert_eq!(
         (bad_ddb, bad_eb),

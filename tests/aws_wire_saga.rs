@@ -75,9 +75,8 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
     let (erp, loyalty) = saga_steps(store.clone(), events.clone(), &sims);
     let (_, _, _) = (counted.ddb.take(), counted.eb.take(), counted.sqs.take());
 
-    // The webhook, delivered twice.
-    let mut per_delivery = Vec::new();
-    for _ in 0..2 {
+    // The webhook, delivered once now and once more after the steps.
+    let deliver = || async {
         let h = signed_shopify_headers(SECRET, "ev-saga-1", ORDER);
         let resp = intake
             .handle(WebhookRequest {
@@ -89,13 +88,11 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
                 deadline: None,
             })
             .await;
-        assert_eq!(resp.status, 200);
-        per_delivery.push((counted.ddb.take(), counted.eb.take()));
-    }
-    let intake_cost = (
-        per_delivery[0].0 + per_delivery[1].0,
-        per_delivery[0].1 + per_delivery[1].1,
-    );
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        resp
+    };
+    deliver().await;
+    let intake_cost = (counted.ddb.take(), counted.eb.take());
 
     assert_eq!(
         poll_step(&sqs, &erp_q, &erp).await,
@@ -109,6 +106,16 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
         "and one to loyalty-accrual"
     );
     let loyalty_cost = (counted.ddb.take(), counted.eb.take());
+
+    // The redelivery is published again (a delivery recorded by a worker
+    // that died before publishing looks the same); the steps find their
+    // work done and publish their stored events again, posting nothing.
+    assert_eq!(deliver().await.body["duplicate"], true);
+    let redelivery_cost = (counted.ddb.take(), counted.eb.take());
+    assert_eq!(poll_step(&sqs, &erp_q, &erp).await, 1);
+    let erp_again_cost = (counted.ddb.take(), counted.eb.take());
+    assert_eq!(poll_step(&sqs, &loyalty_q, &loyalty).await, 1);
+    let loyalty_again_cost = (counted.ddb.take(), counted.eb.take());
 
     // Read by infra/scripts/bench.sh (bench/costs.py): what each item
     // weighs, since DynamoDB bills a write per KB of the item written (an
@@ -130,21 +137,38 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
         println!("bench-item-bytes order {kind} {bytes}");
     }
     for (what, (ddb, eb)) in [
-        ("intake", per_delivery[0]),
-        ("intake-redelivery", per_delivery[1]),
+        ("intake", intake_cost),
         ("erp-post", erp_cost),
         ("loyalty-accrual", loyalty_cost),
+        ("intake-redelivery", redelivery_cost),
+        ("erp-post-redelivered", erp_again_cost),
+        ("loyalty-accrual-redelivered", loyalty_again_cost),
     ] {
         println!("bench-requests order {what} dynamodb={ddb} eventbridge={eb}");
     }
     println!(
-        "AWS requests per order: intake (2 deliveries) DynamoDB {} EventBridge {}; erp-post DynamoDB {} EventBridge {}; loyalty-accrual DynamoDB {} EventBridge {}",
+        "AWS requests per order: intake DynamoDB {} EventBridge {}; erp-post DynamoDB {} EventBridge {}; loyalty-accrual DynamoDB {} EventBridge {}",
         intake_cost.0, intake_cost.1, erp_cost.0, erp_cost.1, loyalty_cost.0, loyalty_cost.1
     );
     assert_eq!(
         intake_cost,
-        (3, 1),
-        "first delivery: claim + completion; redelivery: one refused claim"
+        (1, 1),
+        "one conditional write records the delivery and starts the saga, then one event"
+    );
+    assert_eq!(
+        redelivery_cost,
+        (2, 1),
+        "a redelivery: the refused write, a read of what stands, the same event again"
+    );
+    assert_eq!(
+        erp_again_cost,
+        (1, 1),
+        "the duplicate OrderPlaced: the saga read finds the posting, its stored event again"
+    );
+    assert_eq!(
+        loyalty_again_cost,
+        (1, 1),
+        "the duplicate OrderPlaced: the refused claim, the stored event again"
     );
     assert_eq!(
         erp_cost,

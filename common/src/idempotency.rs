@@ -113,6 +113,17 @@ pub enum ClaimOutcome {
     OrderCancelled,
 }
 
+/// What [`crate::ports::StateStore::record_first`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordOutcome {
+    /// Recorded as done by this call: the work that follows is this
+    /// caller's.
+    Recorded,
+    /// The key was claimed or recorded before: what its record says (never
+    /// `Claimed`).
+    Existing(ClaimOutcome),
+}
+
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub result: Option<serde_json::Value>,

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
+use crate::idempotency::{
+    Claim, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, RecordOutcome,
+};
 use crate::refund_ledger::RefundLedger;
 use crate::saga::SagaRecord;
 
@@ -30,6 +32,30 @@ pub trait StateStore: Send + Sync {
         payload_hash: &str,
         completion: &Completion,
     ) -> Result<(), StoreError>;
+    /// Claims and completes in one conditional write, for work done after
+    /// the record that is harmless to repeat: intake's publish, whose event
+    /// id is fixed by the delivery. It saves the claim request of
+    /// claim-then-complete and records the input before anything acts on it.
+    /// The condition is the claim's: a free, expired or lapsed key is
+    /// recorded, anything else comes back as it stands. A caller finding its
+    /// own payload already recorded does the work again: it cannot know
+    /// whether whoever recorded it got that far.
+    ///
+    /// The default claims, then completes (two writes, same outcomes);
+    /// the adapters do it in one.
+    async fn record_first(
+        &self,
+        request: &ClaimRequest,
+        completion: &Completion,
+    ) -> Result<RecordOutcome, StoreError> {
+        match self.claim(request).await? {
+            ClaimOutcome::Claimed(claim) => {
+                self.complete(&claim, completion).await?;
+                Ok(RecordOutcome::Recorded)
+            }
+            other => Ok(RecordOutcome::Existing(other)),
+        }
+    }
     /// Gives the claim up so a retry can take it at once.
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
     /// Keeps input that could not be processed, with the reason.

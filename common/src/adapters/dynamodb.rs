@@ -24,7 +24,8 @@ use uuid::Uuid;
 
 use super::dynamodb_saga_index as saga_index;
 use crate::idempotency::{
-    Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, ORPHANED_CLAIM_TTL,
+    Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, RecordOutcome,
+    ORPHANED_CLAIM_TTL,
 };
 use crate::ports::{QuarantinedDelivery, SagaPage, StateStore, StoreError};
 use crate::refund_ledger::RefundLedger;
@@ -270,6 +271,33 @@ impl Expr {
     }
 }
 
+/// What a completion write must still find for it to land.
+#[derive(Clone, Copy)]
+enum Guard<'a> {
+    /// The claim with this token ([`StateStore::complete`]).
+    Claim(&'a str),
+    /// Nothing but the order open ([`StateStore::record_completed`]).
+    Open,
+    /// The key free to claim at this time ([`StateStore::record_first`]).
+    Free(DateTime<Utc>),
+}
+
+/// When a key may be claimed: free, forgotten, or its lease lapsed with the
+/// same payload. An order's own steps do not start once it is cancelled.
+fn claim_condition(scope: &ClaimScope) -> &'static str {
+    match scope {
+        ClaimScope::Saga(_) => {
+            "(attribute_not_exists(#status) OR expires_at < :now_s \
+             OR (#status = :in_progress AND #lease_until <= :now_ms AND #hash = :hash)) \
+             AND attribute_not_exists(cancelled_at)"
+        }
+        ClaimScope::Delivery(_) => {
+            "attribute_not_exists(#status) OR expires_at < :now_s \
+             OR (#status = :in_progress AND #lease_until <= :now_ms AND #hash = :hash)"
+        }
+    }
+}
+
 impl DynamoDbStateStore {
     /// Writes a step completion: one UpdateItem when the saga is the same
     /// item, else one transaction with the saga item.
@@ -278,7 +306,7 @@ impl DynamoDbStateStore {
         key: &IdempotencyKey,
         hash: &str,
         c: &Completion,
-        token: Option<&str>,
+        guard: Guard<'_>,
     ) -> Result<(), StoreError> {
         let mut expr = Expr::default();
         let same_item_saga = match (&key.scope, &c.saga) {
@@ -290,24 +318,37 @@ impl DynamoDbStateStore {
         if let Some(u) = same_item_saga {
             expr.saga(u, false);
         }
-        if let Some(t) = token {
-            expr.value(":token", s(t));
-        }
+        let token = match guard {
+            Guard::Claim(t) => {
+                expr.value(":token", s(t));
+                Some(t.to_string())
+            }
+            Guard::Open => None,
+            Guard::Free(now) => {
+                expr.value(":in_progress", s("in_progress"))
+                    .value(":now_ms", n(now.timestamp_millis()))
+                    .value(":now_s", n(now.timestamp()));
+                // Only names this transaction, so an SDK retry of it is a no-op.
+                Some(Uuid::new_v4().to_string())
+            }
+        };
+        let claimed = matches!(guard, Guard::Claim(_));
         // A step that claims nothing must not record a result once the order
         // is cancelled (its claiming twin is refused at the claim).
         // Nothing of an order's own steps is recorded once it is cancelled:
         // the step undoes what it did instead.
-        let condition = match (token, &key.scope) {
-            (Some(_), ClaimScope::Saga(_)) => {
+        let condition = match (guard, &key.scope) {
+            (Guard::Claim(_), ClaimScope::Saga(_)) => {
                 Some("#token = :token AND attribute_not_exists(cancelled_at)")
             }
-            (Some(_), ClaimScope::Delivery(_)) => Some("#token = :token"),
-            (None, ClaimScope::Saga(_)) => Some("attribute_not_exists(cancelled_at)"),
-            (None, ClaimScope::Delivery(_)) => None,
+            (Guard::Claim(_), ClaimScope::Delivery(_)) => Some("#token = :token"),
+            (Guard::Open, ClaimScope::Saga(_)) => Some("attribute_not_exists(cancelled_at)"),
+            (Guard::Open, ClaimScope::Delivery(_)) => None,
+            (Guard::Free(_), scope) => Some(claim_condition(scope)),
         };
         match c.saga.as_ref().filter(|_| same_item_saga.is_none()) {
             None => {
-                self.complete_in_place(key, hash, token.is_some(), &expr, condition)
+                self.complete_in_place(key, hash, claimed, &expr, condition)
                     .await
             }
             Some(u) => {
@@ -323,7 +364,8 @@ impl DynamoDbStateStore {
                     case_expr.open_case(case, u);
                     updates.push(case_expr.update(&self.table, saga_pk(case), None)?);
                 }
-                self.complete_with_saga(key, hash, token, updates).await
+                self.complete_with_saga(key, hash, token.as_deref(), updates)
+                    .await
             }
         }
     }
@@ -474,18 +516,7 @@ impl StateStore for DynamoDbStateStore {
             .table_name(&self.table)
             .key("pk", s(item_pk(&req.key.scope)))
             .update_expression(expr.expression())
-            .condition_expression(match req.key.scope {
-                // An order's own steps do not start once it is cancelled.
-                ClaimScope::Saga(_) => {
-                    "(attribute_not_exists(#status) OR expires_at < :now_s \
-                     OR (#status = :in_progress AND #lease_until <= :now_ms AND #hash = :hash)) \
-                     AND attribute_not_exists(cancelled_at)"
-                }
-                ClaimScope::Delivery(_) => {
-                    "attribute_not_exists(#status) OR expires_at < :now_s \
-                     OR (#status = :in_progress AND #lease_until <= :now_ms AND #hash = :hash)"
-                }
-            })
+            .condition_expression(claim_condition(&req.key.scope))
             .set_expression_attribute_names(Some(expr.names.clone()))
             .set_expression_attribute_values(Some(expr.values.clone()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -513,8 +544,48 @@ impl StateStore for DynamoDbStateStore {
     }
 
     async fn complete(&self, claim: &Claim, c: &Completion) -> Result<(), StoreError> {
-        self.write_completion(&claim.key, &claim.payload_hash, c, Some(&claim.token))
-            .await
+        self.write_completion(
+            &claim.key,
+            &claim.payload_hash,
+            c,
+            Guard::Claim(&claim.token),
+        )
+        .await
+    }
+
+    async fn record_first(
+        &self,
+        req: &ClaimRequest,
+        c: &Completion,
+    ) -> Result<RecordOutcome, StoreError> {
+        let written = self
+            .write_completion(&req.key, &req.payload_hash, c, Guard::Free(req.now))
+            .await;
+        match written {
+            Ok(()) => Ok(RecordOutcome::Recorded),
+            // The condition failed: read what stands instead (a transaction
+            // does not hand the old item back the way an update does).
+            Err(StoreError::LeaseLost { .. } | StoreError::OrderCancelled { .. }) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(item_pk(&req.key.scope)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                match out.item() {
+                    Some(old) => existing_outcome(&req.key, old, &req.payload_hash, "")
+                        .map(RecordOutcome::Existing),
+                    None => Err(StoreError::Unavailable(format!(
+                        "{} changed while being recorded",
+                        req.key.describe()
+                    ))),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn record_completed(
@@ -523,7 +594,8 @@ impl StateStore for DynamoDbStateStore {
         payload_hash: &str,
         c: &Completion,
     ) -> Result<(), StoreError> {
-        self.write_completion(key, payload_hash, c, None).await
+        self.write_completion(key, payload_hash, c, Guard::Open)
+            .await
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {

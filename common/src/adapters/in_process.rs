@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::idempotency::{
-    Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, ORPHANED_CLAIM_TTL,
+    Claim, ClaimOutcome, ClaimRequest, ClaimScope, Completion, IdempotencyKey, RecordOutcome,
+    ORPHANED_CLAIM_TTL,
 };
 use crate::ports::{
     check_entry_sizes, BusError, BusEvent, EventBus, FailedEntry, QuarantinedDelivery, SagaPage,
@@ -397,45 +398,23 @@ fn apply_completion(st: &mut StoreState, key: &IdempotencyKey, hash: &str, c: &C
 #[async_trait]
 impl StateStore for InProcessStateStore {
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        self.write(|st| Ok(standing_claim(st, req).unwrap_or_else(|| take(st, req))))
+    }
+
+    async fn record_first(
+        &self,
+        req: &ClaimRequest,
+        c: &Completion,
+    ) -> Result<RecordOutcome, StoreError> {
         self.write(|st| {
-            let live = st
-                .claims
-                .get(&req.key)
-                // Whole seconds, as DynamoDB's `expires_at < :now_s` compares.
-                .filter(|r| {
-                    r.expires_at
-                        .is_none_or(|e| e.timestamp() >= req.now.timestamp())
-                })
-                .cloned();
-            let cancelled = match &req.key.scope {
-                ClaimScope::Saga(k) => st
-                    .sagas
-                    .get(k)
-                    .is_some_and(|s| s.refund_ledger.cancelled_at.is_some()),
-                ClaimScope::Delivery(_) => false,
-            };
-            let done = matches!(
-                live.as_ref().map(|r| &r.status),
-                Some(Status::Completed { .. })
-            );
-            if cancelled && !done {
-                return Ok(ClaimOutcome::OrderCancelled);
+            if let Some(standing) = standing_claim(st, req) {
+                return Ok(RecordOutcome::Existing(standing));
             }
-            let Some(existing) = live else {
-                return Ok(take(st, req));
-            };
-            let expired_lease = matches!(existing.status, Status::InProgress { lease_until, .. } if lease_until <= req.now);
-            if expired_lease && existing.payload_hash == req.payload_hash {
-                return Ok(take(st, req));
-            }
-            if existing.payload_hash != req.payload_hash {
-                let completed = matches!(existing.status, Status::Completed { .. });
-                return Ok(ClaimOutcome::PayloadMismatch { completed });
-            }
-            Ok(match existing.status {
-                Status::Completed { result } => ClaimOutcome::AlreadyCompleted { result },
-                Status::InProgress { lease_until, .. } => ClaimOutcome::InProgress { lease_until },
-            })
+            apply_completion(st, &req.key, &req.payload_hash, c);
+            // Injected after the write: the record lands, the work after it
+            // (intake's publish) does not happen this time.
+            crash_point(st)?;
+            Ok(RecordOutcome::Recorded)
         })
     }
 
@@ -646,6 +625,48 @@ impl StateStore for InProcessStateStore {
 }
 
 /// Takes the claim: a new in-progress record with a fresh token.
+/// What stands in the way of claiming `req`, if anything: `None` when the
+/// key is free, expired or its lease lapsed with the same payload.
+fn standing_claim(st: &StoreState, req: &ClaimRequest) -> Option<ClaimOutcome> {
+    let live = st
+        .claims
+        .get(&req.key)
+        // Whole seconds, as DynamoDB's `expires_at < :now_s` compares.
+        .filter(|r| {
+            r.expires_at
+                .is_none_or(|e| e.timestamp() >= req.now.timestamp())
+        })
+        .cloned();
+    let cancelled = match &req.key.scope {
+        ClaimScope::Saga(k) => st
+            .sagas
+            .get(k)
+            .is_some_and(|s| s.refund_ledger.cancelled_at.is_some()),
+        ClaimScope::Delivery(_) => false,
+    };
+    let done = matches!(
+        live.as_ref().map(|r| &r.status),
+        Some(Status::Completed { .. })
+    );
+    if cancelled && !done {
+        return Some(ClaimOutcome::OrderCancelled);
+    }
+    let existing = live?;
+    let expired_lease =
+        matches!(existing.status, Status::InProgress { lease_until, .. } if lease_until <= req.now);
+    if expired_lease && existing.payload_hash == req.payload_hash {
+        return None;
+    }
+    if existing.payload_hash != req.payload_hash {
+        let completed = matches!(existing.status, Status::Completed { .. });
+        return Some(ClaimOutcome::PayloadMismatch { completed });
+    }
+    Some(match existing.status {
+        Status::Completed { result } => ClaimOutcome::AlreadyCompleted { result },
+        Status::InProgress { lease_until, .. } => ClaimOutcome::InProgress { lease_until },
+    })
+}
+
 fn take(st: &mut StoreState, req: &ClaimRequest) -> ClaimOutcome {
     let token = Uuid::new_v4().to_string();
     st.claims.insert(

@@ -2,12 +2,13 @@
 //! becomes exactly one canonical event on the bus and one saga.
 //!
 //! Sequence per delivery: size check → signature → topic → map (bad input is
-//! quarantined and answered 400) → claim the delivery's idempotency key →
-//! publish → complete the claim and start/extend the saga in one write.
-//! A publish or store failure releases the claim and answers 503 so the
-//! platform retries; the retry publishes, because an unfinished claim never
-//! counts as done. Event ids are derived from the delivery, so even a
-//! re-publish after a crash is the same event.
+//! quarantined and answered 400) → record the delivery done and start/extend
+//! the saga in one conditional write → publish. A publish or store failure
+//! answers 503 so the platform retries; the retry (like any delivery of the
+//! same body) finds the delivery recorded and publishes again, because it
+//! cannot know whether the first got that far. Event ids are derived from
+//! the delivery, so every re-publish is the same event, and the saga holds
+//! the order before anything acts on it.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use uuid::Uuid;
 use crate::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta, INTAKE_SOURCE};
 use crate::idempotency::{
     payload_hash, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, LeasePolicy,
+    RecordOutcome,
 };
 use crate::mappers::{adobe, pos, shopify, MapError};
 use crate::ports::{BusEvent, EventBus, QuarantinedDelivery, StateStore};
@@ -576,45 +578,8 @@ impl OrderIntake {
             now: req.received_at,
             lease_until,
         };
-        let claim = match self.store.claim(&claim_req).await {
-            Ok(ClaimOutcome::Claimed(c)) => c,
-            Ok(ClaimOutcome::AlreadyCompleted { result }) => {
-                let mut body = result.unwrap_or(summary);
-                body["duplicate"] = json!(true);
-                return WebhookResponse::new(200, body);
-            }
-            // Only saga items are cancelled; a delivery item never is.
-            Ok(ClaimOutcome::OrderCancelled) => {
-                return WebhookResponse::retry("delivery claim refused as cancelled");
-            }
-            Ok(ClaimOutcome::InProgress { .. }) => {
-                return WebhookResponse::retry("the same delivery is being processed right now");
-            }
-            // Shopify sends one delivery per subscription of a topic (API
-            // versions, field filters differ) under one event id: the event
-            // is already published from the first body.
-            Ok(ClaimOutcome::PayloadMismatch { completed: true }) => {
-                let mut body = summary;
-                body["duplicate"] = json!(true);
-                body["different_body"] = json!(true);
-                return WebhookResponse::new(200, body);
-            }
-            Ok(ClaimOutcome::PayloadMismatch { completed: false }) => {
-                return WebhookResponse::retry(
-                    "another body of this delivery is being processed right now",
-                );
-            }
-            Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
-        };
-
-        if let Err(e) = self.bus.publish(std::slice::from_ref(&bus_event)).await {
-            if let Err(re) = self.store.release(&claim).await {
-                // The lease runs out by itself; the retry waits for it.
-                tracing::warn!(error = %re, "could not release a claim after a failed publish");
-            }
-            return WebhookResponse::retry(format!("event bus: {e}"));
-        }
-
+        // Recorded before it is published: a failed publish answers 503 and
+        // the platform's retry finds the delivery recorded and publishes again.
         let completion = Completion {
             result: Some(summary.clone()),
             now: req.received_at,
@@ -647,11 +612,49 @@ impl OrderIntake {
                 expires_at: req.received_at + SAGA_RETENTION,
             }),
         };
-        match self.store.complete(&claim, &completion).await {
-            Ok(()) => WebhookResponse::new(200, summary),
-            // Published but not recorded: the retry re-publishes the same event id
-            // (consumers dedup on it) and records the saga.
-            Err(e) => WebhookResponse::retry(format!("state store: {e}")),
+        let duplicate = match self.store.record_first(&claim_req, &completion).await {
+            Ok(RecordOutcome::Recorded) => None,
+            // Recorded before with this body: whoever recorded it may have
+            // stopped before publishing, so publish again (the same event
+            // id; consumers deduplicate on it).
+            Ok(RecordOutcome::Existing(ClaimOutcome::AlreadyCompleted { result })) => {
+                Some(result.unwrap_or_else(|| summary.clone()))
+            }
+            // Shopify sends one delivery per subscription of a topic (API
+            // versions, field filters differ) under one event id: the event
+            // is the first body's, and its own retries publish it.
+            Ok(RecordOutcome::Existing(ClaimOutcome::PayloadMismatch { completed: true })) => {
+                let mut body = summary;
+                body["duplicate"] = json!(true);
+                body["different_body"] = json!(true);
+                return WebhookResponse::new(200, body);
+            }
+            // A claim of the same delivery taken by claim-then-complete
+            // (an earlier version of this function, mid-deploy).
+            Ok(RecordOutcome::Existing(ClaimOutcome::InProgress { .. })) => {
+                return WebhookResponse::retry("the same delivery is being processed right now");
+            }
+            Ok(RecordOutcome::Existing(ClaimOutcome::PayloadMismatch { completed: false })) => {
+                return WebhookResponse::retry(
+                    "another body of this delivery is being processed right now",
+                );
+            }
+            // Only saga items are cancelled, and records are never handed
+            // back as claims: neither happens to a delivery.
+            Ok(RecordOutcome::Existing(other)) => {
+                return WebhookResponse::retry(format!("delivery record answered {other:?}"));
+            }
+            Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
+        };
+        if let Err(e) = self.bus.publish(std::slice::from_ref(&bus_event)).await {
+            return WebhookResponse::retry(format!("event bus: {e}"));
+        }
+        match duplicate {
+            None => WebhookResponse::new(200, summary),
+            Some(mut body) => {
+                body["duplicate"] = json!(true);
+                WebhookResponse::new(200, body)
+            }
         }
     }
 }
