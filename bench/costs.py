@@ -122,7 +122,8 @@ def main():
     dup = [measured.get(("order", s)) for s in ("intake-redelivery", "erp-post-redelivered", "loyalty-accrual-redelivered")]
     if all(dup):
         print(f"a duplicate delivery of an order: {sum(d for d, _ in dup)} DynamoDB + {sum(e for _, e in dup)} EventBridge "
-              f"(published again, the steps find their work done and publish their stored events again); "
+              f"(published again, erp-post and loyalty-accrual find their work done and publish their stored events again; "
+              f"stock-commit, not counted here, does the same); "
               f"Powertools-style: 1 (the refused put)")
     order = rows[0]
     print(f"order: {order['retailflow']['total']} requests (target ≤ 8) vs {order['powertools_style']['total']} "

@@ -554,7 +554,7 @@ async fn one_webhook_costs_one_dynamodb_request_and_one_put_events() {
     assert_eq!(
         (dup_ddb, dup_eb),
         (2, 1),
-        "a redelivery: the refused write, a read of what stands, the event again"
+        "a redelivery: the refused write (it hands back the record), a read of the kept event, the event again"
     );
     assert_eq!(
         (bad_ddb, bad_eb),

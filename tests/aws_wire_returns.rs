@@ -139,13 +139,19 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
          saga read again (a cancellation since?), completion; two events"
     );
 
-    // The same message again (SQS delivers at least once).
+    // The same message again (SQS delivers at least once), and Shopify's
+    // redelivery of the refund webhook, published again as recorded.
     sqs.send_message()
         .queue_url(&return_q.url)
         .message_body(&body)
         .send()
         .await
         .unwrap();
+    assert_eq!(poll_return_step(&sqs, &return_q, &returns).await, 1);
+    assert_eq!(
+        deliver("refunds/create", "ev-ret-refund", REFUND).await,
+        200
+    );
     assert_eq!(poll_return_step(&sqs, &return_q, &returns).await, 1);
     let journals = sims.loyalty_journals();
     let debits: Vec<_> = journals.iter().filter(|j| j.kind == "Debit").collect();

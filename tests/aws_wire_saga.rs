@@ -158,7 +158,7 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
     assert_eq!(
         redelivery_cost,
         (2, 1),
-        "a redelivery: the refused write, a read of what stands, the same event again"
+        "a redelivery: the refused write (it hands back the record), a read of the kept event, that event again"
     );
     assert_eq!(
         erp_again_cost,

@@ -40,22 +40,11 @@ pub trait StateStore: Send + Sync {
     /// recorded, anything else comes back as it stands. A caller finding its
     /// own payload already recorded does the work again: it cannot know
     /// whether whoever recorded it got that far.
-    ///
-    /// The default claims, then completes (two writes, same outcomes);
-    /// the adapters do it in one.
     async fn record_first(
         &self,
         request: &ClaimRequest,
         completion: &Completion,
-    ) -> Result<RecordOutcome, StoreError> {
-        match self.claim(request).await? {
-            ClaimOutcome::Claimed(claim) => {
-                self.complete(&claim, completion).await?;
-                Ok(RecordOutcome::Recorded)
-            }
-            other => Ok(RecordOutcome::Existing(other)),
-        }
-    }
+    ) -> Result<RecordOutcome, StoreError>;
     /// Gives the claim up so a retry can take it at once.
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
     /// Keeps input that could not be processed, with the reason.

@@ -150,6 +150,7 @@ impl Expr {
             .set_condition_expression(condition.map(str::to_string))
             .set_expression_attribute_names(Some(self.names.clone()))
             .set_expression_attribute_values(Some(self.values.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Unavailable(format!("building update: {e}")))
     }
@@ -282,6 +283,22 @@ enum Guard<'a> {
     Free(DateTime<Utc>),
 }
 
+/// A completion write that did not land: why, and the record as it stood
+/// when the write's condition failed, if DynamoDB sent it back.
+struct NotWritten {
+    error: StoreError,
+    standing: Option<HashMap<String, AttributeValue>>,
+}
+
+impl From<StoreError> for NotWritten {
+    fn from(error: StoreError) -> Self {
+        NotWritten {
+            error,
+            standing: None,
+        }
+    }
+}
+
 /// When a key may be claimed: free, forgotten, or its lease lapsed with the
 /// same payload. An order's own steps do not start once it is cancelled.
 fn claim_condition(scope: &ClaimScope) -> &'static str {
@@ -307,7 +324,7 @@ impl DynamoDbStateStore {
         hash: &str,
         c: &Completion,
         guard: Guard<'_>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), NotWritten> {
         let mut expr = Expr::default();
         let same_item_saga = match (&key.scope, &c.saga) {
             (ClaimScope::Saga(k), Some(u)) if *k == u.saga_key => Some(u),
@@ -332,7 +349,6 @@ impl DynamoDbStateStore {
                 Some(Uuid::new_v4().to_string())
             }
         };
-        let claimed = matches!(guard, Guard::Claim(_));
         // A step that claims nothing must not record a result once the order
         // is cancelled (its claiming twin is refused at the claim).
         // Nothing of an order's own steps is recorded once it is cancelled:
@@ -348,7 +364,7 @@ impl DynamoDbStateStore {
         };
         match c.saga.as_ref().filter(|_| same_item_saga.is_none()) {
             None => {
-                self.complete_in_place(key, hash, claimed, &expr, condition)
+                self.complete_in_place(key, hash, guard, &expr, condition)
                     .await
             }
             Some(u) => {
@@ -374,10 +390,10 @@ impl DynamoDbStateStore {
         &self,
         key: &IdempotencyKey,
         hash: &str,
-        claimed: bool,
+        guard: Guard<'_>,
         expr: &Expr,
         condition: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), NotWritten> {
         let result = self
             .client
             .update_item()
@@ -404,22 +420,25 @@ impl DynamoDbStateStore {
                     .is_some_and(|old| old.contains_key("cancelled_at"));
                 // A step without a claim that ran again after the order was
                 // cancelled (a redelivery re-posting to an upserting ERP) must
-                // hear of it, landed before or not, to undo the re-post.
-                if landed && (claimed || !cancelled) {
-                    Ok(())
-                } else if cancelled {
-                    Err(StoreError::OrderCancelled {
+                // hear of it, landed before or not, to undo the re-post. A
+                // first record cannot tell its own retry from an earlier
+                // record: the standing item answers.
+                let error = match guard {
+                    Guard::Claim(_) if landed => return Ok(()),
+                    Guard::Open if landed && !cancelled => return Ok(()),
+                    _ if cancelled => StoreError::OrderCancelled {
                         key: key.describe(),
-                    })
-                } else {
-                    Err(StoreError::LeaseLost {
+                    },
+                    _ => StoreError::LeaseLost {
                         key: key.describe(),
-                    })
-                }
+                    },
+                };
+                Err(NotWritten {
+                    error,
+                    standing: ccf.item().cloned(),
+                })
             }
-            other => Err(StoreError::Unavailable(
-                DisplayErrorContext(&other).to_string(),
-            )),
+            other => Err(StoreError::Unavailable(DisplayErrorContext(&other).to_string()).into()),
         }
     }
 
@@ -429,7 +448,7 @@ impl DynamoDbStateStore {
         hash: &str,
         token: Option<&str>,
         updates: Vec<Update>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), NotWritten> {
         // The request token makes an SDK retry of a committed transaction a
         // no-op success instead of a condition failure.
         let request_token = match token {
@@ -466,8 +485,19 @@ impl DynamoDbStateStore {
                 _ => Vec::new(),
             };
             if reasons.first() == Some(&"ConditionalCheckFailed") {
-                return Err(StoreError::LeaseLost {
-                    key: key.describe(),
+                let standing = match &se {
+                    TransactWriteItemsError::TransactionCanceledException(tc) => tc
+                        .cancellation_reasons()
+                        .first()
+                        .and_then(|r| r.item())
+                        .cloned(),
+                    _ => None,
+                };
+                return Err(NotWritten {
+                    error: StoreError::LeaseLost {
+                        key: key.describe(),
+                    },
+                    standing,
                 });
             }
             // Two deliveries of one order can touch the saga item at once.
@@ -480,9 +510,7 @@ impl DynamoDbStateStore {
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
                 continue;
             }
-            return Err(StoreError::Unavailable(
-                DisplayErrorContext(&se).to_string(),
-            ));
+            return Err(StoreError::Unavailable(DisplayErrorContext(&se).to_string()).into());
         }
     }
 }
@@ -551,6 +579,7 @@ impl StateStore for DynamoDbStateStore {
             Guard::Claim(&claim.token),
         )
         .await
+        .map_err(|n| n.error)
     }
 
     async fn record_first(
@@ -561,30 +590,38 @@ impl StateStore for DynamoDbStateStore {
         let written = self
             .write_completion(&req.key, &req.payload_hash, c, Guard::Free(req.now))
             .await;
-        match written {
-            Ok(()) => Ok(RecordOutcome::Recorded),
-            // The condition failed: read what stands instead (a transaction
-            // does not hand the old item back the way an update does).
-            Err(StoreError::LeaseLost { .. } | StoreError::OrderCancelled { .. }) => {
-                let out = self
-                    .client
+        let standing = match written {
+            Ok(()) => return Ok(RecordOutcome::Recorded),
+            Err(NotWritten {
+                error: StoreError::LeaseLost { .. } | StoreError::OrderCancelled { .. },
+                standing,
+            }) => standing,
+            Err(n) => return Err(n.error),
+        };
+        // The condition failed: what stands answers, as sent back with the
+        // failure or else read.
+        let standing = match standing {
+            Some(item) => Some(item),
+            None => {
+                self.client
                     .get_item()
                     .table_name(&self.table)
                     .key("pk", s(item_pk(&req.key.scope)))
                     .consistent_read(true)
                     .send()
                     .await
-                    .map_err(unavailable)?;
-                match out.item() {
-                    Some(old) => existing_outcome(&req.key, old, &req.payload_hash, "")
-                        .map(RecordOutcome::Existing),
-                    None => Err(StoreError::Unavailable(format!(
-                        "{} changed while being recorded",
-                        req.key.describe()
-                    ))),
-                }
+                    .map_err(unavailable)?
+                    .item
             }
-            Err(e) => Err(e),
+        };
+        match standing {
+            Some(old) => {
+                existing_outcome(&req.key, &old, &req.payload_hash, "").map(RecordOutcome::Existing)
+            }
+            None => Err(StoreError::Unavailable(format!(
+                "{} changed while being recorded",
+                req.key.describe()
+            ))),
         }
     }
 
@@ -596,6 +633,7 @@ impl StateStore for DynamoDbStateStore {
     ) -> Result<(), StoreError> {
         self.write_completion(key, payload_hash, c, Guard::Open)
             .await
+            .map_err(|n| n.error)
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {

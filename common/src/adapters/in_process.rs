@@ -162,7 +162,9 @@ impl InProcessStateStore {
 
     /// Every `n`-th completion write (0: none) never happens, as if the
     /// process died between its external call and the write: the claim
-    /// stays in progress until its lease runs out (chaos runs).
+    /// stays in progress until its lease runs out (chaos runs). For a
+    /// first record (intake) the process dies just after the write, before
+    /// the publish that follows it.
     pub fn crash_before_completion_every(&self, n: usize) {
         self.lock().crash_every = n;
     }
@@ -271,7 +273,7 @@ fn crash_point(st: &mut StoreState) -> Result<(), StoreError> {
     if st.crash_every > 0 && st.completions.is_multiple_of(st.crash_every) {
         st.crashed += 1;
         return Err(StoreError::Unavailable(
-            "injected crash before the completion write".into(),
+            "injected crash at the completion write".into(),
         ));
     }
     Ok(())
@@ -624,7 +626,6 @@ impl StateStore for InProcessStateStore {
     }
 }
 
-/// Takes the claim: a new in-progress record with a fresh token.
 /// What stands in the way of claiming `req`, if anything: `None` when the
 /// key is free, expired or its lease lapsed with the same payload.
 fn standing_claim(st: &StoreState, req: &ClaimRequest) -> Option<ClaimOutcome> {
@@ -667,6 +668,7 @@ fn standing_claim(st: &StoreState, req: &ClaimRequest) -> Option<ClaimOutcome> {
     })
 }
 
+/// Takes the claim: a new in-progress record with a fresh token.
 fn take(st: &mut StoreState, req: &ClaimRequest) -> ClaimOutcome {
     let token = Uuid::new_v4().to_string();
     st.claims.insert(

@@ -6,8 +6,9 @@
 //!   [`ReplayPolicy::shopify_max_age`]: Shopify retries for 4 hours, so an
 //!   older delivery is not Shopify's. Shopify's documented duplicates (the
 //!   same `X-Shopify-Event-Id`) are answered 200 as duplicates by the
-//!   delivery claim and never published twice. Neither header is signed, so a
-//!   replay with forged headers can reach the claim under a new id; what it
+//!   delivery record, and publish the recorded event (one event id) again
+//!   within a day. Neither header is signed, so a
+//!   replay with forged headers can reach the record under a new id; what it
 //!   carries is a body already taken, which the steps' own idempotency (one
 //!   sales order per order, one accrual, one reversal per refund) absorbs.
 //! - **Point of sale** is retailflow's own API, so its signature covers a

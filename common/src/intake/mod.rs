@@ -77,6 +77,13 @@ pub struct IntakeConfig {
     pub max_body_bytes: usize,
     /// How long a delivery is remembered for dedup (Shopify retries for 4 h).
     pub dedup_ttl: Duration,
+    /// How long after a delivery was recorded its redeliveries publish its
+    /// event again: a worker may have died between recording and
+    /// publishing, and the platform's retries (Shopify's for 4 hours,
+    /// Adobe I/O Events' for a day) are what publish it then. Later
+    /// duplicates publish nothing; reconciliation re-drives a step not
+    /// done within its SLA from the event kept on the saga.
+    pub republish_window: Duration,
     pub lease: LeasePolicy,
     /// How old a delivery may be, and whether tills must stamp their requests.
     pub replay: freshness::ReplayPolicy,
@@ -91,6 +98,7 @@ impl Default for IntakeConfig {
             pos_stores: std::collections::BTreeMap::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             dedup_ttl: Duration::days(7),
+            republish_window: Duration::days(1),
             lease: LeasePolicy::default(),
             replay: freshness::ReplayPolicy::default(),
         }
@@ -109,7 +117,8 @@ pub struct WebhookRequest<'a> {
     /// recorded request played back (`retailflow run events/`) is judged
     /// at the time it was recorded.
     pub gateway_time: Option<DateTime<Utc>>,
-    /// When the invocation will be stopped (Lambda deadline); bounds the claim lease.
+    /// When the invocation will be stopped (Lambda deadline): too close to
+    /// it, a delivery is answered 503 before anything is recorded.
     pub deadline: Option<DateTime<Utc>>,
 }
 
@@ -396,7 +405,7 @@ impl OrderIntake {
                 return (resp, None);
             }
         };
-        let resp = self.publish_once(req, &delivery, &mapped).await;
+        let resp = self.record_and_publish(req, &delivery, &mapped).await;
         (resp, Some(delivery))
     }
 
@@ -528,7 +537,19 @@ impl OrderIntake {
         }
     }
 
-    async fn publish_once(
+    /// Whether a delivery recorded with `recorded` (its stored answer) may
+    /// not have been published yet: recorded within the republish window.
+    /// Records from before they carried their time were completed after
+    /// their publish.
+    fn may_be_unpublished(&self, recorded: &serde_json::Value, now: DateTime<Utc>) -> bool {
+        recorded
+            .get("recorded_at")
+            .and_then(|t| t.as_str())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| now - t.with_timezone(&Utc) <= self.config.republish_window)
+    }
+
+    async fn record_and_publish(
         &self,
         req: &WebhookRequest<'_>,
         d: &Delivery,
@@ -555,6 +576,7 @@ impl OrderIntake {
             "event_id": event_id.to_string(),
             "event_type": event.event_type(),
             "correlation_id": correlation_id,
+            "recorded_at": req.received_at.to_rfc3339(),
         });
         if bus_event.entry_size() > crate::ports::MAX_EVENT_ENTRY_BYTES {
             let reason = format!(
@@ -612,13 +634,25 @@ impl OrderIntake {
                 expires_at: req.received_at + SAGA_RETENTION,
             }),
         };
+        // Where the event is kept: a return's or cancellation's own saga, or
+        // the order's.
+        let kept_on = completion
+            .saga
+            .as_ref()
+            .map(|u| u.case_key.clone().unwrap_or_else(|| u.saga_key.clone()))
+            .unwrap_or_default();
         let duplicate = match self.store.record_first(&claim_req, &completion).await {
             Ok(RecordOutcome::Recorded) => None,
             // Recorded before with this body: whoever recorded it may have
             // stopped before publishing, so publish again (the same event
             // id; consumers deduplicate on it).
             Ok(RecordOutcome::Existing(ClaimOutcome::AlreadyCompleted { result })) => {
-                Some(result.unwrap_or_else(|| summary.clone()))
+                let mut body = result.unwrap_or_else(|| summary.clone());
+                if !self.may_be_unpublished(&body, req.received_at) {
+                    body["duplicate"] = json!(true);
+                    return WebhookResponse::new(200, body);
+                }
+                Some(body)
             }
             // Shopify sends one delivery per subscription of a topic (API
             // versions, field filters differ) under one event id: the event
@@ -645,6 +679,20 @@ impl OrderIntake {
                 return WebhookResponse::retry(format!("delivery record answered {other:?}"));
             }
             Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
+        };
+        // Again: the event as recorded, whatever this version's mapper makes
+        // of the body now (the steps compare what they did it for).
+        let bus_event = match duplicate {
+            None => bus_event,
+            Some(_) => match self.store.saga(&kept_on).await {
+                Ok(saga) => BusEvent {
+                    detail: saga
+                        .and_then(|s| s.envelopes.get(&event_id.to_string()).cloned())
+                        .unwrap_or(bus_event.detail),
+                    ..bus_event
+                },
+                Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
+            },
         };
         if let Err(e) = self.bus.publish(std::slice::from_ref(&bus_event)).await {
             return WebhookResponse::retry(format!("event bus: {e}"));

@@ -156,6 +156,70 @@ async fn a_redelivery_answers_200_and_publishes_the_same_event_again() {
 }
 
 #[tokio::test]
+async fn a_redelivery_after_the_republish_window_publishes_nothing() {
+    let h = harness();
+    h.shopify("orders/create", "ev-1", ORDER).await;
+    let headers = shopify_headers("orders/create", "ev-1", ORDER.as_bytes());
+    let late = h
+        .shopify_at(&headers, ORDER.as_bytes(), t0() + Duration::hours(25))
+        .await;
+    assert_eq!(late.status, 200, "{}", late.body);
+    assert_eq!(late.body["duplicate"], true);
+    assert_eq!(h.bus.published().len(), 1, "left to reconciliation");
+}
+
+#[tokio::test]
+async fn a_redelivery_publishes_the_event_as_recorded_not_as_mapped_now() {
+    let h = harness();
+    // An earlier version of intake recorded this delivery, with the event
+    // it made of the body then.
+    let event_id =
+        crate::events::delivery_event_id("shopify", "acme.myshopify.com", "orders/create", "ev-1");
+    let order_key = "shopify:acme.myshopify.com:order:5872301948123";
+    let as_recorded = r#"{"event_type":"OrderPlaced","as":"recorded"}"#;
+    let recorded = h
+        .store
+        .record_first(
+            &ClaimRequest {
+                key: IdempotencyKey::delivery("shopify:acme.myshopify.com:orders/create:ev-1"),
+                payload_hash: payload_hash(ORDER.as_bytes()),
+                now: t0(),
+                lease_until: t0() + Duration::seconds(30),
+            },
+            &Completion {
+                result: Some(serde_json::json!({
+                    "event_id": event_id.to_string(),
+                    "recorded_at": t0().to_rfc3339(),
+                })),
+                now: t0(),
+                expires_at: t0() + Duration::days(7),
+                saga: Some(SagaUpdate {
+                    saga_key: order_key.into(),
+                    at: t0(),
+                    event: Some(SagaEvent {
+                        event_id: event_id.to_string(),
+                        event_type: "OrderPlaced".into(),
+                        envelope: Some(as_recorded.into()),
+                    }),
+                    order_facts: None,
+                    replace_order_facts: false,
+                    case_key: None,
+                    expires_at: t0() + SAGA_RETENTION,
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, RecordOutcome::Recorded);
+    let resp = h.shopify("orders/create", "ev-1", ORDER).await;
+    assert_eq!(resp.body["duplicate"], true, "{}", resp.body);
+    let published = h.bus.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].event_id, event_id);
+    assert_eq!(published[0].detail, as_recorded);
+}
+
+#[tokio::test]
 async fn a_different_delivery_of_the_same_order_is_its_own_event() {
     let h = harness();
     h.shopify("orders/create", "ev-1", ORDER).await;

@@ -475,6 +475,24 @@ impl Reconciliation {
                         } else {
                             true
                         };
+                        // A cancellation also gives the order's stock back,
+                        // a step its saga does not track: if the
+                        // cancellation stuck because its event never went
+                        // out, stock-commit never had it either (restocking
+                        // is idempotent, so sending it again is harmless).
+                        let restock = crate::steps::stock_commit::STEP;
+                        if matches!(saga_kind(&saga.saga_key), SagaKind::Cancellation { .. })
+                            && sent.insert((
+                                self.step_queues.queue_of(restock).unwrap_or_default(),
+                                event_id.clone(),
+                            ))
+                        {
+                            count(report, "queue", 1);
+                            self.step_queues
+                                .send(restock, &d.delivery)
+                                .await
+                                .map_err(ReconciliationError::Queue)?;
+                        }
                         if delivered {
                             report.redriven += 1;
                             format!("not done within its SLA: its {} {event_id} was sent again to its queue", d.detail_type)

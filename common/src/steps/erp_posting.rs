@@ -86,8 +86,8 @@ impl ErpPosting {
         let native = self.erp.dedups_natively();
         // Posting without a claim is safe only while the order is open and
         // unposted, so every message looks first, the first delivery too:
-        // an EventBridge or SQS duplicate, or intake publishing again after
-        // a lost completion, arrives at receive count 1, and an upsert would
+        // an EventBridge or SQS duplicate, or intake publishing a
+        // redelivered webhook again, arrives at receive count 1, and an upsert would
         // reopen a sales order the cancellation has closed.
         if native {
             match self.store.saga(&order_key).await {

@@ -12,7 +12,9 @@ use common::reconciliation::{
 use common::resilience::CircuitBreaker;
 use common::saga::StepStatus;
 use common::steps::return_reversal::Guarded;
-use retailflow::local_app::{LocalApp, ERP_POST_QUEUE, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT};
+use retailflow::local_app::{
+    LocalApp, ERP_POST_QUEUE, MAX_RECEIVE_COUNT, STOCK_COMMIT_QUEUE, VISIBILITY_TIMEOUT,
+};
 use retailflow::runtime::{lock, Queue};
 use simulators::NetSuiteRecord;
 
@@ -371,6 +373,41 @@ async fn a_lost_refund_of_an_old_order_is_found_from_its_own_saga_and_re_driven_
     assert_eq!(lock(&app.queues)["return-reversal"].len(), 1);
     app.drain().await;
     assert_eq!(app.sims.netsuite_credit_memos().len(), 1);
+    let after = app.reconcile(Duration::hours(8)).await.unwrap();
+    assert!(after.discrepancies.is_empty(), "{:#?}", after.discrepancies);
+}
+
+#[tokio::test]
+async fn a_cancellation_whose_event_never_went_out_is_re_driven_to_its_reversal_and_restock() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    let before = app.stock_available("LSH-WHT-L").await;
+    assert_eq!(
+        deliver(&app, "04-shopify-orders-create-eur-vat-inclusive.json").await,
+        200
+    );
+    app.drain().await;
+    assert_eq!(app.stock_available("LSH-WHT-L").await, before - 2);
+    // Recorded, but its event never reached a queue: the worker died
+    // between recording and publishing, and the shop stopped retrying.
+    assert_eq!(deliver(&app, "09-shopify-orders-cancelled.json").await, 200);
+    for q in ["return-reversal", STOCK_COMMIT_QUEUE] {
+        lock(&app.queues).insert(
+            q.into(),
+            Queue::new(q, VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT),
+        );
+    }
+    app.drain().await;
+    assert_eq!(app.stock_available("LSH-WHT-L").await, before - 2);
+
+    app.clock.advance_to(app.clock.now() + past_sla());
+    let report = app.reconcile(Duration::hours(8)).await.unwrap();
+    assert_eq!(report.redriven, 2, "{:#?}", report.discrepancies);
+    // Once to the reversal's queue (both its steps share it), once to
+    // stock-commit, which the cancellation's saga does not track.
+    assert_eq!(lock(&app.queues)["return-reversal"].len(), 1);
+    assert_eq!(lock(&app.queues)[STOCK_COMMIT_QUEUE].len(), 1);
+    app.drain().await;
+    assert_eq!(app.stock_available("LSH-WHT-L").await, before, "restocked");
     let after = app.reconcile(Duration::hours(8)).await.unwrap();
     assert!(after.discrepancies.is_empty(), "{:#?}", after.discrepancies);
 }

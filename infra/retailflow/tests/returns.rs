@@ -441,7 +441,7 @@ async fn a_second_order_placed_after_the_cancellation_never_reopens_its_sales_or
     app.drain().await;
     assert!(sales_order(&app, "7104").unwrap().closed);
     // The same OrderPlaced again at receive count 1 (an EventBridge
-    // duplicate, or intake publishing again after a lost completion), and
+    // duplicate, or intake publishing a redelivered webhook again), and
     // the first completion write after it lost as if the process died.
     app.bus
         .publish(&[bus_event(
@@ -648,6 +648,13 @@ impl StateStore for CancelledMidway {
             .write_refund_ledger(&self.order_key, &ledger, x.now)
             .await?;
         self.inner.complete(c, x).await
+    }
+    async fn record_first(
+        &self,
+        r: &common::idempotency::ClaimRequest,
+        x: &Completion,
+    ) -> Result<common::idempotency::RecordOutcome, common::ports::StoreError> {
+        self.inner.record_first(r, x).await
     }
     async fn record_completed(
         &self,

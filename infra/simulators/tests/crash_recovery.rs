@@ -39,6 +39,16 @@ impl StateStore for DiesBeforeCompleting {
         }
         self.inner.complete(c, x).await
     }
+    async fn record_first(
+        &self,
+        r: &ClaimRequest,
+        x: &Completion,
+    ) -> Result<common::idempotency::RecordOutcome, StoreError> {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("worker died".into()));
+        }
+        self.inner.record_first(r, x).await
+    }
     async fn record_completed(
         &self,
         k: &IdempotencyKey,
