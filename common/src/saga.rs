@@ -165,9 +165,12 @@ impl SagaRecord {
             self.event_types.insert(e.event_type.clone());
             self.event_ids.insert(e.event_id.clone());
             self.first_seen.entry(e.event_type.clone()).or_insert(u.at);
+            // The first kept stays, as DynamoDB's `if_not_exists` keeps it.
             if u.case_key.is_none() {
                 if let Some(env) = kept_envelope(e) {
-                    self.envelopes.insert(e.event_id.clone(), env.to_string());
+                    self.envelopes
+                        .entry(e.event_id.clone())
+                        .or_insert_with(|| env.to_string());
                 }
             }
         }

@@ -539,14 +539,15 @@ impl OrderIntake {
 
     /// Whether a delivery recorded with `recorded` (its stored answer) may
     /// not have been published yet: recorded within the republish window.
-    /// Records from before they carried their time were completed after
-    /// their publish.
+    /// A record without its time (an earlier version's) counts as maybe:
+    /// publishing it again is harmless, losing it is not.
     fn may_be_unpublished(&self, recorded: &serde_json::Value, now: DateTime<Utc>) -> bool {
-        recorded
-            .get("recorded_at")
-            .and_then(|t| t.as_str())
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| now - t.with_timezone(&Utc) <= self.config.republish_window)
+        match recorded.get("recorded_at").and_then(|t| t.as_str()) {
+            Some(t) => DateTime::parse_from_rfc3339(t).map_or(true, |t| {
+                now - t.with_timezone(&Utc) <= self.config.republish_window
+            }),
+            None => true,
+        }
     }
 
     async fn record_and_publish(
@@ -685,12 +686,20 @@ impl OrderIntake {
         let bus_event = match duplicate {
             None => bus_event,
             Some(_) => match self.store.saga(&kept_on).await {
-                Ok(saga) => BusEvent {
-                    detail: saga
-                        .and_then(|s| s.envelopes.get(&event_id.to_string()).cloned())
-                        .unwrap_or(bus_event.detail),
-                    ..bus_event
-                },
+                Ok(saga) => {
+                    match saga.and_then(|s| s.envelopes.get(&event_id.to_string()).cloned()) {
+                        // Its type too, as recorded: the type routes it.
+                        Some(kept) => BusEvent {
+                            detail_type: serde_json::from_str::<serde_json::Value>(&kept)
+                                .ok()
+                                .and_then(|v| v["event_type"].as_str().map(str::to_string))
+                                .unwrap_or(bus_event.detail_type),
+                            detail: kept,
+                            ..bus_event
+                        },
+                        None => bus_event,
+                    }
+                }
                 Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
             },
         };

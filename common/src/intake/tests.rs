@@ -170,53 +170,65 @@ async fn a_redelivery_after_the_republish_window_publishes_nothing() {
 
 #[tokio::test]
 async fn a_redelivery_publishes_the_event_as_recorded_not_as_mapped_now() {
-    let h = harness();
-    // An earlier version of intake recorded this delivery, with the event
-    // it made of the body then.
-    let event_id =
-        crate::events::delivery_event_id("shopify", "acme.myshopify.com", "orders/create", "ev-1");
     let order_key = "shopify:acme.myshopify.com:order:5872301948123";
-    let as_recorded = r#"{"event_type":"OrderPlaced","as":"recorded"}"#;
-    let recorded = h
-        .store
-        .record_first(
-            &ClaimRequest {
-                key: IdempotencyKey::delivery("shopify:acme.myshopify.com:orders/create:ev-1"),
-                payload_hash: payload_hash(ORDER.as_bytes()),
-                now: t0(),
-                lease_until: t0() + Duration::seconds(30),
-            },
-            &Completion {
-                result: Some(serde_json::json!({
-                    "event_id": event_id.to_string(),
-                    "recorded_at": t0().to_rfc3339(),
-                })),
-                now: t0(),
-                expires_at: t0() + Duration::days(7),
-                saga: Some(SagaUpdate {
-                    saga_key: order_key.into(),
-                    at: t0(),
-                    event: Some(SagaEvent {
-                        event_id: event_id.to_string(),
-                        event_type: "OrderPlaced".into(),
-                        envelope: Some(as_recorded.into()),
+    let refund =
+        include_str!("../../../events/payloads/shopify-refunds-create-partial-with-shipping.json");
+    // An order keeps its event on its saga; a refund on its return's own.
+    let return_key = format!("{order_key}:return:1023847561234");
+    for (topic, body, event_type, case_key) in [
+        ("orders/create", ORDER, "OrderPlaced", None),
+        ("refunds/create", refund, "RefundIssued", Some(return_key)),
+    ] {
+        let h = harness();
+        // An earlier version of intake recorded this delivery, with the
+        // event it made of the body then.
+        let event_id =
+            crate::events::delivery_event_id("shopify", "acme.myshopify.com", topic, "ev-1");
+        let as_recorded = format!(r#"{{"event_type":"{event_type}","as":"recorded"}}"#);
+        let recorded = h
+            .store
+            .record_first(
+                &ClaimRequest {
+                    key: IdempotencyKey::delivery(format!(
+                        "shopify:acme.myshopify.com:{topic}:ev-1"
+                    )),
+                    payload_hash: payload_hash(body.as_bytes()),
+                    now: t0(),
+                    lease_until: t0() + Duration::seconds(30),
+                },
+                &Completion {
+                    result: Some(serde_json::json!({
+                        "event_id": event_id.to_string(),
+                        "recorded_at": t0().to_rfc3339(),
+                    })),
+                    now: t0(),
+                    expires_at: t0() + Duration::days(7),
+                    saga: Some(SagaUpdate {
+                        saga_key: order_key.into(),
+                        at: t0(),
+                        event: Some(SagaEvent {
+                            event_id: event_id.to_string(),
+                            event_type: event_type.into(),
+                            envelope: Some(as_recorded.clone()),
+                        }),
+                        order_facts: None,
+                        replace_order_facts: false,
+                        case_key,
+                        expires_at: t0() + SAGA_RETENTION,
                     }),
-                    order_facts: None,
-                    replace_order_facts: false,
-                    case_key: None,
-                    expires_at: t0() + SAGA_RETENTION,
-                }),
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(recorded, RecordOutcome::Recorded);
-    let resp = h.shopify("orders/create", "ev-1", ORDER).await;
-    assert_eq!(resp.body["duplicate"], true, "{}", resp.body);
-    let published = h.bus.published();
-    assert_eq!(published.len(), 1);
-    assert_eq!(published[0].event_id, event_id);
-    assert_eq!(published[0].detail, as_recorded);
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(recorded, RecordOutcome::Recorded);
+        let resp = h.shopify(topic, "ev-1", body).await;
+        assert_eq!(resp.body["duplicate"], true, "{topic}: {}", resp.body);
+        let published = h.bus.published();
+        assert_eq!(published.len(), 1, "{topic}");
+        assert_eq!(published[0].event_id, event_id);
+        assert_eq!(published[0].detail, as_recorded, "{topic}");
+        assert_eq!(published[0].detail_type, event_type);
+    }
 }
 
 #[tokio::test]
