@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The performance benchmarks, on demand (not part of the test command; about
-# 25 minutes from cold on 2 cores, most of it release builds). Prints the
+# an hour from cold on 2 cores, most of it release builds). Prints the
 # figures and writes target/bench/*.json:
 #
 #   1. zip size of every function built for arm64 with
@@ -13,11 +13,11 @@
 #      million (bench/costs.py);
 #   4. CPU per order through the whole app in one process (retailflow bench-orders).
 #
-# Usage: infra/scripts/bench.sh [RUNS]   (cold-start runs per process; default 5)
+# Usage: infra/scripts/bench.sh [RUNS]   (cold-start runs per process; default 25)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
-RUNS="${1:-5}"
+RUNS="${1:-25}"
 FUNCTIONS=(order-publish erp-post loyalty-accrual return-reversal checkout-validation
     stock-commit catalog-sync fulfillment-sync reconciliation)
 packages=()
@@ -35,7 +35,7 @@ PATH="$REPO/.venv-tools/cargo-lambda/bin:$PATH" \
     printf '%-22s %12s %10s\n' function "zip bytes" "zip MB"
     for f in "${FUNCTIONS[@]}" hello-lambda; do
         bytes=$(stat -c %s "target/lambda/$f/bootstrap.zip")
-        awk -v f="$f" -v b="$bytes" 'BEGIN { printf "%-22s %12d %10.2f\n", f, b, b / 1048576 }'
+        awk -v f="$f" -v b="$bytes" 'BEGIN { printf "%-22s %12d %10.2f\n", f, b, b / 1000000 }'
     done
 } | tee target/bench/zip-sizes.txt
 
