@@ -163,6 +163,11 @@ pub struct ReplayedEvent {
     pub delivery: String,
 }
 
+/// A kept envelope's event type: what its EventBridge `detail-type` is.
+pub fn envelope_type(envelope: &serde_json::Value) -> Option<String> {
+    envelope["event_type"].as_str().map(str::to_string)
+}
+
 /// The EventBridge event an SQS target of a rule receives for a kept
 /// intake envelope.
 pub fn eventbridge_delivery(
@@ -171,7 +176,7 @@ pub fn eventbridge_delivery(
     at: DateTime<Utc>,
 ) -> Option<ReplayedEvent> {
     let detail: serde_json::Value = serde_json::from_str(envelope).ok()?;
-    let detail_type = detail["event_type"].as_str()?.to_string();
+    let detail_type = envelope_type(&detail)?;
     let correlation_id = detail["correlation_id"]
         .as_str()
         .unwrap_or_default()

@@ -598,28 +598,14 @@ impl StateStore for DynamoDbStateStore {
             }) => standing,
             Err(n) => return Err(n.error),
         };
-        // The condition failed: what stands answers, as sent back with the
-        // failure or else read.
-        let standing = match standing {
-            Some(item) => Some(item),
-            None => {
-                self.client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("pk", s(item_pk(&req.key.scope)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(unavailable)?
-                    .item
-            }
-        };
+        // The condition failed: what stands answers, sent back with the
+        // failure (a condition fails only on an existing item), as for a claim.
         match standing {
             Some(old) => {
                 existing_outcome(&req.key, &old, &req.payload_hash, "").map(RecordOutcome::Existing)
             }
             None => Err(StoreError::Unavailable(format!(
-                "{} changed while being recorded",
+                "record of {} failed its condition without the item",
                 req.key.describe()
             ))),
         }

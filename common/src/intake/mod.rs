@@ -550,6 +550,34 @@ impl OrderIntake {
         }
     }
 
+    /// The event as recorded, kept on the saga `kept_on`, whatever this
+    /// version's mapper makes of the body now (the steps compare what they
+    /// did it for), with its own type, which routes it. `mapped` when none
+    /// is kept (an edit keeps none) or the kept one is unreadable.
+    async fn as_recorded(
+        &self,
+        mapped: BusEvent,
+        kept_on: &str,
+    ) -> Result<BusEvent, crate::ports::StoreError> {
+        let kept = self
+            .store
+            .saga(kept_on)
+            .await?
+            .and_then(|s| s.envelopes.get(&mapped.event_id.to_string()).cloned());
+        let typed = kept.and_then(|k| {
+            let v = serde_json::from_str(&k).ok()?;
+            Some((crate::replay::envelope_type(&v)?, k))
+        });
+        Ok(match typed {
+            Some((detail_type, detail)) => BusEvent {
+                detail_type,
+                detail,
+                ..mapped
+            },
+            None => mapped,
+        })
+    }
+
     async fn record_and_publish(
         &self,
         req: &WebhookRequest<'_>,
@@ -681,25 +709,10 @@ impl OrderIntake {
             }
             Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
         };
-        // Again: the event as recorded, whatever this version's mapper makes
-        // of the body now (the steps compare what they did it for).
         let bus_event = match duplicate {
             None => bus_event,
-            Some(_) => match self.store.saga(&kept_on).await {
-                Ok(saga) => {
-                    match saga.and_then(|s| s.envelopes.get(&event_id.to_string()).cloned()) {
-                        // Its type too, as recorded: the type routes it.
-                        Some(kept) => BusEvent {
-                            detail_type: serde_json::from_str::<serde_json::Value>(&kept)
-                                .ok()
-                                .and_then(|v| v["event_type"].as_str().map(str::to_string))
-                                .unwrap_or(bus_event.detail_type),
-                            detail: kept,
-                            ..bus_event
-                        },
-                        None => bus_event,
-                    }
-                }
+            Some(_) => match self.as_recorded(bus_event, &kept_on).await {
+                Ok(e) => e,
                 Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
             },
         };
