@@ -254,7 +254,10 @@ async fn a_checkout_over_dynamodb_reads_the_catalog_in_batches_and_holds_in_one_
             program_name: "P".into(),
             journal_subtype: "Purchase".into(),
             debit_process: "DebitPointsFromMembers".into(),
-            access_token: common::webhook::Secret::new("t"),
+            auth: common::connectors::auth::SalesforceAuth::from_secret(
+                common::credentials::ConnectorSecrets::fixed(&Default::default()),
+                "http://127.0.0.1:9",
+            ),
             timeout: std::time::Duration::from_millis(100),
         })),
         Arc::new(common::resilience::CircuitBreaker::new(

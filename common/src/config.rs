@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::connectors::auth::{AdobeAuth, EntraAuth, NetSuiteAuth, SalesforceAuth, ShopifyTokens};
 use crate::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
 use crate::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
 use crate::connectors::salesforce::SalesforceLoyaltyConfig;
@@ -14,7 +15,7 @@ use crate::webhook::{AdobeKeys, HmacSecrets, KeyError, Secret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("webhook secret document is not valid JSON: {0}")]
+    #[error("secret document refused: {0}")]
     BadSecretDocument(String),
     #[error("adobe public keys: {0}")]
     BadAdobeKeys(#[from] KeyError),
@@ -115,28 +116,173 @@ pub fn intake_config_from_env(
     doc.apply(config)
 }
 
-/// Tokens for the systems of record, from the `ConnectorSecrets` secret.
-/// A blank token means the connector is not configured.
-#[derive(Debug, Default, Deserialize)]
+/// The credentials of the systems of record: the `ConnectorSecrets`
+/// secret, as an operator stores it (field names in `docs/credentials.md`).
+/// A platform left out is not configured.
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConnectorSecretDocument {
-    #[serde(default)]
-    pub netsuite_token: String,
-    #[serde(default)]
-    pub salesforce_token: String,
-    #[serde(default)]
-    pub business_central_token: String,
-    /// Shopify Admin API access token per shop domain (till returns are
-    /// recorded on the shop's order).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netsuite: Option<NetSuiteCredentials>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_central: Option<EntraClientCredentials>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce: Option<SalesforceCredentials>,
+    /// Shopify Admin API offline access token per shop domain.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub shopify_admin_tokens: std::collections::BTreeMap<String, String>,
-    /// Adobe Commerce integration access token.
-    #[serde(default)]
-    pub adobe_commerce_token: String,
+    /// Adobe Commerce integration: OAuth 1.0a consumer and access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adobe_commerce: Option<OAuth1Fields>,
+    /// The static tokens of earlier releases: left blank (the template's
+    /// placeholder) they are ignored; filled, the document is refused
+    /// with what to store instead.
+    #[serde(default, skip_serializing)]
+    netsuite_token: String,
+    #[serde(default, skip_serializing)]
+    business_central_token: String,
+    #[serde(default, skip_serializing)]
+    salesforce_token: String,
+    #[serde(default, skip_serializing)]
+    adobe_commerce_token: String,
 }
+
+/// NetSuite: Token-Based Authentication (an integration record's consumer
+/// key and secret, an access token's id and secret) or OAuth 2.0
+/// machine-to-machine (the integration's client id, the certificate id of
+/// the mapping, and the certificate's private key).
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(tag = "auth", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NetSuiteCredentials {
+    Tba {
+        /// The account id as the realm: `1234567` or `1234567_SB1`.
+        account_id: String,
+        consumer_key: String,
+        consumer_secret: String,
+        token_id: String,
+        token_secret: String,
+    },
+    #[serde(rename = "oauth2_m2m")]
+    OAuth2M2m {
+        client_id: String,
+        certificate_id: String,
+        /// PKCS#8 PEM of the certificate's RSA key.
+        private_key: String,
+    },
+}
+
+/// Microsoft Entra ID client credentials (an app registration's tenant,
+/// client id and secret) for Business Central.
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraClientCredentials {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// Salesforce: the OAuth 2.0 client credentials flow (a connected or
+/// external client app's consumer key and secret, run as its execution
+/// user), or the JWT bearer flow (consumer key, the user to act as, the
+/// key whose certificate the app holds).
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(tag = "auth", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SalesforceCredentials {
+    ClientCredentials {
+        client_id: String,
+        client_secret: String,
+    },
+    JwtBearer {
+        client_id: String,
+        username: String,
+        /// PKCS#8 PEM of the RSA key.
+        private_key: String,
+        /// `https://login.salesforce.com` (default), `https://test.salesforce.com`
+        /// for sandboxes, or the org's My Domain URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+    },
+}
+
+/// An OAuth 1.0a integration's four values (Adobe Commerce: System >
+/// Integrations).
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth1Fields {
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub access_token: String,
+    pub access_token_secret: String,
+}
+
+/// Credentials print their names, never their values.
+macro_rules! redacted_debug {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($t), "(***)"))
+            }
+        }
+    )*};
+}
+redacted_debug!(
+    NetSuiteCredentials,
+    EntraClientCredentials,
+    SalesforceCredentials,
+    OAuth1Fields
+);
 
 impl ConnectorSecretDocument {
     pub fn parse(json: &str) -> Result<Self, ConfigError> {
-        serde_json::from_str(json).map_err(|e| ConfigError::BadSecretDocument(e.to_string()))
+        let doc: Self = serde_json::from_str(json).map_err(|e| {
+            ConfigError::BadSecretDocument(format!(
+                "connector secret: {} (the fields are described in docs/credentials.md)",
+                without_values(&e)
+            ))
+        })?;
+        let legacy = [
+            ("netsuite_token", &doc.netsuite_token, "netsuite"),
+            (
+                "business_central_token",
+                &doc.business_central_token,
+                "business_central",
+            ),
+            ("salesforce_token", &doc.salesforce_token, "salesforce"),
+            (
+                "adobe_commerce_token",
+                &doc.adobe_commerce_token,
+                "adobe_commerce",
+            ),
+        ];
+        for (old, value, new) in legacy {
+            if !value.trim().is_empty() {
+                return Err(ConfigError::BadSecretDocument(format!(
+                    "connector secret: `{old}` (a static token, which expires or is refused in production) \
+                     is no longer read; store the `{new}` credentials instead (docs/credentials.md)"
+                )));
+            }
+        }
+        Ok(doc)
+    }
+}
+
+/// A parse error of a secret document, without the values serde would
+/// quote (an "invalid type: string \"…\"" names the secret itself).
+/// Field and variant names are kept: they say what to fix.
+fn without_values(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let names_a_field = ["unknown field", "missing field", "unknown variant"]
+        .iter()
+        .any(|p| text.starts_with(p));
+    if names_a_field {
+        text
+    } else {
+        format!(
+            "not the expected shape ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
     }
 }
 
@@ -153,40 +299,76 @@ fn timeout(var: &impl Fn(&str) -> Option<String>) -> std::time::Duration {
     std::time::Duration::from_millis(ms)
 }
 
+/// The connector secret twice: as first read, which decides what is
+/// configured, and live, which every request is authorized from (so a
+/// rotated credential is followed without a restart).
+#[derive(Clone)]
+pub struct ConnectorCredentials {
+    pub first: std::sync::Arc<ConnectorSecretDocument>,
+    pub live: std::sync::Arc<crate::credentials::ConnectorSecrets>,
+}
+
+impl ConnectorCredentials {
+    pub async fn read(
+        live: std::sync::Arc<crate::credentials::ConnectorSecrets>,
+    ) -> Result<Self, crate::resilience::ConnectorError> {
+        Ok(ConnectorCredentials {
+            first: live.current().await?,
+            live,
+        })
+    }
+
+    /// A document that never changes (tests, one-off commands).
+    pub fn fixed(doc: ConnectorSecretDocument) -> Self {
+        ConnectorCredentials {
+            live: crate::credentials::ConnectorSecrets::fixed(&doc),
+            first: std::sync::Arc::new(doc),
+        }
+    }
+}
+
 /// NetSuite from `RETAILFLOW_NETSUITE_BASE_URL` (and optional
-/// `RETAILFLOW_NETSUITE_SUBSIDIARY`) plus the secret's token.
+/// `RETAILFLOW_NETSUITE_SUBSIDIARY`) plus the secret's `netsuite`.
 pub fn netsuite_config(
     var: impl Fn(&str) -> Option<String>,
-    secrets: &ConnectorSecretDocument,
+    creds: &ConnectorCredentials,
 ) -> Result<NetSuiteConfig, ConfigError> {
-    if secrets.netsuite_token.trim().is_empty() {
+    if creds.first.netsuite.is_none() {
         return Err(ConfigError::Missing(
-            "netsuite_token in the connector secret".into(),
+            "netsuite credentials in the connector secret".into(),
         ));
     }
+    let base_url = required(&var, "RETAILFLOW_NETSUITE_BASE_URL")?;
+    let trimmed = base_url.trim_end_matches('/');
+    let rest_root = trimmed.strip_suffix("/record/v1").unwrap_or(trimmed);
     Ok(NetSuiteConfig {
-        base_url: required(&var, "RETAILFLOW_NETSUITE_BASE_URL")?,
-        access_token: Secret::new(secrets.netsuite_token.trim()),
+        auth: NetSuiteAuth::from_secret(creds.live.clone(), rest_root),
+        base_url,
         subsidiary_id: var("RETAILFLOW_NETSUITE_SUBSIDIARY").filter(|v| !v.is_empty()),
         timeout: timeout(&var),
     })
 }
 
 /// Business Central from `RETAILFLOW_BC_COMPANY_URL` and
-/// `RETAILFLOW_BC_LOCAL_CURRENCY` plus the secret's token.
+/// `RETAILFLOW_BC_LOCAL_CURRENCY` plus the secret's `business_central`
+/// (an Entra app; `RETAILFLOW_ENTRA_AUTHORITY` changes
+/// `https://login.microsoftonline.com`, for national clouds).
 pub fn business_central_config(
     var: impl Fn(&str) -> Option<String>,
-    secrets: &ConnectorSecretDocument,
+    creds: &ConnectorCredentials,
 ) -> Result<BusinessCentralConfig, ConfigError> {
-    if secrets.business_central_token.trim().is_empty() {
+    if creds.first.business_central.is_none() {
         return Err(ConfigError::Missing(
-            "business_central_token in the connector secret".into(),
+            "business_central credentials in the connector secret".into(),
         ));
     }
+    let authority = var("RETAILFLOW_ENTRA_AUTHORITY")
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "https://login.microsoftonline.com".into());
     let lcy = required(&var, "RETAILFLOW_BC_LOCAL_CURRENCY")?;
     Ok(BusinessCentralConfig {
         company_url: required(&var, "RETAILFLOW_BC_COMPANY_URL")?,
-        access_token: Secret::new(secrets.business_central_token.trim()),
+        auth: EntraAuth::from_secret(creds.live.clone(), &authority),
         local_currency: crate::money::Currency::from_code(&lcy)
             .map_err(|e| ConfigError::Missing(format!("RETAILFLOW_BC_LOCAL_CURRENCY ({e})")))?,
         timeout: timeout(&var),
@@ -197,14 +379,14 @@ pub fn business_central_config(
 /// `business_central`).
 pub fn erp_from_env(
     var: impl Fn(&str) -> Option<String>,
-    secrets: &ConnectorSecretDocument,
+    creds: &ConnectorCredentials,
 ) -> Result<std::sync::Arc<dyn ErpConnector>, ConfigError> {
     match var("RETAILFLOW_ERP").as_deref().unwrap_or("netsuite") {
         "netsuite" => Ok(std::sync::Arc::new(NetSuiteErp::new(netsuite_config(
-            var, secrets,
+            var, creds,
         )?))),
         "business_central" => Ok(std::sync::Arc::new(BusinessCentralErp::new(
-            business_central_config(var, secrets)?,
+            business_central_config(var, creds)?,
         ))),
         other => Err(ConfigError::Missing(format!(
             "a known ERP (RETAILFLOW_ERP={other:?})"
@@ -218,7 +400,7 @@ pub fn erp_from_env(
 /// else USD.
 pub fn erp_catalog_from_env(
     var: impl Fn(&str) -> Option<String>,
-    secrets: &ConnectorSecretDocument,
+    creds: &ConnectorCredentials,
 ) -> Result<
     (
         std::sync::Arc<dyn crate::connectors::erp_catalog::ErpCatalogFeed>,
@@ -238,11 +420,11 @@ pub fn erp_catalog_from_env(
     };
     match var("RETAILFLOW_ERP").as_deref().unwrap_or("netsuite") {
         "netsuite" => Ok((
-            std::sync::Arc::new(NetSuiteErp::new(netsuite_config(&var, secrets)?)),
+            std::sync::Arc::new(NetSuiteErp::new(netsuite_config(&var, creds)?)),
             currency("USD")?,
         )),
         "business_central" => {
-            let config = business_central_config(&var, secrets)?;
+            let config = business_central_config(&var, creds)?;
             let local = config.local_currency.code().to_string();
             Ok((
                 std::sync::Arc::new(BusinessCentralErp::new(config)),
@@ -259,14 +441,14 @@ pub fn erp_catalog_from_env(
 /// an ERP whose shipments retailflow does not read (Business Central).
 pub fn erp_shipments_from_env(
     var: impl Fn(&str) -> Option<String>,
-    secrets: &ConnectorSecretDocument,
+    creds: &ConnectorCredentials,
 ) -> Result<
     Option<std::sync::Arc<dyn crate::connectors::erp_shipments::ErpShipmentFeed>>,
     ConfigError,
 > {
     match var("RETAILFLOW_ERP").as_deref().unwrap_or("netsuite") {
         "netsuite" => Ok(Some(std::sync::Arc::new(NetSuiteErp::new(
-            netsuite_config(var, secrets)?,
+            netsuite_config(var, creds)?,
         )))),
         "business_central" => Ok(None),
         other => Err(ConfigError::Missing(format!(
@@ -277,25 +459,28 @@ pub fn erp_shipments_from_env(
 
 /// Salesforce Loyalty from `RETAILFLOW_SALESFORCE_BASE_URL`,
 /// `RETAILFLOW_LOYALTY_PROGRAM` (and optional `RETAILFLOW_SALESFORCE_API_VERSION`,
-/// `RETAILFLOW_LOYALTY_JOURNAL_SUBTYPE`) plus the secret's token.
+/// `RETAILFLOW_LOYALTY_JOURNAL_SUBTYPE`) plus the secret's `salesforce`.
+/// The base URL is the org's My Domain: its `/services/oauth2/token` issues
+/// the tokens.
 pub fn salesforce_config(
     var: impl Fn(&str) -> Option<String>,
-    secrets: &ConnectorSecretDocument,
+    creds: &ConnectorCredentials,
 ) -> Result<SalesforceLoyaltyConfig, ConfigError> {
-    if secrets.salesforce_token.trim().is_empty() {
+    if creds.first.salesforce.is_none() {
         return Err(ConfigError::Missing(
-            "salesforce_token in the connector secret".into(),
+            "salesforce credentials in the connector secret".into(),
         ));
     }
+    let base_url = required(&var, "RETAILFLOW_SALESFORCE_BASE_URL")?;
     Ok(SalesforceLoyaltyConfig {
-        base_url: required(&var, "RETAILFLOW_SALESFORCE_BASE_URL")?,
+        auth: SalesforceAuth::from_secret(creds.live.clone(), &base_url),
+        base_url,
         api_version: var("RETAILFLOW_SALESFORCE_API_VERSION").unwrap_or_else(|| "v62.0".into()),
         program_name: required(&var, "RETAILFLOW_LOYALTY_PROGRAM")?,
         journal_subtype: var("RETAILFLOW_LOYALTY_JOURNAL_SUBTYPE")
             .unwrap_or_else(|| "Purchase".into()),
         debit_process: var("RETAILFLOW_LOYALTY_DEBIT_PROCESS")
             .unwrap_or_else(|| "DebitPointsFromMembers".into()),
-        access_token: Secret::new(secrets.salesforce_token.trim()),
         timeout: timeout(&var),
     })
 }
@@ -313,14 +498,14 @@ pub type ShopConnector = (
 /// set. A platform left out sends its till returns to review.
 pub fn shops_from_env(
     var: impl Fn(&str) -> Option<String>,
-    secrets: &ConnectorSecretDocument,
+    creds: &ConnectorCredentials,
 ) -> Result<Vec<ShopConnector>, ConfigError> {
     use crate::connectors::shop::{
         AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
     };
     use crate::model::Platform;
     let mut shops: Vec<(Platform, std::sync::Arc<dyn EcommerceConnector>)> = Vec::new();
-    if !secrets.shopify_admin_tokens.is_empty() {
+    if !creds.first.shopify_admin_tokens.is_empty() {
         let mut locations = std::collections::BTreeMap::new();
         for pair in var("RETAILFLOW_SHOPIFY_LOCATIONS")
             .unwrap_or_default()
@@ -340,12 +525,7 @@ pub fn shops_from_env(
                 base_url: None,
                 api_version: var("RETAILFLOW_SHOPIFY_API_VERSION")
                     .unwrap_or_else(|| "2024-10".into()),
-                access_tokens: secrets
-                    .shopify_admin_tokens
-                    .iter()
-                    .map(|(shop, t)| (shop.clone(), Secret::new(t.trim())))
-                    .collect(),
-                default_token: None,
+                tokens: ShopifyTokens::new(creds.live.clone()),
                 locations,
                 default_location: var("RETAILFLOW_SHOPIFY_DEFAULT_LOCATION")
                     .filter(|v| !v.is_empty()),
@@ -354,12 +534,12 @@ pub fn shops_from_env(
         ));
     }
     let adobe_base = var("RETAILFLOW_ADOBE_REST_BASE_URL").filter(|v| !v.is_empty());
-    if let (Some(base_url), false) = (adobe_base, secrets.adobe_commerce_token.trim().is_empty()) {
+    if let (Some(base_url), true) = (adobe_base, creds.first.adobe_commerce.is_some()) {
         shops.push((
             Platform::AdobeCommerce,
             std::sync::Arc::new(AdobeCommerceAdmin::new(AdobeCommerceAdminConfig {
                 base_url,
-                access_token: Secret::new(secrets.adobe_commerce_token.trim()),
+                auth: AdobeAuth::from_secret(creds.live.clone()),
                 timeout: timeout(&var),
             })),
         ));
@@ -421,25 +601,64 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn connectors_need_their_endpoint_and_token() {
-        let secrets =
-            ConnectorSecretDocument::parse(r#"{"netsuite_token":"t1","salesforce_token":""}"#)
-                .unwrap();
+    #[tokio::test]
+    async fn connectors_need_their_endpoint_and_credentials() {
+        let doc = ConnectorSecretDocument::parse(
+            r#"{"netsuite": {"auth": "tba", "account_id": "1234567_SB1",
+                "consumer_key": "ck", "consumer_secret": "cs",
+                "token_id": "ti", "token_secret": "ts"}}"#,
+        )
+        .unwrap();
+        let creds = ConnectorCredentials::fixed(doc);
         let env = |k: &str| {
             (k == "RETAILFLOW_NETSUITE_BASE_URL")
                 .then(|| "https://x/services/rest/record/v1".to_string())
         };
-        let ns = netsuite_config(env, &secrets).unwrap();
-        assert_eq!(ns.access_token.expose(), "t1");
+        netsuite_config(env, &creds).unwrap();
         assert!(matches!(
-            netsuite_config(|_| None, &secrets),
+            netsuite_config(|_| None, &creds),
             Err(ConfigError::Missing(_))
         ));
         assert!(matches!(
-            salesforce_config(env, &secrets),
+            salesforce_config(env, &creds),
             Err(ConfigError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn the_old_token_fields_are_refused_by_name_and_values_never_echoed() {
+        let err = ConnectorSecretDocument::parse(r#"{"netsuite_token":"t1"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("store the `netsuite` credentials"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("t1"), "{err}");
+        // The template's placeholder of earlier releases still reads.
+        ConnectorSecretDocument::parse(
+            r#"{"netsuite_token": "", "business_central_token": "", "salesforce_token": "", "shopify_admin_tokens": {}, "adobe_commerce_token": ""}"#,
+        )
+        .unwrap();
+        let err = ConnectorSecretDocument::parse(
+            r#"{"business_central": {"tenant_id": "t", "client_id": "c", "client_secret": 7}}"#,
+        )
+        .unwrap_err();
+        let err = ConnectorSecretDocument::parse(
+            r#"{"business_central": {"tenant_id": "t", "client_id": "c", "client_secret": ["hunter2"]}}"#,
+        )
+        .unwrap_err()
+        .to_string()
+            + &err.to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn credentials_never_print() {
+        let doc = ConnectorSecretDocument::parse(
+            r#"{"salesforce": {"auth": "client_credentials", "client_id": "cid",
+                "client_secret": "hunter2"}}"#,
+        )
+        .unwrap();
+        assert!(!format!("{doc:?}").contains("hunter2"));
     }
 
     #[test]

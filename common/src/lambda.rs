@@ -97,6 +97,70 @@ pub async fn read_secret(
     Ok(out.secret_string().unwrap_or("{}").to_string())
 }
 
+/// A secret in Secrets Manager, read again whenever the credentials cache
+/// asks (after its TTL, after a refusal).
+pub struct SecretsManagerSource {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+}
+
+#[async_trait::async_trait]
+impl crate::credentials::SecretSource for SecretsManagerSource {
+    async fn read(&self) -> Result<String, String> {
+        read_secret(&self.client, &self.arn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// This execution environment's connector credentials: the secret named
+/// by `RETAILFLOW_CONNECTOR_SECRETS_ARN`, kept for
+/// [`crate::credentials::SECRET_TTL`] and read again after a refusal, so a
+/// rotation reaches warm containers.
+pub async fn connector_credentials(
+    aws: &SdkConfig,
+) -> Result<crate::config::ConnectorCredentials, LambdaConfigError> {
+    let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
+    let source = SecretsManagerSource {
+        client: aws_sdk_secretsmanager::Client::new(aws),
+        arn: arn.clone(),
+    };
+    let live = std::sync::Arc::new(crate::credentials::ConnectorSecrets::new(
+        std::sync::Arc::new(source),
+        crate::credentials::system_clock(),
+    ));
+    crate::config::ConnectorCredentials::read(live)
+        .await
+        .map_err(|e| LambdaConfigError::Secret {
+            arn,
+            reason: e.to_string(),
+        })
+}
+
+/// The answer to a batch the function could not start on (its secret
+/// unreadable, its configuration incomplete): every record waits with the
+/// retry policy's backoff instead of coming back at the queue's
+/// visibility timeout, so a two-hour Secrets Manager outage uses about a
+/// dozen of the 24 receives and dead-letters nothing.
+pub async fn unstarted_batch(
+    queue: &dyn QueueControl,
+    event: &SqsEvent,
+    reason: &str,
+) -> SqsBatchResponse {
+    tracing::error!(%reason, "the function could not start on its batch; records wait");
+    crate::observability::count("Records", ("Outcome", "unstarted"));
+    let policy = RetryPolicy::default();
+    let mut failed = Vec::new();
+    for r in sqs_records(event) {
+        let wait = policy.delay(r.receive_count, None);
+        if let Err(e) = queue.delay(&r.receipt_handle, wait).await {
+            tracing::warn!(error = %e, "could not delay a record; it returns at the queue's visibility timeout");
+        }
+        failed.push(r.message_id);
+    }
+    batch_response(failed)
+}
+
 /// The invocation's deadline as a time; `None` when the runtime did not give
 /// a wall-clock one (emulators send 0 or the timeout in ms), so leases fall
 /// back to their default instead of refusing all work as out of time.

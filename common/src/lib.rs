@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod checkout;
 pub mod config;
 pub mod connectors;
+pub mod credentials;
 pub mod events;
 pub mod idempotency;
 pub mod intake;

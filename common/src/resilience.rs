@@ -45,6 +45,15 @@ pub enum ConnectorError {
         status: u16,
         reason: String,
     },
+    /// The platform refused the credentials even after a renewal (HTTP 401,
+    /// or the token endpoint's invalid_client / invalid_grant): an operator
+    /// fixes the secret, so the record waits with backoff and the
+    /// `ConnectorAuthFailing` alarm fires; it is never dead-lettered at once.
+    #[error("{system} refused the credentials: {reason}")]
+    Unauthorized {
+        system: &'static str,
+        reason: String,
+    },
     /// The answer could not be understood: a contract problem, not transient.
     #[error("{system} answered something unexpected: {reason}")]
     BadResponse {
@@ -65,6 +74,7 @@ impl ConnectorError {
             ConnectorError::Throttled { .. }
                 | ConnectorError::Unavailable { .. }
                 | ConnectorError::CircuitOpen { .. }
+                | ConnectorError::Unauthorized { .. }
         )
     }
 

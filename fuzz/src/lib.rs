@@ -266,7 +266,10 @@ pub mod checkout_request {
                 program_name: "Fuzz".into(),
                 journal_subtype: "Purchase".into(),
                 debit_process: "Debit".into(),
-                access_token: common::webhook::Secret::new("fuzz"),
+                auth: common::connectors::auth::SalesforceAuth::from_secret(
+                    common::credentials::ConnectorSecrets::fixed(&Default::default()),
+                    "http://127.0.0.1:9",
+                ),
                 timeout: std::time::Duration::from_millis(200),
             }));
             CheckoutValidation::new(

@@ -131,8 +131,14 @@ def deploy(procs):
     with open(os.path.join(ROOT, "events/dev-keys/shopify-secret.txt")) as f:
         shopify_secret = f.read()
     webhook_arn = sm.create_secret(Name="rf-webhook", SecretString=json.dumps({"shopify_secret": shopify_secret}))["ARN"]
-    connector_arn = sm.create_secret(Name="rf-connectors", SecretString=json.dumps(
-        {"netsuite_token": "sim", "salesforce_token": "sim"}))["ARN"]
+    # The dev credentials as an operator stores them (NetSuite M2M, Entra,
+    # Salesforce client credentials, Adobe OAuth 1.0a): the strict
+    # simulators accept nothing else. No Shopify tokens: the fulfillment
+    # check below wants a shop with no connector.
+    with open(os.path.join(ROOT, "events/dev-keys/connector-secrets.json")) as f:
+        connector_secret = json.load(f)
+    connector_secret.pop("shopify_admin_tokens", None)
+    connector_arn = sm.create_secret(Name="rf-connectors", SecretString=json.dumps(connector_secret))["ARN"]
 
     base = {
         "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",

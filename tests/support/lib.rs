@@ -426,7 +426,7 @@ pub fn netsuite(sims: &simulators::Simulators) -> common::connectors::netsuite::
     use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
     NetSuiteErp::new(NetSuiteConfig {
         base_url: sims.netsuite_base(),
-        access_token: common::webhook::Secret::new("t"),
+        auth: sims.netsuite_auth(),
         subsidiary_id: None,
         timeout: Duration::from_secs(3),
     })
@@ -443,7 +443,7 @@ pub fn salesforce(
         program_name: "P".into(),
         journal_subtype: "Purchase".into(),
         debit_process: "DebitPointsFromMembers".into(),
-        access_token: common::webhook::Secret::new("t"),
+        auth: sims.salesforce_auth(),
         timeout: Duration::from_secs(3),
     })
 }
@@ -490,7 +490,6 @@ pub fn return_step(
     use common::connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
     use common::resilience::CircuitBreaker;
     use common::steps::return_reversal::{Guarded, ReturnReversal};
-    use common::webhook::Secret;
     use std::sync::Arc;
     let breaker = |n| Arc::new(CircuitBreaker::new(n, 5, Duration::from_secs(60)));
     ReturnReversal::new(
@@ -504,8 +503,7 @@ pub fn return_step(
                 Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
                     base_url: Some(sims.shopify_admin_base()),
                     api_version: "2024-10".into(),
-                    access_tokens: Default::default(),
-                    default_token: Some(Secret::new("t")),
+                    tokens: sims.shopify_tokens(),
                     locations: Default::default(),
                     default_location: Some("1001".into()),
                     timeout: Duration::from_secs(3),

@@ -18,7 +18,6 @@ use super::{
 };
 use crate::money::Currency;
 use crate::resilience::ConnectorError;
-use crate::webhook::Secret;
 
 const SYSTEM: &str = "business-central";
 
@@ -26,7 +25,7 @@ const SYSTEM: &str = "business-central";
 pub struct BusinessCentralConfig {
     /// `https://api.businesscentral.dynamics.com/v2.0/{tenant}/{env}/api/v2.0/companies({id})`
     pub company_url: String,
-    pub access_token: Secret,
+    pub auth: super::Auth,
     /// The company's local currency (LCY): BC leaves `currencyCode` blank for it.
     pub local_currency: Currency,
     pub timeout: Duration,
@@ -158,12 +157,7 @@ impl BusinessCentralErp {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<serde_json::Value, ConnectorError> {
-        call_json(
-            SYSTEM,
-            req.bearer_auth(self.config.access_token.expose()),
-            classify,
-        )
-        .await
+        call_json(SYSTEM, &self.config.auth, req, classify).await
     }
 
     pub(super) fn local_currency(&self) -> Currency {

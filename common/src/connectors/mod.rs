@@ -5,6 +5,7 @@
 //! so the code tested is the code that talks to the real services. Every
 //! failure is classified once into [`ConnectorError`] (retryable or not).
 
+pub mod auth;
 pub mod business_central;
 pub mod erp_catalog;
 pub mod erp_ledger;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::money::Money;
 use crate::resilience::ConnectorError;
 
+pub use auth::Auth;
 pub use erp_ledger::{ErpDocumentKind, LedgerDocument, LedgerQuery};
 pub use loyalty_ledger::LedgerJournal;
 pub use wire::WireDecimal;

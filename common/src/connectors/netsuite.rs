@@ -2,8 +2,8 @@
 //!
 //! Sales orders and customers are upserted by external id
 //! (`PUT /salesOrder/eid:{id}`), so posting twice yields one document: this
-//! connector needs no claim write before posting. Token auth: an OAuth 2.0
-//! bearer token (TBA/OAuth 1.0 signing is not built).
+//! connector needs no claim write before posting. Authentication: Token-Based
+//! Authentication or OAuth 2.0 M2M (see [`super::auth`]).
 
 use std::time::Duration;
 
@@ -11,13 +11,13 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::wire::{call_json, http_client, money_from_json, send, Reply, WireDecimal};
+use super::Auth;
 use super::{
     ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpDocumentKind, ErpSalesOrder,
     LedgerDocument, LedgerQuery,
 };
 use crate::money::Currency;
 use crate::resilience::ConnectorError;
-use crate::webhook::Secret;
 
 const SYSTEM: &str = "netsuite";
 
@@ -32,7 +32,8 @@ const LIMIT_CODES: [&str; 3] = [
 pub struct NetSuiteConfig {
     /// `https://{account}.suitetalk.api.netsuite.com/services/rest/record/v1`
     pub base_url: String,
-    pub access_token: Secret,
+    /// TBA or OAuth 2.0 M2M ([`super::auth::NetSuiteAuth`]).
+    pub auth: Auth,
     /// Needed on customers in OneWorld accounts.
     pub subsidiary_id: Option<String>,
     pub timeout: Duration,
@@ -55,10 +56,6 @@ impl NetSuiteErp {
         format!("{}/{path}", self.config.base_url.trim_end_matches('/'))
     }
 
-    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        req.bearer_auth(self.config.access_token.expose())
-    }
-
     /// One page of a SuiteQL query (`Prefer: transient`, as the REST
     /// query service requires).
     pub(crate) async fn suiteql(
@@ -75,7 +72,7 @@ impl NetSuiteErp {
             .query(&[("limit", limit), ("offset", offset)])
             .header("Prefer", "transient")
             .json(&serde_json::json!({ "q": query }));
-        call_json(SYSTEM, self.auth(req), classify).await
+        call_json(SYSTEM, &self.config.auth, req, classify).await
     }
 
     /// The internal id at the end of a `Location` header.
@@ -205,12 +202,10 @@ impl ErpConnector for NetSuiteErp {
             }),
         };
         let req = self
-            .auth(
-                self.client
-                    .put(self.url(&format!("customer/eid:{}", c.external_id))),
-            )
+            .client
+            .put(self.url(&format!("customer/eid:{}", c.external_id)))
             .json(&body);
-        let reply = send(SYSTEM, req).await?;
+        let reply = send(SYSTEM, &self.config.auth, req).await?;
         if !reply.is_success() {
             return Err(classify(&reply));
         }
@@ -257,7 +252,7 @@ impl ErpConnector for NetSuiteErp {
 
     async fn cancel_sales_order(&self, external_id: &str) -> Result<bool, ConnectorError> {
         let url = self.url(&format!("salesOrder/eid:{external_id}"));
-        let reply = send(SYSTEM, self.auth(self.client.get(&url))).await?;
+        let reply = send(SYSTEM, &self.config.auth, self.client.get(&url)).await?;
         if reply.status == 404 {
             return Ok(false);
         }
@@ -284,7 +279,12 @@ impl ErpConnector for NetSuiteErp {
             return Ok(true);
         }
         let body = serde_json::json!({"item": {"items": lines}});
-        let reply = send(SYSTEM, self.auth(self.client.patch(&url)).json(&body)).await?;
+        let reply = send(
+            SYSTEM,
+            &self.config.auth,
+            self.client.patch(&url).json(&body),
+        )
+        .await?;
         if !reply.is_success() {
             return Err(classify(&reply));
         }
@@ -298,11 +298,10 @@ impl NetSuiteErp {
         record: &str,
         external_id: &str,
     ) -> Result<Option<ErpDocument>, ConnectorError> {
-        let req = self.auth(
-            self.client
-                .get(self.url(&format!("{record}/eid:{external_id}"))),
-        );
-        let reply = send(SYSTEM, req).await?;
+        let req = self
+            .client
+            .get(self.url(&format!("{record}/eid:{external_id}")));
+        let reply = send(SYSTEM, &self.config.auth, req).await?;
         if reply.status == 404 {
             return Ok(None);
         }
@@ -373,7 +372,7 @@ impl NetSuiteErp {
         };
         // replace=item: a re-post sends the full line list, never appends.
         let url = self.url(&format!("{record}/eid:{}?replace=item", o.external_id));
-        let reply = send(SYSTEM, self.auth(self.client.put(url)).json(&body)).await?;
+        let reply = send(SYSTEM, &self.config.auth, self.client.put(url).json(&body)).await?;
         if !reply.is_success() {
             return Err(classify(&reply));
         }

@@ -20,7 +20,6 @@ use super::{
 };
 use crate::mappers::DecimalText;
 use crate::resilience::ConnectorError;
-use crate::webhook::Secret;
 
 const SYSTEM: &str = "salesforce-loyalty";
 
@@ -34,7 +33,7 @@ pub struct SalesforceLoyaltyConfig {
     pub journal_subtype: String,
     /// The org's program process of type DebitPointsFromMembers.
     pub debit_process: String,
-    pub access_token: Secret,
+    pub auth: super::Auth,
     pub timeout: Duration,
 }
 
@@ -63,12 +62,7 @@ impl SalesforceLoyalty {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<serde_json::Value, ConnectorError> {
-        call_json(
-            SYSTEM,
-            req.bearer_auth(self.config.access_token.expose()),
-            classify,
-        )
-        .await
+        call_json(SYSTEM, &self.config.auth, req, classify).await
     }
 
     async fn query(&self, soql: &str) -> Result<Vec<serde_json::Value>, ConnectorError> {

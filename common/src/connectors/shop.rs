@@ -20,10 +20,10 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::wire::{call_json, http_client, Reply};
+use super::Auth;
 use super::{EcommerceConnector, ShopRefund};
 use crate::model::RestockType;
 use crate::resilience::ConnectorError;
-use crate::webhook::Secret;
 
 fn classify_with(system: &'static str, reply: &Reply) -> ConnectorError {
     let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
@@ -61,10 +61,8 @@ pub struct ShopifyAdminConfig {
     pub base_url: Option<String>,
     /// e.g. `2024-10`
     pub api_version: String,
-    /// Admin API access token per shop domain.
-    pub access_tokens: BTreeMap<String, Secret>,
-    /// The token for shops not in `access_tokens` (single-shop setups).
-    pub default_token: Option<Secret>,
+    /// Each shop's offline Admin API token, read from the live secret.
+    pub tokens: super::auth::ShopifyTokens,
     /// retailflow location (store id) → Shopify location id, for restocking.
     pub locations: BTreeMap<String, String>,
     /// Where stock returned at an unmapped store is restocked.
@@ -88,31 +86,23 @@ impl ShopifyAdmin {
         }
     }
 
-    /// The Admin API token of a shop.
-    pub(super) fn token(&self, shop: &str) -> Result<&Secret, ConnectorError> {
-        self.config
-            .access_tokens
-            .get(shop)
-            .or(self.config.default_token.as_ref())
-            .ok_or_else(|| ConnectorError::Rejected {
+    /// How to authorize calls to `shop`: refused at once (dead-lettered
+    /// with the reason) when the secret holds no token for it, since no
+    /// retry can make one appear.
+    pub(super) async fn token(&self, shop: &str) -> Result<Auth, ConnectorError> {
+        if !self.config.tokens.has(shop).await? {
+            return Err(ConnectorError::Rejected {
                 system: SHOPIFY,
                 status: 0,
-                reason: format!("no Admin API token configured for {shop}"),
-            })
+                reason: format!("no Admin API token for {shop} in the connector secret"),
+            });
+        }
+        Ok(self.config.tokens.for_shop(shop))
     }
 
-    fn refunds_url(&self, r: &ShopRefund) -> Result<(String, &Secret), ConnectorError> {
+    async fn refunds_url(&self, r: &ShopRefund) -> Result<(String, Auth), ConnectorError> {
         let shop = &r.order.shop;
-        let token = self
-            .config
-            .access_tokens
-            .get(shop)
-            .or(self.config.default_token.as_ref())
-            .ok_or_else(|| ConnectorError::Rejected {
-                system: SHOPIFY,
-                status: 0,
-                reason: format!("no Admin API token configured for {shop}"),
-            })?;
+        let token = self.token(shop).await?;
         let base = match &self.config.base_url {
             Some(b) => b.replace("{shop}", shop),
             None => format!("https://{shop}"),
@@ -153,12 +143,8 @@ impl EcommerceConnector for ShopifyAdmin {
     }
 
     async fn find_refund(&self, r: &ShopRefund) -> Result<Option<String>, ConnectorError> {
-        let (url, token) = self.refunds_url(r)?;
-        let req = self
-            .client
-            .get(url)
-            .header("X-Shopify-Access-Token", token.expose());
-        let v = call_json(SHOPIFY, req, shopify_classify).await?;
+        let (url, auth) = self.refunds_url(r).await?;
+        let v = call_json(SHOPIFY, &auth, self.client.get(url), shopify_classify).await?;
         Ok(v["refunds"]
             .as_array()
             .into_iter()
@@ -182,7 +168,7 @@ impl EcommerceConnector for ShopifyAdmin {
     }
 
     async fn record_refund(&self, r: &ShopRefund) -> Result<String, ConnectorError> {
-        let (url, token) = self.refunds_url(r)?;
+        let (url, auth) = self.refunds_url(r).await?;
         let mut lines = Vec::new();
         for l in &r.lines {
             let (restock_type, location) = match l.restock {
@@ -217,12 +203,8 @@ impl EcommerceConnector for ShopifyAdmin {
             "refund_line_items": lines,
             "transactions": [],
         }});
-        let req = self
-            .client
-            .post(url)
-            .header("X-Shopify-Access-Token", token.expose())
-            .json(&body);
-        let v = call_json(SHOPIFY, req, shopify_classify).await?;
+        let req = self.client.post(url).json(&body);
+        let v = call_json(SHOPIFY, &auth, req, shopify_classify).await?;
         match &v["refund"]["id"] {
             serde_json::Value::Number(n) => Ok(n.to_string()),
             _ => Err(ConnectorError::BadResponse {
@@ -239,8 +221,8 @@ pub(super) const ADOBE: &str = "adobe-commerce-admin";
 pub struct AdobeCommerceAdminConfig {
     /// `https://{store}/rest/{store_code}` (or `/rest/V1`'s parent).
     pub base_url: String,
-    /// Integration access token.
-    pub access_token: Secret,
+    /// The integration's OAuth 1.0a signature ([`super::auth::AdobeAuth`]).
+    pub auth: Auth,
     pub timeout: Duration,
 }
 
@@ -289,16 +271,12 @@ impl EcommerceConnector for AdobeCommerceAdmin {
     async fn find_refund(&self, r: &ShopRefund) -> Result<Option<String>, ConnectorError> {
         let order = numeric(ADOBE, "order", &r.order.order_id)?;
         let f = "searchCriteria[filter_groups][0][filters][0]";
-        let req = self
-            .client
-            .get(self.url("creditmemos"))
-            .query(&[
-                (format!("{f}[field]"), "order_id".to_string()),
-                (format!("{f}[value]"), order.to_string()),
-                (format!("{f}[condition_type]"), "eq".to_string()),
-            ])
-            .bearer_auth(self.config.access_token.expose());
-        let v = call_json(ADOBE, req, adobe_classify).await?;
+        let req = self.client.get(self.url("creditmemos")).query(&[
+            (format!("{f}[field]"), "order_id".to_string()),
+            (format!("{f}[value]"), order.to_string()),
+            (format!("{f}[condition_type]"), "eq".to_string()),
+        ]);
+        let v = call_json(ADOBE, &self.config.auth, req, adobe_classify).await?;
         Ok(v["items"]
             .as_array()
             .into_iter()
@@ -339,9 +317,8 @@ impl EcommerceConnector for AdobeCommerceAdmin {
         let req = self
             .client
             .post(self.url(&format!("order/{order}/refund")))
-            .bearer_auth(self.config.access_token.expose())
             .json(&body);
-        let v = call_json(ADOBE, req, adobe_classify).await?;
+        let v = call_json(ADOBE, &self.config.auth, req, adobe_classify).await?;
         match v {
             serde_json::Value::Number(n) => Ok(n.to_string()),
             serde_json::Value::String(s) if !s.is_empty() => Ok(s),

@@ -63,17 +63,14 @@ fn carries_tracking(numbers: &Value, f: &ShopFulfillment) -> bool {
 impl ShopifyAdmin {
     pub(super) async fn fulfill(&self, f: &ShopFulfillment) -> Result<String, ConnectorError> {
         let shop = &f.order.shop;
-        let token = self.token(shop)?.expose().to_string();
+        let auth = self.token(shop).await?;
         let order = numeric(SHOPIFY, "order", &f.order.order_id)?;
         let base = self.base(shop);
-        let get = |path: String| {
-            self.client
-                .get(format!("{base}/{path}"))
-                .header("X-Shopify-Access-Token", &token)
-        };
+        let get = |path: String| self.client.get(format!("{base}/{path}"));
         if !f.tracking_numbers.is_empty() {
             let done = call_json(
                 SHOPIFY,
+                &auth,
                 get(format!("orders/{order}/fulfillments.json")),
                 shopify_classify,
             )
@@ -89,6 +86,7 @@ impl ShopifyAdmin {
         }
         let o = call_json(
             SHOPIFY,
+            &auth,
             get(format!("orders/{order}.json?fields=id,line_items")),
             shopify_classify,
         )
@@ -102,6 +100,7 @@ impl ShopifyAdmin {
         }
         let fos = call_json(
             SHOPIFY,
+            &auth,
             get(format!("orders/{order}/fulfillment_orders.json")),
             shopify_classify,
         )
@@ -160,16 +159,15 @@ impl ShopifyAdmin {
         if let Some(c) = &f.carrier {
             tracking["company"] = json!(c);
         }
-        let req = self
-            .client
-            .post(format!("{base}/fulfillments.json"))
-            .header("X-Shopify-Access-Token", &token)
-            .json(&json!({"fulfillment": {
-                "line_items_by_fulfillment_order": by_fo,
-                "tracking_info": tracking,
-                "notify_customer": f.notify_customer,
-            }}));
-        let v = call_json(SHOPIFY, req, shopify_classify)
+        let req =
+            self.client
+                .post(format!("{base}/fulfillments.json"))
+                .json(&json!({"fulfillment": {
+                    "line_items_by_fulfillment_order": by_fo,
+                    "tracking_info": tracking,
+                    "notify_customer": f.notify_customer,
+                }}));
+        let v = call_json(SHOPIFY, &auth, req, shopify_classify)
             .await
             .map_err(|e| unknown_outcome(SHOPIFY, f, e))?;
         match &v["fulfillment"]["id"] {
@@ -185,7 +183,7 @@ impl ShopifyAdmin {
 impl AdobeCommerceAdmin {
     pub(super) async fn ship(&self, f: &ShopFulfillment) -> Result<String, ConnectorError> {
         let order = numeric(ADOBE, "order", &f.order.order_id)?;
-        let auth = |r: reqwest::RequestBuilder| r.bearer_auth(self.config.access_token.expose());
+        let auth = &self.config.auth;
         if !f.tracking_numbers.is_empty() {
             let c = "searchCriteria[filter_groups][0][filters][0]";
             let req = self.client.get(self.url("shipments")).query(&[
@@ -193,7 +191,7 @@ impl AdobeCommerceAdmin {
                 (format!("{c}[value]"), order.to_string()),
                 (format!("{c}[condition_type]"), "eq".to_string()),
             ]);
-            let v = call_json(ADOBE, auth(req), adobe_classify).await?;
+            let v = call_json(ADOBE, auth, req, adobe_classify).await?;
             let found = v["items"].as_array().into_iter().flatten().find(|s| {
                 s["tracks"]
                     .as_array()
@@ -208,7 +206,8 @@ impl AdobeCommerceAdmin {
         }
         let o = call_json(
             ADOBE,
-            auth(self.client.get(self.url(&format!("orders/{order}")))),
+            auth,
+            self.client.get(self.url(&format!("orders/{order}"))),
             adobe_classify,
         )
         .await?;
@@ -274,7 +273,7 @@ impl AdobeCommerceAdmin {
             .client
             .post(self.url(&format!("order/{order}/ship")))
             .json(&json!({"items": lines, "notify": f.notify_customer, "tracks": tracks}));
-        let v = call_json(ADOBE, auth(req), adobe_classify)
+        let v = call_json(ADOBE, auth, req, adobe_classify)
             .await
             .map_err(|e| unknown_outcome(ADOBE, f, e))?;
         match v {

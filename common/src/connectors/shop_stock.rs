@@ -18,6 +18,7 @@ use super::shop::{
     adobe_classify, shopify_classify, AdobeCommerceAdmin, ShopifyAdmin, ADOBE, SHOPIFY,
 };
 use super::wire::call_json;
+use super::Auth;
 use super::{StockLevel, StockPush};
 use crate::resilience::ConnectorError;
 
@@ -47,7 +48,7 @@ impl ShopifyAdmin {
     async fn inventory_item(
         &self,
         shop: &str,
-        token: &str,
+        auth: &Auth,
         sku: &str,
     ) -> Result<Option<u64>, ConnectorError> {
         let key = (shop.to_string(), sku.to_string());
@@ -64,9 +65,8 @@ impl ShopifyAdmin {
         let req = self
             .client
             .post(format!("{}/graphql.json", self.base(shop)))
-            .header("X-Shopify-Access-Token", token)
             .json(&json!({"query": query, "variables": {"q": sku_query(sku)}}));
-        let v = call_json(SHOPIFY, req, shopify_classify).await?;
+        let v = call_json(SHOPIFY, auth, req, shopify_classify).await?;
         if let Some(errors) = v["errors"].as_array().filter(|e| !e.is_empty()) {
             return Err(ConnectorError::BadResponse {
                 system: SHOPIFY,
@@ -102,7 +102,7 @@ impl ShopifyAdmin {
         levels: &[StockLevel],
     ) -> Result<StockPush, ConnectorError> {
         let mut push = StockPush::default();
-        if levels.is_empty() || self.config.access_tokens.is_empty() {
+        if levels.is_empty() {
             return Ok(push);
         }
         // No location configured: Shopify stock is not managed here.
@@ -114,25 +114,23 @@ impl ShopifyAdmin {
         else {
             return Ok(push);
         };
-        for (shop, token) in &self.config.access_tokens {
+        for shop in self.config.tokens.shops().await? {
+            let shop = shop.as_str();
+            let auth = self.config.tokens.for_shop(shop);
             for level in levels {
-                let Some(item) = self
-                    .inventory_item(shop, token.expose(), &level.sku)
-                    .await?
-                else {
+                let Some(item) = self.inventory_item(shop, &auth, &level.sku).await? else {
                     push.unknown_skus.push(level.sku.clone());
                     continue;
                 };
                 let req = self
                     .client
                     .post(format!("{}/inventory_levels/set.json", self.base(shop)))
-                    .header("X-Shopify-Access-Token", token.expose())
                     .json(&json!({
                         "location_id": location,
                         "inventory_item_id": item,
                         "available": level.available,
                     }));
-                call_json(SHOPIFY, req, shopify_classify).await?;
+                call_json(SHOPIFY, &auth, req, shopify_classify).await?;
                 push.set += 1;
             }
         }
@@ -162,9 +160,8 @@ impl AdobeCommerceAdmin {
         let req = self
             .client
             .post(self.url("inventory/source-items"))
-            .bearer_auth(self.config.access_token.expose())
             .json(&json!({ "sourceItems": items }));
-        call_json(ADOBE, req, adobe_classify).await?;
+        call_json(ADOBE, &self.config.auth, req, adobe_classify).await?;
         Ok(StockPush {
             set: levels.len(),
             unknown_skus: Vec::new(),

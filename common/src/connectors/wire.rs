@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use super::auth::Auth;
 use crate::money::Money;
 use crate::resilience::{parse_retry_after, ConnectorError};
 
@@ -48,12 +49,16 @@ impl Reply {
     }
 }
 
-/// Sends a request; connection errors and timeouts are `Unavailable`.
-pub(crate) async fn send(
+/// Sends a built request; connection errors and timeouts are `Unavailable`.
+pub(crate) async fn execute(
     system: &'static str,
-    req: reqwest::RequestBuilder,
+    client: &reqwest::Client,
+    req: reqwest::Request,
 ) -> Result<Reply, ConnectorError> {
-    let resp = req.send().await.map_err(|e| transport(system, &e))?;
+    let resp = client
+        .execute(req)
+        .await
+        .map_err(|e| transport(system, &e))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.text().await.map_err(|e| transport(system, &e))?;
@@ -64,14 +69,24 @@ pub(crate) async fn send(
     })
 }
 
+/// Sends a request authorized by `auth` (see [`super::auth::send`]).
+pub(crate) async fn send(
+    system: &'static str,
+    auth: &Auth,
+    req: reqwest::RequestBuilder,
+) -> Result<Reply, ConnectorError> {
+    super::auth::send(system, auth, req).await
+}
+
 /// Sends a request and reads a JSON answer; a non-2xx answer is classified
 /// by the vendor's `classify`.
 pub(crate) async fn call_json(
     system: &'static str,
+    auth: &Auth,
     req: reqwest::RequestBuilder,
     classify: fn(&Reply) -> ConnectorError,
 ) -> Result<serde_json::Value, ConnectorError> {
-    let reply = send(system, req).await?;
+    let reply = send(system, auth, req).await?;
     if !reply.is_success() {
         return Err(classify(&reply));
     }

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
 use common::adapters::dynamodb_stock::DynamoDbStock;
-use common::config::{erp_catalog_from_env, shops_from_env, ConnectorSecretDocument};
+use common::config::{erp_catalog_from_env, shops_from_env};
 use common::lambda::{
-    aws_sdk_config, env, init_tracing, read_secret, scheduled_run_answer, SdkConfig,
+    aws_sdk_config, connector_credentials, env, init_tracing, scheduled_run_answer, SdkConfig,
 };
 use common::resilience::CircuitBreaker;
 use common::steps::catalog_sync::CatalogSync;
@@ -32,15 +32,12 @@ impl App {
     async fn sync(&self) -> Result<&CatalogSync, Error> {
         self.sync
             .get_or_try_init(|| async {
-                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
-                let secret =
-                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
-                let secrets = ConnectorSecretDocument::parse(&secret)?;
-                let (feed, currency) = erp_catalog_from_env(|k| std::env::var(k).ok(), &secrets)?;
+                let creds = connector_credentials(&self.aws).await?;
+                let (feed, currency) = erp_catalog_from_env(|k| std::env::var(k).ok(), &creds)?;
                 let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
                 let table = env("RETAILFLOW_STATE_TABLE")?;
                 // Every shop with credentials gets the stock levels.
-                let shops = shops_from_env(|k| std::env::var(k).ok(), &secrets)?
+                let shops = shops_from_env(|k| std::env::var(k).ok(), &creds)?
                     .into_iter()
                     .map(|(_, c)| {
                         let breaker =

@@ -15,9 +15,9 @@ use chrono::Utc;
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
 use common::adapters::dynamodb_stock::DynamoDbStock;
 use common::checkout::validation::{answer, CheckoutConfig, CheckoutValidation, LoyaltyFallback};
-use common::config::{salesforce_config, ConnectorSecretDocument};
+use common::config::salesforce_config;
 use common::connectors::salesforce::SalesforceLoyalty;
-use common::lambda::{aws_sdk_config, env, init_tracing, read_secret, SdkConfig};
+use common::lambda::{aws_sdk_config, connector_credentials, env, init_tracing, SdkConfig};
 use common::resilience::CircuitBreaker;
 use lambda_http::{run, service_fn, Body, Error, Request, Response};
 use tokio::sync::OnceCell;
@@ -53,13 +53,8 @@ impl App {
     async fn checkout(&self) -> Result<&CheckoutValidation, Error> {
         self.checkout
             .get_or_try_init(|| async {
-                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
-                let secret =
-                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
-                let loyalty = salesforce_config(
-                    |k| std::env::var(k).ok(),
-                    &ConnectorSecretDocument::parse(&secret)?,
-                )?;
+                let creds = connector_credentials(&self.aws).await?;
+                let loyalty = salesforce_config(|k| std::env::var(k).ok(), &creds)?;
                 let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
                 let table = env("RETAILFLOW_STATE_TABLE")?;
                 Ok::<_, Error>(CheckoutValidation::new(

@@ -10,8 +10,11 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::sqs::SqsQueueControl;
-use common::config::{erp_from_env, ConnectorSecretDocument};
-use common::lambda::{aws_sdk_config, env, init_tracing, order_step_batch, read_secret, SdkConfig};
+use common::config::erp_from_env;
+use common::lambda::{
+    aws_sdk_config, connector_credentials, env, init_tracing, order_step_batch, unstarted_batch,
+    SdkConfig,
+};
 use common::resilience::CircuitBreaker;
 use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -30,13 +33,8 @@ impl App {
     async fn step(&self) -> Result<&ErpPosting, Error> {
         self.step
             .get_or_try_init(|| async {
-                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
-                let secret =
-                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
-                let erp = erp_from_env(
-                    |k| std::env::var(k).ok(),
-                    &ConnectorSecretDocument::parse(&secret)?,
-                )?;
+                let creds = connector_credentials(&self.aws).await?;
+                let erp = erp_from_env(|k| std::env::var(k).ok(), &creds)?;
                 Ok::<_, Error>(ErpPosting::new(
                     Arc::new(DynamoDbStateStore::new(
                         aws_sdk_dynamodb::Client::new(&self.aws),
@@ -56,7 +54,11 @@ impl App {
 }
 
 async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let step = app.step().await?;
+    let step = match app.step().await {
+        Ok(step) => step,
+        // Not the records' fault: they wait with backoff, receives spared.
+        Err(e) => return Ok(unstarted_batch(&app.queue, &event.payload, &e.to_string()).await),
+    };
     Ok(order_step_batch(step, &app.queue, &event.payload, event.context.deadline).await)
 }
 

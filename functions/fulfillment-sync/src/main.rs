@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
-use common::config::{erp_shipments_from_env, shops_from_env, ConnectorSecretDocument};
+use common::config::{erp_shipments_from_env, shops_from_env};
 use common::lambda::{
-    aws_sdk_config, env, init_tracing, read_secret, scheduled_run_answer, SdkConfig,
+    aws_sdk_config, connector_credentials, env, init_tracing, scheduled_run_answer, SdkConfig,
 };
 use common::resilience::CircuitBreaker;
 use common::steps::fulfillment_sync::FulfillmentSync;
@@ -38,15 +38,12 @@ impl App {
     async fn sync(&self) -> Result<&Option<FulfillmentSync>, Error> {
         self.sync
             .get_or_try_init(|| async {
-                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
-                let secret =
-                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
-                let secrets = ConnectorSecretDocument::parse(&secret)?;
+                let creds = connector_credentials(&self.aws).await?;
                 let var = |k: &str| std::env::var(k).ok();
-                let Some(feed) = erp_shipments_from_env(var, &secrets)? else {
+                let Some(feed) = erp_shipments_from_env(var, &creds)? else {
                     return Ok::<_, Error>(None);
                 };
-                let shops = shops_from_env(var, &secrets)?
+                let shops = shops_from_env(var, &creds)?
                     .into_iter()
                     .map(|(platform, c)| {
                         let b = breaker(c.system());

@@ -10,9 +10,12 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::sqs::SqsQueueControl;
-use common::config::{salesforce_config, ConnectorSecretDocument};
+use common::config::salesforce_config;
 use common::connectors::salesforce::SalesforceLoyalty;
-use common::lambda::{aws_sdk_config, env, init_tracing, order_step_batch, read_secret, SdkConfig};
+use common::lambda::{
+    aws_sdk_config, connector_credentials, env, init_tracing, order_step_batch, unstarted_batch,
+    SdkConfig,
+};
 use common::resilience::CircuitBreaker;
 use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -31,13 +34,8 @@ impl App {
     async fn step(&self) -> Result<&LoyaltyAccrual, Error> {
         self.step
             .get_or_try_init(|| async {
-                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
-                let secret =
-                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
-                let config = salesforce_config(
-                    |k| std::env::var(k).ok(),
-                    &ConnectorSecretDocument::parse(&secret)?,
-                )?;
+                let creds = connector_credentials(&self.aws).await?;
+                let config = salesforce_config(|k| std::env::var(k).ok(), &creds)?;
                 Ok::<_, Error>(LoyaltyAccrual::new(
                     Arc::new(DynamoDbStateStore::new(
                         aws_sdk_dynamodb::Client::new(&self.aws),
@@ -61,7 +59,11 @@ impl App {
 }
 
 async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let step = app.step().await?;
+    let step = match app.step().await {
+        Ok(step) => step,
+        // Not the records' fault: they wait with backoff, receives spared.
+        Err(e) => return Ok(unstarted_batch(&app.queue, &event.payload, &e.to_string()).await),
+    };
     Ok(order_step_batch(step, &app.queue, &event.payload, event.context.deadline).await)
 }
 

@@ -15,9 +15,11 @@ use std::time::Duration;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::sqs_step_queues::SqsStepQueues;
-use common::config::{erp_from_env, salesforce_config, ConnectorSecretDocument};
+use common::config::{erp_from_env, salesforce_config};
 use common::connectors::salesforce::SalesforceLoyalty;
-use common::lambda::{aws_sdk_config, deadline, env, init_tracing, read_secret, SdkConfig};
+use common::lambda::{
+    aws_sdk_config, connector_credentials, deadline, env, init_tracing, SdkConfig,
+};
 use common::ports::EventBus;
 use common::reconciliation::request::{config_from_env, requested_window};
 use common::reconciliation::run::{continuation_event, MAX_INVOCATIONS, PAUSED_AT_DEADLINE};
@@ -38,12 +40,9 @@ impl App {
         self.recon
             .get_or_try_init(|| async {
                 let var = |k: &str| std::env::var(k).ok();
-                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
-                let secret =
-                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
-                let secrets = ConnectorSecretDocument::parse(&secret)?;
-                let erp = erp_from_env(var, &secrets)?;
-                let loyalty = Arc::new(SalesforceLoyalty::new(salesforce_config(var, &secrets)?));
+                let creds = connector_credentials(&self.aws).await?;
+                let erp = erp_from_env(var, &creds)?;
+                let loyalty = Arc::new(SalesforceLoyalty::new(salesforce_config(var, &creds)?));
                 let bus = Arc::new(EventBridgeBus::new(
                     aws_sdk_eventbridge::Client::new(&self.aws),
                     env("RETAILFLOW_EVENT_BUS")?,

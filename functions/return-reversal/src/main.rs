@@ -10,10 +10,11 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::sqs::SqsQueueControl;
-use common::config::{erp_from_env, salesforce_config, shops_from_env, ConnectorSecretDocument};
+use common::config::{erp_from_env, salesforce_config, shops_from_env};
 use common::connectors::salesforce::SalesforceLoyalty;
 use common::lambda::{
-    aws_sdk_config, env, init_tracing, read_secret, return_step_batch, SdkConfig,
+    aws_sdk_config, connector_credentials, env, init_tracing, return_step_batch, unstarted_batch,
+    SdkConfig,
 };
 use common::resilience::CircuitBreaker;
 use common::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
@@ -36,14 +37,11 @@ impl App {
     async fn step(&self) -> Result<&ReturnReversal, Error> {
         self.step
             .get_or_try_init(|| async {
-                let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
-                let secret =
-                    read_secret(&aws_sdk_secretsmanager::Client::new(&self.aws), &arn).await?;
-                let secrets = ConnectorSecretDocument::parse(&secret)?;
+                let creds = connector_credentials(&self.aws).await?;
                 let var = |k: &str| std::env::var(k).ok();
-                let erp = erp_from_env(var, &secrets)?;
-                let loyalty = Arc::new(SalesforceLoyalty::new(salesforce_config(var, &secrets)?));
-                let shops = shops_from_env(var, &secrets)?
+                let erp = erp_from_env(var, &creds)?;
+                let loyalty = Arc::new(SalesforceLoyalty::new(salesforce_config(var, &creds)?));
+                let shops = shops_from_env(var, &creds)?
                     .into_iter()
                     .map(|(platform, c)| {
                         let b = breaker(c.system());
@@ -70,7 +68,11 @@ impl App {
 }
 
 async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let step = app.step().await?;
+    let step = match app.step().await {
+        Ok(step) => step,
+        // Not the records' fault: they wait with backoff, receives spared.
+        Err(e) => return Ok(unstarted_batch(&app.queue, &event.payload, &e.to_string()).await),
+    };
     Ok(return_step_batch(step, &app.queue, &event.payload, event.context.deadline).await)
 }
 

@@ -51,7 +51,10 @@ pub async fn bench_checkout(iterations: usize, lines: usize) -> anyhow::Result<(
         program_name: "P".into(),
         journal_subtype: "Purchase".into(),
         debit_process: "DebitPointsFromMembers".into(),
-        access_token: common::webhook::Secret::new("unused"),
+        auth: common::connectors::auth::SalesforceAuth::from_secret(
+            common::credentials::ConnectorSecrets::fixed(&Default::default()),
+            "http://127.0.0.1:9",
+        ),
         timeout: Duration::from_millis(100),
     }));
     let checkout = CheckoutValidation::new(

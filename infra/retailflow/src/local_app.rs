@@ -32,7 +32,6 @@ use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
 use common::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
 use common::steps::stock_commit::{handle_stock_message, StockCommit};
 use common::steps::{handle_message, handle_return_message, Invocation, OrderStep, StepOutcome};
-use common::webhook::Secret;
 use simulators::Simulators;
 
 use crate::data_dir::DataDir;
@@ -260,10 +259,9 @@ impl LocalApp {
             bus = bus.durable(j.clone(), &rows).map_err(restore_err)?;
         }
         let bus = Arc::new(bus);
-        let token = Secret::new("local-simulator-token");
         let erp = Arc::new(NetSuiteErp::new(NetSuiteConfig {
             base_url: sims.netsuite_base(),
-            access_token: token.clone(),
+            auth: sims.netsuite_auth(),
             subsidiary_id: Some("1".into()),
             timeout: Duration::from_secs(5),
         }));
@@ -273,7 +271,7 @@ impl LocalApp {
             program_name: "RetailflowRewards".into(),
             journal_subtype: "Purchase".into(),
             debit_process: "DebitPointsFromMembers".into(),
-            access_token: token.clone(),
+            auth: sims.salesforce_auth(),
             timeout: Duration::from_secs(5),
         }));
         let open_for = Duration::from_secs(60);
@@ -283,15 +281,14 @@ impl LocalApp {
             base_url: Some(sims.shopify_admin_base()),
             api_version: "2024-10".into(),
             // The sample shop: catalog syncs push its stock levels.
-            access_tokens: BTreeMap::from([(SAMPLE_SHOP.to_string(), token.clone())]),
-            default_token: Some(token.clone()),
+            tokens: sims.shopify_tokens(),
             locations: BTreeMap::new(),
             default_location: Some("1001".into()),
             timeout: Duration::from_secs(5),
         }));
         let adobe = Arc::new(AdobeCommerceAdmin::new(AdobeCommerceAdminConfig {
             base_url: sims.adobe_rest_base(),
-            access_token: token.clone(),
+            auth: sims.adobe_auth(),
             timeout: Duration::from_secs(5),
         }));
         let shop_breaker = |name| Arc::new(CircuitBreaker::new(name, 5, open_for));

@@ -501,7 +501,7 @@ async fn a_claiming_erp_never_creates_the_sales_order_of_an_order_cancelled_firs
         app.bus.clone(),
         Arc::new(BusinessCentralErp::new(BusinessCentralConfig {
             company_url: app.sims.business_central_company(),
-            access_token: common::webhook::Secret::new("t"),
+            auth: app.sims.business_central_auth(),
             local_currency: Currency::from_code("USD").unwrap(),
             timeout: std::time::Duration::from_secs(3),
         })),

@@ -9,10 +9,13 @@
 //! Retry-After), 5xx, slow answers and timeouts, an outage window, and a
 //! response lost after the effect was applied.
 
+mod auth;
 mod business_central;
+mod credentials;
 mod erp_items;
 mod faults;
 mod ledger_drift;
+mod limits;
 mod netsuite;
 mod salesforce;
 mod shop_fulfillment;
@@ -24,10 +27,12 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 
+pub use auth::{TokenIssuer, DEV_CONNECTOR_SECRET, DEV_CONNECTOR_SECRET_ALTERNATIVES};
 pub use business_central::BcSalesOrder;
 pub use erp_items::ErpItemRecord;
 pub use faults::{Fault, FaultKind, System};
 pub use ledger_drift::NetSuiteRecord;
+pub use limits::AccountLimit;
 pub use netsuite::{
     NetSuiteCreditMemo, NetSuiteCustomer, NetSuiteFulfillment, NetSuiteSalesOrder,
     DISPOSITION_COLUMN,
@@ -44,6 +49,8 @@ pub type SimClock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>
 pub struct SimState {
     pub(crate) clock: SimClock,
     pub(crate) faults: Mutex<faults::FaultBook>,
+    pub(crate) auth: Mutex<auth::AuthState>,
+    pub(crate) limits: Mutex<limits::LimitState>,
     pub(crate) netsuite: Mutex<netsuite::NetSuiteState>,
     pub(crate) salesforce: Mutex<salesforce::SalesforceState>,
     pub(crate) business_central: Mutex<business_central::BcState>,
@@ -61,6 +68,10 @@ pub struct SimState {
 pub struct Simulators {
     pub addr: SocketAddr,
     pub state: Arc<SimState>,
+    /// The connector secret retailflow's side reads (the dev one unless a
+    /// test stores another), on the simulators' clock.
+    secret: Arc<common::credentials::FixedSecret>,
+    secrets: Arc<common::credentials::ConnectorSecrets>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -137,6 +148,8 @@ impl Simulators {
         let state = Arc::new(SimState {
             clock,
             faults: Mutex::default(),
+            auth: Mutex::default(),
+            limits: Mutex::default(),
             netsuite: Mutex::default(),
             salesforce: Mutex::default(),
             business_central: Mutex::default(),
@@ -167,6 +180,18 @@ impl Simulators {
                     .merge(shop_stock::adobe_router())
                     .merge(shop_fulfillment::adobe_router()),
             )
+            .route(
+                "/netsuite/services/rest/auth/oauth2/v1/token",
+                axum::routing::post(auth::netsuite_token),
+            )
+            .route(
+                "/entra/{tenant}/oauth2/v2.0/token",
+                axum::routing::post(auth::entra_token),
+            )
+            .route(
+                "/salesforce/services/oauth2/token",
+                axum::routing::post(auth::salesforce_token),
+            )
             .route("/__sim/state", axum::routing::get(summary))
             .route("/__sim/erp-items", axum::routing::put(erp_items::put_items))
             .route(
@@ -176,6 +201,16 @@ impl Simulators {
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 faults::apply,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                limits::enforce,
+            ))
+            // Outermost of the API's checks: a bad credential is refused
+            // before it takes a slot, as the platforms do.
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::verify,
             ))
             // Outside the faults: a lost response's effect is saved too.
             .layer(axum::middleware::from_fn_with_state(
@@ -190,7 +225,9 @@ impl Simulators {
                 tracing::error!(error = %e, "simulators stopped");
             }
         });
-        Ok(Simulators { addr, state })
+        let mut sims = Simulators::over(state);
+        sims.addr = addr;
+        Ok(sims)
     }
 
     /// What the simulated systems hold (documents, journals, members,
@@ -455,10 +492,7 @@ async fn netsuite_ship_hook(
     axum::extract::State(state): axum::extract::State<Arc<SimState>>,
     axum::Json(body): axum::Json<serde_json::Value>,
 ) -> axum::Json<serde_json::Value> {
-    let sims = Simulators {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        state,
-    };
+    let sims = Simulators::over(state);
     let tracking: Vec<&str> = body["tracking"]
         .as_array()
         .into_iter()

@@ -14,7 +14,6 @@ use common::money::{Currency, Money};
 use common::resilience::{CircuitBreaker, ConnectorError};
 use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
 use common::steps::{envelope_from_message, Invocation, StepOutcome};
-use common::webhook::Secret;
 use simulators::{Fault, FaultKind, Simulators, System};
 
 fn usd(minor: i64) -> Money {
@@ -24,7 +23,7 @@ fn usd(minor: i64) -> Money {
 fn bc(sims: &Simulators) -> BusinessCentralErp {
     BusinessCentralErp::new(BusinessCentralConfig {
         company_url: sims.business_central_company(),
-        access_token: Secret::new("t"),
+        auth: sims.business_central_auth(),
         local_currency: Currency::from_code("USD").unwrap(),
         timeout: Duration::from_secs(2),
     })

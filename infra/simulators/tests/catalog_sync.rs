@@ -16,7 +16,6 @@ use common::money::{Currency, Money};
 use common::resilience::{CircuitBreaker, ConnectorError};
 use common::steps::catalog_sync::CatalogSync;
 use common::steps::StepOutcome;
-use common::webhook::Secret;
 use simulators::{Fault, FaultKind, Simulators, System};
 
 fn usd() -> Currency {
@@ -30,7 +29,7 @@ fn price(minor: i64) -> Money {
 fn netsuite(sims: &Simulators) -> Arc<NetSuiteErp> {
     Arc::new(NetSuiteErp::new(NetSuiteConfig {
         base_url: sims.netsuite_base(),
-        access_token: Secret::new("t"),
+        auth: sims.netsuite_auth(),
         subsidiary_id: None,
         timeout: Duration::from_secs(5),
     }))
@@ -39,7 +38,7 @@ fn netsuite(sims: &Simulators) -> Arc<NetSuiteErp> {
 fn business_central(sims: &Simulators) -> Arc<BusinessCentralErp> {
     Arc::new(BusinessCentralErp::new(BusinessCentralConfig {
         company_url: sims.business_central_company(),
-        access_token: Secret::new("t"),
+        auth: sims.business_central_auth(),
         local_currency: usd(),
         timeout: Duration::from_secs(5),
     }))
@@ -276,8 +275,7 @@ fn shops(
     let shopify: Arc<dyn EcommerceConnector> = Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
         base_url: Some(sims.shopify_admin_base()),
         api_version: "2024-10".into(),
-        access_tokens: [("north.myshopify.com".to_string(), Secret::new("t"))].into(),
-        default_token: None,
+        tokens: sims.shopify_tokens(),
         locations: Default::default(),
         default_location: Some("7001".into()),
         timeout: Duration::from_secs(5),
@@ -285,7 +283,7 @@ fn shops(
     let adobe: Arc<dyn EcommerceConnector> =
         Arc::new(AdobeCommerceAdmin::new(AdobeCommerceAdminConfig {
             base_url: sims.adobe_rest_base(),
-            access_token: Secret::new("t"),
+            auth: sims.adobe_auth(),
             timeout: Duration::from_secs(5),
         }));
     let breaker = || Arc::new(CircuitBreaker::new("shop", 5, Duration::from_secs(60)));
@@ -299,6 +297,11 @@ fn shops(
 async fn counted_stock_less_live_holds_is_pushed_to_shopify_and_adobe_commerce() {
     use common::checkout::stock::Reservation;
     let sims = Simulators::start().await.unwrap();
+    // One Shopify shop in the connector secret: its stock is pushed.
+    let mut doc = Simulators::dev_connector_secret();
+    doc.shopify_admin_tokens
+        .retain(|shop, _| shop == "north.myshopify.com");
+    sims.store_connector_document(&doc);
     sims.set_erp_item("TENT-2P", price(19900), 12);
     sims.set_erp_item("NOT-IN-SHOPIFY", price(500), 4);
     sims.shopify_add_variant("north.myshopify.com", "TENT-2P", 44001);

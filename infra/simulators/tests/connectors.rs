@@ -11,7 +11,6 @@ use common::connectors::{
 };
 use common::money::{Currency, Money};
 use common::resilience::ConnectorError;
-use common::webhook::Secret;
 use simulators::{Fault, FaultKind, Simulators, System};
 
 fn usd(minor: i64) -> Money {
@@ -21,7 +20,7 @@ fn usd(minor: i64) -> Money {
 fn netsuite(sims: &Simulators, timeout: Duration) -> NetSuiteErp {
     NetSuiteErp::new(NetSuiteConfig {
         base_url: sims.netsuite_base(),
-        access_token: Secret::new("sim-token"),
+        auth: sims.netsuite_auth(),
         subsidiary_id: Some("1".into()),
         timeout,
     })
@@ -34,7 +33,7 @@ fn loyalty(sims: &Simulators) -> SalesforceLoyalty {
         program_name: "Program1".into(),
         journal_subtype: "Purchase".into(),
         debit_process: "DebitPointsFromMembers".into(),
-        access_token: Secret::new("sim-token"),
+        auth: sims.salesforce_auth(),
         timeout: Duration::from_secs(2),
     })
 }

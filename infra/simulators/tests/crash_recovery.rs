@@ -19,7 +19,6 @@ use common::resilience::CircuitBreaker;
 use common::saga::SagaRecord;
 use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
 use common::steps::{handle_message, Invocation, StepOutcome};
-use common::webhook::Secret;
 use simulators::Simulators;
 
 /// The completion write never lands while `crashed` is set (the worker died).
@@ -125,7 +124,7 @@ async fn a_crash_after_the_journal_posts_is_recovered_without_a_second_journal()
             program_name: "P".into(),
             journal_subtype: "Purchase".into(),
             debit_process: "DebitPointsFromMembers".into(),
-            access_token: Secret::new("t"),
+            auth: sims.salesforce_auth(),
             timeout: Duration::from_secs(2),
         })),
         Arc::new(CircuitBreaker::new(

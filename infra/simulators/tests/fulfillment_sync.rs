@@ -20,7 +20,6 @@ use common::resilience::CircuitBreaker;
 use common::steps::fulfillment_sync::{FulfillmentSync, CURSOR};
 use common::steps::return_reversal::Guarded;
 use common::steps::{Invocation, StepOutcome};
-use common::webhook::Secret;
 use simulators::{Fault, FaultKind, Simulators, System};
 
 const SHOP: &str = "north.myshopify.com";
@@ -36,7 +35,7 @@ fn breaker() -> Arc<CircuitBreaker> {
 fn netsuite(sims: &Simulators) -> Arc<NetSuiteErp> {
     Arc::new(NetSuiteErp::new(NetSuiteConfig {
         base_url: sims.netsuite_base(),
-        access_token: Secret::new("t"),
+        auth: sims.netsuite_auth(),
         subsidiary_id: None,
         timeout: Duration::from_secs(5),
     }))
@@ -54,8 +53,7 @@ fn rig(sims: &Simulators) -> Rig {
     let shopify: Arc<dyn EcommerceConnector> = Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
         base_url: Some(sims.shopify_admin_base()),
         api_version: "2024-10".into(),
-        access_tokens: [(SHOP.to_string(), Secret::new("t"))].into(),
-        default_token: None,
+        tokens: sims.shopify_tokens(),
         locations: Default::default(),
         default_location: None,
         timeout: Duration::from_secs(5),
@@ -63,7 +61,7 @@ fn rig(sims: &Simulators) -> Rig {
     let adobe: Arc<dyn EcommerceConnector> =
         Arc::new(AdobeCommerceAdmin::new(AdobeCommerceAdminConfig {
             base_url: sims.adobe_rest_base(),
-            access_token: Secret::new("t"),
+            auth: sims.adobe_auth(),
             timeout: Duration::from_secs(5),
         }));
     let sync = FulfillmentSync::new(

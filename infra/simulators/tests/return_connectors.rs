@@ -21,7 +21,6 @@ use common::connectors::{
 use common::model::{OrderRef, Platform, RestockType};
 use common::money::{Currency, Money};
 use common::resilience::ConnectorError;
-use common::webhook::Secret;
 use simulators::{Fault, FaultKind, Simulators, System};
 
 fn usd(minor: i64) -> Money {
@@ -71,7 +70,7 @@ async fn netsuite_credit_memos_upsert_by_external_id_and_cancelling_closes_every
     let sims = Simulators::start().await.unwrap();
     let ns = NetSuiteErp::new(NetSuiteConfig {
         base_url: sims.netsuite_base(),
-        access_token: Secret::new("t"),
+        auth: sims.netsuite_auth(),
         subsidiary_id: None,
         timeout: Duration::from_secs(2),
     });
@@ -134,7 +133,7 @@ async fn business_central_credit_memos_are_created_then_posted_and_a_crashed_dra
     let sims = Simulators::start().await.unwrap();
     let bc = BusinessCentralErp::new(BusinessCentralConfig {
         company_url: sims.business_central_company(),
-        access_token: Secret::new("t"),
+        auth: sims.business_central_auth(),
         local_currency: Currency::from_code("USD").unwrap(),
         timeout: Duration::from_secs(2),
     });
@@ -179,7 +178,7 @@ fn loyalty(sims: &Simulators) -> SalesforceLoyalty {
         program_name: "Program1".into(),
         journal_subtype: "Purchase".into(),
         debit_process: "DebitPointsFromMembers".into(),
-        access_token: Secret::new("t"),
+        auth: sims.salesforce_auth(),
         timeout: Duration::from_secs(2),
     })
 }
@@ -279,8 +278,7 @@ async fn shopify_records_a_till_return_once_and_finds_it_by_its_reference() {
         ShopifyAdmin::new(ShopifyAdminConfig {
             base_url: Some(sims.shopify_admin_base()),
             api_version: "2024-10".into(),
-            access_tokens: BTreeMap::from([("acme.myshopify.com".into(), Secret::new("shpat"))]),
-            default_token: None,
+            tokens: sims.shopify_tokens(),
             locations,
             default_location: None,
             timeout: Duration::from_secs(2),
@@ -347,7 +345,7 @@ async fn adobe_commerce_records_an_offline_credit_memo_and_finds_it_by_its_comme
     let sims = Simulators::start().await.unwrap();
     let adobe = AdobeCommerceAdmin::new(AdobeCommerceAdminConfig {
         base_url: sims.adobe_rest_base(),
-        access_token: Secret::new("integration-token"),
+        auth: sims.adobe_auth(),
         timeout: Duration::from_secs(2),
     });
     let refund = shop_refund(Platform::AdobeCommerce, "acme", "214", "431");

@@ -1,0 +1,102 @@
+//! How each connector proves who it is, the way its platform documents:
+//!
+//! | platform | scheme | token life |
+//! |---|---|---|
+//! | NetSuite | Token-Based Authentication (OAuth 1.0a, HMAC-SHA256, realm = account) or OAuth 2.0 M2M (client credentials with a JWT assertion signed by the certificate's key) | TBA: none; M2M: 60 min |
+//! | Business Central | Microsoft Entra ID client credentials | 60–90 min |
+//! | Salesforce | OAuth 2.0 client credentials, or the JWT bearer flow | the org's session policy (not told) |
+//! | Adobe Commerce | the integration's OAuth 1.0a signature (bearer use is off by default) | none |
+//! | Shopify | the app's offline Admin API token | none |
+//!
+//! Every request goes through [`send`]: the credential is added, and a 401
+//! drops the token (and has the secret read again: it may have been
+//! rotated) and tries once more with a new one. A credential that is still
+//! refused is [`ConnectorError::Unauthorized`]: retried with backoff, counted
+//! as `ConnectorAuthFailing` (the alarm), never dead-lettered at once.
+//! Tokens are cached per container by [`crate::credentials::TokenCache`];
+//! the secret document by [`crate::credentials::ConnectorSecrets`].
+
+pub mod oauth1;
+mod platforms;
+mod token_endpoint;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::resilience::ConnectorError;
+use crate::webhook::Secret;
+
+pub use platforms::{AdobeAuth, EntraAuth, NetSuiteAuth, SalesforceAuth, ShopifyTokens};
+pub use token_endpoint::AUTH_FAILING_METRIC;
+
+/// What a request was authorized with, so a refusal drops only that.
+#[derive(Debug, Clone)]
+pub enum UsedCredential {
+    /// A bearer token from the cache.
+    Token(Secret),
+    /// A signature (OAuth 1.0a) or a static token: nothing cached to drop.
+    Signed,
+}
+
+/// A platform's way of authorizing one request.
+#[async_trait]
+pub trait RequestAuth: Send + Sync {
+    /// Adds the credential to `req` (a header); fetches a token first when
+    /// none is cached or it is about to expire.
+    async fn authorize(&self, req: &mut reqwest::Request)
+        -> Result<UsedCredential, ConnectorError>;
+    /// The platform answered 401 to a request authorized with `used`.
+    async fn refused(&self, used: &UsedCredential);
+}
+
+/// A connector's authorization, cheap to clone and share.
+#[derive(Clone)]
+pub struct Auth(Arc<dyn RequestAuth>);
+
+impl Auth {
+    pub fn new(inner: impl RequestAuth + 'static) -> Self {
+        Auth(Arc::new(inner))
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Auth(***)")
+    }
+}
+
+/// Sends `req` authorized by `auth`; a 401 is answered by renewing the
+/// credential and sending once more.
+pub(crate) async fn send(
+    system: &'static str,
+    auth: &Auth,
+    req: reqwest::RequestBuilder,
+) -> Result<super::wire::Reply, ConnectorError> {
+    let (client, built) = req.build_split();
+    let request = built.map_err(|e| ConnectorError::Rejected {
+        system,
+        status: 0,
+        reason: format!("request could not be built: {e}"),
+    })?;
+    let mut last = String::new();
+    for _ in 0..2 {
+        // Bodies here are JSON or forms in memory: they always clone.
+        let mut attempt = request.try_clone().ok_or(ConnectorError::Rejected {
+            system,
+            status: 0,
+            reason: "request body cannot be sent twice".into(),
+        })?;
+        let used = auth.0.authorize(&mut attempt).await?;
+        let reply = super::wire::execute(system, &client, attempt).await?;
+        if reply.status != 401 {
+            return Ok(reply);
+        }
+        auth.0.refused(&used).await;
+        last = reply.body;
+    }
+    Err(token_endpoint::auth_failing(
+        system,
+        format!("credentials refused twice (HTTP 401): {last}"),
+    ))
+}
