@@ -54,6 +54,14 @@ pub enum ConnectorError {
         system: &'static str,
         reason: String,
     },
+    /// Someone else changed or is creating the same record right now (HTTP
+    /// 409/412, NetSuite's "record has been changed"): the next try reads
+    /// it as it now stands.
+    #[error("{system} reported a conflicting change: {reason}")]
+    Conflict {
+        system: &'static str,
+        reason: String,
+    },
     /// The answer could not be understood: a contract problem, not transient.
     #[error("{system} answered something unexpected: {reason}")]
     BadResponse {
@@ -75,6 +83,7 @@ impl ConnectorError {
                 | ConnectorError::Unavailable { .. }
                 | ConnectorError::CircuitOpen { .. }
                 | ConnectorError::Unauthorized { .. }
+                | ConnectorError::Conflict { .. }
         )
     }
 
@@ -105,6 +114,10 @@ impl ConnectorError {
             429 => ConnectorError::Throttled {
                 system,
                 retry_after,
+            },
+            409 | 412 => ConnectorError::Conflict {
+                system,
+                reason: format!("HTTP {status}: {reason}"),
             },
             408 | 500..=599 => ConnectorError::Unavailable {
                 system,
@@ -294,6 +307,9 @@ mod tests {
         assert!(!c(400).is_retryable());
         assert!(!c(404).is_retryable());
         assert!(!c(422).is_retryable());
+        assert!(c(409).is_retryable(), "a concurrent change: try again");
+        assert!(c(412).is_retryable(), "a stale etag: try again");
+        assert!(!c(409).counts_as_outage());
         let t = ConnectorError::from_status("erp", 429, Some(Duration::from_secs(7)), "");
         assert_eq!(t.retry_after(), Some(Duration::from_secs(7)));
     }

@@ -56,6 +56,16 @@ fn classify(reply: &Reply) -> ConnectorError {
     ConnectorError::from_status(SYSTEM, reply.status, reply.retry_after(), &text)
 }
 
+/// Business Central's answer to inserting a key that exists.
+fn already_exists(e: &ConnectorError) -> bool {
+    match e {
+        ConnectorError::Conflict { reason, .. } | ConnectorError::Rejected { reason, .. } => {
+            reason.contains("EntityWithSameKeyExists") || reason.contains("already exists")
+        }
+        _ => false,
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CustomerBody<'a> {
@@ -261,9 +271,21 @@ impl ErpConnector for BusinessCentralErp {
             kind: "Person",
             email: c.email.as_deref(),
         };
-        let created = self
+        let created = match self
             .call(self.client.post(self.url("customers")).json(&body))
-            .await?;
+            .await
+        {
+            Ok(created) => created,
+            // Created by another order of the same new customer since the
+            // look-up above (BC: 409 Internal_EntityWithSameKeyExists).
+            Err(e) if already_exists(&e) => {
+                return match self.first("customers", "number", &number).await? {
+                    Some(found) => Ok(found["number"].as_str().unwrap_or(&number).to_string()),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         Ok(created["number"].as_str().unwrap_or(&number).to_string())
     }
 

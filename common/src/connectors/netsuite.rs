@@ -104,6 +104,13 @@ fn classify(reply: &Reply) -> ConnectorError {
         "{code}: {}",
         detail["detail"].as_str().unwrap_or(&reply.body)
     );
+    // Another session changed the record between our read and write.
+    if code == "RCRD_HAS_BEEN_CHANGED" || text.contains("has been changed") {
+        return ConnectorError::Conflict {
+            system: SYSTEM,
+            reason: text,
+        };
+    }
     ConnectorError::from_status(SYSTEM, reply.status, reply.retry_after(), &text)
 }
 
@@ -206,6 +213,22 @@ impl ErpConnector for NetSuiteErp {
             .put(self.url(&format!("customer/eid:{}", c.external_id)))
             .json(&body);
         let reply = send(SYSTEM, &self.config.auth, req).await?;
+        if reply.status == 400 && reply.body.contains("already exists") {
+            // Two first orders of one new customer (or the guest
+            // customer's first uses) upserted it at once and the other
+            // created it: read it; still being created, a conflict the
+            // retry policy tries again.
+            return match self.customer_id(&c.external_id).await? {
+                Some(id) => Ok(id),
+                None => Err(ConnectorError::Conflict {
+                    system: SYSTEM,
+                    reason: format!(
+                        "customer {} is being created by another request",
+                        c.external_id
+                    ),
+                }),
+            };
+        }
         if !reply.is_success() {
             return Err(classify(&reply));
         }
@@ -293,6 +316,30 @@ impl ErpConnector for NetSuiteErp {
 }
 
 impl NetSuiteErp {
+    /// The internal id of the customer with this external id, if NetSuite
+    /// has it yet.
+    async fn customer_id(&self, external_id: &str) -> Result<Option<String>, ConnectorError> {
+        let req = self
+            .client
+            .get(self.url(&format!("customer/eid:{external_id}")))
+            .query(&[("fields", "id")]);
+        let reply = send(SYSTEM, &self.config.auth, req).await?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        if !reply.is_success() {
+            return Err(classify(&reply));
+        }
+        let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+        match v["id"].as_str() {
+            Some(id) if !id.is_empty() => Ok(Some(id.to_string())),
+            _ => Err(ConnectorError::BadResponse {
+                system: SYSTEM,
+                reason: "customer read without an id".into(),
+            }),
+        }
+    }
+
     async fn find(
         &self,
         record: &str,

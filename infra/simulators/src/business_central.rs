@@ -209,9 +209,11 @@ async fn create_customer(State(state): State<Arc<SimState>>, Json(body): Json<Va
     let mut st = lock(&state.business_central);
     if st.customers.contains_key(&number) {
         return error(
-            StatusCode::BAD_REQUEST,
+            StatusCode::CONFLICT,
             "Internal_EntityWithSameKeyExists",
-            "The record already exists.",
+            &format!(
+                "The Customer already exists. Identification fields and values: No.='{number}'"
+            ),
         );
     }
     st.next += 1;

@@ -70,6 +70,11 @@ pub(crate) struct NetSuiteState {
     pub credit_memos: BTreeMap<String, NetSuiteCreditMemo>,
     pub fulfillments: Vec<NetSuiteFulfillment>,
     next_id: u64,
+    /// Customers being created right now: a second upsert of one of them
+    /// meets NetSuite's "already exists", as two sessions creating the
+    /// same record do.
+    #[serde(skip)]
+    creating: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -102,7 +107,7 @@ impl Kind {
 
 pub(crate) fn router() -> Router<Arc<SimState>> {
     Router::new()
-        .route("/customer/{key}", put(upsert_customer))
+        .route("/customer/{key}", put(upsert_customer).get(get_customer))
         .route(
             "/salesOrder/{key}",
             put(|st, k, h, b| upsert(Kind::SalesOrder, st, k, h, b))
@@ -157,6 +162,10 @@ fn created(headers: &HeaderMap, kind: &str, id: &str) -> Response {
     resp
 }
 
+/// How long creating a customer record takes: long enough for two first
+/// orders of one new customer, sent at once, to collide.
+const CUSTOMER_CREATE_TIME: std::time::Duration = std::time::Duration::from_millis(20);
+
 async fn upsert_customer(
     State(state): State<Arc<SimState>>,
     Path(key): Path<String>,
@@ -166,7 +175,25 @@ async fn upsert_customer(
     let Some(ext) = external_id(&key) else {
         return invalid_id();
     };
+    {
+        let mut st = lock(&state.netsuite);
+        if let Some(c) = st.customers.get_mut(&ext) {
+            c.upserts += 1;
+            let id = c.internal_id.clone();
+            return created(&headers, "customer", &id);
+        }
+        if !st.creating.insert(ext.clone()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "USER_ERROR",
+                "Error while accessing a resource. This entity already exists.",
+                None,
+            );
+        }
+    }
+    tokio::time::sleep(CUSTOMER_CREATE_TIME).await;
     let mut st = lock(&state.netsuite);
+    st.creating.remove(&ext);
     st.next_id += 1;
     let next = st.next_id;
     let c = st
@@ -180,6 +207,23 @@ async fn upsert_customer(
     c.upserts += 1;
     let id = c.internal_id.clone();
     created(&headers, "customer", &id)
+}
+
+/// `GET /customer/eid:{id}`: the customer's internal id.
+async fn get_customer(State(state): State<Arc<SimState>>, Path(key): Path<String>) -> Response {
+    let Some(ext) = external_id(&key) else {
+        return invalid_id();
+    };
+    let st = lock(&state.netsuite);
+    match st.customers.get(&ext) {
+        Some(c) => Json(json!({"id": c.internal_id, "externalId": c.external_id})).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "NONEXISTENT_ID",
+            "The record instance does not exist.",
+            None,
+        ),
+    }
 }
 
 fn money(v: &Value, currency: Currency) -> Option<Money> {
