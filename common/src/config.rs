@@ -306,6 +306,60 @@ fn timeout(var: &impl Fn(&str) -> Option<String>) -> std::time::Duration {
 pub struct ConnectorCredentials {
     pub first: std::sync::Arc<ConnectorSecretDocument>,
     pub live: std::sync::Arc<crate::credentials::ConnectorSecrets>,
+    /// The accounts' concurrency budgets the connectors take places in.
+    pub budgets: Budgets,
+}
+
+/// The concurrency budget of the ERP account and of the loyalty org, as
+/// this container takes part in them (see [`crate::budget`]).
+#[derive(Clone, Default)]
+pub struct Budgets {
+    pub erp: Option<std::sync::Arc<crate::budget::ConcurrencyBudget>>,
+    pub loyalty: Option<std::sync::Arc<crate::budget::ConcurrencyBudget>>,
+}
+
+impl Budgets {
+    /// `RETAILFLOW_ERP_BUDGET` (default 5: NetSuite's Standard tier, and
+    /// Business Central's requests at once per user) and
+    /// `RETAILFLOW_LOYALTY_BUDGET` (default 10): a base limit and an
+    /// optional calendar, e.g. `5; Mon-Fri 08:00-18:00=2;
+    /// 2026-12-31T18:00:00Z..2027-01-02T06:00:00Z=0`, over `slots`.
+    pub fn from_env(
+        var: impl Fn(&str) -> Option<String>,
+        slots: std::sync::Arc<dyn crate::budget::BudgetSlots>,
+        clock: crate::credentials::WallClock,
+    ) -> Result<Self, ConfigError> {
+        use crate::budget::{BudgetCalendar, ConcurrencyBudget};
+        let budget = |name: &str, account: &str, default: &str| {
+            let text = var(name)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_string());
+            let calendar = BudgetCalendar::parse(&text)
+                .map_err(|e| ConfigError::BadSetting(format!("{name}: {e}")))?;
+            Ok::<_, ConfigError>(std::sync::Arc::new(ConcurrencyBudget::new(
+                account,
+                calendar,
+                slots.clone(),
+                clock.clone(),
+            )))
+        };
+        let erp = var("RETAILFLOW_ERP").unwrap_or_else(|| "netsuite".into());
+        Ok(Budgets {
+            erp: Some(budget("RETAILFLOW_ERP_BUDGET", &format!("erp:{erp}"), "5")?),
+            loyalty: Some(budget(
+                "RETAILFLOW_LOYALTY_BUDGET",
+                "loyalty:salesforce",
+                "10",
+            )?),
+        })
+    }
+
+    /// Gives back every slot held: at the end of each invocation.
+    pub async fn release_all(&self) {
+        for b in [&self.erp, &self.loyalty].into_iter().flatten() {
+            b.release_all().await;
+        }
+    }
 }
 
 impl ConnectorCredentials {
@@ -315,6 +369,7 @@ impl ConnectorCredentials {
         Ok(ConnectorCredentials {
             first: live.current().await?,
             live,
+            budgets: Budgets::default(),
         })
     }
 
@@ -323,7 +378,14 @@ impl ConnectorCredentials {
         ConnectorCredentials {
             live: crate::credentials::ConnectorSecrets::fixed(&doc),
             first: std::sync::Arc::new(doc),
+            budgets: Budgets::default(),
         }
+    }
+
+    /// The connectors built from these credentials take places in `budgets`.
+    pub fn with_budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = budgets;
+        self
     }
 }
 
@@ -342,7 +404,8 @@ pub fn netsuite_config(
     let trimmed = base_url.trim_end_matches('/');
     let rest_root = trimmed.strip_suffix("/record/v1").unwrap_or(trimmed);
     Ok(NetSuiteConfig {
-        auth: NetSuiteAuth::from_secret(creds.live.clone(), rest_root),
+        auth: NetSuiteAuth::from_secret(creds.live.clone(), rest_root)
+            .with_budget(creds.budgets.erp.clone()),
         base_url,
         subsidiary_id: var("RETAILFLOW_NETSUITE_SUBSIDIARY").filter(|v| !v.is_empty()),
         timeout: timeout(&var),
@@ -368,7 +431,8 @@ pub fn business_central_config(
     let lcy = required(&var, "RETAILFLOW_BC_LOCAL_CURRENCY")?;
     Ok(BusinessCentralConfig {
         company_url: required(&var, "RETAILFLOW_BC_COMPANY_URL")?,
-        auth: EntraAuth::from_secret(creds.live.clone(), &authority),
+        auth: EntraAuth::from_secret(creds.live.clone(), &authority)
+            .with_budget(creds.budgets.erp.clone()),
         local_currency: crate::money::Currency::from_code(&lcy)
             .map_err(|e| ConfigError::Missing(format!("RETAILFLOW_BC_LOCAL_CURRENCY ({e})")))?,
         timeout: timeout(&var),
@@ -473,7 +537,8 @@ pub fn salesforce_config(
     }
     let base_url = required(&var, "RETAILFLOW_SALESFORCE_BASE_URL")?;
     Ok(SalesforceLoyaltyConfig {
-        auth: SalesforceAuth::from_secret(creds.live.clone(), &base_url),
+        auth: SalesforceAuth::from_secret(creds.live.clone(), &base_url)
+            .with_budget(creds.budgets.loyalty.clone()),
         base_url,
         api_version: var("RETAILFLOW_SALESFORCE_API_VERSION").unwrap_or_else(|| "v62.0".into()),
         program_name: required(&var, "RETAILFLOW_LOYALTY_PROGRAM")?,

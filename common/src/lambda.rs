@@ -70,6 +70,8 @@ pub enum LambdaConfigError {
     MissingVariable(String),
     #[error("reading secret {arn}: {reason}")]
     Secret { arn: String, reason: String },
+    #[error("{0}")]
+    Setting(String),
 }
 
 pub fn env(name: &str) -> Result<String, LambdaConfigError> {
@@ -129,12 +131,41 @@ pub async fn connector_credentials(
         std::sync::Arc::new(source),
         crate::credentials::system_clock(),
     ));
-    crate::config::ConnectorCredentials::read(live)
+    let creds = crate::config::ConnectorCredentials::read(live)
         .await
         .map_err(|e| LambdaConfigError::Secret {
             arn,
             reason: e.to_string(),
-        })
+        })?;
+    let budgets = match CONTAINER_BUDGETS.get() {
+        Some(b) => b.clone(),
+        None => {
+            let slots = std::sync::Arc::new(crate::adapters::dynamodb::DynamoDbStateStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                env("RETAILFLOW_STATE_TABLE")?,
+            ));
+            let b = crate::config::Budgets::from_env(
+                |k| std::env::var(k).ok(),
+                slots,
+                crate::credentials::system_clock(),
+            )
+            .map_err(|e| LambdaConfigError::Setting(e.to_string()))?;
+            CONTAINER_BUDGETS.get_or_init(|| b).clone()
+        }
+    };
+    Ok(creds.with_budgets(budgets))
+}
+
+/// This container's places in the accounts' budgets: one holder per
+/// container, whatever its connectors.
+static CONTAINER_BUDGETS: std::sync::OnceLock<crate::config::Budgets> = std::sync::OnceLock::new();
+
+/// Gives back the budget slots this container holds: at the end of every
+/// invocation, since a frozen container must not keep them.
+pub async fn release_budgets() {
+    if let Some(b) = CONTAINER_BUDGETS.get() {
+        b.release_all().await;
+    }
 }
 
 /// The answer to a batch the function could not start on (its secret
@@ -256,6 +287,7 @@ where
         run(r.body.clone(), inv).await
     })
     .await;
+    release_budgets().await;
     batch_response(failed)
 }
 

@@ -3,6 +3,7 @@
 //! platform mappers, and the step logic the Lambda functions wire up.
 
 pub mod adapters;
+pub mod budget;
 pub mod checkout;
 pub mod config;
 pub mod connectors;

@@ -136,7 +136,13 @@ impl<T: Serialize + serde::de::DeserializeOwned> JournaledState<T> {
 pub struct InProcessStateStore {
     state: Mutex<StoreState>,
     journal: Option<std::sync::Arc<dyn Journal>>,
+    /// Concurrency budget slots: (account, slot) → (holder, lease end).
+    /// Not journaled: a lease outlives no process.
+    budget_slots: Mutex<HashMap<(String, u32), SlotLease>>,
 }
+
+/// A budget slot's holder and when its lease ends.
+type SlotLease = (String, DateTime<Utc>);
 
 impl InProcessStateStore {
     pub fn new() -> Self {
@@ -157,6 +163,7 @@ impl InProcessStateStore {
         Ok(InProcessStateStore {
             state: Mutex::new(st),
             journal: Some(journal),
+            budget_slots: Mutex::default(),
         })
     }
 
@@ -777,5 +784,41 @@ impl EventBus for InProcessEventBus {
                 Ok(())
             }
         }
+    }
+}
+
+#[async_trait]
+impl crate::budget::BudgetSlots for InProcessStateStore {
+    async fn take_slot(
+        &self,
+        account: &str,
+        slot: u32,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut slots = self.budget_slots.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (account.to_string(), slot);
+        let free = slots
+            .get(&key)
+            .is_none_or(|(h, lease_end)| *lease_end < now || h == holder);
+        if free {
+            slots.insert(key, (holder.to_string(), until));
+        }
+        Ok(free)
+    }
+
+    async fn give_back_slot(
+        &self,
+        account: &str,
+        slot: u32,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let mut slots = self.budget_slots.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (account.to_string(), slot);
+        if slots.get(&key).is_some_and(|(h, _)| h == holder) {
+            slots.remove(&key);
+        }
+        Ok(())
     }
 }

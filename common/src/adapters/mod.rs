@@ -1,6 +1,7 @@
 //! Adapters behind the ports: AWS (DynamoDB, EventBridge) and in-process.
 
 pub mod dynamodb;
+pub mod dynamodb_budget;
 pub mod dynamodb_catalog;
 pub mod dynamodb_saga_index;
 pub mod dynamodb_stock;

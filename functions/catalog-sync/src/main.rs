@@ -14,7 +14,8 @@ use common::adapters::dynamodb_catalog::DynamoDbCatalog;
 use common::adapters::dynamodb_stock::DynamoDbStock;
 use common::config::{erp_catalog_from_env, shops_from_env};
 use common::lambda::{
-    aws_sdk_config, connector_credentials, env, init_tracing, scheduled_run_answer, SdkConfig,
+    aws_sdk_config, connector_credentials, env, init_tracing, release_budgets,
+    scheduled_run_answer, SdkConfig,
 };
 use common::resilience::CircuitBreaker;
 use common::steps::catalog_sync::CatalogSync;
@@ -68,6 +69,7 @@ async fn handle(
     _tick: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error> {
     let outcome = app.sync().await?.run().await;
+    release_budgets().await;
     Ok(scheduled_run_answer("catalog sync", outcome)?)
 }
 

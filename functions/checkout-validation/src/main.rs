@@ -53,7 +53,12 @@ impl App {
     async fn checkout(&self) -> Result<&CheckoutValidation, Error> {
         self.checkout
             .get_or_try_init(|| async {
-                let creds = connector_credentials(&self.aws).await?;
+                // A shopper waits on this read: it is bounded by checkout's
+                // own timeout and fallback, never queued behind the
+                // loyalty budget the background steps share.
+                let creds = connector_credentials(&self.aws)
+                    .await?
+                    .with_budgets(Default::default());
                 let loyalty = salesforce_config(|k| std::env::var(k).ok(), &creds)?;
                 let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
                 let table = env("RETAILFLOW_STATE_TABLE")?;

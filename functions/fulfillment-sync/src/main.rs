@@ -14,7 +14,8 @@ use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::config::{erp_shipments_from_env, shops_from_env};
 use common::lambda::{
-    aws_sdk_config, connector_credentials, env, init_tracing, scheduled_run_answer, SdkConfig,
+    aws_sdk_config, connector_credentials, env, init_tracing, release_budgets,
+    scheduled_run_answer, SdkConfig,
 };
 use common::resilience::CircuitBreaker;
 use common::steps::fulfillment_sync::FulfillmentSync;
@@ -82,10 +83,9 @@ async fn handle(
         deadline: common::lambda::deadline(tick.context.deadline),
         attempt: 1,
     };
-    Ok(scheduled_run_answer(
-        "fulfillment sync",
-        sync.run(inv).await,
-    )?)
+    let outcome = sync.run(inv).await;
+    release_budgets().await;
+    Ok(scheduled_run_answer("fulfillment sync", outcome)?)
 }
 
 #[tokio::main]

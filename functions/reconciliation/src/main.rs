@@ -93,7 +93,9 @@ async fn handle(
     let now = chrono::Utc::now();
     let window = requested_window(&event.payload, now, lookback())?;
     let (recon, bus) = app.recon().await?;
-    let report = recon.run(window, deadline(event.context.deadline)).await?;
+    let report = recon.run(window, deadline(event.context.deadline)).await;
+    common::lambda::release_budgets().await;
+    let report = report?;
     let answer = serde_json::json!({
         "run_id": report.run_id,
         "complete": report.complete,

@@ -175,6 +175,8 @@ pub struct LocalApp {
     pub retry: RetryPolicy,
     /// Where the app's state is kept, if on disk.
     pub data: Option<Arc<DataDir>>,
+    /// The ERP's and the loyalty org's concurrency budgets.
+    pub budgets: common::config::Budgets,
 }
 
 /// The rows the state store owns (the rest are queues, events and `meta/`).
@@ -259,21 +261,32 @@ impl LocalApp {
             bus = bus.durable(j.clone(), &rows).map_err(restore_err)?;
         }
         let bus = Arc::new(bus);
+        // The accounts' concurrency budgets, as on AWS (RETAILFLOW_ERP_BUDGET,
+        // RETAILFLOW_LOYALTY_BUDGET), on the app's clock; the local app is
+        // one container, giving its slots back after every batch.
+        let budget_clock = clock.clone();
+        let budgets = common::config::Budgets::from_env(
+            |k| std::env::var(k).ok(),
+            store.clone(),
+            Arc::new(move || budget_clock.now()),
+        )
+        .map_err(std::io::Error::other)?;
         let erp = Arc::new(NetSuiteErp::new(NetSuiteConfig {
             base_url: sims.netsuite_base(),
-            auth: sims.netsuite_auth(),
+            auth: sims.netsuite_auth().with_budget(budgets.erp.clone()),
             subsidiary_id: Some("1".into()),
             timeout: Duration::from_secs(5),
         }));
-        let loyalty = Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+        let loyalty_config = SalesforceLoyaltyConfig {
             base_url: sims.salesforce_base(),
             api_version: "v62.0".into(),
             program_name: "RetailflowRewards".into(),
             journal_subtype: "Purchase".into(),
             debit_process: "DebitPointsFromMembers".into(),
-            auth: sims.salesforce_auth(),
+            auth: sims.salesforce_auth().with_budget(budgets.loyalty.clone()),
             timeout: Duration::from_secs(5),
-        }));
+        };
+        let loyalty = Arc::new(SalesforceLoyalty::new(loyalty_config.clone()));
         let open_for = Duration::from_secs(60);
         let erp_breaker = Arc::new(CircuitBreaker::new("netsuite", 5, open_for));
         let loyalty_breaker = Arc::new(CircuitBreaker::new("salesforce-loyalty", 5, open_for));
@@ -396,10 +409,16 @@ impl LocalApp {
             seed_currency,
             Arc::new(move || sync_clock.now()),
         );
+        // A shopper waits on checkout's balance read: outside the budget,
+        // as on AWS.
+        let checkout_loyalty = Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
+            auth: sims.salesforce_auth(),
+            ..loyalty_config
+        }));
         let checkout = CheckoutValidation::new(
             catalog.clone(),
             stock.clone(),
-            loyalty.clone(),
+            checkout_loyalty,
             Arc::new(CircuitBreaker::new(
                 "salesforce-loyalty-checkout",
                 5,
@@ -439,6 +458,7 @@ impl LocalApp {
             Arc::new(move || recon_clock.now()),
         );
         Ok(LocalApp {
+            budgets,
             reconciliation,
             step_queues,
             erp: erp.clone(),
@@ -613,6 +633,8 @@ impl LocalApp {
                     .instrument(common::correlation_span!(id))
                 }))
                 .await;
+                // The batch's invocation ends: its budget slots go back.
+                self.budgets.release_all().await;
                 let mut queues = lock(&self.queues);
                 let mut dlq = lock(&self.dead_letters);
                 let Some(q) = queues.get_mut(&queue) else {

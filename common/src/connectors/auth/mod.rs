@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::budget::ConcurrencyBudget;
 use crate::resilience::ConnectorError;
 use crate::webhook::Secret;
 
@@ -50,13 +51,26 @@ pub trait RequestAuth: Send + Sync {
     async fn refused(&self, used: &UsedCredential);
 }
 
-/// A connector's authorization, cheap to clone and share.
+/// A connector's authorization, cheap to clone and share, with the
+/// account's concurrency budget every request takes a place in.
 #[derive(Clone)]
-pub struct Auth(Arc<dyn RequestAuth>);
+pub struct Auth {
+    inner: Arc<dyn RequestAuth>,
+    budget: Option<Arc<ConcurrencyBudget>>,
+}
 
 impl Auth {
     pub fn new(inner: impl RequestAuth + 'static) -> Self {
-        Auth(Arc::new(inner))
+        Auth {
+            inner: Arc::new(inner),
+            budget: None,
+        }
+    }
+
+    /// Every request holds a place in `budget` while it is in flight.
+    pub fn with_budget(mut self, budget: Option<Arc<ConcurrencyBudget>>) -> Self {
+        self.budget = budget;
+        self
     }
 }
 
@@ -79,6 +93,12 @@ pub(crate) async fn send(
         status: 0,
         reason: format!("request could not be built: {e}"),
     })?;
+    // One place in the account's budget for the whole exchange, renewal
+    // included: never more calls in flight than the budget.
+    let _place = match &auth.budget {
+        Some(b) => Some(b.permit().await?),
+        None => None,
+    };
     let mut last = String::new();
     for _ in 0..2 {
         // Bodies here are JSON or forms in memory: they always clone.
@@ -87,12 +107,12 @@ pub(crate) async fn send(
             status: 0,
             reason: "request body cannot be sent twice".into(),
         })?;
-        let used = auth.0.authorize(&mut attempt).await?;
+        let used = auth.inner.authorize(&mut attempt).await?;
         let reply = super::wire::execute(system, &client, attempt).await?;
         if reply.status != 401 {
             return Ok(reply);
         }
-        auth.0.refused(&used).await;
+        auth.inner.refused(&used).await;
         last = reply.body;
     }
     Err(token_endpoint::auth_failing(

@@ -87,6 +87,11 @@ pub struct ChaosReport {
     pub redriven: usize,
     pub reconciliation_found: u64,
     pub reconciliation_redriven: u64,
+    /// Access tokens the simulated platforms issued (they expire every few
+    /// virtual minutes).
+    pub token_refreshes: u64,
+    /// The most calls the ERP simulator had in flight at once.
+    pub erp_most_in_flight: usize,
     pub seconds: f64,
     pub violations: Violations,
     pub details: Vec<String>,
@@ -128,11 +133,16 @@ impl std::fmt::Display for ChaosReport {
             "  reconciliation: drift injected on {} orders; the first run found {} discrepancies and re-drove {} steps; {} kept events replayed after",
             self.drift_injected, self.reconciliation_found, self.reconciliation_redriven, self.replayed
         )?;
+        writeln!(
+            f,
+            "  credentials: token refreshes {}, one rotation mid-run; the ERP's most calls in flight {}",
+            self.token_refreshes, self.erp_most_in_flight
+        )?;
         let v = &self.violations;
         writeln!(
             f,
-            "  orders lost {}, effects doubled {}, points mismatched {}, refunds over total {}, oversold units {}, amounts wrong {}, canonical events wrong {}, discrepancies left {}, drift missed {}, drift unexplained {}, inputs refused {}, dead letters left {}, dead letters without reason {}, queues stuck {}",
-            v.orders_lost, v.effects_doubled, v.points_mismatched, v.refunds_over_total, v.oversold_units, v.amounts_wrong, v.events_wrong, v.discrepancies_left, v.drift_missed, v.drift_unexplained, v.inputs_refused, v.dead_letters_left, v.dead_letters_unexplained, v.queues_stuck
+            "  orders lost {}, effects doubled {}, points mismatched {}, refunds over total {}, oversold units {}, amounts wrong {}, canonical events wrong {}, discrepancies left {}, drift missed {}, drift unexplained {}, inputs refused {}, dead letters left {}, dead letters without reason {}, queues stuck {}, auth dead letters {}, over ERP concurrency limit {}",
+            v.orders_lost, v.effects_doubled, v.points_mismatched, v.refunds_over_total, v.oversold_units, v.amounts_wrong, v.events_wrong, v.discrepancies_left, v.drift_missed, v.drift_unexplained, v.inputs_refused, v.dead_letters_left, v.dead_letters_unexplained, v.queues_stuck, v.auth_dead_letters, v.over_erp_limit
         )?;
         for d in &self.details {
             writeln!(f, "    {d}")?;
@@ -266,6 +276,35 @@ fn inject(app: &LocalApp, i: usize, chunks: usize, report: &mut ChaosReport) {
             .entry("loyalty 30-minute outage".into())
             .or_default() += 1;
     }
+}
+
+/// An operator rotates the credentials mid-run: a new NetSuite
+/// certificate and a new Salesforce client secret are registered, stored in
+/// the connector secret, and the old ones revoked at once (their tokens
+/// with them), so every warm connector meets a 401 and must re-read.
+fn rotate_credentials(app: &LocalApp) {
+    use common::config::{NetSuiteCredentials, SalesforceCredentials};
+    let mut doc = simulators::Simulators::dev_connector_secret();
+    if let Some(NetSuiteCredentials::OAuth2M2m { certificate_id, .. }) = doc.netsuite.as_mut() {
+        *certificate_id = "dev-cert-rotated".into();
+    }
+    if let Some(SalesforceCredentials::ClientCredentials { client_secret, .. }) =
+        doc.salesforce.as_mut()
+    {
+        *client_secret = "dev-salesforce-consumer-secret-rotated".into();
+    }
+    app.sims.accept_credentials(&doc);
+    app.sims.store_connector_document(&doc);
+    app.sims.revoke_credentials();
+    app.sims.accept_credentials(&doc);
+}
+
+/// Dead letters whose reason is a refused credential.
+fn auth_refused(app: &LocalApp) -> usize {
+    app.dead_letters()
+        .iter()
+        .filter(|d| d.reason.contains("refused the credentials"))
+        .count()
 }
 
 /// Dead letters without a reason or without the correlation id of the
@@ -423,6 +462,16 @@ pub async fn run_keeping_app(
 ) -> anyhow::Result<(ChaosReport, Finished)> {
     let started = Instant::now();
     let app = LocalApp::start(crate::dev_keys::intake_config(dev_keys)?).await?;
+    // Tokens that die every few virtual minutes, on every token issuer.
+    for issuer in [
+        simulators::TokenIssuer::NetSuite,
+        simulators::TokenIssuer::Entra,
+        simulators::TokenIssuer::Salesforce,
+    ] {
+        app.sims
+            .set_token_lifetime(issuer, chrono::Duration::minutes(4));
+    }
+    let mut auth_dead_letters = 0;
     let signers = crate::dev_keys::DevSigners::read(dev_keys)?;
     let Workload { orders, deliveries } = workload::generate(config.orders, config.seed, &signers)?;
     let mut report = ChaosReport {
@@ -461,6 +510,9 @@ pub async fn run_keeping_app(
         .enumerate()
     {
         inject(&app, i, chunks, &mut report);
+        if i == chunks / 2 {
+            rotate_credentials(&app);
+        }
         // Checkouts first, in order: a refused one's order is never placed.
         let mut batch = Vec::new();
         for &n in range {
@@ -564,6 +616,7 @@ pub async fn run_keeping_app(
     app.sims.clear_faults();
     absorb(app.drain().await, &mut report);
     report.dead_lettered = app.dead_letters().len();
+    auth_dead_letters += auth_refused(&app);
     // Each says why and whose it is.
     report.dead_letters_unexplained += unexplained_dead_letters(&app);
     let redrive = app
@@ -640,6 +693,7 @@ pub async fn run_keeping_app(
     // What waited on a re-driven step and gave up meanwhile (a return
     // whose accrual was lost) is re-driven from the DLQ in turn.
     report.dead_lettered += app.dead_letters().len();
+    auth_dead_letters += auth_refused(&app);
     report.dead_letters_unexplained += unexplained_dead_letters(&app);
     let again = app
         .redrive(&DeadLetterFilter::default(), usize::MAX)
@@ -687,6 +741,12 @@ pub async fn run_keeping_app(
         + finished.app.store.quarantined().len()) as u64;
     report.violations.queues_stuck = report.drains_gave_up as u64;
     report.violations.dead_letters_unexplained = report.dead_letters_unexplained as u64;
+    report.violations.auth_dead_letters = auth_dead_letters as u64;
+    let sims = &finished.app.sims;
+    report.violations.over_erp_limit = sims.refused_over_limit(System::NetSuite)
+        + sims.refused_over_limit(System::BusinessCentral);
+    report.token_refreshes = sims.tokens_issued().values().sum();
+    report.erp_most_in_flight = sims.most_in_flight(System::NetSuite);
     report.crashes = finished.app.store.crashes();
     for (system, what) in finished.app.sims.faults_fired() {
         *report

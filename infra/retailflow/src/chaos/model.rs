@@ -47,6 +47,12 @@ pub struct Violations {
     pub queues_stuck: u64,
     /// Dead letters left after the fault was fixed and they were re-driven.
     pub dead_letters_left: u64,
+    /// Records dead-lettered because a credential was refused (expiring
+    /// tokens and a rotation must never cost an order).
+    pub auth_dead_letters: u64,
+    /// Calls the ERP refused for its concurrency limit: retailflow sent
+    /// more at once than the account allows.
+    pub over_erp_limit: u64,
 }
 
 impl Violations {
@@ -65,6 +71,8 @@ impl Violations {
             + self.inputs_refused
             + self.queues_stuck
             + self.dead_letters_left
+            + self.auth_dead_letters
+            + self.over_erp_limit
     }
 }
 
