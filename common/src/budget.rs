@@ -62,6 +62,15 @@ pub trait BudgetSlots: Send + Sync {
         slot: u32,
         holder: &str,
     ) -> Result<(), StoreError>;
+    /// The slots among `0..limit` held by a lease still running at `now`
+    /// (a read, so a waiting container looks before it writes; it may be a
+    /// moment stale, which the conditional take settles).
+    async fn slots_in_use(
+        &self,
+        account: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u32>, StoreError>;
 }
 
 /// A window of the week (UTC) or of the calendar with its own limit.
@@ -233,13 +242,28 @@ struct Held {
     slots: Vec<(u32, DateTime<Utc>)>,
     /// Calls in flight on them.
     busy: usize,
+    /// Calls waiting for a place.
+    waiting: usize,
     /// A lease write is under way (one at a time per container).
     leasing: bool,
+    /// When the last try to lease found every slot held elsewhere.
+    all_held_at: Option<tokio::time::Instant>,
+    /// When this container last gave slots back.
+    gave_back_at: Option<tokio::time::Instant>,
 }
 
-/// How long a container may wait for a slot before its record returns
-/// to the queue.
+/// How long a call may wait for a place before its record returns to the
+/// queue (well inside the functions' timeouts).
 const WAIT_FOR_SLOT: Duration = Duration::from_secs(20);
+
+/// How often a waiting container asks the table for a slot again.
+const POLL_SLOTS: Duration = Duration::from_millis(100);
+
+/// How long a container that gave its slots back leaves them to others
+/// before taking any again: longer than [`POLL_SLOTS`], so a container
+/// that was waiting gets them, and one with an endless backlog cannot keep
+/// the budget to itself by giving back and taking again at once.
+const COURTESY: Duration = Duration::from_millis(150);
 
 /// One account's budget as seen by one container.
 pub struct ConcurrencyBudget {
@@ -272,7 +296,16 @@ enum Next {
     Lease(u32),
     Wait,
     Closed(Option<DateTime<Utc>>),
-    Refused,
+}
+
+/// Counts a call as waiting while it is in [`ConcurrencyBudget::permit`].
+struct Waiting<'a>(&'a ConcurrencyBudget);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut held = self.0.lock();
+        held.waiting = held.waiting.saturating_sub(1);
+    }
 }
 
 impl ConcurrencyBudget {
@@ -324,7 +357,10 @@ impl ConcurrencyBudget {
             held.busy += 1;
             return Next::Go;
         }
-        if held.slots.len() < limit && !held.leasing {
+        let polled_lately = held.all_held_at.is_some_and(|at| at.elapsed() < POLL_SLOTS)
+            || (held.slots.is_empty()
+                && held.gave_back_at.is_some_and(|at| at.elapsed() < COURTESY));
+        if held.slots.len() < limit && !held.leasing && !polled_lately {
             held.leasing = true;
             let taken: Vec<u32> = held.slots.iter().map(|(s, _)| *s).collect();
             // Start from a place of this holder's own, so containers do
@@ -344,17 +380,18 @@ impl ConcurrencyBudget {
                 }
             };
         }
-        if held.slots.is_empty() && !held.leasing {
-            return Next::Refused;
-        }
         Next::Wait
     }
 
-    /// A place for one call, waiting while this container's slots are
-    /// busy. Closed (budget 0) or every slot held by other containers:
-    /// [`ConnectorError::Throttled`] with when to try again.
+    /// A place for one call, waiting (up to 20 s) while this container's
+    /// slots are busy and every other slot is held elsewhere, asking the
+    /// table again every 250 ms. Closed (budget 0), or still no place:
+    /// [`ConnectorError::Throttled`] with when to try again, so the record
+    /// returns to its queue.
     pub async fn permit(&self) -> Result<BudgetPermit<'_>, ConnectorError> {
         let started = tokio::time::Instant::now();
+        self.lock().waiting += 1;
+        let _waiting = Waiting(self);
         loop {
             let now = (self.clock)();
             match self.next(now) {
@@ -378,10 +415,7 @@ impl ConcurrencyBudget {
                             held.busy += 1;
                             return Ok(BudgetPermit { budget: self });
                         }
-                        Ok(None) if held.slots.is_empty() => {
-                            return Err(refused_now());
-                        }
-                        Ok(None) => {}
+                        Ok(None) => held.all_held_at = Some(tokio::time::Instant::now()),
                         Err(e) => {
                             return Err(ConnectorError::Unavailable {
                                 system: "budget",
@@ -391,13 +425,12 @@ impl ConcurrencyBudget {
                         }
                     }
                 }
-                Next::Refused => return Err(refused_now()),
                 Next::Wait => {}
             }
             if started.elapsed() > WAIT_FOR_SLOT {
                 return Err(refused_now());
             }
-            let _ = tokio::time::timeout(Duration::from_millis(250), self.freed.notified()).await;
+            let _ = tokio::time::timeout(POLL_SLOTS, self.freed.notified()).await;
         }
     }
 
@@ -410,9 +443,12 @@ impl ConcurrencyBudget {
         let limit = self.calendar.limit_at(now).max(1);
         let until = now + self.lease_for;
         let mine: Vec<u32> = self.lock().slots.iter().map(|(s, _)| *s).collect();
+        // Look first: a waiting container polls with reads, and writes only
+        // to a slot that looked free.
+        let in_use = self.slots.slots_in_use(&self.account, limit, now).await?;
         for i in 0..limit {
             let slot = (first + i) % limit;
-            if mine.contains(&slot) {
+            if mine.contains(&slot) || in_use.contains(&slot) {
                 continue;
             }
             if self
@@ -424,6 +460,39 @@ impl ConcurrencyBudget {
             }
         }
         Ok(None)
+    }
+
+    /// After a call: slots nothing in this container is using or waiting
+    /// for go back at once, so other containers get them without waiting
+    /// for this invocation to end (a backlog drains at the budget, not in
+    /// steps of whole batches).
+    pub async fn after_call(&self) {
+        let idle: Vec<u32> = {
+            let mut held = self.lock();
+            if held.waiting > 0 {
+                return;
+            }
+            let keep = held.busy;
+            let n = held.slots.len().saturating_sub(keep);
+            held.slots.drain(..n).map(|(s, _)| s).collect()
+        };
+        self.give_back(idle).await;
+    }
+
+    async fn give_back(&self, slots: Vec<u32>) {
+        if slots.is_empty() {
+            return;
+        }
+        self.lock().gave_back_at = Some(tokio::time::Instant::now());
+        for slot in slots {
+            if let Err(e) = self
+                .slots
+                .give_back_slot(&self.account, slot, &self.holder)
+                .await
+            {
+                tracing::warn!(error = %e, account = %self.account, slot, "budget slot not given back; its lease runs out");
+            }
+        }
     }
 
     /// Gives back every slot this container holds: at the end of each
@@ -438,15 +507,7 @@ impl ConcurrencyBudget {
             }
             held.slots.drain(..).map(|(s, _)| s).collect()
         };
-        for slot in slots {
-            if let Err(e) = self
-                .slots
-                .give_back_slot(&self.account, slot, &self.holder)
-                .await
-            {
-                tracing::warn!(error = %e, account = %self.account, slot, "budget slot not given back; its lease runs out");
-            }
-        }
+        self.give_back(slots).await;
         self.freed.notify_waiters();
     }
 

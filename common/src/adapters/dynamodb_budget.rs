@@ -59,6 +59,64 @@ impl BudgetSlots for DynamoDbStateStore {
         }
     }
 
+    async fn slots_in_use(
+        &self,
+        account: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u32>, StoreError> {
+        use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+        let keys: Vec<std::collections::HashMap<String, AttributeValue>> = (0..limit.min(100))
+            .map(|n| std::collections::HashMap::from([("pk".to_string(), s(slot_pk(account, n)))]))
+            .collect();
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .projection_expression("pk, lease_until")
+            // Eventually consistent: half the read units; a stale look
+            // only costs one refused conditional write.
+            .consistent_read(false)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let out = self
+            .client()
+            .batch_get_item()
+            .request_items(self.table(), request)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+        let prefix = format!("BUDGET#{account}#");
+        let slot_of = |item: &std::collections::HashMap<String, AttributeValue>| -> Option<u32> {
+            item.get("pk")?
+                .as_s()
+                .ok()?
+                .strip_prefix(&prefix)?
+                .parse()
+                .ok()
+        };
+        let mut in_use = Vec::new();
+        for item in out
+            .responses()
+            .and_then(|r| r.get(self.table()))
+            .into_iter()
+            .flatten()
+        {
+            let live = item
+                .get("lease_until")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|t| t >= now.timestamp());
+            if let (true, Some(slot)) = (live, slot_of(item)) {
+                in_use.push(slot);
+            }
+        }
+        // Keys DynamoDB left unprocessed (throttled) count as in use: the
+        // caller looks again shortly.
+        if let Some(left) = out.unprocessed_keys().and_then(|u| u.get(self.table())) {
+            in_use.extend(left.keys().iter().filter_map(slot_of));
+        }
+        Ok(in_use)
+    }
+
     async fn give_back_slot(
         &self,
         account: &str,

@@ -808,6 +808,22 @@ impl crate::budget::BudgetSlots for InProcessStateStore {
         Ok(free)
     }
 
+    async fn slots_in_use(
+        &self,
+        account: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u32>, StoreError> {
+        let slots = self.budget_slots.lock().unwrap_or_else(|p| p.into_inner());
+        Ok((0..limit)
+            .filter(|n| {
+                slots
+                    .get(&(account.to_string(), *n))
+                    .is_some_and(|(_, lease_end)| *lease_end >= now)
+            })
+            .collect())
+    }
+
     async fn give_back_slot(
         &self,
         account: &str,

@@ -92,6 +92,29 @@ enum Command {
         #[arg(long, default_value = "events/dev-keys")]
         dev_keys: PathBuf,
     },
+    /// A backlog of orders drained through the ERP's concurrency budget on
+    /// a virtual clock (Lambda's pollers, each container with its own
+    /// share of the slots): drain time against the ideal, the most calls in
+    /// flight, receives and slot writes.
+    BenchBudget {
+        #[arg(long, default_value_t = 2_000)]
+        orders: usize,
+        #[arg(long, default_value_t = 5)]
+        budget: u32,
+        /// Milliseconds per ERP call.
+        #[arg(long, default_value_t = 1_000)]
+        call_ms: u64,
+        /// ERP calls per order.
+        #[arg(long, default_value_t = 1)]
+        calls: u32,
+        /// Invocations at once (the event source's maximum concurrency).
+        #[arg(long, default_value_t = 5)]
+        invocations: usize,
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Chaos: a seeded workload of orders (Shopify and Adobe shapes, several
     /// currencies, gift cards), returns and cancellations through the whole
     /// app with duplicated and reordered deliveries, throttling, errors,
@@ -392,6 +415,33 @@ async fn main() -> anyhow::Result<()> {
             seed,
             dev_keys,
         } => bench_orders::bench_orders(orders.max(1), seed, &dev_keys).await,
+        Command::BenchBudget {
+            orders,
+            budget,
+            call_ms,
+            calls,
+            invocations,
+            batch,
+            json,
+        } => {
+            let setup = retailflow::budget_drain::DrainSetup {
+                orders: orders.max(1),
+                budget: budget.max(1),
+                call: std::time::Duration::from_millis(call_ms),
+                calls: calls.max(1),
+                invocations: invocations.max(1),
+                batch: batch.clamp(1, 10_000),
+            };
+            let figures =
+                tokio::task::spawn_blocking(move || retailflow::budget_drain::drain(setup))
+                    .await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                print!("{figures}");
+            }
+            Ok(())
+        }
         Command::BenchReconcile { orders } => bench_reconcile::bench_reconcile(orders.max(1)).await,
         Command::BenchCheckout { iterations, lines } => {
             bench::bench_checkout(iterations.max(1), lines.max(1)).await

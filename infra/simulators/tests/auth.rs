@@ -212,9 +212,9 @@ async fn salesforce_sessions_that_end_are_renewed_on_the_401_with_either_flow() 
     sims.store_connector_document(&doc);
     sims.expire_tokens();
     advance(&now, chrono::Duration::minutes(1));
-    let before = auth_failing_count("salesforce");
+    let before = auth_failing_count("salesforce-loyalty");
     let err = loyalty.find_member("M-1").await.unwrap_err();
-    assert_waits_for_the_operator(err, "salesforce", before);
+    assert_waits_for_the_operator(err, "salesforce-loyalty", before);
 }
 
 #[tokio::test]
@@ -354,4 +354,47 @@ async fn a_made_up_token_is_refused_with_401_by_every_system() {
         let none = http.get(&url).send().await.unwrap();
         assert_eq!(none.status(), 401, "{url} without a credential");
     }
+}
+
+#[tokio::test]
+async fn a_revoked_shopify_token_waits_for_the_operator() {
+    use common::connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
+    use common::connectors::EcommerceConnector;
+    let (sims, now) = sims_on_a_clock().await;
+    let shopify = ShopifyAdmin::new(ShopifyAdminConfig {
+        base_url: Some(sims.shopify_admin_base()),
+        api_version: "2024-10".into(),
+        tokens: sims.shopify_tokens(),
+        locations: Default::default(),
+        default_location: None,
+        timeout: Duration::from_secs(5),
+    });
+    let usd = common::money::Currency::from_code("USD").unwrap();
+    let refund = common::connectors::ShopRefund {
+        order: common::model::OrderRef {
+            platform: common::model::Platform::Shopify,
+            shop: "acme.myshopify.com".into(),
+            order_id: "5872301948123".into(),
+        },
+        reference: "rf-1".into(),
+        lines: vec![],
+        shipping: common::money::Money::new(0, usd),
+        total: common::money::Money::new(0, usd),
+    };
+    assert_eq!(shopify.find_refund(&refund).await.unwrap(), None);
+    // The app is reinstalled: its old offline token stops working, and the
+    // secret still holds the old one.
+    sims.revoke_credentials();
+    let mut doc = Simulators::dev_connector_secret();
+    doc.shopify_admin_tokens
+        .insert("acme.myshopify.com".into(), "shpat_after_reinstall".into());
+    sims.accept_credentials(&doc);
+    advance(&now, chrono::Duration::minutes(1));
+    let before = auth_failing_count("shopify-admin");
+    let err = shopify.find_refund(&refund).await.unwrap_err();
+    assert_waits_for_the_operator(err, "shopify-admin", before);
+    // The operator stores the new token: the next try goes through.
+    sims.store_connector_document(&doc);
+    advance(&now, chrono::Duration::minutes(1));
+    assert_eq!(shopify.find_refund(&refund).await.unwrap(), None);
 }

@@ -95,10 +95,25 @@ pub(crate) async fn send(
     })?;
     // One place in the account's budget for the whole exchange, renewal
     // included: never more calls in flight than the budget.
-    let _place = match &auth.budget {
+    let place = match &auth.budget {
         Some(b) => Some(b.permit().await?),
         None => None,
     };
+    let answer = exchange(system, auth, &client, &request).await;
+    drop(place);
+    if let Some(b) = &auth.budget {
+        b.after_call().await;
+    }
+    answer
+}
+
+/// The request, and once more with a renewed credential after a 401.
+async fn exchange(
+    system: &'static str,
+    auth: &Auth,
+    client: &reqwest::Client,
+    request: &reqwest::Request,
+) -> Result<super::wire::Reply, ConnectorError> {
     let mut last = String::new();
     for _ in 0..2 {
         // Bodies here are JSON or forms in memory: they always clone.
@@ -108,7 +123,7 @@ pub(crate) async fn send(
             reason: "request body cannot be sent twice".into(),
         })?;
         let used = auth.inner.authorize(&mut attempt).await?;
-        let reply = super::wire::execute(system, &client, attempt).await?;
+        let reply = super::wire::execute(system, client, attempt).await?;
         if reply.status != 401 {
             return Ok(reply);
         }

@@ -268,7 +268,7 @@ impl SalesforceAuth {
     }
 }
 
-const SALESFORCE: &str = "salesforce";
+const SALESFORCE: &str = "salesforce-loyalty";
 
 #[async_trait]
 impl RequestAuth for SalesforceAuth {
@@ -361,7 +361,7 @@ impl AdobeAuth {
     }
 }
 
-const ADOBE: &str = "adobe-commerce";
+const ADOBE: &str = "adobe-commerce-admin";
 
 #[async_trait]
 impl RequestAuth for AdobeAuth {
