@@ -73,40 +73,47 @@ async fn containers_sharing_slots_in_dynamodb_never_exceed_the_budget() {
 }
 
 #[tokio::test]
-async fn a_slot_is_taken_back_only_after_its_lease_and_given_back_only_by_its_holder() {
+async fn a_slot_is_taken_back_only_after_its_lease_and_given_back_only_under_its_lease() {
     let store = store().await;
     let account = unique("erp:netsuite");
     let t0 = Utc::now();
-    let lease = chrono::Duration::minutes(6);
+    let lease = chrono::Duration::seconds(90);
     assert!(store
-        .take_slot(&account, 0, "a", t0, t0 + lease)
+        .take_slot(&account, 0, "a", "a1", t0, t0 + lease)
         .await
         .unwrap());
     assert!(!store
-        .take_slot(&account, 0, "b", t0, t0 + lease)
+        .take_slot(&account, 0, "b", "b1", t0, t0 + lease)
         .await
         .unwrap());
-    // Renewing one's own slot is allowed.
+    // Renewing one's own slot is allowed, under a new lease id.
     assert!(store
-        .take_slot(&account, 0, "a", t0, t0 + lease)
+        .take_slot(&account, 0, "a", "a2", t0, t0 + lease)
         .await
         .unwrap());
-    // "b" giving it back changes nothing.
-    store.give_back_slot(&account, 0, "b").await.unwrap();
+    // A give-back naming another lease changes nothing.
+    store.give_back_slot(&account, 0, "a1").await.unwrap();
+    store.give_back_slot(&account, 0, "b1").await.unwrap();
     assert!(!store
-        .take_slot(&account, 0, "b", t0, t0 + lease)
+        .take_slot(&account, 0, "b", "b2", t0, t0 + lease)
         .await
         .unwrap());
+    assert_eq!(store.slots_in_use(&account, 3, t0).await.unwrap(), vec![0]);
     // A crashed "a": free once its lease has run out.
     let later = t0 + lease + chrono::Duration::seconds(1);
     assert!(store
-        .take_slot(&account, 0, "b", later, later + lease)
+        .slots_in_use(&account, 3, later)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .take_slot(&account, 0, "b", "b3", later, later + lease)
         .await
         .unwrap());
-    // Given back by its holder, free at once.
-    store.give_back_slot(&account, 0, "b").await.unwrap();
+    // Given back under its lease, free at once.
+    store.give_back_slot(&account, 0, "b3").await.unwrap();
     assert!(store
-        .take_slot(&account, 0, "c", later, later + lease)
+        .take_slot(&account, 0, "c", "c1", later, later + lease)
         .await
         .unwrap());
 }

@@ -44,24 +44,23 @@ use crate::resilience::ConnectorError;
 /// Where the slots are kept: the state table on AWS, memory in process.
 #[async_trait]
 pub trait BudgetSlots: Send + Sync {
-    /// Takes slot `slot` of `account` for `holder` until `until`: succeeds
-    /// when the slot is free, its lease has run out by `now`, or `holder`
-    /// has it already (a renewal). False when someone else holds it.
+    /// Takes slot `slot` of `account` for `holder` until `until` under the
+    /// lease id `lease`: succeeds when the slot is free, its lease has run
+    /// out by `now`, or `holder` has it already (a renewal). False when
+    /// someone else holds it.
     async fn take_slot(
         &self,
         account: &str,
         slot: u32,
         holder: &str,
+        lease: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Gives the slot back if `holder` still has it.
-    async fn give_back_slot(
-        &self,
-        account: &str,
-        slot: u32,
-        holder: &str,
-    ) -> Result<(), StoreError>;
+    /// Gives the slot back if it is still under `lease` (the id its take
+    /// wrote): a later lease of the slot is never deleted.
+    async fn give_back_slot(&self, account: &str, slot: u32, lease: &str)
+        -> Result<(), StoreError>;
     /// The slots among `0..limit` held by a lease still running at `now`
     /// (a read, so a waiting container looks before it writes; it may be a
     /// moment stale, which the conditional take settles).
@@ -167,9 +166,12 @@ impl BudgetCalendar {
             reason: reason.to_string(),
         };
         let first = entries.next().ok_or_else(|| err(text, "no base limit"))?;
-        let base = first
+        let base: u32 = first
             .parse()
             .map_err(|_| err(first, "the first entry is the base limit, a whole number"))?;
+        if base > MAX_BUDGET {
+            return Err(err(first, "a budget is at most 100"));
+        }
         let mut windows = Vec::new();
         for entry in entries {
             let (when, limit) = entry
@@ -179,6 +181,9 @@ impl BudgetCalendar {
                 .trim()
                 .parse()
                 .map_err(|_| err(entry, "the limit is a whole number"))?;
+            if limit > MAX_BUDGET {
+                return Err(err(entry, "a budget is at most 100"));
+            }
             let when = when.trim();
             if let Some((from, to)) = when.split_once("..") {
                 let at = |s: &str| {
@@ -186,11 +191,11 @@ impl BudgetCalendar {
                         .map(|d| d.with_timezone(&Utc))
                         .map_err(|_| err(entry, "dated windows are RFC 3339 times"))
                 };
-                windows.push(Window::Dated {
-                    from: at(from)?,
-                    to: at(to)?,
-                    limit,
-                });
+                let (from, to) = (at(from)?, at(to)?);
+                if from >= to {
+                    return Err(err(entry, "a window ends after it starts"));
+                }
+                windows.push(Window::Dated { from, to, limit });
             } else {
                 let (day_spec, hours) = when
                     .split_once(' ')
@@ -203,11 +208,18 @@ impl BudgetCalendar {
                     NaiveTime::parse_from_str(s.trim(), "%H:%M")
                         .map_err(|_| err(entry, "hours are `HH:MM-HH:MM` (UTC)"))
                 };
+                let (from, to) = (time(from)?, time(to)?);
+                if from >= to {
+                    return Err(err(
+                        entry,
+                        "a weekly window ends after it starts on the same day (split one across midnight in two)",
+                    ));
+                }
                 windows.push(Window::Weekly {
                     days: days(day_spec)
                         .ok_or_else(|| err(entry, "days are like Mon-Fri or Sat,Sun"))?,
-                    from: time(from)?,
-                    to: time(to)?,
+                    from,
+                    to,
                     limit,
                 });
             }
@@ -236,10 +248,18 @@ impl BudgetCalendar {
     }
 }
 
+/// A slot this container holds: its number, its lease's id and end.
+#[derive(Clone)]
+struct HeldSlot {
+    slot: u32,
+    lease: String,
+    until: DateTime<Utc>,
+}
+
 #[derive(Default)]
 struct Held {
-    /// Slots this container holds, with their lease ends.
-    slots: Vec<(u32, DateTime<Utc>)>,
+    /// Slots this container holds.
+    slots: Vec<HeldSlot>,
     /// Calls in flight on them.
     busy: usize,
     /// Calls waiting for a place.
@@ -252,9 +272,33 @@ struct Held {
     gave_back_at: Option<tokio::time::Instant>,
 }
 
+impl Held {
+    /// Slots a call may run on now: under the current limit, with enough
+    /// lease left to outlast a call (so a slot is never used while another
+    /// container may take it).
+    fn usable(&self, limit: usize, now: DateTime<Utc>) -> usize {
+        self.slots
+            .iter()
+            .filter(|h| (h.slot as usize) < limit && h.until - now > LEASE_MARGIN)
+            .count()
+    }
+
+    /// Takes out the slots no call may run on any more (over a lowered
+    /// limit, or near their lease's end) beyond what calls in flight need.
+    fn take_unusable(&mut self, limit: usize, now: DateTime<Utc>) -> Vec<HeldSlot> {
+        let (keep, out): (Vec<HeldSlot>, Vec<HeldSlot>) = self
+            .slots
+            .drain(..)
+            .partition(|h| (h.slot as usize) < limit && h.until - now > LEASE_MARGIN);
+        self.slots = keep;
+        out
+    }
+}
+
 /// How long a call may wait for a place before its record returns to the
-/// queue (well inside the functions' timeouts).
-const WAIT_FOR_SLOT: Duration = Duration::from_secs(20);
+/// queue: a record makes two or three ERP calls, and erp-post's timeout is
+/// 30 s.
+const WAIT_FOR_SLOT: Duration = Duration::from_secs(8);
 
 /// How often a waiting container asks the table for a slot again.
 const POLL_SLOTS: Duration = Duration::from_millis(100);
@@ -265,6 +309,14 @@ const POLL_SLOTS: Duration = Duration::from_millis(100);
 /// the budget to itself by giving back and taking again at once.
 const COURTESY: Duration = Duration::from_millis(150);
 
+/// A slot is not used for a new call once less than this is left of its
+/// lease: longer than any one call with its token renewal and retry
+/// (two 4-second attempts and a 5-second token request).
+const LEASE_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
+
+/// The most slots a budget has: one read looks at all of them.
+pub const MAX_BUDGET: u32 = 100;
+
 /// One account's budget as seen by one container.
 pub struct ConcurrencyBudget {
     account: String,
@@ -273,6 +325,7 @@ pub struct ConcurrencyBudget {
     holder: String,
     clock: WallClock,
     lease_for: chrono::Duration,
+    wait_for_slot: Duration,
     held: Mutex<Held>,
     freed: tokio::sync::Notify,
 }
@@ -308,6 +361,17 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// Clears the container's `leasing` flag however the lease attempt ends,
+/// cancelled included, so the container can lease again.
+struct Leasing<'a>(&'a ConcurrencyBudget);
+
+impl Drop for Leasing<'_> {
+    fn drop(&mut self) {
+        self.0.lock().leasing = false;
+        self.0.freed.notify_one();
+    }
+}
+
 impl ConcurrencyBudget {
     /// `holder` names this container (a fresh id per container).
     pub fn new(
@@ -322,19 +386,27 @@ impl ConcurrencyBudget {
             slots,
             holder: uuid::Uuid::new_v4().to_string(),
             clock,
-            // Longer than the longest function timeout (5 minutes): a
-            // slot is never taken from under a call in flight, and one a
-            // crashed container held is free again soon after.
-            lease_for: chrono::Duration::minutes(6),
+            // Long enough to serve a busy period without a renewal, short
+            // enough that a slot a timed-out or crashed container held is
+            // free again within two minutes.
+            lease_for: chrono::Duration::seconds(90),
+            wait_for_slot: WAIT_FOR_SLOT,
             held: Mutex::new(Held::default()),
             freed: tokio::sync::Notify::new(),
         }
     }
 
-    /// How long a lease lasts: longer than an invocation (the function's
-    /// timeout), so a slot is never taken from under a call in flight.
+    /// How long a lease lasts (more than [`LEASE_MARGIN`]).
     pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease_for = chrono::Duration::from_std(lease).unwrap_or(self.lease_for);
+        self.lease_for = chrono::Duration::from_std(lease)
+            .unwrap_or(self.lease_for)
+            .max(LEASE_MARGIN * 2);
+        self
+    }
+
+    /// How long a call waits for a place before its record goes back.
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait_for_slot = wait;
         self
     }
 
@@ -353,39 +425,29 @@ impl ConcurrencyBudget {
         if limit == 0 {
             return Next::Closed(self.calendar.closed_until(now));
         }
-        if held.busy < held.slots.len() && held.busy < limit {
+        if held.busy < held.usable(limit, now) {
             held.busy += 1;
             return Next::Go;
         }
         let polled_lately = held.all_held_at.is_some_and(|at| at.elapsed() < POLL_SLOTS)
             || (held.slots.is_empty()
                 && held.gave_back_at.is_some_and(|at| at.elapsed() < COURTESY));
-        if held.slots.len() < limit && !held.leasing && !polled_lately {
+        if held.usable(limit, now) < limit && !held.leasing && !polled_lately {
             held.leasing = true;
-            let taken: Vec<u32> = held.slots.iter().map(|(s, _)| *s).collect();
             // Start from a place of this holder's own, so containers do
             // not all try slot 0 first.
             let start = self
                 .holder
                 .bytes()
                 .fold(0u32, |a, b| a.wrapping_add(u32::from(b)));
-            let free = (0..limit as u32)
-                .map(|i| (start.wrapping_add(i)) % limit as u32)
-                .find(|s| !taken.contains(s));
-            return match free {
-                Some(s) => Next::Lease(s),
-                None => {
-                    held.leasing = false;
-                    Next::Wait
-                }
-            };
+            return Next::Lease(start % limit as u32);
         }
         Next::Wait
     }
 
-    /// A place for one call, waiting (up to 20 s) while this container's
-    /// slots are busy and every other slot is held elsewhere, asking the
-    /// table again every 250 ms. Closed (budget 0), or still no place:
+    /// A place for one call, waiting (up to 8 s) while this container's
+    /// slots are busy and every other slot is held elsewhere, reading the
+    /// table again every 100 ms. Closed (budget 0), or still no place:
     /// [`ConnectorError::Throttled`] with when to try again, so the record
     /// returns to its queue.
     pub async fn permit(&self) -> Result<BudgetPermit<'_>, ConnectorError> {
@@ -406,57 +468,68 @@ impl ConcurrencyBudget {
                     });
                 }
                 Next::Lease(first) => {
+                    let leasing = Leasing(self);
                     let got = self.lease_one(first, now).await;
                     let mut held = self.lock();
-                    held.leasing = false;
                     match got {
-                        Ok(Some((slot, until))) => {
-                            held.slots.push((slot, until));
-                            held.busy += 1;
-                            return Ok(BudgetPermit { budget: self });
+                        Ok(Some(slot)) => {
+                            held.slots.push(slot);
+                            held.all_held_at = None;
                         }
                         Ok(None) => held.all_held_at = Some(tokio::time::Instant::now()),
+                        // The budget's own store failed: the record waits a
+                        // moment, the ERP's health untouched.
                         Err(e) => {
-                            return Err(ConnectorError::Unavailable {
-                                system: "budget",
-                                reason: e.to_string(),
-                                retry_after: None,
-                            })
+                            tracing::warn!(error = %e, account = %self.account, "budget slots unreadable");
+                            return Err(refused_now());
                         }
                     }
+                    drop(held);
+                    drop(leasing);
+                    continue;
                 }
                 Next::Wait => {}
             }
-            if started.elapsed() > WAIT_FOR_SLOT {
+            if started.elapsed() > self.wait_for_slot {
                 return Err(refused_now());
             }
             let _ = tokio::time::timeout(POLL_SLOTS, self.freed.notified()).await;
         }
     }
 
-    /// Tries the free slots from `first` on; the one taken.
+    /// Takes a free slot, trying from `first` on, with a lease of its own id.
     async fn lease_one(
         &self,
         first: u32,
         now: DateTime<Utc>,
-    ) -> Result<Option<(u32, DateTime<Utc>)>, StoreError> {
-        let limit = self.calendar.limit_at(now).max(1);
+    ) -> Result<Option<HeldSlot>, StoreError> {
+        let limit = self.calendar.limit_at(now).clamp(1, MAX_BUDGET);
         let until = now + self.lease_for;
-        let mine: Vec<u32> = self.lock().slots.iter().map(|(s, _)| *s).collect();
+        let mine: Vec<u32> = self
+            .lock()
+            .slots
+            .iter()
+            .filter(|h| h.until - now > LEASE_MARGIN)
+            .map(|h| h.slot)
+            .collect();
         // Look first: a waiting container polls with reads, and writes only
-        // to a slot that looked free.
+        // to a slot that looked free (or its own, near its lease's end).
         let in_use = self.slots.slots_in_use(&self.account, limit, now).await?;
         for i in 0..limit {
             let slot = (first + i) % limit;
-            if mine.contains(&slot) || in_use.contains(&slot) {
+            let renewal = !mine.contains(&slot) && self.lock().slots.iter().any(|h| h.slot == slot);
+            if mine.contains(&slot) || (in_use.contains(&slot) && !renewal) {
                 continue;
             }
+            let lease = format!("{}/{}", self.holder, uuid::Uuid::new_v4().simple());
             if self
                 .slots
-                .take_slot(&self.account, slot, &self.holder, now, until)
+                .take_slot(&self.account, slot, &self.holder, &lease, now, until)
                 .await?
             {
-                return Ok(Some((slot, until)));
+                // A renewal replaces the old lease of the same slot.
+                self.lock().slots.retain(|h| h.slot != slot);
+                return Ok(Some(HeldSlot { slot, lease, until }));
             }
         }
         Ok(None)
@@ -465,50 +538,51 @@ impl ConcurrencyBudget {
     /// After a call: slots nothing in this container is using or waiting
     /// for go back at once, so other containers get them without waiting
     /// for this invocation to end (a backlog drains at the budget, not in
-    /// steps of whole batches).
+    /// steps of whole batches); so do slots over a lowered limit or near
+    /// their lease's end.
     pub async fn after_call(&self) {
-        let idle: Vec<u32> = {
+        let now = (self.clock)();
+        let limit = self.calendar.limit_at(now) as usize;
+        let out: Vec<HeldSlot> = {
             let mut held = self.lock();
-            if held.waiting > 0 {
-                return;
+            let mut out = held.take_unusable(limit, now);
+            if held.waiting == 0 {
+                let idle = held.slots.len().saturating_sub(held.busy);
+                out.extend(held.slots.drain(..idle));
             }
-            let keep = held.busy;
-            let n = held.slots.len().saturating_sub(keep);
-            held.slots.drain(..n).map(|(s, _)| s).collect()
+            out
         };
-        self.give_back(idle).await;
+        self.give_back(out).await;
     }
 
-    async fn give_back(&self, slots: Vec<u32>) {
+    async fn give_back(&self, slots: Vec<HeldSlot>) {
         if slots.is_empty() {
             return;
         }
         self.lock().gave_back_at = Some(tokio::time::Instant::now());
-        for slot in slots {
+        for h in slots {
+            // Conditional on this lease's id: a later lease of the same
+            // slot (ours or another container's) is never deleted.
             if let Err(e) = self
                 .slots
-                .give_back_slot(&self.account, slot, &self.holder)
+                .give_back_slot(&self.account, h.slot, &h.lease)
                 .await
             {
-                tracing::warn!(error = %e, account = %self.account, slot, "budget slot not given back; its lease runs out");
+                tracing::warn!(error = %e, account = %self.account, slot = h.slot, "budget slot not given back; its lease runs out");
             }
         }
+        self.freed.notify_waiters();
     }
 
-    /// Gives back every slot this container holds: at the end of each
+    /// Gives back every slot no call is using: at the end of each
     /// invocation (a frozen container must not keep them).
     pub async fn release_all(&self) {
-        let slots: Vec<u32> = {
+        let out: Vec<HeldSlot> = {
             let mut held = self.lock();
-            if held.busy > 0 {
-                // Calls still in flight keep their slots; the next
-                // release gives them back.
-                return;
-            }
-            held.slots.drain(..).map(|(s, _)| s).collect()
+            let idle = held.slots.len().saturating_sub(held.busy);
+            held.slots.drain(..idle).collect()
         };
-        self.give_back(slots).await;
-        self.freed.notify_waiters();
+        self.give_back(out).await;
     }
 
     /// Slots this container holds now.
@@ -559,6 +633,11 @@ mod tests {
         assert!(e.to_string().contains("Mon-Fry"), "{e}");
         assert!(BudgetCalendar::parse("five").is_err());
         assert!(BudgetCalendar::parse("5; 2026-01-01..2026-01-02=0").is_err());
+        assert!(
+            BudgetCalendar::parse("5; Mon-Fri 22:00-06:00=0").is_err(),
+            "overnight"
+        );
+        assert!(BudgetCalendar::parse("500").is_err());
     }
 
     fn budget(store: Arc<InProcessStateStore>, limit: u32) -> ConcurrencyBudget {
@@ -646,24 +725,65 @@ mod tests {
     async fn a_crashed_containers_slot_is_taken_once_its_lease_runs_out() {
         let store = Arc::new(InProcessStateStore::new());
         let t0 = Utc::now();
+        let lease = chrono::Duration::seconds(90);
         assert!(store
-            .take_slot("erp", 0, "crashed", t0, t0 + chrono::Duration::minutes(15))
+            .take_slot("erp", 0, "crashed", "l1", t0, t0 + lease)
             .await
             .unwrap());
         assert!(!store
-            .take_slot("erp", 0, "other", t0, t0 + chrono::Duration::minutes(15))
+            .take_slot("erp", 0, "other", "l2", t0, t0 + lease)
             .await
             .unwrap());
-        let later = t0 + chrono::Duration::minutes(16);
+        let later = t0 + lease + chrono::Duration::seconds(1);
         assert!(store
-            .take_slot(
-                "erp",
-                0,
-                "other",
-                later,
-                later + chrono::Duration::minutes(15)
-            )
+            .take_slot("erp", 0, "other", "l3", later, later + lease)
             .await
             .unwrap());
+        // The crashed holder's late give-back names its own lease: the new
+        // lease stands.
+        store.give_back_slot("erp", 0, "l1").await.unwrap();
+        assert!(!store
+            .take_slot("erp", 0, "third", "l4", later, later + lease)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_lowered_limit_is_never_exceeded_by_slots_taken_under_the_old_one() {
+        let store = Arc::new(InProcessStateStore::new());
+        let now = Arc::new(Mutex::new(Utc::now()));
+        let clock_now = now.clone();
+        let clock: WallClock = Arc::new(move || *clock_now.lock().unwrap());
+        let t0 = *now.lock().unwrap();
+        // 5 until t0 + 1 h, then 2.
+        let cal = BudgetCalendar::parse(&format!(
+            "2; {}..{}=5",
+            (t0 - chrono::Duration::hours(1)).to_rfc3339(),
+            (t0 + chrono::Duration::hours(1)).to_rfc3339()
+        ))
+        .unwrap();
+        let wait = Duration::from_millis(300);
+        let a = ConcurrencyBudget::new("erp", cal.clone(), store.clone(), clock.clone())
+            .with_wait(wait);
+        let b = ConcurrencyBudget::new("erp", cal, store.clone(), clock).with_wait(wait);
+        let held: Vec<_> = futures::future::join_all((0..5).map(|_| a.permit())).await;
+        assert!(held.iter().all(Result::is_ok));
+        drop(held);
+        assert_eq!(a.held(), 5);
+        *now.lock().unwrap() = t0 + chrono::Duration::hours(1);
+        // A keeps its slots but may use only those under the new limit.
+        let mut permits = Vec::new();
+        for _ in 0..2 {
+            permits.push(a.permit().await.unwrap());
+        }
+        assert!(
+            a.permit().await.is_err(),
+            "a third call waits, then returns"
+        );
+        // B finds no free slot under the new limit either.
+        assert!(b.permit().await.is_err());
+        drop(permits);
+        a.release_all().await;
+        assert!(b.permit().await.is_ok());
     }
 }

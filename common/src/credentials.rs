@@ -79,6 +79,8 @@ impl SecretSource for FixedSecret {
 
 struct Held {
     read_at: DateTime<Utc>,
+    /// The last read tried, whether it worked or not.
+    tried_at: DateTime<Utc>,
     doc: Arc<ConnectorSecretDocument>,
     /// A refusal asked for a re-read on the next use.
     stale: bool,
@@ -126,7 +128,11 @@ impl ConnectorSecrets {
         let mut held = self.held.lock().await;
         if let Some(h) = held.as_ref() {
             let age = (now - h.read_at).to_std().unwrap_or_default();
-            if !h.stale && age < self.ttl {
+            let tried = (now - h.tried_at).to_std().unwrap_or_default();
+            let due = h.stale || age >= self.ttl;
+            // A failed re-read is not tried again at once: an outage of
+            // Secrets Manager is not hammered, and the held document serves.
+            if !due || tried < REREAD_AFTER_REFUSAL {
                 return Ok(h.doc.clone());
             }
         }
@@ -138,6 +144,7 @@ impl ConnectorSecrets {
                 let doc = Arc::new(doc);
                 *held = Some(Held {
                     read_at: now,
+                    tried_at: now,
                     doc: doc.clone(),
                     stale: false,
                 });
@@ -145,10 +152,7 @@ impl ConnectorSecrets {
             }
             (Err(reason), Some(h)) => {
                 tracing::warn!(%reason, "connector secret not re-read; keeping the one held");
-                // Try again after the refusal interval, not on every call.
-                h.read_at = now - chrono::Duration::from_std(self.ttl).unwrap_or_default()
-                    + chrono::Duration::from_std(REREAD_AFTER_REFUSAL).unwrap_or_default();
-                h.stale = false;
+                h.tried_at = now;
                 Ok(h.doc.clone())
             }
             (Err(reason), None) => Err(ConnectorError::Unavailable {
@@ -165,8 +169,8 @@ impl ConnectorSecrets {
     pub async fn refused(&self) {
         let now = (self.clock)();
         if let Some(h) = self.held.lock().await.as_mut() {
-            let age = (now - h.read_at).to_std().unwrap_or_default();
-            if age >= REREAD_AFTER_REFUSAL {
+            let tried = (now - h.tried_at).to_std().unwrap_or_default();
+            if tried >= REREAD_AFTER_REFUSAL {
                 h.stale = true;
             }
         }
@@ -187,17 +191,29 @@ struct CachedToken {
     renew_at: Option<DateTime<Utc>>,
 }
 
+/// How long a failed token request answers for the callers after it:
+/// records running at once share one failure instead of queueing one
+/// token request each behind the lock.
+const FAILURE_SHARED_FOR: chrono::Duration = chrono::Duration::seconds(5);
+
+#[derive(Default)]
+struct TokenSlot {
+    cached: Option<CachedToken>,
+    /// The last failed request: when, for which credential, and why.
+    failed: Option<(DateTime<Utc>, String, ConnectorError)>,
+}
+
 /// One platform account's access token, shared by every call of a container.
 pub struct TokenCache {
     clock: WallClock,
-    slot: tokio::sync::Mutex<Option<CachedToken>>,
+    slot: tokio::sync::Mutex<TokenSlot>,
 }
 
 impl TokenCache {
     pub fn new(clock: WallClock) -> Self {
         TokenCache {
             clock,
-            slot: tokio::sync::Mutex::new(None),
+            slot: tokio::sync::Mutex::new(TokenSlot::default()),
         }
     }
 
@@ -210,20 +226,34 @@ impl TokenCache {
     {
         let mut slot = self.slot.lock().await;
         let now = (self.clock)();
-        if let Some(c) = slot.as_ref() {
+        if let Some(c) = slot.cached.as_ref() {
             let fresh = c.renew_at.is_none_or(|at| now < at);
             if c.fingerprint == fingerprint && fresh {
                 return Ok(c.token.value.clone());
             }
         }
-        let token = fetch().await?;
+        if let Some((at, failed_for, e)) = &slot.failed {
+            if failed_for == fingerprint && now - *at < FAILURE_SHARED_FOR {
+                return Err(e.clone());
+            }
+        }
+        let token = match fetch().await {
+            Ok(t) => t,
+            Err(e) => {
+                slot.failed = Some((now, fingerprint.to_string(), e.clone()));
+                return Err(e);
+            }
+        };
         let renew_at = token.expires_at.map(|exp| renew_time(now, exp));
         let value = token.value.clone();
-        *slot = Some(CachedToken {
-            fingerprint: fingerprint.to_string(),
-            token,
-            renew_at,
-        });
+        *slot = TokenSlot {
+            cached: Some(CachedToken {
+                fingerprint: fingerprint.to_string(),
+                token,
+                renew_at,
+            }),
+            failed: None,
+        };
         Ok(value)
     }
 
@@ -231,8 +261,12 @@ impl TokenCache {
     /// token already replaced is left alone (another caller renewed it).
     pub async fn refused(&self, token: &Secret) {
         let mut slot = self.slot.lock().await;
-        if slot.as_ref().is_some_and(|c| &c.token.value == token) {
-            *slot = None;
+        if slot
+            .cached
+            .as_ref()
+            .is_some_and(|c| &c.token.value == token)
+        {
+            slot.cached = None;
         }
     }
 }

@@ -1,8 +1,9 @@
 //! [`BudgetSlots`] on the state table: one item per slot,
 //! `BUDGET#<account>#<slot>` with its `holder` and `lease_until` (epoch
-//! seconds). Taking a slot is one conditional PutItem (free, lease run out,
-//! or already ours); giving it back is one conditional DeleteItem (only if
-//! still ours). `expires_at` lets TTL remove slots nobody uses any more.
+//! seconds) and the `lease` id of that take. Taking a slot is one
+//! conditional PutItem (free, lease run out, or already ours); giving it
+//! back is one conditional DeleteItem on the lease id, so a later lease of
+//! the slot is never deleted. `expires_at` lets TTL remove slots nobody uses any more.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -25,6 +26,7 @@ impl BudgetSlots for DynamoDbStateStore {
         account: &str,
         slot: u32,
         holder: &str,
+        lease: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -35,6 +37,7 @@ impl BudgetSlots for DynamoDbStateStore {
             .item("pk", s(slot_pk(account, slot)))
             .item("kind", s("budget_slot"))
             .item("holder", s(holder))
+            .item("lease", s(lease))
             .item("lease_until", n(until.timestamp()))
             .item(
                 "expires_at",
@@ -121,15 +124,15 @@ impl BudgetSlots for DynamoDbStateStore {
         &self,
         account: &str,
         slot: u32,
-        holder: &str,
+        lease: &str,
     ) -> Result<(), StoreError> {
         let result = self
             .client()
             .delete_item()
             .table_name(self.table())
             .key("pk", s(slot_pk(account, slot)))
-            .condition_expression("holder = :me")
-            .expression_attribute_values(":me", s(holder))
+            .condition_expression("lease = :lease")
+            .expression_attribute_values(":lease", s(lease))
             .send()
             .await;
         match result {

@@ -141,8 +141,8 @@ pub struct InProcessStateStore {
     budget_slots: Mutex<HashMap<(String, u32), SlotLease>>,
 }
 
-/// A budget slot's holder and when its lease ends.
-type SlotLease = (String, DateTime<Utc>);
+/// A budget slot's holder, its lease's id and when the lease ends.
+type SlotLease = (String, String, DateTime<Utc>);
 
 impl InProcessStateStore {
     pub fn new() -> Self {
@@ -794,6 +794,7 @@ impl crate::budget::BudgetSlots for InProcessStateStore {
         account: &str,
         slot: u32,
         holder: &str,
+        lease: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -801,9 +802,9 @@ impl crate::budget::BudgetSlots for InProcessStateStore {
         let key = (account.to_string(), slot);
         let free = slots
             .get(&key)
-            .is_none_or(|(h, lease_end)| *lease_end < now || h == holder);
+            .is_none_or(|(h, _, lease_end)| *lease_end < now || h == holder);
         if free {
-            slots.insert(key, (holder.to_string(), until));
+            slots.insert(key, (holder.to_string(), lease.to_string(), until));
         }
         Ok(free)
     }
@@ -819,7 +820,7 @@ impl crate::budget::BudgetSlots for InProcessStateStore {
             .filter(|n| {
                 slots
                     .get(&(account.to_string(), *n))
-                    .is_some_and(|(_, lease_end)| *lease_end >= now)
+                    .is_some_and(|(_, _, lease_end)| *lease_end >= now)
             })
             .collect())
     }
@@ -828,11 +829,11 @@ impl crate::budget::BudgetSlots for InProcessStateStore {
         &self,
         account: &str,
         slot: u32,
-        holder: &str,
+        lease: &str,
     ) -> Result<(), StoreError> {
         let mut slots = self.budget_slots.lock().unwrap_or_else(|p| p.into_inner());
         let key = (account.to_string(), slot);
-        if slots.get(&key).is_some_and(|(h, _)| h == holder) {
+        if slots.get(&key).is_some_and(|(_, l, _)| l == lease) {
             slots.remove(&key);
         }
         Ok(())

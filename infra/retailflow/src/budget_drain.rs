@@ -97,12 +97,13 @@ impl BudgetSlots for CountedSlots {
         account: &str,
         slot: u32,
         holder: &str,
+        lease: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner
-            .take_slot(account, slot, holder, now, until)
+            .take_slot(account, slot, holder, lease, now, until)
             .await
     }
 
@@ -110,10 +111,10 @@ impl BudgetSlots for CountedSlots {
         &self,
         account: &str,
         slot: u32,
-        holder: &str,
+        lease: &str,
     ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.give_back_slot(account, slot, holder).await
+        self.inner.give_back_slot(account, slot, lease).await
     }
 
     async fn slots_in_use(
@@ -284,10 +285,18 @@ mod tests {
 
     #[test]
     fn a_backlog_drains_close_to_the_budget_and_never_over_it() {
-        for invocations in [2, 5] {
-            let f = drain(setup(300, invocations)).unwrap();
+        // The template's setting: 2 invocations for a budget of 5.
+        let f = drain(setup(2_000, 2)).unwrap();
+        assert!(f.most_in_flight <= 5, "{f}");
+        assert!(f.ratio <= 1.15, "{f}");
+        assert_eq!(f.returned, 0, "{f}");
+    }
+
+    #[test]
+    fn more_invocations_than_the_budget_never_exceed_it_nor_dead_letter() {
+        for invocations in [5, 10] {
+            let f = drain(setup(500, invocations)).unwrap();
             assert!(f.most_in_flight <= 5, "{f}");
-            assert!(f.ratio <= 1.15, "{f}");
             assert!(f.most_receives < 24, "{f}");
         }
     }

@@ -374,7 +374,7 @@ pub(crate) async fn verify(
     let Some(system) = System::of(&path) else {
         return next.run(req).await;
     };
-    if path.contains("/oauth2/") {
+    if is_token_endpoint(&path) {
         return next.run(req).await;
     }
     let now = (state.clock)();
@@ -420,6 +420,14 @@ pub(crate) async fn verify(
     }
 }
 
+/// The simulated token endpoints, open to every caller as the real ones
+/// are; nothing else is.
+pub(crate) fn is_token_endpoint(path: &str) -> bool {
+    path == "/netsuite/services/rest/auth/oauth2/v1/token"
+        || path == "/salesforce/services/oauth2/token"
+        || (path.starts_with("/entra/") && path.ends_with("/oauth2/v2.0/token"))
+}
+
 fn bearer(authorization: &str) -> Option<&str> {
     authorization
         .strip_prefix("Bearer ")
@@ -447,25 +455,45 @@ struct AssertionClaims {
     exp: i64,
 }
 
+/// The assertion's claims, verified with the one registered key it names
+/// (NetSuite: `iss` and `kid`; Salesforce: `iss` and `sub`), never with
+/// whichever key happens to fit.
 fn decode_assertion(
     assertion: &str,
     keys: &[JwtKey],
     algorithm: jsonwebtoken::Algorithm,
-) -> Option<(AssertionClaims, Option<String>)> {
+    named_by_kid: bool,
+) -> Option<AssertionClaims> {
     let header = jsonwebtoken::decode_header(assertion).ok()?;
     if header.alg != algorithm {
         return None;
     }
     let mut validation = jsonwebtoken::Validation::new(algorithm);
-    // Expiry and audience are judged below on the simulators' clock.
+    // Expiry and audience are judged by the caller on the simulators' clock.
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims = HashSet::new();
-    keys.iter().find_map(|k| {
-        jsonwebtoken::decode::<AssertionClaims>(assertion, &k.key, &validation)
-            .ok()
-            .map(|d| (d.claims, header.kid.clone()))
-    })
+    // Read the claims unverified only to find the key they name.
+    let mut peek = validation.clone();
+    peek.insecure_disable_signature_validation();
+    let named = jsonwebtoken::decode::<AssertionClaims>(
+        assertion,
+        &jsonwebtoken::DecodingKey::from_secret(&[]),
+        &peek,
+    )
+    .ok()?
+    .claims;
+    let key = keys.iter().find(|k| {
+        k.client_id == named.iss
+            && if named_by_kid {
+                header.kid.as_deref() == Some(k.name.as_str())
+            } else {
+                named.sub.as_deref() == Some(k.name.as_str())
+            }
+    })?;
+    jsonwebtoken::decode::<AssertionClaims>(assertion, &key.key, &validation)
+        .ok()
+        .map(|d| d.claims)
 }
 
 /// `POST /netsuite/services/rest/auth/oauth2/v1/token`: client credentials
@@ -490,15 +518,13 @@ pub(crate) async fn netsuite_token(
         get("client_assertion"),
         &auth.netsuite_m2m,
         jsonwebtoken::Algorithm::PS256,
+        true,
     )
-    .is_some_and(|(c, kid)| {
-        let iat = c.iat.unwrap_or(c.exp);
-        auth.netsuite_m2m
-            .iter()
-            .any(|k| k.client_id == c.iss && Some(&k.name) == kid.as_ref())
+    .is_some_and(|c| {
+        c.iat
+            .is_some_and(|iat| c.exp - iat <= 3600 && iat <= now.timestamp() + 300)
             && c.aud.ends_with("/services/rest/auth/oauth2/v1/token")
             && c.exp > now.timestamp()
-            && c.exp - iat <= 3600
     });
     if !ok {
         return token_error(
@@ -578,14 +604,10 @@ pub(crate) async fn salesforce_token(
             get("assertion"),
             &auth.salesforce_jwt,
             jsonwebtoken::Algorithm::RS256,
+            false,
         )
-        .is_some_and(|(c, _)| {
-            auth.salesforce_jwt
-                .iter()
-                .any(|k| k.client_id == c.iss && Some(&k.name) == c.sub.as_ref())
-                && !c.aud.is_empty()
-                && c.exp > now.timestamp()
-                && c.exp <= now.timestamp() + 300
+        .is_some_and(|c| {
+            !c.aud.is_empty() && c.exp > now.timestamp() && c.exp <= now.timestamp() + 300
         }),
         _ => {
             return token_error(

@@ -218,7 +218,7 @@ pub(crate) async fn apply(
     };
     // Token endpoints are the identity side: faults and call counts are
     // about the API (credentials are checked by `auth::verify`).
-    if path.contains("/oauth2/") {
+    if crate::auth::is_token_endpoint(&path) {
         return next.run(req).await;
     }
     let now = (state.clock)();

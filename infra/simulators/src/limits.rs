@@ -151,7 +151,7 @@ pub(crate) async fn enforce(
     let Some(system) = System::of(path) else {
         return next.run(req).await;
     };
-    if path.contains("/oauth2/") {
+    if crate::auth::is_token_endpoint(path) {
         return next.run(req).await;
     }
     let started = tokio::time::Instant::now();

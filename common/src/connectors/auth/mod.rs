@@ -115,14 +115,23 @@ async fn exchange(
     request: &reqwest::Request,
 ) -> Result<super::wire::Reply, ConnectorError> {
     let mut last = String::new();
-    for _ in 0..2 {
+    for first in [true, false] {
         // Bodies here are JSON or forms in memory: they always clone.
         let mut attempt = request.try_clone().ok_or(ConnectorError::Rejected {
             system,
             status: 0,
             reason: "request body cannot be sent twice".into(),
         })?;
-        let used = auth.inner.authorize(&mut attempt).await?;
+        let used = match auth.inner.authorize(&mut attempt).await {
+            Ok(used) => used,
+            // The token endpoint refused the credential: read the secret
+            // again (it may have been rotated) and try once more.
+            Err(ConnectorError::Unauthorized { .. }) if first => {
+                auth.inner.refused(&UsedCredential::Signed).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let reply = super::wire::execute(system, client, attempt).await?;
         if reply.status != 401 {
             return Ok(reply);

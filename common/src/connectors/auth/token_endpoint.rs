@@ -65,30 +65,41 @@ pub(crate) async fn request_token(
         reason: format!("token request could not be built: {e}"),
     })?;
     let reply = super::super::wire::execute(system, &client, request).await?;
-    if reply.status == 400 || reply.status == 401 || reply.status == 403 {
-        // invalid_client, invalid_grant, unauthorized_client: the
-        // credential itself, which an operator fixes; never the record.
+    // Only the OAuth error fields are kept: some gateways echo the form,
+    // and the form holds the secret or the assertion.
+    let oauth_error = || {
         let err: TokenError = serde_json::from_str(&reply.body).unwrap_or_default();
-        return Err(auth_failing(
-            system,
-            format!(
-                "token endpoint refused the credentials (HTTP {}): {} {}",
-                reply.status, err.error, err.error_description
-            ),
-        ));
-    }
-    if !reply.is_success() {
+        format!("{} {}", err.error, err.error_description)
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
+    if reply.status == 429 || reply.status >= 500 {
         return Err(ConnectorError::from_status(
             system,
             reply.status,
             reply.retry_after(),
-            &format!("token endpoint: {}", reply.body),
+            &format!("token endpoint: {}", oauth_error()),
+        ));
+    }
+    if !reply.is_success() {
+        // invalid_client, invalid_grant, unauthorized_client, or a wrong
+        // token URL: the configuration, which an operator fixes; the
+        // records wait.
+        return Err(auth_failing(
+            system,
+            format!(
+                "token endpoint refused the credentials (HTTP {}): {}",
+                reply.status,
+                oauth_error()
+            ),
         ));
     }
     let token: TokenResponse =
-        serde_json::from_str(&reply.body).map_err(|e| ConnectorError::BadResponse {
+        serde_json::from_str(&reply.body).map_err(|_| ConnectorError::Unavailable {
             system,
-            reason: format!("token endpoint answer is not a token: {e}"),
+            reason: "token endpoint answered something that is not a token".into(),
+            retry_after: None,
         })?;
     let seconds = match &token.expires_in {
         Some(serde_json::Value::Number(n)) => n.as_i64(),
