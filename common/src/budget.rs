@@ -326,6 +326,7 @@ pub struct ConcurrencyBudget {
     clock: WallClock,
     lease_for: chrono::Duration,
     wait_for_slot: Duration,
+    courtesy: Duration,
     held: Mutex<Held>,
     freed: tokio::sync::Notify,
 }
@@ -391,6 +392,7 @@ impl ConcurrencyBudget {
             // free again within two minutes.
             lease_for: chrono::Duration::seconds(90),
             wait_for_slot: WAIT_FOR_SLOT,
+            courtesy: COURTESY,
             held: Mutex::new(Held::default()),
             freed: tokio::sync::Notify::new(),
         }
@@ -401,6 +403,13 @@ impl ConcurrencyBudget {
         self.lease_for = chrono::Duration::from_std(lease)
             .unwrap_or(self.lease_for)
             .max(LEASE_MARGIN * 2);
+        self
+    }
+
+    /// The only holder of its slots (the local app, one process): no
+    /// courtesy pause after giving slots back, since nobody else waits.
+    pub fn alone(mut self) -> Self {
+        self.courtesy = Duration::ZERO;
         self
     }
 
@@ -431,7 +440,9 @@ impl ConcurrencyBudget {
         }
         let polled_lately = held.all_held_at.is_some_and(|at| at.elapsed() < POLL_SLOTS)
             || (held.slots.is_empty()
-                && held.gave_back_at.is_some_and(|at| at.elapsed() < COURTESY));
+                && held
+                    .gave_back_at
+                    .is_some_and(|at| at.elapsed() < self.courtesy));
         if held.usable(limit, now) < limit && !held.leasing && !polled_lately {
             held.leasing = true;
             // Start from a place of this holder's own, so containers do

@@ -345,6 +345,25 @@ impl Budgets {
         slots: std::sync::Arc<dyn crate::budget::BudgetSlots>,
         clock: crate::credentials::WallClock,
     ) -> Result<Self, ConfigError> {
+        Self::build(var, slots, clock, false)
+    }
+
+    /// [`Self::from_env`] for a single process that holds every slot
+    /// itself (the local app): nobody to leave slots to.
+    pub fn single_process(
+        var: impl Fn(&str) -> Option<String>,
+        slots: std::sync::Arc<dyn crate::budget::BudgetSlots>,
+        clock: crate::credentials::WallClock,
+    ) -> Result<Self, ConfigError> {
+        Self::build(var, slots, clock, true)
+    }
+
+    fn build(
+        var: impl Fn(&str) -> Option<String>,
+        slots: std::sync::Arc<dyn crate::budget::BudgetSlots>,
+        clock: crate::credentials::WallClock,
+        alone: bool,
+    ) -> Result<Self, ConfigError> {
         use crate::budget::{BudgetCalendar, ConcurrencyBudget};
         let budget = |name: &str, account: &str, default: &str| {
             let text = var(name)
@@ -352,12 +371,12 @@ impl Budgets {
                 .unwrap_or_else(|| default.to_string());
             let calendar = BudgetCalendar::parse(&text)
                 .map_err(|e| ConfigError::BadSetting(format!("{name}: {e}")))?;
-            Ok::<_, ConfigError>(std::sync::Arc::new(ConcurrencyBudget::new(
-                account,
-                calendar,
-                slots.clone(),
-                clock.clone(),
-            )))
+            let budget = ConcurrencyBudget::new(account, calendar, slots.clone(), clock.clone());
+            Ok::<_, ConfigError>(std::sync::Arc::new(if alone {
+                budget.alone()
+            } else {
+                budget
+            }))
         };
         let erp = var("RETAILFLOW_ERP").unwrap_or_else(|| "netsuite".into());
         Ok(Budgets {

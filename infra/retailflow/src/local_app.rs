@@ -265,7 +265,7 @@ impl LocalApp {
         // RETAILFLOW_LOYALTY_BUDGET), on the app's clock; the local app is
         // one container, giving its slots back after every batch.
         let budget_clock = clock.clone();
-        let budgets = common::config::Budgets::from_env(
+        let budgets = common::config::Budgets::single_process(
             |k| std::env::var(k).ok(),
             store.clone(),
             Arc::new(move || budget_clock.now()),
