@@ -76,31 +76,47 @@ fn not_configured(system: &'static str, field: &str) -> ConnectorError {
     )
 }
 
-async fn forget(secrets: &ConnectorSecrets, tokens: &TokenCache, used: &UsedCredential) {
-    if let UsedCredential::Token(t) = used {
-        tokens.refused(t).await;
-    }
-    secrets.refused().await;
-}
-
-/// NetSuite: TBA or OAuth 2.0 M2M, whichever the secret holds.
-pub struct NetSuiteAuth {
+/// What every token-issuing platform's auth holds: the live secret, the
+/// one token cache, and a client for the token endpoint.
+struct Issued {
     secrets: Arc<ConnectorSecrets>,
     tokens: TokenCache,
     http: reqwest::Client,
-    token_url: String,
+    /// The token endpoint (Entra: the authority, the tenant's path added
+    /// per request).
+    endpoint: String,
 }
+
+impl Issued {
+    fn new(secrets: Arc<ConnectorSecrets>, endpoint: String) -> Self {
+        Issued {
+            tokens: TokenCache::new(secrets.clock().clone()),
+            secrets,
+            http: super::super::wire::http_client(TOKEN_TIMEOUT),
+            endpoint,
+        }
+    }
+
+    /// A refused token goes, and the secret is read again.
+    async fn forget(&self, used: &UsedCredential) {
+        if let UsedCredential::Token(t) = used {
+            self.tokens.refused(t).await;
+        }
+        self.secrets.refused().await;
+    }
+}
+
+/// NetSuite: TBA or OAuth 2.0 M2M, whichever the secret holds.
+pub struct NetSuiteAuth(Issued);
 
 impl NetSuiteAuth {
     /// `rest_root` is `https://{account}.suitetalk.api.netsuite.com/services/rest`;
     /// the M2M token endpoint is `{rest_root}/auth/oauth2/v1/token`.
     pub fn from_secret(secrets: Arc<ConnectorSecrets>, rest_root: &str) -> Auth {
-        Auth::new(NetSuiteAuth {
-            tokens: TokenCache::new(secrets.clock().clone()),
+        Auth::new(NetSuiteAuth(Issued::new(
             secrets,
-            http: super::super::wire::http_client(TOKEN_TIMEOUT),
-            token_url: format!("{}/auth/oauth2/v1/token", rest_root.trim_end_matches('/')),
-        })
+            format!("{}/auth/oauth2/v1/token", rest_root.trim_end_matches('/')),
+        )))
     }
 }
 
@@ -112,8 +128,8 @@ impl RequestAuth for NetSuiteAuth {
         &self,
         req: &mut reqwest::Request,
     ) -> Result<UsedCredential, ConnectorError> {
-        let doc = self.secrets.current().await?;
-        let now = (self.secrets.clock())();
+        let doc = self.0.secrets.current().await?;
+        let now = (self.0.secrets.clock())();
         match doc.netsuite.as_ref() {
             None => Err(not_configured(NETSUITE, "netsuite")),
             Some(NetSuiteCredentials::Tba {
@@ -138,13 +154,14 @@ impl RequestAuth for NetSuiteAuth {
             }) => {
                 let key = fingerprint(&[client_id, certificate_id, private_key]);
                 let token = self
+                    .0
                     .tokens
                     .token(&key, || async {
                         // NetSuite takes at most an hour between iat and exp.
                         let claims = serde_json::json!({
                             "iss": client_id,
                             "scope": "rest_webservices",
-                            "aud": self.token_url,
+                            "aud": self.0.endpoint,
                             "iat": now.timestamp(),
                             "exp": now.timestamp() + 3600,
                         });
@@ -157,8 +174,8 @@ impl RequestAuth for NetSuiteAuth {
                         )?;
                         request_token(
                             NETSUITE,
-                            &self.http,
-                            &self.token_url,
+                            &self.0.http,
+                            &self.0.endpoint,
                             &[
                                 ("grant_type", "client_credentials"),
                                 (
@@ -178,17 +195,12 @@ impl RequestAuth for NetSuiteAuth {
     }
 
     async fn refused(&self, used: &UsedCredential) {
-        forget(&self.secrets, &self.tokens, used).await;
+        self.0.forget(used).await;
     }
 }
 
 /// Business Central: Microsoft Entra ID client credentials.
-pub struct EntraAuth {
-    secrets: Arc<ConnectorSecrets>,
-    tokens: TokenCache,
-    http: reqwest::Client,
-    authority: String,
-}
+pub struct EntraAuth(Issued);
 
 /// The scope of every Business Central API call.
 pub const BUSINESS_CENTRAL_SCOPE: &str = "https://api.businesscentral.dynamics.com/.default";
@@ -197,12 +209,11 @@ impl EntraAuth {
     /// `authority` is `https://login.microsoftonline.com` (the tenant and
     /// `/oauth2/v2.0/token` are appended).
     pub fn from_secret(secrets: Arc<ConnectorSecrets>, authority: &str) -> Auth {
-        Auth::new(EntraAuth {
-            tokens: TokenCache::new(secrets.clock().clone()),
+        // The tenant goes between the authority and the token path.
+        Auth::new(EntraAuth(Issued::new(
             secrets,
-            http: super::super::wire::http_client(TOKEN_TIMEOUT),
-            authority: authority.trim_end_matches('/').to_string(),
-        })
+            authority.trim_end_matches('/').to_string(),
+        )))
     }
 }
 
@@ -214,19 +225,20 @@ impl RequestAuth for EntraAuth {
         &self,
         req: &mut reqwest::Request,
     ) -> Result<UsedCredential, ConnectorError> {
-        let doc = self.secrets.current().await?;
+        let doc = self.0.secrets.current().await?;
         let Some(c) = doc.business_central.as_ref() else {
             return Err(not_configured(BUSINESS_CENTRAL, "business_central"));
         };
-        let now = (self.secrets.clock())();
+        let now = (self.0.secrets.clock())();
         let key = fingerprint(&[&c.tenant_id, &c.client_id, &c.client_secret]);
-        let url = format!("{}/{}/oauth2/v2.0/token", self.authority, c.tenant_id);
+        let url = format!("{}/{}/oauth2/v2.0/token", self.0.endpoint, c.tenant_id);
         let token = self
+            .0
             .tokens
             .token(&key, || async {
                 request_token(
                     BUSINESS_CENTRAL,
-                    &self.http,
+                    &self.0.http,
                     &url,
                     &[
                         ("grant_type", "client_credentials"),
@@ -243,28 +255,21 @@ impl RequestAuth for EntraAuth {
     }
 
     async fn refused(&self, used: &UsedCredential) {
-        forget(&self.secrets, &self.tokens, used).await;
+        self.0.forget(used).await;
     }
 }
 
 /// Salesforce: client credentials or JWT bearer, against the org's token
 /// endpoint (`{my domain}/services/oauth2/token`).
-pub struct SalesforceAuth {
-    secrets: Arc<ConnectorSecrets>,
-    tokens: TokenCache,
-    http: reqwest::Client,
-    token_url: String,
-}
+pub struct SalesforceAuth(Issued);
 
 impl SalesforceAuth {
     /// `my_domain` is the org's My Domain URL (the API's base URL).
     pub fn from_secret(secrets: Arc<ConnectorSecrets>, my_domain: &str) -> Auth {
-        Auth::new(SalesforceAuth {
-            tokens: TokenCache::new(secrets.clock().clone()),
+        Auth::new(SalesforceAuth(Issued::new(
             secrets,
-            http: super::super::wire::http_client(TOKEN_TIMEOUT),
-            token_url: format!("{}/services/oauth2/token", my_domain.trim_end_matches('/')),
-        })
+            format!("{}/services/oauth2/token", my_domain.trim_end_matches('/')),
+        )))
     }
 }
 
@@ -276,8 +281,8 @@ impl RequestAuth for SalesforceAuth {
         &self,
         req: &mut reqwest::Request,
     ) -> Result<UsedCredential, ConnectorError> {
-        let doc = self.secrets.current().await?;
-        let now = (self.secrets.clock())();
+        let doc = self.0.secrets.current().await?;
+        let now = (self.0.secrets.clock())();
         let token = match doc.salesforce.as_ref() {
             None => return Err(not_configured(SALESFORCE, "salesforce")),
             Some(SalesforceCredentials::ClientCredentials {
@@ -285,12 +290,13 @@ impl RequestAuth for SalesforceAuth {
                 client_secret,
             }) => {
                 let key = fingerprint(&[client_id, client_secret]);
-                self.tokens
+                self.0
+                    .tokens
                     .token(&key, || async {
                         request_token(
                             SALESFORCE,
-                            &self.http,
-                            &self.token_url,
+                            &self.0.http,
+                            &self.0.endpoint,
                             &[
                                 ("grant_type", "client_credentials"),
                                 ("client_id", client_id),
@@ -309,7 +315,8 @@ impl RequestAuth for SalesforceAuth {
                 audience,
             }) => {
                 let key = fingerprint(&[client_id, username, private_key]);
-                self.tokens
+                self.0
+                    .tokens
                     .token(&key, || async {
                         // Salesforce takes an assertion valid for at most 3 minutes.
                         let claims = serde_json::json!({
@@ -327,8 +334,8 @@ impl RequestAuth for SalesforceAuth {
                         )?;
                         request_token(
                             SALESFORCE,
-                            &self.http,
-                            &self.token_url,
+                            &self.0.http,
+                            &self.0.endpoint,
                             &[
                                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                                 ("assertion", &assertion),
@@ -344,7 +351,7 @@ impl RequestAuth for SalesforceAuth {
     }
 
     async fn refused(&self, used: &UsedCredential) {
-        forget(&self.secrets, &self.tokens, used).await;
+        self.0.forget(used).await;
     }
 }
 
