@@ -248,6 +248,24 @@ impl BudgetCalendar {
     }
 }
 
+tokio::task_local! {
+    /// The invocation's deadline, for the calls of the record running in
+    /// this task: a wait for a place never outlasts it.
+    static DEADLINE: Option<DateTime<Utc>>;
+}
+
+/// Runs `work` with its calls' waits for a place bounded by `deadline`
+/// (less a margin for the calls and the answer).
+pub async fn within_deadline<F: std::future::Future>(
+    deadline: Option<DateTime<Utc>>,
+    work: F,
+) -> F::Output {
+    DEADLINE.scope(deadline, work).await
+}
+
+/// Time kept back from the deadline for the call itself and the answer.
+const DEADLINE_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
+
 /// A slot this container holds: its number, its lease's id and end.
 #[derive(Clone)]
 struct HeldSlot {
@@ -463,6 +481,15 @@ impl ConcurrencyBudget {
     /// returns to its queue.
     pub async fn permit(&self) -> Result<BudgetPermit<'_>, ConnectorError> {
         let started = tokio::time::Instant::now();
+        // Inside an invocation, never wait past its deadline (less the
+        // time the call and the answer need).
+        let wait_for_slot = match DEADLINE.try_with(|d| *d).ok().flatten() {
+            Some(deadline) => (deadline - DEADLINE_MARGIN - (self.clock)())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(self.wait_for_slot),
+            None => self.wait_for_slot,
+        };
         self.lock().waiting += 1;
         let _waiting = Waiting(self);
         loop {
@@ -501,7 +528,7 @@ impl ConcurrencyBudget {
                 }
                 Next::Wait => {}
             }
-            if started.elapsed() > self.wait_for_slot {
+            if started.elapsed() >= wait_for_slot {
                 return Err(refused_now());
             }
             let _ = tokio::time::timeout(POLL_SLOTS, self.freed.notified()).await;
@@ -705,6 +732,28 @@ mod tests {
             most.load(Ordering::SeqCst),
             5,
             "the budget is used, not left idle"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_a_place_ends_before_the_invocations_deadline() {
+        let store = Arc::new(InProcessStateStore::new());
+        let holder = budget(store.clone(), 1);
+        let _held = holder.permit().await.unwrap();
+        let waiter = budget(store, 1);
+        // 11 s left: 10 s are kept back for the call and the answer, so the
+        // wait gives up after about 1 s instead of 8.
+        let deadline = Some(Utc::now() + chrono::Duration::seconds(11));
+        let started = std::time::Instant::now();
+        let answer = within_deadline(deadline, waiter.permit()).await.map(|_| ());
+        assert!(
+            matches!(answer, Err(ConnectorError::Throttled { .. })),
+            "{answer:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
         );
     }
 

@@ -284,7 +284,8 @@ where
             deadline,
             attempt: crate::replay::attempt_of(&r.body, r.receive_count),
         };
-        run(r.body.clone(), inv).await
+        // The budget's waits end in time for the invocation to answer.
+        crate::budget::within_deadline(deadline, run(r.body.clone(), inv)).await
     })
     .await;
     release_budgets().await;
