@@ -110,3 +110,67 @@ fn local_queues_have_the_template_retry_settings() {
     }
     assert!(seen >= 2);
 }
+
+/// What EventBridge cannot deliver lands somewhere people look: every rule
+/// target, every schedule and every function's EventBridge event has a
+/// dead-letter queue, and every rule target a retry policy.
+#[test]
+fn every_rule_and_schedule_target_has_a_dead_letter_queue() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for (id, r) in resources {
+        let id = id.as_str().unwrap_or_default();
+        match r["Type"].as_str() {
+            Some("AWS::Events::Rule") => {
+                for target in r["Properties"]["Targets"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                {
+                    checked += 1;
+                    if target["DeadLetterConfig"]["Arn"].is_null() {
+                        missing.push(format!("{id}: target without a dead-letter queue"));
+                    }
+                    if target["RetryPolicy"].is_null() {
+                        missing.push(format!("{id}: target without a retry policy"));
+                    }
+                }
+            }
+            Some("AWS::Scheduler::Schedule") => {
+                checked += 1;
+                if r["Properties"]["Target"]["DeadLetterConfig"].is_null() {
+                    missing.push(format!("{id}: schedule without a dead-letter queue"));
+                }
+            }
+            Some("AWS::Serverless::Function") => {
+                for (name, event) in r["Properties"]["Events"].as_mapping().into_iter().flatten() {
+                    let kind = event["Type"].as_str().unwrap_or_default();
+                    if [
+                        "Schedule",
+                        "ScheduleV2",
+                        "EventBridgeRule",
+                        "CloudWatchEvent",
+                    ]
+                    .contains(&kind)
+                    {
+                        checked += 1;
+                        if event["Properties"]["DeadLetterConfig"].is_null() {
+                            missing.push(format!(
+                                "{id}.{}: {kind} event without a dead-letter queue",
+                                name.as_str().unwrap_or_default()
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        checked >= 12,
+        "only {checked} targets found: the walk is wrong"
+    );
+    assert!(missing.is_empty(), "{missing:#?}");
+}
