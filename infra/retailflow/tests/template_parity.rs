@@ -174,3 +174,42 @@ fn every_rule_and_schedule_target_has_a_dead_letter_queue() {
     );
     assert!(missing.is_empty(), "{missing:#?}");
 }
+
+/// Replay and the saga's fallback have every event to go back to, and a
+/// failure before a delivery is recorded pages someone.
+#[test]
+fn the_bus_is_archived_and_failures_before_recording_alarm() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    let of_type = |ty: &str| {
+        resources
+            .iter()
+            .filter(|(_, r)| r["Type"].as_str() == Some(ty))
+            .map(|(_, r)| r.clone())
+            .collect::<Vec<_>>()
+    };
+    let archives = of_type("AWS::Events::Archive");
+    assert_eq!(archives.len(), 1, "one archive of the bus");
+    assert_eq!(
+        get_att_target(&archives[0]["Properties"]["SourceArn"]).as_deref(),
+        Some("EventBus")
+    );
+    let alarms = of_type("AWS::CloudWatch::Alarm");
+    let watches = |metric: &str| {
+        alarms
+            .iter()
+            .any(|a| a["Properties"]["MetricName"].as_str() == Some(metric))
+    };
+    assert!(watches("5xx"), "the API's 5xx");
+    assert!(
+        alarms.iter().any(
+            |a| a["Properties"]["MetricName"].as_str() == Some("Webhooks")
+                && a["Properties"]["Dimensions"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .any(|d| d["Value"].as_str() == Some("retry"))
+        ),
+        "intake's 5xx answers"
+    );
+}
