@@ -416,14 +416,6 @@ impl ConcurrencyBudget {
         }
     }
 
-    /// How long a lease lasts (more than [`LEASE_MARGIN`]).
-    pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease_for = chrono::Duration::from_std(lease)
-            .unwrap_or(self.lease_for)
-            .max(LEASE_MARGIN * 2);
-        self
-    }
-
     /// The only holder of its slots (the local app, one process): no
     /// courtesy pause after giving slots back, since nobody else waits.
     pub fn alone(mut self) -> Self {
@@ -435,10 +427,6 @@ impl ConcurrencyBudget {
     pub fn with_wait(mut self, wait: Duration) -> Self {
         self.wait_for_slot = wait;
         self
-    }
-
-    pub fn account(&self) -> &str {
-        &self.account
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Held> {

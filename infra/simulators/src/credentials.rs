@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::config::{ConnectorCredentials, ConnectorSecretDocument};
+use common::config::ConnectorSecretDocument;
 use common::connectors::auth::{AdobeAuth, EntraAuth, NetSuiteAuth, SalesforceAuth, ShopifyTokens};
 use common::connectors::Auth;
 use common::credentials::{ConnectorSecrets, FixedSecret};
@@ -97,13 +97,6 @@ impl Simulators {
     /// connector these helpers build.
     pub fn connector_secrets(&self) -> Arc<ConnectorSecrets> {
         self.secrets.clone()
-    }
-
-    /// [`Self::connector_secrets`] as the configuration functions take it.
-    pub async fn connector_credentials(
-        &self,
-    ) -> Result<ConnectorCredentials, common::resilience::ConnectorError> {
-        ConnectorCredentials::read(self.secrets.clone()).await
     }
 
     /// `…/netsuite/services/rest`: the root of the record, query and

@@ -97,6 +97,25 @@ impl Issued {
         }
     }
 
+    /// The cached token for the credential `key` names, or a new one asked
+    /// of the endpoint with the form `form` builds (only when one is
+    /// needed: building it may sign an assertion).
+    async fn token(
+        &self,
+        system: &'static str,
+        key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        form: impl FnOnce() -> Result<Vec<(&'static str, String)>, ConnectorError>,
+    ) -> Result<Secret, ConnectorError> {
+        self.tokens
+            .token(key, || async {
+                let form = form()?;
+                let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                request_token(system, &self.http, &self.endpoint, &pairs, now).await
+            })
+            .await
+    }
+
     /// A refused token goes, and the secret is read again.
     async fn forget(&self, used: &UsedCredential) {
         if let UsedCredential::Token(t) = used {
@@ -155,8 +174,7 @@ impl RequestAuth for NetSuiteAuth {
                 let key = fingerprint(&[client_id, certificate_id, private_key]);
                 let token = self
                     .0
-                    .tokens
-                    .token(&key, || async {
+                    .token(NETSUITE, &key, now, || {
                         // NetSuite takes at most an hour between iat and exp.
                         let claims = serde_json::json!({
                             "iss": client_id,
@@ -172,21 +190,14 @@ impl RequestAuth for NetSuiteAuth {
                             &claims,
                             private_key,
                         )?;
-                        request_token(
-                            NETSUITE,
-                            &self.0.http,
-                            &self.0.endpoint,
-                            &[
-                                ("grant_type", "client_credentials"),
-                                (
-                                    "client_assertion_type",
-                                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                                ),
-                                ("client_assertion", &assertion),
-                            ],
-                            now,
-                        )
-                        .await
+                        Ok(vec![
+                            ("grant_type", "client_credentials".into()),
+                            (
+                                "client_assertion_type",
+                                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                            ),
+                            ("client_assertion", assertion),
+                        ])
                     })
                     .await?;
                 bearer(NETSUITE, req, token)
@@ -231,7 +242,7 @@ impl RequestAuth for EntraAuth {
         };
         let now = (self.0.secrets.clock())();
         let key = fingerprint(&[&c.tenant_id, &c.client_id, &c.client_secret]);
-        let url = format!("{}/{}/oauth2/v2.0/token", self.0.endpoint, c.tenant_id);
+        let endpoint = format!("{}/{}/oauth2/v2.0/token", self.0.endpoint, c.tenant_id);
         let token = self
             .0
             .tokens
@@ -239,7 +250,7 @@ impl RequestAuth for EntraAuth {
                 request_token(
                     BUSINESS_CENTRAL,
                     &self.0.http,
-                    &url,
+                    &endpoint,
                     &[
                         ("grant_type", "client_credentials"),
                         ("client_id", &c.client_id),
@@ -283,41 +294,33 @@ impl RequestAuth for SalesforceAuth {
     ) -> Result<UsedCredential, ConnectorError> {
         let doc = self.0.secrets.current().await?;
         let now = (self.0.secrets.clock())();
-        let token = match doc.salesforce.as_ref() {
-            None => return Err(not_configured(SALESFORCE, "salesforce")),
-            Some(SalesforceCredentials::ClientCredentials {
-                client_id,
-                client_secret,
-            }) => {
-                let key = fingerprint(&[client_id, client_secret]);
-                self.0
-                    .tokens
-                    .token(&key, || async {
-                        request_token(
-                            SALESFORCE,
-                            &self.0.http,
-                            &self.0.endpoint,
-                            &[
-                                ("grant_type", "client_credentials"),
-                                ("client_id", client_id),
-                                ("client_secret", client_secret),
-                            ],
-                            now,
-                        )
-                        .await
-                    })
-                    .await?
-            }
-            Some(SalesforceCredentials::JwtBearer {
-                client_id,
-                username,
-                private_key,
-                audience,
-            }) => {
-                let key = fingerprint(&[client_id, username, private_key]);
-                self.0
-                    .tokens
-                    .token(&key, || async {
+        let token =
+            match doc.salesforce.as_ref() {
+                None => return Err(not_configured(SALESFORCE, "salesforce")),
+                Some(SalesforceCredentials::ClientCredentials {
+                    client_id,
+                    client_secret,
+                }) => {
+                    let key = fingerprint(&[client_id, client_secret]);
+                    self.0
+                        .token(SALESFORCE, &key, now, || {
+                            Ok(vec![
+                                ("grant_type", "client_credentials".into()),
+                                ("client_id", client_id.clone()),
+                                ("client_secret", client_secret.clone()),
+                            ])
+                        })
+                        .await?
+                }
+                Some(SalesforceCredentials::JwtBearer {
+                    client_id,
+                    username,
+                    private_key,
+                    audience,
+                }) => {
+                    let key = fingerprint(&[client_id, username, private_key]);
+                    self.0
+                    .token(SALESFORCE, &key, now, || {
                         // Salesforce takes an assertion valid for at most 3 minutes.
                         let claims = serde_json::json!({
                             "iss": client_id,
@@ -332,21 +335,14 @@ impl RequestAuth for SalesforceAuth {
                             &claims,
                             private_key,
                         )?;
-                        request_token(
-                            SALESFORCE,
-                            &self.0.http,
-                            &self.0.endpoint,
-                            &[
-                                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                                ("assertion", &assertion),
-                            ],
-                            now,
-                        )
-                        .await
+                        Ok(vec![
+                            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer".into()),
+                            ("assertion", assertion),
+                        ])
                     })
                     .await?
-            }
-        };
+                }
+            };
         bearer(SALESFORCE, req, token)
     }
 
