@@ -213,3 +213,75 @@ fn the_bus_is_archived_and_failures_before_recording_alarm() {
         "intake's 5xx answers"
     );
 }
+
+/// The logical id inside `!Ref X`.
+fn ref_target(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) if t.tag == "!Ref" => t.value.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// An event a rule could neither deliver nor dead-letter is lost between
+/// services: every rule's and schedule's `FailedInvocations` and
+/// `InvocationsFailedToBeSentToDlq` are in an alarm.
+#[test]
+fn every_rule_failing_to_deliver_pages_someone() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    let mut rules = BTreeSet::new();
+    for (id, r) in resources {
+        let id = id.as_str().unwrap_or_default();
+        match r["Type"].as_str() {
+            Some("AWS::Events::Rule") => {
+                rules.insert(id.to_string());
+            }
+            Some("AWS::Serverless::Function") => {
+                for (name, event) in r["Properties"]["Events"].as_mapping().into_iter().flatten() {
+                    if ["Schedule", "EventBridgeRule"]
+                        .contains(&event["Type"].as_str().unwrap_or(""))
+                    {
+                        // SAM names the rule it generates <function><event>.
+                        rules.insert(format!("{id}{}", name.as_str().unwrap_or_default()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(rules.len() >= 12, "{rules:?}");
+    let mut watched = BTreeSet::new();
+    for (_, r) in resources {
+        if r["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        for q in r["Properties"]["Metrics"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let metric = &q["MetricStat"]["Metric"];
+            let name = metric["MetricName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            for d in metric["Dimensions"].as_sequence().into_iter().flatten() {
+                if d["Name"].as_str() == Some("RuleName") {
+                    if let Some(rule) = ref_target(&d["Value"]) {
+                        watched.insert((rule, name.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let unwatched: Vec<_> = rules
+        .iter()
+        .flat_map(|r| {
+            ["FailedInvocations", "InvocationsFailedToBeSentToDlq"]
+                .into_iter()
+                .filter(|m| !watched.contains(&(r.clone(), m.to_string())))
+                .map(move |m| format!("{r}: {m}"))
+        })
+        .collect();
+    assert!(unwatched.is_empty(), "{unwatched:#?}");
+}
