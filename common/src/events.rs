@@ -31,7 +31,27 @@ pub struct Envelope<T> {
     pub source: String,
     pub correlation_id: String,
     pub causation_id: Option<String>,
+    /// SHA-256 (hex) of `detail` as intake first recorded it: what a step
+    /// compares to tell a redelivery from a changed order. Carried, never
+    /// recomputed, so a deploy that serializes the canonical model
+    /// differently does not turn a redelivery into a conflict. Absent on
+    /// events recorded before it existed and on steps' own events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail_sha256: Option<String>,
     pub detail: T,
+}
+
+impl<T> Envelope<T> {
+    /// The hash a step compares for this event's payload: the one intake
+    /// recorded, or, for an event recorded without one, the hash of `part`
+    /// (the part of the detail the step acts on) as this build serializes it.
+    pub fn recorded_hash<P: Serialize>(&self, part: &P) -> String {
+        match &self.detail_sha256 {
+            Some(h) => h.clone(),
+            // Plain data with string keys: serializing cannot fail.
+            None => crate::idempotency::payload_hash(&serde_json::to_vec(part).unwrap_or_default()),
+        }
+    }
 }
 
 /// A payload type that can ride in an [`Envelope`].
@@ -372,6 +392,7 @@ pub fn envelope<T: EventDetail + Clone>(
         source: meta.source.clone(),
         correlation_id: correlation_id.to_string(),
         causation_id: meta.causation_id.clone(),
+        detail_sha256: None,
         detail: detail.clone(),
     };
     // Serializing plain data structs with string keys cannot fail.

@@ -127,6 +127,11 @@ async fn a_signed_order_is_published_once_and_starts_its_saga() {
     );
     assert_eq!(env["causation_id"], "shopify-delivery:ev-1");
     assert_eq!(
+        env["detail_sha256"],
+        payload_hash(env["detail"].to_string().as_bytes()),
+        "the hash the steps compare, of the detail as recorded"
+    );
+    assert_eq!(
         env["detail"]["order"]["totals"]["total"]["shop"]["minor"],
         12808
     );

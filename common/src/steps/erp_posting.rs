@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::connectors::{external_id, ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder};
 use crate::events::{Envelope, OrderPlaced, OrderPostedToErp};
-use crate::idempotency::{payload_hash, IdempotencyKey, LeasePolicy};
+use crate::idempotency::{IdempotencyKey, LeasePolicy};
 use crate::model::{LineKind, Order};
 use crate::money::Money;
 use crate::ports::{EventBus, StateStore};
@@ -119,8 +119,7 @@ impl ErpPosting {
             store: self.store.as_ref(),
             bus: self.bus.as_ref(),
             key: IdempotencyKey::saga_step(order_key.clone(), STEP),
-            // Plain data: serializing cannot fail.
-            payload_hash: payload_hash(&serde_json::to_vec(order).unwrap_or_default()),
+            payload_hash: event.recorded_hash(order),
             claim: !native,
             lease: &self.config.lease,
             source: SOURCE,

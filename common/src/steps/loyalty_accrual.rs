@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::connectors::{external_id, AccrualRequest, Enrollment, LoyaltyConnector, LoyaltyMember};
 use crate::events::{Envelope, LoyaltyAccrued, OrderPlaced};
-use crate::idempotency::{payload_hash, IdempotencyKey, LeasePolicy};
+use crate::idempotency::{IdempotencyKey, LeasePolicy};
 use crate::loyalty_rules::LoyaltyRules;
 use crate::model::Order;
 use crate::ports::{EventBus, StateStore};
@@ -84,8 +84,7 @@ impl LoyaltyAccrual {
             store: self.store.as_ref(),
             bus: self.bus.as_ref(),
             key: IdempotencyKey::saga_step(order_key.clone(), STEP),
-            // Plain data: serializing cannot fail.
-            payload_hash: payload_hash(&serde_json::to_vec(order).unwrap_or_default()),
+            payload_hash: event.recorded_hash(order),
             // Journals are not deduplicated by the platform: always claim.
             claim: true,
             lease: &self.config.lease,

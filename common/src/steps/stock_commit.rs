@@ -22,7 +22,7 @@ use crate::events::{
     step_event_id, Envelope, EventDetail, OrderCancelled, OrderPlaced, OrderPostedToErp,
     StockCommitted, StockRestocked, StockUnits,
 };
-use crate::idempotency::{payload_hash, IdempotencyKey, LeasePolicy};
+use crate::idempotency::{IdempotencyKey, LeasePolicy};
 use crate::model::{LineKind, Order};
 use crate::ports::{EventBus, StateStore};
 
@@ -90,8 +90,7 @@ impl StockCommit {
             store: self.store.as_ref(),
             bus: self.bus.as_ref(),
             key: IdempotencyKey::saga_step(order_key.clone(), STEP),
-            // Plain data: serializing cannot fail.
-            payload_hash: payload_hash(&serde_json::to_vec(order).unwrap_or_default()),
+            payload_hash: event.recorded_hash(order),
             // Claimed like the other steps: a redelivery republishes the
             // first run's facts, and a cancelled order is refused up front.
             claim: true,

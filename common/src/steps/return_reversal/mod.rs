@@ -249,8 +249,7 @@ impl ReturnReversal {
             causation_id: event.event_id.to_string(),
             order_key: refund.order.key(),
             key: return_key(&refund.order, &refund.refund_id),
-            // Plain data: serializing cannot fail.
-            hash: payload_hash(&serde_json::to_vec(refund).unwrap_or_default()),
+            hash: event.recorded_hash(refund),
             saga,
             position,
             inv,
