@@ -1,72 +1,33 @@
 //! What operators see: JSON log lines that carry the correlation id of the
-//! order they are about and never an email address, and business metrics
-//! in CloudWatch Embedded Metric Format (EMF) written to stdout, which
-//! Lambda ships to CloudWatch Logs and CloudWatch turns into metrics with
-//! no API call.
+//! order they are about and no personal data, and business metrics in
+//! CloudWatch Embedded Metric Format (EMF) written to stdout, which Lambda
+//! ships to CloudWatch Logs and CloudWatch turns into metrics with no API
+//! call.
 //!
 //! Correlation: the work on one queue record or one webhook runs inside a
 //! span carrying `correlation_id`; the JSON formatter writes the current
-//! span's fields on every line. Masking: every line goes through
-//! [`mask_personal_data`] on its way out, whatever logged it (an ERP's
-//! error message echoing a customer's email included).
+//! span's fields on every line. Masking ([`personal_data`]): every line goes
+//! through [`mask_personal_data`] on its way out, whatever logged it (emails,
+//! phone numbers, personal fields of an echoed body), and so does every
+//! dead-letter reason (`Disposition::DeadLetter`). What a platform echoes in
+//! free text is masked where its answer is read: the connectors' refusals
+//! are masked of the personal values their request carried
+//! ([`PersonalData`]), before any error, log line or dead letter is made of
+//! them.
 
-use std::borrow::Cow;
 use std::io::Write;
 use std::sync::{Arc, RwLock};
 
 use tracing_subscriber::fmt::MakeWriter;
+
+pub mod personal_data;
+pub use personal_data::{mask_personal_data, PersonalData};
 
 /// CloudWatch namespace of retailflow's metrics.
 pub const NAMESPACE: &str = "Retailflow";
 /// Every metric carries `Service=retailflow`, so alarms and the dashboard
 /// name them without knowing function names.
 pub const SERVICE: &str = "retailflow";
-
-fn is_local_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"._%+-".contains(&c)
-}
-
-fn is_domain_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'.' || c == b'-'
-}
-
-/// Masks email addresses: `jane.doe@example.com` → `***@example.com`.
-pub fn mask_personal_data(text: &str) -> Cow<'_, str> {
-    let b = text.as_bytes();
-    if !b.contains(&b'@') {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    for (at, _) in text.match_indices('@') {
-        if at < copied {
-            continue;
-        }
-        let mut start = at;
-        while start > copied && is_local_char(b[start - 1]) {
-            start -= 1;
-        }
-        let mut end = at + 1;
-        while end < b.len() && is_domain_char(b[end]) {
-            end += 1;
-        }
-        // A sentence's full stop is not part of the domain.
-        let domain = text[at + 1..end].trim_end_matches(['.', '-']);
-        let looks_like_email = start < at
-            && domain.contains('.')
-            && domain
-                .rsplit('.')
-                .next()
-                .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()));
-        if looks_like_email {
-            out.push_str(&text[copied..start]);
-            out.push_str("***");
-            copied = at;
-        }
-    }
-    out.push_str(&text[copied..]);
-    Cow::Owned(out)
-}
 
 /// A writer that masks what passes through it. The JSON formatter writes
 /// each line with one call, so each call is masked whole.
@@ -97,7 +58,7 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Masked<M> {
 
 /// The JSON log subscriber every function uses (and the log tests): one
 /// JSON object per line, the current span's fields (the correlation id) on
-/// every line, emails masked.
+/// every line, personal data masked.
 pub fn json_subscriber<M>(
     make_writer: M,
     filter: tracing_subscriber::EnvFilter,
@@ -219,31 +180,6 @@ pub fn count(metric: &str, dimension: (&str, &str)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails_are_masked_wherever_they_appear_and_other_ats_are_left() {
-        assert_eq!(
-            mask_personal_data(r#"{"message":"NetSuite: jane.doe+x@example.co.uk exists","n":1}"#),
-            r#"{"message":"NetSuite: ***@example.co.uk exists","n":1}"#
-        );
-        assert_eq!(
-            mask_personal_data("a@b.com and c_d@e.org"),
-            "***@b.com and ***@e.org"
-        );
-        assert_eq!(
-            mask_personal_data("customer jane@example.com."),
-            "customer ***@example.com."
-        );
-        for kept in [
-            "no at here",
-            "@handle",
-            "price @ 5",
-            "user@localhost",
-            "x@1.2",
-        ] {
-            assert_eq!(mask_personal_data(kept), kept);
-        }
-    }
 
     #[test]
     fn an_emf_line_declares_its_metrics_and_dimensions_as_cloudwatch_reads_them() {

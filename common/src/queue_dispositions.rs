@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::observability::mask_personal_data;
 use crate::resilience::RetryPolicy;
 use crate::steps::StepOutcome;
 
@@ -16,7 +17,10 @@ pub enum Disposition {
     /// with its visibility timeout changed).
     RetryAfter(Duration),
     /// Send it to the DLQ with the reason, then delete it: no point in
-    /// waiting out maxReceiveCount for something that will never work.
+    /// waiting out maxReceiveCount for something that will never work. The
+    /// reason is masked of personal data
+    /// ([`crate::observability::mask_personal_data`]): it becomes a message
+    /// attribute operators list, which no log masking reaches.
     DeadLetter(String),
 }
 
@@ -27,7 +31,9 @@ pub fn disposition(outcome: &StepOutcome, receive_count: u32, policy: &RetryPoli
         StepOutcome::Retry { retry_after, .. } => {
             Disposition::RetryAfter(policy.delay(receive_count, *retry_after))
         }
-        StepOutcome::Reject { reason } => Disposition::DeadLetter(reason.clone()),
+        StepOutcome::Reject { reason } => {
+            Disposition::DeadLetter(mask_personal_data(reason).into_owned())
+        }
     }
 }
 
@@ -64,6 +70,19 @@ mod tests {
         assert_eq!(
             disposition(&reject, 1, &p),
             Disposition::DeadLetter("bad".into())
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_reason_names_the_error_without_the_personal_data_it_echoed() {
+        let reject = StepOutcome::Reject {
+            reason: r#"business-central refused the request (HTTP 400): BadRequest: {"email":"jane.doe@example.com","phoneNumber":"+44 20 7946 0958"} for order #1001 (129.99 USD)"#.into(),
+        };
+        assert_eq!(
+            disposition(&reject, 1, &RetryPolicy::default()),
+            Disposition::DeadLetter(
+                r#"business-central refused the request (HTTP 400): BadRequest: {"email":"***","phoneNumber":"***"} for order #1001 (129.99 USD)"#.into()
+            )
         );
     }
 }

@@ -7,6 +7,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::Message;
 use aws_sdk_sqs::Client;
 
+use crate::observability::mask_personal_data;
 use crate::replay::{
     mark_replayed, DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport, ReplayError,
 };
@@ -70,10 +71,13 @@ impl SqsDeadLetters {
                 .and_then(|v| v.string_value())
                 .map(str::to_string)
         };
+        // Reasons are masked when written (see `Disposition::DeadLetter`);
+        // masked again as read, for letters sent before that or by hand.
+        let reason = attr("reason").map(|r| mask_personal_data(&r).into_owned());
         let mut v = DeadLetterView::from_body(
             m.message_id().unwrap_or_default().to_string(),
             self.queue_name(),
-            attr("reason"),
+            reason,
             m.body().unwrap_or_default().to_string(),
         );
         if v.correlation_id.is_none() {

@@ -393,3 +393,51 @@ impl ErpConnector for BusinessCentralErp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::connectors::wire::test_server::{no_auth, serve};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refusal_echoing_the_customer_name_keeps_its_code_and_correlation_id() {
+        let base = serve(vec![
+            // No customer with that number yet...
+            (200, r#"{"value":[]}"#.into()),
+            // ... and creating it is refused, echoing the name and email.
+            (
+                400,
+                serde_json::json!({"error": {
+                    "code": "BadRequest",
+                    "message": "The field Name of table Customer contains a value (Jane Doe) \
+                        that cannot be found in the related table (Contact). E-Mail \
+                        jane.doe@example.com. CorrelationId: 3fa85f64-5717-4562-b3fc-2c963f66afa6.",
+                }})
+                .to_string(),
+            ),
+        ]);
+        let erp = BusinessCentralErp::new(BusinessCentralConfig {
+            company_url: format!("{base}/api/v2.0/companies(1)"),
+            auth: no_auth(),
+            local_currency: Currency::from_code("USD").unwrap(),
+            timeout: Duration::from_secs(5),
+        });
+        let e = erp
+            .upsert_customer(&ErpCustomer {
+                external_id: "cu-shopify-7-abcd1234".into(),
+                first_name: Some("Jane".into()),
+                last_name: Some("Doe".into()),
+                email: Some("jane.doe@example.com".into()),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "business-central refused the request (HTTP 400): BadRequest: The field Name of \
+             table Customer contains a value (***) that cannot be found in the related table \
+             (Contact). E-Mail ***. CorrelationId: 3fa85f64-5717-4562-b3fc-2c963f66afa6."
+        );
+    }
+}

@@ -433,3 +433,181 @@ impl NetSuiteErp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::connectors::wire::test_server::{no_auth, serve};
+    use crate::queue_batch::{process_batch, QueueControl, QueueError, QueueRecord};
+    use crate::queue_dispositions::{disposition, Disposition};
+    use crate::resilience::RetryPolicy;
+    use crate::steps::StepOutcome;
+
+    /// NetSuite's documented error body, with `detail` and `o:errorCode`.
+    fn refusal(code: &str, detail: &str) -> String {
+        serde_json::json!({
+            "type": "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.1",
+            "title": "Bad Request",
+            "status": 400,
+            "o:errorDetails": [{"detail": detail, "o:errorCode": code}],
+        })
+        .to_string()
+    }
+
+    fn erp(base: String) -> NetSuiteErp {
+        NetSuiteErp::new(NetSuiteConfig {
+            base_url: base,
+            auth: no_auth(),
+            subsidiary_id: None,
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    /// Log lines as the functions write them.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Capture {
+            self.clone()
+        }
+    }
+
+    /// The DLQ: the reasons dead letters were sent with.
+    #[derive(Default)]
+    struct Dlq(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl QueueControl for Dlq {
+        async fn delay(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+            Ok(())
+        }
+        async fn dead_letter(&self, _: &QueueRecord, reason: &str) -> Result<(), QueueError> {
+            self.0.lock().unwrap().push(reason.to_string());
+            Ok(())
+        }
+    }
+
+    /// The step's outcome through one SQS batch: the log text and the
+    /// dead-letter reason.
+    async fn through_the_queue(outcome: StepOutcome) -> (String, String) {
+        let capture = Capture::default();
+        let subscriber = crate::observability::json_subscriber(
+            capture.clone(),
+            tracing_subscriber::EnvFilter::new("info"),
+        );
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let dlq = Dlq::default();
+        let record = QueueRecord {
+            message_id: "m-1".into(),
+            receipt_handle: "rh-1".into(),
+            body: r#"{"correlation_id":"shopify:acme.myshopify.com:order:5872301948123"}"#.into(),
+            receive_count: 1,
+        };
+        let failed = process_batch(&[record], &dlq, &RetryPolicy::default(), |_| {
+            let outcome = outcome.clone();
+            async move { outcome }
+        })
+        .await;
+        assert!(failed.is_empty(), "dead-lettered, not left: {failed:?}");
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let reason = dlq.0.lock().unwrap().pop().expect("a dead letter");
+        (text, reason)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refusal_echoing_the_customer_reaches_the_log_and_the_dead_letter_masked() {
+        let base = serve(vec![(
+            400,
+            refusal(
+                "INVALID_FLD_VALUE",
+                "Error while accessing a resource. You have entered an Invalid Field Value \
+                 DOE, Jane for the following field: entityid. Invalid Field Value \
+                 jane.doe@example.com for the following field: email. A duplicate of \
+                 Jane Doe, phone +44 20 7946 0958, was found.",
+            ),
+        )]);
+        let customer = ErpCustomer {
+            external_id: "cu-shopify-7-abcd1234".into(),
+            first_name: Some("Jane".into()),
+            last_name: Some("Doe".into()),
+            email: Some("jane.doe@example.com".into()),
+        };
+        let e = erp(base).upsert_customer(&customer).await.unwrap_err();
+        assert!(!e.is_retryable(), "{e}");
+
+        let (log, reason) = through_the_queue(StepOutcome::from(e)).await;
+        for told in [&log, &reason] {
+            for personal in ["Jane", "DOE", "Doe", "jane.doe", "7946 0958"] {
+                assert!(!told.contains(personal), "{personal} in {told}");
+            }
+            // What was wrong, and with which record, still reads.
+            for kept in [
+                "netsuite refused the request (HTTP 400): INVALID_FLD_VALUE",
+                "Invalid Field Value ***, *** for the following field: entityid",
+                "for the following field: email",
+            ] {
+                assert!(told.contains(kept), "{kept} not in {told}");
+            }
+        }
+        assert!(
+            log.contains(r#""correlation_id":"shopify:acme.myshopify.com:order:5872301948123""#)
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_address_the_request_carried_is_masked_where_netsuite_echoes_it() {
+        let base = serve(vec![(
+            400,
+            refusal(
+                "USER_ERROR",
+                "Invalid Field Value 12 Baker Street for the following field: addr1. \
+                 Invalid Field Value NW1 6XE for the following field: zip. \
+                 Please enter value(s) for: Phone",
+            ),
+        )]);
+        // A customer with an address book, as NetSuite's customer record has it.
+        let body = serde_json::json!({
+            "isPerson": true,
+            "firstName": "Jane",
+            "lastName": "Doe",
+            "phone": "+44 20 7946 0958",
+            "addressBook": {"items": [{"defaultBilling": true, "addressBookAddress": {
+                "addressee": "Jane Doe", "addr1": "12 Baker Street", "city": "London",
+                "zip": "NW1 6XE", "country": "GB",
+            }}]},
+        });
+        let req = reqwest::Client::new()
+            .put(format!("{base}/customer/eid:cu-shopify-7-abcd1234"))
+            .json(&body);
+        let reply = send(SYSTEM, &no_auth(), req).await.unwrap();
+        let outcome = StepOutcome::from(classify(&reply));
+        let Disposition::DeadLetter(reason) = disposition(&outcome, 1, &RetryPolicy::default())
+        else {
+            panic!("not dead-lettered: {outcome:?}");
+        };
+        assert_eq!(
+            reason,
+            "netsuite refused the request (HTTP 400): USER_ERROR: \
+             Invalid Field Value *** for the following field: addr1. \
+             Invalid Field Value *** for the following field: zip. \
+             Please enter value(s) for: Phone"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! What every HTTP adapter shares: money as exact JSON numbers, sending with
-//! a timeout, and classifying transport failures.
+//! a timeout, classifying transport failures, and refusals read with the
+//! personal data they echo masked.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use serde::{Serialize, Serializer};
 
 use super::auth::Auth;
 use crate::money::Money;
+use crate::observability::PersonalData;
 use crate::resilience::{parse_retry_after, ConnectorError};
 
 /// A decimal written into JSON as a number with exactly its text ("58.50"),
@@ -50,23 +52,51 @@ impl Reply {
 }
 
 /// Sends a built request; connection errors and timeouts are `Unavailable`.
+/// Every request of every connector comes through here, and so does every
+/// answer: a refusal's body is masked as it is read ([`masked_refusal`]).
 pub(crate) async fn execute(
     system: &'static str,
     client: &reqwest::Client,
     req: reqwest::Request,
 ) -> Result<Reply, ConnectorError> {
+    // What the request carried, for a refusal that echoes it.
+    let sent = req
+        .body()
+        .and_then(reqwest::Body::as_bytes)
+        .map(<[u8]>::to_vec);
     let resp = client
         .execute(req)
         .await
         .map_err(|e| transport(system, &e))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.text().await.map_err(|e| transport(system, &e))?;
+    let mut body = resp.text().await.map_err(|e| transport(system, &e))?;
+    if !(200..300).contains(&status) {
+        body = masked_refusal(sent.as_deref(), body);
+    }
     Ok(Reply {
         status,
         headers,
         body,
     })
+}
+
+/// A refusal's body with personal data masked. Platforms echo the values
+/// they refuse (NetSuite `Invalid Field Value 12 Baker Street for the
+/// following field: addr1`, Business Central `contains a value (Jane Doe)
+/// that cannot be found`), in free text no pattern finds; but each is a
+/// value the request carried. So the personal values of the request's JSON
+/// body ([`PersonalData::of_json_bytes`]), then whatever the pattern mask
+/// finds, are masked before any error is made of the body: no reason, log
+/// line, dead letter or report downstream holds them. Error codes and
+/// field names stay (classification reads them); success bodies are data
+/// and are left whole.
+fn masked_refusal(sent: Option<&[u8]>, body: String) -> String {
+    let known = sent.map(PersonalData::of_json_bytes).unwrap_or_default();
+    match known.mask(&body) {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(masked) => masked,
+    }
 }
 
 /// Sends a request authorized by `auth` (see [`super::auth::send`]).
@@ -145,6 +175,81 @@ pub(crate) fn money_from_json(
         system,
         reason: format!("amount {text}: {e}"),
     })
+}
+
+/// A loopback HTTP server for connector tests: it answers the requests it
+/// receives, in order, with the given statuses and bodies.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::io::{Read, Write};
+
+    use async_trait::async_trait;
+
+    use crate::connectors::auth::{Auth, RequestAuth, UsedCredential};
+    use crate::resilience::ConnectorError;
+
+    /// Authorizes nothing (the test server asks for nothing).
+    pub struct NoAuth;
+
+    #[async_trait]
+    impl RequestAuth for NoAuth {
+        async fn authorize(
+            &self,
+            _: &mut reqwest::Request,
+        ) -> Result<UsedCredential, ConnectorError> {
+            Ok(UsedCredential::Signed)
+        }
+        async fn refused(&self, _: &UsedCredential) {}
+    }
+
+    pub fn no_auth() -> Auth {
+        Auth::new(NoAuth)
+    }
+
+    /// Serves `answers` one connection each; the base URL.
+    pub fn serve(answers: Vec<(u16, String)>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                read_request(&mut conn);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} Answer\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        base
+    }
+
+    /// Reads the head and the body its content-length announces.
+    fn read_request(conn: &mut std::net::TcpStream) {
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = conn.read(&mut chunk) {
+            got.extend_from_slice(&chunk[..n]);
+            let Some(head) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let length = String::from_utf8_lossy(&got[..head])
+                .to_ascii_lowercase()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= head + 4 + length {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
