@@ -1,7 +1,9 @@
 //! The local app runs the same topology as template.yaml: this fails when
 //! the two differ (rules, their event patterns and targets, queue settings).
+//! And the template grants each function only what its code calls, and
+//! never writes a secret's value.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use retailflow::local_app::{rules, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT};
 use serde_yaml::Value;
@@ -284,4 +286,461 @@ fn every_rule_failing_to_deliver_pages_someone() {
         })
         .collect();
     assert!(unwatched.is_empty(), "{unwatched:#?}");
+}
+
+/// What each function's code does to the state table, traced from its
+/// step through the ports to the adapters (`common/src/adapters/dynamodb*.rs`):
+/// the item actions it calls, the partition-key prefixes they reach, whether
+/// it takes places in a concurrency budget (`BUDGET#` slots, through its
+/// connectors' auth) and the indexes it queries. A transaction is
+/// authorized item by item (its puts as PutItem, its updates as
+/// UpdateItem), so TransactWriteItems has no row of its own.
+struct TableUse {
+    function: &'static str,
+    items: &'static [&'static str],
+    prefixes: &'static [&'static str],
+    budget_slots: bool,
+    queries: &'static [&'static str],
+}
+
+const TABLE_USE: &[TableUse] = &[
+    // OrderIntake: claim (till nonces) and record_first (the delivery, then
+    // its saga: updates), quarantine (PutItem). GetItem is not called: kept,
+    // as for LoyaltyAccrual, because the conditional writes ask for the
+    // standing item back (ReturnValuesOnConditionCheckFailure).
+    TableUse {
+        function: "OrderPublishFunction",
+        items: &["GetItem", "PutItem", "UpdateItem"],
+        prefixes: &["DELIVERY#*", "SAGA#*", "QUARANTINE#*"],
+        budget_slots: false,
+        queries: &[],
+    },
+    // CheckoutValidation: prices and promotions (BatchGetItem), promotion
+    // uses (GetItem), reserve (holds and counts: GetItem, PutItem,
+    // UpdateItem), sweep_expired (the marker, the index, the holds).
+    TableUse {
+        function: "CheckoutValidationFunction",
+        items: &["GetItem", "BatchGetItem", "PutItem", "UpdateItem"],
+        prefixes: &[
+            "PRICE#*",
+            "PROMO#*",
+            "PROMOUSE#*",
+            "STOCK#*",
+            "HOLD#*",
+            "SWEEP#stock",
+        ],
+        budget_slots: false,
+        queries: &["holds-by-minute"],
+    },
+    // ErpPosting: saga (GetItem), claim/complete/record_completed/release
+    // on the saga item (UpdateItem).
+    TableUse {
+        function: "ErpPostFunction",
+        items: &["GetItem", "UpdateItem"],
+        prefixes: &["SAGA#*"],
+        budget_slots: true,
+        queries: &[],
+    },
+    // LoyaltyAccrual: claim/complete/release on the saga item. GetItem is
+    // not called: it is kept because the claim asks for the standing item
+    // back (ReturnValuesOnConditionCheckFailure), and no AWS page says that
+    // needs no read permission.
+    TableUse {
+        function: "LoyaltyAccrualFunction",
+        items: &["GetItem", "UpdateItem"],
+        prefixes: &["SAGA#*"],
+        budget_slots: true,
+        queries: &[],
+    },
+    // ReturnReversal: saga (GetItem), write_refund_ledger and each case's
+    // steps (UpdateItem).
+    TableUse {
+        function: "ReturnReversalFunction",
+        items: &["GetItem", "UpdateItem"],
+        prefixes: &["SAGA#*"],
+        budget_slots: true,
+        queries: &[],
+    },
+    // StockCommit: the step on the saga; commit_order, restock_order,
+    // mark_posted and sweep_expired (commit records, holds, counts, the
+    // sweep marker); record_promotion_use.
+    TableUse {
+        function: "StockCommitFunction",
+        items: &["GetItem", "PutItem", "UpdateItem"],
+        prefixes: &[
+            "SAGA#*",
+            "COMMIT#*",
+            "HOLD#*",
+            "STOCK#*",
+            "PROMOUSE#*",
+            "SWEEP#stock",
+        ],
+        budget_slots: false,
+        queries: &["holds-by-minute"],
+    },
+    // CatalogSync: prices (BatchGetItem), put_price (PutItem),
+    // apply_erp_count (GetItem, UpdateItem).
+    TableUse {
+        function: "CatalogSyncFunction",
+        items: &["GetItem", "BatchGetItem", "PutItem", "UpdateItem"],
+        prefixes: &["PRICE#*", "STOCK#*"],
+        budget_slots: true,
+        queries: &[],
+    },
+    // Reconciliation: sagas_started (the index, then BatchGetItem),
+    // record_redrive (UpdateItem), reports and cursors (PutItem, GetItem).
+    TableUse {
+        function: "ReconciliationFunction",
+        items: &["GetItem", "BatchGetItem", "PutItem", "UpdateItem"],
+        prefixes: &["SAGA#*", "REPORT#*", "CURSOR#*"],
+        budget_slots: true,
+        queries: &["sagas-by-hour"],
+    },
+    // FulfillmentSync: each shipment's step on its saga item (UpdateItem),
+    // the watermark (GetItem, PutItem), quarantine (PutItem).
+    TableUse {
+        function: "FulfillmentSyncFunction",
+        items: &["GetItem", "PutItem", "UpdateItem"],
+        prefixes: &["SAGA#*", "CURSOR#*", "QUARANTINE#*"],
+        budget_slots: true,
+        queries: &[],
+    },
+];
+
+/// A budget slot is taken (conditional PutItem), counted (BatchGetItem)
+/// and given back (conditional DeleteItem): `dynamodb_budget.rs`.
+const BUDGET_SLOT_ACTIONS: &[&str] = &["BatchGetItem", "DeleteItem", "PutItem"];
+const BUDGET_SLOT_KEYS: &str = "BUDGET#*";
+
+/// Where a statement's DynamoDB actions apply.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum TablePart {
+    Items,
+    Index(String),
+    Other(String),
+}
+
+/// One allowed statement's DynamoDB grant: its actions (without the
+/// `dynamodb:` prefix), where, and the key prefixes it is held to (`None`:
+/// every key).
+#[derive(Debug)]
+struct DynamoGrant {
+    sid: String,
+    actions: BTreeSet<String>,
+    parts: Vec<TablePart>,
+    leading_keys: Option<BTreeSet<String>>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn table_part(resource: &Value) -> TablePart {
+    match resource {
+        Value::Tagged(t) if t.tag == "!GetAtt" && t.value.as_str() == Some("StateTable.Arn") => {
+            TablePart::Items
+        }
+        Value::Tagged(t) if t.tag == "!Sub" => {
+            let text = t.value.as_str().unwrap_or_default();
+            match text.strip_prefix("${StateTable.Arn}/index/") {
+                Some(index) => TablePart::Index(index.to_string()),
+                None => TablePart::Other(text.to_string()),
+            }
+        }
+        other => TablePart::Other(format!("{other:?}")),
+    }
+}
+
+/// Every function's DynamoDB grants, by logical id; a policy this walk
+/// cannot read (a SAM policy template, a managed policy) that names
+/// DynamoDB goes in the errors: it may grant anything.
+fn dynamodb_grants(t: &Value) -> (BTreeMap<String, Vec<DynamoGrant>>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (id, r) in t["Resources"].as_mapping().expect("Resources") {
+        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap_or_default().to_string();
+        let mut grants = Vec::new();
+        for policy in r["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let Some(statements) = policy["Statement"].as_sequence() else {
+                if format!("{policy:?}").to_lowercase().contains("dynamodb") {
+                    errors.push(format!("{id}: a policy this test cannot read: {policy:?}"));
+                }
+                continue;
+            };
+            for s in statements {
+                if s["Effect"].as_str() != Some("Allow") {
+                    continue;
+                }
+                if !s["NotAction"].is_null() || !s["NotResource"].is_null() {
+                    errors.push(format!(
+                        "{id}: NotAction/NotResource grants more than it names"
+                    ));
+                }
+                let actions: BTreeSet<String> = strings(&s["Action"])
+                    .into_iter()
+                    .filter(|a| a == "*" || a.to_lowercase().starts_with("dynamodb:"))
+                    .map(|a| a.split_once(':').map_or(a.clone(), |(_, n)| n.to_string()))
+                    .collect();
+                if actions.is_empty() {
+                    continue;
+                }
+                let parts = match &s["Resource"] {
+                    Value::Sequence(rs) => rs.iter().map(table_part).collect(),
+                    one => vec![table_part(one)],
+                };
+                let leading_keys = s["Condition"]["ForAllValues:StringLike"]
+                    ["dynamodb:LeadingKeys"]
+                    .as_sequence()
+                    .map(|keys| {
+                        keys.iter()
+                            .filter_map(|k| k.as_str().map(str::to_string))
+                            .collect()
+                    });
+                grants.push(DynamoGrant {
+                    sid: s["Sid"].as_str().unwrap_or("(no Sid)").to_string(),
+                    actions,
+                    parts,
+                    leading_keys,
+                });
+            }
+        }
+        out.insert(id, grants);
+    }
+    (out, errors)
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Each function may call on the state table what its code calls, on the
+/// keys it calls it for, and nothing else: an action or a key prefix
+/// granted beyond [`TABLE_USE`] fails, and so does one missing from the
+/// template (production would be refused it).
+#[test]
+fn each_function_may_use_only_the_table_actions_and_keys_its_code_uses() {
+    let (grants, mut errors) = dynamodb_grants(&template());
+    for spec in TABLE_USE {
+        if !grants.contains_key(spec.function) {
+            errors.push(format!(
+                "{}: no such function in the template",
+                spec.function
+            ));
+        }
+    }
+    for (function, grants) in &grants {
+        let Some(spec) = TABLE_USE.iter().find(|u| u.function == function) else {
+            errors.push(format!(
+                "{function}: not in TABLE_USE; say there what its code does to the table"
+            ));
+            continue;
+        };
+        let mut items = BTreeSet::new();
+        let mut queries = BTreeSet::new();
+        let mut budget = false;
+        for g in grants {
+            let at = format!("{function}.{}", g.sid);
+            if let Some(a) = g
+                .actions
+                .iter()
+                .find(|a| a.contains('*') || a.contains('?'))
+            {
+                errors.push(format!("{at}: wildcard action {a}"));
+            }
+            for part in &g.parts {
+                match part {
+                    TablePart::Other(r) => errors.push(format!(
+                        "{at}: DynamoDB actions on {r}, not the state table"
+                    )),
+                    TablePart::Index(index) => {
+                        if g.actions != set(&["Query"]) {
+                            errors.push(format!("{at}: {:?} on index {index}", g.actions));
+                        }
+                        queries.insert(index.clone());
+                    }
+                    TablePart::Items => match &g.leading_keys {
+                        None => errors.push(format!(
+                            "{at}: {:?} on every key of the table (no dynamodb:LeadingKeys)",
+                            g.actions
+                        )),
+                        Some(keys) if *keys == set(&[BUDGET_SLOT_KEYS]) => {
+                            budget = true;
+                            if g.actions != set(BUDGET_SLOT_ACTIONS) {
+                                errors.push(format!(
+                                    "{at}: budget slots need exactly {BUDGET_SLOT_ACTIONS:?}, granted {:?}",
+                                    g.actions
+                                ));
+                            }
+                        }
+                        Some(keys) => {
+                            if *keys != set(spec.prefixes) {
+                                errors.push(format!(
+                                    "{at}: keys {keys:?}, its code reaches {:?}",
+                                    spec.prefixes
+                                ));
+                            }
+                            items.extend(g.actions.iter().cloned());
+                        }
+                    },
+                }
+            }
+        }
+        if items != set(spec.items) {
+            errors.push(format!(
+                "{function}: item actions {items:?}, its code calls {:?}",
+                spec.items
+            ));
+        }
+        if queries != set(spec.queries) {
+            errors.push(format!(
+                "{function}: queries {queries:?}, its code queries {:?}",
+                spec.queries
+            ));
+        }
+        if budget != spec.budget_slots {
+            errors.push(format!(
+                "{function}: budget slots granted: {budget}, taken by its connectors: {}",
+                spec.budget_slots
+            ));
+        }
+    }
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+/// retailflow deletes one kind of item: a concurrency budget slot it gives
+/// back (`dynamodb_budget.rs`, `give_back_slot`). Everything else is kept
+/// or expires by TTL, so DeleteItem anywhere else, or on other keys, is a
+/// delete the code never makes.
+#[test]
+fn no_function_may_delete_items_it_never_deletes() {
+    let (grants, errors) = dynamodb_grants(&template());
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut deleting = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for (function, grants) in &grants {
+        for g in grants {
+            let deletes = g
+                .actions
+                .iter()
+                .any(|a| a == "DeleteItem" || a.contains('*') || a.starts_with("Delete"));
+            if !deletes {
+                continue;
+            }
+            deleting.insert(function.clone());
+            if g.leading_keys != Some(set(&[BUDGET_SLOT_KEYS])) {
+                wrong.push(format!(
+                    "{function}.{}: {:?} on keys {:?}",
+                    g.sid, g.actions, g.leading_keys
+                ));
+            }
+        }
+    }
+    let slot_takers: BTreeSet<String> = TABLE_USE
+        .iter()
+        .filter(|u| u.budget_slots)
+        .map(|u| u.function.to_string())
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(
+        deleting, slot_takers,
+        "who may delete: the slot takers only"
+    );
+}
+
+/// The key prefixes granted are the adapters' own: a typo (`SAGAS#*`)
+/// would refuse production every call.
+#[test]
+fn every_key_prefix_granted_is_one_the_adapters_write() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../common/src/adapters");
+    let mut source = String::new();
+    for entry in std::fs::read_dir(dir).expect("adapters") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("dynamodb") && name.ends_with(".rs") {
+            source.push_str(&std::fs::read_to_string(&path).expect("adapter source"));
+        }
+    }
+    assert!(source.contains("\"SAGA#"), "the adapters were not read");
+    let (grants, errors) = dynamodb_grants(&template());
+    assert!(errors.is_empty(), "{errors:#?}");
+    let granted: BTreeSet<String> = grants
+        .values()
+        .flatten()
+        .filter_map(|g| g.leading_keys.clone())
+        .flatten()
+        .collect();
+    assert!(granted.len() >= 10, "{granted:?}");
+    let unknown: Vec<&String> = granted
+        .iter()
+        .filter(|k| {
+            let needle = match k.strip_suffix('*') {
+                Some(prefix) => format!("\"{prefix}"),
+                None => format!("\"{k}\""),
+            };
+            // A prefix is a literal up to its `#`, then anything.
+            !k.contains('#') || !source.contains(&needle)
+        })
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "no adapter writes keys like {unknown:?}"
+    );
+}
+
+/// A secret's value in the template would be in every copy of it, and a
+/// change to it would write over what operators stored.
+#[test]
+fn no_secret_value_is_a_literal_in_the_template() {
+    let t = template();
+    let mut secrets = 0;
+    for (id, r) in t["Resources"].as_mapping().expect("Resources") {
+        if r["Type"].as_str() != Some("AWS::SecretsManager::Secret") {
+            continue;
+        }
+        secrets += 1;
+        assert!(
+            r["Properties"]["SecretString"].is_null(),
+            "{id:?} has a SecretString literal"
+        );
+    }
+    assert!(secrets >= 2, "the webhook and connector secrets");
+}
+
+/// CloudFormation writes a secret's value only from SecretString or
+/// GenerateSecretString (on create, and again whenever either changes):
+/// with neither, the connector secret is created empty and no deploy or
+/// redeploy writes over the credentials operators put there.
+#[test]
+fn the_connector_secret_is_never_written_by_a_deploy() {
+    let t = template();
+    let secret = &t["Resources"]["ConnectorSecrets"];
+    assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
+    let p = &secret["Properties"];
+    assert!(p["SecretString"].is_null(), "a literal value");
+    assert!(
+        p["GenerateSecretString"].is_null(),
+        "a generated value, written again whenever its settings change"
+    );
+    let description = p["Description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("put-secret-value") && description.contains("docs/credentials.md"),
+        "the description says how operators store it: {description}"
+    );
 }
