@@ -23,7 +23,7 @@ fn t0() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-async fn record(store: &DynamoDbStateStore, key: &str, at: DateTime<Utc>, envelope: Option<&str>) {
+async fn record(store: &DynamoDbStateStore, key: &str, at: DateTime<Utc>, replayable: bool) {
     store
         .record_completed(
             &IdempotencyKey::saga_step(key, "intake_test"),
@@ -38,7 +38,7 @@ async fn record(store: &DynamoDbStateStore, key: &str, at: DateTime<Utc>, envelo
                     event: Some(SagaEvent {
                         event_id: format!("00000000-0000-4000-8000-{:012}", key.len()),
                         event_type: "OrderPlaced".into(),
-                        envelope: envelope.map(str::to_string),
+                        replayable,
                     }),
                     order_facts: None,
                     replace_order_facts: false,
@@ -64,7 +64,7 @@ async fn sagas_of_an_hour_are_read_page_by_page_through_the_index_without_a_scan
             &store,
             &format!("shopify:s:order:{i}"),
             t0() + Duration::seconds(i),
-            None,
+            false,
         )
         .await;
     }
@@ -73,7 +73,7 @@ async fn sagas_of_an_hour_are_read_page_by_page_through_the_index_without_a_scan
             &store,
             &format!("shopify:s:order:n{i}"),
             t0() + Duration::minutes(70),
-            None,
+            false,
         )
         .await;
     }
@@ -82,12 +82,18 @@ async fn sagas_of_an_hour_are_read_page_by_page_through_the_index_without_a_scan
             &store,
             &format!("shopify:s:order:p{i}"),
             t0() - Duration::minutes(5),
-            None,
+            false,
         )
         .await;
     }
     // A later update keeps the saga in the hour it started.
-    record(&store, "shopify:s:order:0", t0() + Duration::hours(3), None).await;
+    record(
+        &store,
+        "shopify:s:order:0",
+        t0() + Duration::hours(3),
+        false,
+    )
+    .await;
     counter.take();
 
     let mut keys = Vec::new();
@@ -136,16 +142,21 @@ async fn sagas_of_an_hour_are_read_page_by_page_through_the_index_without_a_scan
 }
 
 #[tokio::test]
-async fn the_kept_envelope_re_drive_counts_and_reports_round_trip_through_dynamodb() {
+async fn the_first_event_re_drive_counts_and_reports_round_trip_through_dynamodb() {
     let cfg = aws_config().await;
     let client = aws_sdk_dynamodb::Client::new(&cfg);
     let table = create_state_table(&client).await;
     let store = DynamoDbStateStore::new(client, &table);
     let key = "shopify:s:order:env";
-    record(&store, key, t0(), Some(r#"{"event_type":"OrderPlaced"}"#)).await;
+    record(&store, key, t0(), true).await;
+    record(&store, key, t0() + Duration::minutes(1), true).await;
     let saga = store.saga(key).await.unwrap().unwrap();
-    assert_eq!(saga.envelopes.len(), 1);
-    assert!(saga.envelopes.values().all(|e| e.contains("OrderPlaced")));
+    assert_eq!(
+        saga.first_event_ids.get("OrderPlaced").map(String::as_str),
+        Some("00000000-0000-4000-8000-000000000019"),
+        "the first one stays"
+    );
+    assert_eq!(saga.first_seen["OrderPlaced"], t0());
     for _ in 0..2 {
         assert!(store
             .record_redrive(key, "erp_post", 2, t0())
@@ -182,7 +193,6 @@ async fn the_kept_envelope_re_drive_counts_and_reports_round_trip_through_dynamo
 
 #[tokio::test]
 async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite() {
-    use common::adapters::eventbridge::EventBridgeBus;
     use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
     use common::webhook::{HmacSecrets, Secret};
     const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
@@ -191,10 +201,7 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
     let ddb = retailflow_e2e::counted_dynamodb(&cfg, &counter);
     let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
     let store = Arc::new(DynamoDbStateStore::new(ddb, &table));
-    let eb = aws_sdk_eventbridge::Client::new(&cfg);
-    let bus_name = retailflow_e2e::unique("bus");
-    eb.create_event_bus().name(&bus_name).send().await.unwrap();
-    let bus = Arc::new(EventBridgeBus::new(eb, &bus_name));
+    let bus = Arc::new(InProcessEventBus::new());
     let sims = simulators::Simulators::start().await.unwrap();
     let intake = OrderIntake::new(
         store.clone(),
@@ -221,18 +228,15 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
         .await;
     assert_eq!(resp.status, 200);
     // The steps run from the event as the queues would deliver it.
-    let (erp, loyalty) = retailflow_e2e::saga_steps(store.clone(), bus.clone(), &sims);
-    let placed = store
-        .saga("shopify:acme.myshopify.com:order:5872301948123")
-        .await
-        .unwrap()
-        .unwrap();
-    let envelope = placed
-        .envelopes
-        .values()
-        .next()
-        .expect("intake kept its event");
-    let event = common::steps::envelope_from_message(envelope).unwrap();
+    let eb = aws_sdk_eventbridge::Client::new(&cfg);
+    let bus_name = retailflow_e2e::unique("bus");
+    eb.create_event_bus().name(&bus_name).send().await.unwrap();
+    let step_bus = Arc::new(common::adapters::eventbridge::EventBridgeBus::new(
+        eb, &bus_name,
+    ));
+    let (erp, loyalty) = retailflow_e2e::saga_steps(store.clone(), step_bus, &sims);
+    let placed = bus.published();
+    let event = common::steps::envelope_from_message(&placed[0].detail).unwrap();
     let inv = common::steps::Invocation {
         now,
         deadline: None,
@@ -247,8 +251,8 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
         common::steps::StepOutcome::Done { .. }
     ));
 
-    // A refund opens its own saga item in intake's transaction: time-indexed
-    // with its event kept, so a refund whose steps never ran is found.
+    // A refund opens its own saga item: time-indexed, remembering its
+    // event, so a refund whose steps never ran is found and re-driven.
     const REFUND: &str =
         include_str!("../events/payloads/shopify-refunds-create-partial-with-shipping.json");
     let h = retailflow_e2e::signed_shopify_topic_headers(
@@ -273,8 +277,12 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
         .await
         .unwrap()
         .expect("intake opened the return's saga");
-    assert_eq!(case.started_at, Some(now));
-    assert!(case.envelopes.values().any(|e| e.contains("RefundIssued")));
+    // Items keep times to the millisecond.
+    assert_eq!(
+        case.started_at.map(|t| t.timestamp_millis()),
+        Some(now.timestamp_millis())
+    );
+    assert!(case.first_event_ids.contains_key("RefundIssued"));
     let order_saga = store
         .saga("shopify:acme.myshopify.com:order:5872301948123")
         .await
@@ -282,11 +290,8 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
         .unwrap();
     assert!(order_saga.event_types.contains("RefundIssued"));
     assert!(
-        order_saga
-            .envelopes
-            .values()
-            .all(|e| !e.contains("RefundIssued")),
-        "the order keeps only its own event"
+        !order_saga.first_event_ids.contains_key("RefundIssued"),
+        "the order remembers only its own event"
     );
     let mut in_hour = Vec::new();
     let mut page = None;
@@ -308,15 +313,19 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
             std::time::Duration::from_secs(60),
         ))
     };
-    // No step is stuck here: no queue is needed for re-drives.
-    let step_queues = Arc::new(common::adapters::sqs_step_queues::SqsStepQueues::new(
-        aws_sdk_sqs::Client::new(&cfg),
-        Default::default(),
-    ));
+    // No step is stuck here: no rule is needed for re-drives.
+    let archive = Arc::new(
+        common::adapters::eventbridge_archive::EventBridgeArchive::new(
+            aws_sdk_eventbridge::Client::new(&cfg),
+            "arn:aws:events:us-east-1:123456789012:archive/none",
+            "arn:aws:events:us-east-1:123456789012:event-bus/none",
+            Default::default(),
+        ),
+    );
     let recon = Reconciliation::new(
         store.clone(),
         findings.clone(),
-        step_queues,
+        archive,
         Some(Guarded {
             connector: Arc::new(retailflow_e2e::netsuite(&sims)),
             breaker: breaker("netsuite"),
@@ -360,4 +369,106 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
     // The report is kept in the table under its run id.
     let kept = store.report(&drift.run_id).await.unwrap().unwrap();
     assert!(kept.contains("amount_mismatch"), "{kept}");
+}
+
+#[tokio::test]
+async fn a_stuck_steps_event_is_replayed_from_the_bus_archive_to_its_rules_only() {
+    use common::adapters::eventbridge::EventBridgeBus;
+    use common::adapters::eventbridge_archive::EventBridgeArchive;
+    use common::ports::{ArchivedEvent, BusEvent, EventArchive, EventBus, ReplaySpan};
+    let cfg = aws_config().await;
+    let routed = retailflow_e2e::create_routed_bus(&cfg, &["OrderPlaced"]).await;
+    let eb = aws_sdk_eventbridge::Client::new(&cfg);
+    let bus_arn = eb
+        .describe_event_bus()
+        .name(&routed.bus)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let archive_arn = eb
+        .create_archive()
+        .archive_name(retailflow_e2e::unique("archive"))
+        .event_source_arn(&bus_arn)
+        .send()
+        .await
+        .unwrap()
+        .archive_arn
+        .unwrap();
+    let rule_arn = eb
+        .list_rules()
+        .event_bus_name(&routed.bus)
+        .send()
+        .await
+        .unwrap()
+        .rules()
+        .iter()
+        .find(|r| !r.name().unwrap_or_default().starts_with("Events-Archive"))
+        .and_then(|r| r.arn().map(str::to_string))
+        .unwrap();
+    let at = t0() + Duration::milliseconds(250);
+    let event_id = uuid::Uuid::new_v4();
+    EventBridgeBus::new(eb.clone(), &routed.bus)
+        .publish(&[BusEvent {
+            event_id,
+            detail_type: "OrderPlaced".into(),
+            source: common::events::INTAKE_SOURCE.into(),
+            detail: serde_json::json!({"event_id": event_id, "event_type": "OrderPlaced"})
+                .to_string(),
+            time: at,
+        }])
+        .await
+        .unwrap();
+    let first = retailflow_e2e::drain(&cfg, &routed.queue_url).await;
+    assert_eq!(first.len(), 1, "delivered once by its rule");
+
+    let archive = EventBridgeArchive::new(
+        eb.clone(),
+        &archive_arn,
+        &bus_arn,
+        [("erp_post".to_string(), vec![rule_arn.clone()])].into(),
+    );
+    assert!(archive.knows("erp_post") && !archive.knows("loyalty_accrual"));
+    let span = ReplaySpan::of(&[ArchivedEvent {
+        event_id: event_id.to_string(),
+        event_type: "OrderPlaced".into(),
+        published_at: at,
+    }])
+    .unwrap();
+    assert_eq!((span.from, span.to), (t0(), t0() + Duration::seconds(1)));
+    let replay = archive
+        .replay(
+            &["erp_post".to_string(), "loyalty_accrual".to_string()],
+            &span,
+        )
+        .await
+        .unwrap()
+        .expect("a rule is known");
+    let name = replay.rsplit(' ').next().unwrap();
+    let described = eb.describe_replay().replay_name(name).send().await.unwrap();
+    assert_eq!(described.event_source_arn(), Some(archive_arn.as_str()));
+    let dest = described.destination().unwrap();
+    assert_eq!(dest.arn(), bus_arn);
+    assert_eq!(dest.filter_arns(), [rule_arn], "the stuck step's rule only");
+    assert_eq!(
+        described.event_start_time().map(|t| t.secs()),
+        Some(span.from.timestamp())
+    );
+    assert_eq!(
+        described.event_end_time().map(|t| t.secs()),
+        Some(span.to.timestamp())
+    );
+    let again = retailflow_e2e::drain(&cfg, &routed.queue_url).await;
+    assert_eq!(again.len(), 1, "{again:#?}");
+    assert_eq!(again[0]["detail"]["event_id"], event_id.to_string());
+    assert!(
+        again[0].get("replay-name").is_some(),
+        "marked as a replay, so steps look before acting"
+    );
+    assert!(archive
+        .replay(&["nothing".to_string()], &span)
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -204,8 +204,8 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     println!("bench-requests till-return intake dynamodb={ddb} eventbridge={eb}");
     assert_eq!(
         (ddb, eb),
-        (2, 1),
-        "the nonce's claim, the delivery's record with its saga; one event"
+        (4, 1),
+        "the nonce's claim, the delivery's record, the order's saga, the return's own saga; one event"
     );
     // The same request captured and sent again: its nonce is held in DynamoDB.
     let replay = intake

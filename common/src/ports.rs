@@ -207,3 +207,88 @@ impl BusError {
         !matches!(self, BusError::TooLarge { .. })
     }
 }
+
+/// An event the bus's archive holds: what a re-drive asks to be sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedEvent {
+    pub event_id: String,
+    pub event_type: String,
+    /// When it was published (its EventBridge `time`): where the archive
+    /// finds it.
+    pub published_at: DateTime<Utc>,
+}
+
+/// What to replay from the archive: the events published in `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplaySpan {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Only these events, where the archive can pick single events (the
+    /// local app's); EventBridge replays the whole span, which the steps'
+    /// idempotency absorbs.
+    pub only: Option<Vec<String>>,
+}
+
+impl ReplaySpan {
+    /// The span of these events: from the first one's second to just after
+    /// the last one's (EventBridge keeps an event's time to the second).
+    pub fn of(events: &[ArchivedEvent]) -> Option<Self> {
+        use chrono::DurationRound;
+        let second = |t: DateTime<Utc>| t.duration_trunc(chrono::Duration::seconds(1)).unwrap_or(t);
+        let from = events.iter().map(|e| e.published_at).min()?;
+        let to = events.iter().map(|e| e.published_at).max()?;
+        Some(ReplaySpan {
+            from: second(from),
+            to: second(to) + chrono::Duration::seconds(1),
+            only: Some(events.iter().map(|e| e.event_id.clone()).collect()),
+        })
+    }
+
+    pub fn covers(&self, e: &BusEvent) -> bool {
+        e.time >= self.from
+            && e.time < self.to
+            && self
+                .only
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&e.event_id.to_string()))
+    }
+}
+
+/// The bus's archive (an EventBridge archive on AWS; the local app's record
+/// of what it published): every event published, kept for the archive's
+/// retention. Re-drives and operators' replays go back to it, so saga items
+/// keep no events and do not grow with deliveries.
+#[async_trait]
+pub trait EventArchive: Send + Sync {
+    /// Whether the archive knows the rules of `target`: a step (the rules
+    /// feeding its queue) or one rule by name.
+    fn knows(&self, target: &str) -> bool;
+
+    /// Sends the span's events again, to the rules of `targets` only, so
+    /// nothing else runs again: one replay for all of them (EventBridge
+    /// runs at most 10 at once per account), each event once per queue.
+    /// `Ok(None)` when it knows none of the targets; `Ok(Some(what))` names
+    /// the replay.
+    async fn replay(
+        &self,
+        targets: &[String],
+        span: &ReplaySpan,
+    ) -> Result<Option<String>, ArchiveError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArchiveError {
+    /// Throttled, too many replays running (EventBridge runs 10 at once per
+    /// account), unreachable: try again.
+    #[error("event archive unavailable: {0}")]
+    Unavailable(String),
+    /// The request was refused (no such archive, not allowed): needs a person.
+    #[error("event archive refused the replay: {0}")]
+    Refused(String),
+}
+
+impl ArchiveError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ArchiveError::Unavailable(_))
+    }
+}

@@ -8,17 +8,15 @@
 //!   the DLQ; the rest are made visible again at once. A message sent but
 //!   not deleted (a crash between) is delivered twice, which the steps'
 //!   idempotency absorbs.
-//! - Events of a time window are replayed to one rule's queue from what
-//!   the saga store kept: intake's events (`OrderPlaced`, `OrderUpdated`,
-//!   `OrderCancelled`, `RefundIssued`) of the sagas started in the window,
-//!   read through the time index, delivered as EventBridge would.
+//! - Events of a time window are replayed to one rule from the bus's
+//!   archive ([`crate::ports::EventArchive`]): every event published in the
+//!   window that the rule takes, delivered again as EventBridge would.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::events::INTAKE_SOURCE;
-use crate::ports::{StateStore, StoreError};
+use crate::ports::{ArchiveError, ReplaySpan, StoreError};
 use crate::queue_batch::correlation_id;
 
 /// The top-level field marking a message sent again by replay, redrive or
@@ -41,8 +39,10 @@ pub fn mark_replayed(body: &str) -> String {
 /// The delivery attempt a step should assume: at least the second for a
 /// message sent again.
 pub fn attempt_of(body: &str, receive_count: u32) -> u32 {
-    let replayed = serde_json::from_str::<serde_json::Value>(body)
-        .is_ok_and(|v| v[REPLAYED] == serde_json::Value::Bool(true));
+    // EventBridge marks what an archive replays with `replay-name`.
+    let replayed = serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| {
+        v[REPLAYED] == serde_json::Value::Bool(true) || v.get("replay-name").is_some()
+    });
     if replayed {
         receive_count.max(2)
     } else {
@@ -134,6 +134,8 @@ pub enum ReplayError {
     Unavailable(String),
     #[error("state store: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
     /// The request cannot be done as asked: not retryable.
     #[error("replay refused: {0}")]
     Invalid(String),
@@ -153,66 +155,11 @@ pub trait DeadLetters: Send + Sync {
     ) -> Result<RedriveReport, ReplayError>;
 }
 
-/// One event to replay, as EventBridge delivers it to an SQS target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayedEvent {
-    pub event_id: String,
-    pub detail_type: String,
-    pub correlation_id: String,
-    /// The EventBridge event JSON (`detail-type`, `source`, `detail`, …).
-    pub delivery: String,
-}
-
-/// A kept envelope's event type: what its EventBridge `detail-type` is.
-pub fn envelope_type(envelope: &serde_json::Value) -> Option<String> {
-    envelope["event_type"].as_str().map(str::to_string)
-}
-
-/// The EventBridge event an SQS target of a rule receives for a kept
-/// intake envelope.
-pub fn eventbridge_delivery(
-    event_id: &str,
-    envelope: &str,
-    at: DateTime<Utc>,
-) -> Option<ReplayedEvent> {
-    let detail: serde_json::Value = serde_json::from_str(envelope).ok()?;
-    let detail_type = envelope_type(&detail)?;
-    let correlation_id = detail["correlation_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let delivery = serde_json::json!({
-        REPLAYED: true,
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": detail_type,
-        "source": INTAKE_SOURCE,
-        "account": "000000000000",
-        "time": at.to_rfc3339(),
-        "region": "replay",
-        "resources": [],
-        "detail": detail,
-    })
-    .to_string();
-    Some(ReplayedEvent {
-        event_id: event_id.to_string(),
-        detail_type,
-        correlation_id,
-        delivery,
-    })
-}
-
 /// The longest window one replay may cover.
 pub const MAX_REPLAY_WINDOW: Duration = Duration::days(31);
 
-/// Intake's kept events of the given types, of the sagas started in
-/// `[from, to]`, oldest saga first.
-pub async fn kept_events(
-    store: &dyn StateStore,
-    (from, to): (DateTime<Utc>, DateTime<Utc>),
-    detail_types: &[&str],
-    at: DateTime<Utc>,
-) -> Result<Vec<ReplayedEvent>, ReplayError> {
+/// An operator's window `[from, to]` as a span of the archive to replay.
+pub fn window_span((from, to): (DateTime<Utc>, DateTime<Utc>)) -> Result<ReplaySpan, ReplayError> {
     if from > to {
         return Err(ReplayError::Invalid(format!(
             "from ({from}) is after to ({to})"
@@ -224,32 +171,11 @@ pub async fn kept_events(
             MAX_REPLAY_WINDOW.num_days()
         )));
     }
-    let mut hour = crate::saga::hour_start(from);
-    let mut out = Vec::new();
-    while hour <= to {
-        let mut page: Option<String> = None;
-        loop {
-            let p = store.sagas_started(hour, page.as_deref()).await?;
-            for saga in &p.sagas {
-                if saga.started_at.is_none_or(|s| s < from || s > to) {
-                    continue;
-                }
-                for (id, env) in &saga.envelopes {
-                    if let Some(e) = eventbridge_delivery(id, env, at) {
-                        if detail_types.contains(&e.detail_type.as_str()) {
-                            out.push(e);
-                        }
-                    }
-                }
-            }
-            match p.next {
-                Some(n) => page = Some(n),
-                None => break,
-            }
-        }
-        hour += Duration::hours(1);
-    }
-    Ok(out)
+    Ok(ReplaySpan {
+        from,
+        to: to + Duration::seconds(1),
+        only: None,
+    })
 }
 
 #[cfg(test)]
@@ -278,13 +204,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&again).unwrap();
         assert_eq!(v["detail"]["correlation_id"], "shopify:s:order:1");
         assert_eq!(mark_replayed("not json"), "not json");
-        let d = eventbridge_delivery(
-            "e-1",
-            r#"{"event_type":"OrderPlaced","correlation_id":"k"}"#,
-            chrono::Utc::now(),
-        )
-        .unwrap();
-        assert_eq!(attempt_of(&d.delivery, 1), 2);
+        // What an EventBridge archive replays carries its replay's name.
+        let archived =
+            r#"{"replay-name":"redrive-erp-post-1","detail-type":"OrderPlaced","detail":{}}"#;
+        assert_eq!(attempt_of(archived, 1), 2);
     }
 
     #[test]

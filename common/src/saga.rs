@@ -14,24 +14,14 @@ use crate::refund_ledger::{OrderFacts, RefundLedger};
 pub struct SagaEvent {
     pub event_id: String,
     pub event_type: String,
-    /// The event as intake published it (its envelope JSON), kept so
-    /// reconciliation can publish it again to re-drive a stuck step. Only
-    /// intake's events carry it (a step's own event is rebuilt from its
-    /// stored result); `None` past [`MAX_KEPT_ENVELOPE_BYTES`].
-    pub envelope: Option<String>,
+    /// An event intake published, which starts steps: the first of its type
+    /// is remembered by id (with its time, `first_seen`), which is how a
+    /// re-drive finds it in the bus's archive. The event itself is not kept
+    /// on the saga: the item would grow with every delivery (an Adobe order
+    /// is saved again and again) and every step's write would be billed for
+    /// it.
+    pub replayable: bool,
 }
-
-/// The envelope to keep of an event, if it is kept: under the size limit.
-pub fn kept_envelope(e: &SagaEvent) -> Option<&str> {
-    e.envelope
-        .as_deref()
-        .filter(|v| v.len() <= MAX_KEPT_ENVELOPE_BYTES)
-}
-
-/// Envelopes larger than this are not kept on the saga item (DynamoDB items
-/// stop at 400 KB, and an order keeps one per event): such an event is
-/// re-driven from its DLQ or the bus archive instead.
-pub const MAX_KEPT_ENVELOPE_BYTES: usize = 64 * 1024;
 
 /// Saga items of one hour are spread over this many index partitions, so a
 /// sales peak does not write one hot partition of the time index.
@@ -122,7 +112,6 @@ pub struct SagaRecord {
     pub updated_at: Option<DateTime<Utc>>,
     pub last_event_type: Option<String>,
     pub event_types: BTreeSet<String>,
-    pub event_ids: BTreeSet<String>,
     /// When each event type was first recorded.
     pub first_seen: BTreeMap<String, DateTime<Utc>>,
     pub steps: BTreeMap<String, StepRecord>,
@@ -130,9 +119,12 @@ pub struct SagaRecord {
     pub order_facts: Option<OrderFacts>,
     /// The order's admitted refunds.
     pub refund_ledger: RefundLedger,
-    /// Intake's events, by event id: what a re-drive publishes again.
+    /// The first event of each type intake recorded for this saga, by
+    /// type: what a re-drive asks the bus's archive for, at its
+    /// `first_seen` time. One per type, so the item does not grow with
+    /// deliveries.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub envelopes: BTreeMap<String, String>,
+    pub first_event_ids: BTreeMap<String, String>,
     /// Times reconciliation re-drove each step (it stops at its limit).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub redrives: BTreeMap<String, u32>,
@@ -146,12 +138,11 @@ impl SagaRecord {
             updated_at: None,
             last_event_type: None,
             event_types: BTreeSet::new(),
-            event_ids: BTreeSet::new(),
             first_seen: BTreeMap::new(),
             steps: BTreeMap::new(),
             order_facts: None,
             refund_ledger: RefundLedger::default(),
-            envelopes: BTreeMap::new(),
+            first_event_ids: BTreeMap::new(),
             redrives: BTreeMap::new(),
         }
     }
@@ -163,15 +154,10 @@ impl SagaRecord {
         if let Some(e) = &u.event {
             self.last_event_type = Some(e.event_type.clone());
             self.event_types.insert(e.event_type.clone());
-            self.event_ids.insert(e.event_id.clone());
             self.first_seen.entry(e.event_type.clone()).or_insert(u.at);
-            // The first kept stays, as DynamoDB's `if_not_exists` keeps it.
-            if u.case_key.is_none() {
-                if let Some(env) = kept_envelope(e) {
-                    self.envelopes
-                        .entry(e.event_id.clone())
-                        .or_insert_with(|| env.to_string());
-                }
+            // A return's or cancellation's event is found on its own saga.
+            if e.replayable && u.case_key.is_none() {
+                self.remember_first(e);
             }
         }
         if u.order_facts.is_some() && (u.replace_order_facts || self.order_facts.is_none()) {
@@ -185,12 +171,18 @@ impl SagaRecord {
         self.started_at.get_or_insert(u.at);
         self.updated_at = Some(u.at);
         if let Some(e) = &u.event {
-            if let Some(env) = kept_envelope(e) {
-                self.envelopes
-                    .entry(e.event_id.clone())
-                    .or_insert_with(|| env.to_string());
+            self.first_seen.entry(e.event_type.clone()).or_insert(u.at);
+            if e.replayable {
+                self.remember_first(e);
             }
         }
+    }
+
+    /// The first kept stays, as DynamoDB's `if_not_exists` keeps it.
+    fn remember_first(&mut self, e: &SagaEvent) {
+        self.first_event_ids
+            .entry(e.event_type.clone())
+            .or_insert_with(|| e.event_id.clone());
     }
 
     pub fn step(&self, step: &str) -> Option<&StepRecord> {

@@ -140,6 +140,7 @@ def deploy(procs):
     connector_secret.pop("shopify_admin_tokens", None)
     connector_arn = sm.create_secret(Name="rf-connectors", SecretString=json.dumps(connector_secret))["ARN"]
 
+    rules = dict(pair.split("=", 1) for pair in out["ReplayRules"].split(","))
     base = {
         "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": moto, "RUST_LOG": "info",
@@ -215,11 +216,13 @@ def deploy(procs):
             "RETAILFLOW_NETSUITE_BASE_URL": f"http://127.0.0.1:{sim_port}/netsuite/services/rest/record/v1",
             "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
             "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards",
-            "RETAILFLOW_STEP_QUEUES": ",".join(
-                f"{step}={out[output]}" for step, output in [
-                    ("erp_post", "ErpPostQueueUrl"), ("loyalty_accrual", "LoyaltyAccrualQueueUrl"),
-                    ("stock_commit", "StockCommitQueueUrl"), ("loyalty_reversal", "ReturnReversalQueueUrl"),
-                    ("credit_memo", "ReturnReversalQueueUrl"), ("erp_cancel", "ReturnReversalQueueUrl")])},
+            "RETAILFLOW_EVENT_ARCHIVE_ARN": out["EventArchiveArn"],
+            "RETAILFLOW_EVENT_BUS_ARN": out["EventBusArn"],
+            "RETAILFLOW_STEP_RULES": ",".join(
+                f"{step}={rules[rule]}" for step, rule in [
+                    ("erp_post", "OrderPlacedToErpPost"), ("loyalty_accrual", "OrderPlacedToLoyaltyAccrual"),
+                    ("stock_commit", "OrderPlacedToStockCommit"), ("loyalty_reversal", "RefundIssuedToReturnReversal"),
+                    ("credit_memo", "RefundIssuedToReturnReversal"), ("erp_cancel", "OrderCancelledToReturnReversal")])},
          lambda r: r.get("complete") is True and r.get("counts") == {} and r.get("sagas_checked", 0) >= 2),
     ]
     seed_catalog(moto, out["StateTableName"])

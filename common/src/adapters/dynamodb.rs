@@ -6,18 +6,18 @@
 //! `<step>__lease_until`, `<step>__hash`, `<step>__result`,
 //! `<step>__completed_at`), `QUARANTINE#<id>` (kept bad input, gzip).
 //! A claim is one conditional UpdateItem; a step's completion is one
-//! UpdateItem of the saga item; the intake's completion and its saga update
-//! are one TransactWriteItems request.
+//! UpdateItem of the saga item. Intake's record is its conditional write,
+//! then the saga's update (and a return's or cancellation's own saga's):
+//! separate requests, not one transaction, which DynamoDB bills twice; a
+//! delivery found recorded has its saga updates written again, so a writer
+//! stopped between the two loses nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -29,7 +29,7 @@ use crate::idempotency::{
 };
 use crate::ports::{QuarantinedDelivery, SagaPage, StateStore, StoreError};
 use crate::refund_ledger::RefundLedger;
-use crate::saga::{kept_envelope, time_bucket, SagaRecord, SagaUpdate, StepRecord, StepStatus};
+use crate::saga::{time_bucket, SagaRecord, SagaUpdate, StepRecord, StepStatus};
 
 /// DynamoDB's item limit is 400 KB; keep headroom for the other attributes.
 const MAX_QUARANTINE_BODY_BYTES: usize = 380 * 1024;
@@ -56,8 +56,15 @@ impl DynamoDbStateStore {
     }
 }
 
-/// Attribute of a kept intake envelope: `envelope__<event id>`.
-const ENVELOPE_PREFIX: &str = "envelope__";
+/// Attribute naming the first event of a type intake recorded on a saga:
+/// `event__<event type>` = its id.
+const FIRST_EVENT_PREFIX: &str = "event__";
+
+/// A time as the items keep it: RFC 3339, UTC, to the millisecond (every
+/// byte of a saga item is billed on each of its writes).
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
 /// Attribute counting a step's re-drives: `redrives__<step>`.
 pub(crate) const REDRIVE_PREFIX: &str = "redrives__";
 
@@ -141,24 +148,6 @@ impl Expr {
         }
         parts.join(" ")
     }
-    fn update(
-        &self,
-        table: &str,
-        pk: String,
-        condition: Option<&str>,
-    ) -> Result<Update, StoreError> {
-        Update::builder()
-            .table_name(table)
-            .key("pk", s(pk))
-            .update_expression(self.expression())
-            .set_condition_expression(condition.map(str::to_string))
-            .set_expression_attribute_names(Some(self.names.clone()))
-            .set_expression_attribute_values(Some(self.values.clone()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("building update: {e}")))
-    }
-
     /// Registers the step's attribute `<step>__<suffix>` as `#<suffix>`.
     fn slot(&mut self, step: &str, suffixes: &[&str]) -> &mut Self {
         for suffix in suffixes {
@@ -179,7 +168,7 @@ impl Expr {
         .set("expires_at = :exp")
         .value(":completed", s("completed"))
         .value(":hash", s(hash))
-        .value(":done", s(c.now.to_rfc3339()))
+        .value(":done", s(stamp(c.now)))
         .value(":exp", n(expires_at.timestamp()));
         if let Some(result) = &c.result {
             self.slot(step, &["result"])
@@ -190,20 +179,15 @@ impl Expr {
             .extend(["#token".to_string(), "#lease_until".to_string()]);
     }
 
-    /// Keeps an intake event's envelope on the item (see
-    /// [`crate::saga::SagaEvent::envelope`]), gzipped: every later update of
-    /// the saga item is billed by its size (about 6 KB with the envelope as
-    /// text, 3 KB gzipped). Items written before keep theirs as text.
-    fn keep_envelope(&mut self, e: &crate::saga::SagaEvent) {
-        if let Some(env) = kept_envelope(e) {
-            let value = match super::gzip(env.as_bytes()) {
-                Ok(gz) => AttributeValue::B(gz.into()),
-                // Compressing into memory does not fail; if it did, text.
-                Err(_) => s(env),
-            };
-            self.name("#envelope", format!("{ENVELOPE_PREFIX}{}", e.event_id))
-                .set("#envelope = if_not_exists(#envelope, :saga_env)")
-                .value(":saga_env", value);
+    /// Remembers the first event of its type intake recorded (see
+    /// [`crate::saga::SagaEvent::replayable`]) and when it was first seen.
+    fn first_event(&mut self, e: &crate::saga::SagaEvent, at_value: &str) {
+        self.name("#first", format!("first_seen__{}", e.event_type))
+            .set(&format!("#first = if_not_exists(#first, {at_value})"));
+        if e.replayable {
+            self.name("#first_id", format!("{FIRST_EVENT_PREFIX}{}", e.event_type))
+                .set("#first_id = if_not_exists(#first_id, :first_id)")
+                .value(":first_id", s(&e.event_id));
         }
     }
 
@@ -219,11 +203,11 @@ impl Expr {
             .set("expires_at = if_not_exists(expires_at, :case_exp)")
             .value(":case_kind", s("saga"))
             .value(":case_key", s(case_key))
-            .value(":case_at", s(u.at.to_rfc3339()))
+            .value(":case_at", s(stamp(u.at)))
             .value(":case_bucket", s(time_bucket(case_key, u.at)))
             .value(":case_exp", n(u.expires_at.timestamp()));
         if let Some(e) = &u.event {
-            self.keep_envelope(e);
+            self.first_event(e, ":case_at");
         }
     }
 
@@ -238,7 +222,7 @@ impl Expr {
             .set("updated_at = :saga_at")
             .value(":saga_kind", s("saga"))
             .value(":saga_key", s(&u.saga_key))
-            .value(":saga_at", s(u.at.to_rfc3339()))
+            .value(":saga_at", s(stamp(u.at)))
             .value(":saga_bucket", s(time_bucket(&u.saga_key, u.at)));
         if set_expiry {
             self.set("expires_at = :saga_exp")
@@ -255,23 +239,19 @@ impl Expr {
             self.value(":saga_facts", s(facts));
         }
         if let Some(e) = &u.event {
-            if u.case_key.is_none() {
-                self.keep_envelope(e);
-            }
-            self.name("#first", format!("first_seen__{}", e.event_type))
-                .set("last_event_type = :saga_type")
-                .set("#first = if_not_exists(#first, :saga_at)")
+            // A return's or cancellation's event is remembered on its own saga.
+            let e = crate::saga::SagaEvent {
+                replayable: e.replayable && u.case_key.is_none(),
+                ..e.clone()
+            };
+            self.first_event(&e, ":saga_at");
+            self.set("last_event_type = :saga_type")
                 .value(":saga_type", s(&e.event_type))
                 .value(
                     ":saga_types",
                     AttributeValue::Ss(vec![e.event_type.clone()]),
-                )
-                .value(":saga_ids", AttributeValue::Ss(vec![e.event_id.clone()]));
-
-            self.add.extend([
-                "event_types :saga_types".to_string(),
-                "event_ids :saga_ids".to_string(),
-            ]);
+                );
+            self.add.push("event_types :saga_types".to_string());
         }
     }
 }
@@ -339,20 +319,17 @@ impl DynamoDbStateStore {
         if let Some(u) = same_item_saga {
             expr.saga(u, false);
         }
-        let token = match guard {
+        match guard {
             Guard::Claim(t) => {
                 expr.value(":token", s(t));
-                Some(t.to_string())
             }
-            Guard::Open => None,
+            Guard::Open => {}
             Guard::Free(now) => {
                 expr.value(":in_progress", s("in_progress"))
                     .value(":now_ms", n(now.timestamp_millis()))
                     .value(":now_s", n(now.timestamp()));
-                // Only names this transaction, so an SDK retry of it is a no-op.
-                Some(Uuid::new_v4().to_string())
             }
-        };
+        }
         // A step that claims nothing must not record a result once the order
         // is cancelled (its claiming twin is refused at the claim).
         // Nothing of an order's own steps is recorded once it is cancelled:
@@ -366,28 +343,54 @@ impl DynamoDbStateStore {
             (Guard::Open, ClaimScope::Delivery(_)) => None,
             (Guard::Free(_), scope) => Some(claim_condition(scope)),
         };
+        self.complete_in_place(key, hash, guard, &expr, condition)
+            .await?;
         match c.saga.as_ref().filter(|_| same_item_saga.is_none()) {
-            None => {
-                self.complete_in_place(key, hash, guard, &expr, condition)
-                    .await
-            }
-            Some(u) => {
-                let update = expr.update(&self.table, item_pk(&key.scope), condition)?;
-                let mut saga_expr = Expr::default();
-                saga_expr.saga(u, true);
-                let mut updates = vec![
-                    update,
-                    saga_expr.update(&self.table, saga_pk(&u.saga_key), None)?,
-                ];
-                if let Some(case) = &u.case_key {
-                    let mut case_expr = Expr::default();
-                    case_expr.open_case(case, u);
-                    updates.push(case_expr.update(&self.table, saga_pk(case), None)?);
-                }
-                self.complete_with_saga(key, hash, token.as_deref(), updates)
-                    .await
-            }
+            None => Ok(()),
+            Some(u) => Ok(self.write_saga_updates(u, u.replace_order_facts).await?),
         }
+    }
+
+    /// The saga updates of a completion recorded on another item (intake's):
+    /// the order's saga, and the return's or cancellation's it opens. Each
+    /// is unconditional and idempotent (`if_not_exists`, set additions), so
+    /// writing them again is harmless; `replace_facts` false keeps the
+    /// order facts standing (an older edit written again never reverts a
+    /// newer one).
+    async fn write_saga_updates(
+        &self,
+        u: &SagaUpdate,
+        replace_facts: bool,
+    ) -> Result<(), StoreError> {
+        let u = SagaUpdate {
+            replace_order_facts: replace_facts,
+            ..u.clone()
+        };
+        let mut saga_expr = Expr::default();
+        saga_expr.saga(&u, true);
+        self.update_unconditionally(saga_pk(&u.saga_key), &saga_expr)
+            .await?;
+        if let Some(case) = &u.case_key {
+            let mut case_expr = Expr::default();
+            case_expr.open_case(case, &u);
+            self.update_unconditionally(saga_pk(case), &case_expr)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn update_unconditionally(&self, pk: String, expr: &Expr) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .update_expression(expr.expression())
+            .set_expression_attribute_names(Some(expr.names.clone()))
+            .set_expression_attribute_values(Some(expr.values.clone()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     async fn complete_in_place(
@@ -443,78 +446,6 @@ impl DynamoDbStateStore {
                 })
             }
             other => Err(StoreError::Unavailable(DisplayErrorContext(&other).to_string()).into()),
-        }
-    }
-
-    async fn complete_with_saga(
-        &self,
-        key: &IdempotencyKey,
-        hash: &str,
-        token: Option<&str>,
-        updates: Vec<Update>,
-    ) -> Result<(), NotWritten> {
-        // The request token makes an SDK retry of a committed transaction a
-        // no-op success instead of a condition failure.
-        let request_token = match token {
-            Some(t) => t.to_string(),
-            None => {
-                crate::idempotency::payload_hash(format!("{}{hash}", key.describe()).as_bytes())
-                    [..36]
-                    .to_string()
-            }
-        };
-        let mut attempt: u64 = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
-                .transact_write_items()
-                .client_request_token(&request_token)
-                .set_transact_items(Some(
-                    updates
-                        .iter()
-                        .map(|u| TransactWriteItem::builder().update(u.clone()).build())
-                        .collect(),
-                ))
-                .send()
-                .await;
-            let Err(e) = result else { return Ok(()) };
-            let se = e.into_service_error();
-            let reasons: Vec<&str> = match &se {
-                TransactWriteItemsError::TransactionCanceledException(tc) => tc
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("None"))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            if reasons.first() == Some(&"ConditionalCheckFailed") {
-                let standing = match &se {
-                    TransactWriteItemsError::TransactionCanceledException(tc) => tc
-                        .cancellation_reasons()
-                        .first()
-                        .and_then(|r| r.item())
-                        .cloned(),
-                    _ => None,
-                };
-                return Err(NotWritten {
-                    error: StoreError::LeaseLost {
-                        key: key.describe(),
-                    },
-                    standing,
-                });
-            }
-            // Two deliveries of one order can touch the saga item at once.
-            let conflict = reasons.contains(&"TransactionConflict")
-                || matches!(
-                    se,
-                    TransactWriteItemsError::TransactionInProgressException(_)
-                );
-            if conflict && attempt < 4 {
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
-                continue;
-            }
-            return Err(StoreError::Unavailable(DisplayErrorContext(&se).to_string()).into());
         }
     }
 }
@@ -596,6 +527,8 @@ impl StateStore for DynamoDbStateStore {
             .await;
         let standing = match written {
             Ok(()) => return Ok(RecordOutcome::Recorded),
+            // The record landed, not every saga update: a retry finds the
+            // record and writes them again.
             Err(NotWritten {
                 error: StoreError::LeaseLost { .. } | StoreError::OrderCancelled { .. },
                 standing,
@@ -606,7 +539,13 @@ impl StateStore for DynamoDbStateStore {
         // failure (a condition fails only on an existing item), as for a claim.
         match standing {
             Some(old) => {
-                existing_outcome(&req.key, &old, &req.payload_hash, "").map(RecordOutcome::Existing)
+                let existing = existing_outcome(&req.key, &old, &req.payload_hash, "")?;
+                // Whoever recorded it may have stopped before its saga
+                // updates: written again, never reverting newer facts.
+                if let (ClaimOutcome::AlreadyCompleted { .. }, Some(u)) = (&existing, &c.saga) {
+                    self.write_saga_updates(u, false).await?;
+                }
+                Ok(RecordOutcome::Existing(existing))
             }
             None => Err(StoreError::Unavailable(format!(
                 "record of {} failed its condition without the item",
@@ -845,23 +784,12 @@ pub(crate) fn saga_from_item(
     };
     let mut first_seen = BTreeMap::new();
     let mut steps = BTreeMap::new();
-    let mut envelopes = BTreeMap::new();
+    let mut first_event_ids = BTreeMap::new();
     let mut redrives = BTreeMap::new();
     for (attr, _) in item.iter() {
-        if let Some(id) = attr.strip_prefix(ENVELOPE_PREFIX) {
-            let env = match item.get(attr) {
-                Some(AttributeValue::B(gz)) => super::gunzip_text(gz.as_ref()).ok(),
-                Some(AttributeValue::S(text)) => Some(text.clone()),
-                _ => None,
-            };
-            match env {
-                Some(env) => {
-                    envelopes.insert(id.to_string(), env);
-                }
-                None => tracing::warn!(
-                    event_id = id,
-                    "a kept envelope does not read; replay skips it"
-                ),
+        if let Some(event_type) = attr.strip_prefix(FIRST_EVENT_PREFIX) {
+            if let Some(id) = get_s(item, attr) {
+                first_event_ids.insert(event_type.to_string(), id.to_string());
             }
         } else if let Some(step) = attr.strip_prefix(REDRIVE_PREFIX) {
             let count = get_n(item, attr).unwrap_or(0);
@@ -903,12 +831,11 @@ pub(crate) fn saga_from_item(
         updated_at: get_time(item, "updated_at"),
         last_event_type: get_s(item, "last_event_type").map(str::to_string),
         event_types: set("event_types"),
-        event_ids: set("event_ids"),
         first_seen,
         steps,
         order_facts,
         refund_ledger,
-        envelopes,
+        first_event_ids,
         redrives,
     })
 }
@@ -952,35 +879,5 @@ fn existing_outcome(
             key: key.describe(),
             reason: "idempotency record without a known status".into(),
         }),
-    }
-}
-
-#[cfg(test)]
-mod envelope_tests {
-    use super::*;
-
-    #[test]
-    fn kept_envelopes_read_back_whether_gzipped_or_written_as_text_before() {
-        let envelope = r#"{"event_id":"e-1","detail":{"order":{"id":"42"}}}"#;
-        let mut item = HashMap::new();
-        item.insert(
-            format!("{ENVELOPE_PREFIX}e-1"),
-            AttributeValue::B(crate::adapters::gzip(envelope.as_bytes()).unwrap().into()),
-        );
-        item.insert(format!("{ENVELOPE_PREFIX}e-0"), s(envelope));
-        item.insert(
-            format!("{ENVELOPE_PREFIX}e-bad"),
-            AttributeValue::B(b"not gzip".to_vec().into()),
-        );
-        let saga = saga_from_item("shopify:s:order:42", &item).unwrap();
-        assert_eq!(
-            saga.envelopes.get("e-1").map(String::as_str),
-            Some(envelope)
-        );
-        assert_eq!(
-            saga.envelopes.get("e-0").map(String::as_str),
-            Some(envelope)
-        );
-        assert!(!saga.envelopes.contains_key("e-bad"));
     }
 }

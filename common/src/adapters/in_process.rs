@@ -19,7 +19,7 @@ use crate::ports::{
     StateStore, StoreError,
 };
 use crate::refund_ledger::RefundLedger;
-use crate::saga::{hour_of, SagaRecord, StepRecord, StepStatus};
+use crate::saga::{hour_of, SagaRecord, SagaUpdate, StepRecord, StepStatus};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Status {
@@ -367,7 +367,78 @@ fn mirror_step(st: &mut StoreState, key: &IdempotencyKey, record: Option<StepRec
     }
 }
 
-fn apply_completion(st: &mut StoreState, key: &IdempotencyKey, hash: &str, c: &Completion) {
+/// Saga items as a write leaves them, checked against DynamoDB's item limit
+/// before any of them replaces what stands: a refused write changes nothing.
+struct Staged(std::collections::BTreeMap<String, SagaRecord>);
+
+impl Staged {
+    fn saga<'a>(&'a mut self, st: &StoreState, key: &str) -> &'a mut SagaRecord {
+        self.0.entry(key.to_string()).or_insert_with(|| {
+            st.sagas
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| SagaRecord::empty(key))
+        })
+    }
+
+    /// A saga update and the case saga it opens, as the DynamoDB adapter's
+    /// writes do.
+    fn apply(&mut self, st: &StoreState, u: &SagaUpdate) {
+        self.saga(st, &u.saga_key).apply(u);
+        if let Some(case) = &u.case_key {
+            self.saga(st, case).open_case(u);
+        }
+    }
+
+    fn commit(self, st: &mut StoreState) -> Result<(), StoreError> {
+        for (k, saga) in &self.0 {
+            let bytes = saga_item_bytes(saga);
+            if bytes > MAX_ITEM_BYTES {
+                return Err(StoreError::TooLarge(format!(
+                    "saga {k} would be {bytes} bytes, over DynamoDB's 400 KB item limit"
+                )));
+            }
+        }
+        for (k, saga) in self.0 {
+            st.dirty.sagas.insert(k.clone());
+            st.sagas.insert(k, saga);
+        }
+        Ok(())
+    }
+}
+
+/// DynamoDB's limit on one item.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// A saga's size as an item: its JSON, a little more than DynamoDB counts
+/// (names and values), so what passes here passes there.
+pub fn saga_item_bytes(saga: &SagaRecord) -> usize {
+    serde_json::to_vec(saga).map_or(usize::MAX, |v| v.len())
+}
+
+fn apply_completion(
+    st: &mut StoreState,
+    key: &IdempotencyKey,
+    hash: &str,
+    c: &Completion,
+) -> Result<(), StoreError> {
+    let mut staged = Staged(Default::default());
+    if let ClaimScope::Saga(saga_key) = &key.scope {
+        staged.saga(st, saga_key).steps.insert(
+            key.step.to_string(),
+            StepRecord {
+                status: StepStatus::Completed,
+                completed_at: Some(c.now),
+                result: c.result.clone(),
+                lease_until: None,
+            },
+        );
+    }
+    if let Some(u) = &c.saga {
+        staged.apply(st, u);
+    }
+    staged.commit(st)?;
+    st.dirty.claims.push(key.clone());
     st.claims.insert(
         key.clone(),
         IdemRecord {
@@ -378,30 +449,7 @@ fn apply_completion(st: &mut StoreState, key: &IdempotencyKey, hash: &str, c: &C
             expires_at: Some(c.expires_at),
         },
     );
-    mirror_step(
-        st,
-        key,
-        Some(StepRecord {
-            status: StepStatus::Completed,
-            completed_at: Some(c.now),
-            result: c.result.clone(),
-            lease_until: None,
-        }),
-    );
-    if let Some(u) = &c.saga {
-        st.dirty.sagas.insert(u.saga_key.clone());
-        st.dirty.sagas.extend(u.case_key.clone());
-        st.sagas
-            .entry(u.saga_key.clone())
-            .or_insert_with(|| SagaRecord::empty(&u.saga_key))
-            .apply(u);
-        if let Some(case) = &u.case_key {
-            st.sagas
-                .entry(case.clone())
-                .or_insert_with(|| SagaRecord::empty(case))
-                .open_case(u);
-        }
-    }
+    Ok(())
 }
 
 #[async_trait]
@@ -417,9 +465,20 @@ impl StateStore for InProcessStateStore {
     ) -> Result<RecordOutcome, StoreError> {
         self.write(|st| {
             if let Some(standing) = standing_claim(st, req) {
+                // As on DynamoDB, where the record and the saga updates are
+                // separate writes: written again, never reverting newer facts.
+                if let (ClaimOutcome::AlreadyCompleted { .. }, Some(u)) = (&standing, &c.saga) {
+                    let u = SagaUpdate {
+                        replace_order_facts: false,
+                        ..u.clone()
+                    };
+                    let mut staged = Staged(Default::default());
+                    staged.apply(st, &u);
+                    staged.commit(st)?;
+                }
                 return Ok(RecordOutcome::Existing(standing));
             }
-            apply_completion(st, &req.key, &req.payload_hash, c);
+            apply_completion(st, &req.key, &req.payload_hash, c)?;
             // Injected after the write: the record lands, the work after it
             // (intake's publish) does not happen this time.
             crash_point(st)?;
@@ -450,7 +509,7 @@ impl StateStore for InProcessStateStore {
                     });
                 }
             }
-            apply_completion(st, &claim.key, &claim.payload_hash, c);
+            apply_completion(st, &claim.key, &claim.payload_hash, c)?;
             Ok(())
         })
     }
@@ -474,7 +533,7 @@ impl StateStore for InProcessStateStore {
                     });
                 }
             }
-            apply_completion(st, key, payload_hash, c);
+            apply_completion(st, key, payload_hash, c)?;
             Ok(())
         })
     }

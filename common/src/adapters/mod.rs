@@ -6,13 +6,12 @@ pub mod dynamodb_catalog;
 pub mod dynamodb_saga_index;
 pub mod dynamodb_stock;
 pub mod eventbridge;
+pub mod eventbridge_archive;
 pub mod in_process;
 pub mod sqs;
 pub mod sqs_dead_letters;
-pub mod sqs_step_queues;
 
-/// Gzip for what DynamoDB keeps as binary (quarantined bodies, reports,
-/// kept envelopes): fewer bytes stored, and fewer write units for every
+/// Gzip for what DynamoDB keeps as binary (quarantined bodies, reports): fewer bytes stored, and fewer write units for every
 /// update of an item that holds them.
 pub(crate) fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write;

@@ -550,34 +550,6 @@ impl OrderIntake {
         }
     }
 
-    /// The event as recorded, kept on the saga `kept_on`, whatever this
-    /// version's mapper makes of the body now (the steps compare what they
-    /// did it for), with its own type, which routes it. `mapped` when none
-    /// is kept (an edit keeps none) or the kept one is unreadable.
-    async fn as_recorded(
-        &self,
-        mapped: BusEvent,
-        kept_on: &str,
-    ) -> Result<BusEvent, crate::ports::StoreError> {
-        let kept = self
-            .store
-            .saga(kept_on)
-            .await?
-            .and_then(|s| s.envelopes.get(&mapped.event_id.to_string()).cloned());
-        let typed = kept.and_then(|k| {
-            let v = serde_json::from_str(&k).ok()?;
-            Some((crate::replay::envelope_type(&v)?, k))
-        });
-        Ok(match typed {
-            Some((detail_type, detail)) => BusEvent {
-                detail_type,
-                detail,
-                ..mapped
-            },
-            None => mapped,
-        })
-    }
-
     async fn record_and_publish(
         &self,
         req: &WebhookRequest<'_>,
@@ -645,10 +617,9 @@ impl OrderIntake {
                 event: Some(SagaEvent {
                     event_id: event_id.to_string(),
                     event_type: event.event_type().to_string(),
-                    // What reconciliation may publish again: the events
-                    // that start steps (an edit starts none).
-                    envelope: (!matches!(event, CanonicalEvent::OrderUpdated(_)))
-                        .then(|| bus_event.detail.clone()),
+                    // What a re-drive finds in the archive: the events that
+                    // start steps (an edit starts none).
+                    replayable: !matches!(event, CanonicalEvent::OrderUpdated(_)),
                 }),
                 order_facts: event.order_facts(),
                 replace_order_facts: matches!(event, CanonicalEvent::OrderUpdated(_)),
@@ -667,13 +638,6 @@ impl OrderIntake {
                 expires_at: req.received_at + SAGA_RETENTION,
             }),
         };
-        // Where the event is kept: a return's or cancellation's own saga, or
-        // the order's.
-        let kept_on = completion
-            .saga
-            .as_ref()
-            .map(|u| u.case_key.clone().unwrap_or_else(|| u.saga_key.clone()))
-            .unwrap_or_default();
         let duplicate = match self.store.record_first(&claim_req, &completion).await {
             Ok(RecordOutcome::Recorded) => None,
             // Recorded before with this body: whoever recorded it may have
@@ -713,26 +677,22 @@ impl OrderIntake {
             }
             Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
         };
-        let bus_event = match &duplicate {
-            None => bus_event,
-            Some(recorded) => {
-                // The hash first recorded, whatever this build's mapper
-                // makes of the body now (the steps compare it).
-                let bus_event = match recorded.get("detail_sha256").and_then(|h| h.as_str()) {
-                    Some(h) if h != detail_sha256 => {
-                        envelope["detail_sha256"] = json!(h);
-                        BusEvent {
-                            detail: envelope.to_string(),
-                            ..bus_event
-                        }
-                    }
-                    _ => bus_event,
-                };
-                match self.as_recorded(bus_event, &kept_on).await {
-                    Ok(e) => e,
-                    Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
+        // A redelivery carries the hash first recorded, whatever this
+        // build's mapper makes of the body now: the steps compare it.
+        let recorded_hash = duplicate
+            .as_ref()
+            .and_then(|r| r.get("detail_sha256"))
+            .and_then(|h| h.as_str())
+            .filter(|h| *h != detail_sha256);
+        let bus_event = match recorded_hash {
+            Some(h) => {
+                envelope["detail_sha256"] = json!(h);
+                BusEvent {
+                    detail: envelope.to_string(),
+                    ..bus_event
                 }
             }
+            None => bus_event,
         };
         if let Err(e) = self.bus.publish(std::slice::from_ref(&bus_event)).await {
             return WebhookResponse::retry(format!("event bus: {e}"));

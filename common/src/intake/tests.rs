@@ -138,7 +138,11 @@ async fn a_signed_order_is_published_once_and_starts_its_saga() {
     let saga = h.store.sagas();
     assert_eq!(saga.len(), 1);
     assert!(saga[0].event_types.contains("OrderPlaced"));
-    assert!(saga[0].event_ids.contains(&e.event_id.to_string()));
+    assert_eq!(
+        saga[0].first_event_ids.get("OrderPlaced"),
+        Some(&e.event_id.to_string()),
+        "what a re-drive asks the archive for"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +161,7 @@ async fn a_redelivery_answers_200_and_publishes_the_same_event_again() {
         ids[0], ids[1],
         "the same event id, which consumers dedup on"
     );
-    assert_eq!(h.store.sagas()[0].event_ids.len(), 1);
+    assert_eq!(h.store.sagas()[0].first_event_ids.len(), 1);
 }
 
 #[tokio::test]
@@ -174,66 +178,115 @@ async fn a_redelivery_after_the_republish_window_publishes_nothing() {
 }
 
 #[tokio::test]
-async fn a_redelivery_publishes_the_event_as_recorded_not_as_mapped_now() {
-    let order_key = "shopify:acme.myshopify.com:order:5872301948123";
-    let refund =
-        include_str!("../../../events/payloads/shopify-refunds-create-partial-with-shipping.json");
-    // An order keeps its event on its saga; a refund on its return's own.
-    let return_key = format!("{order_key}:return:1023847561234");
-    for (topic, body, event_type, case_key) in [
-        ("orders/create", ORDER, "OrderPlaced", None),
-        ("refunds/create", refund, "RefundIssued", Some(return_key)),
-    ] {
-        let h = harness();
-        // An earlier version of intake recorded this delivery, with the
-        // event it made of the body then.
-        let event_id =
-            crate::events::delivery_event_id("shopify", "acme.myshopify.com", topic, "ev-1");
-        let as_recorded = format!(r#"{{"event_type":"{event_type}","as":"recorded"}}"#);
-        let recorded = h
-            .store
-            .record_first(
-                &ClaimRequest {
-                    key: IdempotencyKey::delivery(format!(
-                        "shopify:acme.myshopify.com:{topic}:ev-1"
-                    )),
-                    payload_hash: payload_hash(body.as_bytes()),
-                    now: t0(),
-                    lease_until: t0() + Duration::seconds(30),
-                },
-                &Completion {
-                    result: Some(serde_json::json!({
-                        "event_id": event_id.to_string(),
-                        "recorded_at": t0().to_rfc3339(),
-                    })),
-                    now: t0(),
-                    expires_at: t0() + Duration::days(7),
-                    saga: Some(SagaUpdate {
-                        saga_key: order_key.into(),
-                        at: t0(),
-                        event: Some(SagaEvent {
-                            event_id: event_id.to_string(),
-                            event_type: event_type.into(),
-                            envelope: Some(as_recorded.clone()),
-                        }),
-                        order_facts: None,
-                        replace_order_facts: false,
-                        case_key,
-                        expires_at: t0() + SAGA_RETENTION,
-                    }),
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(recorded, RecordOutcome::Recorded);
-        let resp = h.shopify(topic, "ev-1", body).await;
-        assert_eq!(resp.body["duplicate"], true, "{topic}: {}", resp.body);
-        let published = h.bus.published();
-        assert_eq!(published.len(), 1, "{topic}");
-        assert_eq!(published[0].event_id, event_id);
-        assert_eq!(published[0].detail, as_recorded, "{topic}");
-        assert_eq!(published[0].detail_type, event_type);
+async fn a_redelivery_carries_the_hash_first_recorded_not_the_one_of_its_mapping_now() {
+    let h = harness();
+    // An earlier build recorded this delivery, with the hash of the detail
+    // as it serialized it then.
+    let earlier = "e".repeat(64);
+    let event_id =
+        crate::events::delivery_event_id("shopify", "acme.myshopify.com", "orders/create", "ev-1");
+    let recorded = h
+        .store
+        .record_first(
+            &ClaimRequest {
+                key: IdempotencyKey::delivery("shopify:acme.myshopify.com:orders/create:ev-1"),
+                payload_hash: payload_hash(ORDER.as_bytes()),
+                now: t0(),
+                lease_until: t0() + Duration::seconds(30),
+            },
+            &Completion {
+                result: Some(serde_json::json!({
+                    "event_id": event_id.to_string(),
+                    "recorded_at": t0().to_rfc3339(),
+                    "detail_sha256": earlier,
+                })),
+                now: t0(),
+                expires_at: t0() + Duration::days(7),
+                saga: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, RecordOutcome::Recorded);
+    let resp = h.shopify("orders/create", "ev-1", ORDER).await;
+    assert_eq!(resp.body["duplicate"], true, "{}", resp.body);
+    let published = h.bus.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].event_id, event_id);
+    let env: Value = serde_json::from_str(&published[0].detail).unwrap();
+    assert_eq!(
+        env["detail_sha256"],
+        earlier.as_str(),
+        "what the steps compare"
+    );
+}
+
+#[tokio::test]
+async fn a_redelivery_writes_the_saga_again_in_case_its_first_writer_stopped_before_it() {
+    let h = harness();
+    let event_id =
+        crate::events::delivery_event_id("shopify", "acme.myshopify.com", "orders/create", "ev-1");
+    // The record landed; the saga write after it did not (the worker died).
+    h.store
+        .record_first(
+            &ClaimRequest {
+                key: IdempotencyKey::delivery("shopify:acme.myshopify.com:orders/create:ev-1"),
+                payload_hash: payload_hash(ORDER.as_bytes()),
+                now: t0(),
+                lease_until: t0() + Duration::seconds(30),
+            },
+            &Completion {
+                result: Some(serde_json::json!({
+                    "event_id": event_id.to_string(),
+                    "recorded_at": t0().to_rfc3339(),
+                })),
+                now: t0(),
+                expires_at: t0() + Duration::days(7),
+                saga: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(h.store.sagas().is_empty());
+    let resp = h.shopify("orders/create", "ev-1", ORDER).await;
+    assert_eq!(resp.body["duplicate"], true, "{}", resp.body);
+    let sagas = h.store.sagas();
+    assert_eq!(sagas.len(), 1, "the retry started the saga");
+    assert!(sagas[0].order_facts.is_some());
+    assert_eq!(
+        sagas[0].first_event_ids.get("OrderPlaced"),
+        Some(&event_id.to_string())
+    );
+}
+
+#[tokio::test]
+async fn an_adobe_order_saved_200_times_keeps_a_small_saga_item() {
+    let h = harness();
+    let mut sizes = Vec::new();
+    for save in 0..200 {
+        let mut v: Value = serde_json::from_str(&with_client(ADOBE, "client-1")).unwrap();
+        v["id"] = Value::String(format!("7c9e6679-7425-40de-944b-{save:012}"));
+        let resp = adobe(&h, &v.to_string()).await;
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert!(
+            resp.body.get("duplicate").is_none(),
+            "a new delivery each time"
+        );
+        let sagas = h.store.sagas();
+        assert_eq!(sagas.len(), 1);
+        sizes.push(crate::adapters::in_process::saga_item_bytes(&sagas[0]));
     }
+    assert_eq!(
+        h.distinct_published_ids().len(),
+        200,
+        "each save is its own event"
+    );
+    assert!(
+        sizes.iter().all(|s| *s == sizes[0]),
+        "the item does not grow with deliveries: {:?}",
+        &sizes[..3]
+    );
+    assert!(sizes[0] < 1024, "{} bytes", sizes[0]);
 }
 
 #[tokio::test]
@@ -332,7 +385,7 @@ async fn a_crash_after_recording_publishes_on_the_platforms_retry() {
     assert_eq!(retry.status, 200, "{}", retry.body);
     assert_eq!(retry.body["duplicate"], true);
     assert_eq!(h.published_ids().len(), 1);
-    assert_eq!(h.store.sagas()[0].event_ids.len(), 1);
+    assert_eq!(h.store.sagas()[0].first_event_ids.len(), 1);
 }
 
 /// A store whose record lands but answers an error until healed: a worker
@@ -459,7 +512,7 @@ async fn two_deliveries_at_once_publish_one_event() {
         statuses.push(t.await.unwrap());
     }
     assert_eq!(h.distinct_published_ids().len(), 1);
-    assert_eq!(h.store.sagas()[0].event_ids.len(), 1);
+    assert_eq!(h.store.sagas()[0].first_event_ids.len(), 1);
     assert!(
         statuses.iter().all(|s| *s == 200 || *s == 503),
         "{statuses:?}"

@@ -7,6 +7,7 @@ use super::{Discrepancy, DiscrepancyKind, ReconciliationConfig};
 use crate::connectors::{ErpDocumentKind, LedgerDocument, LedgerJournal, LedgerQuery};
 use crate::events::{CreditMemoPosted, LoyaltyAccrued, LoyaltyReversed, OrderPostedToErp};
 use crate::money::Money;
+use crate::ports::ArchivedEvent;
 use crate::refund_ledger::CANCELLATION_ID;
 use crate::saga::{SagaRecord, StepStatus};
 use crate::steps::loyalty_accrual::accrual_external_id;
@@ -59,16 +60,19 @@ pub struct StuckStep {
     pub step: String,
     /// The order's key: the correlation id.
     pub order_key: String,
-    /// The kept triggering event's id, when it was kept.
-    pub trigger: Option<String>,
+    /// The event that starts the step, as the bus's archive holds it,
+    /// when the saga remembers it.
+    pub trigger: Option<ArchivedEvent>,
     pub due_at: DateTime<Utc>,
 }
 
-/// The kept envelope of `event_type` on a saga: its event id.
-pub fn kept_event_id(saga: &SagaRecord, event_type: &str) -> Option<String> {
-    saga.envelopes.iter().find_map(|(id, env)| {
-        let v: serde_json::Value = serde_json::from_str(env).ok()?;
-        (v["event_type"] == event_type).then(|| id.clone())
+/// The first event of `event_type` intake recorded on a saga, as the
+/// archive holds it.
+pub fn trigger_event(saga: &SagaRecord, event_type: &str) -> Option<ArchivedEvent> {
+    Some(ArchivedEvent {
+        event_id: saga.first_event_ids.get(event_type)?.clone(),
+        event_type: event_type.to_string(),
+        published_at: *saga.first_seen.get(event_type)?,
     })
 }
 
@@ -113,7 +117,7 @@ pub fn stuck_steps(
                 saga_key: saga.saga_key.clone(),
                 step: step.to_string(),
                 order_key: order_key.to_string(),
-                trigger: kept_event_id(saga, trigger),
+                trigger: trigger_event(saga, trigger),
                 due_at: due,
             })
         })

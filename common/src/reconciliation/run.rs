@@ -15,9 +15,10 @@ use super::{
     ReconciliationReport, LATEST_CURSOR, RESUME_CURSOR, SOURCE,
 };
 use crate::connectors::{ErpConnector, ErpDocumentKind, LoyaltyConnector};
-use crate::ports::{BusError, BusEvent, EventBus, StateStore, StoreError};
-use crate::queue_batch::QueueError;
-use crate::replay::eventbridge_delivery;
+use crate::ports::{
+    ArchiveError, ArchivedEvent, BusError, BusEvent, EventArchive, EventBus, ReplaySpan,
+    StateStore, StoreError,
+};
 use crate::resilience::ConnectorError;
 use crate::saga::{hour_start, SagaRecord};
 use crate::steps::return_reversal::Guarded;
@@ -59,9 +60,9 @@ pub enum ReconciliationError {
     /// Findings could not be published: retryable the same way.
     #[error("event bus: {0}")]
     Bus(#[from] BusError),
-    /// A re-drive could not be sent to its step's queue: retryable.
-    #[error("step queue: {0}")]
-    Queue(QueueError),
+    /// The archive could not replay a stuck step's event.
+    #[error("{0}")]
+    Archive(ArchiveError),
 }
 
 impl ReconciliationError {
@@ -69,19 +70,16 @@ impl ReconciliationError {
         match self {
             ReconciliationError::Store(e) => e.is_retryable(),
             ReconciliationError::Bus(e) => e.is_retryable(),
-            ReconciliationError::Queue(_) => true,
+            ReconciliationError::Archive(e) => e.is_retryable(),
         }
     }
 }
 
-/// The queue of each step a re-drive is sent to (as its rule would
-/// deliver it), so only the stuck step runs again.
-#[async_trait::async_trait]
-pub trait StepQueues: Send + Sync {
-    /// The queue's name or URL, `None` when none is known for the step.
-    fn queue_of(&self, step: &str) -> Option<String>;
-    /// Sends the delivery to the step's queue; `Ok(false)` when none is known.
-    async fn send(&self, step: &str, delivery: &str) -> Result<bool, QueueError>;
+/// What may be done about a stuck step.
+enum Redrive {
+    Allowed,
+    LimitReached,
+    NoTrigger,
 }
 
 /// Where a run cut short goes on.
@@ -95,7 +93,7 @@ struct ResumePoint {
 pub struct Reconciliation {
     store: Arc<dyn StateStore>,
     bus: Arc<dyn EventBus>,
-    step_queues: Arc<dyn StepQueues>,
+    archive: Arc<dyn EventArchive>,
     erp: Option<Guarded<dyn ErpConnector>>,
     loyalty: Option<Guarded<dyn LoyaltyConnector>>,
     config: ReconciliationConfig,
@@ -106,7 +104,7 @@ impl Reconciliation {
     pub fn new(
         store: Arc<dyn StateStore>,
         bus: Arc<dyn EventBus>,
-        step_queues: Arc<dyn StepQueues>,
+        archive: Arc<dyn EventArchive>,
         erp: Option<Guarded<dyn ErpConnector>>,
         loyalty: Option<Guarded<dyn LoyaltyConnector>>,
         config: ReconciliationConfig,
@@ -115,7 +113,7 @@ impl Reconciliation {
         Reconciliation {
             store,
             bus,
-            step_queues,
+            archive,
             erp,
             loyalty,
             config,
@@ -410,106 +408,120 @@ impl Reconciliation {
         }
         let by_key: BTreeMap<&str, &SagaRecord> =
             sagas.iter().map(|s| (s.saga_key.as_str(), s)).collect();
-        let mut sent: BTreeSet<(String, String)> = BTreeSet::new();
+        // Which stuck steps may be re-driven (each counted on its saga),
+        // then one archive replay of their events, for the page.
+        let mut verdicts = Vec::new();
+        let mut targets: Vec<String> = Vec::new();
+        let mut events: Vec<ArchivedEvent> = Vec::new();
         for s in &stuck {
             let Some(saga) = by_key.get(s.saga_key.as_str()) else {
                 continue;
             };
-            let d = self.redrive(report, saga, s, &mut sent).await?;
-            found.push(d);
+            let verdict = self.may_redrive(report, saga, s).await?;
+            if let (Redrive::Allowed, Some(trigger)) = (&verdict, &s.trigger) {
+                let mut steps = vec![s.step.clone()];
+                // A cancellation also gives the order's stock back, a step
+                // its saga does not track: if the cancellation stuck because
+                // its event never went out, stock-commit never had it either
+                // (restocking is idempotent, so sending it again is harmless).
+                if matches!(saga_kind(&saga.saga_key), SagaKind::Cancellation { .. }) {
+                    steps.push(crate::steps::stock_commit::STEP.to_string());
+                }
+                for step in steps {
+                    if self.archive.knows(&step) && !targets.contains(&step) {
+                        targets.push(step);
+                    }
+                }
+                if !events.contains(trigger) {
+                    events.push(trigger.clone());
+                }
+            }
+            verdicts.push((*saga, s, verdict));
+        }
+        let mut replay = None;
+        if let (false, Some(span)) = (targets.is_empty(), ReplaySpan::of(&events)) {
+            count(report, "archive", 1);
+            replay = self
+                .archive
+                .replay(&targets, &span)
+                .await
+                .map_err(ReconciliationError::Archive)?;
+        }
+        for (saga, s, verdict) in verdicts {
+            found.push(self.stuck_discrepancy(report, saga, s, verdict, replay.as_deref()));
         }
         self.report_found(report, found).await?;
         Ok(())
     }
 
-    /// Re-drives a stuck step: its kept triggering event, sent again to the
-    /// step's own queue (once per queue and page), counted on the saga; past
-    /// the limit, or without a kept event or a known queue, it is raised.
-    async fn redrive(
+    /// Whether a stuck step may be re-driven: it needs its triggering event
+    /// (remembered on the saga) and re-drives left, which this counts.
+    async fn may_redrive(
         &self,
         report: &mut ReconciliationReport,
         saga: &SagaRecord,
         stuck: &StuckStep,
-        sent: &mut BTreeSet<(String, String)>,
-    ) -> Result<Discrepancy, ReconciliationError> {
-        let envelope = stuck
-            .trigger
-            .as_ref()
-            .and_then(|id| saga.envelopes.get(id).map(|e| (id.clone(), e.clone())));
-        let detail = match envelope {
-            None => {
+    ) -> Result<Redrive, ReconciliationError> {
+        if stuck.trigger.is_none() {
+            return Ok(Redrive::NoTrigger);
+        }
+        count(report, "state_store", 1);
+        let allowed = self
+            .store
+            .record_redrive(
+                &saga.saga_key,
+                &stuck.step,
+                self.config.redrive_limit,
+                self.now(),
+            )
+            .await?;
+        Ok(if allowed {
+            Redrive::Allowed
+        } else {
+            Redrive::LimitReached
+        })
+    }
+
+    /// The finding of a stuck step, saying what was done about it.
+    fn stuck_discrepancy(
+        &self,
+        report: &mut ReconciliationReport,
+        saga: &SagaRecord,
+        stuck: &StuckStep,
+        verdict: Redrive,
+        replay: Option<&str>,
+    ) -> Discrepancy {
+        let detail = match (verdict, &stuck.trigger) {
+            (Redrive::Allowed, Some(trigger)) => match replay {
+                Some(replay) if self.archive.knows(&stuck.step) => {
+                    report.redriven += 1;
+                    format!(
+                        "not done within its SLA: its {} {} was sent again from the bus archive ({replay})",
+                        trigger.event_type, trigger.event_id
+                    )
+                }
+                _ => {
+                    report.escalated += 1;
+                    format!(
+                        "not done within its SLA and no rule is known to send {} its events again: needs a person",
+                        stuck.step
+                    )
+                }
+            },
+            (Redrive::LimitReached, _) => {
                 report.escalated += 1;
-                "not done within its SLA and its event was not kept: replay it from the DLQ or the shop"
+                format!(
+                    "not done after {} re-drives: needs a person",
+                    self.config.redrive_limit
+                )
+            }
+            _ => {
+                report.escalated += 1;
+                "not done within its SLA and its triggering event is not known: replay it from the DLQ or the shop"
                     .to_string()
             }
-            Some((event_id, env)) => {
-                count(report, "state_store", 1);
-                let allowed = self
-                    .store
-                    .record_redrive(
-                        &saga.saga_key,
-                        &stuck.step,
-                        self.config.redrive_limit,
-                        self.now(),
-                    )
-                    .await?;
-                let delivery = eventbridge_delivery(&event_id, &env, self.now());
-                match (allowed, delivery) {
-                    (false, _) => {
-                        report.escalated += 1;
-                        format!(
-                            "not done after {} re-drives: needs a person",
-                            self.config.redrive_limit
-                        )
-                    }
-                    (true, Some(d)) => {
-                        let queue = self.step_queues.queue_of(&stuck.step);
-                        let first =
-                            sent.insert((queue.clone().unwrap_or_default(), event_id.clone()));
-                        let delivered = if first {
-                            count(report, "queue", 1);
-                            self.step_queues
-                                .send(&stuck.step, &d.delivery)
-                                .await
-                                .map_err(ReconciliationError::Queue)?
-                        } else {
-                            true
-                        };
-                        // A cancellation also gives the order's stock back,
-                        // a step its saga does not track: if the
-                        // cancellation stuck because its event never went
-                        // out, stock-commit never had it either (restocking
-                        // is idempotent, so sending it again is harmless).
-                        let restock = crate::steps::stock_commit::STEP;
-                        if matches!(saga_kind(&saga.saga_key), SagaKind::Cancellation { .. })
-                            && sent.insert((
-                                self.step_queues.queue_of(restock).unwrap_or_default(),
-                                event_id.clone(),
-                            ))
-                        {
-                            count(report, "queue", 1);
-                            self.step_queues
-                                .send(restock, &d.delivery)
-                                .await
-                                .map_err(ReconciliationError::Queue)?;
-                        }
-                        if delivered {
-                            report.redriven += 1;
-                            format!("not done within its SLA: its {} {event_id} was sent again to its queue", d.detail_type)
-                        } else {
-                            report.escalated += 1;
-                            format!("not done within its SLA and no queue is known for {}: needs a person", stuck.step)
-                        }
-                    }
-                    (true, None) => {
-                        report.escalated += 1;
-                        "not done within its SLA and its kept event is unreadable: needs a person"
-                            .to_string()
-                    }
-                }
-            }
         };
-        Ok(Discrepancy {
+        Discrepancy {
             kind: DiscrepancyKind::StuckStep,
             system: "retailflow".into(),
             order_key: stuck.order_key.clone(),
@@ -524,7 +536,7 @@ impl Reconciliation {
                     }),
             ),
             detail,
-        })
+        }
     }
 
     async fn report_found(

@@ -364,7 +364,7 @@ pub(crate) async fn finish<T: EventDetail + Clone>(
             event: Some(SagaEvent {
                 event_id: event_id.to_string(),
                 event_type: T::EVENT_TYPE.to_string(),
-                envelope: None,
+                replayable: false,
             }),
             order_facts: None,
             replace_order_facts: false,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
-use common::adapters::sqs_step_queues::SqsStepQueues;
+use common::adapters::eventbridge_archive::EventBridgeArchive;
 use common::config::{erp_from_env, salesforce_config};
 use common::connectors::salesforce::SalesforceLoyalty;
 use common::lambda::{
@@ -49,9 +49,11 @@ impl App {
                 ));
                 let breaker =
                     |name| Arc::new(CircuitBreaker::new(name, 5, Duration::from_secs(60)));
-                let step_queues = SqsStepQueues::new(
-                    aws_sdk_sqs::Client::new(&self.aws),
-                    SqsStepQueues::parse_urls(&env("RETAILFLOW_STEP_QUEUES")?)?,
+                let archive = EventBridgeArchive::new(
+                    aws_sdk_eventbridge::Client::new(&self.aws),
+                    env("RETAILFLOW_EVENT_ARCHIVE_ARN")?,
+                    env("RETAILFLOW_EVENT_BUS_ARN")?,
+                    EventBridgeArchive::parse_rules(&env("RETAILFLOW_STEP_RULES")?)?,
                 );
                 let recon = Reconciliation::new(
                     Arc::new(DynamoDbStateStore::new(
@@ -59,7 +61,7 @@ impl App {
                         env("RETAILFLOW_STATE_TABLE")?,
                     )),
                     bus.clone(),
-                    Arc::new(step_queues),
+                    Arc::new(archive),
                     Some(Guarded {
                         breaker: breaker(erp.system()),
                         connector: erp,

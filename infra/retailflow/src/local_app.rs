@@ -20,9 +20,8 @@ use common::connectors::EcommerceConnector;
 use common::events::INTAKE_SOURCE;
 use common::intake::{IntakeConfig, OrderIntake};
 use common::model::Platform;
-use common::queue_batch::QueueError;
+use common::ports::{ArchiveError, EventArchive, ReplaySpan};
 use common::queue_dispositions::{disposition, Disposition};
-use common::reconciliation::run::StepQueues;
 use common::reconciliation::{Reconciliation, ReconciliationConfig, ReconciliationReport};
 use common::resilience::{CircuitBreaker, RetryPolicy};
 use common::steps::catalog_sync::CatalogSync;
@@ -108,32 +107,55 @@ pub const STEP_QUEUES: [(&str, &str); 7] = [
     ("shop_refund", RETURN_REVERSAL_QUEUE),
 ];
 
-/// [`StepQueues`] on the local app's queues.
-pub struct LocalStepQueues {
-    queues: Queues,
-    clock: Clock,
+/// [`EventArchive`] on the local app's bus, which keeps every event it
+/// published (in its journal): a replay sends the span's events again to
+/// the target's rules' queues, as an EventBridge archive replay does. A
+/// target is a step (the rules feeding its queue) or a rule's name.
+pub struct LocalArchive {
+    bus: Arc<RoutingBus>,
+}
+
+impl LocalArchive {
+    /// The rules of a target: one rule by name, or those feeding a step's queue.
+    fn rules_of(target: &str) -> Vec<Rule> {
+        let queue = STEP_QUEUES
+            .iter()
+            .find(|(s, _)| *s == target)
+            .map(|(_, q)| *q);
+        rules()
+            .into_iter()
+            .filter(|r| r.name == target || Some(r.queue) == queue)
+            .collect()
+    }
 }
 
 #[async_trait::async_trait]
-impl StepQueues for LocalStepQueues {
-    fn queue_of(&self, step: &str) -> Option<String> {
-        STEP_QUEUES
-            .iter()
-            .find(|(s, _)| *s == step)
-            .map(|(_, q)| q.to_string())
+impl EventArchive for LocalArchive {
+    fn knows(&self, target: &str) -> bool {
+        !Self::rules_of(target).is_empty()
     }
 
-    async fn send(&self, step: &str, delivery: &str) -> Result<bool, QueueError> {
-        let Some(name) = self.queue_of(step) else {
-            return Ok(false);
-        };
-        let mut queues = lock(&self.queues);
-        let Some(q) = queues.get_mut(&name) else {
-            return Ok(false);
-        };
-        q.send(delivery.to_string(), self.clock.now())
-            .map_err(QueueError)?;
-        Ok(true)
+    async fn replay(
+        &self,
+        targets: &[String],
+        span: &ReplaySpan,
+    ) -> Result<Option<String>, ArchiveError> {
+        let mut rules: Vec<Rule> = Vec::new();
+        for r in targets.iter().flat_map(|t| Self::rules_of(t)) {
+            if !rules.iter().any(|have| have.name == r.name) {
+                rules.push(r);
+            }
+        }
+        if rules.is_empty() {
+            return Ok(None);
+        }
+        let sent = self
+            .bus
+            .replay(&rules, span)
+            .map_err(ArchiveError::Unavailable)?;
+        Ok(Some(format!(
+            "{sent} event(s) again from the local archive"
+        )))
     }
 }
 
@@ -168,8 +190,8 @@ pub struct LocalApp {
     pub loyalty: Arc<SalesforceLoyalty>,
     /// The ERP connector every step uses, on the NetSuite simulator.
     pub erp: Arc<NetSuiteErp>,
-    /// Where reconciliation's re-drives go.
-    pub step_queues: Arc<LocalStepQueues>,
+    /// The bus's archive: what re-drives and replays send again.
+    pub archive: Arc<LocalArchive>,
     /// Sagas against the NetSuite and Salesforce simulators.
     pub reconciliation: Reconciliation,
     pub retry: RetryPolicy,
@@ -434,14 +456,11 @@ impl LocalApp {
             common::idempotency::LeasePolicy::default(),
         );
         let recon_clock = clock.clone();
-        let step_queues = Arc::new(LocalStepQueues {
-            queues: queues.clone(),
-            clock: clock.clone(),
-        });
+        let archive = Arc::new(LocalArchive { bus: bus.clone() });
         let reconciliation = Reconciliation::new(
             store.clone(),
             bus.clone(),
-            step_queues.clone(),
+            archive.clone(),
             Some(Guarded {
                 connector: erp.clone() as Arc<dyn common::connectors::ErpConnector>,
                 breaker: Arc::new(CircuitBreaker::new("netsuite-reconciliation", 5, open_for)),
@@ -460,7 +479,7 @@ impl LocalApp {
         Ok(LocalApp {
             budgets,
             reconciliation,
-            step_queues,
+            archive,
             erp: erp.clone(),
             fulfillment_sync,
             catalog_sync,

@@ -1,12 +1,11 @@
 //! Replay on the local app: its dead letters re-driven to their queues,
-//! and kept events of a window replayed to one rule's queue, with the same
-//! logic as on AWS (`common::replay`).
+//! and a window of the bus's archive replayed to one rule's queue, with the
+//! same logic as on AWS (`common::replay`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::events::INTAKE_SOURCE;
 use common::replay::{
-    kept_events, DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport, ReplayError,
+    window_span, DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport, ReplayError,
 };
 
 use crate::local_app::{rules, LocalApp};
@@ -73,8 +72,8 @@ impl DeadLetters for LocalApp {
 }
 
 impl LocalApp {
-    /// Replays intake's kept events of the sagas started in `window` that
-    /// the rule takes, onto the rule's queue. Returns how many.
+    /// Replays the events published in `window` that the rule takes, from
+    /// the bus's archive onto the rule's queue. Returns how many.
     pub async fn replay_window(
         &self,
         rule_name: &str,
@@ -87,22 +86,9 @@ impl LocalApp {
                 all.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
             )));
         };
-        if rule.source != INTAKE_SOURCE {
-            return Err(ReplayError::Invalid(format!(
-                "{rule_name} takes events from {}, which are not kept for replay (only intake's are)",
-                rule.source
-            )));
-        }
-        let now = self.clock.now();
-        let events = kept_events(self.store.as_ref(), window, rule.detail_types, now).await?;
-        let mut queues = lock(&self.queues);
-        let Some(q) = queues.get_mut(rule.queue) else {
-            return Err(ReplayError::Invalid(format!("no queue {}", rule.queue)));
-        };
-        for e in &events {
-            q.send(e.delivery.clone(), now)
-                .map_err(|e| ReplayError::Unavailable(format!("local state file: {e}")))?;
-        }
-        Ok(events.len())
+        let span = window_span(window)?;
+        self.bus
+            .replay(std::slice::from_ref(rule), &span)
+            .map_err(|e| ReplayError::Unavailable(format!("local state file: {e}")))
     }
 }

@@ -20,9 +20,14 @@ pub struct Target {
     /// for `window`, the rule's queue.
     #[arg(long, global = true)]
     queue_url: Option<String>,
-    /// For `window` on a deployed stack: the StateTableName output.
+    /// For `window` on a deployed stack: the bus archive (the
+    /// EventArchiveArn output), the bus (EventBusArn) and the rule's ARN.
     #[arg(long, global = true)]
-    table: Option<String>,
+    archive_arn: Option<String>,
+    #[arg(long, global = true)]
+    bus_arn: Option<String>,
+    #[arg(long, global = true)]
+    rule_arn: Option<String>,
     /// A deployed stack's name: its outputs name the queues and table.
     #[arg(long, global = true)]
     pub stack: Option<String>,
@@ -40,7 +45,7 @@ impl Target {
         self.local.is_none()
             && self.dlq_url.is_none()
             && self.queue_url.is_none()
-            && self.table.is_none()
+            && self.archive_arn.is_none()
             && self.stack.is_none()
     }
     /// Fills the URLs and table from a deployed stack's outputs.
@@ -50,11 +55,15 @@ impl Target {
         action: &ReplayAction,
     ) -> anyhow::Result<()> {
         let queue = match action {
-            ReplayAction::Window { rule, .. } => retailflow::local_app::rules()
-                .iter()
-                .find(|r| r.name == rule)
-                .map(|r| r.queue.to_string())
-                .with_context(|| format!("no rule {rule}"))?,
+            ReplayAction::Window { rule, .. } => {
+                self.archive_arn = Some(stack.output("EventArchiveArn")?.to_string());
+                self.bus_arn = Some(stack.output("EventBusArn")?.to_string());
+                let rules = common::adapters::eventbridge_archive::EventBridgeArchive::parse_rules(
+                    stack.output("ReplayRules")?,
+                )?;
+                self.rule_arn = rules.get(rule.as_str()).and_then(|a| a.first()).cloned();
+                return Ok(());
+            }
             _ => self.queue.clone().with_context(|| {
                 format!(
                     "with --stack, name the queue: --queue {}",
@@ -64,7 +73,6 @@ impl Target {
         };
         self.queue_url = Some(stack.queue_url(&queue)?.to_string());
         self.dlq_url = Some(stack.dlq_url(&queue)?.to_string());
-        self.table = Some(stack.state_table()?.to_string());
         Ok(())
     }
 }
@@ -94,8 +102,8 @@ pub enum ReplayAction {
         #[arg(long, default_value_t = 1000)]
         max: usize,
     },
-    /// Replay the kept events of the sagas started in a window to one
-    /// rule's queue (e.g. OrderPlacedToErpPost).
+    /// Replay the events published in a window, from the bus's archive, to
+    /// one rule (e.g. OrderPlacedToErpPost).
     Window {
         #[arg(long)]
         rule: String,
@@ -246,61 +254,48 @@ pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<()> 
             to,
         } => {
             let detail = crate::reconcile::window_detail(hours, from, to);
-            let count = match &target.local {
+            match &target.local {
                 Some(url) => {
                     let mut body = detail;
                     body["rule"] = rule.clone().into();
                     let v =
                         local_call(url, reqwest::Method::POST, "/local/replay", Some(body)).await?;
-                    v["replayed"].as_u64().unwrap_or(0) as usize
+                    let count = v["replayed"].as_u64().unwrap_or(0);
+                    println!("{count} event(s) replayed to {rule}'s queue");
                 }
-                None => window_on_aws(&target, &rule, &detail).await?,
-            };
-            println!("{count} event(s) replayed to {rule}'s queue");
+                None => {
+                    let replay = window_on_aws(&target, &rule, &detail).await?;
+                    println!("{replay} started: the window's events go again to {rule} (aws events describe-replay to follow it)");
+                }
+            }
             Ok(())
         }
     }
 }
 
-/// Reads the kept events from a deployed state table and sends them to
-/// the rule's queue as EventBridge would.
+/// Starts an EventBridge archive replay of the window to the rule.
 async fn window_on_aws(
     t: &Target,
     rule: &str,
     detail: &serde_json::Value,
-) -> anyhow::Result<usize> {
-    let (Some(table), Some(queue)) = (&t.table, &t.queue_url) else {
-        bail!("say where: --local http://127.0.0.1:8080, or --table <StateTableName> --queue-url <the rule's queue URL>");
+) -> anyhow::Result<String> {
+    let (Some(archive), Some(bus), Some(rule_arn)) = (&t.archive_arn, &t.bus_arn, &t.rule_arn)
+    else {
+        bail!("say where: --local http://127.0.0.1:8080, or --stack <name>, or --archive-arn <EventArchiveArn> --bus-arn <EventBusArn> --rule-arn <the rule's ARN>");
     };
-    let all = retailflow::local_app::rules();
-    let Some(r) = all.iter().find(|r| r.name == rule) else {
-        bail!(
-            "no rule {rule}; the rules are {}",
-            all.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
-        );
-    };
-    if r.source != common::events::INTAKE_SOURCE {
-        bail!(
-            "{rule} takes events from {}, which are not kept for replay (only intake's are)",
-            r.source
-        );
-    }
-    let now = chrono::Utc::now();
     let window = common::reconciliation::request::requested_window(
         detail,
-        now,
+        chrono::Utc::now(),
         chrono::Duration::hours(24),
     )?;
-    let store = retailflow::stack::state_store(table).await;
-    let events = common::replay::kept_events(&store, window, r.detail_types, now).await?;
-    let sqs = aws_sdk_sqs::Client::new(&retailflow::stack::aws_config().await);
-    for e in &events {
-        sqs.send_message()
-            .queue_url(queue)
-            .message_body(&e.delivery)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
-    }
-    Ok(events.len())
+    let span = common::replay::window_span(window)?;
+    let eb = aws_sdk_eventbridge::Client::new(&retailflow::stack::aws_config().await);
+    let rules = [(rule.to_string(), vec![rule_arn.clone()])]
+        .into_iter()
+        .collect();
+    let archive =
+        common::adapters::eventbridge_archive::EventBridgeArchive::new(eb, archive, bus, rules);
+    use common::ports::EventArchive;
+    let started = archive.replay(&[rule.to_string()], &span).await?;
+    Ok(started.unwrap_or_default())
 }

@@ -356,6 +356,33 @@ impl RoutingBus {
     }
 }
 
+impl RoutingBus {
+    /// Sends the span's recorded events again to these rules' queues, each
+    /// once per queue, marked as sent again. Returns how many were sent.
+    pub fn replay(
+        &self,
+        rules: &[Rule],
+        span: &common::ports::ReplaySpan,
+    ) -> Result<usize, String> {
+        let now = self.clock.now();
+        let mut queues = lock(&self.queues);
+        let mut sent = std::collections::BTreeSet::new();
+        for e in self.recorded.published().iter().filter(|e| span.covers(e)) {
+            for rule in rules.iter().filter(|r| {
+                r.source == e.source && r.detail_types.contains(&e.detail_type.as_str())
+            }) {
+                if !sent.insert((rule.queue, e.event_id)) {
+                    continue;
+                }
+                if let Some(q) = queues.get_mut(rule.queue) {
+                    q.send(common::replay::mark_replayed(&eventbridge_event(e)), now)?;
+                }
+            }
+        }
+        Ok(sent.len())
+    }
+}
+
 /// The event as EventBridge delivers it to an SQS target.
 pub fn eventbridge_event(e: &BusEvent) -> String {
     let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();

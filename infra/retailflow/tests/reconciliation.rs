@@ -218,7 +218,7 @@ async fn a_cent_within_the_tolerance_is_a_rounding_variance_and_points_edited_ar
     let tolerant = Reconciliation::new(
         app.store.clone(),
         app.bus.clone(),
-        app.step_queues.clone(),
+        app.archive.clone(),
         Some(Guarded {
             connector: app.erp.clone(),
             breaker: Arc::new(CircuitBreaker::new(

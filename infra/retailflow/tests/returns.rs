@@ -168,7 +168,7 @@ async fn place(app: &LocalApp, order: &Order) {
                     event: Some(SagaEvent {
                         event_id: format!("placed-{key}"),
                         event_type: "OrderPlaced".into(),
-                        envelope: None,
+                        replayable: false,
                     }),
                     order_facts: facts,
                     replace_order_facts: false,
