@@ -130,7 +130,7 @@ impl std::fmt::Display for ChaosReport {
         )?;
         writeln!(
             f,
-            "  reconciliation: drift injected on {} orders; the first run found {} discrepancies and re-drove {} steps; {} kept events replayed after",
+            "  reconciliation: drift injected on {} orders; the first run found {} discrepancies and re-drove {} steps; {} archived events replayed after",
             self.drift_injected, self.reconciliation_found, self.reconciliation_redriven, self.replayed
         )?;
         writeln!(
