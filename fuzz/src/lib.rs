@@ -243,13 +243,26 @@ pub mod checkout_request {
     use super::*;
     use std::sync::{Arc, OnceLock};
 
+    use common::adapters::in_process::InProcessStateStore;
+    use common::checkout::auth::{
+        session_token, storefront_headers, CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument,
+    };
     use common::checkout::catalog::{CatalogSeed, InProcessCatalog};
     use common::checkout::stock::InProcessStock;
-    use common::checkout::validation::{answer, CheckoutConfig, CheckoutValidation};
+    use common::checkout::validation::{
+        answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation,
+    };
     use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
     use common::resilience::CircuitBreaker;
+    use common::webhook::Secret;
 
     const SEED: &str = include_str!("../../events/catalog/seed.json");
+    pub const CLIENT_ID: &str = "fuzz-client-id";
+    pub const SHOP: &str = "acme-outdoor.myshopify.com";
+    /// The sample checkout's customer: the session tokens sign in as it.
+    pub const CUSTOMER: &str = "7301928374651";
+    pub const STOREFRONT: &str = "web-fuzz";
+    pub const STOREFRONT_SECRET: &str = "fuzz-storefront-secret";
 
     fn checkout() -> &'static CheckoutValidation {
         static CHECKOUT: OnceLock<CheckoutValidation> = OnceLock::new();
@@ -281,20 +294,146 @@ pub mod checkout_request {
                     1,
                     std::time::Duration::from_secs(3600),
                 )),
-                CheckoutConfig::default(),
+                CheckoutConfig {
+                    // One signed-in customer sends every input: the cap
+                    // would soon answer every cart before its stock.
+                    max_open_holds: u32::MAX,
+                    ..CheckoutConfig::default()
+                },
             )
         })
     }
 
-    /// The checkout API request: any body through checkout validation on the
-    /// sample catalog, answered 200 (accepted or refused with reasons), a 4xx
-    /// with a reason, or 503 when the loyalty platform (unreachable here) is
-    /// needed for a points redemption.
+    pub fn auth_config() -> CheckoutAuthConfig {
+        CheckoutSecretDocument {
+            shopify_secret: SHOPIFY_SECRET.into(),
+            shopify_client_id: CLIENT_ID.into(),
+            shopify_shop_domains: vec![SHOP.into()],
+            storefront_secrets: [(STOREFRONT.to_string(), STOREFRONT_SECRET.to_string())].into(),
+            ..CheckoutSecretDocument::default()
+        }
+        .apply(CheckoutAuthConfig::default())
+    }
+
+    /// Checkout's authentication with a fresh nonce store per input (so
+    /// inputs do not replay each other).
+    pub fn auth() -> CheckoutAuth {
+        CheckoutAuth::new(auth_config(), Arc::new(InProcessStateStore::new()))
+    }
+
+    /// A session token of the sample customer, valid now.
+    pub fn token(now: chrono::DateTime<chrono::Utc>) -> String {
+        let at = now.timestamp();
+        session_token(
+            &Secret::new(SHOPIFY_SECRET),
+            &serde_json::json!({
+                "dest": format!("https://{SHOP}"), "aud": CLIENT_ID,
+                "sub": format!("gid://shopify/Customer/{CUSTOMER}"),
+                "exp": at + 300, "nbf": at, "iat": at, "jti": "fuzz", "sid": "fuzz-session",
+            }),
+        )
+    }
+
+    fn header_map(pairs: &[(&str, String)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in pairs {
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(v),
+            ) {
+                map.append(k, v);
+            }
+        }
+        map
+    }
+
+    /// The checkout API request: any body through checkout validation on
+    /// the sample catalog, under credentials chosen by the input's length:
+    /// a valid session token of the sample customer (0), a valid
+    /// storefront signature (1), the input's first line as the
+    /// Authorization header (2), none (3). Answered 200 (accepted or
+    /// refused with reasons), a 4xx with a reason, or 503 when the loyalty
+    /// platform (unreachable here) is needed for a points redemption;
+    /// valid credentials are never refused, and the others always are.
     pub fn run(data: &[u8]) {
-        let (status, body) = runtime().block_on(answer(checkout(), data, chrono::Utc::now()));
+        let now = chrono::Utc::now();
+        let mode = data.len() % 4;
+        let headers = match mode {
+            0 => header_map(&[("authorization", format!("Bearer {}", token(now)))]),
+            1 => {
+                let nonce = format!("fuzz-{}", common::idempotency::payload_hash(data));
+                header_map(&storefront_headers(
+                    STOREFRONT,
+                    &Secret::new(STOREFRONT_SECRET),
+                    now,
+                    &nonce[..32],
+                    data,
+                ))
+            }
+            2 => {
+                let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
+                header_map(&[("authorization", String::from_utf8_lossy(line).into_owned())])
+            }
+            _ => http::HeaderMap::new(),
+        };
+        let (status, body) = runtime().block_on(answer(
+            checkout(),
+            &auth(),
+            CheckoutHttpRequest {
+                headers: &headers,
+                body: data,
+                received_at: now,
+                gateway_time: None,
+            },
+        ));
+        match mode {
+            0 | 1 => assert_ne!(status, 401, "valid credentials refused: {body}"),
+            _ => assert_eq!(status, 401, "let in without valid credentials: {body}"),
+        }
         if status == 503 {
             return;
         }
         assert_answered(status, &body);
+    }
+}
+
+pub mod checkout_auth {
+    #[allow(unused_imports)]
+    use super::*;
+    use common::checkout::auth::verify_session_token;
+
+    /// Checkout's credentials parser on raw input: header lines (`name:
+    /// value`), a blank line, the body, through authentication (refused
+    /// with a reason, never a panic: nothing here is signed), and the
+    /// whole input as a session token.
+    pub fn run(data: &[u8]) {
+        let now = chrono::Utc::now();
+        let text = String::from_utf8_lossy(data);
+        let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+        let mut headers = http::HeaderMap::new();
+        for line in head.lines() {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.trim().as_bytes()),
+                http::HeaderValue::from_str(v.trim()),
+            ) {
+                headers.append(k, v);
+            }
+        }
+        let auth = super::checkout_request::auth();
+        match runtime().block_on(auth.authenticate(&headers, body.as_bytes(), now)) {
+            Ok(caller) => panic!("unsigned input authenticated as {caller:?}"),
+            Err(e) => assert!(!e.to_string().trim().is_empty()),
+        }
+        let config = super::checkout_request::auth_config();
+        let keys = config
+            .shopify
+            .as_ref()
+            .expect("the fuzz keys configure Shopify");
+        if let Ok(buyer) = verify_session_token(keys, &text, now, config.leeway) {
+            panic!("unsigned input verified as {buyer:?}");
+        }
     }
 }

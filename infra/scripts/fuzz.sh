@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the webhook entrypoints (Shopify, Adobe Commerce, the point-of-sale
-# return API) and the checkout API request with cargo-fuzz (libFuzzer), each
-# for SECONDS (default 120), starting from the seed corpus in fuzz/corpus/.
+# return API), the checkout API request and checkout's credentials parser
+# with cargo-fuzz (libFuzzer), each for SECONDS (default 120), starting from
+# the seed corpus in fuzz/corpus/.
 # Needs the nightly toolchain (rustup toolchain install nightly) and
 # cargo-fuzz (cargo install cargo-fuzz); on demand, not in the test command
 # (which replays the seed corpus on stable: infra/retailflow/tests/fuzz_corpus.rs).
@@ -11,7 +12,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO/fuzz"
 seconds="${1:-120}"
-targets=(shopify_webhook adobe_webhook pos_return checkout_request)
+targets=(shopify_webhook adobe_webhook pos_return checkout_request checkout_auth)
 cargo +nightly fuzz build -O
 for t in "${targets[@]}"; do
     mkdir -p "work/$t"

@@ -6,7 +6,10 @@
 //! sells what is not there ([`stock`]).
 //!
 //! Built: the validation step ([`validation`]) with its loyalty fallback,
-//! the local app's `POST /checkout/validate` (openapi/checkout.yaml), stock
+//! authenticated callers only ([`auth`]: Shopify checkout session tokens and
+//! storefronts' signed requests), holds capped per checkout and per
+//! customer ([`holds`]), the local app's `POST /checkout/validate`
+//! (openapi/checkout.yaml), stock
 //! holds and the price book and promotions in process and on DynamoDB,
 //! `retailflow bench-checkout`.
 //! The `checkout-validation` Lambda wires the DynamoDB adapters.
@@ -14,7 +17,9 @@
 //! the catalog sync (ERP prices and stock in, stock out to the shops) and
 //! the fulfillment sync.
 
+pub mod auth;
 pub mod catalog;
+pub mod holds;
 pub mod pricing;
 pub mod promotions;
 pub mod stock;

@@ -10,6 +10,14 @@
 //! platform is down), then stock held all-or-nothing. Anything wrong rejects
 //! the whole cart with a reason per line; nothing is held for a rejected
 //! cart.
+//!
+//! Over HTTP ([`answer`]) only authenticated callers are answered
+//! ([`super::auth`]), each bound to the customer and membership it may act
+//! for. Holds are capped: at most [`CheckoutConfig::max_units_per_sku`]
+//! units of a SKU per checkout, and at most
+//! [`CheckoutConfig::max_open_holds`] checkouts holding stock at once per
+//! customer or guest session ([`super::holds`]). A refusal never says how
+//! many units are left.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +26,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::auth::{AuthError, Caller, CheckoutAuth, NotYours};
 use super::catalog::Catalog;
+use super::holds::{Admission, InProcessOpenHolds, OpenHolds};
 use super::pricing::{price_lines, CartLine, LineProblem, PricedLine};
 use super::promotions::Promotion;
 use super::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
@@ -78,9 +88,10 @@ pub struct Problem {
     /// Index of the cart line concerned, when one is.
     pub line: Option<usize>,
     pub sku: Option<String>,
-    /// `price_changed`, `unknown_sku`, `bad_quantity`, `out_of_stock`,
-    /// `promotion_not_eligible`, `not_enough_points`, `loyalty_unavailable`,
-    /// `bad_request`.
+    /// `price_changed`, `unknown_sku`, `bad_quantity`, `quantity_limit`,
+    /// `out_of_stock`, `too_many_holds`, `promotion_not_eligible`,
+    /// `not_enough_points`, `loyalty_unavailable`, `bad_request`,
+    /// `unavailable`.
     pub code: String,
     pub message: String,
 }
@@ -121,6 +132,11 @@ pub struct CheckoutConfig {
     pub minor_units_per_point: i64,
     pub loyalty_timeout: Duration,
     pub loyalty_fallback: LoyaltyFallback,
+    /// Units of one SKU a checkout may hold (a SKU on several lines summed).
+    pub max_units_per_sku: u32,
+    /// Checkouts one customer (or one guest session) may hold stock under
+    /// at once; each counts until its hold would expire.
+    pub max_open_holds: u32,
 }
 
 impl Default for CheckoutConfig {
@@ -130,9 +146,14 @@ impl Default for CheckoutConfig {
             minor_units_per_point: 1,
             loyalty_timeout: Duration::from_millis(300),
             loyalty_fallback: LoyaltyFallback::Refuse,
+            max_units_per_sku: 10,
+            max_open_holds: 3,
         }
     }
 }
+
+/// The longest checkout id, customer id or membership number taken.
+const MAX_ID_CHARS: usize = 256;
 
 pub struct CheckoutValidation {
     catalog: Arc<dyn Catalog>,
@@ -142,6 +163,8 @@ pub struct CheckoutValidation {
     config: CheckoutConfig,
     /// Last balance seen per member (for the cached-balance fallback).
     balances: Mutex<HashMap<String, i64>>,
+    /// Open holds per customer or guest session.
+    open_holds: Arc<dyn OpenHolds>,
 }
 
 fn problem(line: Option<usize>, sku: Option<&str>, code: &str, message: String) -> Problem {
@@ -168,7 +191,19 @@ impl CheckoutValidation {
             breaker,
             config,
             balances: Mutex::new(HashMap::new()),
+            open_holds: Arc::new(InProcessOpenHolds::new()),
         }
+    }
+
+    /// Where open holds are counted (in process unless set: the Lambda
+    /// counts them on the state table, shared by every container).
+    pub fn with_open_holds(mut self, open_holds: Arc<dyn OpenHolds>) -> Self {
+        self.open_holds = open_holds;
+        self
+    }
+
+    pub fn config(&self) -> &CheckoutConfig {
+        &self.config
     }
 
     /// The reservation a checkout holds its stock under.
@@ -176,11 +211,53 @@ impl CheckoutValidation {
         format!("checkout:{checkout_id}")
     }
 
+    /// Validates a cart for a caller the process trusts already (tests,
+    /// benchmarks, the chaos workload): its customer and member as given,
+    /// no open-hold cap. HTTP callers go through [`answer`], which
+    /// authenticates them and calls [`Self::validate_for`].
     pub async fn validate(&self, req: &CheckoutRequest, now: DateTime<Utc>) -> CheckoutResponse {
+        self.validate_owned(req, None, now).await
+    }
+
+    /// Validates a cart for an authenticated caller: bound to the customer
+    /// and membership it may act for, its holds counted against its owner.
+    pub async fn validate_for(
+        &self,
+        caller: &Caller,
+        req: &CheckoutRequest,
+        now: DateTime<Utc>,
+    ) -> Result<CheckoutResponse, NotYours> {
+        let bound = caller.bind(req)?;
+        Ok(self
+            .validate_owned(&bound.request, bound.owner.as_deref(), now)
+            .await)
+    }
+
+    async fn validate_owned(
+        &self,
+        req: &CheckoutRequest,
+        owner: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CheckoutResponse {
         let rejected = |problems| CheckoutResponse::Rejected {
             checkout_id: req.checkout_id.clone(),
             problems,
         };
+        let too_long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.len() > MAX_ID_CHARS);
+        if req.checkout_id.trim().is_empty()
+            || req.checkout_id.len() > MAX_ID_CHARS
+            || too_long(&req.customer_id)
+            || too_long(&req.loyalty_member)
+        {
+            return rejected(vec![problem(
+                None,
+                None,
+                "bad_request",
+                format!(
+                    "checkout_id must be 1 to {MAX_ID_CHARS} characters, customer_id and loyalty_member at most {MAX_ID_CHARS}"
+                ),
+            )]);
+        }
         let Some(currency) = req.lines.first().map(|l| l.shown_price.currency) else {
             return rejected(vec![problem(
                 None,
@@ -189,6 +266,10 @@ impl CheckoutValidation {
                 "the cart has no lines".into(),
             )]);
         };
+        let over_cap = self.over_unit_cap(req);
+        if !over_cap.is_empty() {
+            return rejected(over_cap);
+        }
         if let Some((i, l)) = req
             .lines
             .iter()
@@ -205,15 +286,40 @@ impl CheckoutValidation {
                 ),
             )]);
         }
-        match self.check(req, currency, now).await {
+        match self.check(req, owner, currency, now).await {
             Ok(accepted) => accepted,
             Err(problems) => rejected(problems),
         }
     }
 
+    /// A line per cart line whose SKU (summed over the cart) is over the
+    /// per-checkout cap. The cap is configuration, not stock: saying it
+    /// discloses nothing.
+    fn over_unit_cap(&self, req: &CheckoutRequest) -> Vec<Problem> {
+        let cap = u64::from(self.config.max_units_per_sku);
+        let mut per_sku: HashMap<&str, u64> = HashMap::new();
+        for l in &req.lines {
+            *per_sku.entry(l.sku.as_str()).or_default() += u64::from(l.quantity);
+        }
+        req.lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| per_sku.get(l.sku.as_str()).is_some_and(|u| *u > cap))
+            .map(|(i, l)| {
+                problem(
+                    Some(i),
+                    Some(&l.sku),
+                    "quantity_limit",
+                    format!("at most {cap} of one item per order; reduce {}", l.sku),
+                )
+            })
+            .collect()
+    }
+
     async fn check(
         &self,
         req: &CheckoutRequest,
+        owner: Option<&str>,
         currency: Currency,
         now: DateTime<Utc>,
     ) -> Result<CheckoutResponse, Vec<Problem>> {
@@ -257,53 +363,69 @@ impl CheckoutValidation {
                 .collect(),
             expires_at: now + self.config.hold_for,
         };
-        let refused = |e: crate::ports::StoreError| match e {
-            // The cart itself is the problem, not the service.
-            crate::ports::StoreError::TooLarge(_) | crate::ports::StoreError::Corrupt { .. } => {
-                vec![problem(None, None, "bad_request", e.to_string())]
+        // The owner's place first: a full owner holds nothing new.
+        if let Some(owner) = owner {
+            let admitted = self
+                .open_holds
+                .admit(
+                    owner,
+                    &req.checkout_id,
+                    reservation.expires_at,
+                    self.config.max_open_holds,
+                    now,
+                )
+                .await
+                .map_err(|e| unavailable(&e))?;
+            if admitted == Admission::Full {
+                return Err(vec![problem(
+                    None,
+                    None,
+                    "too_many_holds",
+                    format!(
+                        "{} other checkouts of this customer hold stock already; finish or leave one (a hold ends by itself within {} minutes)",
+                        self.config.max_open_holds,
+                        self.config.hold_for.num_minutes()
+                    ),
+                )]);
             }
-            other => unavailable(&other),
-        };
-        let mut outcome = self
-            .stock
-            .reserve(&reservation, now)
-            .await
-            .map_err(refused)?;
-        // Short: holds that expired may not have been given back yet.
-        if matches!(outcome, ReserveOutcome::Short { .. })
-            && self
-                .stock
-                .sweep_expired(now)
-                .await
-                .map_err(|e| unavailable(&e))?
-                > 0
-        {
-            outcome = self
-                .stock
-                .reserve(&reservation, now)
-                .await
-                .map_err(refused)?;
         }
-        match outcome {
+        let outcome = self.reserve(&reservation, now).await;
+        // Nothing is held for a refused cart: its place goes back (a
+        // service error keeps it, in case the hold was taken).
+        let holds_nothing = match &outcome {
+            Ok(ReserveOutcome::Short { .. }) => true,
+            Ok(ReserveOutcome::Reserved) => false,
+            Err(problems) => problems.iter().all(|p| p.code == "bad_request"),
+        };
+        if let (Some(owner), true) = (owner, holds_nothing) {
+            if let Err(e) = self.open_holds.forget(owner, &req.checkout_id).await {
+                tracing::warn!(error = %e, "a refused checkout's place was not given back");
+            }
+        }
+        match outcome? {
             ReserveOutcome::Reserved => {}
-            ReserveOutcome::Short { sku, available } => {
+            // How many are left is not said: a refusal must not tell a
+            // scraper the stock count.
+            ReserveOutcome::Short { sku, .. } => {
+                let asked: u64 = req
+                    .lines
+                    .iter()
+                    .filter(|x| x.sku == sku)
+                    .map(|x| u64::from(x.quantity))
+                    .sum();
                 return Err(req
                     .lines
                     .iter()
                     .enumerate()
                     .filter(|(_, l)| l.sku == sku)
                     .map(|(i, l)| {
-                        let asked: u64 = req
-                            .lines
-                            .iter()
-                            .filter(|x| x.sku == sku)
-                            .map(|x| u64::from(x.quantity))
-                            .sum();
                         problem(
                             Some(i),
                             Some(&l.sku),
                             "out_of_stock",
-                            format!("{sku}: {available} left, {asked} asked"),
+                            format!(
+                                "not enough {sku} in stock for {asked}; try fewer or remove it"
+                            ),
                         )
                     })
                     .collect());
@@ -335,6 +457,47 @@ impl CheckoutValidation {
                 total,
             },
         })
+    }
+
+    /// Holds the cart's stock; when short, gives back expired holds that
+    /// were not swept yet and tries once more.
+    async fn reserve(
+        &self,
+        reservation: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<ReserveOutcome, Vec<Problem>> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            vec![problem(
+                None,
+                None,
+                "unavailable",
+                format!("checkout cannot answer right now: {e}"),
+            )]
+        };
+        let refused = |e: crate::ports::StoreError| match e {
+            // The cart itself is the problem, not the service.
+            crate::ports::StoreError::TooLarge(_) | crate::ports::StoreError::Corrupt { .. } => {
+                vec![problem(None, None, "bad_request", e.to_string())]
+            }
+            other => unavailable(&other),
+        };
+        let outcome = self
+            .stock
+            .reserve(reservation, now)
+            .await
+            .map_err(refused)?;
+        // Short: holds that expired may not have been given back yet.
+        if matches!(outcome, ReserveOutcome::Short { .. })
+            && self
+                .stock
+                .sweep_expired(now)
+                .await
+                .map_err(|e| unavailable(&e))?
+                > 0
+        {
+            return self.stock.reserve(reservation, now).await.map_err(refused);
+        }
+        Ok(outcome)
     }
 
     /// Applies the codes in order, each on what the earlier ones left;
@@ -532,24 +695,114 @@ fn line_problems(lines: &[CartLine], problems: Vec<LineProblem>) -> Vec<Problem>
         .collect()
 }
 
-/// The HTTP answer to a `POST /checkout/validate` body: 200 with the
-/// validation (accepted, or rejected with its reasons), 400 with the reason
-/// for a body that is not a checkout request. One place for the Lambda and
-/// the local app.
+/// Bodies above this are refused with 413 before anything else (a cart
+/// of a thousand lines is about 100 KB).
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// One `POST /checkout/validate` as the step sees it, whatever HTTP front
+/// end carried it.
+pub struct CheckoutHttpRequest<'a> {
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+    /// When the request is validated (holds run from it).
+    pub received_at: DateTime<Utc>,
+    /// When the HTTP front end took it (API Gateway's
+    /// `requestContext.timeEpoch`, which the caller cannot set): the time
+    /// credentials are judged at, `received_at` when absent. A recorded
+    /// request played back (`retailflow run events/`) is judged at the
+    /// time it was recorded.
+    pub gateway_time: Option<DateTime<Utc>>,
+}
+
+/// The HTTP answer to a `POST /checkout/validate`: 401 with the reason
+/// unless the caller authenticates ([`CheckoutAuth`]), 400 for a body that
+/// is not a checkout request, 403 for a request acting for another
+/// customer or member, 413 for a body over [`MAX_REQUEST_BYTES`], 503 when
+/// credentials cannot be checked right now, else 200 with the validation
+/// (accepted, or rejected with its reasons). One place for the Lambda and
+/// the local app; it logs one line per request (no token, no secret, no
+/// customer).
 pub async fn answer(
     checkout: &CheckoutValidation,
-    body: &[u8],
-    now: DateTime<Utc>,
+    auth: &CheckoutAuth,
+    req: CheckoutHttpRequest<'_>,
 ) -> (u16, serde_json::Value) {
-    match serde_json::from_slice::<CheckoutRequest>(body) {
-        Ok(req) => {
-            let resp = checkout.validate(&req, now).await;
-            // Plain data with string keys: serializing cannot fail.
-            (200, serde_json::to_value(resp).unwrap_or_default())
+    let started = std::time::Instant::now();
+    let (status, body, caller) = answer_unlogged(checkout, auth, &req).await;
+    let reason = match status {
+        200 => body["status"].as_str().unwrap_or_default().to_string(),
+        // A parse error can quote the body: not logged.
+        400 => "not a checkout request".to_string(),
+        _ => body["error"].as_str().unwrap_or_default().to_string(),
+    };
+    tracing::info!(
+        status,
+        caller = caller.as_ref().map_or("", |c| c.kind()),
+        storefront = match &caller {
+            Some(Caller::Storefront { id }) => id.as_str(),
+            _ => "",
+        },
+        shop = match &caller {
+            Some(Caller::Shopify(b)) => b.shop.as_str(),
+            _ => "",
+        },
+        reason = reason.as_str(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "checkout"
+    );
+    (status, body)
+}
+
+async fn answer_unlogged(
+    checkout: &CheckoutValidation,
+    auth: &CheckoutAuth,
+    req: &CheckoutHttpRequest<'_>,
+) -> (u16, serde_json::Value, Option<Caller>) {
+    let error = |status: u16, reason: String| (status, serde_json::json!({ "error": reason }));
+    if req.body.len() > MAX_REQUEST_BYTES {
+        let (s, b) = error(
+            413,
+            format!(
+                "body is {} bytes; the limit is {MAX_REQUEST_BYTES}",
+                req.body.len()
+            ),
+        );
+        return (s, b, None);
+    }
+    // Credentials first: nothing unauthenticated is parsed.
+    let judged_at = req.gateway_time.unwrap_or(req.received_at);
+    let caller = match auth.authenticate(req.headers, req.body, judged_at).await {
+        Ok(c) => c,
+        Err(e @ AuthError::Refused(_)) => {
+            let (s, b) = error(401, e.to_string());
+            return (s, b, None);
         }
-        Err(e) => (
-            400,
-            serde_json::json!({ "error": format!("not a checkout request: {e}") }),
+        Err(e @ AuthError::Unavailable(_)) => {
+            let (s, mut b) = error(503, e.to_string());
+            b["retryable"] = serde_json::json!(true);
+            return (s, b, None);
+        }
+    };
+    let parsed = match serde_json::from_slice::<CheckoutRequest>(req.body) {
+        Ok(r) => r,
+        Err(e) => {
+            let (s, b) = error(400, format!("not a checkout request: {e}"));
+            return (s, b, Some(caller));
+        }
+    };
+    match checkout
+        .validate_for(&caller, &parsed, req.received_at)
+        .await
+    {
+        // Plain data with string keys: serializing cannot fail.
+        Ok(resp) => (
+            200,
+            serde_json::to_value(resp).unwrap_or_default(),
+            Some(caller),
         ),
+        Err(e) => {
+            let (s, b) = error(403, e.to_string());
+            (s, b, Some(caller))
+        }
     }
 }

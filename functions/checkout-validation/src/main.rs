@@ -1,30 +1,38 @@
 //! checkout-validation: `POST /checkout/validate` behind the HTTP API
-//! (openapi/checkout.yaml). Wires the DynamoDB catalog and stock holds and
-//! the Salesforce Loyalty balance into
-//! [`common::checkout::validation::CheckoutValidation`]; the logic lives
-//! there.
+//! (openapi/checkout.yaml). Wires the DynamoDB catalog, stock holds, open
+//! holds and storefront nonces and the Salesforce Loyalty balance into
+//! [`common::checkout::validation::CheckoutValidation`], behind
+//! [`common::checkout::auth::CheckoutAuth`] (Shopify session tokens,
+//! storefronts' signed requests); the logic lives there.
 //!
-//! Init stays light: clients are built at start (no network); the connector
-//! secret is read on the first request and kept, with the circuit breaker
-//! and the cached balances, for the life of the execution environment.
+//! Init stays light: clients are built at start (no network); the
+//! connector secret and the webhook secret (checkout's keys) are read on
+//! the first request and kept, with the circuit breaker and the cached
+//! balances, for the life of the execution environment.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
 use common::adapters::dynamodb_stock::DynamoDbStock;
-use common::checkout::validation::{answer, CheckoutConfig, CheckoutValidation, LoyaltyFallback};
+use common::checkout::auth::{CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument};
+use common::checkout::validation::{
+    answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation, LoyaltyFallback,
+};
 use common::config::salesforce_config;
 use common::connectors::salesforce::SalesforceLoyalty;
-use common::lambda::{aws_sdk_config, connector_credentials, env, init_tracing, SdkConfig};
+use common::lambda::{
+    aws_sdk_config, connector_credentials, env, init_tracing, read_secret, SdkConfig,
+};
 use common::resilience::CircuitBreaker;
-use lambda_http::{run, service_fn, Body, Error, Request, Response};
+use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
 use tokio::sync::OnceCell;
 
 struct App {
     aws: SdkConfig,
-    checkout: OnceCell<CheckoutValidation>,
+    checkout: OnceCell<(CheckoutValidation, CheckoutAuth)>,
 }
 
 fn config() -> Result<CheckoutConfig, Error> {
@@ -45,14 +53,45 @@ fn config() -> Result<CheckoutConfig, Error> {
             Ok("allow_up_to_cached_balance") => LoyaltyFallback::AllowUpToCachedBalance,
             _ => LoyaltyFallback::Refuse,
         },
+        // At least 1: a cap of 0 would refuse every cart.
+        max_units_per_sku: u32::try_from(
+            number(
+                "RETAILFLOW_CHECKOUT_MAX_UNITS_PER_SKU",
+                i64::from(defaults.max_units_per_sku),
+            )?
+            .clamp(1, 100_000),
+        )
+        .unwrap_or(defaults.max_units_per_sku),
+        max_open_holds: u32::try_from(
+            number(
+                "RETAILFLOW_CHECKOUT_MAX_OPEN_HOLDS",
+                i64::from(defaults.max_open_holds),
+            )?
+            .clamp(1, 50),
+        )
+        .unwrap_or(defaults.max_open_holds),
         ..defaults
     })
 }
 
 impl App {
-    async fn checkout(&self) -> Result<&CheckoutValidation, Error> {
+    async fn checkout(&self) -> Result<&(CheckoutValidation, CheckoutAuth), Error> {
         self.checkout
             .get_or_try_init(|| async {
+                // Checkout's keys ride in the webhook secret (the Shopify
+                // app's client secret signs both webhooks and session tokens).
+                let secrets = aws_sdk_secretsmanager::Client::new(&self.aws);
+                let doc = CheckoutSecretDocument::parse(
+                    &read_secret(&secrets, &env("RETAILFLOW_SECRETS_ARN")?).await?,
+                )?;
+                let auth_config = doc
+                    .apply(CheckoutAuthConfig::default())
+                    .with_limits_from_env(|k| std::env::var(k).ok())?;
+                if !auth_config.accepts_anyone() {
+                    tracing::warn!(
+                        "no Shopify client id and shops, and no storefront secrets, in the webhook secret: every checkout will be answered 401"
+                    );
+                }
                 // A shopper waits on this read: it is bounded by checkout's
                 // own timeout and fallback, never queued behind the
                 // loyalty budget the background steps share.
@@ -62,7 +101,10 @@ impl App {
                 let loyalty = salesforce_config(|k| std::env::var(k).ok(), &creds)?;
                 let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
                 let table = env("RETAILFLOW_STATE_TABLE")?;
-                Ok::<_, Error>(CheckoutValidation::new(
+                // Nonces and open holds on the state table: shared by
+                // every container.
+                let state = Arc::new(DynamoDbStateStore::new(ddb.clone(), &table));
+                let checkout = CheckoutValidation::new(
                     Arc::new(DynamoDbCatalog::new(ddb.clone(), &table)),
                     Arc::new(DynamoDbStock::new(ddb, &table)),
                     Arc::new(SalesforceLoyalty::new(loyalty)),
@@ -72,7 +114,9 @@ impl App {
                         Duration::from_secs(30),
                     )),
                     config()?,
-                ))
+                )
+                .with_open_holds(state.clone());
+                Ok::<_, Error>((checkout, CheckoutAuth::new(auth_config, state)))
             })
             .await
     }
@@ -93,7 +137,15 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     if req.method() != lambda_http::http::Method::POST {
         return Ok(json_response(405, r#"{"error":"use POST"}"#.into()));
     }
-    let checkout = match app.checkout().await {
+    let received_at = Utc::now();
+    // API Gateway's own receive time: the caller cannot set it.
+    let gateway_time = match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) if ctx.time_epoch > 0 => {
+            chrono::DateTime::from_timestamp_millis(ctx.time_epoch)
+        }
+        _ => None,
+    };
+    let (checkout, auth) = match app.checkout().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "checkout is not configured");
@@ -103,8 +155,25 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
             ));
         }
     };
-    let (status, body) = answer(checkout, req.body().as_ref(), Utc::now()).await;
-    Ok(json_response(status, body.to_string()))
+    let (status, body) = answer(
+        checkout,
+        auth,
+        CheckoutHttpRequest {
+            headers: req.headers(),
+            body: req.body().as_ref(),
+            received_at,
+            gateway_time,
+        },
+    )
+    .await;
+    let mut resp = json_response(status, body.to_string());
+    if status == 401 {
+        resp.headers_mut().insert(
+            lambda_http::http::header::WWW_AUTHENTICATE,
+            lambda_http::http::HeaderValue::from_static(common::checkout::auth::WWW_AUTHENTICATE),
+        );
+    }
+    Ok(resp)
 }
 
 #[tokio::main]

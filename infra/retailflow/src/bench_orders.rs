@@ -64,13 +64,17 @@ pub async fn bench_orders(orders: usize, seed: u64, dev_keys: &Path) -> anyhow::
             match d {
                 Delivery::Checkout { request, .. } => {
                     checkouts += 1;
-                    let (status, _) = common::checkout::validation::answer(
-                        &app.checkout,
-                        request.as_bytes(),
-                        app.clock.now(),
-                    )
-                    .await;
-                    refused += usize::from(status != 200);
+                    // Trusted in process, as the chaos workload.
+                    let parsed: Result<common::checkout::validation::CheckoutRequest, _> =
+                        serde_json::from_str(request);
+                    let answered = match parsed {
+                        Ok(req) => {
+                            app.checkout.validate(&req, app.clock.now()).await;
+                            true
+                        }
+                        Err(_) => false,
+                    };
+                    refused += usize::from(!answered);
                 }
                 Delivery::Webhook {
                     path,

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use common::checkout::auth::{CheckoutAuthConfig, CheckoutSecretDocument};
 use common::config::WebhookSecretDocument;
 use common::intake::IntakeConfig;
 
@@ -49,6 +50,67 @@ impl DevSigners {
             shopify_secret: read("shopify-secret.txt")?,
             adobe_private: [read("adobe-private-1.pem")?, read("adobe-private-2.pem")?],
             pos_store,
+        })
+    }
+}
+
+/// Checkout's keys in the dev keys: the Shopify app's client secret (the
+/// webhooks' `shopify-secret.txt`, the previous one too) and
+/// `checkout-auth.json` (client id, shop domains, storefront secrets: the
+/// webhook secret document's checkout fields).
+fn checkout_document(dev_keys: &Path) -> anyhow::Result<CheckoutSecretDocument> {
+    let path = dev_keys.join("checkout-auth.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc = CheckoutSecretDocument::parse(&text)?;
+    let opt = |name: &str| std::fs::read_to_string(dev_keys.join(name)).unwrap_or_default();
+    doc.shopify_secret = opt("shopify-secret.txt");
+    doc.shopify_previous_secret = opt("shopify-previous-secret.txt");
+    Ok(doc)
+}
+
+/// The checkout authentication that accepts what the dev keys sign.
+pub fn checkout_auth(dev_keys: &Path) -> anyhow::Result<CheckoutAuthConfig> {
+    Ok(checkout_document(dev_keys)?.apply(CheckoutAuthConfig::default()))
+}
+
+/// Checkout's authentication for local runs: the environment if it names
+/// a Shopify secret (as the intake's), else the dev keys.
+pub fn local_checkout_auth(dev_keys: &Path) -> anyhow::Result<CheckoutAuthConfig> {
+    if std::env::var("RETAILFLOW_SHOPIFY_SECRET").is_ok() {
+        return Ok(CheckoutAuthConfig::from_env(|k| std::env::var(k).ok())?);
+    }
+    checkout_auth(dev_keys)
+}
+
+/// What the dev keys sign checkout requests with: for samples and tests.
+pub struct CheckoutSigners {
+    /// The Shopify app's client secret (session tokens).
+    pub shopify_secret: String,
+    /// The session tokens' `aud`.
+    pub client_id: String,
+    /// The first shop whose checkouts may call.
+    pub shop: String,
+    /// A storefront id and its secret.
+    pub storefront: (String, String),
+}
+
+impl CheckoutSigners {
+    pub fn read(dev_keys: &Path) -> anyhow::Result<Self> {
+        let doc = checkout_document(dev_keys)?;
+        Ok(CheckoutSigners {
+            shopify_secret: doc.shopify_secret.trim().to_string(),
+            client_id: doc.shopify_client_id.clone(),
+            shop: doc
+                .shopify_shop_domains
+                .first()
+                .cloned()
+                .context("no shop in checkout-auth.json")?,
+            storefront: doc
+                .storefront_secrets
+                .into_iter()
+                .next()
+                .context("no storefront in checkout-auth.json")?,
         })
     }
 }

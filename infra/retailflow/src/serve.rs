@@ -68,15 +68,37 @@ async fn webhook(
     resp.into_http().into_response()
 }
 
-/// `POST /checkout/validate` (openapi/checkout.yaml): 200 with the
-/// validation (accepted or rejected with reasons), 400 for a body that is
-/// not a checkout request.
-async fn checkout(State(app): State<Arc<LocalApp>>, body: Bytes) -> impl IntoResponse {
-    let (status, json) =
-        common::checkout::validation::answer(&app.checkout, &body, app.clock.now()).await;
+/// `POST /checkout/validate` (openapi/checkout.yaml): 401 without a
+/// Shopify session token or a storefront's signed request, else 200 with
+/// the validation (accepted or rejected with reasons), 400 for a body that
+/// is not a checkout request, 403 for one acting for someone else.
+async fn checkout(
+    State(app): State<Arc<LocalApp>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    use common::checkout::validation::{answer, CheckoutHttpRequest};
+    let (status, json) = answer(
+        &app.checkout,
+        &app.checkout_auth,
+        CheckoutHttpRequest {
+            headers: &headers,
+            body: &body,
+            received_at: app.clock.now(),
+            gateway_time: None,
+        },
+    )
+    .await;
     let status = axum::http::StatusCode::from_u16(status)
         .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-    (status, axum::Json(json)).into_response()
+    let mut resp = (status, axum::Json(json)).into_response();
+    if status == axum::http::StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static(common::checkout::auth::WWW_AUTHENTICATE),
+        );
+    }
+    resp
 }
 
 async fn state(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
@@ -217,7 +239,16 @@ pub async fn serve(listen: SocketAddr, data_dir: &std::path::Path) -> anyhow::Re
     let data = Arc::new(DataDir::open(data_dir)?);
     // A URL left by a killed serve must not send the CLI elsewhere.
     data.clear_serve_url();
-    let app = Arc::new(LocalApp::open(config, Some(data.clone())).await?);
+    let checkout_auth =
+        common::checkout::auth::CheckoutAuthConfig::from_env(|k| std::env::var(k).ok())?;
+    if !checkout_auth.accepts_anyone() {
+        tracing::warn!(
+            "no RETAILFLOW_SHOPIFY_CLIENT_ID with RETAILFLOW_SHOPIFY_SHOPS, and no RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS: every checkout will be answered 401"
+        );
+    }
+    let mut app = LocalApp::open(config, Some(data.clone())).await?;
+    app.checkout_auth = common::checkout::auth::CheckoutAuth::new(checkout_auth, app.store.clone());
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

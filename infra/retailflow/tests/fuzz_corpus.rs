@@ -52,3 +52,11 @@ fn the_checkout_request_corpus_is_answered_with_reasons() {
         fuzz::checkout_request::run(&input);
     }
 }
+
+#[test]
+fn the_checkout_auth_corpus_is_refused_with_reasons() {
+    for (name, input) in corpus("checkout_auth") {
+        eprintln!("{name}");
+        fuzz::checkout_auth::run(&input);
+    }
+}

@@ -520,13 +520,15 @@ pub async fn run_keeping_app(
             for d in &deliveries[n] {
                 match d {
                     Delivery::Checkout { request, .. } => {
-                        let (_, answer) = common::checkout::validation::answer(
-                            &app.checkout,
-                            request.as_bytes(),
-                            app.clock.now(),
-                        )
-                        .await;
-                        ok = answer["status"] == "accepted";
+                        // The workload is the storefront here, trusted as
+                        // in process: authentication is checkout's own tests'.
+                        ok = match serde_json::from_str(request) {
+                            Ok(req) => matches!(
+                                app.checkout.validate(&req, app.clock.now()).await,
+                                common::checkout::validation::CheckoutResponse::Accepted { .. }
+                            ),
+                            Err(_) => false,
+                        };
                         if ok {
                             report.checkouts_accepted += 1;
                         } else {
