@@ -365,6 +365,7 @@ async fn dynamodb_quarantine_keeps_the_raw_body() {
     let id = uuid::Uuid::new_v4();
     store
         .quarantine(&QuarantinedDelivery {
+            body_location: None,
             id,
             received_at: t0(),
             source: "shopify".into(),

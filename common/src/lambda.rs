@@ -14,11 +14,13 @@
 //! first invocation with its message, and the next one tries again.
 //! Measured by `infra/scripts/bench.sh`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 
+use crate::ports::ClaimChecks;
 use crate::queue_batch::{process_batch, QueueControl, QueueRecord};
 use crate::resilience::RetryPolicy;
 use crate::steps::{handle_message, Invocation, OrderStep};
@@ -230,10 +232,11 @@ pub fn sqs_records(event: &SqsEvent) -> Vec<QueueRecord> {
 pub async fn order_step_batch(
     step: &dyn OrderStep,
     queue: &dyn QueueControl,
+    claims: &dyn ClaimChecks,
     event: &SqsEvent,
     deadline_ms: u64,
 ) -> SqsBatchResponse {
-    step_batch(queue, event, deadline_ms, |body, inv| async move {
+    step_batch(queue, claims, event, deadline_ms, |body, inv| async move {
         handle_message(step, &body, inv).await
     })
     .await
@@ -243,10 +246,11 @@ pub async fn order_step_batch(
 pub async fn return_step_batch(
     step: &crate::steps::return_reversal::ReturnReversal,
     queue: &dyn QueueControl,
+    claims: &dyn ClaimChecks,
     event: &SqsEvent,
     deadline_ms: u64,
 ) -> SqsBatchResponse {
-    step_batch(queue, event, deadline_ms, |body, inv| async move {
+    step_batch(queue, claims, event, deadline_ms, |body, inv| async move {
         crate::steps::handle_return_message(step, &body, inv).await
     })
     .await
@@ -256,10 +260,11 @@ pub async fn return_step_batch(
 pub async fn stock_step_batch(
     step: &crate::steps::stock_commit::StockCommit,
     queue: &dyn QueueControl,
+    claims: &dyn ClaimChecks,
     event: &SqsEvent,
     deadline_ms: u64,
 ) -> SqsBatchResponse {
-    step_batch(queue, event, deadline_ms, |body, inv| async move {
+    step_batch(queue, claims, event, deadline_ms, |body, inv| async move {
         crate::steps::stock_commit::handle_stock_message(step, &body, inv).await
     })
     .await
@@ -267,6 +272,7 @@ pub async fn stock_step_batch(
 
 async fn step_batch<F, Fut>(
     queue: &dyn QueueControl,
+    claims: &dyn ClaimChecks,
     event: &SqsEvent,
     deadline_ms: u64,
     run: F,
@@ -284,8 +290,13 @@ where
             deadline,
             attempt: crate::replay::attempt_of(&r.body, r.receive_count),
         };
+        // An event that came by reference gets its detail back first.
+        let body = match crate::claim_check::resolve(claims, &r.body).await {
+            Ok(body) => body.into_owned(),
+            Err(e) => return crate::steps::StepOutcome::from(e),
+        };
         // The budget's waits end in time for the invocation to answer.
-        crate::budget::within_deadline(deadline, run(r.body.clone(), inv)).await
+        crate::budget::within_deadline(deadline, run(body, inv)).await
     })
     .await;
     release_budgets().await;
@@ -318,6 +329,34 @@ pub fn scheduled_run_answer(
             Err(format!("{what} refused: {reason}"))
         }
     }
+}
+
+/// The stack's claim-check bucket (`RETAILFLOW_CLAIM_CHECK_BUCKET`): where
+/// events too large for the bus ride, for every function that publishes or
+/// consumes them.
+pub fn claim_checks(aws: &SdkConfig) -> Result<Arc<dyn ClaimChecks>, LambdaConfigError> {
+    Ok(Arc::new(
+        crate::adapters::s3_claim_checks::S3ClaimChecks::new(
+            aws_sdk_s3::Client::new(aws),
+            env("RETAILFLOW_CLAIM_CHECK_BUCKET")?,
+        ),
+    ))
+}
+
+/// The stack's event bus (`RETAILFLOW_EVENT_BUS`), sending events too
+/// large for it by reference through `claims`.
+pub fn event_bus(
+    aws: &SdkConfig,
+    claims: Arc<dyn ClaimChecks>,
+) -> Result<Arc<dyn crate::ports::EventBus>, LambdaConfigError> {
+    let bus = crate::adapters::eventbridge::EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(aws),
+        env("RETAILFLOW_EVENT_BUS")?,
+    );
+    Ok(Arc::new(crate::claim_check::ClaimCheckedBus::new(
+        Arc::new(bus),
+        claims,
+    )))
 }
 
 #[cfg(test)]

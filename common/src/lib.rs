@@ -5,6 +5,7 @@
 pub mod adapters;
 pub mod budget;
 pub mod checkout;
+pub mod claim_check;
 pub mod config;
 pub mod connectors;
 pub mod credentials;

@@ -16,6 +16,13 @@ use crate::saga::SagaRecord;
 /// EventBridge's limit for one entry (detail-type + detail + source + resources).
 pub const MAX_EVENT_ENTRY_BYTES: usize = 256 * 1024;
 
+/// DynamoDB's limit on one item.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// A quarantined body kept in a state item, gzipped, leaves this much of
+/// [`MAX_ITEM_BYTES`] to the item's other attributes.
+pub const MAX_QUARANTINE_BODY_BYTES: usize = 380 * 1024;
+
 /// Idempotency records, saga state and quarantined input, in one table.
 #[async_trait]
 pub trait StateStore: Send + Sync {
@@ -154,7 +161,11 @@ pub struct QuarantinedDelivery {
     pub shop: Option<String>,
     pub delivery_id: Option<String>,
     pub reason: String,
+    /// The body, unless it is kept by claim check (`body_location`).
     pub body: Vec<u8>,
+    /// Where a body too large for a state item is kept ([`ClaimChecks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_location: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -291,4 +302,17 @@ impl ArchiveError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, ArchiveError::Unavailable(_))
     }
+}
+
+/// Where an event too large for the bus rides (an S3 bucket on AWS; the
+/// local app's data directory): the claim check. The event carries the
+/// location, the size and the SHA-256 of the bytes kept, and its consumer
+/// fetches them ([`crate::claim_check`]).
+#[async_trait]
+pub trait ClaimChecks: Send + Sync {
+    /// Keeps `bytes` under `key`, answering their location. A key names its
+    /// content (its hash is in it), so writing it again is harmless.
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<String, StoreError>;
+    /// The bytes kept at `location`; `None` when nothing is (expired).
+    async fn get(&self, location: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }

@@ -130,7 +130,12 @@ def deploy(procs):
                       aws_access_key_id="test", aws_secret_access_key="test")
     with open(os.path.join(ROOT, "events/dev-keys/shopify-secret.txt")) as f:
         shopify_secret = f.read()
-    webhook_arn = sm.create_secret(Name="rf-webhook", SecretString=json.dumps({"shopify_secret": shopify_secret}))["ARN"]
+    # Checkout's keys ride in the same secret: the sample checkout is a
+    # session token signed with the dev app secret for the dev client id.
+    with open(os.path.join(ROOT, "events/dev-keys/checkout-auth.json")) as f:
+        checkout_keys = json.load(f)
+    webhook_arn = sm.create_secret(Name="rf-webhook", SecretString=json.dumps(
+        {"shopify_secret": shopify_secret, **checkout_keys}))["ARN"]
     # The dev credentials as an operator stores them (NetSuite M2M, Entra,
     # Salesforce client credentials, Adobe OAuth 1.0a): the strict
     # simulators accept nothing else. No Shopify tokens: the fulfillment
@@ -145,6 +150,7 @@ def deploy(procs):
         "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": moto, "RUST_LOG": "info",
         "RETAILFLOW_STATE_TABLE": out["StateTableName"], "RETAILFLOW_EVENT_BUS": out["EventBusName"],
+        "RETAILFLOW_CLAIM_CHECK_BUCKET": out["ClaimCheckBucketName"],
     }
     ddb = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1",
                        aws_access_key_id="test", aws_secret_access_key="test")
@@ -184,7 +190,7 @@ def deploy(procs):
             "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
          lambda r: r.get("batchItemFailures") == []),
         ("checkout-validation", "events/14-checkout-validate.json", {
-            "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn,
+            "RETAILFLOW_CONNECTOR_SECRETS_ARN": connector_arn, "RETAILFLOW_SECRETS_ARN": webhook_arn,
             "RETAILFLOW_SALESFORCE_BASE_URL": f"http://127.0.0.1:{sim_port}/salesforce",
             "RETAILFLOW_LOYALTY_PROGRAM": "RetailflowRewards"},
          lambda r: r.get("statusCode") == 200 and json.loads(r.get("body", "{}")).get("status") == "accepted"),

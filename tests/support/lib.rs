@@ -451,7 +451,7 @@ pub fn salesforce(
 /// The two saga steps wired to real AWS adapters and the simulators.
 pub fn saga_steps(
     store: std::sync::Arc<common::adapters::dynamodb::DynamoDbStateStore>,
-    bus: std::sync::Arc<common::adapters::eventbridge::EventBridgeBus>,
+    bus: std::sync::Arc<dyn common::ports::EventBus>,
     sims: &simulators::Simulators,
 ) -> (
     common::steps::erp_posting::ErpPosting,
@@ -484,7 +484,7 @@ pub fn saga_steps(
 /// Salesforce Loyalty, the Shopify Admin API).
 pub fn return_step(
     store: std::sync::Arc<common::adapters::dynamodb::DynamoDbStateStore>,
-    bus: std::sync::Arc<common::adapters::eventbridge::EventBridgeBus>,
+    bus: std::sync::Arc<dyn common::ports::EventBus>,
     sims: &simulators::Simulators,
 ) -> common::steps::return_reversal::ReturnReversal {
     use common::connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
@@ -670,4 +670,21 @@ pub async fn route(
         .send()
         .await
         .unwrap();
+}
+
+/// The body of a message on `url`, left on the queue (visible again at once).
+pub async fn peek(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .wait_time_seconds(1)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    out.messages()
+        .first()
+        .and_then(|m| m.body())
+        .unwrap_or_default()
+        .to_string()
 }

@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -31,8 +33,7 @@ use crate::ports::{QuarantinedDelivery, SagaPage, StateStore, StoreError};
 use crate::refund_ledger::RefundLedger;
 use crate::saga::{time_bucket, SagaRecord, SagaUpdate, StepRecord, StepStatus};
 
-/// DynamoDB's item limit is 400 KB; keep headroom for the other attributes.
-const MAX_QUARANTINE_BODY_BYTES: usize = 380 * 1024;
+use crate::ports::MAX_QUARANTINE_BODY_BYTES;
 
 pub struct DynamoDbStateStore {
     client: Client,
@@ -620,6 +621,7 @@ impl StateStore for DynamoDbStateStore {
             ("topic", &q.topic),
             ("shop", &q.shop),
             ("delivery_id", &q.delivery_id),
+            ("body_location", &q.body_location),
         ] {
             if let Some(v) = v {
                 put = put.item(k, s(v));
@@ -880,4 +882,51 @@ fn existing_outcome(
             reason: "idempotency record without a known status".into(),
         }),
     }
+}
+
+/// Reads items by key (consistently), 100 at a time, retrying keys DynamoDB
+/// left unprocessed (throttling) a few times.
+pub(crate) async fn batch_get(
+    client: &Client,
+    table: &str,
+    pks: Vec<String>,
+) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in pks.chunks(100) {
+        let keys: Vec<HashMap<String, AttributeValue>> = chunk
+            .iter()
+            .map(|pk| HashMap::from([("pk".to_string(), s(pk.clone()))]))
+            .collect();
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("building a request: {e}")))?,
+        );
+        for attempt in 0..5u64 {
+            let Some(req) = request.take() else { break };
+            let out = client
+                .batch_get_item()
+                .request_items(table, req)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+            if let Some(items) = out.responses().and_then(|r| r.get(table)) {
+                found.extend(items.iter().cloned());
+            }
+            request = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+            if request.is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+        }
+        if request.is_some() {
+            return Err(StoreError::Unavailable("reads kept being throttled".into()));
+        }
+    }
+    Ok(found)
 }

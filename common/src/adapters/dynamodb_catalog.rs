@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::checkout::catalog::Catalog;
@@ -20,9 +20,6 @@ use crate::checkout::pricing::PriceEntry;
 use crate::checkout::promotions::Promotion;
 use crate::money::{Currency, Money};
 use crate::ports::StoreError;
-
-/// BatchGetItem takes at most 100 keys a request.
-const BATCH: usize = 100;
 
 pub struct DynamoDbCatalog {
     client: Client,
@@ -47,50 +44,8 @@ impl DynamoDbCatalog {
         }
     }
 
-    /// Reads items by key, 100 at a time, retrying keys DynamoDB left
-    /// unprocessed (throttling) a few times.
     async fn batch_get(&self, pks: Vec<String>) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in pks.chunks(BATCH) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|pk| HashMap::from([("pk".to_string(), s(pk.clone()))]))
-                .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| unavailable(format!("building a request: {e}")))?,
-            );
-            for attempt in 0..5u64 {
-                let Some(req) = request.take() else { break };
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, req)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
-                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
-                    found.extend(items.iter().cloned());
-                }
-                request = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-                if request.is_some() {
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-                }
-            }
-            if request.is_some() {
-                return Err(StoreError::Unavailable(
-                    "catalog reads kept being throttled".into(),
-                ));
-            }
-        }
-        Ok(found)
+        super::dynamodb::batch_get(&self.client, &self.table, pks).await
     }
 
     /// Writes a SKU's price unless a newer version is stored (catalog sync).

@@ -28,6 +28,15 @@
 //! of more than 98 distinct SKUs is refused (room is kept for the commit
 //! record its order writes with the hold; retailflow does not split carts). The table's TTL (`expires_at`) forgets holds 30 days after they
 //! end, long after the sweep has given their units back.
+//!
+//! An order of more distinct SKUs (made through an admin API, never from a
+//! hold) commits in parts of at most [`PART_SKUS`]: `COMMIT#<order key>` is
+//! part 0 and names the later parts' lines (`later_parts`), each
+//! `COMMIT#<order key>#<n>` is its own record in its own transaction, with
+//! the same states. A commit cut short is finished by its retry (a part that
+//! exists is skipped); a cancellation restocks every part that landed and
+//! leaves a tombstone in place of any that did not, so a late part never
+//! takes stock: exactly once, and all or nothing in effect.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +59,46 @@ use crate::ports::StoreError;
 /// Most distinct SKUs in one reservation: 100 transaction items less the
 /// hold and the commit record its order will write with them.
 pub const MAX_SKUS_PER_HOLD: usize = 98;
+
+/// Most distinct SKUs one commit part takes: with its record and the hold it
+/// may end, 100 items, DynamoDB's most per transaction.
+pub const PART_SKUS: usize = MAX_SKUS_PER_HOLD;
+
+/// The record of an order's commit part `n` (0: the order's own).
+fn part_key(order_key: &str, n: usize) -> String {
+    if n == 0 {
+        format!("COMMIT#{order_key}")
+    } else {
+        format!("COMMIT#{order_key}#{n}")
+    }
+}
+
+/// An order's lines in parts of at most [`PART_SKUS`] distinct SKUs, one
+/// line per SKU in SKU order: the same lines always split the same way.
+/// At least one part (an order of untracked SKUs commits its record alone).
+fn parts(lines: &[ReservationLine]) -> Vec<Vec<ReservationLine>> {
+    let skus: Vec<ReservationLine> = per_sku(lines)
+        .into_iter()
+        .map(|(sku, qty)| ReservationLine {
+            sku: sku.to_string(),
+            quantity: u32::try_from(qty).unwrap_or(u32::MAX),
+        })
+        .collect();
+    if skus.is_empty() {
+        return vec![Vec::new()];
+    }
+    skus.chunks(PART_SKUS).map(<[_]>::to_vec).collect()
+}
+
+/// The later parts' lines part 0 names.
+fn later_parts(
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> Vec<Vec<ReservationLine>> {
+    item.get("later_parts")
+        .and_then(|v| v.as_s().ok())
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
 
 /// The state table's index of holds by expiry minute.
 pub const HOLDS_INDEX: &str = "holds-by-minute";
@@ -121,6 +170,13 @@ enum CommitTx {
     AlreadyCommitted,
     /// The hold it was to take ended meanwhile (expired, swept).
     HoldGone,
+}
+
+/// What restocking one commit part found.
+struct PartRestock {
+    restocked: bool,
+    /// How many parts follow (part 0 names them).
+    later_parts: usize,
 }
 
 /// A hold as stored.
@@ -341,25 +397,34 @@ impl DynamoDbStock {
     /// the shop sold units retailflow did not have free.
     async fn commit_tx(
         &self,
-        c: &OrderCommit,
+        order_key: &str,
+        (part, all): (usize, &[Vec<ReservationLine>]),
         hold: Option<(&str, &Hold)>,
         now: DateTime<Utc>,
     ) -> Result<CommitTx, StoreError> {
-        let skus = per_sku(&c.lines);
+        let own = all.get(part).map(Vec::as_slice).unwrap_or_default();
+        let skus = per_sku(own);
         if skus.len() + 1 + usize::from(hold.is_some()) > 100 {
             return Err(StoreError::TooLarge(format!(
-                "an order of {} distinct SKUs commits in more than one transaction; needs review",
+                "a commit part of {} distinct SKUs is over DynamoDB's 100 items per transaction",
                 skus.len()
             )));
         }
         // Plain data: serializing cannot fail.
-        let lines = serde_json::to_string(&c.lines).unwrap_or_default();
+        let lines = serde_json::to_string(own).unwrap_or_default();
+        let mut record = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(part_key(order_key, part)))
+            .item("lines", s(lines));
+        if part == 0 && all.len() > 1 {
+            record = record.item(
+                "later_parts",
+                s(serde_json::to_string(&all[1..]).unwrap_or_default()),
+            );
+        }
         let mut tx = vec![TransactWriteItem::builder()
             .put(Self::built(
-                Put::builder()
-                    .table_name(&self.table)
-                    .item("pk", s(format!("COMMIT#{}", c.order_key)))
-                    .item("lines", s(lines))
+                record
                     .item("state", s("committed"))
                     .item("from_hold", AttributeValue::Bool(hold.is_some()))
                     .item("posted", AttributeValue::Bool(false))
@@ -437,8 +502,7 @@ impl DynamoDbStock {
                         Ok(CommitTx::HoldGone)
                     } else {
                         Err(unavailable(format!(
-                            "committing {}: {}",
-                            c.order_key,
+                            "committing {order_key} (part {part}): {}",
                             DisplayErrorContext(&tc)
                         )))
                     }
@@ -448,37 +512,82 @@ impl DynamoDbStock {
         }
     }
 
-    /// What an existing commit record means for a new commit: done before,
-    /// or the order was cancelled first (its checkout's hold goes back).
-    async fn existing_commit(&self, c: &OrderCommit) -> Result<Option<CommitOutcome>, StoreError> {
-        let Some(item) = self.get(format!("COMMIT#{}", c.order_key)).await? else {
+    /// What an existing commit record means for a new commit: done before
+    /// (a commit cut short between its parts is finished first), or the
+    /// order was cancelled first (its checkout's hold goes back).
+    async fn existing_commit(
+        &self,
+        c: &OrderCommit,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CommitOutcome>, StoreError> {
+        let Some(item) = self.get(part_key(&c.order_key, 0)).await? else {
             return Ok(None);
         };
-        if item
+        match item
             .get("state")
             .and_then(|v| v.as_s().ok())
             .map(String::as_str)
-            == Some("cancelled")
         {
-            if let Some(id) = c.reservation_id.as_deref() {
-                self.end_hold(id, "released", None).await?;
+            Some("cancelled") => {
+                if let Some(id) = c.reservation_id.as_deref() {
+                    self.end_hold(id, "released", None).await?;
+                }
+                return Ok(Some(CommitOutcome::OrderCancelled));
             }
-            return Ok(Some(CommitOutcome::OrderCancelled));
+            Some("committed") => {
+                let mut all = vec![commit_lines(&part_key(&c.order_key, 0), &item)?];
+                all.extend(later_parts(&item));
+                self.commit_later_parts(&c.order_key, &all, now).await?;
+            }
+            _ => {}
         }
         Ok(Some(CommitOutcome::AlreadyCommitted))
     }
 
-    /// A cancelled order's committed units back on hand, once; a tombstone
-    /// when it never committed. Every write is conditioned on what was
-    /// read; a write that lost a race (a concurrent post, commit or
-    /// restock) reads again.
+    /// Parts 1.. of a commit, each once: a part that exists (committed
+    /// before, or a tombstone a cancellation left) is skipped.
+    async fn commit_later_parts(
+        &self,
+        order_key: &str,
+        all: &[Vec<ReservationLine>],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for part in 1..all.len() {
+            self.commit_tx(order_key, (part, all), None, now).await?;
+        }
+        Ok(())
+    }
+
+    /// A cancelled order's committed units back on hand, once, part by
+    /// part; a tombstone in place of a part (or a whole commit) that never
+    /// landed. True when anything came back.
     async fn restock_commit(&self, order_key: &str) -> Result<bool, StoreError> {
-        let key = format!("COMMIT#{order_key}");
+        let Some(lines) = self.restock_part(order_key, 0).await? else {
+            return Ok(false);
+        };
+        let mut restocked = lines.restocked;
+        for part in 1..=lines.later_parts {
+            if let Some(p) = self.restock_part(order_key, part).await? {
+                restocked |= p.restocked;
+            }
+        }
+        Ok(restocked)
+    }
+
+    /// One part of [`Self::restock_commit`]. Every write is conditioned on
+    /// what was read; a write that lost a race (a concurrent post, commit or
+    /// restock) reads again. `None` when the part never committed (now a
+    /// tombstone).
+    async fn restock_part(
+        &self,
+        order_key: &str,
+        part: usize,
+    ) -> Result<Option<PartRestock>, StoreError> {
+        let key = part_key(order_key, part);
         for _ in 0..5 {
             let Some(item) = self.get(key.clone()).await? else {
-                // Cancelled before its commit ran (the two events race on
-                // one queue): a tombstone stops the commit from ever taking
-                // stock.
+                // Cancelled before its commit (or this part of it) ran: a
+                // tombstone stops the commit from ever taking this stock.
                 let tombstone = self
                     .client
                     .put_item()
@@ -495,7 +604,7 @@ impl DynamoDbStock {
                     .send()
                     .await;
                 match tombstone {
-                    Ok(_) => return Ok(false),
+                    Ok(_) => return Ok(None),
                     // The commit landed meanwhile: read it and restock it.
                     Err(e)
                         if matches!(
@@ -508,13 +617,17 @@ impl DynamoDbStock {
                     Err(e) => return Err(unavailable(DisplayErrorContext(&e))),
                 }
             };
+            let later = later_parts(&item).len();
             if item
                 .get("state")
                 .and_then(|v| v.as_s().ok())
                 .map(String::as_str)
                 != Some("committed")
             {
-                return Ok(false);
+                return Ok(Some(PartRestock {
+                    restocked: false,
+                    later_parts: later,
+                }));
             }
             let lines = commit_lines(&key, &item)?;
             // A record without the flag predates `unposted`: its units were
@@ -562,7 +675,12 @@ impl DynamoDbStock {
                 .send()
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => {
+                    return Ok(Some(PartRestock {
+                        restocked: true,
+                        later_parts: later,
+                    }))
+                }
                 Err(e) => match e.into_service_error() {
                     TransactWriteItemsError::TransactionCanceledException(tc)
                         if tc.cancellation_reasons().first().and_then(|r| r.code())
@@ -575,8 +693,99 @@ impl DynamoDbStock {
             }
         }
         Err(StoreError::Unavailable(format!(
-            "the commit of {order_key} kept changing under its restock"
+            "{key} kept changing under its restock"
         )))
+    }
+
+    /// One commit part's units out of `unposted`, once: the ERP has them.
+    async fn mark_part_posted(
+        &self,
+        key: String,
+        item: std::collections::HashMap<String, AttributeValue>,
+        at: DateTime<Utc>,
+    ) -> Result<PostedOutcome, StoreError> {
+        let state = item
+            .get("state")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str);
+        let posted = item.get("posted").and_then(|v| v.as_bool().ok()).copied();
+        if state != Some("committed") || posted != Some(false) {
+            return Ok(PostedOutcome::Unchanged);
+        }
+        let lines = commit_lines(&key, &item)?;
+        let mut tx = vec![TransactWriteItem::builder()
+            .update(Self::built(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(key.clone()))
+                    .update_expression("SET posted = :t")
+                    .condition_expression("#state = :committed AND posted = :f")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":committed", s("committed"))
+                    .expression_attribute_values(":t", AttributeValue::Bool(true))
+                    .expression_attribute_values(":f", AttributeValue::Bool(false))
+                    .build(),
+            )?)
+            .build()];
+        for (sku, qty) in per_sku(&lines) {
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(Self::built(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(format!("STOCK#{sku}")))
+                            .update_expression("ADD unposted :u SET posted_at = :at")
+                            .expression_attribute_values(":u", n(-qty))
+                            .expression_attribute_values(":at", n(at.timestamp_millis()))
+                            .build(),
+                    )?)
+                    .build(),
+            );
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(tx))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(PostedOutcome::Marked),
+            Err(e) => match e.into_service_error() {
+                // Marked or restocked meanwhile by another delivery.
+                TransactWriteItemsError::TransactionCanceledException(tc)
+                    if tc.cancellation_reasons().first().and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(PostedOutcome::Unchanged)
+                }
+                other => Err(unavailable(DisplayErrorContext(&other))),
+            },
+        }
+    }
+
+    /// The `STOCK#` items of these SKUs, by SKU, read 100 at a time (an
+    /// order of 2,000 SKUs is 20 requests, not 2,000).
+    async fn stock_items<'a>(
+        &self,
+        skus: impl Iterator<Item = &'a &'a str>,
+    ) -> Result<
+        std::collections::HashMap<String, std::collections::HashMap<String, AttributeValue>>,
+        StoreError,
+    > {
+        let pks = skus.map(|sku| format!("STOCK#{sku}")).collect();
+        let items = super::dynamodb::batch_get(&self.client, &self.table, pks).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                let sku = i
+                    .get("pk")?
+                    .as_s()
+                    .ok()?
+                    .strip_prefix("STOCK#")?
+                    .to_string();
+                Some((sku, i))
+            })
+            .collect())
     }
 
     /// Units of `lines` sold beyond what was free: SKUs left below zero
@@ -586,10 +795,10 @@ impl DynamoDbStock {
         lines: &[ReservationLine],
     ) -> Result<Vec<ReservationLine>, StoreError> {
         let mut out = Vec::new();
+        let counts = self.stock_items(per_sku(lines).keys()).await?;
         for (sku, qty) in per_sku(lines) {
-            let item = self.get(format!("STOCK#{sku}")).await?;
-            let available = item
-                .as_ref()
+            let available = counts
+                .get(sku)
                 .and_then(|i| get_n(i, "available"))
                 .unwrap_or(0);
             if available < 0 {
@@ -884,17 +1093,25 @@ impl StockReservations for DynamoDbStock {
         c: &OrderCommit,
         now: DateTime<Utc>,
     ) -> Result<CommitOutcome, StoreError> {
-        if let Some(existing) = self.existing_commit(c).await? {
+        if let Some(existing) = self.existing_commit(c, now).await? {
             return Ok(existing);
         }
         if let Some(id) = c.reservation_id.as_deref() {
             match self.hold(id).await? {
+                // A hold is at most MAX_SKUS_PER_HOLD SKUs: one part.
                 Some(h) if h.state == "held" && per_sku(&h.lines) == per_sku(&c.lines) => {
-                    match self.commit_tx(c, Some((id, &h)), now).await? {
-                        CommitTx::Written => return Ok(CommitOutcome::FromHold),
+                    let all = parts(&c.lines);
+                    match self
+                        .commit_tx(&c.order_key, (0, &all), Some((id, &h)), now)
+                        .await?
+                    {
+                        CommitTx::Written => {
+                            self.commit_later_parts(&c.order_key, &all, now).await?;
+                            return Ok(CommitOutcome::FromHold);
+                        }
                         CommitTx::AlreadyCommitted => {
                             return Ok(self
-                                .existing_commit(c)
+                                .existing_commit(c, now)
                                 .await?
                                 .unwrap_or(CommitOutcome::AlreadyCommitted))
                         }
@@ -913,32 +1130,30 @@ impl StockReservations for DynamoDbStock {
         }
         // Only SKUs retailflow counts: a SKU it holds no stock for is the
         // shop's or the ERP's business alone.
-        let mut tracked = Vec::new();
-        let mut untracked = Vec::new();
-        for (sku, _) in per_sku(&c.lines) {
-            match self.get(format!("STOCK#{sku}")).await? {
-                Some(i) if i.contains_key("on_hand") => tracked.push(sku.to_string()),
-                _ => untracked.push(sku.to_string()),
-            }
-        }
-        let tracked_commit = OrderCommit {
-            lines: c
-                .lines
-                .iter()
-                .filter(|l| tracked.contains(&l.sku))
-                .cloned()
-                .collect(),
-            ..c.clone()
-        };
-        match self.commit_tx(&tracked_commit, None, now).await? {
+        let counts = self.stock_items(per_sku(&c.lines).keys()).await?;
+        let (tracked, untracked): (Vec<String>, Vec<String>) = per_sku(&c.lines)
+            .keys()
+            .map(|sku| sku.to_string())
+            .partition(|sku| counts.get(sku).is_some_and(|i| i.contains_key("on_hand")));
+        let tracked_lines: Vec<ReservationLine> = c
+            .lines
+            .iter()
+            .filter(|l| tracked.contains(&l.sku))
+            .cloned()
+            .collect();
+        let all = parts(&tracked_lines);
+        match self.commit_tx(&c.order_key, (0, &all), None, now).await? {
             CommitTx::AlreadyCommitted => Ok(self
-                .existing_commit(c)
+                .existing_commit(c, now)
                 .await?
                 .unwrap_or(CommitOutcome::AlreadyCommitted)),
-            _ => Ok(CommitOutcome::WithoutHold {
-                oversold: self.oversold(&tracked_commit.lines).await?,
-                untracked,
-            }),
+            _ => {
+                self.commit_later_parts(&c.order_key, &all, now).await?;
+                Ok(CommitOutcome::WithoutHold {
+                    oversold: self.oversold(&tracked_lines).await?,
+                    untracked,
+                })
+            }
         }
     }
 
@@ -959,67 +1174,21 @@ impl StockReservations for DynamoDbStock {
         order_key: &str,
         at: DateTime<Utc>,
     ) -> Result<PostedOutcome, StoreError> {
-        let key = format!("COMMIT#{order_key}");
-        let Some(item) = self.get(key.clone()).await? else {
+        let Some(first) = self.get(part_key(order_key, 0)).await? else {
             return Ok(PostedOutcome::NotCommitted);
         };
-        let state = item
-            .get("state")
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str);
-        let posted = item.get("posted").and_then(|v| v.as_bool().ok()).copied();
-        if state != Some("committed") || posted != Some(false) {
-            return Ok(PostedOutcome::Unchanged);
-        }
-        let lines = commit_lines(&key, &item)?;
-        let mut tx = vec![TransactWriteItem::builder()
-            .update(Self::built(
-                Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(key.clone()))
-                    .update_expression("SET posted = :t")
-                    .condition_expression("#state = :committed AND posted = :f")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":committed", s("committed"))
-                    .expression_attribute_values(":t", AttributeValue::Bool(true))
-                    .expression_attribute_values(":f", AttributeValue::Bool(false))
-                    .build(),
-            )?)
-            .build()];
-        for (sku, qty) in per_sku(&lines) {
-            tx.push(
-                TransactWriteItem::builder()
-                    .update(Self::built(
-                        Update::builder()
-                            .table_name(&self.table)
-                            .key("pk", s(format!("STOCK#{sku}")))
-                            .update_expression("ADD unposted :u SET posted_at = :at")
-                            .expression_attribute_values(":u", n(-qty))
-                            .expression_attribute_values(":at", n(at.timestamp_millis()))
-                            .build(),
-                    )?)
-                    .build(),
-            );
-        }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(tx))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(PostedOutcome::Marked),
-            Err(e) => match e.into_service_error() {
-                // Marked or restocked meanwhile by another delivery.
-                TransactWriteItemsError::TransactionCanceledException(tc)
-                    if tc.cancellation_reasons().first().and_then(|r| r.code())
-                        == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(PostedOutcome::Unchanged)
+        let mut outcome = self
+            .mark_part_posted(part_key(order_key, 0), first.clone(), at)
+            .await?;
+        for part in 1..=later_parts(&first).len() {
+            let key = part_key(order_key, part);
+            if let Some(item) = self.get(key.clone()).await? {
+                if self.mark_part_posted(key, item, at).await? == PostedOutcome::Marked {
+                    outcome = PostedOutcome::Marked;
                 }
-                other => Err(unavailable(DisplayErrorContext(&other))),
-            },
+            }
         }
+        Ok(outcome)
     }
 
     async fn apply_erp_count(

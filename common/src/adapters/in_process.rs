@@ -16,7 +16,7 @@ use crate::idempotency::{
 };
 use crate::ports::{
     check_entry_sizes, BusError, BusEvent, EventBus, FailedEntry, QuarantinedDelivery, SagaPage,
-    StateStore, StoreError,
+    StateStore, StoreError, MAX_ITEM_BYTES,
 };
 use crate::refund_ledger::RefundLedger;
 use crate::saga::{hour_of, SagaRecord, SagaUpdate, StepRecord, StepStatus};
@@ -407,9 +407,6 @@ impl Staged {
     }
 }
 
-/// DynamoDB's limit on one item.
-pub const MAX_ITEM_BYTES: usize = 400 * 1024;
-
 /// A saga's size as an item: its JSON, a little more than DynamoDB counts
 /// (names and values), so what passes here passes there.
 pub fn saga_item_bytes(saga: &SagaRecord) -> usize {
@@ -567,6 +564,15 @@ impl StateStore for InProcessStateStore {
     }
 
     async fn quarantine(&self, item: &QuarantinedDelivery) -> Result<(), StoreError> {
+        // What DynamoDB would refuse: a body that does not gzip into an item.
+        let gzipped = super::gzip(&item.body)
+            .map_err(|e| StoreError::Unavailable(format!("compressing body: {e}")))?;
+        if gzipped.len() > crate::ports::MAX_QUARANTINE_BODY_BYTES {
+            return Err(StoreError::TooLarge(format!(
+                "quarantined body is {} bytes compressed",
+                gzipped.len()
+            )));
+        }
         self.write(|st| {
             st.quarantine.push(item.clone());
             let row =

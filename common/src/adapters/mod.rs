@@ -3,11 +3,14 @@
 pub mod dynamodb;
 pub mod dynamodb_budget;
 pub mod dynamodb_catalog;
+pub mod dynamodb_open_holds;
 pub mod dynamodb_saga_index;
 pub mod dynamodb_stock;
 pub mod eventbridge;
 pub mod eventbridge_archive;
 pub mod in_process;
+pub mod local_claim_checks;
+pub mod s3_claim_checks;
 pub mod sqs;
 pub mod sqs_dead_letters;
 

@@ -22,15 +22,21 @@ use crate::idempotency::{
     RecordOutcome,
 };
 use crate::mappers::{adobe, pos, shopify, MapError};
-use crate::ports::{BusEvent, EventBus, QuarantinedDelivery, StateStore};
+use crate::ports::{BusEvent, ClaimChecks, EventBus, QuarantinedDelivery, StateStore};
 use crate::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
 use crate::webhook::{
     AdobeKeys, HmacSecrets, SignatureError, ADOBE_SIGNATURE_HEADERS, SHOPIFY_HMAC_HEADER,
 };
 
-/// Bodies above this are refused with 413 (Shopify orders with hundreds of
-/// lines stay well below it).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Bodies above this are refused with 413: Lambda takes a synchronous
+/// request of at most 6 MB, headers and request context included. A Shopify
+/// cart of 500 lines is about 0.9 MB; an order of 2,000 lines made through
+/// an admin API about 3.6 MB: both are taken.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024 - 256 * 1024;
+
+/// Refused bodies larger than this are quarantined by claim check (a state
+/// item holds at most 400 KB, and a body this size may not gzip under it).
+pub const QUARANTINE_INLINE_BYTES: usize = 256 * 1024;
 
 /// Which webhook endpoint a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,11 +182,25 @@ pub struct OrderIntake {
     store: Arc<dyn StateStore>,
     bus: Arc<dyn EventBus>,
     config: IntakeConfig,
+    /// Where refused bodies too large for a state item are kept.
+    claims: Option<Arc<dyn ClaimChecks>>,
 }
 
 impl OrderIntake {
     pub fn new(store: Arc<dyn StateStore>, bus: Arc<dyn EventBus>, config: IntakeConfig) -> Self {
-        OrderIntake { store, bus, config }
+        OrderIntake {
+            store,
+            bus,
+            config,
+            claims: None,
+        }
+    }
+
+    /// Keeps refused bodies over [`QUARANTINE_INLINE_BYTES`] in `claims`
+    /// (without it such a body is answered 503: the platform keeps it).
+    pub fn with_claim_checks(mut self, claims: Arc<dyn ClaimChecks>) -> Self {
+        self.claims = Some(claims);
+        self
     }
 
     /// Handles one delivery and logs one line about it (no personal data).
@@ -515,15 +535,33 @@ impl OrderIntake {
         reason: String,
         status: u16,
     ) -> WebhookResponse {
+        let id = Uuid::new_v4();
+        let (body, body_location) = match &self.claims {
+            Some(claims) if req.body.len() > QUARANTINE_INLINE_BYTES => {
+                match claims
+                    .put(&format!("quarantine/{id}"), req.body.to_vec())
+                    .await
+                {
+                    Ok(location) => (Vec::new(), Some(location)),
+                    Err(e) => {
+                        return WebhookResponse::retry(format!(
+                            "{reason}; and it could not be quarantined: {e}"
+                        ))
+                    }
+                }
+            }
+            _ => (req.body.to_vec(), None),
+        };
         let item = QuarantinedDelivery {
-            id: Uuid::new_v4(),
+            id,
             received_at: req.received_at,
             source: req.route.platform().to_string(),
             topic: d.map(|d| d.topic.clone()),
             shop: d.map(|d| d.shop.clone()),
             delivery_id: d.map(|d| d.delivery_id.clone()),
             reason: reason.clone(),
-            body: req.body.to_vec(),
+            body,
+            body_location,
         };
         match self.store.quarantine(&item).await {
             Ok(()) => WebhookResponse::new(
@@ -583,13 +621,6 @@ impl OrderIntake {
             "recorded_at": req.received_at.to_rfc3339(),
             "detail_sha256": detail_sha256,
         });
-        if bus_event.entry_size() > crate::ports::MAX_EVENT_ENTRY_BYTES {
-            let reason = format!(
-                "canonical event is {} bytes, over the bus entry limit (claim check not built yet)",
-                bus_event.entry_size()
-            );
-            return self.quarantine(req, Some(d), reason, 413).await;
-        }
 
         let lease_until = match self.config.lease.lease_until(req.received_at, req.deadline) {
             Ok(t) => t,

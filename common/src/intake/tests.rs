@@ -1058,3 +1058,39 @@ async fn a_till_replay_reaching_the_handler_late_is_still_refused_while_its_stam
         .unwrap()
         .contains("nonce already used"));
 }
+
+#[tokio::test]
+async fn a_refused_body_too_large_for_a_state_item_is_quarantined_by_claim_check() {
+    use crate::adapters::local_claim_checks::LocalClaimChecks;
+    use crate::ports::ClaimChecks;
+    let claims = Arc::new(LocalClaimChecks::in_memory());
+    let mut h = harness();
+    h.intake = OrderIntake::new(
+        h.store.clone(),
+        h.bus.clone(),
+        IntakeConfig {
+            shopify: Some(HmacSecrets {
+                current: Secret::new(SECRET),
+                previous: None,
+            }),
+            ..IntakeConfig::default()
+        },
+    )
+    .with_claim_checks(claims.clone());
+    // Half a megabyte that maps to no order, and does not gzip small.
+    let noise: String = (0..500_000u32)
+        .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+        .collect();
+    let body = format!("{{\"id\":\"{noise}\"}}");
+    let resp = h.shopify("orders/create", "ev-big", &body).await;
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    let q = h.store.quarantined();
+    assert_eq!(q.len(), 1);
+    assert!(q[0].body.is_empty());
+    let location = q[0].body_location.clone().expect("kept by claim check");
+    assert_eq!(
+        claims.get(&location).await.unwrap().as_deref(),
+        Some(body.as_bytes()),
+        "nothing refused is lost"
+    );
+}

@@ -263,6 +263,7 @@ impl FulfillmentSync {
         });
         self.store
             .quarantine(&QuarantinedDelivery {
+                body_location: None,
                 id: uuid::Uuid::new_v5(
                     &uuid::Uuid::NAMESPACE_URL,
                     format!("{}:shipment:{}", self.feed.system(), s.id).as_bytes(),

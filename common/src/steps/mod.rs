@@ -103,6 +103,18 @@ impl From<StoreError> for StepOutcome {
     }
 }
 
+impl From<crate::claim_check::ClaimCheckError> for StepOutcome {
+    fn from(e: crate::claim_check::ClaimCheckError) -> Self {
+        if e.is_retryable() {
+            StepOutcome::retry(&e, None)
+        } else {
+            StepOutcome::Reject {
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
 impl From<BusError> for StepOutcome {
     fn from(e: BusError) -> Self {
         if e.is_retryable() {

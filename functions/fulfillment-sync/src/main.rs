@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::eventbridge::EventBridgeBus;
 use common::config::{erp_shipments_from_env, shops_from_env};
 use common::lambda::{
-    aws_sdk_config, connector_credentials, env, init_tracing, release_budgets,
-    scheduled_run_answer, SdkConfig,
+    aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing,
+    release_budgets, scheduled_run_answer, SdkConfig,
 };
+use common::ports::ClaimChecks;
 use common::resilience::CircuitBreaker;
 use common::steps::fulfillment_sync::FulfillmentSync;
 use common::steps::return_reversal::Guarded;
@@ -25,6 +25,8 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
 struct App {
+    /// Where events too large for the bus ride (S3).
+    claims: Arc<dyn ClaimChecks>,
     aws: SdkConfig,
     /// Built on the first tick (reads the connector secret once); `None`
     /// when the ERP's shipments are not read.
@@ -56,10 +58,7 @@ impl App {
                         aws_sdk_dynamodb::Client::new(&self.aws),
                         env("RETAILFLOW_STATE_TABLE")?,
                     )),
-                    Arc::new(EventBridgeBus::new(
-                        aws_sdk_eventbridge::Client::new(&self.aws),
-                        env("RETAILFLOW_EVENT_BUS")?,
-                    )),
+                    event_bus(&self.aws, self.claims.clone())?,
                     feed.clone(),
                     breaker(feed.system()),
                     shops,
@@ -104,6 +103,7 @@ async fn main() -> Result<(), Error> {
 async fn build() -> Result<App, Error> {
     let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
     Ok(App {
+        claims: claim_checks(&aws)?,
         aws,
         sync: OnceCell::new(),
     })

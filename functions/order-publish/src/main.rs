@@ -11,17 +11,21 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::eventbridge::EventBridgeBus;
 use common::config::WebhookSecretDocument;
 use common::intake::freshness::ReplayPolicy;
 use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use common::lambda::{aws_sdk_config, deadline, env, init_tracing, read_secret};
+use common::lambda::{
+    aws_sdk_config, claim_checks, deadline, env, event_bus, init_tracing, read_secret,
+};
+use common::ports::ClaimChecks;
 use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
 use tokio::sync::OnceCell;
 
 struct App {
+    /// Where events too large for the bus ride (S3).
+    claims: Arc<dyn ClaimChecks>,
     store: Arc<DynamoDbStateStore>,
-    bus: Arc<EventBridgeBus>,
+    bus: Arc<dyn common::ports::EventBus>,
     secrets: aws_sdk_secretsmanager::Client,
     secrets_arn: String,
     adobe_shop: Option<String>,
@@ -41,11 +45,10 @@ impl App {
                     replay: self.replay,
                     ..IntakeConfig::default()
                 })?;
-                Ok::<_, Error>(OrderIntake::new(
-                    self.store.clone(),
-                    self.bus.clone(),
-                    config,
-                ))
+                Ok::<_, Error>(
+                    OrderIntake::new(self.store.clone(), self.bus.clone(), config)
+                        .with_claim_checks(self.claims.clone()),
+                )
             })
             .await
     }
@@ -116,15 +119,14 @@ async fn build() -> Result<App, Error> {
     // Shopify waits 5 s for the answer: every AWS call is bounded so a slow
     // dependency turns into a 503 (the platform retries), not a timeout.
     let aws = aws_sdk_config(Duration::from_millis(1000), Duration::from_millis(1500)).await;
+    let claims = claim_checks(&aws)?;
     Ok(App {
+        claims: claims.clone(),
         store: Arc::new(DynamoDbStateStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
             env("RETAILFLOW_STATE_TABLE")?,
         )),
-        bus: Arc::new(EventBridgeBus::new(
-            aws_sdk_eventbridge::Client::new(&aws),
-            env("RETAILFLOW_EVENT_BUS")?,
-        )),
+        bus: event_bus(&aws, claims.clone())?,
         secrets: aws_sdk_secretsmanager::Client::new(&aws),
         secrets_arn: env("RETAILFLOW_SECRETS_ARN")?,
         adobe_shop: env("RETAILFLOW_ADOBE_SHOP").ok(),

@@ -8,20 +8,22 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::sqs::SqsQueueControl;
 use common::config::{erp_from_env, salesforce_config, shops_from_env};
 use common::connectors::salesforce::SalesforceLoyalty;
 use common::lambda::{
-    aws_sdk_config, connector_credentials, env, init_tracing, return_step_batch, unstarted_batch,
-    SdkConfig,
+    aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing,
+    return_step_batch, unstarted_batch, SdkConfig,
 };
+use common::ports::ClaimChecks;
 use common::resilience::CircuitBreaker;
 use common::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
 struct App {
+    /// Where events too large for the bus ride (S3).
+    claims: Arc<dyn ClaimChecks>,
     aws: SdkConfig,
     queue: SqsQueueControl,
     /// Built on the first batch (reads the connector secret once).
@@ -53,10 +55,7 @@ impl App {
                         aws_sdk_dynamodb::Client::new(&self.aws),
                         env("RETAILFLOW_STATE_TABLE")?,
                     )),
-                    Arc::new(EventBridgeBus::new(
-                        aws_sdk_eventbridge::Client::new(&self.aws),
-                        env("RETAILFLOW_EVENT_BUS")?,
-                    )),
+                    event_bus(&self.aws, self.claims.clone())?,
                     Guarded::new(erp.clone(), breaker(erp.system())),
                     Guarded::new(loyalty, breaker("salesforce-loyalty")),
                     shops,
@@ -73,7 +72,14 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
         // Not the records' fault: they wait with backoff, receives spared.
         Err(e) => return Ok(unstarted_batch(&app.queue, &event.payload, &e.to_string()).await),
     };
-    Ok(return_step_batch(step, &app.queue, &event.payload, event.context.deadline).await)
+    Ok(return_step_batch(
+        step,
+        &app.queue,
+        app.claims.as_ref(),
+        &event.payload,
+        event.context.deadline,
+    )
+    .await)
 }
 
 #[tokio::main]
@@ -92,6 +98,7 @@ async fn main() -> Result<(), Error> {
 async fn build() -> Result<App, Error> {
     let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
     Ok(App {
+        claims: claim_checks(&aws)?,
         queue: SqsQueueControl::new(
             aws_sdk_sqs::Client::new(&aws),
             env("RETAILFLOW_QUEUE_URL")?,

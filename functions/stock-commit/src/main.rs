@@ -12,15 +12,19 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
 use common::adapters::dynamodb_stock::DynamoDbStock;
-use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::sqs::SqsQueueControl;
 use common::idempotency::LeasePolicy;
-use common::lambda::{aws_sdk_config, env, init_tracing, stock_step_batch};
+use common::lambda::{
+    aws_sdk_config, claim_checks, env, event_bus, init_tracing, stock_step_batch,
+};
+use common::ports::ClaimChecks;
 use common::steps::stock_commit::StockCommit;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
 struct App {
+    /// Where events too large for the bus ride (S3).
+    claims: Arc<dyn ClaimChecks>,
     queue: SqsQueueControl,
     step: StockCommit,
 }
@@ -29,6 +33,7 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
     Ok(stock_step_batch(
         &app.step,
         &app.queue,
+        app.claims.as_ref(),
         &event.payload,
         event.context.deadline,
     )
@@ -52,7 +57,9 @@ async fn build() -> Result<App, Error> {
     let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let table = env("RETAILFLOW_STATE_TABLE")?;
+    let claims = claim_checks(&aws)?;
     Ok(App {
+        claims: claims.clone(),
         queue: SqsQueueControl::new(
             aws_sdk_sqs::Client::new(&aws),
             env("RETAILFLOW_QUEUE_URL")?,
@@ -60,10 +67,7 @@ async fn build() -> Result<App, Error> {
         ),
         step: StockCommit::new(
             Arc::new(DynamoDbStateStore::new(ddb.clone(), &table)),
-            Arc::new(EventBridgeBus::new(
-                aws_sdk_eventbridge::Client::new(&aws),
-                env("RETAILFLOW_EVENT_BUS")?,
-            )),
+            event_bus(&aws, claims.clone())?,
             Arc::new(DynamoDbStock::new(ddb.clone(), &table)),
             Arc::new(DynamoDbCatalog::new(ddb, &table)),
             LeasePolicy::default(),

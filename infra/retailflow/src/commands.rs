@@ -123,8 +123,17 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
     }
     let req = ApiRequest::from_event(event)?;
     if req.path == "/checkout/validate" {
-        let (status, body) =
-            common::checkout::validation::answer(&app.checkout, &req.body, app.clock.now()).await;
+        let (status, body) = common::checkout::validation::answer(
+            &app.checkout,
+            &app.checkout_auth,
+            common::checkout::validation::CheckoutHttpRequest {
+                headers: &req.headers,
+                body: &req.body,
+                received_at: app.clock.now(),
+                gateway_time: req.gateway_time,
+            },
+        )
+        .await;
         return Ok(format!("{status} {body}"));
     }
     let route = WebhookRoute::from_path(&req.path)
@@ -152,8 +161,13 @@ pub async fn run(
     // A run starts from nothing, so the same files give the same result;
     // what it leaves stays for `trace`, `replay` and `reconcile`.
     let data = std::sync::Arc::new(DataDir::open_empty(data_dir)?);
-    let app = LocalApp::open(local_config(dev_keys)?, Some(data)).await?;
+    let mut app = LocalApp::open(local_config(dev_keys)?, Some(data)).await?;
+    app.checkout_auth = common::checkout::auth::CheckoutAuth::new(
+        retailflow::dev_keys::local_checkout_auth(dev_keys)?,
+        app.store.clone(),
+    );
     let mut report = retailflow::local_app::DrainReport::default();
+    let mut refusals: Vec<Refusal> = Vec::new();
     let mut absorb = |r: retailflow::local_app::DrainReport| {
         report.deliveries += r.deliveries;
         report.retries += r.retries;
@@ -172,10 +186,21 @@ pub async fn run(
             absorb(app.drain().await);
         }
         match feed(&app, &name, &event).await {
-            Ok(line) if !json => println!("{name:<60} {line}"),
-            Ok(_) => {}
+            Ok(line) => {
+                if let Some(refusal) = Refusal::of(&name, &line) {
+                    refusals.push(refusal);
+                }
+                if !json {
+                    println!("{name:<60} {line}");
+                }
+            }
             Err(e) => {
                 eprintln!("{name}: skipped: {e:#}");
+                refusals.push(Refusal {
+                    file: name,
+                    status: None,
+                    reason: format!("{e:#}"),
+                });
             }
         }
     }
@@ -204,6 +229,26 @@ pub async fn run(
         for d in &dead {
             println!("  DLQ {}: {}", d.queue, d.reason);
         }
+        let (bad_input, not_taken): (Vec<&Refusal>, Vec<&Refusal>) =
+            refusals.iter().partition(|r| r.is_bad_input());
+        if !bad_input.is_empty() {
+            println!(
+                "refused as bad input ({}; answered 4xx, the body kept where it maps to nothing):",
+                bad_input.len()
+            );
+            for r in &bad_input {
+                println!("  {r}");
+            }
+        }
+        if !not_taken.is_empty() {
+            println!(
+                "NOT TAKEN ({}): deliveries that should have been taken were not:",
+                not_taken.len()
+            );
+            for r in &not_taken {
+                println!("  {r}");
+            }
+        }
         println!(
             "state kept in {}: `retailflow trace <order key>`, `retailflow replay list`, `retailflow reconcile`",
             data_dir.display()
@@ -215,7 +260,56 @@ pub async fn run(
             app.bus.recorded.published().len()
         );
     }
-    Ok(timelines.iter().all(|t| t.complete) && dead.is_empty() && !report.gave_up)
+    let all_taken = refusals.iter().all(Refusal::is_bad_input);
+    Ok(timelines.iter().all(|t| t.complete) && dead.is_empty() && !report.gave_up && all_taken)
+}
+
+/// A file the app did not take: refused with a status, or not fed at all.
+struct Refusal {
+    file: String,
+    status: Option<u16>,
+    reason: String,
+}
+
+impl Refusal {
+    /// A refusal in a fed file's answer line (`<status> <body>`), if any.
+    fn of(file: &str, line: &str) -> Option<Self> {
+        let (status, body) = line.split_once(' ')?;
+        let status: u16 = status.parse().ok()?;
+        if status < 400 {
+            return None;
+        }
+        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let reason = body["error"]
+            .as_str()
+            .unwrap_or(body.to_string().as_str())
+            .to_string();
+        let reason = match body["quarantine_id"].as_str() {
+            Some(q) => format!("{reason} (kept as quarantine {q})"),
+            None => reason,
+        };
+        Some(Refusal {
+            file: file.to_string(),
+            status: Some(status),
+            reason,
+        })
+    }
+
+    /// Refused for what it is (unsigned, tampered, not mappable): the
+    /// sender's to mend. A 413 or a 5xx is retailflow not taking what it
+    /// should have, and so is a file that was not fed.
+    fn is_bad_input(&self) -> bool {
+        matches!(self.status, Some(s) if (400..500).contains(&s) && s != 413 && s != 429)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "{}: {s} {}", self.file, self.reason),
+            None => write!(f, "{}: not fed: {}", self.file, self.reason),
+        }
+    }
 }
 
 pub fn canonical(source: Source, topic: &str, shop: &str, file: &Path) -> anyhow::Result<()> {

@@ -74,6 +74,11 @@ impl DataDir {
     pub fn open_empty(dir: &Path) -> Result<Self, DataDirError> {
         let data = Self::open(dir)?;
         data.clear_serve_url();
+        // The claim-checked events of the run before go with its state.
+        let claims = dir.join("claims");
+        if claims.exists() {
+            std::fs::remove_dir_all(&claims).map_err(|e| storage(dir, &e))?;
+        }
         let err = |e: &dyn std::fmt::Display| storage(dir, e);
         let tx = data.db.begin_write().map_err(|e| err(&e))?;
         tx.delete_table(ROWS).map_err(|e| err(&e))?;

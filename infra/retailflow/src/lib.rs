@@ -7,6 +7,7 @@ pub mod budget_drain;
 pub mod chaos;
 pub mod data_dir;
 pub mod dev_keys;
+pub mod large_orders;
 pub mod local_app;
 pub mod local_replay;
 pub mod runtime;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::adapters::in_process::InProcessStateStore;
+use common::checkout::auth::{CheckoutAuth, CheckoutAuthConfig};
 use common::checkout::catalog::{CatalogSeed, InProcessCatalog};
 use common::checkout::stock::InProcessStock;
 use common::checkout::validation::{CheckoutConfig, CheckoutValidation};
@@ -36,6 +37,9 @@ use simulators::Simulators;
 use crate::data_dir::DataDir;
 use crate::runtime::{lock, Clock, DeadLetter, Queue, Queues, RoutingBus, Rule};
 use common::adapters::in_process::Journal;
+use common::adapters::local_claim_checks::LocalClaimChecks;
+use common::claim_check::ClaimCheckedBus;
+use common::ports::EventBus;
 
 pub const ERP_POST_QUEUE: &str = "erp-post";
 pub const LOYALTY_ACCRUAL_QUEUE: &str = "loyalty-accrual";
@@ -168,6 +172,8 @@ const BATCH_SIZE: usize = 10;
 pub struct LocalApp {
     pub store: Arc<InProcessStateStore>,
     pub bus: Arc<RoutingBus>,
+    /// Where events too large for the bus ride (`<data dir>/claims`).
+    pub claims: Arc<LocalClaimChecks>,
     pub queues: Queues,
     pub dead_letters: Arc<Mutex<Vec<DeadLetter>>>,
     pub clock: Clock,
@@ -186,6 +192,9 @@ pub struct LocalApp {
     pub catalog: Arc<InProcessCatalog>,
     pub stock: Arc<InProcessStock>,
     pub checkout: CheckoutValidation,
+    /// Who `POST /checkout/validate` answers: nobody until configured
+    /// (`serve` from the environment, `run` from the dev keys).
+    pub checkout_auth: CheckoutAuth,
     /// The loyalty connector every step uses, on the simulator.
     pub loyalty: Arc<SalesforceLoyalty>,
     /// The ERP connector every step uses, on the NetSuite simulator.
@@ -283,6 +292,14 @@ impl LocalApp {
             bus = bus.durable(j.clone(), &rows).map_err(restore_err)?;
         }
         let bus = Arc::new(bus);
+        // Events too large for the bus ride by reference, kept beside the
+        // state file (or in memory), as the stack keeps them in S3.
+        let claims = Arc::new(match &data {
+            Some(d) => LocalClaimChecks::in_dir(d.dir().join("claims")),
+            None => LocalClaimChecks::in_memory(),
+        });
+        let published: Arc<dyn EventBus> =
+            Arc::new(ClaimCheckedBus::new(bus.clone(), claims.clone()));
         // The accounts' concurrency budgets, as on AWS (RETAILFLOW_ERP_BUDGET,
         // RETAILFLOW_LOYALTY_BUDGET), on the app's clock; the local app is
         // one container, giving its slots back after every batch.
@@ -330,7 +347,7 @@ impl LocalApp {
         let (shopify_stock, adobe_stock) = (shopify.clone(), adobe.clone());
         let fulfillment_sync = FulfillmentSync::new(
             store.clone(),
-            bus.clone(),
+            published.clone(),
             erp.clone(),
             Arc::new(CircuitBreaker::new("netsuite-shipments", 5, open_for)),
             vec![
@@ -352,7 +369,7 @@ impl LocalApp {
         );
         let return_reversal = ReturnReversal::new(
             store.clone(),
-            bus.clone(),
+            published.clone(),
             Guarded::new(erp.clone(), erp_breaker.clone()),
             Guarded::new(loyalty.clone(), loyalty_breaker.clone()),
             vec![
@@ -450,7 +467,7 @@ impl LocalApp {
         );
         let stock_commit = StockCommit::new(
             store.clone(),
-            bus.clone(),
+            published.clone(),
             stock.clone(),
             catalog.clone(),
             common::idempotency::LeasePolicy::default(),
@@ -459,7 +476,7 @@ impl LocalApp {
         let archive = Arc::new(LocalArchive { bus: bus.clone() });
         let reconciliation = Reconciliation::new(
             store.clone(),
-            bus.clone(),
+            published.clone(),
             archive.clone(),
             Some(Guarded {
                 connector: erp.clone() as Arc<dyn common::connectors::ErpConnector>,
@@ -488,24 +505,27 @@ impl LocalApp {
             catalog,
             stock,
             checkout,
+            checkout_auth: CheckoutAuth::new(CheckoutAuthConfig::default(), store.clone()),
             return_reversal,
-            intake: OrderIntake::new(store.clone(), bus.clone(), intake_config),
+            intake: OrderIntake::new(store.clone(), published.clone(), intake_config)
+                .with_claim_checks(claims.clone()),
             erp_posting: ErpPosting::new(
                 store.clone(),
-                bus.clone(),
+                published.clone(),
                 erp,
                 erp_breaker,
                 ErpPostingConfig::default(),
             ),
             loyalty_accrual: LoyaltyAccrual::new(
                 store.clone(),
-                bus.clone(),
+                published.clone(),
                 loyalty,
                 loyalty_breaker,
                 LoyaltyAccrualConfig::default(),
             ),
             store,
             bus,
+            claims,
             queues,
             dead_letters: Arc::new(Mutex::new(dead_letters)),
             clock,
@@ -544,6 +564,12 @@ impl LocalApp {
     /// Runs one queue message through its function, as the SQS event source would.
     async fn handle(&self, queue: &str, body: &str, attempt: u32) -> StepOutcome {
         let attempt = common::replay::attempt_of(body, attempt);
+        // An event that came by reference gets its detail back first.
+        let body = match common::claim_check::resolve(self.claims.as_ref(), body).await {
+            Ok(body) => body,
+            Err(e) => return StepOutcome::from(e),
+        };
+        let body = body.as_ref();
         let inv = Invocation {
             now: self.clock.now(),
             deadline: None,

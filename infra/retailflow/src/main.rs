@@ -268,6 +268,22 @@ enum Command {
         shop: String,
         file: PathBuf,
     },
+    /// Write a Shopify orders/create payload of many lines (each one unit
+    /// at 2.00 USD plus 8% tax, SKUs BULK-00000…), or with --refund-of a
+    /// refunds/create payload returning every line of such an order: feed
+    /// it to `sample-event` and `run` to see a large order through.
+    LargeOrder {
+        #[arg(long, default_value_t = 500)]
+        lines: usize,
+        /// Distinct SKUs the lines are spread over.
+        #[arg(long, default_value_t = 150)]
+        skus: usize,
+        #[arg(long, default_value_t = 7_000_000_001)]
+        order_id: u64,
+        /// Write the refund of every line of the order these flags describe.
+        #[arg(long)]
+        refund: bool,
+    },
     /// Write a signed HTTP API 2.0 request event for a raw payload, signed with the dev keys.
     SampleEvent {
         #[arg(long, value_enum)]
@@ -466,6 +482,26 @@ async fn main() -> anyhow::Result<()> {
             shop,
             file,
         } => commands::canonical(source, &topic, &shop, &file),
+        Command::LargeOrder {
+            lines,
+            skus,
+            order_id,
+            refund,
+        } => {
+            use retailflow::large_orders::{shopify_order, shopify_refund};
+            anyhow::ensure!(
+                (1..=10_000).contains(&lines) && (1..=lines).contains(&skus),
+                "--lines is 1 to 10,000 and --skus 1 to --lines"
+            );
+            let order = shopify_order(order_id, lines, skus);
+            let out = if refund {
+                shopify_refund(&order, order_id + 1, lines)
+            } else {
+                order
+            };
+            println!("{out}");
+            Ok(())
+        }
         Command::SampleEvent {
             source,
             topic,

@@ -66,6 +66,12 @@ fn serve_on(data_dir: &std::path::Path) -> Server {
         .args(["serve", "--listen", &addr])
         .env("RETAILFLOW_SHOPIFY_SECRET", "serve-secret")
         .env("RETAILFLOW_SHOPIFY_PREVIOUS_SECRET", "serve-old-secret")
+        .env("RETAILFLOW_SHOPIFY_CLIENT_ID", "serve-client-id")
+        .env("RETAILFLOW_SHOPIFY_SHOPS", "acme.myshopify.com")
+        .env(
+            "RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS",
+            r#"{"web-eu":"serve-storefront-secret"}"#,
+        )
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -211,7 +217,7 @@ fn serve_answers_bad_input_with_reasons() {
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("JSON"), "{body}");
     assert!(body["quarantine_id"].is_string());
-    let big = "x".repeat(2 * 1024 * 1024);
+    let big = "x".repeat(7 * 1024 * 1024);
     let headers = shopify_headers("serve-secret", "ev-big", &big);
     assert_eq!(
         http(&server.addr, "POST", "/webhooks/shopify", &headers, &big).0,
@@ -224,21 +230,72 @@ fn serve_answers_bad_input_with_reasons() {
     );
 }
 
+/// A storefront's signed request headers, as docs/operations.md signs them.
+fn storefront_headers(body: &str, nonce: &str) -> Vec<(&'static str, String)> {
+    common::checkout::auth::storefront_headers(
+        "web-eu",
+        &Secret::new("serve-storefront-secret"),
+        chrono::Utc::now(),
+        nonce,
+        body.as_bytes(),
+    )
+}
+
 #[test]
 fn serve_validates_a_checkout_as_the_readme_shows() {
     let server = serve();
     let body = r#"{"checkout_id":"readme-1","customer_id":"c-1","lines":[{"sku":"MCS-CHR-M","quantity":2,"shown_price":{"minor":2499,"currency":"USD"}}],"promotion_codes":["SOCKS5"]}"#;
     let json = [("content-type", "application/json".to_string())];
+    // Nobody vouches for the caller: 401, and nothing is held.
     let (status, resp) = http(&server.addr, "POST", "/checkout/validate", &json, body);
+    assert_eq!(status, 401, "{resp}");
+    assert!(
+        resp["error"].as_str().unwrap().contains("no credentials"),
+        "{resp}"
+    );
+    let signed = storefront_headers(body, "readme-nonce-0000000001");
+    let (status, resp) = http(&server.addr, "POST", "/checkout/validate", &signed, body);
     assert_eq!(status, 200, "{resp}");
     assert_eq!(resp["status"], "accepted", "{resp}");
     assert_eq!(resp["totals"]["total"]["minor"], 4498);
+    // The same request again is a replay.
+    let (status, resp) = http(&server.addr, "POST", "/checkout/validate", &signed, body);
+    assert_eq!(status, 401, "{resp}");
+    // A Shopify checkout's session token, signed with the app's secret.
+    let at = chrono::Utc::now().timestamp();
+    let token = |secret: &str| {
+        common::checkout::auth::session_token(
+            &Secret::new(secret),
+            &serde_json::json!({"dest": "https://acme.myshopify.com", "aud": "serve-client-id",
+                "sub": "gid://shopify/Customer/77", "exp": at + 300, "nbf": at, "iat": at}),
+        )
+    };
+    let shopper = r#"{"checkout_id":"readme-2","lines":[{"sku":"BLB-01","quantity":1,"shown_price":{"minor":1250,"currency":"USD"}}]}"#;
+    let bearer = |t: String| vec![("Authorization", format!("Bearer {t}"))];
     let (status, resp) = http(
         &server.addr,
         "POST",
         "/checkout/validate",
-        &json,
-        "{\"lines\":1}",
+        &bearer(token("serve-secret")),
+        shopper,
+    );
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["status"], "accepted", "{resp}");
+    let (status, _) = http(
+        &server.addr,
+        "POST",
+        "/checkout/validate",
+        &bearer(token("forged")),
+        shopper,
+    );
+    assert_eq!(status, 401);
+    let bad = "{\"lines\":1}";
+    let (status, resp) = http(
+        &server.addr,
+        "POST",
+        "/checkout/validate",
+        &storefront_headers(bad, "readme-nonce-0000000002"),
+        bad,
     );
     assert_eq!(status, 400);
     assert!(
@@ -578,4 +635,101 @@ fn trace_replay_and_reconcile_read_what_run_left_after_it_exited() {
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The binary's stdout of one call, asserting it succeeded.
+fn stdout_of(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn run_takes_an_order_of_500_lines_and_its_return_and_exits_0() {
+    let dir = fresh_dir();
+    let events = dir.join("events");
+    std::fs::create_dir_all(&events).unwrap();
+    for (n, extra, topic) in [
+        ("1-order", &[][..], "orders/create"),
+        ("2-refund", &["--refund"][..], "refunds/create"),
+    ] {
+        let payload = dir.join(format!("{n}.payload.json"));
+        std::fs::write(
+            &payload,
+            stdout_of(
+                cli()
+                    .args(["large-order", "--lines", "500", "--skus", "150"])
+                    .args(extra),
+            ),
+        )
+        .unwrap();
+        let event = stdout_of(
+            cli()
+                .args(["sample-event", "--source", "shopify", "--topic", topic])
+                .args(["--shop", "acme.myshopify.com", "--event-id", n])
+                .arg("--dev-keys")
+                .arg(repo().join("events/dev-keys"))
+                .arg(&payload),
+        );
+        std::fs::write(events.join(format!("{n}.json")), event).unwrap();
+    }
+    let out = cli_in(&dir.join("data"))
+        .current_dir(repo())
+        .arg("run")
+        .arg(&events)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("1 order(s), 1 complete"), "{text}");
+    assert!(text.contains("CreditMemoPosted"), "{text}");
+    assert!(!text.contains("NOT TAKEN"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn run_says_what_it_did_not_take_and_exits_non_zero() {
+    let dir = fresh_dir();
+    let events = dir.join("events");
+    std::fs::create_dir_all(&events).unwrap();
+    // Over what a Lambda takes in one request: 6 MB.
+    let payload = dir.join("huge.payload.json");
+    std::fs::write(
+        &payload,
+        stdout_of(cli().args(["large-order", "--lines", "6000", "--skus", "10"])),
+    )
+    .unwrap();
+    let event = stdout_of(
+        cli()
+            .args([
+                "sample-event",
+                "--source",
+                "shopify",
+                "--topic",
+                "orders/create",
+            ])
+            .arg("--dev-keys")
+            .arg(repo().join("events/dev-keys"))
+            .arg(&payload),
+    );
+    std::fs::write(events.join("huge.json"), event).unwrap();
+    let out = cli_in(&dir.join("data"))
+        .current_dir(repo())
+        .arg("run")
+        .arg(&events)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("NOT TAKEN (1)"), "{text}");
+    assert!(text.contains("huge.json: 413"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
 }

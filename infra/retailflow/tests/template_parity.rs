@@ -317,7 +317,9 @@ const TABLE_USE: &[TableUse] = &[
     },
     // CheckoutValidation: prices and promotions (BatchGetItem), promotion
     // uses (GetItem), reserve (holds and counts: GetItem, PutItem,
-    // UpdateItem), sweep_expired (the marker, the index, the holds).
+    // UpdateItem), sweep_expired (the marker, the index, the holds), open
+    // holds per customer (GetItem, PutItem), storefront nonces (claim:
+    // UpdateItem on DELIVERY# items).
     TableUse {
         function: "CheckoutValidationFunction",
         items: &["GetItem", "BatchGetItem", "PutItem", "UpdateItem"],
@@ -328,6 +330,8 @@ const TABLE_USE: &[TableUse] = &[
             "STOCK#*",
             "HOLD#*",
             "SWEEP#stock",
+            "OPENHOLDS#*",
+            "DELIVERY#*",
         ],
         budget_slots: false,
         queries: &["holds-by-minute"],
@@ -742,5 +746,82 @@ fn the_connector_secret_is_never_written_by_a_deploy() {
     assert!(
         description.contains("put-secret-value") && description.contains("docs/credentials.md"),
         "the description says how operators store it: {description}"
+    );
+}
+
+/// Events too large for the bus ride in a bucket that is encrypted, closed
+/// to the public, TLS only and emptied by its lifecycle; only the functions
+/// that publish or consume events reach it, on its event and quarantine
+/// keys only.
+#[test]
+fn the_claim_check_bucket_is_private_encrypted_expiring_and_reached_only_by_the_steps() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    let bucket = &t["Resources"]["ClaimCheckBucket"]["Properties"];
+    assert_eq!(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+            ["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        "AES256"
+    );
+    for flag in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            bucket["PublicAccessBlockConfiguration"][flag],
+            Value::Bool(true),
+            "{flag}"
+        );
+    }
+    assert!(bucket["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|r| !r["ExpirationInDays"].is_null()));
+    let policy = &t["Resources"]["ClaimCheckBucketPolicy"]["Properties"]["PolicyDocument"];
+    assert_eq!(policy["Statement"][0]["Effect"], "Deny");
+    assert_eq!(
+        policy["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"],
+        Value::Bool(false)
+    );
+    let mut reaching = BTreeSet::new();
+    for (id, r) in resources {
+        for statement in r["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_sequence().into_iter().flatten())
+        {
+            let actions: Vec<&str> = statement["Action"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if actions.iter().any(|a| a.starts_with("s3:")) {
+                assert!(
+                    actions
+                        .iter()
+                        .all(|a| ["s3:GetObject", "s3:PutObject"].contains(a)),
+                    "{id:?}: {actions:?}"
+                );
+                reaching.insert(id.as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    assert_eq!(
+        reaching,
+        [
+            "ErpPostFunction",
+            "FulfillmentSyncFunction",
+            "LoyaltyAccrualFunction",
+            "OrderPublishFunction",
+            "ReturnReversalFunction",
+            "StockCommitFunction"
+        ]
+        .map(String::from)
+        .into(),
     );
 }

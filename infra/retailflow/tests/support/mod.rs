@@ -98,3 +98,39 @@ pub fn assert_exactly_once(app: &LocalApp) {
     assert_eq!(timelines.len(), 4);
     assert!(timelines.iter().all(|t| t.complete), "{timelines:?}");
 }
+
+/// A Shopify delivery of `body` under `topic`, signed with the dev secret
+/// as Shopify signs it, answered by the app's intake.
+pub async fn deliver_shopify(
+    app: &LocalApp,
+    topic: &str,
+    event_id: &str,
+    body: &str,
+) -> common::intake::WebhookResponse {
+    use common::webhook::{shopify_signature, Secret};
+    let secret =
+        std::fs::read_to_string(repo().join("events/dev-keys/shopify-secret.txt")).unwrap();
+    let mut h = http::HeaderMap::new();
+    for (k, v) in [
+        ("content-type", "application/json".to_string()),
+        ("x-shopify-topic", topic.to_string()),
+        ("x-shopify-shop-domain", "acme.myshopify.com".to_string()),
+        ("x-shopify-event-id", event_id.to_string()),
+        (
+            "x-shopify-hmac-sha256",
+            shopify_signature(&Secret::new(secret.as_str()), body.as_bytes()),
+        ),
+    ] {
+        h.insert(k, v.parse().unwrap());
+    }
+    app.intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::Shopify,
+            headers: &h,
+            body: body.as_bytes(),
+            received_at: app.clock.now(),
+            gateway_time: None,
+            deadline: None,
+        })
+        .await
+}
