@@ -214,7 +214,31 @@ async fn a_500_line_cart_over_150_skus_rides_by_s3_and_commits_its_stock_in_part
     }
     assert_eq!(s.available(149).await, ON_HAND - 3);
     assert_eq!(s.sims.netsuite_sales_orders()[0].upserts, 1);
-    // The ERP has it: every part's units leave `unposted`.
+    // The ERP has it: every part's units leave `unposted`; a part its
+    // commit has yet to write is waited for, not skipped.
+    let part_1 = aws_sdk_dynamodb::types::AttributeValue::S(format!("COMMIT#{key}#1"));
+    let item = s
+        .ddb
+        .delete_item()
+        .table_name(&s.table)
+        .key("pk", part_1)
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(
+        s.stock.mark_posted(key, Utc::now()).await.unwrap(),
+        PostedOutcome::NotCommitted
+    );
+    s.ddb
+        .put_item()
+        .table_name(&s.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         s.stock.mark_posted(key, Utc::now()).await.unwrap(),
         PostedOutcome::Marked

@@ -42,6 +42,16 @@ pub struct Envelope<T> {
 }
 
 impl<T> Envelope<T> {
+    /// For an event carrying its recorded hash: the hash an earlier build
+    /// would have recorded for `part` (it hashed the part as serialized),
+    /// so a step done before the upgrade is not taken for a changed order.
+    pub fn legacy_hash<P: Serialize>(&self, part: &P) -> Option<String> {
+        self.detail_sha256.as_ref().map(|_| {
+            // Plain data with string keys: serializing cannot fail.
+            crate::idempotency::payload_hash(&serde_json::to_vec(part).unwrap_or_default())
+        })
+    }
+
     /// The hash a step compares for this event's payload: the one intake
     /// recorded, or, for an event recorded without one, the hash of `part`
     /// (the part of the detail the step acts on) as this build serializes it.

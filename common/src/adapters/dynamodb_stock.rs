@@ -1180,15 +1180,25 @@ impl StockReservations for DynamoDbStock {
         let mut outcome = self
             .mark_part_posted(part_key(order_key, 0), first.clone(), at)
             .await?;
+        let mut missing = false;
         for part in 1..=later_parts(&first).len() {
             let key = part_key(order_key, part);
-            if let Some(item) = self.get(key.clone()).await? {
-                if self.mark_part_posted(key, item, at).await? == PostedOutcome::Marked {
-                    outcome = PostedOutcome::Marked;
+            match self.get(key.clone()).await? {
+                Some(item) => {
+                    if self.mark_part_posted(key, item, at).await? == PostedOutcome::Marked {
+                        outcome = PostedOutcome::Marked;
+                    }
                 }
+                // Its commit is still to finish this part: the caller comes
+                // back for it, or its units would stay `unposted` for good.
+                None => missing = true,
             }
         }
-        Ok(outcome)
+        Ok(if missing {
+            PostedOutcome::NotCommitted
+        } else {
+            outcome
+        })
     }
 
     async fn apply_erp_count(

@@ -29,10 +29,11 @@ use crate::webhook::{
 };
 
 /// Bodies above this are refused with 413: Lambda takes a synchronous
-/// request of at most 6 MB, headers and request context included. A Shopify
-/// cart of 500 lines is about 0.9 MB; an order of 2,000 lines made through
-/// an admin API about 3.6 MB: both are taken.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024 - 256 * 1024;
+/// request of at most 6 MB, and the body rides in it as a JSON string, its
+/// quotes escaped (a tenth more for an order), with the headers and request
+/// context. A Shopify cart of 500 lines is about 0.9 MB; an order of 2,000
+/// lines made through an admin API about 3.6 MB: both are taken.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 
 /// Refused bodies larger than this are quarantined by claim check (a state
 /// item holds at most 400 KB, and a body this size may not gzip under it).
@@ -707,6 +708,20 @@ impl OrderIntake {
                 return WebhookResponse::retry(format!("delivery record answered {other:?}"));
             }
             Err(e) => return WebhookResponse::retry(format!("state store: {e}")),
+        };
+        // A redelivery is published at the time it was first recorded (its
+        // saga's `first_seen`, where a re-drive looks for it in the archive).
+        let bus_event = match duplicate
+            .as_ref()
+            .and_then(|r| r.get("recorded_at"))
+            .and_then(|t| t.as_str())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        {
+            Some(t) => BusEvent {
+                time: t.with_timezone(&Utc),
+                ..bus_event
+            },
+            None => bus_event,
         };
         // A redelivery carries the hash first recorded, whatever this
         // build's mapper makes of the body now: the steps compare it.

@@ -75,6 +75,62 @@ impl ReconciliationError {
     }
 }
 
+/// Events a page's re-drives replay, closer than this, share one replay.
+const REPLAY_GAP: Duration = Duration::seconds(60);
+/// Most archive replays one page starts (EventBridge runs 10 at once per
+/// account): beyond it, the nearest groups are merged.
+const MAX_REPLAYS_PER_PAGE: usize = 3;
+
+/// The events to replay, in time order, in groups of events close in time
+/// (each with the union of its steps' targets): at most
+/// [`MAX_REPLAYS_PER_PAGE`], merging the groups nearest each other first.
+fn replay_groups(
+    mut wanted: Vec<(ArchivedEvent, Vec<String>)>,
+) -> Vec<(Vec<ArchivedEvent>, Vec<String>)> {
+    wanted.retain(|(_, targets)| !targets.is_empty());
+    wanted.sort_by_key(|(e, _)| e.published_at);
+    let mut groups: Vec<(Vec<ArchivedEvent>, Vec<String>)> = Vec::new();
+    for (event, targets) in wanted {
+        let joins = groups
+            .last()
+            .and_then(|(events, _)| events.last())
+            .is_some_and(|last| event.published_at - last.published_at <= REPLAY_GAP);
+        if !joins {
+            groups.push((Vec::new(), Vec::new()));
+        }
+        if let Some((events, all)) = groups.last_mut() {
+            if !events.contains(&event) {
+                events.push(event);
+            }
+            for t in targets {
+                if !all.contains(&t) {
+                    all.push(t);
+                }
+            }
+        }
+    }
+    while groups.len() > MAX_REPLAYS_PER_PAGE {
+        // The two neighbours with the smallest gap between them.
+        let gap = |i: usize| {
+            let a = groups[i].0.last().map(|e| e.published_at);
+            let b = groups[i + 1].0.first().map(|e| e.published_at);
+            match (a, b) {
+                (Some(a), Some(b)) => b - a,
+                _ => Duration::zero(),
+            }
+        };
+        let i = (0..groups.len() - 1).min_by_key(|&i| gap(i)).unwrap_or(0);
+        let (events, targets) = groups.remove(i + 1);
+        groups[i].0.extend(events);
+        for t in targets {
+            if !groups[i].1.contains(&t) {
+                groups[i].1.push(t);
+            }
+        }
+    }
+    groups
+}
+
 /// What may be done about a stuck step.
 enum Redrive {
     Allowed,
@@ -409,10 +465,11 @@ impl Reconciliation {
         let by_key: BTreeMap<&str, &SagaRecord> =
             sagas.iter().map(|s| (s.saga_key.as_str(), s)).collect();
         // Which stuck steps may be re-driven (each counted on its saga),
-        // then one archive replay of their events, for the page.
+        // then archive replays of their events: a few per page, each of
+        // the events close in time (EventBridge replays whole spans, to the
+        // union of the steps' rules, and runs 10 replays at once).
         let mut verdicts = Vec::new();
-        let mut targets: Vec<String> = Vec::new();
-        let mut events: Vec<ArchivedEvent> = Vec::new();
+        let mut wanted: Vec<(ArchivedEvent, Vec<String>)> = Vec::new();
         for s in &stuck {
             let Some(saga) = by_key.get(s.saga_key.as_str()) else {
                 continue;
@@ -427,28 +484,35 @@ impl Reconciliation {
                 if matches!(saga_kind(&saga.saga_key), SagaKind::Cancellation { .. }) {
                     steps.push(crate::steps::stock_commit::STEP.to_string());
                 }
-                for step in steps {
-                    if self.archive.knows(&step) && !targets.contains(&step) {
-                        targets.push(step);
-                    }
-                }
-                if !events.contains(trigger) {
-                    events.push(trigger.clone());
-                }
+                steps.retain(|step| self.archive.knows(step));
+                wanted.push((trigger.clone(), steps));
             }
             verdicts.push((*saga, s, verdict));
         }
-        let mut replay = None;
-        if let (false, Some(span)) = (targets.is_empty(), ReplaySpan::of(&events)) {
+        let mut replayed: BTreeMap<String, String> = BTreeMap::new();
+        for (events, targets) in replay_groups(wanted) {
+            let Some(span) = ReplaySpan::of(&events) else {
+                continue;
+            };
             count(report, "archive", 1);
-            replay = self
+            let replay = self
                 .archive
                 .replay(&targets, &span)
                 .await
                 .map_err(ReconciliationError::Archive)?;
+            if let Some(r) = replay {
+                for e in &events {
+                    replayed.insert(e.event_id.clone(), r.clone());
+                }
+            }
         }
         for (saga, s, verdict) in verdicts {
-            found.push(self.stuck_discrepancy(report, saga, s, verdict, replay.as_deref()));
+            let replay = s
+                .trigger
+                .as_ref()
+                .and_then(|t| replayed.get(&t.event_id))
+                .map(String::as_str);
+            found.push(self.stuck_discrepancy(report, saga, s, verdict, replay));
         }
         self.report_found(report, found).await?;
         Ok(())
@@ -617,4 +681,55 @@ impl From<ReconciliationError> for PageError {
 
 fn count(report: &mut ReconciliationReport, what: &str, n: u64) {
     *report.requests.entry(what.to_string()).or_insert(0) += n;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minutes: i64, target: &str) -> (ArchivedEvent, Vec<String>) {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        (
+            ArchivedEvent {
+                event_id: format!("e{minutes}"),
+                event_type: "OrderPlaced".into(),
+                published_at: t0 + Duration::minutes(minutes),
+            },
+            vec![target.to_string()],
+        )
+    }
+
+    #[test]
+    fn events_close_in_time_share_a_replay_and_a_page_starts_at_most_three() {
+        let groups = replay_groups(vec![at(0, "erp_post"), at(600, "erp_post")]);
+        assert_eq!(
+            groups.len(),
+            2,
+            "ten hours apart: two short spans, not one long"
+        );
+        let groups = replay_groups(vec![
+            at(0, "erp_post"),
+            at(1, "loyalty_accrual"),
+            at(100, "erp_post"),
+            at(200, "erp_post"),
+            at(205, "erp_post"),
+            at(300, "erp_post"),
+        ]);
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0].0.len(), 2);
+        assert_eq!(
+            groups[0].1,
+            ["erp_post", "loyalty_accrual"],
+            "both steps' rules"
+        );
+        // 200, 205 (5 apart) merged first, then the nearest: 100 or 300.
+        assert_eq!(
+            groups.iter().map(|g| g.0.len()).sum::<usize>(),
+            6,
+            "every event in a replay"
+        );
+        assert!(replay_groups(vec![(at(0, "x").0, vec![])]).is_empty());
+    }
 }

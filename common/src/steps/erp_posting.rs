@@ -120,6 +120,7 @@ impl ErpPosting {
             bus: self.bus.as_ref(),
             key: IdempotencyKey::saga_step(order_key.clone(), STEP),
             payload_hash: event.recorded_hash(order),
+            legacy_hash: event.legacy_hash(order),
             claim: !native,
             lease: &self.config.lease,
             source: SOURCE,

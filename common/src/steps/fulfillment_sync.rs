@@ -196,6 +196,7 @@ impl FulfillmentSync {
             // What makes it this shipment (not its tracking, which the ERP
             // may add later).
             payload_hash: payload_hash(format!("{}\n{order_key}\n{:?}", s.id, s.lines).as_bytes()),
+            legacy_hash: None,
             // Shops do not deduplicate shipments without tracking: claim.
             claim: true,
             lease: &self.lease,

@@ -85,6 +85,7 @@ impl LoyaltyAccrual {
             bus: self.bus.as_ref(),
             key: IdempotencyKey::saga_step(order_key.clone(), STEP),
             payload_hash: event.recorded_hash(order),
+            legacy_hash: event.legacy_hash(order),
             // Journals are not deduplicated by the platform: always claim.
             claim: true,
             lease: &self.config.lease,

@@ -222,6 +222,11 @@ pub(crate) struct StepRun<'a> {
     pub bus: &'a dyn EventBus,
     pub key: IdempotencyKey,
     pub payload_hash: String,
+    /// The hash an earlier build recorded for the same payload (of the
+    /// part the step acts on, as it serialized it), accepted too: a
+    /// record written before intake carried `detail_sha256` is not a
+    /// conflict ([`crate::events::Envelope::legacy_hash`]).
+    pub legacy_hash: Option<String>,
     /// False for systems that deduplicate natively: no claim write.
     pub claim: bool,
     pub lease: &'a LeasePolicy,
@@ -244,7 +249,7 @@ where
     let claim = match start(
         run.store,
         &run.key,
-        &run.payload_hash,
+        (&run.payload_hash, run.legacy_hash.as_deref()),
         run.claim,
         run.lease,
         run.inv,
@@ -305,7 +310,7 @@ pub(crate) enum Start {
 pub(crate) async fn start(
     store: &dyn StateStore,
     key: &IdempotencyKey,
-    payload_hash: &str,
+    (payload_hash, legacy_hash): (&str, Option<&str>),
     claim: bool,
     lease: &LeasePolicy,
     inv: Invocation,
@@ -316,13 +321,19 @@ pub(crate) async fn start(
     let lease_until = lease
         .lease_until(inv.now, inv.deadline)
         .map_err(|e| StepOutcome::retry(e, None))?;
-    let req = ClaimRequest {
+    let mut req = ClaimRequest {
         key: key.clone(),
         payload_hash: payload_hash.to_string(),
         now: inv.now,
         lease_until,
     };
-    match store.claim(&req).await? {
+    let mut outcome = store.claim(&req).await?;
+    // Recorded by an earlier build, under the hash it computed then.
+    if let (ClaimOutcome::PayloadMismatch { .. }, Some(legacy)) = (&outcome, legacy_hash) {
+        req.payload_hash = legacy.to_string();
+        outcome = store.claim(&req).await?;
+    }
+    match outcome {
         ClaimOutcome::Claimed(c) => Ok(Start::Go(Some(c))),
         ClaimOutcome::AlreadyCompleted { result } => Ok(Start::Done(result.unwrap_or_default())),
         ClaimOutcome::InProgress { lease_until } => {

@@ -91,6 +91,7 @@ impl StockCommit {
             bus: self.bus.as_ref(),
             key: IdempotencyKey::saga_step(order_key.clone(), STEP),
             payload_hash: event.recorded_hash(order),
+            legacy_hash: event.legacy_hash(order),
             // Claimed like the other steps: a redelivery republishes the
             // first run's facts, and a cancelled order is refused up front.
             claim: true,

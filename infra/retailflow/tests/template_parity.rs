@@ -804,7 +804,7 @@ fn the_claim_check_bucket_is_private_encrypted_expiring_and_reached_only_by_the_
                 assert!(
                     actions
                         .iter()
-                        .all(|a| ["s3:GetObject", "s3:PutObject"].contains(a)),
+                        .all(|a| ["s3:GetObject", "s3:PutObject", "s3:ListBucket"].contains(a)),
                     "{id:?}: {actions:?}"
                 );
                 reaching.insert(id.as_str().unwrap_or_default().to_string());

@@ -75,6 +75,27 @@ async fn a_redelivery_is_judged_by_the_hash_recorded_at_intake_not_by_this_build
     assert!(matches!(again, StepOutcome::Done { .. }), "{again:?}");
     assert_eq!(sims.loyalty_journals().len(), 1, "one journal");
 
+    // Done before intake recorded hashes (the step hashed the order), then
+    // delivered again carrying its recorded hash: the same order, no
+    // conflict.
+    let other_order = {
+        let mut env = event.to_envelope(&EnvelopeMeta {
+            event_id: delivery_event_id("shopify", "acme", "orders/create", "2"),
+            ..meta.clone()
+        });
+        env["detail"]["order"]["order"]["order_id"] = "5872301948999".into();
+        env
+    };
+    let before_upgrade = other_order.to_string();
+    let done = handle_message(&step, &before_upgrade, at(0)).await;
+    assert!(matches!(done, StepOutcome::Done { .. }), "{done:?}");
+    let mut after_upgrade = other_order.clone();
+    after_upgrade["detail_sha256"] =
+        common::idempotency::payload_hash(after_upgrade["detail"].to_string().as_bytes()).into();
+    let again = handle_message(&step, &after_upgrade.to_string(), at(60)).await;
+    assert!(matches!(again, StepOutcome::Done { .. }), "{again:?}");
+    assert_eq!(sims.loyalty_journals().len(), 2, "one journal per order");
+
     // Hashing this build's bytes instead would have called it a conflict;
     // and an event recorded with another payload's hash is one.
     for other in [None, Some("f".repeat(64))] {
@@ -85,5 +106,5 @@ async fn a_redelivery_is_judged_by_the_hash_recorded_at_intake_not_by_this_build
             "{other:?}: {outcome:?}"
         );
     }
-    assert_eq!(sims.loyalty_journals().len(), 1);
+    assert_eq!(sims.loyalty_journals().len(), 2);
 }

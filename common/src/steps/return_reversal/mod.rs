@@ -151,6 +151,8 @@ struct Case<'a> {
     /// Its own saga key.
     key: String,
     hash: String,
+    /// The hash an earlier build recorded, accepted too.
+    legacy_hash: Option<String>,
     /// The order's saga as read after admission.
     saga: SagaRecord,
     position: usize,
@@ -250,6 +252,7 @@ impl ReturnReversal {
             order_key: refund.order.key(),
             key: return_key(&refund.order, &refund.refund_id),
             hash: event.recorded_hash(refund),
+            legacy_hash: event.legacy_hash(refund),
             saga,
             position,
             inv,
@@ -302,6 +305,7 @@ impl ReturnReversal {
             order_key: c.order.key(),
             key: cancellation_key(&c.order),
             hash: payload_hash(c.order.key().as_bytes()),
+            legacy_hash: None,
             saga,
             position,
             inv,
@@ -384,6 +388,7 @@ impl ReturnReversal {
             bus: self.bus.as_ref(),
             key: IdempotencyKey::saga_step(case.key.clone(), step),
             payload_hash: case.hash.clone(),
+            legacy_hash: case.legacy_hash.clone(),
             claim,
             lease: &self.config.lease,
             source: SOURCE,
