@@ -93,6 +93,8 @@ pub async fn trace_order(
         }
     }
     events.sort();
+    // A return's event is on its own saga and on its order's: once.
+    events.dedup();
     steps.sort_by(|a, b| {
         (
             a.completed_at.is_none(),

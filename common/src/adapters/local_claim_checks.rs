@@ -77,6 +77,14 @@ impl ClaimChecks for LocalClaimChecks {
     }
 
     async fn get(&self, location: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(location)
+    }
+}
+
+impl LocalClaimChecks {
+    /// [`ClaimChecks::get`] without waiting: for the local app's views,
+    /// which read what it published.
+    pub fn read(&self, location: &str) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(key) = location.strip_prefix(MEMORY) {
             let m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
             return Ok(m.get(key).cloned());

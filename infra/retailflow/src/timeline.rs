@@ -206,7 +206,14 @@ pub fn timelines(app: &LocalApp) -> Vec<Timeline> {
         if e.source == common::reconciliation::SOURCE {
             continue;
         }
-        let env: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+        let mut env: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+        // An event that rode by claim check: its detail from where it is kept.
+        if let Some(location) = env[common::claim_check::DETAIL_REF]["location"].as_str() {
+            let kept = app.claims.read(location).ok().flatten();
+            if let Some(detail) = kept.and_then(|b| serde_json::from_slice(&b).ok()) {
+                env["detail"] = detail;
+            }
+        }
         let corr = env["correlation_id"].as_str().unwrap_or("").to_string();
         if !by_order.contains_key(&corr) {
             first_seen.push(corr.clone());

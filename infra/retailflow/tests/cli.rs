@@ -649,7 +649,7 @@ fn stdout_of(c: &mut Command) -> String {
 }
 
 #[test]
-fn run_takes_an_order_of_500_lines_and_its_return_and_exits_0() {
+fn run_takes_an_order_of_1500_lines_and_its_return_both_by_claim_check_and_exits_0() {
     let dir = fresh_dir();
     let events = dir.join("events");
     std::fs::create_dir_all(&events).unwrap();
@@ -662,7 +662,7 @@ fn run_takes_an_order_of_500_lines_and_its_return_and_exits_0() {
             &payload,
             stdout_of(
                 cli()
-                    .args(["large-order", "--lines", "500", "--skus", "150"])
+                    .args(["large-order", "--lines", "1500", "--skus", "150"])
                     .args(extra),
             ),
         )
@@ -691,6 +691,10 @@ fn run_takes_an_order_of_500_lines_and_its_return_and_exits_0() {
     );
     assert!(text.contains("1 order(s), 1 complete"), "{text}");
     assert!(text.contains("CreditMemoPosted"), "{text}");
+    assert!(
+        text.contains("(1500 line(s)"),
+        "the refund read back from its claim check: {text}"
+    );
     assert!(!text.contains("NOT TAKEN"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
