@@ -464,17 +464,19 @@ impl Reconciliation {
         }
         let by_key: BTreeMap<&str, &SagaRecord> =
             sagas.iter().map(|s| (s.saga_key.as_str(), s)).collect();
-        // Which stuck steps may be re-driven (each counted on its saga),
-        // then archive replays of their events: a few per page, each of
-        // the events close in time (EventBridge replays whole spans, to the
-        // union of the steps' rules, and runs 10 replays at once).
+        // Which stuck steps may be re-driven (re-drives left), then archive
+        // replays of their events: a few per page, each of the events close
+        // in time (EventBridge replays whole spans, to the union of the
+        // steps' rules, and runs 10 replays at once); a re-drive is counted
+        // on its saga once its replay started, so a replay EventBridge
+        // refused (too many running) uses none up.
         let mut verdicts = Vec::new();
         let mut wanted: Vec<(ArchivedEvent, Vec<String>)> = Vec::new();
         for s in &stuck {
             let Some(saga) = by_key.get(s.saga_key.as_str()) else {
                 continue;
             };
-            let verdict = self.may_redrive(report, saga, s).await?;
+            let verdict = self.may_redrive(saga, s);
             if let (Redrive::Allowed, Some(trigger)) = (&verdict, &s.trigger) {
                 let mut steps = vec![s.step.clone()];
                 // A cancellation also gives the order's stock back, a step
@@ -506,6 +508,22 @@ impl Reconciliation {
                 }
             }
         }
+        for (saga, s, verdict) in &verdicts {
+            if let (Redrive::Allowed, Some(t)) = (verdict, &s.trigger) {
+                if replayed.contains_key(&t.event_id) {
+                    count(report, "state_store", 1);
+                    self.store
+                        .record_redrive(
+                            &saga.saga_key,
+                            &s.step,
+                            self.config.redrive_limit,
+                            self.now(),
+                        )
+                        .await
+                        .map_err(ReconciliationError::Store)?;
+                }
+            }
+        }
         for (saga, s, verdict) in verdicts {
             let replay = s
                 .trigger
@@ -519,31 +537,17 @@ impl Reconciliation {
     }
 
     /// Whether a stuck step may be re-driven: it needs its triggering event
-    /// (remembered on the saga) and re-drives left, which this counts.
-    async fn may_redrive(
-        &self,
-        report: &mut ReconciliationReport,
-        saga: &SagaRecord,
-        stuck: &StuckStep,
-    ) -> Result<Redrive, ReconciliationError> {
+    /// (remembered on the saga) and re-drives left (as the page read them).
+    fn may_redrive(&self, saga: &SagaRecord, stuck: &StuckStep) -> Redrive {
         if stuck.trigger.is_none() {
-            return Ok(Redrive::NoTrigger);
+            return Redrive::NoTrigger;
         }
-        count(report, "state_store", 1);
-        let allowed = self
-            .store
-            .record_redrive(
-                &saga.saga_key,
-                &stuck.step,
-                self.config.redrive_limit,
-                self.now(),
-            )
-            .await?;
-        Ok(if allowed {
+        let used = saga.redrives.get(&stuck.step).copied().unwrap_or(0);
+        if used < self.config.redrive_limit {
             Redrive::Allowed
         } else {
             Redrive::LimitReached
-        })
+        }
     }
 
     /// The finding of a stuck step, saying what was done about it.

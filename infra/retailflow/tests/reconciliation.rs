@@ -411,3 +411,73 @@ async fn a_cancellation_whose_event_never_went_out_is_re_driven_to_its_reversal_
     let after = app.reconcile(Duration::hours(8)).await.unwrap();
     assert!(after.discrepancies.is_empty(), "{:#?}", after.discrepancies);
 }
+
+/// An archive that refuses every replay (EventBridge's 10 running at once).
+struct Busy;
+
+#[async_trait::async_trait]
+impl common::ports::EventArchive for Busy {
+    fn knows(&self, _: &str) -> bool {
+        true
+    }
+    async fn replay(
+        &self,
+        _: &[String],
+        _: &common::ports::ReplaySpan,
+    ) -> Result<Option<String>, common::ports::ArchiveError> {
+        Err(common::ports::ArchiveError::Unavailable(
+            "LimitExceededException: 10 replays running".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_replay_the_archive_refuses_uses_no_re_drive_and_the_run_tries_again() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    let key = order("5872310293847");
+    assert_eq!(
+        deliver(&app, "04-shopify-orders-create-eur-vat-inclusive.json").await,
+        200
+    );
+    lock(&app.queues).insert(
+        ERP_POST_QUEUE.into(),
+        Queue::new(ERP_POST_QUEUE, VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT),
+    );
+    app.drain().await;
+    app.clock.advance_to(app.clock.now() + past_sla());
+    let busy = Reconciliation::new(
+        app.store.clone(),
+        app.bus.clone(),
+        Arc::new(Busy),
+        None,
+        None,
+        ReconciliationConfig::default(),
+        {
+            let clock = app.clock.clone();
+            Arc::new(move || clock.now())
+        },
+    );
+    let now = app.clock.now();
+    for _ in 0..4 {
+        let refused = busy.run((now - Duration::hours(48), now), None).await;
+        assert!(
+            matches!(&refused, Err(e) if e.is_retryable()),
+            "{refused:?}"
+        );
+    }
+    let saga = app.store.saga_of(&key).unwrap();
+    assert!(
+        !saga.redrives.contains_key("erp_post"),
+        "{:?}",
+        saga.redrives
+    );
+    // Once the archive takes it: one re-drive, and the step done.
+    let r = app.reconcile(Duration::hours(48)).await.unwrap();
+    assert_eq!(r.redriven, 1, "{:#?}", r.discrepancies);
+    assert_eq!(app.store.saga_of(&key).unwrap().redrives["erp_post"], 1);
+    app.drain().await;
+    assert_eq!(
+        app.store.saga_of(&key).unwrap().steps["erp_post"].status,
+        StepStatus::Completed
+    );
+}
