@@ -211,7 +211,15 @@ impl ErpPosting {
         }
         .await;
         self.breaker.record(inv.now, result.as_ref().map(|_| ()));
-        result.map_err(StepOutcome::from)
+        // A refusal of the sales order can quote the customer from the
+        // ERP's own records, which the request did not carry: masked here,
+        // where the order's customer is known.
+        let known = order
+            .customer
+            .as_ref()
+            .map(crate::observability::PersonalData::of_customer)
+            .unwrap_or_default();
+        result.map_err(|e| StepOutcome::from(known.mask_error(e)))
     }
 
     fn customer(&self, order: &Order) -> ErpCustomer {

@@ -130,3 +130,29 @@ async fn a_window_replayed_to_one_rule_reaches_only_its_queue_and_doubles_nothin
     let e = app.replay_window("NoSuchRule", window).await.unwrap_err();
     assert!(e.to_string().contains("OrderPlacedToErpPost"), "{e}");
 }
+
+#[tokio::test]
+async fn a_refusal_quoting_the_customer_from_the_erps_own_records_is_dead_lettered_masked() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    // The sales order request carries no name; NetSuite quotes its record.
+    app.sims.inject(Fault {
+        system: System::NetSuite,
+        method: Some("PUT"),
+        path_contains: "salesOrder",
+        kind: FaultKind::RefuseQuoting(
+            "Customer Thompson, Ava (ava.thompson@example.com) is on credit hold",
+        ),
+        count: 100,
+    });
+    assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
+    app.drain().await;
+    let letters = app.list(100).await.unwrap();
+    let reason = letters[0].reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("credit hold"),
+        "still says what is wrong: {reason}"
+    );
+    for personal in ["Thompson", "Ava", "ava.thompson"] {
+        assert!(!reason.contains(personal), "{personal} in {reason}");
+    }
+}

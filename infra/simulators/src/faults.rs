@@ -57,6 +57,9 @@ pub enum FaultKind {
     /// A permanent refusal (HTTP 400 in the vendor's error shape): the call
     /// will never succeed as sent.
     Refuse,
+    /// The same, its message quoting this text, as ERPs quote their own
+    /// records in a refusal ("Customer Thompson, Ava is on credit hold").
+    RefuseQuoting(&'static str),
 }
 
 /// Fails the next `count` calls to `system` whose method and path match.
@@ -90,7 +93,7 @@ impl FaultKind {
             FaultKind::Unavailable => "5xx",
             FaultKind::Slow(_) => "slow answer",
             FaultKind::LoseResponse => "answer lost after the effect",
-            FaultKind::Refuse => "permanent refusal",
+            FaultKind::Refuse | FaultKind::RefuseQuoting(_) => "permanent refusal",
         }
     }
 }
@@ -235,12 +238,15 @@ pub(crate) async fn apply(
             let _applied = next.run(req).await;
             (StatusCode::BAD_GATEWAY, "response lost").into_response()
         }
-        Some(FaultKind::Refuse) => refused(system),
+        Some(FaultKind::Refuse) => refused(
+            system,
+            "simulated refusal: the record cannot be changed in its current state",
+        ),
+        Some(FaultKind::RefuseQuoting(text)) => refused(system, text),
     }
 }
 
-fn refused(system: System) -> Response {
-    let message = "simulated refusal: the record cannot be changed in its current state";
+fn refused(system: System, message: &str) -> Response {
     let body = match system {
         System::NetSuite => serde_json::json!({"title": "Bad Request", "status": 400,
             "o:errorDetails": [{"detail": message, "o:errorCode": "INVALID_OPERATION"}]}),
