@@ -45,7 +45,8 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -163,6 +164,18 @@ fn commit_lines(
         })
 }
 
+/// Whether a cancelled transaction's item `i` failed its condition.
+fn condition_failed(reasons: &[CancellationReason], i: usize) -> bool {
+    reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+}
+
+/// A cancellation that is no condition's answer (a conflict with another
+/// transaction, throttling): try again.
+fn cancelled(reasons: &[CancellationReason]) -> StoreError {
+    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+    unavailable(format!("transaction cancelled: {}", codes.join(", ")))
+}
+
 /// How a commit transaction ended.
 enum CommitTx {
     Written,
@@ -194,6 +207,33 @@ impl DynamoDbStock {
         DynamoDbStock {
             client,
             table: table.into(),
+        }
+    }
+
+    /// Sends one transaction: `Ok(None)` when it landed, `Ok(Some(reasons))`
+    /// when DynamoDB cancelled it (a reason per item, in order: its code,
+    /// and the item as it stood when the write asked for it); anything else
+    /// is an error.
+    async fn transact(
+        &self,
+        tx: Vec<TransactWriteItem>,
+        token: Option<String>,
+    ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_client_request_token(token)
+            .set_transact_items(Some(tx))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(e) => match e.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(tc) => {
+                    Ok(Some(tc.cancellation_reasons().to_vec()))
+                }
+                other => Err(unavailable(DisplayErrorContext(&other))),
+            },
         }
     }
 
@@ -310,26 +350,12 @@ impl DynamoDbStock {
             )
             .as_bytes(),
         )[..36];
-        match self
-            .client
-            .transact_write_items()
-            .client_request_token(token)
-            .set_transact_items(Some(tx))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match e.into_service_error() {
-                // Ended meanwhile by another worker (expired, released), or
-                // extended past `expired_by`.
-                TransactWriteItemsError::TransactionCanceledException(tc)
-                    if tc.cancellation_reasons().first().and_then(|r| r.code())
-                        == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(false)
-                }
-                other => Err(unavailable(DisplayErrorContext(&other))),
-            },
+        match self.transact(tx, Some(token.to_string())).await? {
+            None => Ok(true),
+            // Ended meanwhile by another worker (expired, released), or
+            // extended past `expired_by`.
+            Some(reasons) if condition_failed(&reasons, 0) => Ok(false),
+            Some(reasons) => Err(cancelled(&reasons)),
         }
     }
 
@@ -482,33 +508,16 @@ impl DynamoDbStock {
         // No client request token: the commit record's condition already
         // makes a repeat harmless, and a token reused with a request that
         // differs (another expiry, fewer tracked SKUs) would be refused.
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(tx))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(CommitTx::Written),
-            Err(e) => match e.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(tc) => {
-                    let failed = |i: usize| {
-                        tc.cancellation_reasons().get(i).and_then(|r| r.code())
-                            == Some("ConditionalCheckFailed")
-                    };
-                    if failed(0) {
-                        Ok(CommitTx::AlreadyCommitted)
-                    } else if hold.is_some() && failed(1) {
-                        Ok(CommitTx::HoldGone)
-                    } else {
-                        Err(unavailable(format!(
-                            "committing {order_key} (part {part}): {}",
-                            DisplayErrorContext(&tc)
-                        )))
-                    }
-                }
-                other => Err(unavailable(DisplayErrorContext(&other))),
-            },
+        match self.transact(tx, None).await? {
+            None => Ok(CommitTx::Written),
+            Some(reasons) if condition_failed(&reasons, 0) => Ok(CommitTx::AlreadyCommitted),
+            Some(reasons) if hold.is_some() && condition_failed(&reasons, 1) => {
+                Ok(CommitTx::HoldGone)
+            }
+            Some(reasons) => Err(unavailable(format!(
+                "committing {order_key} (part {part}): {}",
+                cancelled(&reasons)
+            ))),
         }
     }
 
@@ -668,28 +677,15 @@ impl DynamoDbStock {
             }
             // No client request token: the state condition makes a repeat
             // harmless, and a retry after a lost race differs in content.
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(tx))
-                .send()
-                .await
-            {
-                Ok(_) => {
+            match self.transact(tx, None).await? {
+                None => {
                     return Ok(Some(PartRestock {
                         restocked: true,
                         later_parts: later,
                     }))
                 }
-                Err(e) => match e.into_service_error() {
-                    TransactWriteItemsError::TransactionCanceledException(tc)
-                        if tc.cancellation_reasons().first().and_then(|r| r.code())
-                            == Some("ConditionalCheckFailed") =>
-                    {
-                        continue
-                    }
-                    other => return Err(unavailable(DisplayErrorContext(&other))),
-                },
+                Some(reasons) if condition_failed(&reasons, 0) => continue,
+                Some(reasons) => return Err(cancelled(&reasons)),
             }
         }
         Err(StoreError::Unavailable(format!(
@@ -742,24 +738,11 @@ impl DynamoDbStock {
                     .build(),
             );
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(tx))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(PostedOutcome::Marked),
-            Err(e) => match e.into_service_error() {
-                // Marked or restocked meanwhile by another delivery.
-                TransactWriteItemsError::TransactionCanceledException(tc)
-                    if tc.cancellation_reasons().first().and_then(|r| r.code())
-                        == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(PostedOutcome::Unchanged)
-                }
-                other => Err(unavailable(DisplayErrorContext(&other))),
-            },
+        match self.transact(tx, None).await? {
+            None => Ok(PostedOutcome::Marked),
+            // Marked or restocked meanwhile by another delivery.
+            Some(reasons) if condition_failed(&reasons, 0) => Ok(PostedOutcome::Unchanged),
+            Some(reasons) => Err(cancelled(&reasons)),
         }
     }
 

@@ -94,6 +94,28 @@ impl Harness {
         self.shopify_at(&h, body.as_bytes(), t0()).await
     }
 
+    /// Shopify delivery `ev-1` of ORDER recorded with `summary` and no saga
+    /// write: as an earlier build, or a worker that stopped, left it.
+    async fn recorded_without_saga(&self, summary: Value) -> RecordOutcome {
+        self.store
+            .record_first(
+                &ClaimRequest {
+                    key: IdempotencyKey::delivery("shopify:acme.myshopify.com:orders/create:ev-1"),
+                    payload_hash: payload_hash(ORDER.as_bytes()),
+                    now: t0(),
+                    lease_until: t0() + Duration::seconds(30),
+                },
+                &Completion {
+                    result: Some(summary),
+                    now: t0(),
+                    expires_at: t0() + Duration::days(7),
+                    saga: None,
+                },
+            )
+            .await
+            .unwrap()
+    }
+
     fn published_ids(&self) -> Vec<String> {
         self.bus
             .published()
@@ -186,27 +208,12 @@ async fn a_redelivery_carries_the_hash_first_recorded_not_the_one_of_its_mapping
     let event_id =
         crate::events::delivery_event_id("shopify", "acme.myshopify.com", "orders/create", "ev-1");
     let recorded = h
-        .store
-        .record_first(
-            &ClaimRequest {
-                key: IdempotencyKey::delivery("shopify:acme.myshopify.com:orders/create:ev-1"),
-                payload_hash: payload_hash(ORDER.as_bytes()),
-                now: t0(),
-                lease_until: t0() + Duration::seconds(30),
-            },
-            &Completion {
-                result: Some(serde_json::json!({
-                    "event_id": event_id.to_string(),
-                    "recorded_at": t0().to_rfc3339(),
-                    "detail_sha256": earlier,
-                })),
-                now: t0(),
-                expires_at: t0() + Duration::days(7),
-                saga: None,
-            },
-        )
-        .await
-        .unwrap();
+        .recorded_without_saga(serde_json::json!({
+            "event_id": event_id.to_string(),
+            "recorded_at": t0().to_rfc3339(),
+            "detail_sha256": earlier,
+        }))
+        .await;
     assert_eq!(recorded, RecordOutcome::Recorded);
     let resp = h.shopify("orders/create", "ev-1", ORDER).await;
     assert_eq!(resp.body["duplicate"], true, "{}", resp.body);
@@ -227,26 +234,11 @@ async fn a_redelivery_writes_the_saga_again_in_case_its_first_writer_stopped_bef
     let event_id =
         crate::events::delivery_event_id("shopify", "acme.myshopify.com", "orders/create", "ev-1");
     // The record landed; the saga write after it did not (the worker died).
-    h.store
-        .record_first(
-            &ClaimRequest {
-                key: IdempotencyKey::delivery("shopify:acme.myshopify.com:orders/create:ev-1"),
-                payload_hash: payload_hash(ORDER.as_bytes()),
-                now: t0(),
-                lease_until: t0() + Duration::seconds(30),
-            },
-            &Completion {
-                result: Some(serde_json::json!({
-                    "event_id": event_id.to_string(),
-                    "recorded_at": t0().to_rfc3339(),
-                })),
-                now: t0(),
-                expires_at: t0() + Duration::days(7),
-                saga: None,
-            },
-        )
-        .await
-        .unwrap();
+    h.recorded_without_saga(serde_json::json!({
+        "event_id": event_id.to_string(),
+        "recorded_at": t0().to_rfc3339(),
+    }))
+    .await;
     assert!(h.store.sagas().is_empty());
     let resp = h.shopify("orders/create", "ev-1", ORDER).await;
     assert_eq!(resp.body["duplicate"], true, "{}", resp.body);

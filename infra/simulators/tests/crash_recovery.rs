@@ -1,7 +1,8 @@
-//! A worker that dies between the loyalty platform's effect and the
-//! completion write: its claim stays in progress, a redelivery waits out the
-//! lease, then takes over, finds the journal by its external transaction
-//! number and posts nothing twice.
+//! Redeliveries a step must recognise. A worker that dies between the
+//! loyalty platform's effect and the completion write: its claim stays in
+//! progress, a redelivery waits out the lease, then takes over, finds the
+//! journal by its external transaction number and posts nothing twice. And
+//! a redelivery after a deploy is judged by the hash intake recorded.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -108,15 +109,10 @@ impl StateStore for DiesBeforeCompleting {
     }
 }
 
-#[tokio::test]
-async fn a_crash_after_the_journal_posts_is_recovered_without_a_second_journal() {
-    let sims = Simulators::start().await.unwrap();
-    let store = Arc::new(DiesBeforeCompleting {
-        inner: InProcessStateStore::new(),
-        crashed: AtomicBool::new(true),
-    });
-    let step = LoyaltyAccrual::new(
-        store.clone(),
+/// LoyaltyAccrual on `store` and the Salesforce simulator.
+fn loyalty_step(store: Arc<dyn StateStore>, sims: &Simulators) -> LoyaltyAccrual {
+    LoyaltyAccrual::new(
+        store,
         Arc::new(InProcessEventBus::new()),
         Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
             base_url: sims.salesforce_base(),
@@ -133,7 +129,11 @@ async fn a_crash_after_the_journal_posts_is_recovered_without_a_second_journal()
             Duration::from_secs(60),
         )),
         LoyaltyAccrualConfig::default(),
-    );
+    )
+}
+
+/// The sample Shopify order as intake maps it, and its delivery's envelope fields.
+fn sample_order() -> (CanonicalEvent, EnvelopeMeta) {
     let body = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../events/payloads/shopify-orders-create-discount-code.json"
@@ -146,6 +146,18 @@ async fn a_crash_after_the_journal_posts_is_recovered_without_a_second_journal()
         source: "shopify:acme".into(),
         causation_id: None,
     };
+    (event, meta)
+}
+
+#[tokio::test]
+async fn a_crash_after_the_journal_posts_is_recovered_without_a_second_journal() {
+    let sims = Simulators::start().await.unwrap();
+    let store = Arc::new(DiesBeforeCompleting {
+        inner: InProcessStateStore::new(),
+        crashed: AtomicBool::new(true),
+    });
+    let step = loyalty_step(store.clone(), &sims);
+    let (event, meta) = sample_order();
     let CanonicalEvent::OrderPlaced(_) = &event else {
         panic!()
     };
@@ -185,4 +197,72 @@ async fn a_crash_after_the_journal_posts_is_recovered_without_a_second_journal()
         StepOutcome::Done { .. }
     ));
     assert_eq!(sims.loyalty_journals().len(), 1);
+}
+
+/// A step compares the hash intake recorded with the event, not one it
+/// computes from how this build serializes the order: a deploy that changes
+/// the canonical model's serialization never turns a redelivery of a
+/// finished order into a conflict, and a changed order is still caught.
+#[tokio::test]
+async fn a_redelivery_is_judged_by_the_hash_recorded_at_intake_not_by_this_builds_serialization() {
+    let sims = Simulators::start().await.unwrap();
+    let step = loyalty_step(Arc::new(InProcessStateStore::new()), &sims);
+    let (event, meta) = sample_order();
+    // As an earlier build recorded it: its bytes (and so its hash) were not
+    // what this build would write for the same order.
+    let recorded_by_earlier_build = |hash: Option<&str>| {
+        let mut env = event.to_envelope(&meta);
+        if let Some(h) = hash {
+            env["detail_sha256"] = h.into();
+        }
+        env.to_string()
+    };
+    let earlier = "e".repeat(64);
+    let at = |secs: i64| Invocation {
+        now: Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
+            + chrono::Duration::seconds(secs),
+        deadline: None,
+        attempt: 1,
+    };
+
+    let first = handle_message(&step, &recorded_by_earlier_build(Some(&earlier)), at(0)).await;
+    assert!(matches!(first, StepOutcome::Done { .. }), "{first:?}");
+    // The redelivery, after a deploy: the same recorded hash, so the step
+    // finds its work done and posts nothing.
+    let again = handle_message(&step, &recorded_by_earlier_build(Some(&earlier)), at(60)).await;
+    assert!(matches!(again, StepOutcome::Done { .. }), "{again:?}");
+    assert_eq!(sims.loyalty_journals().len(), 1, "one journal");
+
+    // Done before intake recorded hashes (the step hashed the order), then
+    // delivered again carrying its recorded hash: the same order, no
+    // conflict.
+    let other_order = {
+        let mut env = event.to_envelope(&EnvelopeMeta {
+            event_id: delivery_event_id("shopify", "acme", "orders/create", "2"),
+            ..meta.clone()
+        });
+        env["detail"]["order"]["order"]["order_id"] = "5872301948999".into();
+        env
+    };
+    let before_upgrade = other_order.to_string();
+    let done = handle_message(&step, &before_upgrade, at(0)).await;
+    assert!(matches!(done, StepOutcome::Done { .. }), "{done:?}");
+    let mut after_upgrade = other_order.clone();
+    after_upgrade["detail_sha256"] =
+        common::idempotency::payload_hash(after_upgrade["detail"].to_string().as_bytes()).into();
+    let again = handle_message(&step, &after_upgrade.to_string(), at(60)).await;
+    assert!(matches!(again, StepOutcome::Done { .. }), "{again:?}");
+    assert_eq!(sims.loyalty_journals().len(), 2, "one journal per order");
+
+    // Hashing this build's bytes instead would have called it a conflict;
+    // and an event recorded with another payload's hash is one.
+    for other in [None, Some("f".repeat(64))] {
+        let outcome =
+            handle_message(&step, &recorded_by_earlier_build(other.as_deref()), at(120)).await;
+        assert!(
+            matches!(&outcome, StepOutcome::Reject { reason } if reason.contains("different version")),
+            "{other:?}: {outcome:?}"
+        );
+    }
+    assert_eq!(sims.loyalty_journals().len(), 2);
 }
