@@ -31,8 +31,9 @@ use crate::webhook::{
 /// Bodies above this are refused with 413: Lambda takes a synchronous
 /// request of at most 6 MB, and the body rides in it as a JSON string, its
 /// quotes escaped (a tenth more for an order), with the headers and request
-/// context. A Shopify cart of 500 lines is about 0.9 MB; an order of 2,000
-/// lines made through an admin API about 3.6 MB: both are taken.
+/// context. A cart of 500 lines in Shopify's shape is about 0.55–0.65 MB, an
+/// order of 2,000 lines made through an admin API about 2.2–2.6 MB
+/// (`retailflow large-order`, and the sample payload's lines): both are taken.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 
 /// Refused bodies larger than this are quarantined by claim check (a state
