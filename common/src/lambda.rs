@@ -343,6 +343,31 @@ pub fn claim_checks(aws: &SdkConfig) -> Result<Arc<dyn ClaimChecks>, LambdaConfi
     ))
 }
 
+/// Stock on the state table, its hot SKUs (`RETAILFLOW_HOT_SKUS`, none when
+/// unset) sharded and its contention ridden out for up to `budget` a call.
+/// A budget under a second (the checkout's) also turns the SDK's own
+/// retries off: they wait up to a second on throttling, and the stock
+/// retries within milliseconds itself.
+pub fn stock(
+    aws: &SdkConfig,
+    table: &str,
+    budget: Duration,
+) -> Result<Arc<dyn crate::checkout::stock::StockReservations>, LambdaConfigError> {
+    use crate::checkout::hot_stock::{HotSkus, HotStock};
+    let hot =
+        HotSkus::from_settings(|k| std::env::var(k).ok()).map_err(LambdaConfigError::Setting)?;
+    let mut config = aws_sdk_dynamodb::config::Builder::from(aws);
+    if budget < Duration::from_secs(1) {
+        config =
+            config.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1));
+    }
+    let client = aws_sdk_dynamodb::Client::from_conf(config.build());
+    let table_stock = crate::adapters::dynamodb_stock::DynamoDbStock::new(client, table);
+    Ok(Arc::new(
+        HotStock::new(Arc::new(table_stock), hot).with_budget(budget),
+    ))
+}
+
 /// The stack's event bus (`RETAILFLOW_EVENT_BUS`), sending events too
 /// large for it by reference through `claims`.
 pub fn event_bus(

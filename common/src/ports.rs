@@ -173,6 +173,12 @@ pub enum StoreError {
     /// Throttling, timeouts, 5xx: try again.
     #[error("state store unavailable: {0}")]
     Unavailable(String),
+    /// Another writer was changing the same item at that moment (DynamoDB's
+    /// `TransactionConflict`), or the item took more writes a second than
+    /// its partition allows (throttling): nothing was written, and trying
+    /// again within milliseconds usually lands.
+    #[error("state item contended: {0}")]
+    Contended(String),
     /// The claim expired and another worker took it: the completion is not ours.
     #[error("claim on {key} was lost to another worker")]
     LeaseLost { key: String },
@@ -190,7 +196,7 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable(_) | StoreError::LeaseLost { .. }
+            StoreError::Unavailable(_) | StoreError::Contended(_) | StoreError::LeaseLost { .. }
         )
     }
 }

@@ -28,17 +28,18 @@ pub struct Moto {
 static MOTO: OnceLock<Moto> = OnceLock::new();
 
 /// The moto command: the moto venv's python running `moto_serialized.py`
-/// (one request at a time, so conditional writes are atomic as on AWS), or
-/// `RETAILFLOW_MOTO_SERVER` if set.
-fn moto_command(port: u16) -> String {
-    if let Ok(p) = std::env::var("RETAILFLOW_MOTO_SERVER") {
+/// (one request at a time, so conditional writes are atomic as on AWS, or
+/// with DynamoDB's contention rules when `extra` says so), or
+/// `RETAILFLOW_MOTO_SERVER` if set (and `extra` is empty).
+fn moto_command(port: u16, extra: &str) -> String {
+    if let (Ok(p), true) = (std::env::var("RETAILFLOW_MOTO_SERVER"), extra.is_empty()) {
         return format!("'{p}' -H 127.0.0.1 -p {port}");
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = root.join("../.venv-tools/moto/bin/python");
     let script = root.join("deploy/moto_serialized.py");
     format!(
-        "'{}' '{}' 127.0.0.1 {port}",
+        "'{}' '{}' 127.0.0.1 {port} {extra}",
         python.display(),
         script.display()
     )
@@ -58,54 +59,101 @@ fn http_get_status(addr: &str, path: &str) -> Option<u16> {
     head.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Starts a moto server on a free loopback port, with a watchdog shell that
+/// stops it when this test process is gone.
+fn start_moto(extra: &str) -> Moto {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let command = moto_command(port, extra);
+    let me = std::process::id();
+    let script = format!(
+        "{command} >/dev/null 2>&1 & m=$!; \
+         while kill -0 {me} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null"
+    );
+    let watchdog = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("starting moto_server; install it with infra/scripts/tools.sh moto");
+    let addr = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    while http_get_status(&addr, "/moto-api/") != Some(200) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "moto ({command}) did not answer on {addr}; install it with infra/scripts/tools.sh moto"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Moto {
+        endpoint: format!("http://{addr}"),
+        _watchdog: Some(watchdog),
+    }
+}
+
 /// The shared moto endpoint, started on first use.
 pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| {
         if let Ok(endpoint) = std::env::var("RETAILFLOW_MOTO_ENDPOINT") {
-            return Moto { endpoint, _watchdog: None };
+            return Moto {
+                endpoint,
+                _watchdog: None,
+            };
         }
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let command = moto_command(port);
-        let me = std::process::id();
-        // The watchdog shell stops moto once this test process is gone.
-        let script = format!(
-            "{command} >/dev/null 2>&1 & m=$!; \
-             while kill -0 {me} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null"
-        );
-        let watchdog = Command::new("bash")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("starting moto_server; install it with infra/scripts/tools.sh moto");
-        let addr = format!("127.0.0.1:{port}");
-        let start = Instant::now();
-        while http_get_status(&addr, "/moto-api/") != Some(200) {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "moto ({command}) did not answer on {addr}; install it with infra/scripts/tools.sh moto"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Moto {
-            endpoint: format!("http://{addr}"),
-            _watchdog: Some(watchdog),
-        }
+        start_moto("")
     })
+}
+
+/// A moto of its own that meets DynamoDB's contention rules
+/// (`deploy/moto_serialized.py --contention`): a transaction keeps its items
+/// busy `transaction_ms`, and an item takes `item_wcu` write units a second
+/// (0: no limit).
+pub fn contended_moto(transaction_ms: u64, item_wcu: u32) -> Moto {
+    start_moto(&format!(
+        "--contention {transaction_ms} --item-wcu {item_wcu}"
+    ))
+}
+
+impl Moto {
+    /// What the contention model refused so far: (conflicts, throttled).
+    pub fn contention_counts(&self) -> (u64, u64) {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).expect("moto is up");
+        write!(
+            s,
+            "GET /_contention HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(body).expect("contention counts");
+        (
+            v["conflicts"].as_u64().unwrap_or(0),
+            v["throttled"].as_u64().unwrap_or(0),
+        )
+    }
+
+    /// SDK configuration for this moto: real clients, test credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(common::lambda::aws_https_client())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
 }
 
 /// SDK configuration for moto: real clients, loopback endpoint, test credentials.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    let moto = moto();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(common::lambda::aws_https_client())
-        .endpoint_url(&moto.endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "moto",
-        ))
-        .load()
-        .await
+    moto().sdk_config().await
 }
 
 /// A fresh name per test, so tests share one moto without sharing state.

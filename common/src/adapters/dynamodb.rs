@@ -107,10 +107,43 @@ pub(crate) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(&e).to_string())
+fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    store_error(e)
+}
+
+/// DynamoDB's codes for "another writer, or too many writes, on this item
+/// right now": as exceptions, and as a cancelled transaction's reasons.
+pub(crate) fn is_contention(code: &str) -> bool {
+    matches!(
+        code,
+        "TransactionConflict"
+            | "TransactionConflictException"
+            | "TransactionInProgressException"
+            | "ThrottlingError"
+            | "ThrottlingException"
+            | "ProvisionedThroughputExceeded"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+    )
+}
+
+/// A failed call as the ports say it: contention (try again within
+/// milliseconds) apart from any other unavailability.
+pub(crate) fn store_error<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    let text = DisplayErrorContext(&e).to_string();
+    match e.code() {
+        Some(code) if is_contention(code) => StoreError::Contended(text),
+        _ => StoreError::Unavailable(text),
+    }
 }
 
 /// An update expression assembled from clauses, with its names and values.

@@ -51,9 +51,10 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
+use super::dynamodb::store_error;
 use crate::checkout::stock::{
     CommitOutcome, CountOutcome, OrderCommit, PostedOutcome, Reservation, ReservationLine,
-    ReserveOutcome, StockReservations,
+    ReserveOutcome, StockLevel, StockReservations,
 };
 use crate::ports::StoreError;
 
@@ -169,11 +170,17 @@ fn condition_failed(reasons: &[CancellationReason], i: usize) -> bool {
     reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
 }
 
-/// A cancellation that is no condition's answer (a conflict with another
-/// transaction, throttling): try again.
+/// A cancellation that is no condition's answer: a conflict with another
+/// transaction or throttling (contention: try again at once), or anything
+/// else DynamoDB refused.
 fn cancelled(reasons: &[CancellationReason]) -> StoreError {
     let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
-    unavailable(format!("transaction cancelled: {}", codes.join(", ")))
+    let text = format!("transaction cancelled: {}", codes.join(", "));
+    if codes.iter().any(|c| super::dynamodb::is_contention(c)) {
+        StoreError::Contended(text)
+    } else {
+        unavailable(text)
+    }
 }
 
 /// How a commit transaction ended.
@@ -232,7 +239,16 @@ impl DynamoDbStock {
                 TransactWriteItemsError::TransactionCanceledException(tc) => {
                     Ok(Some(tc.cancellation_reasons().to_vec()))
                 }
-                other => Err(unavailable(DisplayErrorContext(&other))),
+                other => {
+                    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+                    let text = DisplayErrorContext(&other).to_string();
+                    Err(match other.code() {
+                        Some(code) if super::dynamodb::is_contention(code) => {
+                            StoreError::Contended(text)
+                        }
+                        _ => StoreError::Unavailable(text),
+                    })
+                }
             },
         }
     }
@@ -254,7 +270,7 @@ impl DynamoDbStock {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(store_error)?;
         Ok(out.item().cloned())
     }
 
@@ -385,7 +401,7 @@ impl DynamoDbStock {
                     .set_exclusive_start_key(start.take())
                     .send()
                     .await
-                    .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+                    .map_err(store_error)?;
                 for item in out.items() {
                     let Some(id) = item
                         .get("pk")
@@ -411,7 +427,7 @@ impl DynamoDbStock {
                 .item("swept_to_minute", n(m))
                 .send()
                 .await
-                .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+                .map_err(store_error)?;
         }
         Ok(ended)
     }
@@ -514,10 +530,12 @@ impl DynamoDbStock {
             Some(reasons) if hold.is_some() && condition_failed(&reasons, 1) => {
                 Ok(CommitTx::HoldGone)
             }
-            Some(reasons) => Err(unavailable(format!(
-                "committing {order_key} (part {part}): {}",
-                cancelled(&reasons)
-            ))),
+            Some(reasons) => Err(match cancelled(&reasons) {
+                StoreError::Contended(why) => {
+                    StoreError::Contended(format!("committing {order_key} (part {part}): {why}"))
+                }
+                other => unavailable(format!("committing {order_key} (part {part}): {other}")),
+            }),
         }
     }
 
@@ -623,7 +641,7 @@ impl DynamoDbStock {
                     {
                         continue
                     }
-                    Err(e) => return Err(unavailable(DisplayErrorContext(&e))),
+                    Err(e) => return Err(store_error(e)),
                 }
             };
             let later = later_parts(&item).len();
@@ -846,30 +864,17 @@ impl DynamoDbStock {
                     .build(),
             );
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(tx))
-            .send()
-            .await;
-        let Err(e) = result else {
+        let Some(reasons) = self.transact(tx, None).await? else {
             return Ok(ReserveOutcome::Reserved);
         };
-        let se = e.into_service_error();
-        let TransactWriteItemsError::TransactionCanceledException(tc) = &se else {
-            return Err(unavailable(DisplayErrorContext(&se)));
-        };
-        let reasons = tc.cancellation_reasons();
-        if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+        if condition_failed(&reasons, 0) {
             return self.existing_hold(r, now, retry).await;
         }
         for (i, (sku, _)) in skus.iter().enumerate() {
-            let Some(reason) = reasons.get(i + 1) else {
-                continue;
-            };
-            if reason.code() == Some("ConditionalCheckFailed") {
-                let available = reason
-                    .item()
+            if condition_failed(&reasons, i + 1) {
+                let available = reasons
+                    .get(i + 1)
+                    .and_then(|reason| reason.item())
                     .and_then(|item| get_n(item, "available"))
                     .unwrap_or(0)
                     .max(0);
@@ -879,9 +884,10 @@ impl DynamoDbStock {
                 });
             }
         }
-        // Another checkout touched the same SKU at this very moment: the
-        // caller retries (the storefront's checkout is idempotent by id).
-        Err(unavailable(DisplayErrorContext(&se)))
+        // Another checkout was changing the same SKU at this very moment, or
+        // the SKU is over its write rate: contention, which the caller rides
+        // out (`checkout::hot_stock`).
+        Err(cancelled(&reasons))
     }
 
     /// A changed cart under a held checkout, in one transaction: the hold
@@ -958,28 +964,15 @@ impl DynamoDbStock {
                     .build(),
             );
         }
-        let Err(e) = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(tx))
-            .send()
-            .await
-        else {
+        let Some(reasons) = self.transact(tx, None).await? else {
             return Ok(ReserveOutcome::Reserved);
         };
-        let se = e.into_service_error();
-        let TransactWriteItemsError::TransactionCanceledException(tc) = &se else {
-            return Err(unavailable(DisplayErrorContext(&se)));
-        };
-        let reasons = tc.cancellation_reasons();
-        let failed =
-            |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
-        if failed(0) {
+        if condition_failed(&reasons, 0) {
             // The hold ended or changed meanwhile: start from what is there.
             return Box::pin(self.reserve_once(r, now, false)).await;
         }
         for (i, (sku, _)) in deltas.iter().enumerate() {
-            if failed(i + 1) {
+            if condition_failed(&reasons, i + 1) {
                 let free = reasons
                     .get(i + 1)
                     .and_then(|reason| reason.item())
@@ -996,7 +989,7 @@ impl DynamoDbStock {
                 });
             }
         }
-        Err(unavailable(DisplayErrorContext(&se)))
+        Err(cancelled(&reasons))
     }
 
     /// The checkout holds already. The same cart (by units per SKU) keeps
@@ -1039,7 +1032,7 @@ impl DynamoDbStock {
                     {
                         Box::pin(self.reserve_once(r, now, false)).await
                     }
-                    Err(e) => Err(unavailable(DisplayErrorContext(&e))),
+                    Err(e) => Err(store_error(e)),
                 }
             }
             Some(h) if h.state == "held" && retry => self.swap_hold(r, &h, now).await,
@@ -1260,7 +1253,7 @@ impl StockReservations for DynamoDbStock {
                 {
                     continue
                 }
-                Err(e) => return Err(unavailable(DisplayErrorContext(&e))),
+                Err(e) => return Err(store_error(e)),
             }
         }
         // Selling too fast to count now: as good as a stale read; the next
@@ -1300,7 +1293,7 @@ impl StockReservations for DynamoDbStock {
                 {
                     continue
                 }
-                Err(e) => return Err(unavailable(DisplayErrorContext(&e))),
+                Err(e) => return Err(store_error(e)),
             }
         }
         Err(StoreError::Unavailable(format!(
@@ -1310,6 +1303,67 @@ impl StockReservations for DynamoDbStock {
 
     async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         self.sweep_expired_holds(now).await
+    }
+
+    async fn held(&self, reservation_id: &str) -> Result<Option<Vec<ReservationLine>>, StoreError> {
+        Ok(self
+            .hold(reservation_id)
+            .await?
+            .filter(|h| h.state == "held")
+            .map(|h| h.lines))
+    }
+
+    async fn levels(&self, skus: &[String]) -> Result<Vec<StockLevel>, StoreError> {
+        let refs: Vec<&str> = skus.iter().map(String::as_str).collect();
+        let items = self.stock_items(refs.iter()).await?;
+        Ok(skus
+            .iter()
+            .map(|sku| {
+                let Some(item) = items.get(sku) else {
+                    return StockLevel::default();
+                };
+                StockLevel {
+                    on_hand: get_n(item, "on_hand").unwrap_or(0),
+                    available: get_n(item, "available").unwrap_or(0),
+                    unposted: get_n(item, "unposted").unwrap_or(0),
+                    posted_at: get_n(item, "posted_at")
+                        .and_then(DateTime::<Utc>::from_timestamp_millis),
+                    tracked: item.contains_key("on_hand"),
+                }
+            })
+            .collect())
+    }
+
+    async fn adjust_on_hand(
+        &self,
+        sku: &str,
+        delta: i64,
+        only_free: bool,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STOCK#{sku}")))
+            .update_expression("ADD on_hand :d, available :d")
+            .expression_attribute_values(":d", n(delta));
+        if only_free && delta < 0 {
+            req = req
+                .condition_expression("available >= :take")
+                .expression_attribute_values(":take", n(-delta));
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error(e)),
+        }
     }
 
     async fn available(&self, sku: &str, _now: DateTime<Utc>) -> Result<u32, StoreError> {

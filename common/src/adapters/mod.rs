@@ -1,5 +1,6 @@
 //! Adapters behind the ports: AWS (DynamoDB, EventBridge) and in-process.
 
+pub mod contention;
 pub mod dynamodb;
 pub mod dynamodb_budget;
 pub mod dynamodb_catalog;

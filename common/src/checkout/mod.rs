@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod holds;
+pub mod hot_stock;
 pub mod pricing;
 pub mod promotions;
 pub mod stock;

@@ -8,11 +8,13 @@
 //! with DynamoDB conditional writes in one TransactWriteItems per cart.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::contention::{Admitted, ContentionModel, ItemContention, WriteKind};
 use crate::ports::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +81,20 @@ pub enum PostedOutcome {
     Unchanged,
     /// The order's stock is not committed yet: try again later.
     NotCommitted,
+}
+
+/// One stock counter as stored, signed: `available` below zero means more
+/// is held or sold than is on hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    pub on_hand: i64,
+    pub available: i64,
+    /// Units of commits the ERP has not received yet.
+    pub unposted: i64,
+    /// When the ERP last received an order of it.
+    pub posted_at: Option<DateTime<Utc>>,
+    /// False when retailflow keeps no count of it.
+    pub tracked: bool,
 }
 
 /// What an ERP count did.
@@ -150,6 +166,21 @@ pub trait StockReservations: Send + Sync {
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError>;
     /// Units on hand not held.
     async fn available(&self, sku: &str, now: DateTime<Utc>) -> Result<u32, StoreError>;
+    /// The lines a live hold holds, if it is live.
+    async fn held(&self, reservation_id: &str) -> Result<Option<Vec<ReservationLine>>, StoreError>;
+    /// The counters of `skus`, in order, read consistently in one go (what
+    /// a checkout reads to pick a hot SKU's shard).
+    async fn levels(&self, skus: &[String]) -> Result<Vec<StockLevel>, StoreError>;
+    /// Moves on hand and available by `delta` at once (a count's change
+    /// spread over a hot SKU's shards). With `only_free`, a lowering lands
+    /// only if that many units are free (false: they were not, nothing
+    /// changed); without, available may go below zero.
+    async fn adjust_on_hand(
+        &self,
+        sku: &str,
+        delta: i64,
+        only_free: bool,
+    ) -> Result<bool, StoreError>;
     /// Gives back the units of holds expired by `now`; how many ended.
     async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
 }
@@ -171,7 +202,8 @@ pub fn same_cart(a: &[ReservationLine], b: &[ReservationLine]) -> bool {
 
 #[derive(Default, Serialize, Deserialize)]
 struct StockState {
-    on_hand: BTreeMap<String, u64>,
+    /// Below zero when more was sold than there was (as on DynamoDB).
+    on_hand: BTreeMap<String, i64>,
     holds: BTreeMap<String, Reservation>,
     /// Units held per SKU (the sum over `holds`, kept as holds come and go).
     held: BTreeMap<String, u64>,
@@ -229,25 +261,81 @@ impl StockState {
         self.held.get(sku).copied().unwrap_or(0)
     }
 
-    fn available(&self, sku: &str) -> u64 {
+    /// Units on hand not held: below zero when more is held or sold than
+    /// there is.
+    fn signed_available(&self, sku: &str) -> i64 {
         self.on_hand
             .get(sku)
             .copied()
             .unwrap_or(0)
-            .saturating_sub(self.held(sku))
+            .saturating_sub(i64::try_from(self.held(sku)).unwrap_or(i64::MAX))
+    }
+
+    fn available(&self, sku: &str) -> u64 {
+        u64::try_from(self.signed_available(sku)).unwrap_or(0)
     }
 }
 
-/// [`StockReservations`] in memory, one lock for all SKUs (what the local
-/// app needs; contention is the DynamoDB adapter's problem).
+/// [`StockReservations`] in memory, one lock for all SKUs (exact, what the
+/// local app needs). With [`Self::with_contention`] each call also meets
+/// DynamoDB's contention rules on the items the DynamoDB adapter would
+/// touch (`HOLD#`, `STOCK#`, `COMMIT#`), so a load test in process sees the
+/// conflicts, throttling and latency the table would give it.
 #[derive(Default)]
 pub struct InProcessStock {
     state: crate::adapters::in_process::JournaledState<StockState>,
+    contention: Option<Arc<ItemContention>>,
+}
+
+fn stock_key(sku: &str) -> String {
+    format!("STOCK#{sku}")
+}
+
+/// The items a hold's transaction touches: the hold and its SKUs' counters.
+fn hold_keys(id: &str, lines: &[&[ReservationLine]]) -> Vec<String> {
+    let mut keys: std::collections::BTreeSet<String> = lines
+        .iter()
+        .flat_map(|l| l.iter().map(|l| stock_key(&l.sku)))
+        .collect();
+    keys.insert(format!("HOLD#{id}"));
+    keys.into_iter().collect()
 }
 
 impl InProcessStock {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every call meets `model`'s contention rules from now on.
+    pub fn with_contention(mut self, model: ContentionModel) -> Self {
+        self.contention = Some(Arc::new(ItemContention::new(model)));
+        self
+    }
+
+    /// The contention model's counts, when one is set.
+    pub fn contention(&self) -> Option<&ItemContention> {
+        self.contention.as_deref()
+    }
+
+    /// Admits a write to the items `keys` names (given the state as it is),
+    /// or refuses it as DynamoDB would; without a model, lets it through.
+    async fn admit(
+        &self,
+        kind: WriteKind,
+        keys: impl FnOnce(&StockState) -> Vec<String>,
+    ) -> Result<Option<Admitted<'_>>, StoreError> {
+        let Some(c) = &self.contention else {
+            return Ok(None);
+        };
+        let keys = keys(&self.lock());
+        c.write(kind, keys).await.map(Some)
+    }
+
+    /// A consistent read's service time, under a model.
+    async fn read(&self) {
+        if let Some(c) = &self.contention {
+            c.read().await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StockState> {
@@ -280,6 +368,12 @@ impl StockReservations for InProcessStock {
         r: &Reservation,
         now: DateTime<Utc>,
     ) -> Result<ReserveOutcome, StoreError> {
+        let _admitted = self
+            .admit(WriteKind::Transaction, |st| {
+                let old = st.holds.get(&r.id).map(|h| h.lines.as_slice());
+                hold_keys(&r.id, &[&r.lines, old.unwrap_or_default()])
+            })
+            .await?;
         self.change(|st| {
             st.expire(now);
             match st.holds.get(&r.id).cloned() {
@@ -319,6 +413,12 @@ impl StockReservations for InProcessStock {
     }
 
     async fn release(&self, reservation_id: &str) -> Result<(), StoreError> {
+        let _admitted = self
+            .admit(WriteKind::Transaction, |st| {
+                let lines = st.holds.get(reservation_id).map(|h| h.lines.as_slice());
+                hold_keys(reservation_id, &[lines.unwrap_or_default()])
+            })
+            .await?;
         self.change(|st| {
             st.drop_hold(reservation_id);
             Ok(())
@@ -331,6 +431,23 @@ impl StockReservations for InProcessStock {
         c: &OrderCommit,
         now: DateTime<Utc>,
     ) -> Result<CommitOutcome, StoreError> {
+        let _admitted = self
+            .admit(WriteKind::Transaction, |st| {
+                let hold = c.reservation_id.as_deref();
+                let held = hold
+                    .and_then(|id| st.holds.get(id))
+                    .map(|h| h.lines.as_slice());
+                let mut keys = hold_keys(
+                    hold.unwrap_or_default(),
+                    &[&c.lines, held.unwrap_or_default()],
+                );
+                if hold.is_none() {
+                    keys.retain(|k| k != "HOLD#");
+                }
+                keys.push(format!("COMMIT#{}", c.order_key));
+                keys
+            })
+            .await?;
         self.change(|st| {
             st.expire(now);
             if let Some(existing) = st.commits.get(&c.order_key) {
@@ -364,7 +481,7 @@ impl StockReservations for InProcessStock {
                     }
                 }
                 let on_hand = st.on_hand.entry(sku).or_default();
-                *on_hand = on_hand.saturating_sub(qty);
+                *on_hand = on_hand.saturating_sub(i64::try_from(qty).unwrap_or(i64::MAX));
             }
             st.commits.insert(
                 c.order_key.clone(),
@@ -391,6 +508,9 @@ impl StockReservations for InProcessStock {
         order_key: &str,
         reservation_id: Option<&str>,
     ) -> Result<bool, StoreError> {
+        let _admitted = self
+            .admit(WriteKind::Transaction, |st| commit_keys(st, order_key))
+            .await?;
         self.change(|st| {
             let released = reservation_id.and_then(|id| st.drop_hold(id)).is_some();
             let (units, posted) = match st.commits.get_mut(order_key) {
@@ -413,7 +533,8 @@ impl StockReservations for InProcessStock {
                 }
             };
             for (sku, qty) in units {
-                *st.on_hand.entry(sku.clone()).or_default() += qty;
+                let on_hand = st.on_hand.entry(sku.clone()).or_default();
+                *on_hand = on_hand.saturating_add(i64::try_from(qty).unwrap_or(i64::MAX));
                 if !posted {
                     if let Some(u) = st.unposted.get_mut(&sku) {
                         *u = u.saturating_sub(qty);
@@ -429,6 +550,9 @@ impl StockReservations for InProcessStock {
         order_key: &str,
         at: DateTime<Utc>,
     ) -> Result<PostedOutcome, StoreError> {
+        let _admitted = self
+            .admit(WriteKind::Transaction, |st| commit_keys(st, order_key))
+            .await?;
         self.change(|st| {
             let units = match st.commits.get_mut(order_key) {
                 Some(c) if !c.posted && !c.restocked => {
@@ -454,12 +578,16 @@ impl StockReservations for InProcessStock {
         erp_available: u32,
         read_at: DateTime<Utc>,
     ) -> Result<CountOutcome, StoreError> {
+        let _admitted = self
+            .admit(WriteKind::Single, |_| vec![stock_key(sku)])
+            .await?;
         self.change(|st| {
             if st.posted_at.get(sku).is_some_and(|p| *p > read_at) {
                 return Ok(CountOutcome::Stale);
             }
             let unposted = st.unposted.get(sku).copied().unwrap_or(0);
-            let on_hand = u64::from(erp_available).saturating_sub(unposted);
+            let on_hand =
+                (i64::from(erp_available) - i64::try_from(unposted).unwrap_or(i64::MAX)).max(0);
             let old = st.on_hand.insert(sku.to_string(), on_hand);
             Ok(CountOutcome::Applied {
                 on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
@@ -470,26 +598,91 @@ impl StockReservations for InProcessStock {
     }
 
     async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError> {
-        self.lock()
-            .on_hand
-            .insert(sku.to_string(), u64::from(on_hand));
-        Ok(())
+        let _admitted = self
+            .admit(WriteKind::Single, |_| vec![stock_key(sku)])
+            .await?;
+        self.change(|st| {
+            st.on_hand.insert(sku.to_string(), i64::from(on_hand));
+            Ok(())
+        })
     }
 
     async fn available(&self, sku: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
+        self.read().await;
         self.change(|st| {
             st.expire(now);
             Ok(u32::try_from(st.available(sku)).unwrap_or(u32::MAX))
         })
     }
 
+    async fn held(&self, reservation_id: &str) -> Result<Option<Vec<ReservationLine>>, StoreError> {
+        self.read().await;
+        Ok(self
+            .lock()
+            .holds
+            .get(reservation_id)
+            .map(|h| h.lines.clone()))
+    }
+
+    async fn levels(&self, skus: &[String]) -> Result<Vec<StockLevel>, StoreError> {
+        self.read().await;
+        let st = self.lock();
+        Ok(skus
+            .iter()
+            .map(|sku| {
+                let Some(on_hand) = st.on_hand.get(sku).copied() else {
+                    return StockLevel::default();
+                };
+                StockLevel {
+                    on_hand,
+                    available: st.signed_available(sku),
+                    unposted: i64::try_from(st.unposted.get(sku).copied().unwrap_or(0))
+                        .unwrap_or(i64::MAX),
+                    posted_at: st.posted_at.get(sku).copied(),
+                    tracked: true,
+                }
+            })
+            .collect())
+    }
+
+    async fn adjust_on_hand(
+        &self,
+        sku: &str,
+        delta: i64,
+        only_free: bool,
+    ) -> Result<bool, StoreError> {
+        let _admitted = self
+            .admit(WriteKind::Single, |_| vec![stock_key(sku)])
+            .await?;
+        self.change(|st| {
+            if only_free && delta < 0 && st.signed_available(sku) < -delta {
+                return Ok(false);
+            }
+            let on_hand = st.on_hand.entry(sku.to_string()).or_default();
+            *on_hand = on_hand.saturating_add(delta);
+            Ok(true)
+        })
+    }
+
     async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.read().await;
         self.change(|st| {
             let before = st.holds.len();
             st.expire(now);
             Ok(before - st.holds.len())
         })
     }
+}
+
+/// The items a commit's later transactions touch: its record and counters.
+fn commit_keys(st: &StockState, order_key: &str) -> Vec<String> {
+    let mut keys: Vec<String> = st
+        .commits
+        .get(order_key)
+        .map(|c| c.units.keys().map(|sku| stock_key(sku)).collect())
+        .unwrap_or_default();
+    keys.push(format!("COMMIT#{order_key}"));
+    keys
 }
 
 #[cfg(test)]

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-use common::adapters::dynamodb_stock::DynamoDbStock;
+use common::checkout::hot_stock::STEP_BUDGET;
 use common::config::{erp_catalog_from_env, shops_from_env};
 use common::lambda::{
     aws_sdk_config, connector_credentials, env, init_tracing, release_budgets,
-    scheduled_run_answer, SdkConfig,
+    scheduled_run_answer, stock, SdkConfig,
 };
 use common::resilience::CircuitBreaker;
 use common::steps::catalog_sync::CatalogSync;
@@ -55,7 +55,7 @@ impl App {
                     )),
                     shops,
                     Arc::new(DynamoDbCatalog::new(ddb.clone(), &table)),
-                    Arc::new(DynamoDbStock::new(ddb, &table)),
+                    stock(&self.aws, &table, STEP_BUDGET)?,
                     currency,
                     Arc::new(chrono::Utc::now),
                 ))

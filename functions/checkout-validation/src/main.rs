@@ -16,15 +16,15 @@ use std::time::Duration;
 use chrono::Utc;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-use common::adapters::dynamodb_stock::DynamoDbStock;
 use common::checkout::auth::{CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument};
+use common::checkout::hot_stock::CHECKOUT_BUDGET;
 use common::checkout::validation::{
     answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation, LoyaltyFallback,
 };
 use common::config::salesforce_config;
 use common::connectors::salesforce::SalesforceLoyalty;
 use common::lambda::{
-    aws_sdk_config, connector_credentials, env, init_tracing, read_secret, SdkConfig,
+    aws_sdk_config, connector_credentials, env, init_tracing, read_secret, stock, SdkConfig,
 };
 use common::resilience::CircuitBreaker;
 use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
@@ -106,7 +106,7 @@ impl App {
                 let state = Arc::new(DynamoDbStateStore::new(ddb.clone(), &table));
                 let checkout = CheckoutValidation::new(
                     Arc::new(DynamoDbCatalog::new(ddb.clone(), &table)),
-                    Arc::new(DynamoDbStock::new(ddb, &table)),
+                    stock(&self.aws, &table, CHECKOUT_BUDGET)?,
                     Arc::new(SalesforceLoyalty::new(loyalty)),
                     Arc::new(CircuitBreaker::new(
                         "salesforce-loyalty",

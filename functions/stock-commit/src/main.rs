@@ -11,11 +11,11 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-use common::adapters::dynamodb_stock::DynamoDbStock;
 use common::adapters::sqs::SqsQueueControl;
+use common::checkout::hot_stock::STEP_BUDGET;
 use common::idempotency::LeasePolicy;
 use common::lambda::{
-    aws_sdk_config, claim_checks, env, event_bus, init_tracing, stock_step_batch,
+    aws_sdk_config, claim_checks, env, event_bus, init_tracing, stock, stock_step_batch,
 };
 use common::ports::ClaimChecks;
 use common::steps::stock_commit::StockCommit;
@@ -68,7 +68,7 @@ async fn build() -> Result<App, Error> {
         step: StockCommit::new(
             Arc::new(DynamoDbStateStore::new(ddb.clone(), &table)),
             event_bus(&aws, claims.clone())?,
-            Arc::new(DynamoDbStock::new(ddb.clone(), &table)),
+            stock(&aws, &table, STEP_BUDGET)?,
             Arc::new(DynamoDbCatalog::new(ddb, &table)),
             LeasePolicy::default(),
         ),

@@ -15,7 +15,6 @@ use common::checkout::stock::{InProcessStock, StockReservations};
 use common::checkout::validation::{
     CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation,
 };
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
 use common::money::{Currency, Money};
 use common::resilience::CircuitBreaker;
 
@@ -45,18 +44,7 @@ pub async fn bench_checkout(iterations: usize, lines: usize) -> anyhow::Result<(
         per_customer_limit: None,
     });
     // Not called: the carts redeem no points.
-    let loyalty = Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
-        base_url: "http://127.0.0.1:9".into(),
-        api_version: "v62.0".into(),
-        program_name: "P".into(),
-        journal_subtype: "Purchase".into(),
-        debit_process: "DebitPointsFromMembers".into(),
-        auth: common::connectors::auth::SalesforceAuth::from_secret(
-            common::credentials::ConnectorSecrets::fixed(&Default::default()),
-            "http://127.0.0.1:9",
-        ),
-        timeout: Duration::from_millis(100),
-    }));
+    let loyalty = retailflow::bench_flash_sale::loyalty_never_called();
     let checkout = CheckoutValidation::new(
         catalog,
         stock,

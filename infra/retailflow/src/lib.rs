@@ -3,6 +3,7 @@
 //! step logic the Lambdas run.
 
 pub mod api_event;
+pub mod bench_flash_sale;
 pub mod budget_drain;
 pub mod chaos;
 pub mod data_dir;

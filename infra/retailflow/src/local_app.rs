@@ -10,7 +10,8 @@ use std::time::Duration;
 use common::adapters::in_process::InProcessStateStore;
 use common::checkout::auth::{CheckoutAuth, CheckoutAuthConfig};
 use common::checkout::catalog::{CatalogSeed, InProcessCatalog};
-use common::checkout::stock::InProcessStock;
+use common::checkout::hot_stock::{HotSkus, HotStock};
+use common::checkout::stock::{InProcessStock, StockReservations};
 use common::checkout::validation::{CheckoutConfig, CheckoutValidation};
 use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
 use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
@@ -406,6 +407,12 @@ impl LocalApp {
                 .map_err(std::io::Error::other)?;
         }
         let (catalog, stock) = (Arc::new(catalog), Arc::new(stock));
+        // What the steps and checkout hold stock through: hot SKUs sharded,
+        // as on AWS.
+        let held_stock: Arc<dyn StockReservations> = Arc::new(HotStock::new(
+            stock.clone(),
+            HotSkus::from_settings(|k| std::env::var(k).ok()).map_err(std::io::Error::other)?,
+        ));
         let seed_currency = common::money::Currency::from_code(&seed.currency)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         for item in &seed.items {
@@ -444,7 +451,7 @@ impl LocalApp {
                 ),
             ],
             catalog.clone(),
-            stock.clone(),
+            held_stock.clone(),
             seed_currency,
             Arc::new(move || sync_clock.now()),
         );
@@ -456,7 +463,7 @@ impl LocalApp {
         }));
         let checkout = CheckoutValidation::new(
             catalog.clone(),
-            stock.clone(),
+            held_stock.clone(),
             checkout_loyalty,
             Arc::new(CircuitBreaker::new(
                 "salesforce-loyalty-checkout",
@@ -468,7 +475,7 @@ impl LocalApp {
         let stock_commit = StockCommit::new(
             store.clone(),
             published.clone(),
-            stock.clone(),
+            held_stock.clone(),
             catalog.clone(),
             common::idempotency::LeasePolicy::default(),
         );
@@ -708,7 +715,6 @@ impl LocalApp {
 
     /// Units of `sku` on hand and not held, now on the app's clock.
     pub async fn stock_available(&self, sku: &str) -> u32 {
-        use common::checkout::stock::StockReservations;
         self.stock
             .available(sku, self.clock.now())
             .await

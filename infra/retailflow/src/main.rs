@@ -5,6 +5,8 @@
 //!   happened to each order;
 //! - `serve --listen ADDR`: serves the template's routes on the in-process adapters;
 //! - `bench-checkout`: checkout validation latency and throughput;
+//! - `bench-flash-sale`: shoppers against a few hot SKUs under DynamoDB's
+//!   contention rules: what each was told, latency, no oversell, no leak;
 //! - `bench-orders`: CPU per order through the whole app;
 //! - `bench-reconcile`: reconciliation run time and requests for N orders;
 //! - `replay list|redrive|window`: dead letters and window replays, on a
@@ -73,6 +75,41 @@ enum Command {
         iterations: usize,
         #[arg(long, default_value_t = 5)]
         lines: usize,
+    },
+    /// Benchmark a flash sale in process on DynamoDB's contention rules
+    /// (build with --release; runs in real time): N shoppers over S seconds
+    /// for U units of each of K hot SKUs; prints held, sold out, unavailable
+    /// and p50/p99 latency, and checks no unit oversold or leaked.
+    BenchFlashSale {
+        #[arg(long, default_value_t = 5_000)]
+        shoppers: usize,
+        /// Units of each hot SKU.
+        #[arg(long, default_value_t = 100)]
+        units: u32,
+        #[arg(long, default_value_t = 1)]
+        skus: usize,
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Distinct hot SKUs in each cart, one unit each.
+        #[arg(long, default_value_t = 1)]
+        cart_lines: usize,
+        /// Counters each hot SKU keeps its units in (1: not sharded).
+        #[arg(long, default_value_t = 10)]
+        shards: u16,
+        /// Modelled service time of a transaction, in ms.
+        #[arg(long, default_value_t = 20)]
+        transaction_ms: u64,
+        /// Modelled service time of a single-item write, in ms.
+        #[arg(long, default_value_t = 10)]
+        write_ms: u64,
+        /// Modelled service time of a read, in ms.
+        #[arg(long, default_value_t = 5)]
+        read_ms: u64,
+        /// Write units one item takes a second.
+        #[arg(long, default_value_t = 1_000)]
+        item_wcu: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Benchmark reconciliation in process (build with --release): N orders
     /// and a refund of every fifth through the app, then one run over them:
@@ -457,6 +494,38 @@ async fn main() -> anyhow::Result<()> {
                 print!("{figures}");
             }
             Ok(())
+        }
+        Command::BenchFlashSale {
+            shoppers,
+            units,
+            skus,
+            seconds,
+            cart_lines,
+            shards,
+            transaction_ms,
+            write_ms,
+            read_ms,
+            item_wcu,
+            seed,
+        } => {
+            retailflow::bench_flash_sale::bench_flash_sale(
+                retailflow::bench_flash_sale::FlashSale {
+                    shoppers,
+                    units,
+                    skus: skus.max(1),
+                    seconds,
+                    cart_lines: cart_lines.max(1),
+                    shards: shards.max(1),
+                    model: common::adapters::contention::ContentionModel {
+                        transaction_latency: std::time::Duration::from_millis(transaction_ms),
+                        write_latency: std::time::Duration::from_millis(write_ms),
+                        read_latency: std::time::Duration::from_millis(read_ms),
+                        item_write_units_per_second: item_wcu.max(1),
+                    },
+                    seed,
+                },
+            )
+            .await
         }
         Command::BenchReconcile { orders } => bench_reconcile::bench_reconcile(orders.max(1)).await,
         Command::BenchCheckout { iterations, lines } => {

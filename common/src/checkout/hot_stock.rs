@@ -1,0 +1,1051 @@
+//! Stock that holds up in a flash sale: thousands of checkouts in minutes,
+//! most of them for the same few SKUs.
+//!
+//! Why: a hold is one DynamoDB transaction over the hold and each SKU's
+//! counter, and DynamoDB does not queue transactions on an item, it refuses
+//! the later one (`TransactionConflict`). With one counter per SKU, two
+//! checkouts of the same SKU within one transaction's service time (some
+//! 20 ms) cannot both land: at 80 checkouts a second, most would be refused.
+//! Retrying alone only adds to the traffic on the same item.
+//!
+//! So a SKU marked hot ([`HotSkus`]) keeps its units in `N` counters, its
+//! shards (shard 0 is the SKU's own counter, shard `k` the counter of
+//! `<sku>#shard<k>`), and [`HotStock`]:
+//! - reads the shards first (reads never conflict) and answers sold out
+//!   without writing when they hold too few, so the shoppers after a sale
+//!   sells out cost no writes and cause no conflicts;
+//! - holds from one shard picked at random among those with enough units
+//!   (or from several, largest first, when none has enough alone), in the
+//!   same one transaction as before: the hold and its counters change
+//!   together, so a crash between writes cannot leak a unit, a cart is held
+//!   whole or not at all, and no shard, hence no SKU, is ever oversold;
+//! - rides out contention: a refused write (conflict, throttling, a shard
+//!   emptied meanwhile) is tried again, with full-jitter backoff and a fresh
+//!   read, for as long as the caller's budget allows.
+//!
+//! The hold records its shards, so its release, expiry, order commit,
+//! restock and ERP posting go to the same counters. A count (ERP or
+//! operator) is spread so each shard has about the same units free; an
+//! order placed without a hold takes its hot units under a hold of its own
+//! first, so it never takes a unit a checkout holds.
+//!
+//! Any [`StockReservations`] underneath works: the DynamoDB adapter on AWS,
+//! the in-process store (with its contention model for load tests) locally.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::stock::{
+    same_cart, units_per_sku, CommitOutcome, CountOutcome, OrderCommit, PostedOutcome, Reservation,
+    ReservationLine, ReserveOutcome, StockLevel, StockReservations,
+};
+use crate::ports::StoreError;
+use crate::resilience::RetryPolicy;
+
+/// How long a checkout's stock hold may take, retries included: a shopper
+/// is waiting, and the storefront's own timeout is not much longer.
+pub const CHECKOUT_BUDGET: Duration = Duration::from_millis(100);
+
+/// How long a background step (commit, restock, count) keeps trying a
+/// contended write before its message goes back to the queue.
+pub const STEP_BUDGET: Duration = Duration::from_secs(2);
+
+/// Most shards a SKU may have: each is read on every checkout of it.
+pub const MAX_SHARDS: u16 = 100;
+
+/// The SKUs a sale sends most checkouts to, with how many counters each
+/// keeps its units in. `RETAILFLOW_HOT_SKUS`: `SKU=shards` pairs,
+/// comma-separated (`DROP-1=10,DROP-2=10`). Sizing: `docs/flash-sale.md`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HotSkus {
+    shards: BTreeMap<String, u16>,
+}
+
+impl HotSkus {
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut shards = BTreeMap::new();
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (sku, n) = pair
+                .rsplit_once('=')
+                .ok_or_else(|| format!("hot SKU {pair:?} is not SKU=shards"))?;
+            let sku = sku.trim();
+            let n: u16 = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_SHARDS).contains(n))
+                .ok_or_else(|| {
+                    format!("hot SKU {sku}: shards must be a whole number from 1 to {MAX_SHARDS}")
+                })?;
+            if sku.is_empty() || sku.contains("#shard") {
+                return Err(format!(
+                    "hot SKU {pair:?}: the SKU is empty or names a shard"
+                ));
+            }
+            shards.insert(sku.to_string(), n);
+        }
+        Ok(HotSkus { shards })
+    }
+
+    /// `RETAILFLOW_HOT_SKUS` as `get` reads it (none when unset).
+    pub fn from_settings(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        match get("RETAILFLOW_HOT_SKUS") {
+            Some(spec) => Self::parse(&spec).map_err(|e| format!("RETAILFLOW_HOT_SKUS: {e}")),
+            None => Ok(Self::none()),
+        }
+    }
+
+    /// Hot SKUs, each with `shards` counters (what a benchmark sets).
+    pub fn all<'a>(skus: impl IntoIterator<Item = &'a str>, shards: u16) -> Self {
+        HotSkus {
+            shards: skus
+                .into_iter()
+                .map(|s| (s.to_string(), shards.clamp(1, MAX_SHARDS)))
+                .collect(),
+        }
+    }
+
+    /// How many counters `sku` keeps its units in (1: not hot).
+    pub fn shards(&self, sku: &str) -> u16 {
+        self.shards.get(sku).copied().unwrap_or(1)
+    }
+
+    fn is_hot(&self, sku: &str) -> bool {
+        self.shards(sku) > 1
+    }
+}
+
+/// The counter of `sku`'s shard `k`.
+pub fn shard_sku(sku: &str, k: u16) -> String {
+    if k == 0 {
+        sku.to_string()
+    } else {
+        format!("{sku}#shard{k}")
+    }
+}
+
+/// The SKU a shard's counter counts.
+pub fn base_sku(shard: &str) -> &str {
+    match shard.rsplit_once("#shard") {
+        Some((sku, k)) if k.parse::<u16>().is_ok() => sku,
+        _ => shard,
+    }
+}
+
+fn unsharded(lines: &[ReservationLine]) -> Vec<ReservationLine> {
+    lines
+        .iter()
+        .map(|l| ReservationLine {
+            sku: base_sku(&l.sku).to_string(),
+            quantity: l.quantity,
+        })
+        .collect()
+}
+
+/// Lines summed per SKU, shards folded into their SKU.
+fn folded(lines: Vec<ReservationLine>) -> Vec<ReservationLine> {
+    units_per_sku(&unsharded(&lines))
+        .into_iter()
+        .map(|(sku, q)| ReservationLine {
+            sku,
+            quantity: u32::try_from(q).unwrap_or(u32::MAX),
+        })
+        .collect()
+}
+
+/// [`StockReservations`] with hot SKUs sharded and contention ridden out.
+pub struct HotStock {
+    inner: Arc<dyn StockReservations>,
+    hot: HotSkus,
+    retry: RetryPolicy,
+    budget: Duration,
+    retries: AtomicU64,
+}
+
+impl HotStock {
+    /// Tries again after 1 to 2 ms, then 2 to 4 ms, within 100 ms a call:
+    /// the checkout's stock budget.
+    pub fn new(inner: Arc<dyn StockReservations>, hot: HotSkus) -> Self {
+        HotStock {
+            inner,
+            hot,
+            retry: RetryPolicy {
+                base: Duration::from_millis(2),
+                max: Duration::from_millis(4),
+            },
+            budget: CHECKOUT_BUDGET,
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    /// How long one call may keep trying (the background steps can wait
+    /// longer than a shopper).
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Tries taken again after contention, since the start.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Runs `attempt` until it is not refused for contention, or until the
+    /// next try would end past the budget (then the contention is the answer).
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        self.retrying_within(self.budget, attempt).await.0
+    }
+
+    /// [`Self::retrying`] within `budget`, also saying how much of it is left.
+    async fn retrying_within<T, F, Fut>(
+        &self,
+        budget: Duration,
+        mut attempt: F,
+    ) -> (Result<T, StoreError>, Duration)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let start = Instant::now();
+        let mut tries = 0;
+        loop {
+            let began = Instant::now();
+            match attempt().await {
+                Err(StoreError::Contended(why)) => {
+                    tries += 1;
+                    // Half the backoff, plus up to as much again at random,
+                    // so the losers of one conflict do not come back
+                    // together. Short: the next try picks another shard than
+                    // the busy one, it need not wait for it.
+                    let cap = self.retry.delay(tries, None);
+                    let half = u64::try_from(cap.as_micros() / 2).unwrap_or(u64::MAX);
+                    let wait = Duration::from_micros(half + fastrand::u64(0..=half));
+                    // Another try takes about as long as the last one did.
+                    if start.elapsed() + wait + began.elapsed() > budget {
+                        return (
+                            Err(StoreError::Contended(format!(
+                                "{why} (still contended after {tries} tries in {} ms)",
+                                start.elapsed().as_millis()
+                            ))),
+                            budget.saturating_sub(start.elapsed()),
+                        );
+                    }
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(wait).await;
+                }
+                other => return (other, budget.saturating_sub(start.elapsed())),
+            }
+        }
+    }
+
+    /// The last word on a cart whose tries all met contention: once the
+    /// writes it met have had time to land, a read that finds a hot SKU
+    /// short is a real answer (those writes took the last units: sold out).
+    async fn sold_out_after(
+        &self,
+        r: &Reservation,
+        left: Duration,
+    ) -> Result<Option<ReserveOutcome>, StoreError> {
+        // Half what is left for the other writes to land, the rest for the
+        // read.
+        tokio::time::sleep(left / 2).await;
+        let wanted = units_per_sku(&r.lines);
+        let hot: Vec<&String> = wanted.keys().filter(|s| self.hot.is_hot(s)).collect();
+        let shard_skus: Vec<String> = hot.iter().flat_map(|s| self.shards_of(s)).collect();
+        let (old, levels) = tokio::join!(self.inner.held(&r.id), self.inner.levels(&shard_skus));
+        let mine = old?.as_deref().map(units_per_sku).unwrap_or_default();
+        let free: BTreeMap<&str, i64> = shard_skus
+            .iter()
+            .zip(&levels?)
+            .map(|(s, l)| {
+                let mine = i64::try_from(mine.get(s).copied().unwrap_or(0)).unwrap_or(i64::MAX);
+                (s.as_str(), l.available.max(0) + mine)
+            })
+            .collect();
+        for sku in hot {
+            let total: i64 = self
+                .shards_of(sku)
+                .iter()
+                .map(|s| free.get(s.as_str()).copied().unwrap_or(0))
+                .sum();
+            if total < i64::try_from(wanted[sku]).unwrap_or(i64::MAX) {
+                return Ok(Some(ReserveOutcome::Short {
+                    sku: sku.clone(),
+                    available: u32::try_from(total).unwrap_or(u32::MAX),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn shards_of(&self, sku: &str) -> Vec<String> {
+        (0..self.hot.shards(sku))
+            .map(|k| shard_sku(sku, k))
+            .collect()
+    }
+
+    fn has_hot(&self, lines: &[ReservationLine]) -> bool {
+        lines.iter().any(|l| self.hot.is_hot(&l.sku))
+    }
+
+    /// One try at holding `r`: the shards read, the units placed, one
+    /// transaction underneath. A shard emptied since the read is contention.
+    async fn reserve_hot(
+        &self,
+        r: &Reservation,
+        now: DateTime<Utc>,
+        contended: &std::sync::Mutex<BTreeSet<String>>,
+    ) -> Result<ReserveOutcome, StoreError> {
+        // The checkout's own hold and the shards, read side by side.
+        let wanted = units_per_sku(&r.lines);
+        let hot: Vec<&String> = wanted.keys().filter(|s| self.hot.is_hot(s)).collect();
+        let shard_skus: Vec<String> = hot.iter().flat_map(|s| self.shards_of(s)).collect();
+        let (old, levels) = tokio::join!(self.inner.held(&r.id), self.inner.levels(&shard_skus));
+        let (old, levels) = (old?, levels?);
+        if let Some(old) = old.as_ref().filter(|o| same_cart(&unsharded(o), &r.lines)) {
+            // The same cart validated again: its hold stays where it is.
+            let again = Reservation {
+                lines: old.clone(),
+                ..r.clone()
+            };
+            return self.inner.reserve(&again, now).await;
+        }
+        // A changed cart gives its old units back in the same transaction.
+        let mine: BTreeMap<String, u64> = old.as_deref().map(units_per_sku).unwrap_or_default();
+        let free: BTreeMap<&str, i64> = shard_skus
+            .iter()
+            .zip(&levels)
+            .map(|(s, l)| {
+                let mine = i64::try_from(mine.get(s).copied().unwrap_or(0)).unwrap_or(i64::MAX);
+                (s.as_str(), l.available.max(0) + mine)
+            })
+            .collect();
+        let mut lines: Vec<ReservationLine> = r
+            .lines
+            .iter()
+            .filter(|l| !self.hot.is_hot(&l.sku))
+            .cloned()
+            .collect();
+        for sku in hot {
+            let qty = i64::try_from(wanted[sku]).unwrap_or(i64::MAX);
+            let shards = self.shards_of(sku);
+            let mut shard_free: Vec<(&str, i64)> = shards
+                .iter()
+                .map(|s| (s.as_str(), free.get(s.as_str()).copied().unwrap_or(0)))
+                .collect();
+            let total: i64 = shard_free.iter().map(|(_, f)| f).sum();
+            if total < qty {
+                // Sold out, answered from the read: nothing written.
+                return Ok(ReserveOutcome::Short {
+                    sku: sku.clone(),
+                    available: u32::try_from(total).unwrap_or(u32::MAX),
+                });
+            }
+            let enough: Vec<&str> = shard_free
+                .iter()
+                .filter(|(_, f)| *f >= qty)
+                .map(|(s, _)| *s)
+                .collect();
+            // Not the shard a try of this checkout just met contention on,
+            // when another will do.
+            let fresh: Vec<&str> = enough
+                .iter()
+                .copied()
+                .filter(|s| !contended.lock().is_ok_and(|c| c.contains(*s)))
+                .collect();
+            let pick_from = if fresh.is_empty() { &enough } else { &fresh };
+            if let Some(pick) = pick_by_free(pick_from, &shard_free) {
+                lines.push(line(pick, qty));
+                continue;
+            }
+            shard_free.sort_by_key(|(_, f)| std::cmp::Reverse(*f));
+            let mut left = qty;
+            for (s, f) in shard_free {
+                if left == 0 {
+                    break;
+                }
+                let take = f.min(left);
+                if take > 0 {
+                    lines.push(line(s, take));
+                    left -= take;
+                }
+            }
+        }
+        let sharded = Reservation { lines, ..r.clone() };
+        let out = self.inner.reserve(&sharded, now).await;
+        if matches!(out, Err(StoreError::Contended(_))) {
+            if let Ok(mut c) = contended.lock() {
+                c.extend(
+                    sharded
+                        .lines
+                        .iter()
+                        .filter(|l| self.hot.is_hot(base_sku(&l.sku)))
+                        .map(|l| l.sku.clone()),
+                );
+            }
+        }
+        match out? {
+            ReserveOutcome::Short { sku, .. } if self.hot.is_hot(base_sku(&sku)) => Err(
+                StoreError::Contended(format!("{sku} was emptied by other checkouts meanwhile")),
+            ),
+            other => Ok(other),
+        }
+    }
+
+    /// Commits an order no live hold holds: its units are first held under
+    /// a hold of the order's own (so it takes only free units, from shards
+    /// that have them), then committed from it in the same transaction as
+    /// any order from its checkout's hold.
+    async fn commit_without_hold(
+        &self,
+        c: &OrderCommit,
+        now: DateTime<Utc>,
+    ) -> Result<CommitOutcome, StoreError> {
+        if let Some(id) = c.reservation_id.as_deref() {
+            // A changed cart's hold, or an expired one: given back first.
+            self.retrying(|| self.inner.release(id)).await?;
+        }
+        // SKUs retailflow counts no stock of stay out of the hold and the
+        // commit, as they stay out of any commit.
+        let cold: Vec<String> = units_per_sku(&c.lines)
+            .into_keys()
+            .filter(|s| !self.hot.is_hot(s))
+            .collect();
+        let levels = self.retrying(|| self.inner.levels(&cold)).await?;
+        let untracked: Vec<String> = cold
+            .iter()
+            .zip(&levels)
+            .filter(|(_, l)| !l.tracked)
+            .map(|(s, _)| s.clone())
+            .collect();
+        let own = Reservation {
+            id: format!("order:{}", c.order_key),
+            lines: c
+                .lines
+                .iter()
+                .filter(|l| !untracked.contains(&l.sku))
+                .cloned()
+                .collect(),
+            expires_at: now + chrono::Duration::minutes(5),
+        };
+        let held = match self.reserve(&own, now).await {
+            Ok(ReserveOutcome::Reserved) => self.retrying(|| self.inner.held(&own.id)).await?,
+            // Sold beyond what is free, or too many SKUs for one hold: the
+            // units leave stock directly (hot ones from shard 0) and the
+            // shortfall is reported as oversold.
+            Ok(ReserveOutcome::Short { .. }) | Err(StoreError::TooLarge(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(lines) = held else {
+            return self.retrying(|| self.inner.commit_order(c, now)).await;
+        };
+        let from_own = OrderCommit {
+            order_key: c.order_key.clone(),
+            reservation_id: Some(own.id.clone()),
+            lines,
+        };
+        let out = self
+            .retrying(|| self.inner.commit_order(&from_own, now))
+            .await;
+        if !matches!(out, Ok(CommitOutcome::FromHold)) {
+            // Committed or cancelled before, or failed: the order's own
+            // hold never waits for its expiry.
+            self.retrying(|| self.inner.release(&own.id)).await?;
+        }
+        Ok(match out? {
+            // The order's own hold, not a checkout's.
+            CommitOutcome::FromHold => CommitOutcome::WithoutHold {
+                oversold: Vec::new(),
+                untracked,
+            },
+            other => other,
+        })
+    }
+
+    /// Moves `sku`'s units on hand by `delta`, spread so every shard ends
+    /// with about the same units free. Units are taken only where they are
+    /// free (a checkout holding one keeps it); what cannot be taken that way
+    /// after a few reads leaves shard 0, whose count then goes below what
+    /// is held there (no new hold fits until stock comes back).
+    async fn spread(&self, sku: &str, mut delta: i64) -> Result<(), StoreError> {
+        let shards = self.shards_of(sku);
+        let n = i64::try_from(shards.len()).unwrap_or(1);
+        for _ in 0..5 {
+            let levels = self.retrying(|| self.inner.levels(&shards)).await?;
+            let free: Vec<i64> = levels.iter().map(|l| l.available.max(0)).collect();
+            let after = free.iter().sum::<i64>() + delta;
+            let target = |k: usize| {
+                let k = i64::try_from(k).unwrap_or(0);
+                after.max(0) / n + i64::from(k < after.max(0) % n)
+            };
+            let mut taken = 0;
+            for (k, f) in free.iter().enumerate() {
+                let over = f - target(k);
+                if over > 0
+                    && self
+                        .retrying(|| self.inner.adjust_on_hand(&shards[k], -over, true))
+                        .await?
+                {
+                    taken += over;
+                }
+            }
+            let mut give = taken + delta;
+            for (k, f) in free.iter().enumerate() {
+                let under = (target(k) - f).min(give);
+                if under > 0 {
+                    self.retrying(|| self.inner.adjust_on_hand(&shards[k], under, false))
+                        .await?;
+                    give -= under;
+                }
+            }
+            if give >= 0 {
+                if give > 0 {
+                    self.retrying(|| self.inner.adjust_on_hand(&shards[0], give, false))
+                        .await?;
+                }
+                return Ok(());
+            }
+            // Holds took units meanwhile: read again for the rest.
+            delta = give;
+        }
+        self.retrying(|| self.inner.adjust_on_hand(&shards[0], delta, false))
+            .await?;
+        Ok(())
+    }
+
+    async fn shard_levels(&self, sku: &str) -> Result<Vec<StockLevel>, StoreError> {
+        let shards = self.shards_of(sku);
+        self.retrying(|| self.inner.levels(&shards)).await
+    }
+}
+
+/// One of `candidates` at random, each as likely as the units it has free:
+/// the shards drain together, so the last units are spread over many
+/// counters rather than left on a few that every checkout then contends on.
+fn pick_by_free<'a>(candidates: &[&'a str], free: &[(&str, i64)]) -> Option<&'a str> {
+    let weight = |c: &str| {
+        free.iter()
+            .find(|(s, _)| *s == c)
+            .map_or(0, |(_, f)| u64::try_from(*f).unwrap_or(0))
+    };
+    let total: u64 = candidates.iter().map(|c| weight(c)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut at = fastrand::u64(0..total);
+    for c in candidates {
+        let w = weight(c);
+        if at < w {
+            return Some(c);
+        }
+        at -= w;
+    }
+    None
+}
+
+fn line(sku: &str, qty: i64) -> ReservationLine {
+    ReservationLine {
+        sku: sku.to_string(),
+        quantity: u32::try_from(qty).unwrap_or(u32::MAX),
+    }
+}
+
+#[async_trait]
+impl StockReservations for HotStock {
+    async fn reserve(
+        &self,
+        r: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<ReserveOutcome, StoreError> {
+        if !self.has_hot(&r.lines) {
+            return self.retrying(|| self.inner.reserve(r, now)).await;
+        }
+        // The shards this checkout met contention on, avoided on later tries.
+        let contended = std::sync::Mutex::new(BTreeSet::new());
+        // Room kept for the last word.
+        let verdict = self.budget / 10;
+        match self
+            .retrying_within(self.budget - verdict, || {
+                self.reserve_hot(r, now, &contended)
+            })
+            .await
+        {
+            (Err(StoreError::Contended(why)), left) => {
+                match self.sold_out_after(r, left + verdict).await? {
+                    Some(short) => Ok(short),
+                    None => Err(StoreError::Contended(why)),
+                }
+            }
+            (other, _) => other,
+        }
+    }
+
+    async fn release(&self, reservation_id: &str) -> Result<(), StoreError> {
+        self.retrying(|| self.inner.release(reservation_id)).await
+    }
+
+    async fn commit_order(
+        &self,
+        c: &OrderCommit,
+        now: DateTime<Utc>,
+    ) -> Result<CommitOutcome, StoreError> {
+        if !self.has_hot(&c.lines) {
+            return self.retrying(|| self.inner.commit_order(c, now)).await;
+        }
+        let held = match c.reservation_id.as_deref() {
+            Some(id) => self.retrying(|| self.inner.held(id)).await?,
+            None => None,
+        };
+        let out = match held.filter(|h| same_cart(&unsharded(h), &c.lines)) {
+            // The checkout's hold, with its shards, becomes the order's.
+            Some(h) => {
+                let from_hold = OrderCommit {
+                    lines: h,
+                    ..c.clone()
+                };
+                self.retrying(|| self.inner.commit_order(&from_hold, now))
+                    .await?
+            }
+            None => self.commit_without_hold(c, now).await?,
+        };
+        Ok(match out {
+            CommitOutcome::WithoutHold {
+                oversold,
+                untracked,
+            } => CommitOutcome::WithoutHold {
+                oversold: folded(oversold),
+                untracked: untracked
+                    .iter()
+                    .map(|s| base_sku(s).to_string())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+            },
+            other => other,
+        })
+    }
+
+    async fn restock_order(
+        &self,
+        order_key: &str,
+        reservation_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.retrying(|| self.inner.restock_order(order_key, reservation_id))
+            .await
+    }
+
+    async fn mark_posted(
+        &self,
+        order_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<PostedOutcome, StoreError> {
+        self.retrying(|| self.inner.mark_posted(order_key, at))
+            .await
+    }
+
+    async fn apply_erp_count(
+        &self,
+        sku: &str,
+        erp_available: u32,
+        read_at: DateTime<Utc>,
+    ) -> Result<CountOutcome, StoreError> {
+        if !self.hot.is_hot(sku) {
+            return self
+                .retrying(|| self.inner.apply_erp_count(sku, erp_available, read_at))
+                .await;
+        }
+        let levels = self.shard_levels(sku).await?;
+        if levels
+            .iter()
+            .any(|l| l.posted_at.is_some_and(|p| p > read_at))
+        {
+            return Ok(CountOutcome::Stale);
+        }
+        let unposted: i64 = levels.iter().map(|l| l.unposted).sum();
+        let on_hand = (i64::from(erp_available) - unposted).max(0);
+        // A count's change, not its figure, is applied: a commit landing
+        // between the read and the writes moves both sides alike.
+        let delta = on_hand - levels.iter().map(|l| l.on_hand).sum::<i64>();
+        if delta != 0 {
+            self.spread(sku, delta).await?;
+        }
+        let after = self.shard_levels(sku).await?;
+        Ok(CountOutcome::Applied {
+            on_hand: u32::try_from(on_hand).unwrap_or(u32::MAX),
+            available: u32::try_from(after.iter().map(|l| l.available).sum::<i64>().max(0))
+                .unwrap_or(u32::MAX),
+            changed: delta != 0,
+        })
+    }
+
+    async fn set_on_hand(&self, sku: &str, on_hand: u32) -> Result<(), StoreError> {
+        if !self.hot.is_hot(sku) {
+            return self.retrying(|| self.inner.set_on_hand(sku, on_hand)).await;
+        }
+        let levels = self.shard_levels(sku).await?;
+        let delta = i64::from(on_hand) - levels.iter().map(|l| l.on_hand).sum::<i64>();
+        // Spread even when the total stays: a SKU just marked hot has all
+        // its units on shard 0.
+        self.spread(sku, delta).await
+    }
+
+    async fn available(&self, sku: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
+        if !self.hot.is_hot(sku) {
+            return self.retrying(|| self.inner.available(sku, now)).await;
+        }
+        let levels = self.shard_levels(sku).await?;
+        Ok(
+            u32::try_from(levels.iter().map(|l| l.available).sum::<i64>().max(0))
+                .unwrap_or(u32::MAX),
+        )
+    }
+
+    async fn held(&self, reservation_id: &str) -> Result<Option<Vec<ReservationLine>>, StoreError> {
+        Ok(self
+            .retrying(|| self.inner.held(reservation_id))
+            .await?
+            .map(folded))
+    }
+
+    async fn levels(&self, skus: &[String]) -> Result<Vec<StockLevel>, StoreError> {
+        self.retrying(|| self.inner.levels(skus)).await
+    }
+
+    async fn adjust_on_hand(
+        &self,
+        sku: &str,
+        delta: i64,
+        only_free: bool,
+    ) -> Result<bool, StoreError> {
+        self.retrying(|| self.inner.adjust_on_hand(sku, delta, only_free))
+            .await
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.retrying(|| self.inner.sweep_expired(now)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::contention::ContentionModel;
+    use crate::checkout::stock::InProcessStock;
+
+    fn hold(id: &str, lines: &[(&str, u32)], now: DateTime<Utc>) -> Reservation {
+        Reservation {
+            id: id.into(),
+            lines: lines
+                .iter()
+                .map(|(sku, quantity)| ReservationLine {
+                    sku: (*sku).into(),
+                    quantity: *quantity,
+                })
+                .collect(),
+            expires_at: now + chrono::Duration::minutes(15),
+        }
+    }
+
+    /// Fast service times, the same rules: conflicts are as likely as on
+    /// DynamoDB relative to the arrivals, and a test runs in milliseconds.
+    fn contended() -> Arc<InProcessStock> {
+        Arc::new(InProcessStock::new().with_contention(ContentionModel {
+            transaction_latency: Duration::from_millis(4),
+            write_latency: Duration::from_millis(2),
+            read_latency: Duration::from_millis(1),
+            item_write_units_per_second: 1_000,
+        }))
+    }
+
+    fn free_per_shard(levels: &[StockLevel]) -> Vec<i64> {
+        levels.iter().map(|l| l.available).collect()
+    }
+
+    #[test]
+    fn hot_skus_are_read_as_sku_equals_shards_and_refused_when_malformed() {
+        let hot = HotSkus::parse(" DROP-1=10, DROP-2 = 4 ,").unwrap();
+        assert_eq!(hot.shards("DROP-1"), 10);
+        assert_eq!(hot.shards("DROP-2"), 4);
+        assert_eq!(hot.shards("OTHER"), 1);
+        for bad in [
+            "DROP",
+            "DROP=0",
+            "DROP=101",
+            "DROP=x",
+            "=4",
+            "DROP#shard2=4",
+        ] {
+            assert!(HotSkus::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(HotSkus::from_settings(|_| None).unwrap(), HotSkus::none());
+        assert_eq!(base_sku(&shard_sku("A#B", 7)), "A#B");
+        assert_eq!(base_sku("A#shardX"), "A#shardX");
+    }
+
+    #[tokio::test]
+    async fn a_hot_skus_units_are_spread_evenly_over_its_counters_and_a_count_never_takes_a_held_unit(
+    ) {
+        let table = Arc::new(InProcessStock::new());
+        let stock = HotStock::new(table.clone(), HotSkus::all(["DROP"], 4));
+        let now = Utc::now();
+        // Marked hot with its units all on its own counter: spread.
+        table.set_on_hand("DROP", 10).await.unwrap();
+        stock.set_on_hand("DROP", 10).await.unwrap();
+        let shards = stock.shards_of("DROP");
+        assert_eq!(
+            free_per_shard(&table.levels(&shards).await.unwrap()),
+            [3, 3, 2, 2]
+        );
+        for i in 0..6 {
+            let out = stock
+                .reserve(&hold(&format!("c{i}"), &[("DROP", 1)], now), now)
+                .await;
+            assert_eq!(out.unwrap(), ReserveOutcome::Reserved);
+        }
+        assert_eq!(stock.available("DROP", now).await.unwrap(), 4);
+        // The ERP counts 5 (nothing unposted): one fewer on hand, taken
+        // where it was free; the six holds stay.
+        let out = stock.apply_erp_count("DROP", 5, now).await.unwrap();
+        assert!(
+            matches!(
+                out,
+                CountOutcome::Applied {
+                    on_hand: 5,
+                    changed: true,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        let levels = table.levels(&shards).await.unwrap();
+        assert_eq!(levels.iter().map(|l| l.on_hand).sum::<i64>(), 5);
+        assert!(levels.iter().all(|l| l.available <= 0), "{levels:?}");
+        // Below what is held: no new hold fits, and the holds are kept.
+        let out = stock
+            .reserve(&hold("late", &[("DROP", 1)], now), now)
+            .await
+            .unwrap();
+        assert!(matches!(out, ReserveOutcome::Short { ref sku, available: 0 } if sku == "DROP"));
+        assert_eq!(stock.held("c0").await.unwrap().unwrap()[0].sku, "DROP");
+    }
+
+    #[tokio::test]
+    async fn the_same_cart_validated_again_keeps_its_counter_and_a_changed_cart_moves_it() {
+        let table = Arc::new(InProcessStock::new());
+        let stock = HotStock::new(table.clone(), HotSkus::all(["DROP"], 4));
+        let now = Utc::now();
+        stock.set_on_hand("DROP", 4).await.unwrap();
+        stock.set_on_hand("TEE", 5).await.unwrap();
+        stock
+            .reserve(&hold("c", &[("DROP", 1)], now), now)
+            .await
+            .unwrap();
+        let first = table.held("c").await.unwrap().unwrap();
+        for _ in 0..10 {
+            stock
+                .reserve(&hold("c", &[("DROP", 1)], now), now)
+                .await
+                .unwrap();
+            assert_eq!(table.held("c").await.unwrap().unwrap(), first);
+        }
+        // Three other shoppers take the rest: the held unit is still this
+        // checkout's, and a changed cart can use it.
+        for i in 0..3 {
+            stock
+                .reserve(&hold(&format!("o{i}"), &[("DROP", 1)], now), now)
+                .await
+                .unwrap();
+        }
+        let out = stock
+            .reserve(&hold("c", &[("DROP", 1), ("TEE", 2)], now), now)
+            .await;
+        assert_eq!(out.unwrap(), ReserveOutcome::Reserved);
+        assert_eq!(stock.held("c").await.unwrap().unwrap().len(), 2);
+        assert_eq!(stock.available("TEE", now).await.unwrap(), 3);
+        assert_eq!(stock.available("DROP", now).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_order_without_a_hold_takes_only_free_units_of_a_hot_sku_and_reports_the_rest_oversold(
+    ) {
+        let table = Arc::new(InProcessStock::new());
+        let stock = HotStock::new(table.clone(), HotSkus::all(["DROP"], 3));
+        let now = Utc::now();
+        stock.set_on_hand("DROP", 6).await.unwrap();
+        for i in 0..4 {
+            stock
+                .reserve(&hold(&format!("c{i}"), &[("DROP", 1)], now), now)
+                .await
+                .unwrap();
+        }
+        // A till sale of 2 (what is free) and a SKU retailflow does not count.
+        let till = |key: &str, qty| OrderCommit {
+            order_key: key.into(),
+            reservation_id: None,
+            lines: vec![
+                ReservationLine {
+                    sku: "DROP".into(),
+                    quantity: qty,
+                },
+                ReservationLine {
+                    sku: "GIFT-CARD".into(),
+                    quantity: 1,
+                },
+            ],
+        };
+        let out = stock.commit_order(&till("till-1", 2), now).await.unwrap();
+        assert_eq!(
+            out,
+            CommitOutcome::WithoutHold {
+                oversold: vec![],
+                untracked: vec!["GIFT-CARD".into()]
+            }
+        );
+        assert_eq!(stock.available("DROP", now).await.unwrap(), 0);
+        assert!(
+            stock.held("order:till-1").await.unwrap().is_none(),
+            "its own hold is gone"
+        );
+        // Nothing free: the next one is oversold, said under the SKU's name,
+        // and the four checkouts keep their units.
+        let out = stock.commit_order(&till("till-2", 1), now).await.unwrap();
+        let CommitOutcome::WithoutHold { oversold, .. } = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            oversold,
+            vec![ReservationLine {
+                sku: "DROP".into(),
+                quantity: 1
+            }]
+        );
+        for i in 0..4 {
+            assert!(stock.held(&format!("c{i}")).await.unwrap().is_some());
+        }
+        // A cancelled till sale gives its units back to the counters it took them from.
+        assert!(stock.restock_order("till-1", None).await.unwrap());
+        assert_eq!(stock.available("DROP", now).await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn twenty_hot_skus_in_multi_line_carts_never_oversell_and_leak_nothing_once_the_holds_expire(
+    ) {
+        let table = contended();
+        let skus: Vec<String> = (0..20).map(|i| format!("HOT-{i}")).collect();
+        // A wide budget: under test are the guarantees, not the latency
+        // (`retailflow bench-flash-sale` measures that).
+        let stock = Arc::new(
+            HotStock::new(
+                table.clone(),
+                HotSkus::all(skus.iter().map(String::as_str), 4),
+            )
+            .with_budget(Duration::from_secs(30)),
+        );
+        let now = Utc::now();
+        for s in &skus {
+            stock.set_on_hand(s, 10).await.unwrap();
+        }
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..400)
+            .map(|i| {
+                let (stock, skus) = (stock.clone(), skus.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep_until((start + Duration::from_micros(500 * i)).into()).await;
+                    // Three distinct SKUs, one to three units each.
+                    let mut rng = fastrand::Rng::with_seed(i);
+                    let mut picked = skus.clone();
+                    rng.shuffle(&mut picked);
+                    let lines: Vec<(String, u32)> = picked
+                        .into_iter()
+                        .take(3)
+                        .map(|s| (s, rng.u32(1..=3)))
+                        .collect();
+                    let refs: Vec<(&str, u32)> =
+                        lines.iter().map(|(s, q)| (s.as_str(), *q)).collect();
+                    let cart = hold(&format!("cart-{i}"), &refs, now);
+                    let out = stock.reserve(&cart, now).await;
+                    (cart, out)
+                })
+            })
+            .collect();
+        let mut held_units: BTreeMap<String, u64> = BTreeMap::new();
+        let mut placed = 0;
+        for t in tasks {
+            let (cart, out) = t.await.unwrap();
+            match out.unwrap_or_else(|e| panic!("{} got no answer: {e}", cart.id)) {
+                ReserveOutcome::Reserved => {
+                    for l in &cart.lines {
+                        *held_units.entry(l.sku.clone()).or_default() += u64::from(l.quantity);
+                    }
+                    // Every third held cart becomes an order.
+                    placed += 1;
+                    if placed % 3 == 0 {
+                        let out = stock
+                            .commit_order(
+                                &OrderCommit {
+                                    order_key: format!("order-{}", cart.id),
+                                    reservation_id: Some(cart.id.clone()),
+                                    lines: cart.lines.clone(),
+                                },
+                                now,
+                            )
+                            .await
+                            .unwrap();
+                        assert_eq!(out, CommitOutcome::FromHold);
+                    }
+                }
+                ReserveOutcome::Short { .. } => {}
+            }
+        }
+        assert!(placed > 20, "the sale sold: {placed} carts held");
+        for s in &skus {
+            let held = held_units.get(s).copied().unwrap_or(0);
+            let free = u64::from(stock.available(s, now).await.unwrap());
+            assert!(held <= 10, "{s}: {held} units held of 10");
+            assert_eq!(held + free, 10, "{s}: held {held}, free {free}");
+        }
+        // Nobody else pays: the holds run out and every unit not ordered is back.
+        let later = now + chrono::Duration::minutes(16);
+        stock.sweep_expired(later).await.unwrap();
+        let ordered: u64 = {
+            let mut n = 0;
+            for s in &skus {
+                let shards = stock.shards_of(s);
+                let on_hand: i64 = table
+                    .levels(&shards)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|l| l.on_hand)
+                    .sum();
+                let free = u64::from(stock.available(s, later).await.unwrap());
+                assert_eq!(
+                    i64::try_from(free).unwrap(),
+                    on_hand,
+                    "{s}: nothing held after expiry"
+                );
+                n += 10 - free;
+            }
+            n
+        };
+        assert!(ordered > 0);
+        let counts = table.contention().unwrap().counts();
+        assert!(
+            counts.conflicts.load(Ordering::Relaxed) > 0,
+            "the carts met each other's transactions"
+        );
+    }
+}
