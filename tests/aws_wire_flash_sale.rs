@@ -202,3 +202,30 @@ async fn a_sharded_hot_sku_on_moto_sells_every_unit_once() {
     }
     assert_eq!(stock.available("DROP", Utc::now()).await.unwrap(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_order_without_a_hold_redelivered_after_its_commit_is_already_committed() {
+    use common::checkout::stock::{CommitOutcome, OrderCommit};
+    let moto = contended_moto(1, 0);
+    let table = table_stock(&moto).await;
+    let stock = HotStock::new(table.clone(), HotSkus::all(["DROP"], 3));
+    stock.set_on_hand("DROP", 9).await.unwrap();
+    let till = OrderCommit {
+        order_key: "shopify:1#1001".into(),
+        reservation_id: None,
+        lines: vec![ReservationLine {
+            sku: "DROP".into(),
+            quantity: 4,
+        }],
+    };
+    let first = stock.commit_order(&till, Utc::now()).await.unwrap();
+    assert!(
+        matches!(first, CommitOutcome::WithoutHold { ref oversold, .. } if oversold.is_empty())
+    );
+    // Its own hold ended committed: a redelivery answers from the commit.
+    let again = stock.commit_order(&till, Utc::now()).await.unwrap();
+    assert_eq!(again, CommitOutcome::AlreadyCommitted);
+    assert_eq!(stock.available("DROP", Utc::now()).await.unwrap(), 5);
+    assert!(stock.restock_order(&till.order_key, None).await.unwrap());
+    assert_eq!(stock.available("DROP", Utc::now()).await.unwrap(), 9);
+}

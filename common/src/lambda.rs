@@ -345,9 +345,11 @@ pub fn claim_checks(aws: &SdkConfig) -> Result<Arc<dyn ClaimChecks>, LambdaConfi
 
 /// Stock on the state table, its hot SKUs (`RETAILFLOW_HOT_SKUS`, none when
 /// unset) sharded and its contention ridden out for up to `budget` a call.
-/// A budget under a second (the checkout's) also turns the SDK's own
-/// retries off: they wait up to a second on throttling, and the stock
-/// retries within milliseconds itself.
+/// The SDK's own retries are off for it: they wait up to a second on
+/// throttling (ten times a checkout's budget), the stock retries contention
+/// within milliseconds itself, and a count's change applied twice by a
+/// retry of a write that landed would be units that are not there. Other
+/// failures go back to the caller (a step's message is retried whole).
 pub fn stock(
     aws: &SdkConfig,
     table: &str,
@@ -356,12 +358,11 @@ pub fn stock(
     use crate::checkout::hot_stock::{HotSkus, HotStock};
     let hot =
         HotSkus::from_settings(|k| std::env::var(k).ok()).map_err(LambdaConfigError::Setting)?;
-    let mut config = aws_sdk_dynamodb::config::Builder::from(aws);
-    if budget < Duration::from_secs(1) {
-        config =
-            config.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1));
-    }
-    let client = aws_sdk_dynamodb::Client::from_conf(config.build());
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(aws)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+            .build(),
+    );
     let table_stock = crate::adapters::dynamodb_stock::DynamoDbStock::new(client, table);
     Ok(Arc::new(
         HotStock::new(Arc::new(table_stock), hot).with_budget(budget),

@@ -114,6 +114,26 @@ impl Drop for Admitted<'_> {
     }
 }
 
+impl Admitted<'_> {
+    /// Takes the write's service time, its items busy throughout.
+    pub async fn run(&self) {
+        let m = self.contention.model;
+        let latency = match self.transaction {
+            Some(_) => m.transaction_latency,
+            None => m.write_latency,
+        };
+        tokio::time::sleep(latency).await;
+    }
+
+    /// A condition failed as the transaction prepared: its items are free
+    /// at once, and the answer takes a refusal's time.
+    pub async fn cancel(self) {
+        let latency = self.contention.model.write_latency;
+        drop(self);
+        tokio::time::sleep(latency).await;
+    }
+}
+
 const MICRO: u64 = 1_000_000;
 
 impl ItemContention {
@@ -153,20 +173,32 @@ impl ItemContention {
         kind: WriteKind,
         keys: Vec<String>,
     ) -> Result<Admitted<'_>, StoreError> {
-        let refusal = self.admit(kind, &keys);
-        let (latency, transaction) = match (&refusal, kind) {
-            (Err(_), _) => (self.model.write_latency, None),
-            (Ok(id), WriteKind::Transaction) => (self.model.transaction_latency, *id),
-            (Ok(_), WriteKind::Single) => (self.model.write_latency, None),
-        };
-        // Refused or not, the caller waits for the answer.
-        let admitted = Admitted {
-            contention: self,
-            transaction,
-            keys,
-        };
-        tokio::time::sleep(latency).await;
-        refusal.map(|_| admitted)
+        let admitted = self.prepare(kind, keys).await?;
+        admitted.run().await;
+        Ok(admitted)
+    }
+
+    /// The first half of [`Self::write`]: the write is admitted (its items
+    /// busy from now on) or refused, after a refusal's time. What DynamoDB
+    /// checks as a transaction prepares (its conditions) the caller checks
+    /// now: a failed condition cancels it at once ([`Admitted::cancel`]),
+    /// otherwise [`Admitted::run`] takes its service time.
+    pub async fn prepare(
+        &self,
+        kind: WriteKind,
+        keys: Vec<String>,
+    ) -> Result<Admitted<'_>, StoreError> {
+        match self.admit(kind, &keys) {
+            Ok(transaction) => Ok(Admitted {
+                contention: self,
+                transaction,
+                keys,
+            }),
+            Err(e) => {
+                tokio::time::sleep(self.model.write_latency).await;
+                Err(e)
+            }
+        }
     }
 
     /// Marks the items busy (a transaction) and spends their units, or says
@@ -217,6 +249,26 @@ impl ItemContention {
         }
         self.counts.writes.fetch_add(1, Ordering::Relaxed);
         Ok(id)
+    }
+}
+
+/// A store's contention model, if it has one: what each of its calls waits
+/// for (a store without one lets every call through at once).
+pub async fn modelled_read(contention: Option<&ItemContention>) {
+    if let Some(c) = contention {
+        c.read().await;
+    }
+}
+
+/// A single-item write to each of `keys` under the model, if there is one:
+/// its time taken, or refused when an item is busy or over its units.
+pub async fn modelled_write(
+    contention: Option<&ItemContention>,
+    keys: impl FnOnce() -> Vec<String>,
+) -> Result<(), StoreError> {
+    match contention {
+        Some(c) => c.write(WriteKind::Single, keys()).await.map(drop),
+        None => Ok(()),
     }
 }
 
@@ -305,5 +357,66 @@ mod tests {
                 .is_ok(),
             "refilled"
         );
+    }
+}
+
+#[cfg(test)]
+mod stores_on_the_model {
+    //! The state store and the open-holds count on the model: writes take
+    //! their time and their item's units, as on the table.
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::adapters::in_process::InProcessStateStore;
+    use crate::checkout::holds::{InProcessOpenHolds, OpenHolds};
+    use crate::ports::StateStore;
+
+    fn model() -> Arc<ItemContention> {
+        Arc::new(ItemContention::new(ContentionModel {
+            transaction_latency: Duration::from_millis(4),
+            write_latency: Duration::from_millis(3),
+            read_latency: Duration::from_millis(2),
+            item_write_units_per_second: 3,
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_state_store_write_takes_its_time_and_a_hot_item_is_throttled() {
+        let store = InProcessStateStore::new().with_contention(model());
+        let began = Instant::now();
+        for i in 0..3 {
+            store.write_cursor("catalog", &i.to_string()).await.unwrap();
+        }
+        assert!(
+            began.elapsed() >= Duration::from_millis(9),
+            "three writes of 3 ms"
+        );
+        let fourth = store.write_cursor("catalog", "3").await;
+        assert!(
+            matches!(fourth, Err(StoreError::Contended(ref why)) if why.starts_with("ThrottlingError"))
+        );
+        // Another item has its own units; a read is never refused.
+        store.write_cursor("orders", "1").await.unwrap();
+        assert_eq!(
+            store.read_cursor("catalog").await.unwrap().as_deref(),
+            Some("2")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_open_holds_count_is_a_write_on_its_owners_item() {
+        let contention = model();
+        let holds = InProcessOpenHolds::new().with_contention(contention.clone());
+        let now = chrono::Utc::now();
+        let until = now + chrono::Duration::minutes(15);
+        for i in 0..3 {
+            holds
+                .admit("c-1", &format!("k{i}"), until, 5, now)
+                .await
+                .unwrap();
+        }
+        assert!(holds.admit("c-1", "k3", until, 5, now).await.is_err());
+        holds.admit("c-2", "k0", until, 5, now).await.unwrap();
+        assert_eq!(contention.counts().writes.load(Ordering::Relaxed), 4);
     }
 }

@@ -139,6 +139,11 @@ pub struct InProcessStateStore {
     /// Concurrency budget slots: (account, slot) → (holder, lease end).
     /// Not journaled: a lease outlives no process.
     budget_slots: Mutex<HashMap<(String, u32), SlotLease>>,
+    /// DynamoDB's contention rules for load tests: every write here is a
+    /// single-item write on the table (none is a transaction), so it takes
+    /// its time and its item's write units, and is never refused as a
+    /// conflict by another write of this store.
+    contention: Option<std::sync::Arc<super::contention::ItemContention>>,
 }
 
 /// A budget slot's holder, its lease's id and when the lease ends.
@@ -147,6 +152,25 @@ type SlotLease = (String, String, DateTime<Utc>);
 impl InProcessStateStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every call meets `contention`'s rules from now on (shared with the
+    /// other stores of the same table).
+    pub fn with_contention(
+        mut self,
+        contention: std::sync::Arc<super::contention::ItemContention>,
+    ) -> Self {
+        self.contention = Some(contention);
+        self
+    }
+
+    /// A single-item write to `key` under the model, if there is one.
+    async fn modelled_write(&self, key: impl FnOnce() -> String) -> Result<(), StoreError> {
+        super::contention::modelled_write(self.contention.as_deref(), || vec![key()]).await
+    }
+
+    async fn modelled_read(&self) {
+        super::contention::modelled_read(self.contention.as_deref()).await;
     }
 
     /// A store whose every write is also written to `journal` before the
@@ -164,6 +188,7 @@ impl InProcessStateStore {
             state: Mutex::new(st),
             journal: Some(journal),
             budget_slots: Mutex::default(),
+            contention: None,
         })
     }
 
@@ -452,6 +477,7 @@ fn apply_completion(
 #[async_trait]
 impl StateStore for InProcessStateStore {
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        self.modelled_write(|| req.key.describe()).await?;
         self.write(|st| Ok(standing_claim(st, req).unwrap_or_else(|| take(st, req))))
     }
 
@@ -460,6 +486,7 @@ impl StateStore for InProcessStateStore {
         req: &ClaimRequest,
         c: &Completion,
     ) -> Result<RecordOutcome, StoreError> {
+        self.modelled_write(|| req.key.describe()).await?;
         self.write(|st| {
             if let Some(standing) = standing_claim(st, req) {
                 // As on DynamoDB, where the record and the saga updates are
@@ -484,6 +511,7 @@ impl StateStore for InProcessStateStore {
     }
 
     async fn complete(&self, claim: &Claim, c: &Completion) -> Result<(), StoreError> {
+        self.modelled_write(|| claim.key.describe()).await?;
         self.write(|st| {
             crash_point(st)?;
             let holds = matches!(
@@ -517,6 +545,7 @@ impl StateStore for InProcessStateStore {
         payload_hash: &str,
         c: &Completion,
     ) -> Result<(), StoreError> {
+        self.modelled_write(|| key.describe()).await?;
         self.write(|st| {
             crash_point(st)?;
             if let ClaimScope::Saga(k) = &key.scope {
@@ -536,6 +565,7 @@ impl StateStore for InProcessStateStore {
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.modelled_write(|| claim.key.describe()).await?;
         self.write(|st| {
             let holds = matches!(
                 st.claims.get(&claim.key).map(|r| &r.status),
@@ -550,10 +580,12 @@ impl StateStore for InProcessStateStore {
     }
 
     async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.modelled_read().await;
         Ok(self.lock().cursors.get(name).cloned())
     }
 
     async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.modelled_write(|| format!("CURSOR#{name}")).await?;
         self.write(|st| {
             st.cursors.insert(name.to_string(), value.to_string());
             st.dirty
@@ -573,6 +605,8 @@ impl StateStore for InProcessStateStore {
                 gzipped.len()
             )));
         }
+        self.modelled_write(|| format!("QUARANTINE#{}", item.id))
+            .await?;
         self.write(|st| {
             st.quarantine.push(item.clone());
             let row =
@@ -589,6 +623,7 @@ impl StateStore for InProcessStateStore {
     }
 
     async fn saga(&self, saga_key: &str) -> Result<Option<SagaRecord>, StoreError> {
+        self.modelled_read().await;
         let mut st = self.lock();
         if st.fail_next > 0 {
             st.fail_next -= 1;
@@ -603,6 +638,7 @@ impl StateStore for InProcessStateStore {
         page: Option<&str>,
     ) -> Result<SagaPage, StoreError> {
         const PAGE: usize = 100;
+        self.modelled_read().await;
         let mut st = self.lock();
         if st.fail_next > 0 {
             st.fail_next -= 1;
@@ -636,6 +672,7 @@ impl StateStore for InProcessStateStore {
         limit: u32,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.modelled_write(|| format!("SAGA#{saga_key}")).await?;
         self.write(|st| {
             // As DynamoDB's condition: a re-drive needs the saga it re-drives.
             let Some(saga) = st.sagas.get_mut(saga_key) else {
@@ -658,6 +695,7 @@ impl StateStore for InProcessStateStore {
         body: &str,
         _expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.modelled_write(|| format!("REPORT#{run_id}")).await?;
         self.write(|st| {
             st.reports.insert(run_id.to_string(), body.to_string());
             st.dirty
@@ -668,6 +706,7 @@ impl StateStore for InProcessStateStore {
     }
 
     async fn report(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        self.modelled_read().await;
         Ok(self.lock().reports.get(run_id).cloned())
     }
 
@@ -677,6 +716,7 @@ impl StateStore for InProcessStateStore {
         ledger: &RefundLedger,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.modelled_write(|| format!("SAGA#{saga_key}")).await?;
         self.write(|st| {
             let current = st
                 .sagas

@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::adapters::contention::{modelled_write, ItemContention};
 use crate::ports::StoreError;
 
 /// What [`OpenHolds::admit`] decided.
@@ -78,11 +79,19 @@ pub(crate) fn decide(
 #[derive(Default)]
 pub struct InProcessOpenHolds {
     owners: Mutex<HashMap<String, BTreeMap<String, DateTime<Utc>>>>,
+    contention: Option<std::sync::Arc<ItemContention>>,
 }
 
 impl InProcessOpenHolds {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every call meets `contention`'s rules, on the owner's item as the
+    /// DynamoDB adapter writes it (load tests).
+    pub fn with_contention(mut self, contention: std::sync::Arc<ItemContention>) -> Self {
+        self.contention = Some(contention);
+        self
     }
 }
 
@@ -99,6 +108,10 @@ impl OpenHolds for InProcessOpenHolds {
         max: u32,
         now: DateTime<Utc>,
     ) -> Result<Admission, StoreError> {
+        modelled_write(self.contention.as_deref(), || {
+            vec![format!("OPENHOLDS#{owner}")]
+        })
+        .await?;
         // Plain data behind the lock: a poisoned lock still holds it.
         let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
         if owners.len() > PRUNE_ABOVE {
@@ -109,6 +122,10 @@ impl OpenHolds for InProcessOpenHolds {
     }
 
     async fn forget(&self, owner: &str, checkout_id: &str) -> Result<(), StoreError> {
+        modelled_write(self.contention.as_deref(), || {
+            vec![format!("OPENHOLDS#{owner}")]
+        })
+        .await?;
         let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entries) = owners.get_mut(owner) {
             entries.remove(checkout_id);

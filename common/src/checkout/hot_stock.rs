@@ -124,6 +124,26 @@ impl HotSkus {
     }
 }
 
+/// Counters a hot SKU needs for a sale: enough that a try of a cart meets
+/// another checkout's transaction one time in ten at most (a cart of `k`
+/// hot lines meets one with a chance of about `k · λ · L / N`), and no more
+/// than half its units (each counter keeps two or more) or [`MAX_SHARDS`].
+/// `checkouts_per_second` is the SKU's own at the sale's opening.
+/// Measured against `retailflow bench-flash-sale`: `docs/flash-sale.md`.
+pub fn recommended_shards(
+    checkouts_per_second: f64,
+    hot_lines_per_cart: u32,
+    transaction_latency: Duration,
+    units: u32,
+) -> u16 {
+    let load = checkouts_per_second.max(0.0)
+        * f64::from(hot_lines_per_cart.max(1))
+        * transaction_latency.as_secs_f64();
+    let wanted = (10.0 * load).ceil().clamp(1.0, f64::from(MAX_SHARDS)) as u16;
+    let most = u16::try_from((units / 2).max(1)).unwrap_or(MAX_SHARDS);
+    wanted.min(most).min(MAX_SHARDS)
+}
+
 /// The counter of `sku`'s shard `k`.
 pub fn shard_sku(sku: &str, k: u16) -> String {
     if k == 0 {
@@ -272,19 +292,19 @@ impl HotStock {
             .zip(&levels?)
             .map(|(s, l)| {
                 let mine = i64::try_from(mine.get(s).copied().unwrap_or(0)).unwrap_or(i64::MAX);
-                (s.as_str(), l.available.max(0) + mine)
+                (s.as_str(), l.available.saturating_add(mine))
             })
             .collect();
         for sku in hot {
-            let total: i64 = self
+            let total = self
                 .shards_of(sku)
                 .iter()
                 .map(|s| free.get(s.as_str()).copied().unwrap_or(0))
-                .sum();
+                .fold(0i64, i64::saturating_add);
             if total < i64::try_from(wanted[sku]).unwrap_or(i64::MAX) {
                 return Ok(Some(ReserveOutcome::Short {
                     sku: sku.clone(),
-                    available: u32::try_from(total).unwrap_or(u32::MAX),
+                    available: u32::try_from(total.max(0)).unwrap_or(u32::MAX),
                 }));
             }
         }
@@ -307,30 +327,66 @@ impl HotStock {
         &self,
         r: &Reservation,
         now: DateTime<Utc>,
-        contended: &std::sync::Mutex<BTreeSet<String>>,
+        tries: &std::sync::Mutex<Tries>,
     ) -> Result<ReserveOutcome, StoreError> {
-        // The checkout's own hold and the shards, read side by side.
         let wanted = units_per_sku(&r.lines);
         let hot: Vec<&String> = wanted.keys().filter(|s| self.hot.is_hot(s)).collect();
         let shard_skus: Vec<String> = hot.iter().flat_map(|s| self.shards_of(s)).collect();
-        let (old, levels) = tokio::join!(self.inner.held(&r.id), self.inner.levels(&shard_skus));
-        let (old, levels) = (old?, levels?);
+        // After a conflict, the last read is good for another shard: a
+        // shard emptied since is refused as fast as a conflict, and a read
+        // would cost a third of a try.
+        let recent = tries
+            .lock()
+            .ok()
+            .and_then(|mut t| t.read.take())
+            .filter(|read| read.at.elapsed() < FRESH_READ);
+        let read = match recent {
+            Some(read) => read,
+            None => {
+                // The checkout's own hold and the shards, read side by side.
+                let at = Instant::now();
+                let (old, levels) =
+                    tokio::join!(self.inner.held(&r.id), self.inner.levels(&shard_skus));
+                LastRead {
+                    at,
+                    old: old?,
+                    levels: levels?,
+                }
+            }
+        };
+        let (old, levels) = (read.old.clone(), read.levels.clone());
         if let Some(old) = old.as_ref().filter(|o| same_cart(&unsharded(o), &r.lines)) {
             // The same cart validated again: its hold stays where it is.
             let again = Reservation {
                 lines: old.clone(),
                 ..r.clone()
             };
-            return self.inner.reserve(&again, now).await;
+            return self.emptied_is_contention(self.inner.reserve(&again, now).await?);
+        }
+        for sku in &hot {
+            let shards = self.shards_of(sku);
+            let of_sku: Vec<&StockLevel> = shard_skus
+                .iter()
+                .zip(&levels)
+                .filter(|(s, _)| shards.contains(s))
+                .map(|(_, l)| l)
+                .collect();
+            if of_sku.iter().any(|l| l.available < 0) && of_sku.iter().any(|l| l.available > 0) {
+                self.pay_debts(&shards, &of_sku).await?;
+                return Err(StoreError::Contended(format!(
+                    "units of {sku} moved to a counter in debt: read again"
+                )));
+            }
         }
         // A changed cart gives its old units back in the same transaction.
         let mine: BTreeMap<String, u64> = old.as_deref().map(units_per_sku).unwrap_or_default();
+        // Signed: a counter in debt counts against the SKU's free units.
         let free: BTreeMap<&str, i64> = shard_skus
             .iter()
             .zip(&levels)
             .map(|(s, l)| {
                 let mine = i64::try_from(mine.get(s).copied().unwrap_or(0)).unwrap_or(i64::MAX);
-                (s.as_str(), l.available.max(0) + mine)
+                (s.as_str(), l.available.saturating_add(mine))
             })
             .collect();
         let mut lines: Vec<ReservationLine> = r
@@ -346,12 +402,14 @@ impl HotStock {
                 .iter()
                 .map(|s| (s.as_str(), free.get(s.as_str()).copied().unwrap_or(0)))
                 .collect();
-            let total: i64 = shard_free.iter().map(|(_, f)| f).sum();
+            let total = shard_free
+                .iter()
+                .fold(0i64, |t, (_, f)| t.saturating_add(*f));
             if total < qty {
                 // Sold out, answered from the read: nothing written.
                 return Ok(ReserveOutcome::Short {
                     sku: sku.clone(),
-                    available: u32::try_from(total).unwrap_or(u32::MAX),
+                    available: u32::try_from(total.max(0)).unwrap_or(u32::MAX),
                 });
             }
             let enough: Vec<&str> = shard_free
@@ -364,7 +422,7 @@ impl HotStock {
             let fresh: Vec<&str> = enough
                 .iter()
                 .copied()
-                .filter(|s| !contended.lock().is_ok_and(|c| c.contains(*s)))
+                .filter(|s| !tries.lock().is_ok_and(|t| t.contended.contains(*s)))
                 .collect();
             let pick_from = if fresh.is_empty() { &enough } else { &fresh };
             if let Some(pick) = pick_by_free(pick_from, &shard_free) {
@@ -387,22 +445,62 @@ impl HotStock {
         let sharded = Reservation { lines, ..r.clone() };
         let out = self.inner.reserve(&sharded, now).await;
         if matches!(out, Err(StoreError::Contended(_))) {
-            if let Ok(mut c) = contended.lock() {
-                c.extend(
+            if let Ok(mut t) = tries.lock() {
+                t.contended.extend(
                     sharded
                         .lines
                         .iter()
                         .filter(|l| self.hot.is_hot(base_sku(&l.sku)))
                         .map(|l| l.sku.clone()),
                 );
+                t.read = Some(read);
             }
         }
-        match out? {
+        self.emptied_is_contention(out?)
+    }
+
+    /// A shard found short when the read said it had the units was emptied
+    /// meanwhile: try again on a fresh read (the SKU may have units on
+    /// others), never "sold out" under a shard's name.
+    fn emptied_is_contention(&self, out: ReserveOutcome) -> Result<ReserveOutcome, StoreError> {
+        match out {
             ReserveOutcome::Short { sku, .. } if self.hot.is_hot(base_sku(&sku)) => Err(
                 StoreError::Contended(format!("{sku} was emptied by other checkouts meanwhile")),
             ),
             other => Ok(other),
         }
+    }
+
+    /// A shard below zero (an order taken from it without a hold, a count
+    /// below what it held) while others have units free would let those be
+    /// held twice over: free units move to it, taken only where free.
+    async fn pay_debts(&self, shards: &[String], levels: &[&StockLevel]) -> Result<(), StoreError> {
+        let mut donors: Vec<(usize, i64)> = levels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.available > 0)
+            .map(|(k, l)| (k, l.available))
+            .collect();
+        donors.sort_by_key(|(_, f)| std::cmp::Reverse(*f));
+        for (k, l) in levels.iter().enumerate().filter(|(_, l)| l.available < 0) {
+            let mut debt = l.available.saturating_neg();
+            for (donor, free) in donors.iter_mut() {
+                let take = debt.min(*free);
+                if take <= 0 {
+                    continue;
+                }
+                if self
+                    .inner
+                    .adjust_on_hand(&shards[*donor], -take, true)
+                    .await?
+                {
+                    self.inner.adjust_on_hand(&shards[k], take, false).await?;
+                    *free -= take;
+                    debt -= take;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Commits an order no live hold holds: its units are first held under
@@ -444,13 +542,23 @@ impl HotStock {
         let held = match self.reserve(&own, now).await {
             Ok(ReserveOutcome::Reserved) => self.retrying(|| self.inner.held(&own.id)).await?,
             // Sold beyond what is free, or too many SKUs for one hold: the
-            // units leave stock directly (hot ones from shard 0) and the
-            // shortfall is reported as oversold.
-            Ok(ReserveOutcome::Short { .. }) | Err(StoreError::TooLarge(_)) => None,
+            // units leave stock directly, hot ones from the shards that have
+            // them free, and the shortfall is reported as oversold. The
+            // order's own hold ended in a commit before (a redelivery): the
+            // store answers from the commit it finds.
+            Ok(ReserveOutcome::Short { .. })
+            | Err(StoreError::TooLarge(_))
+            | Err(StoreError::Corrupt { .. }) => None,
             Err(e) => return Err(e),
         };
         let Some(lines) = held else {
-            return self.retrying(|| self.inner.commit_order(c, now)).await;
+            let direct = OrderCommit {
+                lines: self.spread_lines(&c.lines).await?,
+                ..c.clone()
+            };
+            return self
+                .retrying(|| self.inner.commit_order(&direct, now))
+                .await;
         };
         let from_own = OrderCommit {
             order_key: c.order_key.clone(),
@@ -475,6 +583,41 @@ impl HotStock {
         })
     }
 
+    /// `lines` with each hot SKU's units placed on its shards as they have
+    /// them free (largest first), what none has on shard 0.
+    async fn spread_lines(
+        &self,
+        lines: &[ReservationLine],
+    ) -> Result<Vec<ReservationLine>, StoreError> {
+        let mut out = Vec::new();
+        for (sku, qty) in units_per_sku(lines) {
+            if !self.hot.is_hot(&sku) {
+                out.push(line(&sku, i64::try_from(qty).unwrap_or(i64::MAX)));
+                continue;
+            }
+            let shards = self.shards_of(&sku);
+            let levels = self.retrying(|| self.inner.levels(&shards)).await?;
+            let mut free: Vec<(&str, i64)> = shards
+                .iter()
+                .zip(&levels)
+                .map(|(s, l)| (s.as_str(), l.available.max(0)))
+                .collect();
+            free.sort_by_key(|(_, f)| std::cmp::Reverse(*f));
+            let mut left = i64::try_from(qty).unwrap_or(i64::MAX);
+            for (s, f) in free {
+                let take = f.min(left);
+                if take > 0 {
+                    out.push(line(s, take));
+                    left -= take;
+                }
+            }
+            if left > 0 {
+                out.push(line(&sku, left));
+            }
+        }
+        Ok(out)
+    }
+
     /// Moves `sku`'s units on hand by `delta`, spread so every shard ends
     /// with about the same units free. Units are taken only where they are
     /// free (a checkout holding one keeps it); what cannot be taken that way
@@ -485,6 +628,12 @@ impl HotStock {
         let n = i64::try_from(shards.len()).unwrap_or(1);
         for _ in 0..5 {
             let levels = self.retrying(|| self.inner.levels(&shards)).await?;
+            if !levels.iter().any(|l| l.tracked) {
+                // Counted for the first time, even at zero: from now on
+                // retailflow keeps its count (an order of it is stock's).
+                self.retrying(|| self.inner.adjust_on_hand(&shards[0], 0, false))
+                    .await?;
+            }
             let free: Vec<i64> = levels.iter().map(|l| l.available.max(0)).collect();
             let after = free.iter().sum::<i64>() + delta;
             let target = |k: usize| {
@@ -556,6 +705,24 @@ fn pick_by_free<'a>(candidates: &[&'a str], free: &[(&str, i64)]) -> Option<&'a 
     None
 }
 
+/// How long a read of the shards serves the next try after a conflict.
+const FRESH_READ: Duration = Duration::from_millis(25);
+
+/// What one checkout's tries learnt.
+#[derive(Default)]
+struct Tries {
+    /// The shards it met contention on, avoided on later tries.
+    contended: BTreeSet<String>,
+    /// The last read, when a conflict ended the try that made it.
+    read: Option<LastRead>,
+}
+
+struct LastRead {
+    at: Instant,
+    old: Option<Vec<ReservationLine>>,
+    levels: Vec<StockLevel>,
+}
+
 fn line(sku: &str, qty: i64) -> ReservationLine {
     ReservationLine {
         sku: sku.to_string(),
@@ -573,14 +740,11 @@ impl StockReservations for HotStock {
         if !self.has_hot(&r.lines) {
             return self.retrying(|| self.inner.reserve(r, now)).await;
         }
-        // The shards this checkout met contention on, avoided on later tries.
-        let contended = std::sync::Mutex::new(BTreeSet::new());
+        let tries = std::sync::Mutex::new(Tries::default());
         // Room kept for the last word.
         let verdict = self.budget / 10;
         match self
-            .retrying_within(self.budget - verdict, || {
-                self.reserve_hot(r, now, &contended)
-            })
+            .retrying_within(self.budget - verdict, || self.reserve_hot(r, now, &tries))
             .await
         {
             (Err(StoreError::Contended(why)), left) => {
@@ -742,7 +906,7 @@ impl StockReservations for HotStock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::contention::ContentionModel;
+    use crate::adapters::contention::{ContentionModel, ItemContention};
     use crate::checkout::stock::InProcessStock;
 
     fn hold(id: &str, lines: &[(&str, u32)], now: DateTime<Utc>) -> Reservation {
@@ -762,12 +926,14 @@ mod tests {
     /// Fast service times, the same rules: conflicts are as likely as on
     /// DynamoDB relative to the arrivals, and a test runs in milliseconds.
     fn contended() -> Arc<InProcessStock> {
-        Arc::new(InProcessStock::new().with_contention(ContentionModel {
-            transaction_latency: Duration::from_millis(4),
-            write_latency: Duration::from_millis(2),
-            read_latency: Duration::from_millis(1),
-            item_write_units_per_second: 1_000,
-        }))
+        Arc::new(
+            InProcessStock::new().with_contention(Arc::new(ItemContention::new(ContentionModel {
+                transaction_latency: Duration::from_millis(4),
+                write_latency: Duration::from_millis(2),
+                read_latency: Duration::from_millis(1),
+                item_write_units_per_second: 1_000,
+            }))),
+        )
     }
 
     fn free_per_shard(levels: &[StockLevel]) -> Vec<i64> {
@@ -793,6 +959,19 @@ mod tests {
         assert_eq!(HotSkus::from_settings(|_| None).unwrap(), HotSkus::none());
         assert_eq!(base_sku(&shard_sku("A#B", 7)), "A#B");
         assert_eq!(base_sku("A#shardX"), "A#shardX");
+    }
+
+    #[test]
+    fn a_sale_gets_counters_for_one_conflict_in_ten_tries_within_half_its_units() {
+        let l = Duration::from_millis(20);
+        // 5,000 shoppers over 60 s for one SKU.
+        assert_eq!(recommended_shards(5_000.0 / 60.0, 1, l, 100), 17);
+        // 20 SKUs in 3-line carts: 12.5 checkouts a second each.
+        assert_eq!(recommended_shards(12.5, 3, l, 100), 8);
+        // Over 10 s: capped at half the units.
+        assert_eq!(recommended_shards(500.0, 1, l, 100), 50);
+        assert_eq!(recommended_shards(5_000.0, 1, l, 10_000), MAX_SHARDS);
+        assert_eq!(recommended_shards(0.0, 1, l, 0), 1);
     }
 
     #[tokio::test]
@@ -938,6 +1117,40 @@ mod tests {
         // A cancelled till sale gives its units back to the counters it took them from.
         assert!(stock.restock_order("till-1", None).await.unwrap());
         assert_eq!(stock.available("DROP", now).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_counter_in_debt_is_paid_from_the_others_before_their_units_are_held() {
+        let table = Arc::new(InProcessStock::new());
+        let stock = HotStock::new(table.clone(), HotSkus::all(["DROP"], 2));
+        let now = Utc::now();
+        // Shard 0: 2 on hand, both held, then one more sold at the till:
+        // one unit in debt. Shard 1: 5 free. Truly free: 4.
+        table.set_on_hand("DROP", 2).await.unwrap();
+        table.set_on_hand("DROP#shard1", 5).await.unwrap();
+        table
+            .reserve(&hold("x", &[("DROP", 2)], now), now)
+            .await
+            .unwrap();
+        assert!(table.adjust_on_hand("DROP", -1, false).await.unwrap());
+        assert_eq!(stock.available("DROP", now).await.unwrap(), 4);
+        let mut held = 0;
+        for i in 0..6 {
+            match stock
+                .reserve(&hold(&format!("c{i}"), &[("DROP", 1)], now), now)
+                .await
+                .unwrap()
+            {
+                ReserveOutcome::Reserved => held += 1,
+                ReserveOutcome::Short { sku, available } => {
+                    assert_eq!((sku.as_str(), available), ("DROP", 0));
+                }
+            }
+        }
+        assert_eq!(held, 4, "no more than is free");
+        let levels = table.levels(&stock.shards_of("DROP")).await.unwrap();
+        assert_eq!(levels.iter().map(|l| l.on_hand).sum::<i64>(), 6);
+        assert!(levels.iter().all(|l| l.available == 0), "{levels:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

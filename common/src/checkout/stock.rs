@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::contention::{Admitted, ContentionModel, ItemContention, WriteKind};
+use crate::adapters::contention::{Admitted, ItemContention, WriteKind};
 use crate::ports::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,8 +168,9 @@ pub trait StockReservations: Send + Sync {
     async fn available(&self, sku: &str, now: DateTime<Utc>) -> Result<u32, StoreError>;
     /// The lines a live hold holds, if it is live.
     async fn held(&self, reservation_id: &str) -> Result<Option<Vec<ReservationLine>>, StoreError>;
-    /// The counters of `skus`, in order, read consistently in one go (what
-    /// a checkout reads to pick a hot SKU's shard).
+    /// The counters of `skus`, in order, each read consistently, in as few
+    /// requests as the store allows (what a checkout reads to pick a hot
+    /// SKU's shard).
     async fn levels(&self, skus: &[String]) -> Result<Vec<StockLevel>, StoreError>;
     /// Moves on hand and available by `delta` at once (a count's change
     /// spread over a hot SKU's shards). With `only_free`, a lowering lands
@@ -306,9 +307,10 @@ impl InProcessStock {
         Self::default()
     }
 
-    /// Every call meets `model`'s contention rules from now on.
-    pub fn with_contention(mut self, model: ContentionModel) -> Self {
-        self.contention = Some(Arc::new(ItemContention::new(model)));
+    /// Every call meets `contention`'s rules from now on (shared with the
+    /// other stores of the same table).
+    pub fn with_contention(mut self, contention: Arc<ItemContention>) -> Self {
+        self.contention = Some(contention);
         self
     }
 
@@ -329,6 +331,34 @@ impl InProcessStock {
         };
         let keys = keys(&self.lock());
         c.write(kind, keys).await.map(Some)
+    }
+
+    /// The answer `reserve` gives now if it is short (its conditions as the
+    /// transaction prepares), without changing anything; `None` when it
+    /// would hold, or when holds are due to expire (that is the write's to
+    /// do).
+    fn short_now(&self, r: &Reservation, now: DateTime<Utc>) -> Option<ReserveOutcome> {
+        let st = self.lock();
+        if st.expiries.first().is_some_and(|(at, _)| *at <= now) {
+            return None;
+        }
+        let old = st.holds.get(&r.id);
+        if old.is_some_and(|h| same_cart(&h.lines, &r.lines)) {
+            return None;
+        }
+        // A changed cart's old units come back in the same transaction.
+        let mine = old.map(|h| units_per_sku(&h.lines)).unwrap_or_default();
+        for (sku, qty) in units_per_sku(&r.lines) {
+            let own = i64::try_from(mine.get(&sku).copied().unwrap_or(0)).unwrap_or(i64::MAX);
+            let available = st.signed_available(&sku).saturating_add(own).max(0);
+            if available < i64::try_from(qty).unwrap_or(i64::MAX) {
+                return Some(ReserveOutcome::Short {
+                    sku,
+                    available: u32::try_from(available).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        None
     }
 
     /// A consistent read's service time, under a model.
@@ -368,12 +398,24 @@ impl StockReservations for InProcessStock {
         r: &Reservation,
         now: DateTime<Utc>,
     ) -> Result<ReserveOutcome, StoreError> {
-        let _admitted = self
-            .admit(WriteKind::Transaction, |st| {
+        let mut _admitted = None;
+        if let Some(c) = &self.contention {
+            let keys = {
+                let st = self.lock();
                 let old = st.holds.get(&r.id).map(|h| h.lines.as_slice());
                 hold_keys(&r.id, &[&r.lines, old.unwrap_or_default()])
-            })
-            .await?;
+            };
+            let admitted = c.prepare(WriteKind::Transaction, keys).await?;
+            // DynamoDB checks a transaction's conditions as it prepares: a
+            // cart short of a SKU is cancelled at once, its items free again
+            // (they were not changed, so they cannot have changed since).
+            if let Some(short) = self.short_now(r, now) {
+                admitted.cancel().await;
+                return Ok(short);
+            }
+            admitted.run().await;
+            _admitted = Some(admitted);
+        }
         self.change(|st| {
             st.expire(now);
             match st.holds.get(&r.id).cloned() {

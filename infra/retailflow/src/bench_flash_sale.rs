@@ -1,7 +1,8 @@
 //! `retailflow bench-flash-sale`: shoppers arriving over a sale's seconds
 //! for a few hot SKUs, each through checkout validation in process, on the
 //! stock store with DynamoDB's contention rules (transaction conflicts, the
-//! per-item write rate, service latency). Prints what every shopper was
+//! per-item write rate, service latency; the open-holds count on the same
+//! rules). Prints what every shopper was
 //! told and how long it took, then checks the sale against the units: none
 //! oversold, none leaked once the holds expire. Runs in real time (a 60 s
 //! sale takes a minute): the latencies are measured, not computed.
@@ -12,13 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::adapters::contention::ContentionModel;
+use common::adapters::contention::{ContentionModel, ItemContention};
+use common::checkout::auth::Caller;
 use common::checkout::catalog::InProcessCatalog;
-use common::checkout::hot_stock::{HotSkus, HotStock, CHECKOUT_BUDGET};
+use common::checkout::holds::InProcessOpenHolds;
+use common::checkout::hot_stock::{recommended_shards, HotSkus, HotStock, CHECKOUT_BUDGET};
 use common::checkout::pricing::{CartLine, PriceEntry};
 use common::checkout::stock::{InProcessStock, StockReservations};
 use common::checkout::validation::{
-    CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation,
+    CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation, Problem,
 };
 use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
 use common::money::{Currency, Money};
@@ -34,8 +37,9 @@ pub struct FlashSale {
     pub seconds: f64,
     /// Lines a cart has (distinct hot SKUs, one unit each).
     pub cart_lines: usize,
-    /// Counters per hot SKU (1: not sharded).
-    pub shards: u16,
+    /// Counters per hot SKU (1: not sharded; `None`: as recommended for
+    /// the sale, [`recommended_shards`]).
+    pub shards: Option<u16>,
     pub model: ContentionModel,
     pub seed: u64,
 }
@@ -65,16 +69,38 @@ fn sku(i: usize) -> String {
     format!("DROP-{i}")
 }
 
+impl FlashSale {
+    /// The counters each hot SKU gets: as asked, or as recommended for this
+    /// many shoppers a second per SKU.
+    pub fn shards(&self) -> u16 {
+        let skus = self.skus.max(1);
+        let lines = self.cart_lines.clamp(1, skus);
+        let per_sku = self.shoppers as f64 * lines as f64 / skus as f64 / self.seconds.max(0.001);
+        self.shards
+            .unwrap_or_else(|| {
+                recommended_shards(
+                    per_sku,
+                    u32::try_from(lines).unwrap_or(u32::MAX),
+                    self.model.transaction_latency,
+                    self.units,
+                )
+            })
+            .max(1)
+    }
+}
+
 /// Runs the sale and returns its figures (the CLI prints them; tests read
 /// them).
 pub async fn run(sale: &FlashSale) -> anyhow::Result<SaleFigures> {
     let usd = Currency::from_code("USD")?;
     let catalog = Arc::new(InProcessCatalog::new());
-    let table = Arc::new(InProcessStock::new().with_contention(sale.model));
+    // One table: the stock and the open holds meet the same rules.
+    let contention = Arc::new(ItemContention::new(sale.model));
+    let table = Arc::new(InProcessStock::new().with_contention(contention.clone()));
     let skus: Vec<String> = (0..sale.skus.max(1)).map(sku).collect();
     let stock = Arc::new(HotStock::new(
         table.clone(),
-        HotSkus::all(skus.iter().map(String::as_str), sale.shards),
+        HotSkus::all(skus.iter().map(String::as_str), sale.shards()),
     ));
     for s in &skus {
         catalog.set_price(PriceEntry {
@@ -90,13 +116,18 @@ pub async fn run(sale: &FlashSale) -> anyhow::Result<SaleFigures> {
     }
     let config = CheckoutConfig::default();
     let hold_for = config.hold_for;
-    let checkout = Arc::new(CheckoutValidation::new(
-        catalog,
-        stock.clone(),
-        loyalty_never_called(),
-        Arc::new(CircuitBreaker::new("bench", 5, Duration::from_secs(60))),
-        config,
-    ));
+    let checkout = Arc::new(
+        CheckoutValidation::new(
+            catalog,
+            stock.clone(),
+            loyalty_never_called(),
+            Arc::new(CircuitBreaker::new("bench", 5, Duration::from_secs(60))),
+            config,
+        )
+        .with_open_holds(Arc::new(
+            InProcessOpenHolds::new().with_contention(contention.clone()),
+        )),
+    );
     let mut rng = fastrand::Rng::with_seed(sale.seed);
     let span = Duration::from_secs_f64(sale.seconds.max(0.0));
     let mut arrivals: Vec<Duration> = (0..sale.shoppers)
@@ -128,7 +159,21 @@ pub async fn run(sale: &FlashSale) -> anyhow::Result<SaleFigures> {
                 points_to_redeem: 0,
             };
             let began = Instant::now();
-            let answer = checkout.validate(&req, Utc::now()).await;
+            // As a storefront's server asks for a signed-in shopper: the
+            // customer's open holds are counted (a write on the table).
+            let caller = Caller::Storefront { id: "web".into() };
+            let answer = match checkout.validate_for(&caller, &req, Utc::now()).await {
+                Ok(answer) => answer,
+                Err(not_yours) => CheckoutResponse::Rejected {
+                    checkout_id: req.checkout_id.clone(),
+                    problems: vec![Problem {
+                        line: None,
+                        sku: None,
+                        code: "forbidden".into(),
+                        message: not_yours.to_string(),
+                    }],
+                },
+            };
             (answer, began.elapsed())
         }));
     }
@@ -166,9 +211,9 @@ pub async fn run(sale: &FlashSale) -> anyhow::Result<SaleFigures> {
         }
     }
     f.latencies.sort();
-    let counts = table.contention().map(|c| c.counts());
-    f.conflicts = counts.map_or(0, |c| c.conflicts.load(Ordering::Relaxed));
-    f.throttled = counts.map_or(0, |c| c.throttled.load(Ordering::Relaxed));
+    let counts = contention.counts();
+    f.conflicts = counts.conflicts.load(Ordering::Relaxed);
+    f.throttled = counts.throttled.load(Ordering::Relaxed);
     f.retries = stock.retries();
     let now = Utc::now();
     for s in &skus {
@@ -221,7 +266,7 @@ pub async fn bench_flash_sale(sale: FlashSale) -> anyhow::Result<()> {
     let m = sale.model;
     println!(
         "flash sale: {} shoppers over {} s for {} unit(s) of each of {} hot SKU(s), {}-line carts, {} counter(s) a SKU",
-        sale.shoppers, sale.seconds, sale.units, sale.skus, sale.cart_lines, sale.shards
+        sale.shoppers, sale.seconds, sale.units, sale.skus, sale.cart_lines, sale.shards()
     );
     println!(
         "  contention model: transaction {} ms, write {} ms, read {} ms, {} write units/s an item; checkout stock budget {} ms",

@@ -93,9 +93,10 @@ enum Command {
         /// Distinct hot SKUs in each cart, one unit each.
         #[arg(long, default_value_t = 1)]
         cart_lines: usize,
-        /// Counters each hot SKU keeps its units in (1: not sharded).
-        #[arg(long, default_value_t = 10)]
-        shards: u16,
+        /// Counters each hot SKU keeps its units in (1: not sharded;
+        /// default: what docs/flash-sale.md recommends for the sale).
+        #[arg(long)]
+        shards: Option<u16>,
         /// Modelled service time of a transaction, in ms.
         #[arg(long, default_value_t = 20)]
         transaction_ms: u64,
@@ -515,7 +516,7 @@ async fn main() -> anyhow::Result<()> {
                     skus: skus.max(1),
                     seconds,
                     cart_lines: cart_lines.max(1),
-                    shards: shards.max(1),
+                    shards,
                     model: common::adapters::contention::ContentionModel {
                         transaction_latency: std::time::Duration::from_millis(transaction_ms),
                         write_latency: std::time::Duration::from_millis(write_ms),

@@ -16,7 +16,7 @@ fn sale(shoppers: usize, units: u32, skus: usize, cart_lines: usize, shards: u16
         skus,
         seconds: 2.0,
         cart_lines,
-        shards,
+        shards: Some(shards),
         model: ContentionModel::default(),
         seed: 7,
     }
