@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
@@ -28,10 +27,6 @@ pub struct DynamoDbCatalog {
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
-}
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -77,7 +72,7 @@ impl DynamoDbCatalog {
             {
                 Ok(false)
             }
-            Err(e) => Err(unavailable(DisplayErrorContext(&e))),
+            Err(e) => Err(super::dynamodb::store_error(e)),
         }
     }
 
@@ -93,7 +88,7 @@ impl DynamoDbCatalog {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))
+            .map_err(super::dynamodb::store_error)
     }
 }
 
@@ -167,7 +162,7 @@ impl Catalog for DynamoDbCatalog {
             .key("pk", s(format!("PROMOUSE#{code}#{customer_id}")))
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(super::dynamodb::store_error)?;
         Ok(out
             .item()
             .and_then(|i| i.get("orders"))
@@ -195,7 +190,7 @@ impl Catalog for DynamoDbCatalog {
             .expression_attribute_values(":o", AttributeValue::Ss(vec![order_key.to_string()]))
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(super::dynamodb::store_error)?;
         Ok(())
     }
 }

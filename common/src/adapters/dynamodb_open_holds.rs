@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -28,10 +27,6 @@ fn owner_pk(owner: &str) -> String {
     format!("OPENHOLDS#{owner}")
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
 type Entries = BTreeMap<String, DateTime<Utc>>;
 
 impl DynamoDbStateStore {
@@ -45,7 +40,7 @@ impl DynamoDbStateStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(super::dynamodb::store_error)?;
         let Some(item) = out.item() else {
             return Ok((Entries::new(), 0));
         };
@@ -112,7 +107,7 @@ impl DynamoDbStateStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(unavailable(DisplayErrorContext(&e))),
+            Err(e) => Err(super::dynamodb::store_error(e)),
         }
     }
 }

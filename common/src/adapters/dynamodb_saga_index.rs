@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -77,7 +76,7 @@ pub(crate) async fn sagas_started(
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(super::dynamodb::store_error)?;
         let pks: Vec<String> = out
             .items()
             .iter()
@@ -141,7 +140,7 @@ async fn batch_get_sagas(
             .request_items(table, request)
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(super::dynamodb::store_error)?;
         for item in out
             .responses()
             .and_then(|r| r.get(table))
@@ -216,7 +215,7 @@ pub(crate) async fn put_report(
         .item("expires_at", n(expires_at.timestamp()))
         .send()
         .await
-        .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+        .map_err(super::dynamodb::store_error)?;
     Ok(())
 }
 
@@ -231,7 +230,7 @@ pub(crate) async fn report(
         .key("pk", s(format!("REPORT#{run_id}")))
         .send()
         .await
-        .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+        .map_err(super::dynamodb::store_error)?;
     let Some(body) = out
         .item()
         .and_then(|i| i.get("body_gzip"))

@@ -286,15 +286,7 @@ impl HotStock {
         let hot: Vec<&String> = wanted.keys().filter(|s| self.hot.is_hot(s)).collect();
         let shard_skus: Vec<String> = hot.iter().flat_map(|s| self.shards_of(s)).collect();
         let (old, levels) = tokio::join!(self.inner.held(&r.id), self.inner.levels(&shard_skus));
-        let mine = old?.as_deref().map(units_per_sku).unwrap_or_default();
-        let free: BTreeMap<&str, i64> = shard_skus
-            .iter()
-            .zip(&levels?)
-            .map(|(s, l)| {
-                let mine = i64::try_from(mine.get(s).copied().unwrap_or(0)).unwrap_or(i64::MAX);
-                (s.as_str(), l.available.saturating_add(mine))
-            })
-            .collect();
+        let free = free_per_shard(&shard_skus, &levels?, old?.as_deref());
         for sku in hot {
             let total = self
                 .shards_of(sku)
@@ -379,16 +371,7 @@ impl HotStock {
             }
         }
         // A changed cart gives its old units back in the same transaction.
-        let mine: BTreeMap<String, u64> = old.as_deref().map(units_per_sku).unwrap_or_default();
-        // Signed: a counter in debt counts against the SKU's free units.
-        let free: BTreeMap<&str, i64> = shard_skus
-            .iter()
-            .zip(&levels)
-            .map(|(s, l)| {
-                let mine = i64::try_from(mine.get(s).copied().unwrap_or(0)).unwrap_or(i64::MAX);
-                (s.as_str(), l.available.saturating_add(mine))
-            })
-            .collect();
+        let free = free_per_shard(&shard_skus, &levels, old.as_deref());
         let mut lines: Vec<ReservationLine> = r
             .lines
             .iter()
@@ -703,6 +686,26 @@ fn pick_by_free<'a>(candidates: &[&'a str], free: &[(&str, i64)]) -> Option<&'a 
         at -= w;
     }
     None
+}
+
+/// What each shard could give this checkout: its free units (signed: a
+/// counter in debt counts against the SKU's free units) plus what the
+/// checkout's own hold has there, which a changed cart gives back in the
+/// same transaction.
+fn free_per_shard<'a>(
+    shards: &'a [String],
+    levels: &[StockLevel],
+    own_hold: Option<&[ReservationLine]>,
+) -> BTreeMap<&'a str, i64> {
+    let mine = own_hold.map(units_per_sku).unwrap_or_default();
+    shards
+        .iter()
+        .zip(levels)
+        .map(|(s, l)| {
+            let mine = i64::try_from(mine.get(s).copied().unwrap_or(0)).unwrap_or(i64::MAX);
+            (s.as_str(), l.available.saturating_add(mine))
+        })
+        .collect()
 }
 
 /// How long a read of the shards serves the next try after a conflict.
