@@ -1,7 +1,7 @@
 """Billed AWS requests per order and per return, and what they cost.
 
 Reads the `bench-requests <flow> <step> dynamodb=N eventbridge=M` lines the
-AWS-wire tests print (tests/aws_wire_saga.rs, tests/aws_wire_returns.rs):
+AWS-wire tests print (tests/aws_wire/saga.rs, tests/aws_wire/returns.rs):
 requests the real aws-sdk-rust clients made to moto, counted by request
 interceptors on the clients retailflow's adapters use. Beside them, the same
 flows in a Powertools-style design: per step an idempotency put (INPROGRESS)
@@ -9,7 +9,7 @@ and update (COMPLETED) plus a separate saga write, the same events, and the
 same domain reads and writes (saga reads, refund ledger). Then $ per million
 from public list prices (us-east-1).
 
-Usage: cargo test -p retailflow-e2e --test aws_wire_saga --test aws_wire_returns -- --nocapture | python bench/costs.py
+Usage: cargo test -p retailflow-e2e --test aws_wire -- --nocapture saga:: returns:: | python bench/costs.py
 """
 import json
 import os

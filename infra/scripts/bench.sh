@@ -49,7 +49,7 @@ step "cold start ($RUNS runs per process)"
 
 step "billed AWS requests per order and per return"
 RETAILFLOW_SAM_PYTHON="$REPO/.venv-tools/sam/bin/python" \
-    cargo test -q -p retailflow-e2e --test aws_wire_saga --test aws_wire_returns -- --nocapture 2>&1 |
+    cargo test -q -p retailflow-e2e --test aws_wire -- --nocapture saga:: returns:: 2>&1 |
     python3 bench/costs.py
 
 step "CPU per order, whole app in process"

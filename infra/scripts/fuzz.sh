@@ -5,7 +5,7 @@
 # the seed corpus in fuzz/corpus/.
 # Needs the nightly toolchain (rustup toolchain install nightly) and
 # cargo-fuzz (cargo install cargo-fuzz); on demand, not in the test command
-# (which replays the seed corpus on stable: infra/retailflow/tests/fuzz_corpus.rs).
+# (which replays the seed corpus on stable: infra/retailflow/tests/app/fuzz_corpus.rs).
 # A failing input is left in fuzz/artifacts/<target>/: fix the code, then
 # copy the input into fuzz/corpus/<target>/ so the test replays it for good.
 set -euo pipefail

@@ -10,6 +10,12 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
 
+# A clean run builds every test binary once: without incremental caches and
+# debug info it needs about half the disk (CI machines have little to spare).
+# Set either variable to keep your own.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
+
 step() { printf '\n== %s\n' "$*"; }
 started=$SECONDS
 
@@ -46,5 +52,6 @@ failed=$((failed + lr_failed))
 step "template checks"
 infra/scripts/check-template.sh
 
+printf '\ntarget/: %s\n' "$(du -sh target 2>/dev/null | cut -f1)"
 printf '\nall checks passed in %d s\n' "$((SECONDS - started))"
 echo "tests: $passed passed, $failed failed"

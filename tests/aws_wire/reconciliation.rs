@@ -195,7 +195,8 @@ async fn the_first_event_re_drive_counts_and_reports_round_trip_through_dynamodb
 async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite() {
     use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
     use common::webhook::{HmacSecrets, Secret};
-    const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
+    const ORDER: &str =
+        include_str!("../../events/payloads/shopify-orders-create-discount-code.json");
     let cfg = aws_config().await;
     let counter = RequestCounter::default();
     let ddb = retailflow_e2e::counted_dynamodb(&cfg, &counter);
@@ -254,7 +255,7 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
     // A refund opens its own saga item: time-indexed, remembering its
     // event, so a refund whose steps never ran is found and re-driven.
     const REFUND: &str =
-        include_str!("../events/payloads/shopify-refunds-create-partial-with-shipping.json");
+        include_str!("../../events/payloads/shopify-refunds-create-partial-with-shipping.json");
     let h = retailflow_e2e::signed_shopify_topic_headers(
         "recon-secret",
         "refunds/create",

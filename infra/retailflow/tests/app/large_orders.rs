@@ -2,9 +2,9 @@
 //! the local app: accepted, sent by claim check (too large for the bus),
 //! posted to the ERP with every line, points accrued, stock of more SKUs
 //! than one DynamoDB transaction takes committed, and a return against each
-//! credited. The AWS-wire twin is tests/aws_wire_large_orders.rs.
+//! credited. The AWS-wire twin is tests/aws_wire/large_orders.rs.
 
-mod support;
+use crate::support;
 
 use common::checkout::stock::StockReservations;
 use retailflow::large_orders::{shopify_order, shopify_refund, sku};

@@ -17,7 +17,7 @@ use retailflow_e2e::{
     aws_config, create_routed_bus, create_state_table, drain, signed_shopify_headers,
 };
 
-const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
+const ORDER: &str = include_str!("../../events/payloads/shopify-orders-create-discount-code.json");
 const SECRET: &str = "wire-secret";
 
 fn t0() -> DateTime<Utc> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use retailflow::local_app::LocalApp;
 use simulators::{Fault, FaultKind, System};
 
-mod support;
+use crate::support;
 use support::{deliver, dev_config};
 
 const ORDER: &str = "shopify:acme-outdoor.myshopify.com:order:5872301948123";
@@ -45,7 +45,7 @@ async fn every_line_of_an_order_flow_carries_its_correlation_id_and_no_email() {
     let capture = Capture::default();
     let subscriber = common::observability::json_subscriber(
         capture.clone(),
-        tracing_subscriber::EnvFilter::new("common=debug,retailflow=debug,logs=debug"),
+        tracing_subscriber::EnvFilter::new("common=debug,retailflow=debug,app=debug"),
     );
     let _guard = tracing::subscriber::set_default(subscriber);
 

@@ -3,7 +3,7 @@
 //! no panic, every refusal a 4xx with a reason. `cargo +nightly fuzz run`
 //! in `fuzz/` explores beyond them.
 
-#[path = "../../../fuzz/src/lib.rs"]
+#[path = "../../../../fuzz/src/lib.rs"]
 #[allow(dead_code)]
 mod fuzz;
 

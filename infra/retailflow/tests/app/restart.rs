@@ -13,7 +13,7 @@ use retailflow::local_app::LocalApp;
 use retailflow::runtime::lock;
 use simulators::{Fault, FaultKind, System};
 
-mod support;
+use crate::support;
 use support::{assert_exactly_once, deliver, dev_config, ORDERS};
 
 struct Scratch(PathBuf);

@@ -17,7 +17,7 @@ use retailflow_e2e::{
 };
 use simulators::Simulators;
 
-const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-cad-gift-card.json");
+const ORDER: &str = include_str!("../../events/payloads/shopify-orders-create-cad-gift-card.json");
 
 fn out(outputs: &serde_json::Map<String, serde_json::Value>, key: &str) -> String {
     outputs[key]

@@ -11,7 +11,7 @@ use common::steps::stock_commit::handle_stock_message;
 use common::steps::{Invocation, StepOutcome};
 use retailflow::local_app::LocalApp;
 
-mod support;
+use crate::support;
 use support::{deliver, dev_config, sample};
 
 /// The sample checkout (events/14): the cart of sample order #1042, under

@@ -21,7 +21,7 @@ use retailflow_e2e::{
 };
 use simulators::Simulators;
 
-const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
+const ORDER: &str = include_str!("../../events/payloads/shopify-orders-create-discount-code.json");
 const SECRET: &str = "saga-secret";
 
 struct Counted {

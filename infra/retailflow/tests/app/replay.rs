@@ -7,7 +7,7 @@ use common::replay::{DeadLetterFilter, DeadLetters};
 use retailflow::local_app::LocalApp;
 use simulators::{Fault, FaultKind, System};
 
-mod support;
+use crate::support;
 use support::{deliver, dev_config};
 
 const ORDER: &str = "shopify:acme-outdoor.myshopify.com:order:5872301948123";

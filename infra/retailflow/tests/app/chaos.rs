@@ -5,7 +5,7 @@
 
 use retailflow::chaos::{run_keeping_app, ChaosConfig};
 
-mod support;
+use crate::support;
 
 fn dev_keys() -> std::path::PathBuf {
     support::repo().join("events/dev-keys")

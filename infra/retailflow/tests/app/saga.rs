@@ -4,7 +4,7 @@
 use chrono::Duration;
 use retailflow::local_app::{LocalApp, ERP_POST_QUEUE, LOYALTY_ACCRUAL_QUEUE};
 
-mod support;
+use crate::support;
 use retailflow::runtime::{eventbridge_event, lock};
 use simulators::{Fault, FaultKind, System};
 use support::{assert_exactly_once, deliver, dev_config, ORDERS};

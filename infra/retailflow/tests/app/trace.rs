@@ -4,7 +4,7 @@
 use common::saga::StepStatus;
 use retailflow::local_app::LocalApp;
 
-mod support;
+use crate::support;
 use support::{deliver, dev_config};
 
 const ORDER: &str = "shopify:acme-outdoor.myshopify.com:order:5872301948123";

@@ -18,7 +18,7 @@ use retailflow::local_app::{
 use retailflow::runtime::{lock, Queue};
 use simulators::NetSuiteRecord;
 
-mod support;
+use crate::support;
 use support::{deliver, dev_config};
 
 const SHOP: &str = "shopify:acme-outdoor.myshopify.com:order:";

@@ -20,12 +20,12 @@ use retailflow_e2e::{
 };
 use simulators::Simulators;
 
-const ORDER: &str = include_str!("../events/payloads/shopify-orders-create-discount-code.json");
+const ORDER: &str = include_str!("../../events/payloads/shopify-orders-create-discount-code.json");
 const REFUND: &str =
-    include_str!("../events/payloads/shopify-refunds-create-partial-with-shipping.json");
+    include_str!("../../events/payloads/shopify-refunds-create-partial-with-shipping.json");
 const SECRET: &str = "returns-secret";
-const CANCELLED: &str = include_str!("../events/payloads/shopify-orders-cancelled.json");
-const POS_RETURN: &str = include_str!("../events/payloads/pos/return-store-042.json");
+const CANCELLED: &str = include_str!("../../events/payloads/shopify-orders-cancelled.json");
+const POS_RETURN: &str = include_str!("../../events/payloads/pos/return-store-042.json");
 const STORE_SECRET: &str = "store-042-secret";
 
 #[tokio::test]

@@ -1,0 +1,19 @@
+//! The whole app in process and its CLI, as users meet them: one test
+//! binary (one link) for the crate.
+
+mod chaos;
+mod checkout;
+mod cli;
+mod flash_sale;
+mod fuzz_corpus;
+mod large_orders;
+mod logs;
+mod reconciliation;
+mod replay;
+mod restart;
+mod returns;
+mod saga;
+mod stock;
+mod support;
+mod template_parity;
+mod trace;
