@@ -182,6 +182,40 @@ impl LeasePolicy {
     }
 }
 
+/// Turns a business key into an external id every system accepts
+/// (`[A-Za-z0-9_-]`, at most 35 characters: Business Central's
+/// externalDocumentNumber), deterministic and collision-free: the first and
+/// last parts stay readable (platform and the platform's id, shortened if
+/// needed), a hash of every part keeps keys of different shops (or texts
+/// that clean to the same) apart.
+pub fn external_id(prefix: &str, parts: &[&str]) -> String {
+    const MAX: usize = 35;
+    let clean = |p: &str| -> String {
+        p.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let hash = &crate::idempotency::payload_hash(parts.join("\n").as_bytes())[..8];
+    let shown: Vec<String> = match parts {
+        [] => Vec::new(),
+        [only] => vec![clean(only)],
+        [first, .., last] => vec![clean(first), clean(last)],
+    };
+    let mut id = prefix.to_string();
+    for s in shown {
+        id.push('-');
+        id.push_str(&s);
+    }
+    id.truncate(MAX - hash.len() - 1);
+    format!("{id}-{hash}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +271,23 @@ mod tests {
         assert_eq!(payload_hash(b"abc"), payload_hash(b"abc"));
         assert_ne!(payload_hash(b"abc"), payload_hash(b"abd"));
         assert_eq!(payload_hash(b"").len(), 64);
+    }
+
+    #[test]
+    fn external_ids_are_legal_deterministic_and_distinct() {
+        let a = external_id("so", &["shopify", "acme.myshopify.com", "5872301948123"]);
+        assert_eq!(
+            a,
+            external_id("so", &["shopify", "acme.myshopify.com", "5872301948123"])
+        );
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{a}"
+        );
+        assert!(a.len() <= 35, "{a}");
+        assert!(a.starts_with("so-shopify-5872301948123-"), "{a}");
+        // "a.b" and "a_b" clean to the same text but differ by hash.
+        assert_ne!(external_id("so", &["a.b"]), external_id("so", &["a_b"]));
     }
 }

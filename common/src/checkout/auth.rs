@@ -296,7 +296,7 @@ pub struct Bound {
 /// accrual step enrols and accrues under
 /// (`steps::loyalty_accrual::membership_number`).
 pub fn member_number(platform: &str, shop: &str, customer_id: &str) -> String {
-    crate::connectors::external_id("mb", &[platform, shop, customer_id])
+    crate::idempotency::external_id("mb", &[platform, shop, customer_id])
 }
 
 impl Caller {

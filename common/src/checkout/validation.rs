@@ -32,8 +32,8 @@ use super::holds::{Admission, InProcessOpenHolds, OpenHolds};
 use super::pricing::{price_lines, CartLine, LineProblem, PricedLine};
 use super::promotions::Promotion;
 use super::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
-use crate::connectors::LoyaltyConnector;
 use crate::money::{Currency, Money};
+use crate::ports::loyalty::LoyaltyConnector;
 use crate::resilience::{CircuitBreaker, ConnectorError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

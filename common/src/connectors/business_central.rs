@@ -12,11 +12,11 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::wire::{call_json, http_client, money_from_json, Reply, WireDecimal};
-use super::{
+use crate::money::Currency;
+use crate::ports::erp::{
     ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpDocumentKind, ErpLine, ErpSalesOrder,
     LedgerDocument, LedgerQuery,
 };
-use crate::money::Currency;
 use crate::resilience::ConnectorError;
 
 const SYSTEM: &str = "business-central";

@@ -16,36 +16,8 @@ use async_trait::async_trait;
 use super::business_central::BusinessCentralErp;
 use super::netsuite::NetSuiteErp;
 use crate::money::{Currency, Money};
+use crate::ports::erp::{ErpCatalogFeed, ErpItem, ErpItemsPage};
 use crate::resilience::ConnectorError;
-
-/// One ERP item as the sync sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErpItem {
-    pub sku: String,
-    /// In the price book's currency; `None` when the ERP has no price.
-    pub unit_price: Option<Money>,
-    /// Units free to sell; `None` when this ERP does not say.
-    pub available: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ErpItemsPage {
-    pub items: Vec<ErpItem>,
-    /// Rows that could not be read, with why: skipped, not fatal.
-    pub unreadable: Vec<String>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<String>,
-}
-
-#[async_trait]
-pub trait ErpCatalogFeed: Send + Sync {
-    fn system(&self) -> &'static str;
-    async fn items_page(
-        &self,
-        cursor: Option<&str>,
-        currency: Currency,
-    ) -> Result<ErpItemsPage, ConnectorError>;
-}
 
 /// Items per SuiteQL page (NetSuite allows up to 1,000).
 pub const NETSUITE_PAGE: usize = 1000;

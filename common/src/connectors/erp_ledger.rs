@@ -14,13 +14,11 @@
 //!   and invoiced). BC keeps no order key, so a duplicate shows as two
 //!   documents with the same external document number.
 
-use serde::{Deserialize, Serialize};
-
 use super::business_central::BusinessCentralErp;
 use super::netsuite::NetSuiteErp;
 use super::wire::money_from_json;
-use super::ErpDocument;
 use crate::money::Currency;
+use crate::ports::erp::{ErpDocument, ErpDocumentKind, LedgerDocument, LedgerQuery};
 use crate::resilience::ConnectorError;
 
 /// Orders per SuiteQL query.
@@ -32,36 +30,6 @@ const BC_BATCH: usize = 10;
 /// Pages one batch reads at most (a batch has at most a few documents per
 /// order; more pages than this means something is badly wrong).
 const MAX_PAGES: usize = 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErpDocumentKind {
-    SalesOrder,
-    CreditMemo,
-}
-
-/// A document reconciliation expects to find.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerQuery {
-    /// The external id retailflow posted it under.
-    pub external_id: String,
-    /// retailflow's key of the shop order it belongs to.
-    pub order_key: String,
-    /// Its currency, for ERPs whose reads do not say.
-    pub currency: Currency,
-}
-
-/// A document as the ERP holds it, with what ties it to a shop order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LedgerDocument {
-    pub kind: ErpDocumentKind,
-    pub external_id: Option<String>,
-    pub order_key: Option<String>,
-    /// The total is positive for credit memos too.
-    pub document: ErpDocument,
-    /// The ERP's status text (`Closed`, `Billed`, `Draft`, …).
-    pub status: Option<String>,
-}
 
 /// A read cut short would report what it did not read as missing.
 fn too_many_pages(system: &'static str) -> ConnectorError {

@@ -13,39 +13,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::netsuite::NetSuiteErp;
+use crate::ports::erp::{ErpShipment, ErpShipmentFeed};
 use crate::resilience::ConnectorError;
-
-/// One shipment as the ERP recorded it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErpShipment {
-    /// The ERP's internal id: ascending, the sync's watermark.
-    pub id: u64,
-    pub document_number: String,
-    /// retailflow's key of the shop order; `None` for a sales order
-    /// retailflow did not post.
-    pub order_key: Option<String>,
-    /// NetSuite's ship status is Shipped (not only picked or packed).
-    pub shipped: bool,
-    pub shipped_on: Option<String>,
-    pub carrier: Option<String>,
-    pub tracking_numbers: Vec<String>,
-    /// (SKU, units)
-    pub lines: Vec<(String, u32)>,
-    /// Why the shipment cannot be read, when one of its lines cannot.
-    pub unreadable: Option<String>,
-}
-
-#[async_trait]
-pub trait ErpShipmentFeed: Send + Sync {
-    fn system(&self) -> &'static str;
-    /// Shipments with an id above `after`, oldest first, at most `max`
-    /// lines' worth (a shipment is never cut between calls).
-    async fn shipments_after(
-        &self,
-        after: u64,
-        max_rows: usize,
-    ) -> Result<Vec<ErpShipment>, ConnectorError>;
-}
 
 /// The SuiteQL query, shipments after a watermark id.
 pub fn netsuite_shipments_query(after: u64) -> String {

@@ -7,29 +7,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::salesforce::SalesforceLoyalty;
+use crate::ports::loyalty::LedgerJournal;
 use crate::resilience::ConnectorError;
 
 /// Numbers (or journal ids) per SOQL query.
 const BATCH: usize = 100;
 /// Pages one query reads at most.
 const MAX_PAGES: usize = 20;
-
-/// A journal as the platform holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LedgerJournal {
-    pub external_transaction_number: String,
-    pub journal_id: String,
-    /// `Accrual`, `Debit`, `Cancellation`, … (the journal type's name).
-    pub journal_type: Option<String>,
-    /// `Processed`, `Cancelled`, `Pending`, …
-    pub status: Option<String>,
-    /// Points the journal moved: credits positive, debits negative;
-    /// `None` when the platform recorded no ledger entry for it.
-    pub points: Option<i64>,
-}
 
 pub(super) fn soql_list(values: &[&str]) -> String {
     values

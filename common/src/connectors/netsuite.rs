@@ -12,11 +12,11 @@ use serde::Serialize;
 
 use super::wire::{call_json, http_client, money_from_json, send, Reply, WireDecimal};
 use super::Auth;
-use super::{
+use crate::money::Currency;
+use crate::ports::erp::{
     ErpConnector, ErpCreditMemo, ErpCustomer, ErpDocument, ErpDocumentKind, ErpSalesOrder,
     LedgerDocument, LedgerQuery,
 };
-use crate::money::Currency;
 use crate::resilience::ConnectorError;
 
 const SYSTEM: &str = "netsuite";

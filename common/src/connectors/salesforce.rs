@@ -14,11 +14,11 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::wire::{call_json, http_client, Reply};
-use super::{
+use crate::mappers::DecimalText;
+use crate::ports::loyalty::{
     AccrualJournal, AccrualRequest, Enrollment, LedgerJournal, LoyaltyConnector, LoyaltyMember,
     ReversalRequest,
 };
-use crate::mappers::DecimalText;
 use crate::resilience::ConnectorError;
 
 const SYSTEM: &str = "salesforce-loyalty";

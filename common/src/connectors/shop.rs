@@ -21,8 +21,10 @@ use serde_json::json;
 
 use super::wire::{call_json, http_client, Reply};
 use super::Auth;
-use super::{EcommerceConnector, ShopRefund};
 use crate::model::RestockType;
+use crate::ports::shop::{
+    EcommerceConnector, ShopFulfillment, ShopRefund, StockLevel, StockPush, TILL_RETURN_NOTE_PREFIX,
+};
 use crate::resilience::ConnectorError;
 
 fn classify_with(system: &'static str, reply: &Reply) -> ConnectorError {
@@ -44,11 +46,6 @@ pub(super) fn numeric(system: &'static str, what: &str, id: &str) -> Result<u64,
 }
 
 pub(super) const SHOPIFY: &str = "shopify-admin";
-
-/// How a refund retailflow records in Shopify is noted: the shop then sends
-/// a `refunds/create` webhook for it, which intake recognises by this note
-/// and ignores (the till return is already handled).
-pub const TILL_RETURN_NOTE_PREFIX: &str = "retailflow till return ";
 
 fn till_return_note(r: &ShopRefund) -> String {
     format!("{TILL_RETURN_NOTE_PREFIX}{}", r.reference)
@@ -153,17 +150,11 @@ impl EcommerceConnector for ShopifyAdmin {
             .map(|x| x["id"].to_string()))
     }
 
-    async fn push_stock(
-        &self,
-        levels: &[super::StockLevel],
-    ) -> Result<super::StockPush, ConnectorError> {
+    async fn push_stock(&self, levels: &[StockLevel]) -> Result<StockPush, ConnectorError> {
         self.push_stock_levels(levels).await
     }
 
-    async fn record_fulfillment(
-        &self,
-        f: &super::ShopFulfillment,
-    ) -> Result<String, ConnectorError> {
+    async fn record_fulfillment(&self, f: &ShopFulfillment) -> Result<String, ConnectorError> {
         self.fulfill(f).await
     }
 
@@ -254,17 +245,11 @@ impl EcommerceConnector for AdobeCommerceAdmin {
         ADOBE
     }
 
-    async fn push_stock(
-        &self,
-        levels: &[super::StockLevel],
-    ) -> Result<super::StockPush, ConnectorError> {
+    async fn push_stock(&self, levels: &[StockLevel]) -> Result<StockPush, ConnectorError> {
         self.push_source_items(levels).await
     }
 
-    async fn record_fulfillment(
-        &self,
-        f: &super::ShopFulfillment,
-    ) -> Result<String, ConnectorError> {
+    async fn record_fulfillment(&self, f: &ShopFulfillment) -> Result<String, ConnectorError> {
         self.ship(f).await
     }
 

@@ -23,7 +23,7 @@ use super::shop::{
     adobe_classify, numeric, shopify_classify, AdobeCommerceAdmin, ShopifyAdmin, ADOBE, SHOPIFY,
 };
 use super::wire::call_json;
-use super::ShopFulfillment;
+use crate::ports::shop::ShopFulfillment;
 use crate::resilience::ConnectorError;
 
 fn refused(system: &'static str, reason: String) -> ConnectorError {

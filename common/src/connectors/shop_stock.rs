@@ -19,7 +19,7 @@ use super::shop::{
 };
 use super::wire::call_json;
 use super::Auth;
-use super::{StockLevel, StockPush};
+use crate::ports::shop::{StockLevel, StockPush};
 use crate::resilience::ConnectorError;
 
 /// The Adobe Commerce source retailflow's counts are for.

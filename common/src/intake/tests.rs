@@ -529,7 +529,7 @@ async fn the_shops_echo_of_a_till_return_retailflow_recorded_is_acknowledged_not
     let mut v: serde_json::Value = serde_json::from_str(refund).unwrap();
     v["note"] = serde_json::json!(format!(
         "{}rf-pos-1-abcd1234",
-        crate::connectors::shop::TILL_RETURN_NOTE_PREFIX
+        crate::ports::shop::TILL_RETURN_NOTE_PREFIX
     ));
     let resp = h.shopify("refunds/create", "ev-echo", &v.to_string()).await;
     assert_eq!(resp.status, 200, "{}", resp.body);

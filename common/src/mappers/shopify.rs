@@ -83,7 +83,7 @@ pub fn map(topic: ShopifyTopic, shop: &str, body: &[u8]) -> Result<CanonicalEven
             let own = r
                 .note
                 .as_deref()
-                .and_then(|n| n.strip_prefix(crate::connectors::shop::TILL_RETURN_NOTE_PREFIX));
+                .and_then(|n| n.strip_prefix(crate::ports::shop::TILL_RETURN_NOTE_PREFIX));
             if let Some(reference) = own {
                 return Err(MapError::OwnEcho {
                     reference: reference.to_string(),

@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{Discrepancy, DiscrepancyKind, ReconciliationConfig};
-use crate::connectors::{ErpDocumentKind, LedgerDocument, LedgerJournal, LedgerQuery};
 use crate::events::{CreditMemoPosted, LoyaltyAccrued, LoyaltyReversed, OrderPostedToErp};
 use crate::money::Money;
+use crate::ports::erp::{ErpDocumentKind, LedgerDocument, LedgerQuery};
+use crate::ports::loyalty::LedgerJournal;
 use crate::ports::ArchivedEvent;
 use crate::refund_ledger::CANCELLATION_ID;
 use crate::saga::{SagaRecord, StepStatus};

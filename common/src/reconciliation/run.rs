@@ -14,7 +14,8 @@ use super::{
     Discrepancy, DiscrepancyFound, DiscrepancyKind, ReconciliationCompleted, ReconciliationConfig,
     ReconciliationReport, LATEST_CURSOR, RESUME_CURSOR, SOURCE,
 };
-use crate::connectors::{ErpConnector, ErpDocumentKind, LoyaltyConnector};
+use crate::ports::erp::{ErpConnector, ErpDocumentKind};
+use crate::ports::loyalty::LoyaltyConnector;
 use crate::ports::{
     ArchiveError, ArchivedEvent, BusError, BusEvent, EventArchive, EventBus, ReplaySpan,
     StateStore, StoreError,

@@ -30,9 +30,9 @@ use serde::Serialize;
 use crate::checkout::catalog::Catalog;
 use crate::checkout::pricing::PriceEntry;
 use crate::checkout::stock::{CountOutcome, StockReservations};
-use crate::connectors::erp_catalog::{ErpCatalogFeed, ErpItem};
-use crate::connectors::{EcommerceConnector, StockLevel};
 use crate::money::Currency;
+use crate::ports::erp::{ErpCatalogFeed, ErpItem};
+use crate::ports::shop::{EcommerceConnector, StockLevel};
 use crate::resilience::CircuitBreaker;
 
 use super::return_reversal::Guarded;

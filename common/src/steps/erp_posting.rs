@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 
-use crate::connectors::{external_id, ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder};
 use crate::events::{Envelope, OrderPlaced, OrderPostedToErp};
+use crate::idempotency::external_id;
 use crate::idempotency::{IdempotencyKey, LeasePolicy};
 use crate::model::{LineKind, Order};
 use crate::money::Money;
+use crate::ports::erp::{ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder};
 use crate::ports::{EventBus, StateStore};
 use crate::resilience::CircuitBreaker;
 
@@ -197,7 +198,7 @@ impl ErpPosting {
         so: &ErpSalesOrder,
         native: bool,
         inv: Invocation,
-    ) -> Result<(crate::connectors::ErpDocument, String), StepOutcome> {
+    ) -> Result<(crate::ports::erp::ErpDocument, String), StepOutcome> {
         self.breaker.permit(inv.now)?;
         let result = async {
             let customer_id = self.erp.upsert_customer(&self.customer(order)).await?;

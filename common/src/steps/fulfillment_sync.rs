@@ -20,11 +20,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::connectors::erp_shipments::{ErpShipment, ErpShipmentFeed};
-use crate::connectors::{EcommerceConnector, ShopFulfillment};
 use crate::events::{FulfillmentShipped, StockUnits};
 use crate::idempotency::{payload_hash, IdempotencyKey, LeasePolicy};
 use crate::model::{OrderRef, Platform};
+use crate::ports::erp::{ErpShipment, ErpShipmentFeed};
+use crate::ports::shop::{EcommerceConnector, ShopFulfillment};
 use crate::ports::{EventBus, QuarantinedDelivery, StateStore};
 use crate::resilience::{CircuitBreaker, ConnectorError};
 

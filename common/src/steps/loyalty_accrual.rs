@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
-use crate::connectors::{external_id, AccrualRequest, Enrollment, LoyaltyConnector, LoyaltyMember};
 use crate::events::{Envelope, LoyaltyAccrued, OrderPlaced};
+use crate::idempotency::external_id;
 use crate::idempotency::{IdempotencyKey, LeasePolicy};
 use crate::loyalty_rules::LoyaltyRules;
 use crate::model::Order;
+use crate::ports::loyalty::{AccrualRequest, Enrollment, LoyaltyConnector, LoyaltyMember};
 use crate::ports::{EventBus, StateStore};
 use crate::resilience::{CircuitBreaker, ConnectorError};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::adapters::dynamodb_catalog::DynamoDbCatalog;
 use common::checkout::hot_stock::STEP_BUDGET;
-use common::config::{erp_catalog_from_env, shops_from_env};
+use common::connectors::from_env::{erp_catalog_from_env, shops_from_env};
 use common::lambda::{
     aws_sdk_config, connector_credentials, env, init_tracing, release_budgets,
     scheduled_run_answer, stock, SdkConfig,

@@ -21,7 +21,7 @@ use common::checkout::hot_stock::CHECKOUT_BUDGET;
 use common::checkout::validation::{
     answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation, LoyaltyFallback,
 };
-use common::config::salesforce_config;
+use common::connectors::from_env::salesforce_config;
 use common::connectors::salesforce::SalesforceLoyalty;
 use common::lambda::{
     aws_sdk_config, connector_credentials, env, init_tracing, read_secret, stock, SdkConfig,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::adapters::dynamodb::DynamoDbStateStore;
-use common::config::{erp_shipments_from_env, shops_from_env};
+use common::connectors::from_env::{erp_shipments_from_env, shops_from_env};
 use common::lambda::{
     aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing,
     release_budgets, scheduled_run_answer, SdkConfig,

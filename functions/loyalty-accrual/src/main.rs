@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::sqs::SqsQueueControl;
-use common::config::salesforce_config;
+use common::connectors::from_env::salesforce_config;
 use common::connectors::salesforce::SalesforceLoyalty;
 use common::lambda::{
     aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::adapters::dynamodb::DynamoDbStateStore;
 use common::adapters::eventbridge::EventBridgeBus;
 use common::adapters::eventbridge_archive::EventBridgeArchive;
-use common::config::{erp_from_env, salesforce_config};
+use common::connectors::from_env::{erp_from_env, salesforce_config};
 use common::connectors::salesforce::SalesforceLoyalty;
 use common::lambda::{
     aws_sdk_config, connector_credentials, deadline, env, init_tracing, SdkConfig,

@@ -10,10 +10,11 @@
 //! order is cancelled and the refund credits nothing, whichever arrived
 //! first.
 
-use crate::connectors::{external_id, ErpCreditMemo, ErpLine};
 use crate::events::{CreditMemoLine, CreditMemoPosted, OrderCancelledInErp, OrderPostedToErp};
+use crate::idempotency::external_id;
 use crate::model::{LineKind, Refund};
 use crate::money::Money;
+use crate::ports::erp::{ErpCreditMemo, ErpLine};
 use crate::refund_ledger::OrderFacts;
 use crate::steps::erp_posting::{sales_order_external_id, ErpPostingConfig, STEP as POST_STEP};
 use crate::steps::{run_step, StepOutcome};

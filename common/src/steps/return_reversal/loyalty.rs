@@ -2,9 +2,10 @@
 //! debited, or the accrual cancelled whole when the whole order comes back
 //! in its first case.
 
-use crate::connectors::{external_id, ReversalRequest};
 use crate::events::{LoyaltyAccrued, LoyaltyReversed};
+use crate::idempotency::external_id;
 use crate::money::MoneyError;
+use crate::ports::loyalty::ReversalRequest;
 use crate::refund_ledger::CANCELLATION_ID;
 use crate::steps::loyalty_accrual::{accrual_external_id, STEP as ACCRUAL_STEP};
 use crate::steps::{run_step, StepOutcome};

@@ -32,11 +32,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::connectors::{EcommerceConnector, ErpConnector, LoyaltyConnector};
 use crate::events::{Envelope, OrderCancelled, RefundIssued};
 use crate::idempotency::{payload_hash, IdempotencyKey, LeasePolicy};
 use crate::loyalty_rules::LoyaltyRules;
 use crate::model::{OrderRef, Platform, Refund};
+use crate::ports::erp::ErpConnector;
+use crate::ports::loyalty::LoyaltyConnector;
+use crate::ports::shop::EcommerceConnector;
 use crate::ports::{EventBus, StateStore};
 use crate::refund_ledger::{AdmittedRefund, OrderFacts, RefundLedger, CANCELLATION_ID};
 use crate::resilience::{CircuitBreaker, ConnectorError};

@@ -1,9 +1,10 @@
 //! A till return recorded on the shop's order, so the shop shows it as
 //! returned.
 
-use crate::connectors::{external_id, ShopRefund, ShopRefundLine};
 use crate::events::ShopRefundRecorded;
+use crate::idempotency::external_id;
 use crate::model::Refund;
+use crate::ports::shop::{ShopRefund, ShopRefundLine};
 use crate::steps::{run_step, StepOutcome};
 
 use super::{Case, ReturnReversal, SHOP_STEP};

@@ -1,7 +1,12 @@
-//! The ports the step logic talks to. Adapters: DynamoDB and EventBridge
-//! (`adapters::dynamodb`, `adapters::eventbridge`) on AWS, and in-process
-//! twins with the same semantics (`adapters::in_process`) for the local app
-//! and fast tests.
+//! The ports the step logic talks to, each with its contract. Adapters: on
+//! AWS, DynamoDB, EventBridge, SQS and S3 (`retailflow-aws`); over HTTP, the
+//! ERPs, the loyalty platform and the shops (`retailflow-connectors`); and
+//! in-process twins with the same semantics (`adapters::in_process`) for the
+//! local app and fast tests.
+
+pub mod erp;
+pub mod loyalty;
+pub mod shop;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
