@@ -7,9 +7,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use common::adapters::in_process::{InProcessEventBus, InProcessStateStore};
-use common::config::WebhookSecretDocument;
-use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookResponse, WebhookRoute};
+use retailflow_core::adapters::in_process::{InProcessEventBus, InProcessStateStore};
+use retailflow_core::config::WebhookSecretDocument;
+use retailflow_core::intake::{
+    IntakeConfig, OrderIntake, WebhookRequest, WebhookResponse, WebhookRoute,
+};
 
 pub const SHOPIFY_SECRET: &str = "fuzz-shopify-secret";
 pub const POS_STORE: &str = "store-042";
@@ -107,8 +109,8 @@ pub fn split(data: &[u8]) -> (u8, &[u8]) {
 pub mod shopify_webhook {
     #[allow(unused_imports)]
     use super::*;
-    use common::intake::WebhookRoute;
-    use common::webhook::{shopify_signature, Secret};
+    use retailflow_core::intake::WebhookRoute;
+    use retailflow_core::webhook::{shopify_signature, Secret};
 
     const TOPICS: [&str; 6] = [
         "orders/create",
@@ -154,8 +156,8 @@ pub mod shopify_webhook {
 pub mod pos_return {
     #[allow(unused_imports)]
     use super::*;
-    use common::intake::WebhookRoute;
-    use common::webhook::{shopify_signature, Secret};
+    use retailflow_core::intake::WebhookRoute;
+    use retailflow_core::webhook::{shopify_signature, Secret};
 
     /// The point-of-sale return API: any body, signed with the store's secret
     /// (or not), stamped with a timestamp and nonce or as an unstamped till,
@@ -168,7 +170,7 @@ pub mod pos_return {
             "wrong"
         });
         let headers: Vec<(&str, String)> = if selector & 0x40 == 0 {
-            common::mappers::pos::signed_headers(
+            retailflow_core::mappers::pos::signed_headers(
                 POS_STORE,
                 &secret,
                 chrono::Utc::now(),
@@ -197,8 +199,8 @@ pub mod pos_return {
 pub mod adobe_webhook {
     #[allow(unused_imports)]
     use super::*;
-    use common::intake::WebhookRoute;
-    use common::mappers::adobe;
+    use retailflow_core::intake::WebhookRoute;
+    use retailflow_core::mappers::adobe;
 
     /// Adobe Commerce (I/O Events) webhooks: any body with any signature
     /// headers through the real intake (refused unless signed by the dev keys),
@@ -243,18 +245,22 @@ pub mod checkout_request {
     use super::*;
     use std::sync::{Arc, OnceLock};
 
-    use common::adapters::in_process::InProcessStateStore;
-    use common::checkout::auth::{
+    use retailflow_core::adapters::in_process::InProcessStateStore;
+    use retailflow_core::checkout::auth::{
         session_token, storefront_headers, CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument,
     };
-    use common::checkout::catalog::{CatalogSeed, InProcessCatalog};
-    use common::checkout::stock::InProcessStock;
-    use common::checkout::validation::{
+    use retailflow_core::checkout::catalog::{CatalogSeed, InProcessCatalog};
+    use retailflow_core::checkout::stock::InProcessStock;
+    use retailflow_core::checkout::validation::{
         answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation,
     };
-    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-    use common::resilience::CircuitBreaker;
-    use common::webhook::Secret;
+    use retailflow_core::ports::loyalty::{
+        AccrualJournal, AccrualRequest, Enrollment, LedgerJournal, LoyaltyConnector, LoyaltyMember,
+        ReversalRequest,
+    };
+    use retailflow_core::resilience::CircuitBreaker;
+    use retailflow_core::resilience::ConnectorError;
+    use retailflow_core::webhook::Secret;
 
     const SEED: &str = include_str!("../../events/catalog/seed.json");
     pub const CLIENT_ID: &str = "fuzz-client-id";
@@ -263,6 +269,59 @@ pub mod checkout_request {
     pub const CUSTOMER: &str = "7301928374651";
     pub const STOREFRONT: &str = "web-fuzz";
     pub const STOREFRONT_SECRET: &str = "fuzz-storefront-secret";
+
+    /// The loyalty platform out of reach, as a refused connection answers:
+    /// checkout then takes its fallback path, which the fuzzer explores too,
+    /// without a network or an HTTP client.
+    struct UnreachableLoyalty;
+
+    fn unreachable<T>() -> Result<T, ConnectorError> {
+        Err(ConnectorError::Unavailable {
+            system: "fuzz-loyalty",
+            reason: "connection refused".into(),
+            retry_after: None,
+        })
+    }
+
+    #[async_trait::async_trait]
+    impl LoyaltyConnector for UnreachableLoyalty {
+        fn system(&self) -> &'static str {
+            "fuzz-loyalty"
+        }
+        async fn find_member(&self, _: &str) -> Result<Option<LoyaltyMember>, ConnectorError> {
+            unreachable()
+        }
+        async fn enroll(&self, _: &Enrollment) -> Result<LoyaltyMember, ConnectorError> {
+            unreachable()
+        }
+        async fn find_accrual(&self, _: &str) -> Result<Option<AccrualJournal>, ConnectorError> {
+            unreachable()
+        }
+        async fn post_accrual(&self, _: &AccrualRequest) -> Result<AccrualJournal, ConnectorError> {
+            unreachable()
+        }
+        async fn points_balance(&self, _: &str) -> Result<Option<i64>, ConnectorError> {
+            unreachable()
+        }
+        async fn find_reversal(&self, _: &str) -> Result<Option<AccrualJournal>, ConnectorError> {
+            unreachable()
+        }
+        async fn post_reversal(
+            &self,
+            _: &ReversalRequest,
+        ) -> Result<AccrualJournal, ConnectorError> {
+            unreachable()
+        }
+        async fn ledger_journals(
+            &self,
+            _: &[String],
+        ) -> Result<Vec<LedgerJournal>, ConnectorError> {
+            unreachable()
+        }
+        async fn cancel_accrual(&self, _: &str, _: &str) -> Result<Option<String>, ConnectorError> {
+            unreachable()
+        }
+    }
 
     fn checkout() -> &'static CheckoutValidation {
         static CHECKOUT: OnceLock<CheckoutValidation> = OnceLock::new();
@@ -273,18 +332,7 @@ pub mod checkout_request {
             runtime()
                 .block_on(seed.load(&catalog, stock.as_ref()))
                 .expect("the sample catalog loads");
-            let loyalty = Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
-                base_url: "http://127.0.0.1:9".into(),
-                api_version: "v62.0".into(),
-                program_name: "Fuzz".into(),
-                journal_subtype: "Purchase".into(),
-                debit_process: "Debit".into(),
-                auth: common::connectors::auth::SalesforceAuth::from_secret(
-                    common::credentials::ConnectorSecrets::fixed(&Default::default()),
-                    "http://127.0.0.1:9",
-                ),
-                timeout: std::time::Duration::from_millis(200),
-            }));
+            let loyalty = Arc::new(UnreachableLoyalty);
             CheckoutValidation::new(
                 catalog,
                 stock,
@@ -361,7 +409,7 @@ pub mod checkout_request {
         let headers = match mode {
             0 => header_map(&[("authorization", format!("Bearer {}", token(now)))]),
             1 => {
-                let nonce = format!("fuzz-{}", common::idempotency::payload_hash(data));
+                let nonce = format!("fuzz-{}", retailflow_core::idempotency::payload_hash(data));
                 header_map(&storefront_headers(
                     STOREFRONT,
                     &Secret::new(STOREFRONT_SECRET),
@@ -400,7 +448,7 @@ pub mod checkout_request {
 pub mod checkout_auth {
     #[allow(unused_imports)]
     use super::*;
-    use common::checkout::auth::verify_session_token;
+    use retailflow_core::checkout::auth::verify_session_token;
 
     /// Checkout's credentials parser on raw input: header lines (`name:
     /// value`), a blank line, the body, through authentication (refused

@@ -5,14 +5,18 @@ use std::io::Read;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::eventbridge::EventBridgeBus;
-use common::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, RecordOutcome};
-use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use common::ports::{BusError, BusEvent, EventBus, QuarantinedDelivery, StateStore, StoreError};
-use common::saga::{SagaEvent, SagaUpdate, StepStatus, SAGA_RETENTION};
-use common::webhook::{HmacSecrets, Secret};
 use http::HeaderMap;
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::eventbridge::EventBridgeBus;
+use retailflow_core::idempotency::{
+    ClaimOutcome, ClaimRequest, Completion, IdempotencyKey, RecordOutcome,
+};
+use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use retailflow_core::ports::{
+    BusError, BusEvent, EventBus, QuarantinedDelivery, StateStore, StoreError,
+};
+use retailflow_core::saga::{SagaEvent, SagaUpdate, StepStatus, SAGA_RETENTION};
+use retailflow_core::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{
     aws_config, create_routed_bus, create_state_table, drain, signed_shopify_headers,
 };

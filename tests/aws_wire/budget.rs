@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::budget::{BudgetCalendar, BudgetSlots, ConcurrencyBudget};
-use common::resilience::ConnectorError;
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_core::budget::{BudgetCalendar, BudgetSlots, ConcurrencyBudget};
+use retailflow_core::resilience::ConnectorError;
 use retailflow_e2e::{aws_config, create_state_table, unique};
 
 async fn store() -> Arc<DynamoDbStateStore> {
@@ -29,7 +29,7 @@ async fn containers_sharing_slots_in_dynamodb_never_exceed_the_budget() {
                 account.clone(),
                 BudgetCalendar::constant(3),
                 store.clone(),
-                common::credentials::system_clock(),
+                retailflow_core::credentials::system_clock(),
             ))
         })
         .collect();

@@ -8,21 +8,21 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-use common::adapters::dynamodb_stock::DynamoDbStock;
-use common::checkout::auth::{
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
+use retailflow_aws::adapters::dynamodb_stock::DynamoDbStock;
+use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use retailflow_core::checkout::auth::{
     session_token, storefront_headers, CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument,
 };
-use common::checkout::holds::{Admission, OpenHolds};
-use common::checkout::pricing::PriceEntry;
-use common::checkout::stock::StockReservations;
-use common::checkout::validation::{
+use retailflow_core::checkout::holds::{Admission, OpenHolds};
+use retailflow_core::checkout::pricing::PriceEntry;
+use retailflow_core::checkout::stock::StockReservations;
+use retailflow_core::checkout::validation::{
     answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation,
 };
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-use common::money::{Currency, Money};
-use common::webhook::Secret;
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::webhook::Secret;
 use retailflow_e2e::{aws_config, create_state_table, unique, RequestCounter};
 
 async fn state() -> Arc<DynamoDbStateStore> {
@@ -117,13 +117,13 @@ async fn an_authenticated_checkout_over_dynamodb_refuses_replays_and_caps_holds(
             program_name: "P".into(),
             journal_subtype: "Purchase".into(),
             debit_process: "DebitPointsFromMembers".into(),
-            auth: common::connectors::auth::SalesforceAuth::from_secret(
-                common::credentials::ConnectorSecrets::fixed(&Default::default()),
+            auth: retailflow_connectors::auth::SalesforceAuth::from_secret(
+                retailflow_core::credentials::ConnectorSecrets::fixed(&Default::default()),
                 "http://127.0.0.1:9",
             ),
             timeout: std::time::Duration::from_millis(100),
         })),
-        Arc::new(common::resilience::CircuitBreaker::new(
+        Arc::new(retailflow_core::resilience::CircuitBreaker::new(
             "loyalty",
             5,
             std::time::Duration::from_secs(60),

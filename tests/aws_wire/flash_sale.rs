@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::adapters::dynamodb_stock::DynamoDbStock;
-use common::checkout::hot_stock::{HotSkus, HotStock};
-use common::checkout::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
-use common::ports::StoreError;
+use retailflow_aws::adapters::dynamodb_stock::DynamoDbStock;
+use retailflow_core::checkout::hot_stock::{HotSkus, HotStock};
+use retailflow_core::checkout::stock::{
+    Reservation, ReservationLine, ReserveOutcome, StockReservations,
+};
+use retailflow_core::ports::StoreError;
 use retailflow_e2e::{contended_moto, create_state_table, Moto};
 
 /// The table's stock as the checkout Lambda builds it: the SDK's own
@@ -177,7 +179,7 @@ async fn a_sharded_hot_sku_on_moto_sells_every_unit_once() {
     stock.set_on_hand("DROP", 20).await.unwrap();
     // Spread over the five counters, four units each.
     let shards: Vec<String> = (0..5)
-        .map(|k| common::checkout::hot_stock::shard_sku("DROP", k))
+        .map(|k| retailflow_core::checkout::hot_stock::shard_sku("DROP", k))
         .collect();
     let levels = table.levels(&shards).await.unwrap();
     assert!(levels.iter().all(|l| l.available == 4), "{levels:?}");
@@ -205,7 +207,7 @@ async fn a_sharded_hot_sku_on_moto_sells_every_unit_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_order_without_a_hold_redelivered_after_its_commit_is_already_committed() {
-    use common::checkout::stock::{CommitOutcome, OrderCommit};
+    use retailflow_core::checkout::stock::{CommitOutcome, OrderCommit};
     let moto = contended_moto(1, 0);
     let table = table_stock(&moto).await;
     let stock = HotStock::new(table.clone(), HotSkus::all(["DROP"], 3));

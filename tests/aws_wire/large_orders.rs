@@ -7,19 +7,19 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-use common::adapters::dynamodb_stock::DynamoDbStock;
-use common::adapters::eventbridge::EventBridgeBus;
-use common::adapters::s3_claim_checks::S3ClaimChecks;
-use common::checkout::stock::{PostedOutcome, StockReservations};
-use common::claim_check::{resolve, ClaimCheckedBus};
-use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use common::ports::{ClaimChecks, EventBus};
-use common::queue_batch::QueueRecord;
-use common::steps::{Invocation, StepOutcome};
-use common::webhook::{HmacSecrets, Secret};
 use retailflow::large_orders::{shopify_order, shopify_refund, sku};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
+use retailflow_aws::adapters::dynamodb_stock::DynamoDbStock;
+use retailflow_aws::adapters::eventbridge::EventBridgeBus;
+use retailflow_aws::adapters::s3_claim_checks::S3ClaimChecks;
+use retailflow_core::checkout::stock::{PostedOutcome, StockReservations};
+use retailflow_core::claim_check::{resolve, ClaimCheckedBus};
+use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use retailflow_core::ports::{ClaimChecks, EventBus};
+use retailflow_core::queue_batch::QueueRecord;
+use retailflow_core::steps::{Invocation, StepOutcome};
+use retailflow_core::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{
     aws_config, create_state_table, poll_once, queue_with_dlq, route, signed_shopify_topic_headers,
     unique, Queue,
@@ -34,10 +34,10 @@ struct Stack {
     table: String,
     claims: Arc<S3ClaimChecks>,
     intake: OrderIntake,
-    erp: common::steps::erp_posting::ErpPosting,
-    loyalty: common::steps::loyalty_accrual::LoyaltyAccrual,
-    returns: common::steps::return_reversal::ReturnReversal,
-    stock_step: common::steps::stock_commit::StockCommit,
+    erp: retailflow_core::steps::erp_posting::ErpPosting,
+    loyalty: retailflow_core::steps::loyalty_accrual::LoyaltyAccrual,
+    returns: retailflow_core::steps::return_reversal::ReturnReversal,
+    stock_step: retailflow_core::steps::stock_commit::StockCommit,
     stock: Arc<DynamoDbStock>,
     sims: simulators::Simulators,
     queues: [Queue; 4],
@@ -99,12 +99,12 @@ async fn stack() -> Stack {
         )
         .with_claim_checks(claims.clone()),
         returns: retailflow_e2e::return_step(store.clone(), bus.clone(), &sims),
-        stock_step: common::steps::stock_commit::StockCommit::new(
+        stock_step: retailflow_core::steps::stock_commit::StockCommit::new(
             store.clone(),
             bus,
             stock.clone(),
             Arc::new(DynamoDbCatalog::new(ddb.clone(), &table)),
-            common::idempotency::LeasePolicy::default(),
+            retailflow_core::idempotency::LeasePolicy::default(),
         ),
         erp,
         loyalty,
@@ -151,13 +151,17 @@ impl Stack {
                 attempt: r.receive_count,
             };
             match i {
-                0 => common::steps::handle_message(&self.erp, &body, inv).await,
-                1 => common::steps::handle_message(&self.loyalty, &body, inv).await,
+                0 => retailflow_core::steps::handle_message(&self.erp, &body, inv).await,
+                1 => retailflow_core::steps::handle_message(&self.loyalty, &body, inv).await,
                 2 => {
-                    common::steps::stock_commit::handle_stock_message(&self.stock_step, &body, inv)
-                        .await
+                    retailflow_core::steps::stock_commit::handle_stock_message(
+                        &self.stock_step,
+                        &body,
+                        inv,
+                    )
+                    .await
                 }
-                _ => common::steps::handle_return_message(&self.returns, &body, inv).await,
+                _ => retailflow_core::steps::handle_return_message(&self.returns, &body, inv).await,
             }
         })
         .await

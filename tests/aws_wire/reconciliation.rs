@@ -7,14 +7,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::in_process::InProcessEventBus;
-use common::idempotency::{Completion, IdempotencyKey};
-use common::ports::StateStore;
-use common::reconciliation::{DiscrepancyKind, Reconciliation, ReconciliationConfig};
-use common::resilience::CircuitBreaker;
-use common::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
-use common::steps::return_reversal::Guarded;
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_core::adapters::in_process::InProcessEventBus;
+use retailflow_core::idempotency::{Completion, IdempotencyKey};
+use retailflow_core::ports::StateStore;
+use retailflow_core::reconciliation::{DiscrepancyKind, Reconciliation, ReconciliationConfig};
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
+use retailflow_core::steps::return_reversal::Guarded;
 use retailflow_e2e::{aws_config, create_state_table, RequestCounter};
 
 fn t0() -> DateTime<Utc> {
@@ -193,8 +193,8 @@ async fn the_first_event_re_drive_counts_and_reports_round_trip_through_dynamodb
 
 #[tokio::test]
 async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite() {
-    use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-    use common::webhook::{HmacSecrets, Secret};
+    use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+    use retailflow_core::webhook::{HmacSecrets, Secret};
     const ORDER: &str =
         include_str!("../../events/payloads/shopify-orders-create-discount-code.json");
     let cfg = aws_config().await;
@@ -232,24 +232,24 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
     let eb = aws_sdk_eventbridge::Client::new(&cfg);
     let bus_name = retailflow_e2e::unique("bus");
     eb.create_event_bus().name(&bus_name).send().await.unwrap();
-    let step_bus = Arc::new(common::adapters::eventbridge::EventBridgeBus::new(
+    let step_bus = Arc::new(retailflow_aws::adapters::eventbridge::EventBridgeBus::new(
         eb, &bus_name,
     ));
     let (erp, loyalty) = retailflow_e2e::saga_steps(store.clone(), step_bus, &sims);
     let placed = bus.published();
-    let event = common::steps::envelope_from_message(&placed[0].detail).unwrap();
-    let inv = common::steps::Invocation {
+    let event = retailflow_core::steps::envelope_from_message(&placed[0].detail).unwrap();
+    let inv = retailflow_core::steps::Invocation {
         now,
         deadline: None,
         attempt: 1,
     };
     assert!(matches!(
         erp.handle(&event, inv).await,
-        common::steps::StepOutcome::Done { .. }
+        retailflow_core::steps::StepOutcome::Done { .. }
     ));
     assert!(matches!(
         loyalty.handle(&event, inv).await,
-        common::steps::StepOutcome::Done { .. }
+        retailflow_core::steps::StepOutcome::Done { .. }
     ));
 
     // A refund opens its own saga item: time-indexed, remembering its
@@ -316,7 +316,7 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
     };
     // No step is stuck here: no rule is needed for re-drives.
     let archive = Arc::new(
-        common::adapters::eventbridge_archive::EventBridgeArchive::new(
+        retailflow_aws::adapters::eventbridge_archive::EventBridgeArchive::new(
             aws_sdk_eventbridge::Client::new(&cfg),
             "arn:aws:events:us-east-1:123456789012:archive/none",
             "arn:aws:events:us-east-1:123456789012:event-bus/none",
@@ -374,9 +374,9 @@ async fn a_run_over_dynamodb_sagas_finds_a_sales_order_total_edited_in_netsuite(
 
 #[tokio::test]
 async fn a_stuck_steps_event_is_replayed_from_the_bus_archive_to_its_rules_only() {
-    use common::adapters::eventbridge::EventBridgeBus;
-    use common::adapters::eventbridge_archive::EventBridgeArchive;
-    use common::ports::{ArchivedEvent, BusEvent, EventArchive, EventBus, ReplaySpan};
+    use retailflow_aws::adapters::eventbridge::EventBridgeBus;
+    use retailflow_aws::adapters::eventbridge_archive::EventBridgeArchive;
+    use retailflow_core::ports::{ArchivedEvent, BusEvent, EventArchive, EventBus, ReplaySpan};
     let cfg = aws_config().await;
     let routed = retailflow_e2e::create_routed_bus(&cfg, &["OrderPlaced"]).await;
     let eb = aws_sdk_eventbridge::Client::new(&cfg);
@@ -414,7 +414,7 @@ async fn a_stuck_steps_event_is_replayed_from_the_bus_archive_to_its_rules_only(
         .publish(&[BusEvent {
             event_id,
             detail_type: "OrderPlaced".into(),
-            source: common::events::INTAKE_SOURCE.into(),
+            source: retailflow_core::events::INTAKE_SOURCE.into(),
             detail: serde_json::json!({"event_id": event_id, "event_type": "OrderPlaced"})
                 .to_string(),
             time: at,

@@ -3,10 +3,10 @@
 //! too many receives), left on the DLQ by listing, re-driven by filter to
 //! the source queue; and kept events of a window sent to a rule's queue.
 
-use common::adapters::sqs::SqsQueueControl;
-use common::adapters::sqs_dead_letters::SqsDeadLetters;
-use common::queue_batch::{QueueControl, QueueRecord};
-use common::replay::{DeadLetterFilter, DeadLetters};
+use retailflow_aws::adapters::sqs::SqsQueueControl;
+use retailflow_aws::adapters::sqs_dead_letters::SqsDeadLetters;
+use retailflow_core::queue_batch::{QueueControl, QueueRecord};
+use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
 use retailflow_e2e::{aws_config, queue_with_dlq};
 
 fn body(order: &str) -> String {

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::eventbridge::EventBridgeBus;
-use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use common::money::{Currency, Money};
-use common::ports::StateStore;
-use common::refund_ledger::{AdmittedRefund, OrderFacts, RefundLedger};
-use common::webhook::{HmacSecrets, Secret};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::eventbridge::EventBridgeBus;
+use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::StateStore;
+use retailflow_core::refund_ledger::{AdmittedRefund, OrderFacts, RefundLedger};
+use retailflow_core::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{
     aws_config, create_state_table, poll_return_step, poll_step, queue_with_dlq, return_step,
     route, saga_steps, signed_shopify_headers, signed_shopify_topic_headers, unique,
@@ -178,7 +178,7 @@ async fn a_refund_is_routed_to_the_return_queue_and_reversed_once_over_real_aws_
     // A return at the till of the other sock: also recorded in the shop.
     let body = POS_RETURN.replace("acme-outdoor.myshopify.com", "acme.myshopify.com");
     let mut h = http::HeaderMap::new();
-    for (k, v) in common::mappers::pos::signed_headers(
+    for (k, v) in retailflow_core::mappers::pos::signed_headers(
         "store-042",
         &Secret::new(STORE_SECRET),
         Utc::now(),
@@ -333,8 +333,8 @@ async fn dynamodb_refund_ledger_writes_are_conditional_on_its_version() {
 
 #[tokio::test]
 async fn dynamodb_refuses_an_order_step_once_the_order_is_cancelled() {
-    use common::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
-    use common::ports::StoreError;
+    use retailflow_core::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
+    use retailflow_core::ports::StoreError;
     let cfg = aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     let table = create_state_table(&ddb).await;

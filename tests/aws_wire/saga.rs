@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::eventbridge::EventBridgeBus;
-use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use common::ports::StateStore;
-use common::queue_batch::QueueRecord;
-use common::steps::StepOutcome;
-use common::webhook::{HmacSecrets, Secret};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::eventbridge::EventBridgeBus;
+use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use retailflow_core::ports::StateStore;
+use retailflow_core::queue_batch::QueueRecord;
+use retailflow_core::steps::StepOutcome;
+use retailflow_core::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{
     aws_config, create_state_table, poll_once, poll_once_with, poll_step, queue_with_dlq, route,
     saga_steps, signed_shopify_headers, unique, RequestCounter,
@@ -184,14 +184,14 @@ async fn an_order_flows_through_real_aws_apis_to_erp_and_loyalty_once() {
         12808
     );
     // `retailflow trace` reads the same story back from DynamoDB.
-    let trace = common::trace::trace_order(
+    let trace = retailflow_core::trace::trace_order(
         store.as_ref(),
         "shopify:acme.myshopify.com:order:5872301948123",
     )
     .await
     .unwrap()
     .unwrap();
-    let text = common::trace::render(&trace);
+    let text = retailflow_core::trace::render(&trace);
     let so = &sims.netsuite_sales_orders()[0].tran_id;
     assert!(text.contains(&format!("document_number={so}")), "{text}");
     assert!(trace.open_steps.is_empty(), "{text}");
@@ -282,7 +282,7 @@ async fn a_retry_hides_the_message_for_the_policy_delay_then_it_comes_back() {
         .send()
         .await
         .unwrap();
-    let policy = common::resilience::RetryPolicy {
+    let policy = retailflow_core::resilience::RetryPolicy {
         base: Duration::from_secs(3),
         max: Duration::from_secs(3),
     };

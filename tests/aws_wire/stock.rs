@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use common::adapters::dynamodb_stock::DynamoDbStock;
-use common::checkout::stock::{
+use retailflow_aws::adapters::dynamodb_stock::DynamoDbStock;
+use retailflow_core::checkout::stock::{
     CommitOutcome, OrderCommit, Reservation, ReservationLine, ReserveOutcome, StockReservations,
 };
 use retailflow_e2e::{aws_config, create_state_table, unique};
@@ -201,14 +201,14 @@ async fn a_hold_costs_one_dynamodb_request() {
 
 #[tokio::test]
 async fn a_checkout_over_dynamodb_reads_the_catalog_in_batches_and_holds_in_one_write() {
-    use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-    use common::checkout::pricing::{CartLine, PriceEntry};
-    use common::checkout::promotions::{Discount, Promotion, Scope};
-    use common::checkout::validation::{
+    use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
+    use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+    use retailflow_core::checkout::pricing::{CartLine, PriceEntry};
+    use retailflow_core::checkout::promotions::{Discount, Promotion, Scope};
+    use retailflow_core::checkout::validation::{
         CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation,
     };
-    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-    use common::money::{Currency, Money};
+    use retailflow_core::money::{Currency, Money};
     use retailflow_e2e::RequestCounter;
     let cfg = aws_config().await;
     let table = create_state_table(&aws_sdk_dynamodb::Client::new(&cfg)).await;
@@ -254,13 +254,13 @@ async fn a_checkout_over_dynamodb_reads_the_catalog_in_batches_and_holds_in_one_
             program_name: "P".into(),
             journal_subtype: "Purchase".into(),
             debit_process: "DebitPointsFromMembers".into(),
-            auth: common::connectors::auth::SalesforceAuth::from_secret(
-                common::credentials::ConnectorSecrets::fixed(&Default::default()),
+            auth: retailflow_connectors::auth::SalesforceAuth::from_secret(
+                retailflow_core::credentials::ConnectorSecrets::fixed(&Default::default()),
                 "http://127.0.0.1:9",
             ),
             timeout: std::time::Duration::from_millis(100),
         })),
-        Arc::new(common::resilience::CircuitBreaker::new(
+        Arc::new(retailflow_core::resilience::CircuitBreaker::new(
             "loyalty",
             5,
             std::time::Duration::from_secs(60),
@@ -448,8 +448,8 @@ async fn a_hold_swept_while_its_order_commits_still_sells_the_order() {
 
 #[tokio::test]
 async fn a_promotion_use_counts_once_per_order() {
-    use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-    use common::checkout::catalog::Catalog;
+    use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
+    use retailflow_core::checkout::catalog::Catalog;
     let cfg = aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     let table = create_state_table(&ddb).await;
@@ -472,7 +472,7 @@ async fn a_promotion_use_counts_once_per_order() {
 #[tokio::test]
 async fn an_erp_count_over_dynamodb_takes_off_units_the_erp_has_not_received_and_skips_stale_reads()
 {
-    use common::checkout::stock::{CountOutcome, PostedOutcome};
+    use retailflow_core::checkout::stock::{CountOutcome, PostedOutcome};
     let s = stock().await;
     let t0 = Utc::now();
     let a = unique("erp");

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::eventbridge::EventBridgeBus;
-use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use common::webhook::{HmacSecrets, Secret};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::eventbridge::EventBridgeBus;
+use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use retailflow_core::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{
     aws_config, deploy_template, poll_step, saga_steps, signed_shopify_headers, unique, Queue,
 };

@@ -14,10 +14,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use common::adapters::sqs::SqsQueueControl;
-use common::queue_batch::{process_batch, QueueRecord};
-use common::resilience::RetryPolicy;
-use common::steps::StepOutcome;
+use retailflow_aws::adapters::sqs::SqsQueueControl;
+use retailflow_core::queue_batch::{process_batch, QueueRecord};
+use retailflow_core::resilience::RetryPolicy;
+use retailflow_core::steps::StepOutcome;
 
 pub struct Moto {
     pub endpoint: String,
@@ -140,7 +140,7 @@ impl Moto {
     /// SDK configuration for this moto: real clients, test credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(common::lambda::aws_https_client())
+            .http_client(retailflow_aws::lambda::aws_https_client())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -209,7 +209,7 @@ pub async fn create_state_table(client: &aws_sdk_dynamodb::Client) -> String {
         // As template.yaml: sagas by the hour they started.
         .global_secondary_indexes(
             aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
-                .index_name(common::adapters::dynamodb_saga_index::SAGAS_INDEX)
+                .index_name(retailflow_aws::adapters::dynamodb_saga_index::SAGAS_INDEX)
                 .key_schema(
                     KeySchemaElement::builder()
                         .attribute_name("time_bucket")
@@ -235,7 +235,7 @@ pub async fn create_state_table(client: &aws_sdk_dynamodb::Client) -> String {
         // As template.yaml: stock holds by expiry minute.
         .global_secondary_indexes(
             aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
-                .index_name(common::adapters::dynamodb_stock::HOLDS_INDEX)
+                .index_name(retailflow_aws::adapters::dynamodb_stock::HOLDS_INDEX)
                 .key_schema(
                     KeySchemaElement::builder()
                         .attribute_name("hold_minute")
@@ -287,7 +287,7 @@ pub async fn create_routed_bus(config: &aws_config::SdkConfig, detail_types: &[&
         .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
         .clone();
     let pattern = serde_json::json!({
-        "source": [common::events::INTAKE_SOURCE],
+        "source": [retailflow_core::events::INTAKE_SOURCE],
         "detail-type": detail_types,
     });
     let rule = unique("rule");
@@ -470,8 +470,8 @@ where
 }
 
 /// NetSuite on the simulators.
-pub fn netsuite(sims: &simulators::Simulators) -> common::connectors::netsuite::NetSuiteErp {
-    use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+pub fn netsuite(sims: &simulators::Simulators) -> retailflow_connectors::netsuite::NetSuiteErp {
+    use retailflow_connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
     NetSuiteErp::new(NetSuiteConfig {
         base_url: sims.netsuite_base(),
         auth: sims.netsuite_auth(),
@@ -483,8 +483,8 @@ pub fn netsuite(sims: &simulators::Simulators) -> common::connectors::netsuite::
 /// Salesforce Loyalty on the simulators.
 pub fn salesforce(
     sims: &simulators::Simulators,
-) -> common::connectors::salesforce::SalesforceLoyalty {
-    use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+) -> retailflow_connectors::salesforce::SalesforceLoyalty {
+    use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
     SalesforceLoyalty::new(SalesforceLoyaltyConfig {
         base_url: sims.salesforce_base(),
         api_version: "v62.0".into(),
@@ -498,23 +498,23 @@ pub fn salesforce(
 
 /// The two saga steps wired to real AWS adapters and the simulators.
 pub fn saga_steps(
-    store: std::sync::Arc<common::adapters::dynamodb::DynamoDbStateStore>,
-    bus: std::sync::Arc<dyn common::ports::EventBus>,
+    store: std::sync::Arc<retailflow_aws::adapters::dynamodb::DynamoDbStateStore>,
+    bus: std::sync::Arc<dyn retailflow_core::ports::EventBus>,
     sims: &simulators::Simulators,
 ) -> (
-    common::steps::erp_posting::ErpPosting,
-    common::steps::loyalty_accrual::LoyaltyAccrual,
+    retailflow_core::steps::erp_posting::ErpPosting,
+    retailflow_core::steps::loyalty_accrual::LoyaltyAccrual,
 ) {
-    use common::resilience::CircuitBreaker;
+    use retailflow_core::resilience::CircuitBreaker;
     use std::sync::Arc;
-    let erp = common::steps::erp_posting::ErpPosting::new(
+    let erp = retailflow_core::steps::erp_posting::ErpPosting::new(
         store.clone(),
         bus.clone(),
         Arc::new(netsuite(sims)),
         Arc::new(CircuitBreaker::new("netsuite", 5, Duration::from_secs(60))),
-        common::steps::erp_posting::ErpPostingConfig::default(),
+        retailflow_core::steps::erp_posting::ErpPostingConfig::default(),
     );
-    let loyalty = common::steps::loyalty_accrual::LoyaltyAccrual::new(
+    let loyalty = retailflow_core::steps::loyalty_accrual::LoyaltyAccrual::new(
         store,
         bus,
         Arc::new(salesforce(sims)),
@@ -523,7 +523,7 @@ pub fn saga_steps(
             5,
             Duration::from_secs(60),
         )),
-        common::steps::loyalty_accrual::LoyaltyAccrualConfig::default(),
+        retailflow_core::steps::loyalty_accrual::LoyaltyAccrualConfig::default(),
     );
     (erp, loyalty)
 }
@@ -531,13 +531,13 @@ pub fn saga_steps(
 /// The return step wired to real AWS adapters and the simulators (NetSuite,
 /// Salesforce Loyalty, the Shopify Admin API).
 pub fn return_step(
-    store: std::sync::Arc<common::adapters::dynamodb::DynamoDbStateStore>,
-    bus: std::sync::Arc<dyn common::ports::EventBus>,
+    store: std::sync::Arc<retailflow_aws::adapters::dynamodb::DynamoDbStateStore>,
+    bus: std::sync::Arc<dyn retailflow_core::ports::EventBus>,
     sims: &simulators::Simulators,
-) -> common::steps::return_reversal::ReturnReversal {
-    use common::connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
-    use common::resilience::CircuitBreaker;
-    use common::steps::return_reversal::{Guarded, ReturnReversal};
+) -> retailflow_core::steps::return_reversal::ReturnReversal {
+    use retailflow_connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
+    use retailflow_core::resilience::CircuitBreaker;
+    use retailflow_core::steps::return_reversal::{Guarded, ReturnReversal};
     use std::sync::Arc;
     let breaker = |n| Arc::new(CircuitBreaker::new(n, 5, Duration::from_secs(60)));
     ReturnReversal::new(
@@ -546,7 +546,7 @@ pub fn return_step(
         Guarded::new(Arc::new(netsuite(sims)), breaker("netsuite")),
         Guarded::new(Arc::new(salesforce(sims)), breaker("salesforce-loyalty")),
         vec![(
-            common::model::Platform::Shopify,
+            retailflow_core::model::Platform::Shopify,
             Guarded::new(
                 Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
                     base_url: Some(sims.shopify_admin_base()),
@@ -567,15 +567,15 @@ pub fn return_step(
 pub async fn poll_return_step(
     sqs: &aws_sdk_sqs::Client,
     q: &Queue,
-    step: &common::steps::return_reversal::ReturnReversal,
+    step: &retailflow_core::steps::return_reversal::ReturnReversal,
 ) -> usize {
     poll_once(sqs, q, |r: QueueRecord| async move {
-        let inv = common::steps::Invocation {
+        let inv = retailflow_core::steps::Invocation {
             now: chrono::Utc::now(),
             deadline: None,
             attempt: r.receive_count,
         };
-        common::steps::handle_return_message(step, &r.body, inv).await
+        retailflow_core::steps::handle_return_message(step, &r.body, inv).await
     })
     .await
 }
@@ -614,15 +614,15 @@ pub fn deploy_template(stack: &str) -> serde_json::Map<String, serde_json::Value
 pub async fn poll_step(
     sqs: &aws_sdk_sqs::Client,
     q: &Queue,
-    step: &dyn common::steps::OrderStep,
+    step: &dyn retailflow_core::steps::OrderStep,
 ) -> usize {
     poll_once(sqs, q, |r: QueueRecord| async move {
-        let inv = common::steps::Invocation {
+        let inv = retailflow_core::steps::Invocation {
             now: chrono::Utc::now(),
             deadline: None,
             attempt: r.receive_count,
         };
-        common::steps::handle_message(step, &r.body, inv).await
+        retailflow_core::steps::handle_message(step, &r.body, inv).await
     })
     .await
 }
@@ -650,8 +650,10 @@ pub fn signed_shopify_topic_headers(
         "x-shopify-event-id",
         HeaderValue::from_str(event_id).unwrap(),
     );
-    let sig =
-        common::webhook::shopify_signature(&common::webhook::Secret::new(secret), body.as_bytes());
+    let sig = retailflow_core::webhook::shopify_signature(
+        &retailflow_core::webhook::Secret::new(secret),
+        body.as_bytes(),
+    );
     h.insert(
         "x-shopify-hmac-sha256",
         HeaderValue::from_str(&sig).unwrap(),

@@ -1,7 +1,7 @@
 //! catalog-sync: invoked by an EventBridge schedule. Wires the configured
 //! ERP's item feed (NetSuite SuiteQL or Business Central `items`), the
 //! DynamoDB price book and stock ledger, and the shops' admin APIs into
-//! [`common::steps::catalog_sync::CatalogSync`]; the logic lives there.
+//! [`retailflow_core::steps::catalog_sync::CatalogSync`]; the logic lives there.
 //!
 //! A run that stops (ERP throttled or down, DynamoDB unavailable) fails the
 //! invocation with the reason; the next tick starts over, and every write
@@ -10,17 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-use common::checkout::hot_stock::STEP_BUDGET;
-use common::connectors::from_env::{erp_catalog_from_env, shops_from_env};
-use common::lambda::{
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
+use retailflow_aws::lambda::{
     aws_sdk_config, connector_credentials, env, init_tracing, release_budgets,
     scheduled_run_answer, stock, SdkConfig,
 };
-use common::resilience::CircuitBreaker;
-use common::steps::catalog_sync::CatalogSync;
-use common::steps::return_reversal::Guarded;
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_connectors::from_env::{erp_catalog_from_env, shops_from_env};
+use retailflow_core::checkout::hot_stock::STEP_BUDGET;
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::steps::catalog_sync::CatalogSync;
+use retailflow_core::steps::return_reversal::Guarded;
 use tokio::sync::OnceCell;
 
 struct App {
@@ -76,7 +76,7 @@ async fn handle(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    // Built on the first event (see common::lambda, "Built on the first event").
+    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
     let app = OnceCell::new();
     let app = &app;
     run(service_fn(move |event| async move {

@@ -1,8 +1,8 @@
 //! checkout-validation: `POST /checkout/validate` behind the HTTP API
 //! (openapi/checkout.yaml). Wires the DynamoDB catalog, stock holds, open
 //! holds and storefront nonces and the Salesforce Loyalty balance into
-//! [`common::checkout::validation::CheckoutValidation`], behind
-//! [`common::checkout::auth::CheckoutAuth`] (Shopify session tokens,
+//! [`retailflow_core::checkout::validation::CheckoutValidation`], behind
+//! [`retailflow_core::checkout::auth::CheckoutAuth`] (Shopify session tokens,
 //! storefronts' signed requests); the logic lives there.
 //!
 //! Init stays light: clients are built at start (no network); the
@@ -14,20 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-use common::checkout::auth::{CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument};
-use common::checkout::hot_stock::CHECKOUT_BUDGET;
-use common::checkout::validation::{
-    answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation, LoyaltyFallback,
-};
-use common::connectors::from_env::salesforce_config;
-use common::connectors::salesforce::SalesforceLoyalty;
-use common::lambda::{
+use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
+use retailflow_aws::lambda::{
     aws_sdk_config, connector_credentials, env, init_tracing, read_secret, stock, SdkConfig,
 };
-use common::resilience::CircuitBreaker;
-use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
+use retailflow_connectors::from_env::salesforce_config;
+use retailflow_connectors::salesforce::SalesforceLoyalty;
+use retailflow_core::checkout::auth::{CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument};
+use retailflow_core::checkout::hot_stock::CHECKOUT_BUDGET;
+use retailflow_core::checkout::validation::{
+    answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation, LoyaltyFallback,
+};
+use retailflow_core::resilience::CircuitBreaker;
 use tokio::sync::OnceCell;
 
 struct App {
@@ -170,7 +170,9 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     if status == 401 {
         resp.headers_mut().insert(
             lambda_http::http::header::WWW_AUTHENTICATE,
-            lambda_http::http::HeaderValue::from_static(common::checkout::auth::WWW_AUTHENTICATE),
+            lambda_http::http::HeaderValue::from_static(
+                retailflow_core::checkout::auth::WWW_AUTHENTICATE,
+            ),
         );
     }
     Ok(resp)
@@ -179,7 +181,7 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    // Built on the first event (see common::lambda, "Built on the first event").
+    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
     let app = OnceCell::new();
     let app = &app;
     run(service_fn(move |req: Request| async move {

@@ -1,23 +1,23 @@
 //! erp-post: SQS-triggered (ReportBatchItemFailures). Wires DynamoDB,
 //! EventBridge, SQS and the configured ERP connector (NetSuite or Business
-//! Central) into [`common::steps::erp_posting::ErpPosting`]; the logic lives
-//! there and in [`common::lambda::order_step_batch`].
+//! Central) into [`retailflow_core::steps::erp_posting::ErpPosting`]; the logic lives
+//! there and in [`retailflow_aws::lambda::order_step_batch`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::sqs::SqsQueueControl;
-use common::connectors::from_env::erp_from_env;
-use common::lambda::{
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::sqs::SqsQueueControl;
+use retailflow_aws::lambda::{
     aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing,
     order_step_batch, unstarted_batch, SdkConfig,
 };
-use common::ports::ClaimChecks;
-use common::resilience::CircuitBreaker;
-use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_connectors::from_env::erp_from_env;
+use retailflow_core::ports::ClaimChecks;
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::steps::erp_posting::{ErpPosting, ErpPostingConfig};
 use tokio::sync::OnceCell;
 
 struct App {
@@ -71,7 +71,7 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    // Built on the first event (see common::lambda, "Built on the first event").
+    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
     let app = OnceCell::new();
     let app = &app;
     run(service_fn(move |event| async move {

@@ -1,7 +1,7 @@
 //! fulfillment-sync: invoked by an EventBridge schedule. Wires the
 //! configured ERP's shipment feed (NetSuite item fulfillments over SuiteQL),
 //! the shops' admin APIs, DynamoDB (claims, watermark, quarantine) and
-//! EventBridge into [`common::steps::fulfillment_sync::FulfillmentSync`];
+//! EventBridge into [`retailflow_core::steps::fulfillment_sync::FulfillmentSync`];
 //! the logic lives there.
 //!
 //! With Business Central configured there is nothing to read (its API does
@@ -10,18 +10,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::connectors::from_env::{erp_shipments_from_env, shops_from_env};
-use common::lambda::{
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::lambda::{
     aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing,
     release_budgets, scheduled_run_answer, SdkConfig,
 };
-use common::ports::ClaimChecks;
-use common::resilience::CircuitBreaker;
-use common::steps::fulfillment_sync::FulfillmentSync;
-use common::steps::return_reversal::Guarded;
-use common::steps::Invocation;
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_connectors::from_env::{erp_shipments_from_env, shops_from_env};
+use retailflow_core::ports::ClaimChecks;
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::steps::fulfillment_sync::FulfillmentSync;
+use retailflow_core::steps::return_reversal::Guarded;
+use retailflow_core::steps::Invocation;
 use tokio::sync::OnceCell;
 
 struct App {
@@ -79,7 +79,7 @@ async fn handle(
     };
     let inv = Invocation {
         now: chrono::Utc::now(),
-        deadline: common::lambda::deadline(tick.context.deadline),
+        deadline: retailflow_aws::lambda::deadline(tick.context.deadline),
         attempt: 1,
     };
     let outcome = sync.run(inv).await;
@@ -90,7 +90,7 @@ async fn handle(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    // Built on the first event (see common::lambda, "Built on the first event").
+    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
     let app = OnceCell::new();
     let app = &app;
     run(service_fn(move |event| async move {

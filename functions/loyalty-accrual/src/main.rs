@@ -1,24 +1,24 @@
 //! loyalty-accrual: SQS-triggered (ReportBatchItemFailures). Wires DynamoDB,
 //! EventBridge, SQS and the Salesforce Loyalty connector into
-//! [`common::steps::loyalty_accrual::LoyaltyAccrual`]; the logic lives there
-//! and in [`common::lambda::order_step_batch`].
+//! [`retailflow_core::steps::loyalty_accrual::LoyaltyAccrual`]; the logic lives there
+//! and in [`retailflow_aws::lambda::order_step_batch`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::sqs::SqsQueueControl;
-use common::connectors::from_env::salesforce_config;
-use common::connectors::salesforce::SalesforceLoyalty;
-use common::lambda::{
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::sqs::SqsQueueControl;
+use retailflow_aws::lambda::{
     aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing,
     order_step_batch, unstarted_batch, SdkConfig,
 };
-use common::ports::ClaimChecks;
-use common::resilience::CircuitBreaker;
-use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_connectors::from_env::salesforce_config;
+use retailflow_connectors::salesforce::SalesforceLoyalty;
+use retailflow_core::ports::ClaimChecks;
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
 use tokio::sync::OnceCell;
 
 struct App {
@@ -76,7 +76,7 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    // Built on the first event (see common::lambda, "Built on the first event").
+    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
     let app = OnceCell::new();
     let app = &app;
     run(service_fn(move |event| async move {

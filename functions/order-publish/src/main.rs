@@ -1,6 +1,6 @@
 //! order-publish: `POST /webhooks/shopify` and `POST /webhooks/adobe` behind
 //! the HTTP API. Wires the DynamoDB and EventBridge adapters into
-//! [`common::intake::OrderIntake`]; the logic lives there.
+//! [`retailflow_core::intake::OrderIntake`]; the logic lives there.
 //!
 //! Init stays light: clients are built at start (no network), the webhook
 //! secrets are fetched from Secrets Manager on the first request and cached
@@ -10,22 +10,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::config::WebhookSecretDocument;
-use common::intake::freshness::ReplayPolicy;
-use common::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use common::lambda::{
+use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::lambda::{
     aws_sdk_config, claim_checks, deadline, env, event_bus, init_tracing, read_secret,
 };
-use common::ports::ClaimChecks;
-use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
+use retailflow_core::config::WebhookSecretDocument;
+use retailflow_core::intake::freshness::ReplayPolicy;
+use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use retailflow_core::ports::ClaimChecks;
 use tokio::sync::OnceCell;
 
 struct App {
     /// Where events too large for the bus ride (S3).
     claims: Arc<dyn ClaimChecks>,
     store: Arc<DynamoDbStateStore>,
-    bus: Arc<dyn common::ports::EventBus>,
+    bus: Arc<dyn retailflow_core::ports::EventBus>,
     secrets: aws_sdk_secretsmanager::Client,
     secrets_arn: String,
     adobe_shop: Option<String>,
@@ -105,7 +105,7 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    // Built on the first event (see common::lambda, "Built on the first event").
+    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
     let app = OnceCell::new();
     let app = &app;
     run(service_fn(move |req: Request| async move {

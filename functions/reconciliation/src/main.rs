@@ -2,7 +2,7 @@
 //! `ReconciliationRequested` on the bus (`retailflow reconcile --bus`, or
 //! itself when a run reaches its deadline), or directly. Wires DynamoDB,
 //! EventBridge, the configured ERP and Salesforce Loyalty into
-//! [`common::reconciliation::Reconciliation`]; the logic lives there.
+//! [`retailflow_core::reconciliation::Reconciliation`]; the logic lives there.
 //!
 //! A run paused at its deadline asks for itself again on the bus and goes
 //! on from its last page; one paused because a system of record cannot
@@ -12,21 +12,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::eventbridge::EventBridgeBus;
-use common::adapters::eventbridge_archive::EventBridgeArchive;
-use common::connectors::from_env::{erp_from_env, salesforce_config};
-use common::connectors::salesforce::SalesforceLoyalty;
-use common::lambda::{
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::eventbridge::EventBridgeBus;
+use retailflow_aws::adapters::eventbridge_archive::EventBridgeArchive;
+use retailflow_aws::lambda::{
     aws_sdk_config, connector_credentials, deadline, env, init_tracing, SdkConfig,
 };
-use common::ports::EventBus;
-use common::reconciliation::request::{config_from_env, requested_window};
-use common::reconciliation::run::{continuation_event, MAX_INVOCATIONS, PAUSED_AT_DEADLINE};
-use common::reconciliation::Reconciliation;
-use common::resilience::CircuitBreaker;
-use common::steps::return_reversal::Guarded;
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_connectors::from_env::{erp_from_env, salesforce_config};
+use retailflow_connectors::salesforce::SalesforceLoyalty;
+use retailflow_core::ports::EventBus;
+use retailflow_core::reconciliation::request::{config_from_env, requested_window};
+use retailflow_core::reconciliation::run::{
+    continuation_event, MAX_INVOCATIONS, PAUSED_AT_DEADLINE,
+};
+use retailflow_core::reconciliation::Reconciliation;
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::steps::return_reversal::Guarded;
 use tokio::sync::OnceCell;
 
 struct App {
@@ -96,7 +98,7 @@ async fn handle(
     let window = requested_window(&event.payload, now, lookback())?;
     let (recon, bus) = app.recon().await?;
     let report = recon.run(window, deadline(event.context.deadline)).await;
-    common::lambda::release_budgets().await;
+    retailflow_aws::lambda::release_budgets().await;
     let report = report?;
     let answer = serde_json::json!({
         "run_id": report.run_id,
@@ -128,7 +130,7 @@ async fn handle(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    // Built on the first event (see common::lambda, "Built on the first event").
+    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
     let app = OnceCell::new();
     let app = &app;
     run(service_fn(move |event| async move {

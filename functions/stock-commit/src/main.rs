@@ -1,25 +1,25 @@
 //! stock-commit: SQS-triggered (ReportBatchItemFailures), fed `OrderPlaced`
 //! and `OrderCancelled` by EventBridge rules and a one-minute schedule.
 //! Wires the DynamoDB stock and catalog, EventBridge and SQS into
-//! [`common::steps::stock_commit::StockCommit`]; the logic lives there and
-//! in [`common::lambda::stock_step_batch`]. No connector secret: this step
+//! [`retailflow_core::steps::stock_commit::StockCommit`]; the logic lives there and
+//! in [`retailflow_aws::lambda::stock_step_batch`]. No connector secret: this step
 //! talks to no external system.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use common::adapters::dynamodb::DynamoDbStateStore;
-use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-use common::adapters::sqs::SqsQueueControl;
-use common::checkout::hot_stock::STEP_BUDGET;
-use common::idempotency::LeasePolicy;
-use common::lambda::{
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
+use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
+use retailflow_aws::adapters::sqs::SqsQueueControl;
+use retailflow_aws::lambda::{
     aws_sdk_config, claim_checks, env, event_bus, init_tracing, stock, stock_step_batch,
 };
-use common::ports::ClaimChecks;
-use common::steps::stock_commit::StockCommit;
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retailflow_core::checkout::hot_stock::STEP_BUDGET;
+use retailflow_core::idempotency::LeasePolicy;
+use retailflow_core::ports::ClaimChecks;
+use retailflow_core::steps::stock_commit::StockCommit;
 use tokio::sync::OnceCell;
 
 struct App {
@@ -43,7 +43,7 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    // Built on the first event (see common::lambda, "Built on the first event").
+    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
     let app = OnceCell::new();
     let app = &app;
     run(service_fn(move |event| async move {

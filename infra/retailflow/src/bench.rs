@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::checkout::catalog::InProcessCatalog;
-use common::checkout::pricing::{CartLine, PriceEntry};
-use common::checkout::promotions::{Discount, Promotion, Scope};
-use common::checkout::stock::{InProcessStock, StockReservations};
-use common::checkout::validation::{
+use retailflow_core::checkout::catalog::InProcessCatalog;
+use retailflow_core::checkout::pricing::{CartLine, PriceEntry};
+use retailflow_core::checkout::promotions::{Discount, Promotion, Scope};
+use retailflow_core::checkout::stock::{InProcessStock, StockReservations};
+use retailflow_core::checkout::validation::{
     CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation,
 };
-use common::money::{Currency, Money};
-use common::resilience::CircuitBreaker;
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::resilience::CircuitBreaker;
 
 pub async fn bench_checkout(iterations: usize, lines: usize) -> anyhow::Result<()> {
     let usd = Currency::from_code("USD")?;

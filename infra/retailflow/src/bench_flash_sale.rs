@@ -13,19 +13,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::adapters::contention::{ContentionModel, ItemContention};
-use common::checkout::auth::Caller;
-use common::checkout::catalog::InProcessCatalog;
-use common::checkout::holds::InProcessOpenHolds;
-use common::checkout::hot_stock::{recommended_shards, HotSkus, HotStock, CHECKOUT_BUDGET};
-use common::checkout::pricing::{CartLine, PriceEntry};
-use common::checkout::stock::{InProcessStock, StockReservations};
-use common::checkout::validation::{
+use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use retailflow_core::adapters::contention::{ContentionModel, ItemContention};
+use retailflow_core::checkout::auth::Caller;
+use retailflow_core::checkout::catalog::InProcessCatalog;
+use retailflow_core::checkout::holds::InProcessOpenHolds;
+use retailflow_core::checkout::hot_stock::{
+    recommended_shards, HotSkus, HotStock, CHECKOUT_BUDGET,
+};
+use retailflow_core::checkout::pricing::{CartLine, PriceEntry};
+use retailflow_core::checkout::stock::{InProcessStock, StockReservations};
+use retailflow_core::checkout::validation::{
     CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation, Problem,
 };
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-use common::money::{Currency, Money};
-use common::resilience::CircuitBreaker;
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::resilience::CircuitBreaker;
 
 /// What one benchmark run is asked for.
 #[derive(Debug, Clone)]
@@ -245,8 +247,8 @@ pub fn loyalty_never_called() -> Arc<SalesforceLoyalty> {
         program_name: "P".into(),
         journal_subtype: "Purchase".into(),
         debit_process: "DebitPointsFromMembers".into(),
-        auth: common::connectors::auth::SalesforceAuth::from_secret(
-            common::credentials::ConnectorSecrets::fixed(&Default::default()),
+        auth: retailflow_connectors::auth::SalesforceAuth::from_secret(
+            retailflow_core::credentials::ConnectorSecrets::fixed(&Default::default()),
             "http://127.0.0.1:9",
         ),
         timeout: Duration::from_millis(100),

@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use common::checkout::stock::StockReservations;
 use retailflow::chaos::workload::{self, Delivery};
 use retailflow::local_app::LocalApp;
+use retailflow_core::checkout::stock::StockReservations;
 use simulators::System;
 
 /// User + system CPU time of this process so far.
@@ -65,7 +65,7 @@ pub async fn bench_orders(orders: usize, seed: u64, dev_keys: &Path) -> anyhow::
                 Delivery::Checkout { request, .. } => {
                     checkouts += 1;
                     // Trusted in process, as the chaos workload.
-                    let parsed: Result<common::checkout::validation::CheckoutRequest, _> =
+                    let parsed: Result<retailflow_core::checkout::validation::CheckoutRequest, _> =
                         serde_json::from_str(request);
                     let answered = match parsed {
                         Ok(req) => {

@@ -8,10 +8,10 @@
 use std::time::Instant;
 
 use anyhow::{bail, ensure};
-use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
-use common::reconciliation::DiscrepancyKind;
-use common::webhook::{shopify_signature, HmacSecrets, Secret};
 use http::HeaderMap;
+use retailflow_core::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
+use retailflow_core::reconciliation::DiscrepancyKind;
+use retailflow_core::webhook::{shopify_signature, HmacSecrets, Secret};
 use simulators::{NetSuiteRecord, System};
 
 use crate::local_app::LocalApp;

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::adapters::in_process::InProcessStateStore;
-use common::budget::{BudgetCalendar, BudgetSlots, ConcurrencyBudget};
-use common::ports::StoreError;
-use common::resilience::{ConnectorError, RetryPolicy};
+use retailflow_core::adapters::in_process::InProcessStateStore;
+use retailflow_core::budget::{BudgetCalendar, BudgetSlots, ConcurrencyBudget};
+use retailflow_core::ports::StoreError;
+use retailflow_core::resilience::{ConnectorError, RetryPolicy};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -146,7 +146,7 @@ pub fn drain(setup: DrainSetup) -> std::io::Result<DrainFigures> {
 async fn run(setup: DrainSetup) -> DrainFigures {
     let start = Instant::now();
     let wall = Utc::now();
-    let clock: common::credentials::WallClock =
+    let clock: retailflow_core::credentials::WallClock =
         Arc::new(move || wall + chrono::Duration::from_std(start.elapsed()).unwrap_or_default());
     let slots = Arc::new(CountedSlots {
         inner: InProcessStateStore::new(),

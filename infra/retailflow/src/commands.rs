@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use common::config::intake_config_from_env;
-use common::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
-use common::idempotency::payload_hash;
-use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
-use common::mappers::{adobe, pos, shopify};
-use common::webhook::{adobe_signature, shopify_signature, Secret};
+use retailflow_core::config::intake_config_from_env;
+use retailflow_core::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
+use retailflow_core::idempotency::payload_hash;
+use retailflow_core::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
+use retailflow_core::mappers::{adobe, pos, shopify};
+use retailflow_core::webhook::{adobe_signature, shopify_signature, Secret};
 
 use crate::api_event::{webhook_event, ApiRequest};
 use crate::local_app::LocalApp;
@@ -63,10 +63,10 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
             r.iter()
                 .any(|a| a.as_str().is_some_and(|a| a.contains("Reconciliation")))
         });
-        if t == common::reconciliation::request::REQUESTED_EVENT
-            || (t == common::steps::stock_commit::SCHEDULED_EVENT && names_reconciliation)
+        if t == retailflow_core::reconciliation::request::REQUESTED_EVENT
+            || (t == retailflow_core::steps::stock_commit::SCHEDULED_EVENT && names_reconciliation)
         {
-            let window = common::reconciliation::request::requested_window(
+            let window = retailflow_core::reconciliation::request::requested_window(
                 event,
                 app.clock.now(),
                 chrono::Duration::hours(24),
@@ -75,16 +75,16 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
             return Ok(crate::reconcile::summary(&report));
         }
         // A schedule's tick: what the template's schedules run on AWS.
-        if t == common::steps::stock_commit::SCHEDULED_EVENT {
-            let shown = |o: common::steps::StepOutcome| match o {
-                common::steps::StepOutcome::Done { summary } => summary.to_string(),
+        if t == retailflow_core::steps::stock_commit::SCHEDULED_EVENT {
+            let shown = |o: retailflow_core::steps::StepOutcome| match o {
+                retailflow_core::steps::StepOutcome::Done { summary } => summary.to_string(),
                 other => format!("{other:?}"),
             };
             let sweep = shown(app.sweep_holds().await);
             let sync = shown(app.catalog_sync.run().await);
             let shipments = shown(
                 app.fulfillment_sync
-                    .run(common::steps::Invocation {
+                    .run(retailflow_core::steps::Invocation {
                         now: app.clock.now(),
                         deadline: None,
                         attempt: 1,
@@ -123,10 +123,10 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
     }
     let req = ApiRequest::from_event(event)?;
     if req.path == "/checkout/validate" {
-        let (status, body) = common::checkout::validation::answer(
+        let (status, body) = retailflow_core::checkout::validation::answer(
             &app.checkout,
             &app.checkout_auth,
-            common::checkout::validation::CheckoutHttpRequest {
+            retailflow_core::checkout::validation::CheckoutHttpRequest {
                 headers: &req.headers,
                 body: &req.body,
                 received_at: app.clock.now(),
@@ -162,7 +162,7 @@ pub async fn run(
     // what it leaves stays for `trace`, `replay` and `reconcile`.
     let data = std::sync::Arc::new(DataDir::open_empty(data_dir)?);
     let mut app = LocalApp::open(local_config(dev_keys)?, Some(data)).await?;
-    app.checkout_auth = common::checkout::auth::CheckoutAuth::new(
+    app.checkout_auth = retailflow_core::checkout::auth::CheckoutAuth::new(
         retailflow::dev_keys::local_checkout_auth(dev_keys)?,
         app.store.clone(),
     );
@@ -182,7 +182,9 @@ pub async fn run(
             serde_json::from_str(&read(&file)?).with_context(|| format!("{name} is not JSON"))?;
         // A schedule tick sees what the files before it did, as on AWS
         // minutes later: the queues are drained first.
-        if event["detail-type"].as_str() == Some(common::steps::stock_commit::SCHEDULED_EVENT) {
+        if event["detail-type"].as_str()
+            == Some(retailflow_core::steps::stock_commit::SCHEDULED_EVENT)
+        {
             absorb(app.drain().await);
         }
         match feed(&app, &name, &event).await {
@@ -439,10 +441,10 @@ pub fn sample_sqs_event(
         source: format!("shopify:{shop}"),
         causation_id: Some(delivery_id),
     };
-    let bus_event = common::ports::BusEvent {
+    let bus_event = retailflow_core::ports::BusEvent {
         event_id: meta.event_id,
         detail_type: event.event_type().to_string(),
-        source: common::events::INTAKE_SOURCE.to_string(),
+        source: retailflow_core::events::INTAKE_SOURCE.to_string(),
         detail: event.to_envelope(&meta).to_string(),
         time: event.occurred_at(),
     };
@@ -463,13 +465,13 @@ pub fn sample_sqs_event(
 
 /// `retailflow load-catalog`: a catalog file into the state table.
 pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
-    use common::adapters::dynamodb_catalog::DynamoDbCatalog;
-    use common::adapters::dynamodb_stock::DynamoDbStock;
-    use common::checkout::catalog::{Catalog, CatalogSeed};
-    use common::checkout::pricing::PriceEntry;
-    use common::checkout::stock::StockReservations;
+    use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
+    use retailflow_aws::adapters::dynamodb_stock::DynamoDbStock;
+    use retailflow_core::checkout::catalog::{Catalog, CatalogSeed};
+    use retailflow_core::checkout::pricing::PriceEntry;
+    use retailflow_core::checkout::stock::StockReservations;
     let seed = CatalogSeed::parse(&read(file)?).map_err(anyhow::Error::msg)?;
-    let currency = common::money::Currency::from_code(&seed.currency)?;
+    let currency = retailflow_core::money::Currency::from_code(&seed.currency)?;
     let aws = retailflow::stack::aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let catalog = DynamoDbCatalog::new(ddb.clone(), table);
@@ -478,7 +480,7 @@ pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
     let current = Catalog::prices(&catalog, &skus).await?;
     let (mut prices, mut counts) = (0, 0);
     for item in &seed.items {
-        let price = common::money::Money::parse(&item.price, currency)
+        let price = retailflow_core::money::Money::parse(&item.price, currency)
             .with_context(|| format!("price of {}", item.sku))?;
         let old = current.get(&item.sku);
         if old.is_none_or(|o| o.price != price || o.collections != item.collections) {
@@ -508,13 +510,13 @@ pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
 /// `retailflow trace`: an order's trace from a deployed state table.
 pub async fn trace(table: &str, key: &str, json: bool) -> anyhow::Result<()> {
     let store = retailflow::stack::state_store(table).await;
-    let Some(t) = common::trace::trace_order(&store, key).await? else {
+    let Some(t) = retailflow_core::trace::trace_order(&store, key).await? else {
         bail!("{table} has no saga for {key}");
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&t)?);
     } else {
-        print!("{}", common::trace::render(&t));
+        print!("{}", retailflow_core::trace::render(&t));
     }
     Ok(())
 }

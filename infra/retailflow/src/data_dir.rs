@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use common::adapters::in_process::{Journal, JournalRow};
 use redb::{ReadableDatabase, TableDefinition};
+use retailflow_core::adapters::in_process::{Journal, JournalRow};
 
 const ROWS: TableDefinition<&str, &str> = TableDefinition::new("rows");
 const FILE: &str = "state.redb";

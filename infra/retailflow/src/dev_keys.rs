@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use common::checkout::auth::{CheckoutAuthConfig, CheckoutSecretDocument};
-use common::config::WebhookSecretDocument;
-use common::intake::IntakeConfig;
+use retailflow_core::checkout::auth::{CheckoutAuthConfig, CheckoutSecretDocument};
+use retailflow_core::config::WebhookSecretDocument;
+use retailflow_core::intake::IntakeConfig;
 
 /// The intake config that accepts what the dev keys sign.
 pub fn intake_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {

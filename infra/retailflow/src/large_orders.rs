@@ -130,8 +130,8 @@ pub fn shopify_refund(order: &Value, refund_id: u64, returned: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::events::CanonicalEvent;
-    use common::mappers::shopify::{map, ShopifyTopic};
+    use retailflow_core::events::CanonicalEvent;
+    use retailflow_core::mappers::shopify::{map, ShopifyTopic};
 
     #[test]
     fn a_generated_order_and_its_refund_map_with_every_line() {

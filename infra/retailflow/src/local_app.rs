@@ -7,40 +7,42 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::adapters::in_process::InProcessStateStore;
-use common::checkout::auth::{CheckoutAuth, CheckoutAuthConfig};
-use common::checkout::catalog::{CatalogSeed, InProcessCatalog};
-use common::checkout::hot_stock::{HotSkus, HotStock};
-use common::checkout::stock::{InProcessStock, StockReservations};
-use common::checkout::validation::{CheckoutConfig, CheckoutValidation};
-use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-use common::connectors::shop::{
+use retailflow_connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use retailflow_connectors::shop::{
     AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
 };
-use common::connectors::EcommerceConnector;
-use common::events::INTAKE_SOURCE;
-use common::intake::{IntakeConfig, OrderIntake};
-use common::model::Platform;
-use common::ports::{ArchiveError, EventArchive, ReplaySpan};
-use common::queue_dispositions::{disposition, Disposition};
-use common::reconciliation::{Reconciliation, ReconciliationConfig, ReconciliationReport};
-use common::resilience::{CircuitBreaker, RetryPolicy};
-use common::steps::catalog_sync::CatalogSync;
-use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
-use common::steps::fulfillment_sync::FulfillmentSync;
-use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
-use common::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
-use common::steps::stock_commit::{handle_stock_message, StockCommit};
-use common::steps::{handle_message, handle_return_message, Invocation, OrderStep, StepOutcome};
+use retailflow_core::adapters::in_process::InProcessStateStore;
+use retailflow_core::checkout::auth::{CheckoutAuth, CheckoutAuthConfig};
+use retailflow_core::checkout::catalog::{CatalogSeed, InProcessCatalog};
+use retailflow_core::checkout::hot_stock::{HotSkus, HotStock};
+use retailflow_core::checkout::stock::{InProcessStock, StockReservations};
+use retailflow_core::checkout::validation::{CheckoutConfig, CheckoutValidation};
+use retailflow_core::events::INTAKE_SOURCE;
+use retailflow_core::intake::{IntakeConfig, OrderIntake};
+use retailflow_core::model::Platform;
+use retailflow_core::ports::shop::EcommerceConnector;
+use retailflow_core::ports::{ArchiveError, EventArchive, ReplaySpan};
+use retailflow_core::queue_dispositions::{disposition, Disposition};
+use retailflow_core::reconciliation::{Reconciliation, ReconciliationConfig, ReconciliationReport};
+use retailflow_core::resilience::{CircuitBreaker, RetryPolicy};
+use retailflow_core::steps::catalog_sync::CatalogSync;
+use retailflow_core::steps::erp_posting::{ErpPosting, ErpPostingConfig};
+use retailflow_core::steps::fulfillment_sync::FulfillmentSync;
+use retailflow_core::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
+use retailflow_core::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
+use retailflow_core::steps::stock_commit::{handle_stock_message, StockCommit};
+use retailflow_core::steps::{
+    handle_message, handle_return_message, Invocation, OrderStep, StepOutcome,
+};
 use simulators::Simulators;
 
 use crate::data_dir::DataDir;
 use crate::runtime::{lock, Clock, DeadLetter, Queue, Queues, RoutingBus, Rule};
-use common::adapters::in_process::Journal;
-use common::adapters::local_claim_checks::LocalClaimChecks;
-use common::claim_check::ClaimCheckedBus;
-use common::ports::EventBus;
+use retailflow_core::adapters::in_process::Journal;
+use retailflow_core::adapters::local_claim_checks::LocalClaimChecks;
+use retailflow_core::claim_check::ClaimCheckedBus;
+use retailflow_core::ports::EventBus;
 
 pub const ERP_POST_QUEUE: &str = "erp-post";
 pub const LOYALTY_ACCRUAL_QUEUE: &str = "loyalty-accrual";
@@ -92,7 +94,7 @@ pub fn rules() -> Vec<Rule> {
             queue: STOCK_COMMIT_QUEUE,
         },
         Rule {
-            source: common::steps::erp_posting::SOURCE,
+            source: retailflow_core::steps::erp_posting::SOURCE,
             name: "OrderPostedToErpToStockCommit",
             detail_types: &["OrderPostedToErp"],
             queue: STOCK_COMMIT_QUEUE,
@@ -208,7 +210,7 @@ pub struct LocalApp {
     /// Where the app's state is kept, if on disk.
     pub data: Option<Arc<DataDir>>,
     /// The ERP's and the loyalty org's concurrency budgets.
-    pub budgets: common::config::Budgets,
+    pub budgets: retailflow_core::config::Budgets,
 }
 
 /// The rows the state store owns (the rest are queues, events and `meta/`).
@@ -305,7 +307,7 @@ impl LocalApp {
         // RETAILFLOW_LOYALTY_BUDGET), on the app's clock; the local app is
         // one container, giving its slots back after every batch.
         let budget_clock = clock.clone();
-        let budgets = common::config::Budgets::single_process(
+        let budgets = retailflow_core::config::Budgets::single_process(
             |k| std::env::var(k).ok(),
             store.clone(),
             Arc::new(move || budget_clock.now()),
@@ -413,10 +415,10 @@ impl LocalApp {
             stock.clone(),
             HotSkus::from_settings(|k| std::env::var(k).ok()).map_err(std::io::Error::other)?,
         ));
-        let seed_currency = common::money::Currency::from_code(&seed.currency)
+        let seed_currency = retailflow_core::money::Currency::from_code(&seed.currency)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         for item in &seed.items {
-            let price = common::money::Money::parse(&item.price, seed_currency)
+            let price = retailflow_core::money::Money::parse(&item.price, seed_currency)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             sims.set_erp_item(&item.sku, price, i64::from(item.on_hand));
         }
@@ -477,7 +479,7 @@ impl LocalApp {
             published.clone(),
             held_stock.clone(),
             catalog.clone(),
-            common::idempotency::LeasePolicy::default(),
+            retailflow_core::idempotency::LeasePolicy::default(),
         );
         let recon_clock = clock.clone();
         let archive = Arc::new(LocalArchive { bus: bus.clone() });
@@ -486,11 +488,12 @@ impl LocalApp {
             published.clone(),
             archive.clone(),
             Some(Guarded {
-                connector: erp.clone() as Arc<dyn common::connectors::ErpConnector>,
+                connector: erp.clone() as Arc<dyn retailflow_core::ports::erp::ErpConnector>,
                 breaker: Arc::new(CircuitBreaker::new("netsuite-reconciliation", 5, open_for)),
             }),
             Some(Guarded {
-                connector: loyalty.clone() as Arc<dyn common::connectors::LoyaltyConnector>,
+                connector: loyalty.clone()
+                    as Arc<dyn retailflow_core::ports::loyalty::LoyaltyConnector>,
                 breaker: Arc::new(CircuitBreaker::new(
                     "salesforce-loyalty-reconciliation",
                     5,
@@ -547,7 +550,7 @@ impl LocalApp {
     pub async fn reconcile(
         &self,
         lookback: chrono::Duration,
-    ) -> Result<ReconciliationReport, common::reconciliation::ReconciliationError> {
+    ) -> Result<ReconciliationReport, retailflow_core::reconciliation::ReconciliationError> {
         let now = self.clock.now();
         self.reconcile_window((now - lookback, now)).await
     }
@@ -557,7 +560,7 @@ impl LocalApp {
     pub async fn reconcile_window(
         &self,
         window: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
-    ) -> Result<ReconciliationReport, common::reconciliation::ReconciliationError> {
+    ) -> Result<ReconciliationReport, retailflow_core::reconciliation::ReconciliationError> {
         let mut report = self.reconciliation.run(window, None).await?;
         for _ in 0..20 {
             if report.complete {
@@ -570,9 +573,9 @@ impl LocalApp {
 
     /// Runs one queue message through its function, as the SQS event source would.
     async fn handle(&self, queue: &str, body: &str, attempt: u32) -> StepOutcome {
-        let attempt = common::replay::attempt_of(body, attempt);
+        let attempt = retailflow_core::replay::attempt_of(body, attempt);
         // An event that came by reference gets its detail back first.
-        let body = match common::claim_check::resolve(self.claims.as_ref(), body).await {
+        let body = match retailflow_core::claim_check::resolve(self.claims.as_ref(), body).await {
             Ok(body) => body,
             Err(e) => return StepOutcome::from(e),
         };
@@ -670,7 +673,8 @@ impl LocalApp {
                 // the functions log them.
                 let outcomes = futures::future::join_all(msgs.iter().map(|m| {
                     use tracing::Instrument;
-                    let id = common::queue_batch::correlation_id(&m.body).unwrap_or_default();
+                    let id =
+                        retailflow_core::queue_batch::correlation_id(&m.body).unwrap_or_default();
                     let queue = &queue;
                     async move {
                         let outcome = self.handle(queue, &m.body, m.receive_count).await;
@@ -682,7 +686,7 @@ impl LocalApp {
                         );
                         outcome
                     }
-                    .instrument(common::correlation_span!(id))
+                    .instrument(retailflow_core::correlation_span!(id))
                 }))
                 .await;
                 // The batch's invocation ends: its budget slots go back.

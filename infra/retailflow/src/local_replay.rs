@@ -1,10 +1,10 @@
 //! Replay on the local app: its dead letters re-driven to their queues,
 //! and a window of the bus's archive replayed to one rule's queue, with the
-//! same logic as on AWS (`common::replay`).
+//! same logic as on AWS (`retailflow_core::replay`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::replay::{
+use retailflow_core::replay::{
     window_span, DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport, ReplayError,
 };
 

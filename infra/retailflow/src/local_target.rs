@@ -93,12 +93,12 @@ pub async fn trace(url: &str, key: &str, json: bool) -> anyhow::Result<()> {
     if !status.is_success() {
         bail!("{endpoint} answered {status}: {body}");
     }
-    let t: common::trace::OrderTrace =
+    let t: retailflow_core::trace::OrderTrace =
         serde_json::from_str(&body).with_context(|| format!("{endpoint} answered {body}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&t)?);
     } else {
-        print!("{}", common::trace::render(&t));
+        print!("{}", retailflow_core::trace::render(&t));
     }
     Ok(())
 }

@@ -517,7 +517,7 @@ async fn main() -> anyhow::Result<()> {
                     seconds,
                     cart_lines: cart_lines.max(1),
                     shards,
-                    model: common::adapters::contention::ContentionModel {
+                    model: retailflow_core::adapters::contention::ContentionModel {
                         transaction_latency: std::time::Duration::from_millis(transaction_ms),
                         write_latency: std::time::Duration::from_millis(write_ms),
                         read_latency: std::time::Duration::from_millis(read_ms),

@@ -3,7 +3,7 @@
 //! through the bus, read its reports from the state table).
 
 use anyhow::{bail, Context};
-use common::reconciliation::ReconciliationReport;
+use retailflow_core::reconciliation::ReconciliationReport;
 
 /// One line: what a run covered and found.
 pub fn summary(r: &ReconciliationReport) -> String {
@@ -117,7 +117,7 @@ pub async fn request_on_bus(bus: &str, detail: &serde_json::Value) -> anyhow::Re
             aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
                 .event_bus_name(bus)
                 .source("retailflow.cli")
-                .detail_type(common::reconciliation::request::REQUESTED_EVENT)
+                .detail_type(retailflow_core::reconciliation::request::REQUESTED_EVENT)
                 .detail(detail.to_string())
                 .build(),
         )
@@ -136,11 +136,11 @@ pub async fn request_on_bus(bus: &str, detail: &serde_json::Value) -> anyhow::Re
 /// Prints a kept report (`latest` for the last finished run) from a
 /// deployed state table.
 pub async fn show_report(table: &str, run_id: &str, json: bool) -> anyhow::Result<bool> {
-    use common::ports::StateStore;
+    use retailflow_core::ports::StateStore;
     let store = retailflow::stack::state_store(table).await;
     let run_id = if run_id == "latest" {
         store
-            .read_cursor(common::reconciliation::LATEST_CURSOR)
+            .read_cursor(retailflow_core::reconciliation::LATEST_CURSOR)
             .await?
             .filter(|r| !r.is_empty())
             .with_context(|| format!("{table} has no finished reconciliation yet"))?

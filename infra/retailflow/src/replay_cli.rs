@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use common::replay::{DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport};
+use retailflow_core::replay::{DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport};
 
 #[derive(Args, Clone)]
 pub struct Target {
@@ -58,9 +58,10 @@ impl Target {
             ReplayAction::Window { rule, .. } => {
                 self.archive_arn = Some(stack.output("EventArchiveArn")?.to_string());
                 self.bus_arn = Some(stack.output("EventBusArn")?.to_string());
-                let rules = common::adapters::eventbridge_archive::EventBridgeArchive::parse_rules(
-                    stack.output("ReplayRules")?,
-                )?;
+                let rules =
+                    retailflow_aws::adapters::eventbridge_archive::EventBridgeArchive::parse_rules(
+                        stack.output("ReplayRules")?,
+                    )?;
                 self.rule_arn = rules.get(rule.as_str()).and_then(|a| a.first()).cloned();
                 return Ok(());
             }
@@ -180,16 +181,18 @@ async fn local_call(
 
 async fn sqs_dead_letters(
     t: &Target,
-) -> anyhow::Result<common::adapters::sqs_dead_letters::SqsDeadLetters> {
+) -> anyhow::Result<retailflow_aws::adapters::sqs_dead_letters::SqsDeadLetters> {
     let (Some(dlq), Some(queue)) = (&t.dlq_url, &t.queue_url) else {
         bail!("say where: --local http://127.0.0.1:8080, or --dlq-url <…DLQUrl> --queue-url <…QueueUrl>");
     };
     let aws = retailflow::stack::aws_config().await;
-    Ok(common::adapters::sqs_dead_letters::SqsDeadLetters::new(
-        aws_sdk_sqs::Client::new(&aws),
-        dlq,
-        queue,
-    ))
+    Ok(
+        retailflow_aws::adapters::sqs_dead_letters::SqsDeadLetters::new(
+            aws_sdk_sqs::Client::new(&aws),
+            dlq,
+            queue,
+        ),
+    )
 }
 
 pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<()> {
@@ -283,19 +286,20 @@ async fn window_on_aws(
     else {
         bail!("say where: --local http://127.0.0.1:8080, or --stack <name>, or --archive-arn <EventArchiveArn> --bus-arn <EventBusArn> --rule-arn <the rule's ARN>");
     };
-    let window = common::reconciliation::request::requested_window(
+    let window = retailflow_core::reconciliation::request::requested_window(
         detail,
         chrono::Utc::now(),
         chrono::Duration::hours(24),
     )?;
-    let span = common::replay::window_span(window)?;
+    let span = retailflow_core::replay::window_span(window)?;
     let eb = aws_sdk_eventbridge::Client::new(&retailflow::stack::aws_config().await);
     let rules = [(rule.to_string(), vec![rule_arn.clone()])]
         .into_iter()
         .collect();
-    let archive =
-        common::adapters::eventbridge_archive::EventBridgeArchive::new(eb, archive, bus, rules);
-    use common::ports::EventArchive;
+    let archive = retailflow_aws::adapters::eventbridge_archive::EventBridgeArchive::new(
+        eb, archive, bus, rules,
+    );
+    use retailflow_core::ports::EventArchive;
     let started = archive.replay(&[rule.to_string()], &span).await?;
     Ok(started.unwrap_or_default())
 }

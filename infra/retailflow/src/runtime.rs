@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::adapters::in_process::{InProcessEventBus, Journal, JournalRow};
-use common::ports::{check_entry_sizes, BusError, BusEvent, EventBus};
+use retailflow_core::adapters::in_process::{InProcessEventBus, Journal, JournalRow};
+use retailflow_core::ports::{check_entry_sizes, BusError, BusEvent, EventBus};
 use serde::{Deserialize, Serialize};
 
 /// Virtual time for the local app: real time at start, jumped forward when
@@ -187,7 +187,7 @@ impl Queue {
     /// Moves a dead letter back onto this queue, marked as a replay.
     pub fn redrive(&mut self, d: &DeadLetter, now: DateTime<Utc>) -> Result<(), String> {
         let rows = vec![Self::dead_letter_row(d, false)];
-        self.send_rows(common::replay::mark_replayed(&d.body), now, rows)
+        self.send_rows(retailflow_core::replay::mark_replayed(&d.body), now, rows)
     }
 
     /// Moves a message to the DLQ with why (the function gave up on it).
@@ -362,7 +362,7 @@ impl RoutingBus {
     pub fn replay(
         &self,
         rules: &[Rule],
-        span: &common::ports::ReplaySpan,
+        span: &retailflow_core::ports::ReplaySpan,
     ) -> Result<usize, String> {
         let now = self.clock.now();
         let mut queues = lock(&self.queues);
@@ -375,7 +375,10 @@ impl RoutingBus {
                     continue;
                 }
                 if let Some(q) = queues.get_mut(rule.queue) {
-                    q.send(common::replay::mark_replayed(&eventbridge_event(e)), now)?;
+                    q.send(
+                        retailflow_core::replay::mark_replayed(&eventbridge_event(e)),
+                        now,
+                    )?;
                 }
             }
         }

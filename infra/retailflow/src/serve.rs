@@ -17,8 +17,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use chrono::Utc;
-use common::config::intake_config_from_env;
-use common::intake::{WebhookRequest, WebhookRoute, DEFAULT_MAX_BODY_BYTES};
+use retailflow_core::config::intake_config_from_env;
+use retailflow_core::intake::{WebhookRequest, WebhookRoute, DEFAULT_MAX_BODY_BYTES};
 
 use crate::data_dir::DataDir;
 use crate::local_app::LocalApp;
@@ -77,7 +77,7 @@ async fn checkout(
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
-    use common::checkout::validation::{answer, CheckoutHttpRequest};
+    use retailflow_core::checkout::validation::{answer, CheckoutHttpRequest};
     let (status, json) = answer(
         &app.checkout,
         &app.checkout_auth,
@@ -95,7 +95,7 @@ async fn checkout(
     if status == axum::http::StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
             axum::http::header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static(common::checkout::auth::WWW_AUTHENTICATE),
+            axum::http::HeaderValue::from_static(retailflow_core::checkout::auth::WWW_AUTHENTICATE),
         );
     }
     resp
@@ -110,7 +110,7 @@ async fn trace(
     State(app): State<Arc<LocalApp>>,
     axum::extract::Path(key): axum::extract::Path<String>,
 ) -> axum::response::Response {
-    match common::trace::trace_order(app.store.as_ref(), &key).await {
+    match retailflow_core::trace::trace_order(app.store.as_ref(), &key).await {
         Ok(Some(t)) => axum::Json(t).into_response(),
         Ok(None) => (
             axum::http::StatusCode::NOT_FOUND,
@@ -129,7 +129,7 @@ async fn reconcile(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respo
         Ok(v) => v,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    let window = match common::reconciliation::request::requested_window(
+    let window = match retailflow_core::reconciliation::request::requested_window(
         &detail,
         app.clock.now(),
         chrono::Duration::hours(24),
@@ -145,7 +145,7 @@ async fn reconcile(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respo
 
 /// `retailflow replay list --local`.
 async fn dead_letters(State(app): State<Arc<LocalApp>>) -> axum::response::Response {
-    use common::replay::DeadLetters;
+    use retailflow_core::replay::DeadLetters;
     match app.list(usize::MAX).await {
         Ok(l) => axum::Json(l).into_response(),
         Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
@@ -164,7 +164,7 @@ fn json_body(body: &Bytes) -> Result<serde_json::Value, String> {
 /// `correlation_id`, `reason_contains`, `event_type`) and `max`; the
 /// queues are drained before answering.
 async fn redrive(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response::Response {
-    use common::replay::{DeadLetterFilter, DeadLetters};
+    use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
     let v = match json_body(&body) {
         Ok(v) => v,
         Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e).into_response(),
@@ -200,7 +200,7 @@ async fn replay(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response
     let Some(rule) = v["rule"].as_str() else {
         return (StatusCode::BAD_REQUEST, "rule is required").into_response();
     };
-    let window = match common::reconciliation::request::requested_window(
+    let window = match retailflow_core::reconciliation::request::requested_window(
         &v,
         app.clock.now(),
         chrono::Duration::hours(24),
@@ -213,7 +213,7 @@ async fn replay(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response
             app.drain().await;
             axum::Json(serde_json::json!({"replayed": n})).into_response()
         }
-        Err(e @ common::replay::ReplayError::Invalid(_)) => {
+        Err(e @ retailflow_core::replay::ReplayError::Invalid(_)) => {
             (StatusCode::BAD_REQUEST, e.to_string()).into_response()
         }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
@@ -240,14 +240,15 @@ pub async fn serve(listen: SocketAddr, data_dir: &std::path::Path) -> anyhow::Re
     // A URL left by a killed serve must not send the CLI elsewhere.
     data.clear_serve_url();
     let checkout_auth =
-        common::checkout::auth::CheckoutAuthConfig::from_env(|k| std::env::var(k).ok())?;
+        retailflow_core::checkout::auth::CheckoutAuthConfig::from_env(|k| std::env::var(k).ok())?;
     if !checkout_auth.accepts_anyone() {
         tracing::warn!(
             "no RETAILFLOW_SHOPIFY_CLIENT_ID with RETAILFLOW_SHOPIFY_SHOPS, and no RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS: every checkout will be answered 401"
         );
     }
     let mut app = LocalApp::open(config, Some(data.clone())).await?;
-    app.checkout_auth = common::checkout::auth::CheckoutAuth::new(checkout_auth, app.store.clone());
+    app.checkout_auth =
+        retailflow_core::checkout::auth::CheckoutAuth::new(checkout_auth, app.store.clone());
     let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 /// The CLI's AWS configuration: the usual credentials and region
 /// (`AWS_ENDPOINT_URL` for a local endpoint), every call bounded.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    common::lambda::aws_sdk_config(
+    retailflow_aws::lambda::aws_sdk_config(
         std::time::Duration::from_secs(3),
         std::time::Duration::from_secs(20),
     )
@@ -17,8 +17,8 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 }
 
 /// A deployed stack's state table, for the CLI.
-pub async fn state_store(table: &str) -> common::adapters::dynamodb::DynamoDbStateStore {
-    common::adapters::dynamodb::DynamoDbStateStore::new(
+pub async fn state_store(table: &str) -> retailflow_aws::adapters::dynamodb::DynamoDbStateStore {
+    retailflow_aws::adapters::dynamodb::DynamoDbStateStore::new(
         aws_sdk_dynamodb::Client::new(&aws_config().await),
         table,
     )

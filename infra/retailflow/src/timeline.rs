@@ -34,8 +34,8 @@ fn summary(event_type: &str, d: &serde_json::Value) -> String {
     let money = |m: &serde_json::Value| {
         let minor = m["minor"].as_i64().unwrap_or(0);
         let currency = m["currency"].as_str().unwrap_or("");
-        common::money::Currency::from_code(currency)
-            .map(|c| common::money::Money::new(minor, c).to_string())
+        retailflow_core::money::Currency::from_code(currency)
+            .map(|c| retailflow_core::money::Money::new(minor, c).to_string())
             .unwrap_or_default()
     };
     match event_type {
@@ -203,12 +203,12 @@ pub fn timelines(app: &LocalApp) -> Vec<Timeline> {
     for e in app.bus.recorded.published() {
         // Reconciliation's findings are about orders, not steps of them;
         // its report says what it found.
-        if e.source == common::reconciliation::SOURCE {
+        if e.source == retailflow_core::reconciliation::SOURCE {
             continue;
         }
         let mut env: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
         // An event that rode by claim check: its detail from where it is kept.
-        if let Some(location) = env[common::claim_check::DETAIL_REF]["location"].as_str() {
+        if let Some(location) = env[retailflow_core::claim_check::DETAIL_REF]["location"].as_str() {
             let kept = app.claims.read(location).ok().flatten();
             if let Some(detail) = kept.and_then(|b| serde_json::from_slice(&b).ok()) {
                 env["detail"] = detail;

@@ -19,8 +19,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
-use common::config::{ConnectorSecretDocument, NetSuiteCredentials, SalesforceCredentials};
-use common::connectors::auth::oauth1::{self, OAuth1Credentials};
+use retailflow_connectors::auth::oauth1::{self, OAuth1Credentials};
+use retailflow_core::config::{
+    ConnectorSecretDocument, NetSuiteCredentials, SalesforceCredentials,
+};
 use serde_json::json;
 
 use crate::faults::System;

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use common::money::{Currency, Money};
+use retailflow_core::money::{Currency, Money};
 use serde_json::{json, Value};
 
 use crate::{lock, SimState};

@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::config::ConnectorSecretDocument;
-use common::connectors::auth::{AdobeAuth, EntraAuth, NetSuiteAuth, SalesforceAuth, ShopifyTokens};
-use common::connectors::Auth;
-use common::credentials::{ConnectorSecrets, FixedSecret};
+use retailflow_connectors::auth::{
+    AdobeAuth, EntraAuth, NetSuiteAuth, SalesforceAuth, ShopifyTokens,
+};
+use retailflow_connectors::Auth;
+use retailflow_core::config::ConnectorSecretDocument;
+use retailflow_core::credentials::{ConnectorSecrets, FixedSecret};
 
 use crate::auth::TokenIssuer;
 use crate::limits::AccountLimit;

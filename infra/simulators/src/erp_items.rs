@@ -16,7 +16,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use common::money::Money;
+use retailflow_core::money::Money;
 use serde_json::{json, Value};
 
 use crate::{lock, SimState};
@@ -218,7 +218,7 @@ pub(crate) async fn put_items(
     for v in &body {
         let currency = v["currency"]
             .as_str()
-            .and_then(|c| common::money::Currency::from_code(c).ok());
+            .and_then(|c| retailflow_core::money::Currency::from_code(c).ok());
         let price = currency.and_then(|c| Money::parse(v["price"].as_str()?, c).ok());
         match (v["sku"].as_str(), price, v["available"].as_i64()) {
             (Some(sku), Some(price), Some(available)) => parsed.push(ErpItemRecord {

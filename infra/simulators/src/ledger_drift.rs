@@ -10,7 +10,7 @@
 //! with NetSuite's column names and a negative `total` for credit memos.
 
 use axum::response::Response;
-use common::money::Money;
+use retailflow_core::money::Money;
 use serde_json::{json, Value};
 
 use crate::netsuite::NetSuiteSalesOrder;

@@ -70,8 +70,8 @@ pub struct Simulators {
     pub state: Arc<SimState>,
     /// The connector secret retailflow's side reads (the dev one unless a
     /// test stores another), on the simulators' clock.
-    secret: Arc<common::credentials::FixedSecret>,
-    secrets: Arc<common::credentials::ConnectorSecrets>,
+    secret: Arc<retailflow_core::credentials::FixedSecret>,
+    secrets: Arc<retailflow_core::credentials::ConnectorSecrets>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -263,7 +263,7 @@ impl Simulators {
 
     /// An item in both ERPs' catalogs (price in the ERP's base currency,
     /// units free to sell).
-    pub fn set_erp_item(&self, sku: &str, price: common::money::Money, available: i64) {
+    pub fn set_erp_item(&self, sku: &str, price: retailflow_core::money::Money, available: i64) {
         lock(&self.state.erp_items).items.insert(
             sku.to_string(),
             ErpItemRecord {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use axum::{Json, Router};
-use common::money::{Currency, Money};
+use retailflow_core::money::{Currency, Money};
 use serde_json::{json, Value};
 
 use crate::{lock, SimState};

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::mappers::DecimalText;
+use retailflow_core::mappers::DecimalText;
 use serde_json::{json, Value};
 
 use crate::{lock, SimState};

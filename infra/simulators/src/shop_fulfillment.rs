@@ -37,9 +37,9 @@ pub(crate) type ShippableLine = (u64, String, u64, u64);
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ShopFulfillmentState {
     /// (shop, order) → its line items
-    #[serde(with = "common::serde_pairs")]
+    #[serde(with = "retailflow_core::serde_pairs")]
     pub shopify_orders: BTreeMap<(String, u64), Vec<ShippableLine>>,
-    #[serde(with = "common::serde_pairs")]
+    #[serde(with = "retailflow_core::serde_pairs")]
     pub shopify_fulfillments: BTreeMap<(String, u64), Vec<ShopShipmentRecord>>,
     /// order → its items
     pub adobe_orders: BTreeMap<u64, Vec<ShippableLine>>,

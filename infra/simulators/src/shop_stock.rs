@@ -22,13 +22,13 @@ use crate::{lock, SimState};
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ShopStockState {
     /// (shop, SKU) → inventory item id.
-    #[serde(with = "common::serde_pairs")]
+    #[serde(with = "retailflow_core::serde_pairs")]
     pub variants: BTreeMap<(String, String), u64>,
     /// (shop, inventory item id, location id) → available.
-    #[serde(with = "common::serde_pairs")]
+    #[serde(with = "retailflow_core::serde_pairs")]
     pub shopify_levels: BTreeMap<(String, u64, u64), i64>,
     /// (SKU, source) → (quantity, status).
-    #[serde(with = "common::serde_pairs")]
+    #[serde(with = "retailflow_core::serde_pairs")]
     pub adobe_source_items: BTreeMap<(String, String), (i64, i64)>,
 }
 

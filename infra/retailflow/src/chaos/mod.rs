@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use common::checkout::stock::StockReservations;
-use common::intake::{WebhookRequest, WebhookRoute};
-use common::replay::{DeadLetterFilter, DeadLetters};
+use retailflow_core::checkout::stock::StockReservations;
+use retailflow_core::intake::{WebhookRequest, WebhookRoute};
+use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
 use serde::Serialize;
 use simulators::{Fault, FaultKind, System};
 
@@ -283,7 +283,7 @@ fn inject(app: &LocalApp, i: usize, chunks: usize, report: &mut ChaosReport) {
 /// the connector secret, and the old ones revoked at once (their tokens
 /// with them), so every warm connector meets a 401 and must re-read.
 fn rotate_credentials(app: &LocalApp) {
-    use common::config::{NetSuiteCredentials, SalesforceCredentials};
+    use retailflow_core::config::{NetSuiteCredentials, SalesforceCredentials};
     let mut doc = simulators::Simulators::dev_connector_secret();
     if let Some(NetSuiteCredentials::OAuth2M2m { certificate_id, .. }) = doc.netsuite.as_mut() {
         *certificate_id = "dev-cert-rotated".into();
@@ -314,7 +314,8 @@ fn unexplained_dead_letters(app: &LocalApp) -> usize {
         .iter()
         .filter(|d| {
             d.reason.trim().is_empty()
-                || common::queue_batch::correlation_id(&d.body).is_none_or(|c| c.is_empty())
+                || retailflow_core::queue_batch::correlation_id(&d.body)
+                    .is_none_or(|c| c.is_empty())
         })
         .count()
 }
@@ -331,7 +332,7 @@ fn lose_messages(app: &LocalApp, queue: &str, n: usize) -> Vec<String> {
         .iter()
         .map(|m| {
             q.delete(&m.id);
-            common::queue_batch::correlation_id(&m.body).unwrap_or_default()
+            retailflow_core::queue_batch::correlation_id(&m.body).unwrap_or_default()
         })
         .filter(|k| !k.is_empty())
         .collect()
@@ -344,7 +345,7 @@ pub async fn send(
     path: &str,
     headers: &[(String, String)],
     body: &str,
-    till: Option<&(String, common::webhook::Secret)>,
+    till: Option<&(String, retailflow_core::webhook::Secret)>,
 ) -> u16 {
     let Some(route) = WebhookRoute::from_path(path) else {
         return 404;
@@ -352,7 +353,7 @@ pub async fn send(
     let mut headers = headers.to_vec();
     if let Some((store, secret)) = till {
         let nonce = uuid::Uuid::new_v4().to_string();
-        let stamp = common::mappers::pos::signed_headers(
+        let stamp = retailflow_core::mappers::pos::signed_headers(
             store,
             secret,
             app.clock.now(),
@@ -431,7 +432,7 @@ impl Finished {
         let dead = self.app.dead_letters();
         v.dead_letters_left = dead.len() as u64;
         for d in dead.iter().take(5) {
-            let v = common::replay::DeadLetterView::from_body(
+            let v = retailflow_core::replay::DeadLetterView::from_body(
                 d.id.clone(),
                 d.queue.clone(),
                 Some(d.reason.clone()),
@@ -525,7 +526,7 @@ pub async fn run_keeping_app(
                         ok = match serde_json::from_str(request) {
                             Ok(req) => matches!(
                                 app.checkout.validate(&req, app.clock.now()).await,
-                                common::checkout::validation::CheckoutResponse::Accepted { .. }
+                                retailflow_core::checkout::validation::CheckoutResponse::Accepted { .. }
                             ),
                             Err(_) => false,
                         };
@@ -649,12 +650,12 @@ pub async fn run_keeping_app(
     for key in &lost_messages {
         // A duplicate of the lost message may have done its work, or the
         // order was cancelled: only an accrual still due and undone is drift.
-        let due = match common::ports::StateStore::saga(app.store.as_ref(), key).await {
+        let due = match retailflow_core::ports::StateStore::saga(app.store.as_ref(), key).await {
             Ok(Some(saga)) => {
                 saga.refund_ledger.cancelled_at.is_none()
                     && saga
-                        .step(common::steps::loyalty_accrual::STEP)
-                        .is_none_or(|r| r.status != common::saga::StepStatus::Completed)
+                        .step(retailflow_core::steps::loyalty_accrual::STEP)
+                        .is_none_or(|r| r.status != retailflow_core::saga::StepStatus::Completed)
             }
             _ => true,
         };

@@ -165,7 +165,7 @@ pub fn check(
     let mut published: BTreeMap<(String, &str), std::collections::BTreeSet<uuid::Uuid>> =
         BTreeMap::new();
     for e in app.bus.recorded.published() {
-        if let Some(key) = common::queue_batch::correlation_id(&e.detail) {
+        if let Some(key) = retailflow_core::queue_batch::correlation_id(&e.detail) {
             let kind = match e.detail_type.as_str() {
                 "OrderPlaced" => "OrderPlaced",
                 "RefundIssued" => "RefundIssued",
@@ -188,17 +188,18 @@ pub fn check(
                 parts.next().unwrap_or_default().to_string(),
             )
         };
-        let order_ref = common::model::OrderRef {
+        let order_ref = retailflow_core::model::OrderRef {
             platform: if platform == "adobe_commerce" {
-                common::model::Platform::AdobeCommerce
+                retailflow_core::model::Platform::AdobeCommerce
             } else {
-                common::model::Platform::Shopify
+                retailflow_core::model::Platform::Shopify
             },
             shop: shop.clone(),
             order_id: e.order_id.clone(),
         };
         let sos = sales_orders.get(&p.key).map(Vec::as_slice).unwrap_or(&[]);
-        let accrual_number = common::steps::loyalty_accrual::accrual_external_id(&order_ref);
+        let accrual_number =
+            retailflow_core::steps::loyalty_accrual::accrual_external_id(&order_ref);
         let acc = accruals
             .get(&accrual_number)
             .map(Vec::as_slice)
@@ -331,7 +332,7 @@ pub fn check(
                 ),
             );
         }
-        let member = common::connectors::external_id(
+        let member = retailflow_core::idempotency::external_id(
             "mb",
             &[
                 platform.as_str(),

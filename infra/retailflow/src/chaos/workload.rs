@@ -160,7 +160,7 @@ pub enum Delivery {
         body: String,
         /// A till signs each attempt when it sends it (timestamp and a new
         /// nonce): the store and its secret.
-        till: Option<(String, common::webhook::Secret)>,
+        till: Option<(String, retailflow_core::webhook::Secret)>,
     },
     /// A checkout validation before the order it leads to.
     Checkout { order: usize, request: String },
@@ -197,8 +197,8 @@ fn minor(expected: &Value, path: &[&str]) -> anyhow::Result<i64> {
 
 /// Decimal text ("24.29") in minor units, for 2-decimal amounts.
 fn decimal_minor(s: &str) -> anyhow::Result<i64> {
-    let usd = common::money::Currency::from_code("USD")?;
-    Ok(common::money::Money::parse(s, usd)?.minor)
+    let usd = retailflow_core::money::Currency::from_code("USD")?;
+    Ok(retailflow_core::money::Money::parse(s, usd)?.minor)
 }
 
 struct Bases {
@@ -320,7 +320,7 @@ fn shopify(
     body: &Value,
 ) -> Delivery {
     let body = body.to_string();
-    let secret = common::webhook::Secret::new(signers.shopify_secret.clone());
+    let secret = retailflow_core::webhook::Secret::new(signers.shopify_secret.clone());
     Delivery::Webhook {
         order,
         path: "/webhooks/shopify",
@@ -333,7 +333,7 @@ fn shopify(
             ("x-shopify-api-version".into(), "2025-10".into()),
             (
                 "x-shopify-hmac-sha256".into(),
-                common::webhook::shopify_signature(&secret, body.as_bytes()),
+                retailflow_core::webhook::shopify_signature(&secret, body.as_bytes()),
             ),
         ],
         body,
@@ -354,7 +354,7 @@ fn adobe(signers: &DevSigners, order: usize, body: &Value) -> anyhow::Result<Del
         let n = n + 1;
         headers.push((
             format!("x-adobe-digital-signature-{n}"),
-            common::webhook::adobe_signature(key, body.as_bytes())?,
+            retailflow_core::webhook::adobe_signature(key, body.as_bytes())?,
         ));
         headers.push((
             format!("x-adobe-public-key{n}-path"),
@@ -383,7 +383,7 @@ fn pos_return(signers: &DevSigners, order: usize, base: &Value, order_id: u64) -
         body: r.to_string(),
         till: Some((
             signers.pos_store.0.clone(),
-            common::webhook::Secret::new(signers.pos_store.1.clone()),
+            retailflow_core::webhook::Secret::new(signers.pos_store.1.clone()),
         )),
     }
 }

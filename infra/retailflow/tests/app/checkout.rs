@@ -8,20 +8,20 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use common::checkout::auth::{session_token, storefront_headers, CheckoutAuth};
-use common::checkout::catalog::Catalog;
-use common::checkout::pricing::CartLine;
-use common::checkout::validation::{
+use retailflow::dev_keys::CheckoutSigners;
+use retailflow::local_app::LocalApp;
+use retailflow_core::checkout::auth::{session_token, storefront_headers, CheckoutAuth};
+use retailflow_core::checkout::catalog::Catalog;
+use retailflow_core::checkout::pricing::CartLine;
+use retailflow_core::checkout::validation::{
     answer, CheckoutConfig, CheckoutHttpRequest, CheckoutRequest, CheckoutResponse,
     CheckoutValidation, LoyaltyFallback,
 };
-use common::connectors::{AccrualRequest, Enrollment, LoyaltyConnector};
-use common::intake::IntakeConfig;
-use common::money::{Currency, Money};
-use common::resilience::CircuitBreaker;
-use common::webhook::Secret;
-use retailflow::dev_keys::CheckoutSigners;
-use retailflow::local_app::LocalApp;
+use retailflow_core::intake::IntakeConfig;
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::loyalty::{AccrualRequest, Enrollment, LoyaltyConnector};
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::webhook::Secret;
 use serde_json::json;
 use simulators::System;
 
@@ -789,7 +789,7 @@ async fn another_members_points_balance_is_not_disclosed() {
     let shop = s.shop.clone();
     // Customer 42's membership (the number loyalty accrual enrols under)
     // and member M-7, both with 300 points.
-    let own = common::checkout::auth::member_number("shopify", &shop, "42");
+    let own = retailflow_core::checkout::auth::member_number("shopify", &shop, "42");
     for m in [own.as_str(), "M-7"] {
         app.loyalty
             .enroll(&Enrollment {

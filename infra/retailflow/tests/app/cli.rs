@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::webhook::{shopify_signature, Secret};
+use retailflow_core::webhook::{shopify_signature, Secret};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -232,7 +232,7 @@ fn serve_answers_bad_input_with_reasons() {
 
 /// A storefront's signed request headers, as docs/operations.md signs them.
 fn storefront_headers(body: &str, nonce: &str) -> Vec<(&'static str, String)> {
-    common::checkout::auth::storefront_headers(
+    retailflow_core::checkout::auth::storefront_headers(
         "web-eu",
         &Secret::new("serve-storefront-secret"),
         chrono::Utc::now(),
@@ -264,7 +264,7 @@ fn serve_validates_a_checkout_as_the_readme_shows() {
     // A Shopify checkout's session token, signed with the app's secret.
     let at = chrono::Utc::now().timestamp();
     let token = |secret: &str| {
-        common::checkout::auth::session_token(
+        retailflow_core::checkout::auth::session_token(
             &Secret::new(secret),
             &serde_json::json!({"dest": "https://acme.myshopify.com", "aud": "serve-client-id",
                 "sub": "gid://shopify/Customer/77", "exp": at + 300, "nbf": at, "iat": at}),

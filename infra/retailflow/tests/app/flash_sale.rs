@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use common::adapters::contention::ContentionModel;
 use retailflow::bench_flash_sale::{run, FlashSale};
+use retailflow_core::adapters::contention::ContentionModel;
 
 fn sale(shoppers: usize, units: u32, skus: usize, cart_lines: usize, shards: u16) -> FlashSale {
     FlashSale {

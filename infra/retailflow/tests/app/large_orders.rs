@@ -6,9 +6,9 @@
 
 use crate::support;
 
-use common::checkout::stock::StockReservations;
 use retailflow::large_orders::{shopify_order, shopify_refund, sku};
 use retailflow::local_app::LocalApp;
+use retailflow_core::checkout::stock::StockReservations;
 use support::{deliver_shopify, dev_config};
 
 const ON_HAND: u32 = 1000;

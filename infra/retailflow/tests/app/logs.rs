@@ -43,9 +43,9 @@ fn correlation(line: &serde_json::Value) -> Option<&str> {
 #[tokio::test(flavor = "current_thread")]
 async fn every_line_of_an_order_flow_carries_its_correlation_id_and_no_email() {
     let capture = Capture::default();
-    let subscriber = common::observability::json_subscriber(
+    let subscriber = retailflow_core::observability::json_subscriber(
         capture.clone(),
-        tracing_subscriber::EnvFilter::new("common=debug,retailflow=debug,app=debug"),
+        tracing_subscriber::EnvFilter::new("retailflow=debug,app=debug"),
     );
     let _guard = tracing::subscriber::set_default(subscriber);
 
@@ -68,7 +68,7 @@ async fn every_line_of_an_order_flow_carries_its_correlation_id_and_no_email() {
     app.drain().await;
     // Something quoting a customer's email (an ERP's error message does).
     {
-        let _in_flow = common::correlation_span!(ORDER).entered();
+        let _in_flow = retailflow_core::correlation_span!(ORDER).entered();
         tracing::warn!(
             error = "customer jane.doe@example.com already exists",
             "erp said"

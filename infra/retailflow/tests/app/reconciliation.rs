@@ -6,16 +6,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::Duration;
-use common::reconciliation::{
-    DiscrepancyKind, Reconciliation, ReconciliationConfig, ReconciliationReport,
-};
-use common::resilience::CircuitBreaker;
-use common::saga::StepStatus;
-use common::steps::return_reversal::Guarded;
 use retailflow::local_app::{
     LocalApp, ERP_POST_QUEUE, MAX_RECEIVE_COUNT, STOCK_COMMIT_QUEUE, VISIBILITY_TIMEOUT,
 };
 use retailflow::runtime::{lock, Queue};
+use retailflow_core::reconciliation::{
+    DiscrepancyKind, Reconciliation, ReconciliationConfig, ReconciliationReport,
+};
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::saga::StepStatus;
+use retailflow_core::steps::return_reversal::Guarded;
 use simulators::NetSuiteRecord;
 
 use crate::support;
@@ -102,7 +102,7 @@ async fn a_clean_run_finds_nothing_and_reads_each_system_once_per_page() {
     // its completion.
     let latest = app
         .store
-        .cursor(common::reconciliation::LATEST_CURSOR)
+        .cursor(retailflow_core::reconciliation::LATEST_CURSOR)
         .unwrap();
     assert_eq!(latest, report.run_id);
     let published = app.bus.recorded.published();
@@ -416,16 +416,16 @@ async fn a_cancellation_whose_event_never_went_out_is_re_driven_to_its_reversal_
 struct Busy;
 
 #[async_trait::async_trait]
-impl common::ports::EventArchive for Busy {
+impl retailflow_core::ports::EventArchive for Busy {
     fn knows(&self, _: &str) -> bool {
         true
     }
     async fn replay(
         &self,
         _: &[String],
-        _: &common::ports::ReplaySpan,
-    ) -> Result<Option<String>, common::ports::ArchiveError> {
-        Err(common::ports::ArchiveError::Unavailable(
+        _: &retailflow_core::ports::ReplaySpan,
+    ) -> Result<Option<String>, retailflow_core::ports::ArchiveError> {
+        Err(retailflow_core::ports::ArchiveError::Unavailable(
             "LimitExceededException: 10 replays running".into(),
         ))
     }

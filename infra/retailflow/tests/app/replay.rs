@@ -3,8 +3,8 @@
 //! converges (one sales order, reconciliation clean); replaying a window's
 //! events to one rule's queue doubles nothing.
 
-use common::replay::{DeadLetterFilter, DeadLetters};
 use retailflow::local_app::LocalApp;
+use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
 use simulators::{Fault, FaultKind, System};
 
 use crate::support;

@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::replay::{DeadLetterFilter, DeadLetters};
 use retailflow::data_dir::DataDir;
 use retailflow::local_app::LocalApp;
 use retailflow::runtime::lock;
+use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
 use simulators::{Fault, FaultKind, System};
 
 use crate::support;
@@ -168,13 +168,13 @@ async fn a_checkout_hold_and_its_order_s_stock_commit_outlive_restarts() {
     {
         let app = open(&dir).await;
         assert_eq!(available(&app).await, [120, 30, 400]);
-        let checkout: common::checkout::validation::CheckoutRequest =
+        let checkout: retailflow_core::checkout::validation::CheckoutRequest =
             serde_json::from_slice(&support::sample("14-checkout-validate.json").body).unwrap();
         let resp = app.checkout.validate(&checkout, app.clock.now()).await;
         assert!(
             matches!(
                 resp,
-                common::checkout::validation::CheckoutResponse::Accepted { .. }
+                retailflow_core::checkout::validation::CheckoutResponse::Accepted { .. }
             ),
             "{resp:?}"
         );
@@ -191,10 +191,10 @@ async fn a_checkout_hold_and_its_order_s_stock_commit_outlive_restarts() {
             &mut Vec::new(),
         );
         assert_eq!(msgs.len(), 1);
-        let outcome = common::steps::stock_commit::handle_stock_message(
+        let outcome = retailflow_core::steps::stock_commit::handle_stock_message(
             &app.stock_commit,
             &msgs[0].body,
-            common::steps::Invocation {
+            retailflow_core::steps::Invocation {
                 now: app.clock.now(),
                 deadline: None,
                 attempt: 1,

@@ -8,19 +8,19 @@
 //! shape can be built here; the webhook → event path is tested in intake.
 
 use chrono::{DateTime, Duration, Utc};
-use common::events::{
+use retailflow::local_app::{LocalApp, RETURN_REVERSAL_QUEUE};
+use retailflow_core::events::{
     envelope, EnvelopeMeta, EventDetail, OrderCancelled, OrderPlaced, RefundIssued, INTAKE_SOURCE,
 };
-use common::idempotency::{Completion, IdempotencyKey};
-use common::intake::IntakeConfig;
-use common::mappers::shopify::{map, ShopifyTopic};
-use common::model::{
+use retailflow_core::idempotency::{Completion, IdempotencyKey};
+use retailflow_core::intake::IntakeConfig;
+use retailflow_core::mappers::shopify::{map, ShopifyTopic};
+use retailflow_core::model::{
     Cancellation, LineKind, MoneyBag, Order, Refund, RefundLine, RestockType, TaxLine,
 };
-use common::money::{Currency, Money};
-use common::ports::{BusEvent, EventBus, StateStore};
-use common::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
-use retailflow::local_app::{LocalApp, RETURN_REVERSAL_QUEUE};
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::{BusEvent, EventBus, StateStore};
+use retailflow_core::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
 use simulators::System;
 
 fn usd(minor: i64) -> MoneyBag {
@@ -34,7 +34,7 @@ fn three_unit_order(order_id: &str) -> Order {
         env!("CARGO_MANIFEST_DIR"),
         "/../../events/payloads/shopify-orders-create-discount-code.json"
     );
-    let common::events::CanonicalEvent::OrderPlaced(placed) = map(
+    let retailflow_core::events::CanonicalEvent::OrderPlaced(placed) = map(
         ShopifyTopic::OrdersCreate,
         "returns-test.myshopify.com",
         &std::fs::read(path).unwrap(),
@@ -131,7 +131,10 @@ fn bus_event<T: EventDetail + Clone>(
 }
 
 /// The `OrderPlaced` envelope a step receives for `order`.
-fn placed_envelope(app: &LocalApp, order: &Order) -> common::events::Envelope<OrderPlaced> {
+fn placed_envelope(
+    app: &LocalApp,
+    order: &Order,
+) -> retailflow_core::events::Envelope<OrderPlaced> {
     let event = bus_event(
         &OrderPlaced {
             order: order.clone(),
@@ -150,7 +153,7 @@ fn placed_envelope(app: &LocalApp, order: &Order) -> common::events::Envelope<Or
 async fn place(app: &LocalApp, order: &Order) {
     let key = order.order.key();
     let now = app.clock.now();
-    let facts = common::events::CanonicalEvent::OrderPlaced(OrderPlaced {
+    let facts = retailflow_core::events::CanonicalEvent::OrderPlaced(OrderPlaced {
         order: order.clone(),
     })
     .order_facts();
@@ -487,10 +490,10 @@ async fn a_cancellation_before_the_order_is_processed_accrues_nothing_and_closes
 
 #[tokio::test]
 async fn a_claiming_erp_never_creates_the_sales_order_of_an_order_cancelled_first() {
-    use common::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
-    use common::resilience::CircuitBreaker;
-    use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
-    use common::steps::{Invocation, StepOutcome};
+    use retailflow_connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
+    use retailflow_core::resilience::CircuitBreaker;
+    use retailflow_core::steps::erp_posting::{ErpPosting, ErpPostingConfig};
+    use retailflow_core::steps::{Invocation, StepOutcome};
     use std::sync::Arc;
     let app = start().await;
     let order = three_unit_order("7103");
@@ -624,7 +627,7 @@ async fn a_refund_after_a_cancellation_the_erp_could_not_apply_still_gets_its_cr
 /// The cancellation lands while the accrual is running: just before the
 /// accrual records its result.
 struct CancelledMidway {
-    inner: std::sync::Arc<common::adapters::in_process::InProcessStateStore>,
+    inner: std::sync::Arc<retailflow_core::adapters::in_process::InProcessStateStore>,
     order_key: String,
 }
 
@@ -632,16 +635,17 @@ struct CancelledMidway {
 impl StateStore for CancelledMidway {
     async fn claim(
         &self,
-        r: &common::idempotency::ClaimRequest,
-    ) -> Result<common::idempotency::ClaimOutcome, common::ports::StoreError> {
+        r: &retailflow_core::idempotency::ClaimRequest,
+    ) -> Result<retailflow_core::idempotency::ClaimOutcome, retailflow_core::ports::StoreError>
+    {
         self.inner.claim(r).await
     }
     async fn complete(
         &self,
-        c: &common::idempotency::Claim,
+        c: &retailflow_core::idempotency::Claim,
         x: &Completion,
-    ) -> Result<(), common::ports::StoreError> {
-        let ledger = common::refund_ledger::RefundLedger::default()
+    ) -> Result<(), retailflow_core::ports::StoreError> {
+        let ledger = retailflow_core::refund_ledger::RefundLedger::default()
             .cancel(x.now, Currency::from_code("USD").unwrap())
             .unwrap();
         self.inner
@@ -651,9 +655,10 @@ impl StateStore for CancelledMidway {
     }
     async fn record_first(
         &self,
-        r: &common::idempotency::ClaimRequest,
+        r: &retailflow_core::idempotency::ClaimRequest,
         x: &Completion,
-    ) -> Result<common::idempotency::RecordOutcome, common::ports::StoreError> {
+    ) -> Result<retailflow_core::idempotency::RecordOutcome, retailflow_core::ports::StoreError>
+    {
         self.inner.record_first(r, x).await
     }
     async fn record_completed(
@@ -661,46 +666,53 @@ impl StateStore for CancelledMidway {
         k: &IdempotencyKey,
         h: &str,
         x: &Completion,
-    ) -> Result<(), common::ports::StoreError> {
+    ) -> Result<(), retailflow_core::ports::StoreError> {
         self.inner.record_completed(k, h, x).await
     }
     async fn release(
         &self,
-        c: &common::idempotency::Claim,
-    ) -> Result<(), common::ports::StoreError> {
+        c: &retailflow_core::idempotency::Claim,
+    ) -> Result<(), retailflow_core::ports::StoreError> {
         self.inner.release(c).await
     }
     async fn quarantine(
         &self,
-        q: &common::ports::QuarantinedDelivery,
-    ) -> Result<(), common::ports::StoreError> {
+        q: &retailflow_core::ports::QuarantinedDelivery,
+    ) -> Result<(), retailflow_core::ports::StoreError> {
         self.inner.quarantine(q).await
     }
     async fn saga(
         &self,
         k: &str,
-    ) -> Result<Option<common::saga::SagaRecord>, common::ports::StoreError> {
+    ) -> Result<Option<retailflow_core::saga::SagaRecord>, retailflow_core::ports::StoreError> {
         self.inner.saga(k).await
     }
-    async fn read_cursor(&self, n: &str) -> Result<Option<String>, common::ports::StoreError> {
+    async fn read_cursor(
+        &self,
+        n: &str,
+    ) -> Result<Option<String>, retailflow_core::ports::StoreError> {
         self.inner.read_cursor(n).await
     }
-    async fn write_cursor(&self, n: &str, v: &str) -> Result<(), common::ports::StoreError> {
+    async fn write_cursor(
+        &self,
+        n: &str,
+        v: &str,
+    ) -> Result<(), retailflow_core::ports::StoreError> {
         self.inner.write_cursor(n, v).await
     }
     async fn write_refund_ledger(
         &self,
         k: &str,
-        l: &common::refund_ledger::RefundLedger,
+        l: &retailflow_core::refund_ledger::RefundLedger,
         at: DateTime<Utc>,
-    ) -> Result<bool, common::ports::StoreError> {
+    ) -> Result<bool, retailflow_core::ports::StoreError> {
         self.inner.write_refund_ledger(k, l, at).await
     }
     async fn sagas_started(
         &self,
         hour: chrono::DateTime<chrono::Utc>,
         page: Option<&str>,
-    ) -> Result<common::ports::SagaPage, common::ports::StoreError> {
+    ) -> Result<retailflow_core::ports::SagaPage, retailflow_core::ports::StoreError> {
         self.inner.sagas_started(hour, page).await
     }
     async fn record_redrive(
@@ -709,7 +721,7 @@ impl StateStore for CancelledMidway {
         step: &str,
         limit: u32,
         at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, common::ports::StoreError> {
+    ) -> Result<bool, retailflow_core::ports::StoreError> {
         self.inner.record_redrive(saga_key, step, limit, at).await
     }
     async fn put_report(
@@ -717,19 +729,22 @@ impl StateStore for CancelledMidway {
         run_id: &str,
         body: &str,
         expires_at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), common::ports::StoreError> {
+    ) -> Result<(), retailflow_core::ports::StoreError> {
         self.inner.put_report(run_id, body, expires_at).await
     }
-    async fn report(&self, run_id: &str) -> Result<Option<String>, common::ports::StoreError> {
+    async fn report(
+        &self,
+        run_id: &str,
+    ) -> Result<Option<String>, retailflow_core::ports::StoreError> {
         self.inner.report(run_id).await
     }
 }
 
 #[tokio::test]
 async fn an_accrual_that_finishes_after_the_cancellation_cancels_its_own_journal() {
-    use common::resilience::CircuitBreaker;
-    use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
-    use common::steps::{Invocation, StepOutcome};
+    use retailflow_core::resilience::CircuitBreaker;
+    use retailflow_core::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
+    use retailflow_core::steps::{Invocation, StepOutcome};
     use std::sync::Arc;
     let app = start().await;
     let order = three_unit_order("7108");
@@ -856,7 +871,7 @@ async fn an_order_the_erp_refuses_to_cancel_goes_to_review_and_its_refunds_are_c
 
 #[tokio::test]
 async fn a_redelivered_order_post_looks_before_it_posts_to_an_upserting_erp() {
-    use common::steps::{Invocation, StepOutcome};
+    use retailflow_core::steps::{Invocation, StepOutcome};
     let app = start().await;
     let order = three_unit_order("7111");
     place(&app, &order).await;

@@ -4,12 +4,12 @@
 //! and the schedule's tick gives abandoned holds back.
 
 use chrono::Duration;
-use common::checkout::validation::{CheckoutRequest, CheckoutResponse};
-use common::events::{envelope, Envelope, EnvelopeMeta, OrderCancelled};
-use common::model::{Cancellation, OrderRef, Platform};
-use common::steps::stock_commit::handle_stock_message;
-use common::steps::{Invocation, StepOutcome};
 use retailflow::local_app::LocalApp;
+use retailflow_core::checkout::validation::{CheckoutRequest, CheckoutResponse};
+use retailflow_core::events::{envelope, Envelope, EnvelopeMeta, OrderCancelled};
+use retailflow_core::model::{Cancellation, OrderRef, Platform};
+use retailflow_core::steps::stock_commit::handle_stock_message;
+use retailflow_core::steps::{Invocation, StepOutcome};
 
 use crate::support;
 use support::{deliver, dev_config, sample};
@@ -172,8 +172,11 @@ async fn the_stock_queue_refuses_events_it_does_not_take() {
     assert!(matches!(out, StepOutcome::Reject { .. }), "{out:?}");
 }
 
-fn usd(minor: i64) -> common::money::Money {
-    common::money::Money::new(minor, common::money::Currency::from_code("USD").unwrap())
+fn usd(minor: i64) -> retailflow_core::money::Money {
+    retailflow_core::money::Money::new(
+        minor,
+        retailflow_core::money::Currency::from_code("USD").unwrap(),
+    )
 }
 
 fn sync_report(out: StepOutcome) -> serde_json::Value {
@@ -323,7 +326,7 @@ async fn a_netsuite_shipment_of_a_sample_order_reaches_shopify_with_its_tracking
         ],
     );
     // The warehouse ships the socks first, the rest later.
-    let so = common::steps::erp_posting::sales_order_external_id(&order);
+    let so = retailflow_core::steps::erp_posting::sales_order_external_id(&order);
     app.sims
         .netsuite_ship(&so, "UPS", &["1Z999AA1"], &[("MCS-CHR-M", 2)]);
     app.sims

@@ -289,7 +289,7 @@ fn every_rule_failing_to_deliver_pages_someone() {
 }
 
 /// What each function's code does to the state table, traced from its
-/// step through the ports to the adapters (`common/src/adapters/dynamodb*.rs`):
+/// step through the ports to the adapters (`crates/aws/src/adapters/dynamodb*.rs`):
 /// the item actions it calls, the partition-key prefixes they reach, whether
 /// it takes places in a concurrency budget (`BUDGET#` slots, through its
 /// connectors' auth) and the indexes it queries. A transaction is
@@ -669,7 +669,7 @@ fn no_function_may_delete_items_it_never_deletes() {
 /// would refuse production every call.
 #[test]
 fn every_key_prefix_granted_is_one_the_adapters_write() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../common/src/adapters");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/aws/src/adapters");
     let mut source = String::new();
     for entry in std::fs::read_dir(dir).expect("adapters") {
         let path = entry.expect("entry").path();

@@ -1,8 +1,8 @@
 //! `retailflow trace` reads an order's whole story back from the saga
 //! store: its events, each step with its result, its returns.
 
-use common::saga::StepStatus;
 use retailflow::local_app::LocalApp;
+use retailflow_core::saga::StepStatus;
 
 use crate::support;
 use support::{deliver, dev_config};
@@ -18,7 +18,7 @@ async fn a_trace_shows_every_step_of_an_order_and_its_return_with_their_document
         200
     );
     app.drain().await;
-    let t = common::trace::trace_order(app.store.as_ref(), ORDER)
+    let t = retailflow_core::trace::trace_order(app.store.as_ref(), ORDER)
         .await
         .unwrap()
         .unwrap();
@@ -49,7 +49,7 @@ async fn a_trace_shows_every_step_of_an_order_and_its_return_with_their_document
     ] {
         assert!(events.contains(&e), "{e} in {events:?}");
     }
-    let text = common::trace::render(&t);
+    let text = retailflow_core::trace::render(&t);
     let so = step("erp_post").result.as_ref().unwrap()["document_number"]
         .as_str()
         .unwrap()
@@ -62,7 +62,7 @@ async fn a_trace_shows_every_step_of_an_order_and_its_return_with_their_document
 async fn a_trace_of_an_unknown_order_says_so_and_an_unfinished_one_shows_the_step_not_done() {
     let app = LocalApp::start(dev_config()).await.unwrap();
     assert!(
-        common::trace::trace_order(app.store.as_ref(), "shopify:x:order:1")
+        retailflow_core::trace::trace_order(app.store.as_ref(), "shopify:x:order:1")
             .await
             .unwrap()
             .is_none()
@@ -75,7 +75,7 @@ async fn a_trace_of_an_unknown_order_says_so_and_an_unfinished_one_shows_the_ste
     assert_eq!(deliver(&app, "01-shopify-orders-create.json").await, 200);
     app.drain_until(app.clock.now() + chrono::Duration::minutes(5))
         .await;
-    let t = common::trace::trace_order(app.store.as_ref(), ORDER)
+    let t = retailflow_core::trace::trace_order(app.store.as_ref(), ORDER)
         .await
         .unwrap()
         .unwrap();

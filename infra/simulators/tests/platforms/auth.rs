@@ -8,13 +8,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::config::{ConnectorSecretDocument, NetSuiteCredentials, SalesforceCredentials};
-use common::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
-use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-use common::connectors::{ErpConnector, LoyaltyConnector};
-use common::resilience::ConnectorError;
-use common::steps::StepOutcome;
+use retailflow_connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
+use retailflow_connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use retailflow_core::config::{
+    ConnectorSecretDocument, NetSuiteCredentials, SalesforceCredentials,
+};
+use retailflow_core::ports::erp::ErpConnector;
+use retailflow_core::ports::loyalty::LoyaltyConnector;
+use retailflow_core::resilience::ConnectorError;
+use retailflow_core::steps::StepOutcome;
 use simulators::{Simulators, TokenIssuer, DEV_CONNECTOR_SECRET_ALTERNATIVES};
 
 type Now = Arc<Mutex<DateTime<Utc>>>;
@@ -45,7 +48,7 @@ fn business_central(sims: &Simulators) -> BusinessCentralErp {
     BusinessCentralErp::new(BusinessCentralConfig {
         company_url: sims.business_central_company(),
         auth: sims.business_central_auth(),
-        local_currency: common::money::Currency::from_code("USD").unwrap(),
+        local_currency: retailflow_core::money::Currency::from_code("USD").unwrap(),
         timeout: Duration::from_secs(5),
     })
 }
@@ -73,7 +76,7 @@ fn auth_failing_count(system: &str) -> usize {
     let lines = LINES.get_or_init(|| {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
-        common::observability::set_metrics_sink(Some(Arc::new(move |l: &str| {
+        retailflow_core::observability::set_metrics_sink(Some(Arc::new(move |l: &str| {
             sink.lock().unwrap().push(l.to_string())
         })));
         lines
@@ -238,24 +241,30 @@ async fn a_rotated_credential_reaches_the_connector_without_a_restart() {
 
 #[tokio::test]
 async fn adobe_commerce_requests_are_signed_and_a_bearer_token_is_refused() {
-    use common::connectors::shop::{AdobeCommerceAdmin, AdobeCommerceAdminConfig};
-    use common::connectors::EcommerceConnector;
+    use retailflow_connectors::shop::{AdobeCommerceAdmin, AdobeCommerceAdminConfig};
+    use retailflow_core::ports::shop::EcommerceConnector;
     let (sims, now) = sims_on_a_clock().await;
     let adobe = AdobeCommerceAdmin::new(AdobeCommerceAdminConfig {
         base_url: sims.adobe_rest_base(),
         auth: sims.adobe_auth(),
         timeout: Duration::from_secs(5),
     });
-    let refund = common::connectors::ShopRefund {
-        order: common::model::OrderRef {
-            platform: common::model::Platform::AdobeCommerce,
+    let refund = retailflow_core::ports::shop::ShopRefund {
+        order: retailflow_core::model::OrderRef {
+            platform: retailflow_core::model::Platform::AdobeCommerce,
             shop: "default".into(),
             order_id: "7".into(),
         },
         reference: "rf-1".into(),
         lines: vec![],
-        shipping: common::money::Money::new(0, common::money::Currency::from_code("USD").unwrap()),
-        total: common::money::Money::new(0, common::money::Currency::from_code("USD").unwrap()),
+        shipping: retailflow_core::money::Money::new(
+            0,
+            retailflow_core::money::Currency::from_code("USD").unwrap(),
+        ),
+        total: retailflow_core::money::Money::new(
+            0,
+            retailflow_core::money::Currency::from_code("USD").unwrap(),
+        ),
     };
     assert_eq!(adobe.find_refund(&refund).await.unwrap(), None);
     // The integration's access token as a bare bearer token: refused, as
@@ -282,14 +291,14 @@ async fn adobe_commerce_requests_are_signed_and_a_bearer_token_is_refused() {
 #[tokio::test]
 async fn a_replayed_oauth1_request_is_refused() {
     let sims = Simulators::start().await.unwrap();
-    let creds = common::connectors::auth::oauth1::OAuth1Credentials {
+    let creds = retailflow_connectors::auth::oauth1::OAuth1Credentials {
         consumer_key: "dev-adobe-consumer-key".into(),
         consumer_secret: "dev-adobe-consumer-secret".into(),
         token: "dev-adobe-access-token".into(),
         token_secret: "dev-adobe-access-token-secret".into(),
     };
     let url = url::Url::parse(&format!("{}/V1/creditmemos", sims.adobe_rest_base())).unwrap();
-    let header = common::connectors::auth::oauth1::authorization(
+    let header = retailflow_connectors::auth::oauth1::authorization(
         &creds,
         "GET",
         &url,
@@ -358,8 +367,8 @@ async fn a_made_up_token_is_refused_with_401_by_every_system() {
 
 #[tokio::test]
 async fn a_revoked_shopify_token_waits_for_the_operator() {
-    use common::connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
-    use common::connectors::EcommerceConnector;
+    use retailflow_connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
+    use retailflow_core::ports::shop::EcommerceConnector;
     let (sims, now) = sims_on_a_clock().await;
     let shopify = ShopifyAdmin::new(ShopifyAdminConfig {
         base_url: Some(sims.shopify_admin_base()),
@@ -369,17 +378,17 @@ async fn a_revoked_shopify_token_waits_for_the_operator() {
         default_location: None,
         timeout: Duration::from_secs(5),
     });
-    let usd = common::money::Currency::from_code("USD").unwrap();
-    let refund = common::connectors::ShopRefund {
-        order: common::model::OrderRef {
-            platform: common::model::Platform::Shopify,
+    let usd = retailflow_core::money::Currency::from_code("USD").unwrap();
+    let refund = retailflow_core::ports::shop::ShopRefund {
+        order: retailflow_core::model::OrderRef {
+            platform: retailflow_core::model::Platform::Shopify,
             shop: "acme.myshopify.com".into(),
             order_id: "5872301948123".into(),
         },
         reference: "rf-1".into(),
         lines: vec![],
-        shipping: common::money::Money::new(0, usd),
-        total: common::money::Money::new(0, usd),
+        shipping: retailflow_core::money::Money::new(0, usd),
+        total: retailflow_core::money::Money::new(0, usd),
     };
     assert_eq!(shopify.find_refund(&refund).await.unwrap(), None);
     // The app is reinstalled: its old offline token stops working, and the

@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use common::adapters::in_process::{InProcessEventBus, InProcessStateStore};
-use common::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
-use common::connectors::{ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder};
-use common::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
-use common::mappers::shopify::{map, ShopifyTopic};
-use common::money::{Currency, Money};
-use common::resilience::{CircuitBreaker, ConnectorError};
-use common::steps::erp_posting::{ErpPosting, ErpPostingConfig};
-use common::steps::{envelope_from_message, Invocation, StepOutcome};
+use retailflow_connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
+use retailflow_core::adapters::in_process::{InProcessEventBus, InProcessStateStore};
+use retailflow_core::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
+use retailflow_core::mappers::shopify::{map, ShopifyTopic};
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::erp::{ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder};
+use retailflow_core::resilience::{CircuitBreaker, ConnectorError};
+use retailflow_core::steps::erp_posting::{ErpPosting, ErpPostingConfig};
+use retailflow_core::steps::{envelope_from_message, Invocation, StepOutcome};
 use simulators::{Fault, FaultKind, Simulators, System};
 
 fn usd(minor: i64) -> Money {
@@ -190,7 +190,7 @@ async fn erp_step_on_business_central_posts_once_despite_lost_responses_and_dupl
 #[tokio::test]
 async fn business_central_ledger_reads_batch_by_external_number_find_invoiced_orders_and_show_duplicates(
 ) {
-    use common::connectors::{ErpDocumentKind, LedgerQuery};
+    use retailflow_core::ports::erp::{ErpDocumentKind, LedgerQuery};
     let sims = Simulators::start().await.unwrap();
     let erp = bc(&sims);
     let customer = erp

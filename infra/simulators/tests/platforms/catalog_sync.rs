@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::checkout::catalog::{Catalog, InProcessCatalog};
-use common::checkout::pricing::PriceEntry;
-use common::checkout::stock::{InProcessStock, OrderCommit, ReservationLine, StockReservations};
-use common::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
-use common::connectors::erp_catalog::NETSUITE_PAGE;
-use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-use common::money::{Currency, Money};
-use common::ports::erp::ErpCatalogFeed;
-use common::resilience::{CircuitBreaker, ConnectorError};
-use common::steps::catalog_sync::CatalogSync;
-use common::steps::StepOutcome;
+use retailflow_connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
+use retailflow_connectors::erp_catalog::NETSUITE_PAGE;
+use retailflow_connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+use retailflow_core::checkout::catalog::{Catalog, InProcessCatalog};
+use retailflow_core::checkout::pricing::PriceEntry;
+use retailflow_core::checkout::stock::{
+    InProcessStock, OrderCommit, ReservationLine, StockReservations,
+};
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::erp::ErpCatalogFeed;
+use retailflow_core::resilience::{CircuitBreaker, ConnectorError};
+use retailflow_core::steps::catalog_sync::CatalogSync;
+use retailflow_core::steps::StepOutcome;
 use simulators::{Fault, FaultKind, Simulators, System};
 
 fn usd() -> Currency {
@@ -210,7 +212,7 @@ async fn a_count_read_before_the_erp_received_an_order_is_skipped_as_stale() {
         .apply_erp_count("A", 10, t0 + chrono::Duration::seconds(1))
         .await
         .unwrap();
-    assert_eq!(out, common::checkout::stock::CountOutcome::Stale);
+    assert_eq!(out, retailflow_core::checkout::stock::CountOutcome::Stale);
     assert_eq!(stock.available("A", t0).await.unwrap(), 6, "not undone");
 }
 
@@ -267,12 +269,16 @@ async fn a_throttled_or_down_erp_stops_the_run_with_its_retry_hint() {
 
 fn shops(
     sims: &Simulators,
-) -> Vec<common::steps::return_reversal::Guarded<dyn common::connectors::EcommerceConnector>> {
-    use common::connectors::shop::{
+) -> Vec<
+    retailflow_core::steps::return_reversal::Guarded<
+        dyn retailflow_core::ports::shop::EcommerceConnector,
+    >,
+> {
+    use retailflow_connectors::shop::{
         AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
     };
-    use common::connectors::EcommerceConnector;
-    use common::steps::return_reversal::Guarded;
+    use retailflow_core::ports::shop::EcommerceConnector;
+    use retailflow_core::steps::return_reversal::Guarded;
     let shopify: Arc<dyn EcommerceConnector> = Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
         base_url: Some(sims.shopify_admin_base()),
         api_version: "2024-10".into(),
@@ -296,7 +302,7 @@ fn shops(
 
 #[tokio::test]
 async fn counted_stock_less_live_holds_is_pushed_to_shopify_and_adobe_commerce() {
-    use common::checkout::stock::Reservation;
+    use retailflow_core::checkout::stock::Reservation;
     let sims = Simulators::start().await.unwrap();
     // One Shopify shop in the connector secret: its stock is pushed.
     let mut doc = Simulators::dev_connector_secret();

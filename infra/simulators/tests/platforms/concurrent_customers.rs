@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use common::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
-use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-use common::connectors::{ErpConnector, ErpCustomer};
-use common::money::Currency;
-use common::resilience::ConnectorError;
-use common::steps::StepOutcome;
+use retailflow_connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
+use retailflow_connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+use retailflow_core::money::Currency;
+use retailflow_core::ports::erp::{ErpConnector, ErpCustomer};
+use retailflow_core::resilience::ConnectorError;
+use retailflow_core::steps::StepOutcome;
 use simulators::Simulators;
 
 fn customer(external_id: &str) -> ErpCustomer {

@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-use common::connectors::{
-    AccrualRequest, Enrollment, ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder, LoyaltyConnector,
-};
-use common::money::{Currency, Money};
-use common::resilience::ConnectorError;
+use retailflow_connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::erp::{ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder};
+use retailflow_core::ports::loyalty::{AccrualRequest, Enrollment, LoyaltyConnector};
+use retailflow_core::resilience::ConnectorError;
 use simulators::{Fault, FaultKind, Simulators, System};
 
 fn usd(minor: i64) -> Money {

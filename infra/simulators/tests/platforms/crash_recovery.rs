@@ -10,16 +10,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use common::adapters::in_process::{InProcessEventBus, InProcessStateStore};
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-use common::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
-use common::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
-use common::mappers::shopify::{map, ShopifyTopic};
-use common::ports::{QuarantinedDelivery, StateStore, StoreError};
-use common::resilience::CircuitBreaker;
-use common::saga::SagaRecord;
-use common::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
-use common::steps::{handle_message, Invocation, StepOutcome};
+use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use retailflow_core::adapters::in_process::{InProcessEventBus, InProcessStateStore};
+use retailflow_core::events::{delivery_event_id, CanonicalEvent, EnvelopeMeta};
+use retailflow_core::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
+use retailflow_core::mappers::shopify::{map, ShopifyTopic};
+use retailflow_core::ports::{QuarantinedDelivery, StateStore, StoreError};
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::saga::SagaRecord;
+use retailflow_core::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
+use retailflow_core::steps::{handle_message, Invocation, StepOutcome};
 use simulators::Simulators;
 
 /// The completion write never lands while `crashed` is set (the worker died).
@@ -43,7 +43,7 @@ impl StateStore for DiesBeforeCompleting {
         &self,
         r: &ClaimRequest,
         x: &Completion,
-    ) -> Result<common::idempotency::RecordOutcome, StoreError> {
+    ) -> Result<retailflow_core::idempotency::RecordOutcome, StoreError> {
         if self.crashed.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("worker died".into()));
         }
@@ -75,7 +75,7 @@ impl StateStore for DiesBeforeCompleting {
     async fn write_refund_ledger(
         &self,
         k: &str,
-        l: &common::refund_ledger::RefundLedger,
+        l: &retailflow_core::refund_ledger::RefundLedger,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError> {
         self.inner.write_refund_ledger(k, l, at).await
@@ -84,7 +84,7 @@ impl StateStore for DiesBeforeCompleting {
         &self,
         hour: chrono::DateTime<chrono::Utc>,
         page: Option<&str>,
-    ) -> Result<common::ports::SagaPage, StoreError> {
+    ) -> Result<retailflow_core::ports::SagaPage, StoreError> {
         self.inner.sagas_started(hour, page).await
     }
     async fn record_redrive(
@@ -249,7 +249,8 @@ async fn a_redelivery_is_judged_by_the_hash_recorded_at_intake_not_by_this_build
     assert!(matches!(done, StepOutcome::Done { .. }), "{done:?}");
     let mut after_upgrade = other_order.clone();
     after_upgrade["detail_sha256"] =
-        common::idempotency::payload_hash(after_upgrade["detail"].to_string().as_bytes()).into();
+        retailflow_core::idempotency::payload_hash(after_upgrade["detail"].to_string().as_bytes())
+            .into();
     let again = handle_message(&step, &after_upgrade.to_string(), at(60)).await;
     assert!(matches!(again, StepOutcome::Done { .. }), "{again:?}");
     assert_eq!(sims.loyalty_journals().len(), 2, "one journal per order");

@@ -7,19 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use common::adapters::in_process::{InProcessEventBus, InProcessStateStore};
-use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-use common::connectors::shop::{
+use retailflow_connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+use retailflow_connectors::shop::{
     AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
 };
-use common::connectors::{EcommerceConnector, ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder};
-use common::model::Platform;
-use common::money::{Currency, Money};
-use common::ports::StateStore;
-use common::resilience::CircuitBreaker;
-use common::steps::fulfillment_sync::{FulfillmentSync, CURSOR};
-use common::steps::return_reversal::Guarded;
-use common::steps::{Invocation, StepOutcome};
+use retailflow_core::adapters::in_process::{InProcessEventBus, InProcessStateStore};
+use retailflow_core::model::Platform;
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::erp::{ErpConnector, ErpCustomer, ErpLine, ErpSalesOrder};
+use retailflow_core::ports::shop::EcommerceConnector;
+use retailflow_core::ports::StateStore;
+use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::steps::fulfillment_sync::{FulfillmentSync, CURSOR};
+use retailflow_core::steps::return_reversal::Guarded;
+use retailflow_core::steps::{Invocation, StepOutcome};
 use simulators::{Fault, FaultKind, Simulators, System};
 
 const SHOP: &str = "north.myshopify.com";

@@ -8,19 +8,20 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use common::connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
-use common::connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-use common::connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
-use common::connectors::shop::{
+use retailflow_connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
+use retailflow_connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
+use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
+use retailflow_connectors::shop::{
     AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
 };
-use common::connectors::{
-    AccrualRequest, EcommerceConnector, Enrollment, ErpConnector, ErpCreditMemo, ErpCustomer,
-    ErpLine, LoyaltyConnector, ReversalRequest, ShopRefund, ShopRefundLine,
+use retailflow_core::model::{OrderRef, Platform, RestockType};
+use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::erp::{ErpConnector, ErpCreditMemo, ErpCustomer, ErpLine};
+use retailflow_core::ports::loyalty::{
+    AccrualRequest, Enrollment, LoyaltyConnector, ReversalRequest,
 };
-use common::model::{OrderRef, Platform, RestockType};
-use common::money::{Currency, Money};
-use common::resilience::ConnectorError;
+use retailflow_core::ports::shop::{EcommerceConnector, ShopRefund, ShopRefundLine};
+use retailflow_core::resilience::ConnectorError;
 use simulators::{Fault, FaultKind, Simulators, System};
 
 fn usd(minor: i64) -> Money {

@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-use common::config::WebhookSecretDocument;
-use common::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
 use retailflow::api_event::ApiRequest;
 use retailflow::local_app::LocalApp;
+use retailflow_core::config::WebhookSecretDocument;
+use retailflow_core::intake::{IntakeConfig, WebhookRequest, WebhookRoute};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -106,8 +106,8 @@ pub async fn deliver_shopify(
     topic: &str,
     event_id: &str,
     body: &str,
-) -> common::intake::WebhookResponse {
-    use common::webhook::{shopify_signature, Secret};
+) -> retailflow_core::intake::WebhookResponse {
+    use retailflow_core::webhook::{shopify_signature, Secret};
     let secret =
         std::fs::read_to_string(repo().join("events/dev-keys/shopify-secret.txt")).unwrap();
     let mut h = http::HeaderMap::new();

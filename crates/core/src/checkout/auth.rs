@@ -1,0 +1,1084 @@
+//! Who may ask `POST /checkout/validate`, and for whom.
+//!
+//! Two kinds of caller, anything else 401:
+//!
+//! - **A Shopify checkout UI extension**, with the session token Shopify
+//!   gives it (`sessionToken.get()`) as `Authorization: Bearer <token>`: a
+//!   JWT signed HS256 with the app's client secret (the secret Shopify signs
+//!   webhooks with; the previous one is accepted during a rotation). Only
+//!   HS256 is accepted (`none` and every other algorithm are refused before
+//!   any key is tried); `aud` must be the app's client id; `dest` a shop the
+//!   deployment names; `iss`, when present, the same shop; `exp` and `nbf`
+//!   hold within [`CheckoutAuthConfig::leeway`] (10 s, as Shopify's own
+//!   libraries allow). `sub`, present when the buyer is logged in, is
+//!   `gid://shopify/Customer/<id>`: that customer is the only one the request
+//!   may act for ([`Caller::bind`]).
+//! - **Another storefront's server**, with retailflow's own signed request,
+//!   the tills' mechanism ([`crate::intake::freshness`]): headers
+//!   `X-Retailflow-Storefront` (its id, which picks its secret),
+//!   `X-Retailflow-Timestamp` (Unix seconds), `X-Retailflow-Nonce` (16–128
+//!   of `A-Za-z0-9-_`, new for every request) and `X-Retailflow-Signature`,
+//!   base64 HMAC-SHA256 of [`crate::mappers::pos::signing_input`]
+//!   (`"{timestamp}.{nonce}."` then the raw body). A stale stamp or a nonce
+//!   used before is refused; the nonce is claimed on the state table
+//!   ([`IdempotencyKey::request_nonce`], the one idempotency mechanism)
+//!   until its stamp is stale anyway. The server is trusted for whom it
+//!   names.
+//!
+//! A refusal says what was wrong (expired, wrong audience, stale stamp…),
+//! never a secret or the token.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::validation::CheckoutRequest;
+use crate::config::ConfigError;
+use crate::idempotency::{payload_hash, ClaimOutcome, ClaimRequest, IdempotencyKey};
+use crate::intake::freshness::{PosStamp, ReplayPolicy, ReplayRefusal};
+use crate::mappers::pos;
+use crate::ports::StateStore;
+use crate::webhook::{HmacSecrets, Secret, SignatureError};
+
+pub const AUTHORIZATION_HEADER: &str = "authorization";
+/// The storefront's id: picks its secret.
+pub const STOREFRONT_HEADER: &str = "x-retailflow-storefront";
+pub use crate::mappers::pos::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+/// What a 401 answers in `WWW-Authenticate` (RFC 9110 asks for one).
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"retailflow checkout\"";
+
+/// Session tokens are a few hundred bytes; anything far longer is not one.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Ids taken from a verified token are still bounded (they name items).
+const MAX_ID_CHARS: usize = 256;
+
+/// What verifies Shopify session tokens.
+#[derive(Debug, Clone)]
+pub struct ShopifySessionKeys {
+    /// The app's client id (API key): the tokens' `aud`.
+    pub client_id: String,
+    /// The app's client secret, and the previous one during a rotation.
+    pub secrets: HmacSecrets,
+    /// The shops (`acme.myshopify.com`) whose checkouts may call, lowercase.
+    pub shops: BTreeSet<String>,
+}
+
+/// Checkout's verification material and limits.
+#[derive(Debug, Clone)]
+pub struct CheckoutAuthConfig {
+    /// `None`: session tokens are refused (401, "not configured").
+    pub shopify: Option<ShopifySessionKeys>,
+    /// Storefront id → its signing secret.
+    pub storefronts: BTreeMap<String, HmacSecrets>,
+    /// Clock difference allowed on a token's `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Older storefront timestamps are refused (and nonces remembered this long).
+    pub max_request_age: Duration,
+    /// How far in the future a storefront timestamp may be.
+    pub max_clock_skew: Duration,
+}
+
+impl Default for CheckoutAuthConfig {
+    fn default() -> Self {
+        CheckoutAuthConfig {
+            shopify: None,
+            storefronts: BTreeMap::new(),
+            leeway: Duration::seconds(10),
+            max_request_age: Duration::minutes(5),
+            max_clock_skew: Duration::minutes(5),
+        }
+    }
+}
+
+/// The host of a shop URL or domain (`https://Acme.myshopify.com/admin` →
+/// `acme.myshopify.com`).
+pub fn shop_host(text: &str) -> String {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("https://")
+        .or_else(|| t.strip_prefix("http://"))
+        .unwrap_or(t);
+    t.split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// Checkout's part of the webhook secret document (`WebhookSecrets` on
+/// AWS): the same JSON, read for the keys checkout needs. Blank entries
+/// leave a kind of caller unconfigured (refused), never open.
+#[derive(Default, Deserialize)]
+pub struct CheckoutSecretDocument {
+    /// The Shopify app's client secret (also the webhooks' HMAC secret).
+    #[serde(default)]
+    pub shopify_secret: String,
+    #[serde(default)]
+    pub shopify_previous_secret: String,
+    /// The app's client id (API key): session tokens' `aud`.
+    #[serde(default)]
+    pub shopify_client_id: String,
+    /// The shops whose checkouts may call (`acme.myshopify.com`).
+    #[serde(default)]
+    pub shopify_shop_domains: Vec<String>,
+    /// Storefront id → its HMAC secret, for server-to-server calls.
+    #[serde(default)]
+    pub storefront_secrets: BTreeMap<String, String>,
+}
+
+/// Names what is configured, never a value.
+impl fmt::Debug for CheckoutSecretDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckoutSecretDocument")
+            .field("shopify_secret", &!self.shopify_secret.trim().is_empty())
+            .field("shopify_client_id", &self.shopify_client_id)
+            .field("shopify_shop_domains", &self.shopify_shop_domains)
+            .field(
+                "storefronts",
+                &self.storefront_secrets.keys().collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl CheckoutSecretDocument {
+    /// Parses the secret; a parse error never quotes a value.
+    pub fn parse(json: &str) -> Result<Self, ConfigError> {
+        serde_json::from_str(json).map_err(|e| {
+            ConfigError::BadSecretDocument(format!(
+                "checkout keys: not the expected shape ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })
+    }
+
+    /// Applies the document to `config`'s limits.
+    pub fn apply(self, mut config: CheckoutAuthConfig) -> CheckoutAuthConfig {
+        let some = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let shops: BTreeSet<String> = self
+            .shopify_shop_domains
+            .iter()
+            .map(|d| shop_host(d))
+            .filter(|d| !d.is_empty())
+            .collect();
+        config.shopify = match (some(self.shopify_secret), some(self.shopify_client_id)) {
+            (Some(current), Some(client_id)) if !shops.is_empty() => Some(ShopifySessionKeys {
+                client_id,
+                secrets: HmacSecrets {
+                    current: Secret::new(current),
+                    previous: some(self.shopify_previous_secret).map(Secret::new),
+                },
+                shops,
+            }),
+            _ => None,
+        };
+        config.storefronts = self
+            .storefront_secrets
+            .into_iter()
+            .filter_map(|(id, secret)| {
+                some(secret).map(|s| {
+                    (
+                        id.trim().to_string(),
+                        HmacSecrets {
+                            current: Secret::new(s),
+                            previous: None,
+                        },
+                    )
+                })
+            })
+            .collect();
+        config
+    }
+}
+
+impl CheckoutAuthConfig {
+    /// Reads `RETAILFLOW_CHECKOUT_MAX_REQUEST_AGE_SECS` (storefront
+    /// stamps; default 300) through `var` into `self`.
+    pub fn with_limits_from_env(
+        mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let name = "RETAILFLOW_CHECKOUT_MAX_REQUEST_AGE_SECS";
+        if let Some(v) = var(name).map(|v| v.trim().to_string()) {
+            if !v.is_empty() {
+                match v.parse::<i64>() {
+                    Ok(s) if (1..=3600).contains(&s) => self.max_request_age = Duration::seconds(s),
+                    _ => {
+                        return Err(ConfigError::BadSetting(format!(
+                            "{name} must be a number of seconds from 1 to 3600, not {v:?}"
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The local app's configuration from the environment (`retailflow
+    /// serve`): `RETAILFLOW_SHOPIFY_SECRET`,
+    /// `RETAILFLOW_SHOPIFY_PREVIOUS_SECRET`, `RETAILFLOW_SHOPIFY_CLIENT_ID`,
+    /// `RETAILFLOW_SHOPIFY_SHOPS` (comma-separated shop domains),
+    /// `RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS` (JSON: storefront id →
+    /// secret) and the limits of [`Self::with_limits_from_env`].
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let doc = CheckoutSecretDocument {
+            shopify_secret: var("RETAILFLOW_SHOPIFY_SECRET").unwrap_or_default(),
+            shopify_previous_secret: var("RETAILFLOW_SHOPIFY_PREVIOUS_SECRET").unwrap_or_default(),
+            shopify_client_id: var("RETAILFLOW_SHOPIFY_CLIENT_ID").unwrap_or_default(),
+            shopify_shop_domains: var("RETAILFLOW_SHOPIFY_SHOPS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::to_string)
+                .collect(),
+            storefront_secrets: match var("RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS") {
+                Some(json) if !json.trim().is_empty() => {
+                    serde_json::from_str(&json).map_err(|e| {
+                        ConfigError::BadSecretDocument(format!(
+                            "RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS: not a JSON object of strings ({:?} error)",
+                            e.classify()
+                        ))
+                    })?
+                }
+                _ => BTreeMap::new(),
+            },
+        };
+        doc.apply(CheckoutAuthConfig::default())
+            .with_limits_from_env(var)
+    }
+
+    /// Whether any caller at all can be authenticated.
+    pub fn accepts_anyone(&self) -> bool {
+        self.shopify.is_some() || !self.storefronts.is_empty()
+    }
+}
+
+/// A buyer in a Shopify checkout, as its session token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopifyBuyer {
+    /// The shop's domain (`dest`'s host).
+    pub shop: String,
+    /// The logged-in customer's id (the number in `sub`'s gid); `None`
+    /// for a guest.
+    pub customer_id: Option<String>,
+    /// The session (`sid`), when the token names one.
+    pub session_id: Option<String>,
+}
+
+/// Whoever authentication vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Shopify(ShopifyBuyer),
+    /// A storefront's server, by its id: trusted for whom it names.
+    Storefront {
+        id: String,
+    },
+}
+
+/// The request may not act for the customer or member it names. 403.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotYours(pub &'static str);
+
+/// A request bound to its caller: the customer and member it acts for
+/// (filled in from the token where the body leaves them out), and whose
+/// open holds it counts against (`None`: its checkout is all there is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    pub request: CheckoutRequest,
+    pub owner: Option<String>,
+}
+
+/// The loyalty membership number of a shop's customer: the number the
+/// accrual step enrols and accrues under
+/// (`steps::loyalty_accrual::membership_number`).
+pub fn member_number(platform: &str, shop: &str, customer_id: &str) -> String {
+    crate::idempotency::external_id("mb", &[platform, shop, customer_id])
+}
+
+impl Caller {
+    /// For logs and metrics: which kind of caller.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Caller::Shopify(_) => "shopify_session",
+            Caller::Storefront { .. } => "storefront",
+        }
+    }
+
+    /// Binds `req` to this caller. A Shopify buyer acts for the customer
+    /// of its token only: `customer_id`, when given, must be that
+    /// customer's id (or gid), and `loyalty_member`, when given, that
+    /// customer's membership number (filled in when points are redeemed
+    /// without one); a guest names neither, so a guest redeems no points.
+    /// A storefront acts for whom it names.
+    pub fn bind(&self, req: &CheckoutRequest) -> Result<Bound, NotYours> {
+        match self {
+            Caller::Storefront { id } => {
+                let owner = match (&req.customer_id, &req.loyalty_member) {
+                    (Some(c), _) => Some(format!("storefront:{id}:customer:{c}")),
+                    (None, Some(m)) => Some(format!("storefront:{id}:member:{m}")),
+                    (None, None) => None,
+                };
+                Ok(Bound {
+                    request: req.clone(),
+                    owner,
+                })
+            }
+            Caller::Shopify(buyer) => {
+                let mut request = req.clone();
+                let Some(customer) = &buyer.customer_id else {
+                    if req.customer_id.is_some() {
+                        return Err(NotYours(
+                            "a guest checkout cannot act for a customer: sign in first",
+                        ));
+                    }
+                    if req.loyalty_member.is_some() {
+                        return Err(NotYours(
+                            "a guest checkout cannot use a loyalty membership: sign in first",
+                        ));
+                    }
+                    let owner = buyer
+                        .session_id
+                        .as_ref()
+                        .map(|sid| format!("shopify:{}:session:{sid}", buyer.shop));
+                    return Ok(Bound { request, owner });
+                };
+                match &req.customer_id {
+                    Some(c)
+                        if c != customer
+                            && c.as_str() != format!("gid://shopify/Customer/{customer}") =>
+                    {
+                        return Err(NotYours(
+                            "customer_id is not the signed-in customer of the session token",
+                        ))
+                    }
+                    _ => request.customer_id = Some(customer.clone()),
+                }
+                let member = member_number("shopify", &buyer.shop, customer);
+                match &req.loyalty_member {
+                    Some(m) if *m != member => {
+                        return Err(NotYours(
+                            "loyalty_member is not the signed-in customer's membership",
+                        ))
+                    }
+                    Some(_) => {}
+                    None if req.points_to_redeem > 0 => request.loyalty_member = Some(member),
+                    None => {}
+                }
+                Ok(Bound {
+                    request,
+                    owner: Some(format!("shopify:{}:customer:{customer}", buyer.shop)),
+                })
+            }
+        }
+    }
+}
+
+/// Why credentials were refused. Never retryable as sent; answered 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthRefusal {
+    #[error("no credentials: send a Shopify session token (Authorization: Bearer <token>) or a storefront's signed request (X-Retailflow-Storefront, X-Retailflow-Timestamp, X-Retailflow-Nonce, X-Retailflow-Signature)")]
+    NoCredentials,
+    #[error("send one kind of credentials, a session token or a storefront signature, not both")]
+    Ambiguous,
+    #[error("the Authorization header is not a Bearer token")]
+    NotBearer,
+    #[error("session token refused: {0}")]
+    Token(String),
+    #[error("storefront request refused: {0}")]
+    Storefront(String),
+    #[error("{0} are not configured on this deployment")]
+    NotConfigured(&'static str),
+}
+
+/// Authentication's outcome when it is not a caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// 401.
+    #[error(transparent)]
+    Refused(#[from] AuthRefusal),
+    /// The nonce could not be claimed (the state store): 503, retry.
+    #[error("checkout cannot check credentials right now: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The session token's claims checkout reads (others are ignored).
+#[derive(Deserialize)]
+struct SessionClaims {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    dest: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    sid: Option<String>,
+}
+
+fn token_refusal(reason: impl Into<String>) -> AuthRefusal {
+    AuthRefusal::Token(reason.into())
+}
+
+/// The customer id in a `sub` of `gid://shopify/Customer/<digits>`.
+fn customer_of(sub: &str) -> Option<String> {
+    let id = sub.strip_prefix("gid://shopify/Customer/")?;
+    (!id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| id.to_string())
+}
+
+/// Verifies a Shopify session token at `now`: the signature (HS256 only,
+/// the current or previous secret), `exp`/`nbf` within `leeway`, `aud`,
+/// `dest` (and `iss`, when present), `sub`.
+pub fn verify_session_token(
+    keys: &ShopifySessionKeys,
+    token: &str,
+    now: DateTime<Utc>,
+    leeway: Duration,
+) -> Result<ShopifyBuyer, AuthRefusal> {
+    use jsonwebtoken::errors::ErrorKind;
+    use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(token_refusal("longer than any session token"));
+    }
+    // The algorithm is pinned before any key is tried: `none`, RS256 and
+    // the rest are refused here (jsonwebtoken knows no `none` at all).
+    let header = decode_header(token).map_err(|_| token_refusal("not a signed JWT"))?;
+    if header.alg != Algorithm::HS256 {
+        return Err(token_refusal(format!(
+            "signed with {:?}; only HS256 is accepted",
+            header.alg
+        )));
+    }
+    let mut validation = Validation::new(Algorithm::HS256);
+    // Times, audience and shop are checked below, against `now` (the
+    // gateway's time) rather than this machine's clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = HashSet::new();
+    let mut claims = None;
+    let secrets = std::iter::once(&keys.secrets.current).chain(keys.secrets.previous.as_ref());
+    for secret in secrets.filter(|s| !s.expose().is_empty()) {
+        let key = DecodingKey::from_secret(secret.expose().as_bytes());
+        match decode::<SessionClaims>(token, &key, &validation) {
+            Ok(data) => {
+                claims = Some(data.claims);
+                break;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+            Err(e) => {
+                return Err(token_refusal(match e.kind() {
+                    ErrorKind::Json(_) => "its claims are not the session token's",
+                    ErrorKind::InvalidAlgorithm => "signed with another algorithm than HS256",
+                    _ => "not a signed JWT",
+                }))
+            }
+        }
+    }
+    let claims =
+        claims.ok_or_else(|| token_refusal("signature does not match the app's secret"))?;
+    let now_s = now.timestamp();
+    let slack = leeway.num_seconds();
+    let exp = claims.exp.ok_or_else(|| token_refusal("it has no exp"))?;
+    if now_s > exp.saturating_add(slack) {
+        return Err(token_refusal("expired"));
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| now_s.saturating_add(slack) < nbf)
+    {
+        return Err(token_refusal("not valid yet (nbf)"));
+    }
+    let for_us = match &claims.aud {
+        Some(Audience::One(a)) => *a == keys.client_id,
+        Some(Audience::Many(all)) => all.contains(&keys.client_id),
+        None => false,
+    };
+    if !for_us {
+        return Err(token_refusal("issued for another app (aud)"));
+    }
+    let shop = claims
+        .dest
+        .as_deref()
+        .map(shop_host)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| token_refusal("it names no shop (dest)"))?;
+    if !keys.shops.contains(&shop) {
+        return Err(token_refusal(
+            "for a shop this deployment does not serve (dest)",
+        ));
+    }
+    if claims
+        .iss
+        .as_deref()
+        .is_some_and(|iss| shop_host(iss) != shop)
+    {
+        return Err(token_refusal("iss and dest name different shops"));
+    }
+    let customer_id = match &claims.sub {
+        None => None,
+        Some(sub) => {
+            Some(customer_of(sub).ok_or_else(|| token_refusal("sub is not a Shopify customer"))?)
+        }
+    };
+    let session_id = claims.sid.filter(|s| !s.is_empty());
+    if session_id.as_ref().is_some_and(|s| s.len() > MAX_ID_CHARS) {
+        return Err(token_refusal("its sid is too long"));
+    }
+    Ok(ShopifyBuyer {
+        shop,
+        customer_id,
+        session_id,
+    })
+}
+
+/// A session token as Shopify signs one (HS256): for samples and tests.
+pub fn session_token(secret: &Secret, claims: &serde_json::Value) -> String {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let key = EncodingKey::from_secret(secret.expose().as_bytes());
+    // A JSON value always serializes.
+    encode(&Header::new(Algorithm::HS256), claims, &key).unwrap_or_default()
+}
+
+/// The headers a storefront's server sends with `body` at `at`: for
+/// clients, samples and tests.
+pub fn storefront_headers(
+    storefront: &str,
+    secret: &Secret,
+    at: DateTime<Utc>,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let timestamp = at.timestamp().to_string();
+    let signature =
+        crate::webhook::shopify_signature(secret, &pos::signing_input(&timestamp, nonce, body));
+    vec![
+        ("content-type", "application/json".to_string()),
+        (STOREFRONT_HEADER, storefront.to_string()),
+        (TIMESTAMP_HEADER, timestamp),
+        (NONCE_HEADER, nonce.to_string()),
+        (SIGNATURE_HEADER, signature),
+    ]
+}
+
+/// Checkout's authentication: the configuration, and the state store its
+/// storefront nonces are claimed in.
+pub struct CheckoutAuth {
+    config: CheckoutAuthConfig,
+    nonces: Arc<dyn StateStore>,
+}
+
+impl CheckoutAuth {
+    pub fn new(config: CheckoutAuthConfig, nonces: Arc<dyn StateStore>) -> Self {
+        CheckoutAuth { config, nonces }
+    }
+
+    pub fn config(&self) -> &CheckoutAuthConfig {
+        &self.config
+    }
+
+    /// Who sent `body` with `headers`, judged at `at` (the time the HTTP
+    /// front end took the request, which the caller cannot set).
+    pub async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<Caller, AuthError> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let bearer = headers.contains_key(AUTHORIZATION_HEADER);
+        let signed = [
+            STOREFRONT_HEADER,
+            SIGNATURE_HEADER,
+            TIMESTAMP_HEADER,
+            NONCE_HEADER,
+        ]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+        match (bearer, signed) {
+            (false, false) => Err(AuthRefusal::NoCredentials.into()),
+            (true, true) => Err(AuthRefusal::Ambiguous.into()),
+            (true, false) => {
+                let keys = self
+                    .config
+                    .shopify
+                    .as_ref()
+                    .ok_or(AuthRefusal::NotConfigured("Shopify session tokens"))?;
+                let token = header(AUTHORIZATION_HEADER)
+                    .map(str::trim)
+                    .and_then(|v| v.split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim())
+                    .filter(|t| !t.is_empty())
+                    .ok_or(AuthRefusal::NotBearer)?;
+                Ok(Caller::Shopify(verify_session_token(
+                    keys,
+                    token,
+                    at,
+                    self.config.leeway,
+                )?))
+            }
+            (false, true) => self.storefront(headers, body, at).await,
+        }
+    }
+
+    /// A storefront's signed request: signature over its stamp and body,
+    /// the stamp's age, then its nonce, claimed until the stamp is stale.
+    async fn storefront(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<Caller, AuthError> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let refuse = |reason: String| AuthError::Refused(AuthRefusal::Storefront(reason));
+        if self.config.storefronts.is_empty() {
+            return Err(AuthRefusal::NotConfigured("storefront secrets").into());
+        }
+        let id = header(STOREFRONT_HEADER).map(str::trim).unwrap_or_default();
+        // An unknown storefront is refused like a bad signature.
+        let Some(secrets) = self.config.storefronts.get(id) else {
+            return Err(refuse(SignatureError::NotConfigured.to_string()));
+        };
+        let stamp = PosStamp::from_headers(|n| header(n).map(str::to_string))
+            .map_err(|e| refuse(replay_reason(e)))?
+            .ok_or_else(|| {
+                refuse(
+                    "missing X-Retailflow-Timestamp and X-Retailflow-Nonce: a storefront signs a timestamp and a nonce with the body"
+                        .into(),
+                )
+            })?;
+        secrets
+            .verify_header(
+                SIGNATURE_HEADER,
+                header(SIGNATURE_HEADER),
+                &pos::signing_input(&stamp.timestamp, &stamp.nonce, body),
+            )
+            .map_err(|e| refuse(e.to_string()))?;
+        let policy = ReplayPolicy {
+            pos_max_age: self.config.max_request_age,
+            max_clock_skew: self.config.max_clock_skew,
+            ..ReplayPolicy::default()
+        };
+        let forget_at = policy
+            .check_pos(&stamp, at)
+            .map_err(|e| refuse(replay_reason(e)))?;
+        let claim = ClaimRequest {
+            key: IdempotencyKey::request_nonce(&format!("storefront:{id}"), &stamp.nonce),
+            payload_hash: payload_hash(body),
+            now: at,
+            lease_until: forget_at,
+        };
+        match self.nonces.claim(&claim).await {
+            // Never completed: the claim's lease is the nonce's memory.
+            Ok(ClaimOutcome::Claimed(_)) => Ok(Caller::Storefront { id: id.to_string() }),
+            Ok(_) => Err(refuse(replay_reason(ReplayRefusal::NonceReused))),
+            Err(e) => Err(AuthError::Unavailable(format!("state store: {e}"))),
+        }
+    }
+}
+
+/// A replay refusal in a storefront's words.
+fn replay_reason(e: ReplayRefusal) -> String {
+    match e {
+        ReplayRefusal::MissingStamp(h) => {
+            format!("missing {h}: a storefront signs a timestamp and a nonce with the body")
+        }
+        ReplayRefusal::NonceReused => {
+            "nonce already used: sign every request anew, with a new timestamp and nonce".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::in_process::InProcessStateStore;
+    use serde_json::json;
+
+    const SHOP: &str = "acme-outdoor.myshopify.com";
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn config() -> CheckoutAuthConfig {
+        CheckoutSecretDocument {
+            shopify_secret: "app-secret".into(),
+            shopify_previous_secret: "old-app-secret".into(),
+            shopify_client_id: "client-1".into(),
+            shopify_shop_domains: vec![format!("https://{SHOP}")],
+            storefront_secrets: [("web-eu".to_string(), "storefront-secret".to_string())].into(),
+        }
+        .apply(CheckoutAuthConfig::default())
+    }
+
+    fn claims(sub: Option<&str>) -> serde_json::Value {
+        let at = t0().timestamp();
+        let mut c = json!({
+            "iss": format!("https://{SHOP}/admin"),
+            "dest": format!("https://{SHOP}"),
+            "aud": "client-1",
+            "exp": at + 300,
+            "nbf": at,
+            "iat": at,
+            "jti": "f7c6a1d2-0001",
+            "sid": "session-1",
+        });
+        if let Some(s) = sub {
+            c["sub"] = json!(s);
+        }
+        c
+    }
+
+    fn token(secret: &str, claims: &serde_json::Value) -> String {
+        session_token(&Secret::new(secret), claims)
+    }
+
+    fn verify(token: &str, at: DateTime<Utc>) -> Result<ShopifyBuyer, AuthRefusal> {
+        let c = config();
+        verify_session_token(c.shopify.as_ref().unwrap(), token, at, c.leeway)
+    }
+
+    fn refused_for(r: Result<ShopifyBuyer, AuthRefusal>, words: &str) {
+        match r {
+            Err(AuthRefusal::Token(reason)) => assert!(reason.contains(words), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_session_token_names_the_shop_the_customer_and_the_session() {
+        let buyer = verify(
+            &token(
+                "app-secret",
+                &claims(Some("gid://shopify/Customer/7301928374651")),
+            ),
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(
+            buyer,
+            ShopifyBuyer {
+                shop: SHOP.into(),
+                customer_id: Some("7301928374651".into()),
+                session_id: Some("session-1".into()),
+            }
+        );
+        // A guest: no sub. Signed with the previous secret during a rotation.
+        let guest = verify(&token("old-app-secret", &claims(None)), t0()).unwrap();
+        assert_eq!(guest.customer_id, None);
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        refused_for(
+            verify(&token("forged", &claims(None)), t0()),
+            "signature does not match",
+        );
+        // A valid token with its payload changed (another customer).
+        let good = token("app-secret", &claims(Some("gid://shopify/Customer/1")));
+        let parts: Vec<&str> = good.split('.').collect();
+        let other = token("app-secret", &claims(Some("gid://shopify/Customer/2")));
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            other.split('.').nth(1).unwrap(),
+            parts[2]
+        );
+        refused_for(verify(&forged, t0()), "signature does not match");
+    }
+
+    #[test]
+    fn an_expired_or_not_yet_valid_token_is_refused_beyond_the_leeway() {
+        let t = token("app-secret", &claims(None));
+        assert!(verify(&t, t0() + Duration::seconds(310)).is_ok(), "leeway");
+        refused_for(verify(&t, t0() + Duration::seconds(311)), "expired");
+        assert!(verify(&t, t0() - Duration::seconds(10)).is_ok(), "leeway");
+        refused_for(verify(&t, t0() - Duration::seconds(11)), "nbf");
+        let mut no_exp = claims(None);
+        no_exp.as_object_mut().unwrap().remove("exp");
+        refused_for(verify(&token("app-secret", &no_exp), t0()), "no exp");
+    }
+
+    #[test]
+    fn a_token_for_another_app_or_shop_is_refused() {
+        let mut c = claims(None);
+        c["aud"] = json!("someone-else");
+        refused_for(verify(&token("app-secret", &c), t0()), "aud");
+        c["aud"] = json!(["someone-else", "client-1"]);
+        assert!(verify(&token("app-secret", &c), t0()).is_ok());
+        let mut c = claims(None);
+        c["dest"] = json!("https://other.myshopify.com");
+        c["iss"] = json!("https://other.myshopify.com/admin");
+        refused_for(verify(&token("app-secret", &c), t0()), "dest");
+        let mut c = claims(None);
+        c["iss"] = json!("https://other.myshopify.com/admin");
+        refused_for(verify(&token("app-secret", &c), t0()), "different shops");
+        let mut c = claims(None);
+        c.as_object_mut().unwrap().remove("iss");
+        assert!(
+            verify(&token("app-secret", &c), t0()).is_ok(),
+            "iss may be absent"
+        );
+        c.as_object_mut().unwrap().remove("dest");
+        refused_for(verify(&token("app-secret", &c), t0()), "dest");
+        let c = claims(Some("gid://shopify/StaffMember/9"));
+        refused_for(verify(&token("app-secret", &c), t0()), "sub");
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_refused_before_any_key() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+        use base64::Engine;
+        let body = B64.encode(claims(None).to_string());
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"None","typ":"JWT"}"#,
+            r#"{"alg":"RS256","typ":"JWT"}"#,
+            r#"{"alg":"HS512","typ":"JWT"}"#,
+        ] {
+            let t = format!("{}.{body}.", B64.encode(header));
+            assert!(
+                matches!(verify(&t, t0()), Err(AuthRefusal::Token(_))),
+                "{header}"
+            );
+            // With a signature made by HS256 under the right secret, too.
+            let good = token("app-secret", &claims(None));
+            let sig = good.rsplit('.').next().unwrap();
+            let t = format!("{}.{body}.{sig}", B64.encode(header));
+            assert!(verify(&t, t0()).is_err(), "{header}");
+        }
+        for junk in ["", "a.b", "a.b.c", "....", &"x".repeat(20_000)] {
+            assert!(verify(junk, t0()).is_err(), "{junk:.20}");
+        }
+    }
+
+    fn auth() -> CheckoutAuth {
+        CheckoutAuth::new(config(), Arc::new(InProcessStateStore::new()))
+    }
+
+    fn headers(pairs: &[(&str, String)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn no_credentials_or_two_kinds_are_refused() {
+        let a = auth();
+        assert_eq!(
+            a.authenticate(&headers(&[]), b"{}", t0()).await,
+            Err(AuthError::Refused(AuthRefusal::NoCredentials))
+        );
+        let both = headers(&[
+            ("authorization", "Bearer x".into()),
+            ("x-retailflow-storefront", "web-eu".into()),
+        ]);
+        assert_eq!(
+            a.authenticate(&both, b"{}", t0()).await,
+            Err(AuthError::Refused(AuthRefusal::Ambiguous))
+        );
+        let basic = headers(&[("authorization", "Basic dXNlcjpwdw==".into())]);
+        assert_eq!(
+            a.authenticate(&basic, b"{}", t0()).await,
+            Err(AuthError::Refused(AuthRefusal::NotBearer))
+        );
+        let unconfigured = CheckoutAuth::new(
+            CheckoutAuthConfig::default(),
+            Arc::new(InProcessStateStore::new()),
+        );
+        let bearer = headers(&[(
+            "authorization",
+            format!("Bearer {}", token("app-secret", &claims(None))),
+        )]);
+        assert!(matches!(
+            unconfigured.authenticate(&bearer, b"{}", t0()).await,
+            Err(AuthError::Refused(AuthRefusal::NotConfigured(_)))
+        ));
+        assert!(matches!(
+            a.authenticate(&bearer, b"{}", t0()).await,
+            Ok(Caller::Shopify(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_storefront_request_is_taken_once_while_fresh() {
+        let a = auth();
+        let body = br#"{"checkout_id":"c1","lines":[]}"#;
+        let signed = |nonce: &str, at: DateTime<Utc>, secret: &str, body: &[u8]| {
+            let pairs: Vec<(&str, String)> =
+                storefront_headers("web-eu", &Secret::new(secret), at, nonce, body)
+                    .into_iter()
+                    .collect();
+            headers(&pairs)
+        };
+        let h = signed("nonce-0123456789abcdef", t0(), "storefront-secret", body);
+        assert_eq!(
+            a.authenticate(&h, body, t0()).await,
+            Ok(Caller::Storefront {
+                id: "web-eu".into()
+            })
+        );
+        // The same request again: a replay.
+        let again = a.authenticate(&h, body, t0() + Duration::seconds(1)).await;
+        assert!(
+            matches!(&again, Err(AuthError::Refused(AuthRefusal::Storefront(r))) if r.contains("nonce already used")),
+            "{again:?}"
+        );
+        // A stale stamp.
+        let h = signed("nonce-1123456789abcdef", t0(), "storefront-secret", body);
+        let stale = a.authenticate(&h, body, t0() + Duration::minutes(6)).await;
+        assert!(
+            matches!(&stale, Err(AuthError::Refused(AuthRefusal::Storefront(r))) if r.contains("stale")),
+            "{stale:?}"
+        );
+        // Another secret, another body, an unknown storefront, no stamp.
+        let h = signed("nonce-2123456789abcdef", t0(), "wrong", body);
+        assert!(a.authenticate(&h, body, t0()).await.is_err());
+        let h = signed("nonce-3123456789abcdef", t0(), "storefront-secret", body);
+        assert!(a.authenticate(&h, b"{}", t0()).await.is_err());
+        let mut h = signed("nonce-4123456789abcdef", t0(), "storefront-secret", body);
+        h.insert("x-retailflow-storefront", "web-us".parse().unwrap());
+        assert!(a.authenticate(&h, body, t0()).await.is_err());
+        let mut h = signed("nonce-5123456789abcdef", t0(), "storefront-secret", body);
+        h.remove("x-retailflow-timestamp");
+        h.remove("x-retailflow-nonce");
+        assert!(a.authenticate(&h, body, t0()).await.is_err());
+    }
+
+    fn request(customer: Option<&str>, member: Option<&str>, points: u64) -> CheckoutRequest {
+        CheckoutRequest {
+            checkout_id: "c1".into(),
+            customer_id: customer.map(str::to_string),
+            loyalty_member: member.map(str::to_string),
+            lines: Vec::new(),
+            promotion_codes: Vec::new(),
+            points_to_redeem: points,
+        }
+    }
+
+    #[test]
+    fn a_shopify_buyer_acts_for_its_own_customer_and_membership_only() {
+        let buyer = Caller::Shopify(ShopifyBuyer {
+            shop: SHOP.into(),
+            customer_id: Some("42".into()),
+            session_id: None,
+        });
+        let own = member_number("shopify", SHOP, "42");
+        let bound = buyer.bind(&request(None, None, 100)).unwrap();
+        assert_eq!(bound.request.customer_id.as_deref(), Some("42"));
+        assert_eq!(bound.request.loyalty_member.as_deref(), Some(own.as_str()));
+        assert_eq!(
+            bound.owner.as_deref(),
+            Some("shopify:acme-outdoor.myshopify.com:customer:42")
+        );
+        assert!(buyer
+            .bind(&request(Some("gid://shopify/Customer/42"), Some(&own), 1))
+            .is_ok());
+        assert!(buyer.bind(&request(Some("43"), None, 0)).is_err());
+        let theirs = member_number("shopify", SHOP, "43");
+        assert!(buyer.bind(&request(None, Some(&theirs), 100)).is_err());
+        assert!(buyer.bind(&request(Some("42"), Some("M-7"), 100)).is_err());
+        // A guest names nobody.
+        let guest = Caller::Shopify(ShopifyBuyer {
+            shop: SHOP.into(),
+            customer_id: None,
+            session_id: Some("s-1".into()),
+        });
+        assert!(guest.bind(&request(Some("42"), None, 0)).is_err());
+        assert!(guest.bind(&request(None, Some(&own), 0)).is_err());
+        let bound = guest.bind(&request(None, None, 100)).unwrap();
+        assert_eq!(bound.request.loyalty_member, None, "no points for a guest");
+        assert_eq!(
+            bound.owner.as_deref(),
+            Some("shopify:acme-outdoor.myshopify.com:session:s-1")
+        );
+        // A storefront is trusted for whom it names.
+        let server = Caller::Storefront {
+            id: "web-eu".into(),
+        };
+        let bound = server
+            .bind(&request(Some("c-9"), Some("M-7"), 100))
+            .unwrap();
+        assert_eq!(bound.request.loyalty_member.as_deref(), Some("M-7"));
+        assert_eq!(
+            bound.owner.as_deref(),
+            Some("storefront:web-eu:customer:c-9")
+        );
+    }
+
+    #[test]
+    fn the_membership_number_is_the_one_loyalty_accrual_enrols() {
+        use crate::events::CanonicalEvent;
+        use crate::mappers::shopify::{map, ShopifyTopic};
+        let body =
+            include_str!("../../../../events/payloads/shopify-orders-create-discount-code.json");
+        let CanonicalEvent::OrderPlaced(placed) =
+            map(ShopifyTopic::OrdersCreate, SHOP, body.as_bytes()).unwrap()
+        else {
+            panic!("not an order")
+        };
+        let customer = placed
+            .order
+            .customer
+            .as_ref()
+            .unwrap()
+            .customer_id
+            .clone()
+            .unwrap();
+        assert_eq!(
+            crate::steps::loyalty_accrual::membership_number(&placed.order),
+            Some(member_number("shopify", SHOP, &customer))
+        );
+    }
+
+    #[test]
+    fn the_secret_document_configures_nothing_it_does_not_name() {
+        let none = CheckoutSecretDocument::parse(r#"{"shopify_secret":"s"}"#)
+            .unwrap()
+            .apply(CheckoutAuthConfig::default());
+        assert!(none.shopify.is_none(), "no client id, no shops");
+        assert!(!none.accepts_anyone());
+        let err = CheckoutSecretDocument::parse(
+            r#"{"storefront_secrets":{"a":"hunter22"},"shopify_shop_domains":"x"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("hunter22"), "{err}");
+        let c = config();
+        assert_eq!(
+            c.shopify.as_ref().unwrap().shops,
+            BTreeSet::from([SHOP.to_string()])
+        );
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("app-secret") && !dbg.contains("storefront-secret"),
+            "{dbg}"
+        );
+    }
+}
