@@ -670,6 +670,16 @@ fn no_function_may_delete_items_it_never_deletes() {
 #[test]
 fn every_key_prefix_granted_is_one_the_adapters_write() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/aws/src/adapters");
+    // The DynamoDB adapters: `dynamodb*.rs` files and `dynamodb*/` folders.
+    fn read_rust(path: &std::path::Path, source: &mut String) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).expect("adapter folder") {
+                read_rust(&entry.expect("entry").path(), source);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            source.push_str(&std::fs::read_to_string(path).expect("adapter source"));
+        }
+    }
     let mut source = String::new();
     for entry in std::fs::read_dir(dir).expect("adapters") {
         let path = entry.expect("entry").path();
@@ -677,8 +687,8 @@ fn every_key_prefix_granted_is_one_the_adapters_write() {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if name.starts_with("dynamodb") && name.ends_with(".rs") {
-            source.push_str(&std::fs::read_to_string(&path).expect("adapter source"));
+        if name.starts_with("dynamodb") {
+            read_rust(&path, &mut source);
         }
     }
     assert!(source.contains("\"SAGA#"), "the adapters were not read");
