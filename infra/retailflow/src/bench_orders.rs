@@ -14,6 +14,7 @@ use retailflow_core::checkout::stock::StockReservations;
 use simulators::System;
 
 /// User + system CPU time of this process so far.
+#[allow(unsafe_code)] // std has no safe getrusage
 fn cpu_time() -> std::time::Duration {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a whole rusage into the pointer it is given,

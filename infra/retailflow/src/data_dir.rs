@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use redb::{ReadableDatabase, TableDefinition};
 use retailflow_core::adapters::in_process::{Journal, JournalRow};
 
-const ROWS: TableDefinition<&str, &str> = TableDefinition::new("rows");
+const ROWS: TableDefinition<'_, &str, &str> = TableDefinition::new("rows");
 const FILE: &str = "state.redb";
 /// Where a running `serve` says it listens, for the CLI to ask it.
 const SERVE_URL_FILE: &str = "serve.url";
