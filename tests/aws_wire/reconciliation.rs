@@ -13,8 +13,8 @@ use retailflow_core::idempotency::{Completion, IdempotencyKey};
 use retailflow_core::ports::StateStore;
 use retailflow_core::reconciliation::{DiscrepancyKind, Reconciliation, ReconciliationConfig};
 use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::resilience::Guarded;
 use retailflow_core::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
-use retailflow_core::steps::return_reversal::Guarded;
 use retailflow_e2e::{aws_config, create_state_table, RequestCounter};
 
 fn t0() -> DateTime<Utc> {

@@ -537,7 +537,8 @@ pub fn return_step(
 ) -> retailflow_core::steps::return_reversal::ReturnReversal {
     use retailflow_connectors::shop::{ShopifyAdmin, ShopifyAdminConfig};
     use retailflow_core::resilience::CircuitBreaker;
-    use retailflow_core::steps::return_reversal::{Guarded, ReturnReversal};
+    use retailflow_core::resilience::Guarded;
+    use retailflow_core::steps::return_reversal::ReturnReversal;
     use std::sync::Arc;
     let breaker = |n| Arc::new(CircuitBreaker::new(n, 5, Duration::from_secs(60)));
     ReturnReversal::new(

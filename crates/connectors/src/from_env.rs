@@ -9,9 +9,15 @@ use super::auth::{AdobeAuth, EntraAuth, NetSuiteAuth, SalesforceAuth, ShopifyTok
 use super::business_central::{BusinessCentralConfig, BusinessCentralErp};
 use super::netsuite::{NetSuiteConfig, NetSuiteErp};
 use super::salesforce::SalesforceLoyaltyConfig;
+use std::sync::Arc;
+
+use super::salesforce::SalesforceLoyalty;
 use retailflow_core::config::{ConfigError, ConnectorCredentials};
+use retailflow_core::model::Platform;
 use retailflow_core::ports::erp::ErpConnector;
+use retailflow_core::ports::loyalty::LoyaltyConnector;
 use retailflow_core::ports::shop::EcommerceConnector;
+use retailflow_core::resilience::{CircuitBreaker, Guarded};
 
 fn required(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String, ConfigError> {
     var(name)
@@ -185,10 +191,7 @@ pub fn salesforce_config(
 }
 
 /// A shop platform and the connector that records till returns in it.
-pub type ShopConnector = (
-    retailflow_core::model::Platform,
-    std::sync::Arc<dyn EcommerceConnector>,
-);
+pub type ShopConnector = (Platform, std::sync::Arc<dyn EcommerceConnector>);
 
 /// The shops till returns are recorded in: Shopify (tokens per shop in the
 /// secret; `RETAILFLOW_SHOPIFY_LOCATIONS` maps store ids to Shopify location
@@ -202,7 +205,6 @@ pub fn shops_from_env(
     use super::shop::{
         AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
     };
-    use retailflow_core::model::Platform;
     let mut shops: Vec<(Platform, std::sync::Arc<dyn EcommerceConnector>)> = Vec::new();
     if !creds.first.shopify_admin_tokens.is_empty() {
         let mut locations = std::collections::BTreeMap::new();
@@ -244,6 +246,55 @@ pub fn shops_from_env(
         ));
     }
     Ok(shops)
+}
+
+/// Salesforce Loyalty Management from its settings and the secret's
+/// `salesforce` credentials.
+pub fn loyalty_from_env(
+    var: impl Fn(&str) -> Option<String>,
+    creds: &ConnectorCredentials,
+) -> Result<Arc<dyn LoyaltyConnector>, ConfigError> {
+    Ok(Arc::new(SalesforceLoyalty::new(salesforce_config(
+        var, creds,
+    )?)))
+}
+
+/// The configured ERP behind its system's circuit breaker.
+pub fn guarded_erp(
+    var: impl Fn(&str) -> Option<String>,
+    creds: &ConnectorCredentials,
+) -> Result<Guarded<dyn ErpConnector>, ConfigError> {
+    let erp = erp_from_env(var, creds)?;
+    let breaker = CircuitBreaker::for_system(erp.system());
+    Ok(Guarded::new(erp, breaker))
+}
+
+/// The loyalty platform behind its system's circuit breaker.
+pub fn guarded_loyalty(
+    var: impl Fn(&str) -> Option<String>,
+    creds: &ConnectorCredentials,
+) -> Result<Guarded<dyn LoyaltyConnector>, ConfigError> {
+    let loyalty = loyalty_from_env(var, creds)?;
+    let breaker = CircuitBreaker::for_system(loyalty.system());
+    Ok(Guarded::new(loyalty, breaker))
+}
+
+/// A shop platform and its connector behind its breaker.
+pub type GuardedShop = (Platform, Guarded<dyn EcommerceConnector>);
+
+/// The shops with credentials (see [`shops_from_env`]), each behind its
+/// system's circuit breaker.
+pub fn guarded_shops(
+    var: impl Fn(&str) -> Option<String>,
+    creds: &ConnectorCredentials,
+) -> Result<Vec<GuardedShop>, ConfigError> {
+    Ok(shops_from_env(var, creds)?
+        .into_iter()
+        .map(|(platform, shop)| {
+            let breaker = CircuitBreaker::for_system(shop.system());
+            (platform, Guarded::new(shop, breaker))
+        })
+        .collect())
 }
 
 #[cfg(test)]

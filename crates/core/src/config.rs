@@ -7,6 +7,8 @@ use serde::Deserialize;
 use crate::intake::IntakeConfig;
 use crate::webhook::{AdobeKeys, HmacSecrets, KeyError, Secret};
 
+/// The one configuration error of every function, the local app and the
+/// CLI: a setting missing or malformed, a secret unreadable or refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("secret document refused: {0}")]
@@ -15,10 +17,24 @@ pub enum ConfigError {
     BadAdobeKeys(#[from] KeyError),
     #[error("{0} is not configured")]
     Missing(String),
+    #[error("environment variable {0} is not set")]
+    Unset(String),
     #[error("{0}")]
     BadSetting(String),
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: String, reason: String },
+    /// The secret store did not answer (or refused the read): it may on
+    /// the next attempt.
+    #[error("reading secret {arn}: {reason}")]
+    Secret { arn: String, reason: String },
+}
+
+impl ConfigError {
+    /// Only a secret that could not be read may be there on the next
+    /// attempt; every other error stays until the configuration changes.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ConfigError::Secret { .. })
+    }
 }
 
 /// The Secrets Manager document the SAM template creates (`WebhookSecrets`).
@@ -103,8 +119,7 @@ pub fn intake_config_from_env(
     };
     let config = IntakeConfig {
         adobe_shop: var("RETAILFLOW_ADOBE_SHOP").filter(|s| !s.trim().is_empty()),
-        replay: crate::intake::freshness::ReplayPolicy::from_env(&var)
-            .map_err(ConfigError::BadSetting)?,
+        replay: crate::intake::freshness::ReplayPolicy::from_env(&var)?,
         ..IntakeConfig::default()
     };
     doc.apply(config)

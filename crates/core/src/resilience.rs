@@ -214,7 +214,31 @@ pub struct CircuitBreaker {
     state: Mutex<BreakerState>,
 }
 
+/// Outage failures in a row that open a system's breaker.
+pub const BREAKER_THRESHOLD: u32 = 5;
+
+/// How long an open breaker refuses calls before it lets one probe through.
+pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(60);
+
 impl CircuitBreaker {
+    /// The breaker every caller of one system uses, named as the system's
+    /// connector names itself (`netsuite`, `salesforce-loyalty`, …), so a
+    /// circuit-open error and the `CircuitOpened` metric name the system
+    /// whichever function or step saw it.
+    pub fn for_system(system: &'static str) -> std::sync::Arc<Self> {
+        Self::for_system_opening_for(system, BREAKER_OPEN_FOR)
+    }
+
+    /// [`CircuitBreaker::for_system`] with its own open period (checkout's
+    /// balance read gives up on the loyalty platform for less long; the
+    /// local app runs on a virtual clock).
+    pub fn for_system_opening_for(
+        system: &'static str,
+        open_for: Duration,
+    ) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::new(system, BREAKER_THRESHOLD, open_for))
+    }
+
     pub fn new(system: &'static str, threshold: u32, open_for: Duration) -> Self {
         CircuitBreaker {
             system,
@@ -282,6 +306,35 @@ impl CircuitBreaker {
 
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         matches!(*self.lock(), BreakerState::Open { until } if now < until)
+    }
+}
+
+/// A connector with its system's circuit breaker: every call goes through
+/// the breaker, refused at once while it is open.
+pub struct Guarded<C: ?Sized> {
+    pub connector: std::sync::Arc<C>,
+    pub breaker: std::sync::Arc<CircuitBreaker>,
+}
+
+impl<C: ?Sized> Guarded<C> {
+    pub fn new(connector: std::sync::Arc<C>, breaker: std::sync::Arc<CircuitBreaker>) -> Self {
+        Guarded { connector, breaker }
+    }
+
+    /// One call through the breaker: refused at once while it is open,
+    /// and its outcome recorded.
+    pub async fn guard<T, Fut>(
+        &self,
+        now: DateTime<Utc>,
+        f: impl FnOnce(std::sync::Arc<C>) -> Fut,
+    ) -> Result<T, ConnectorError>
+    where
+        Fut: std::future::Future<Output = Result<T, ConnectorError>>,
+    {
+        self.breaker.permit(now)?;
+        let result = f(self.connector.clone()).await;
+        self.breaker.record(now, result.as_ref().map(|_| ()));
+        result
     }
 }
 

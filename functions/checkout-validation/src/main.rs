@@ -5,42 +5,42 @@
 //! [`retailflow_core::checkout::auth::CheckoutAuth`] (Shopify session tokens,
 //! storefronts' signed requests); the logic lives there.
 //!
-//! Init stays light: clients are built at start (no network); the
+//! Init stays light: clients are built on the first request (no network); the
 //! connector secret and the webhook secret (checkout's keys) are read on
 //! the first request and kept, with the circuit breaker and the cached
 //! balances, for the life of the execution environment.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use chrono::Utc;
-use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
-use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
-use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
+use lambda_http::{Body, Request, Response};
 use retailflow_aws::lambda::{
-    aws_sdk_config, connector_credentials, env, init_tracing, read_secret, stock, SdkConfig,
+    env, gateway_time, json_response, run_http_function, setting, CallTimeouts, FunctionError,
+    Stack,
 };
-use retailflow_connectors::from_env::salesforce_config;
-use retailflow_connectors::salesforce::SalesforceLoyalty;
+use retailflow_connectors::from_env::loyalty_from_env;
 use retailflow_core::checkout::auth::{CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument};
 use retailflow_core::checkout::hot_stock::CHECKOUT_BUDGET;
 use retailflow_core::checkout::validation::{
     answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation, LoyaltyFallback,
+    LOYALTY_BREAKER_OPEN_FOR,
 };
+use retailflow_core::config::ConfigError;
 use retailflow_core::resilience::CircuitBreaker;
 use tokio::sync::OnceCell;
 
-struct App {
-    aws: SdkConfig,
+struct Checkout {
+    stack: &'static Stack,
+    /// Built on the first request that reads the secrets.
     checkout: OnceCell<(CheckoutValidation, CheckoutAuth)>,
 }
 
-fn config() -> Result<CheckoutConfig, Error> {
+fn config() -> Result<CheckoutConfig, ConfigError> {
     let defaults = CheckoutConfig::default();
-    let number = |k: &str, d: i64| -> Result<i64, Error> {
+    let number = |k: &str, d: i64| -> Result<i64, ConfigError> {
         match env(k) {
-            Ok(v) if !v.is_empty() => Ok(v.parse().map_err(|e| format!("{k}: {e}"))?),
-            _ => Ok(d),
+            Ok(v) => v
+                .parse()
+                .map_err(|e| ConfigError::BadSetting(format!("{k}: {e}"))),
+            Err(_) => Ok(d),
         }
     };
     Ok(CheckoutConfig {
@@ -74,19 +74,18 @@ fn config() -> Result<CheckoutConfig, Error> {
     })
 }
 
-impl App {
-    async fn checkout(&self) -> Result<&(CheckoutValidation, CheckoutAuth), Error> {
+impl Checkout {
+    async fn checkout(&self) -> Result<&(CheckoutValidation, CheckoutAuth), FunctionError> {
         self.checkout
             .get_or_try_init(|| async {
                 // Checkout's keys ride in the webhook secret (the Shopify
                 // app's client secret signs both webhooks and session tokens).
-                let secrets = aws_sdk_secretsmanager::Client::new(&self.aws);
                 let doc = CheckoutSecretDocument::parse(
-                    &read_secret(&secrets, &env("RETAILFLOW_SECRETS_ARN")?).await?,
+                    &self.stack.secret("RETAILFLOW_SECRETS_ARN").await?,
                 )?;
                 let auth_config = doc
                     .apply(CheckoutAuthConfig::default())
-                    .with_limits_from_env(|k| std::env::var(k).ok())?;
+                    .with_limits_from_env(setting)?;
                 if !auth_config.accepts_anyone() {
                     tracing::warn!(
                         "no Shopify client id and shops, and no storefront secrets, in the webhook secret: every checkout will be answered 401"
@@ -95,63 +94,46 @@ impl App {
                 // A shopper waits on this read: it is bounded by checkout's
                 // own timeout and fallback, never queued behind the
                 // loyalty budget the background steps share.
-                let creds = connector_credentials(&self.aws)
+                let creds = self
+                    .stack
+                    .connector_credentials()
                     .await?
                     .with_budgets(Default::default());
-                let loyalty = salesforce_config(|k| std::env::var(k).ok(), &creds)?;
-                let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
-                let table = env("RETAILFLOW_STATE_TABLE")?;
+                let loyalty = loyalty_from_env(setting, &creds)?;
                 // Nonces and open holds on the state table: shared by
                 // every container.
-                let state = Arc::new(DynamoDbStateStore::new(ddb.clone(), &table));
+                let state = self.stack.state_store()?;
                 let checkout = CheckoutValidation::new(
-                    Arc::new(DynamoDbCatalog::new(ddb.clone(), &table)),
-                    stock(&self.aws, &table, CHECKOUT_BUDGET)?,
-                    Arc::new(SalesforceLoyalty::new(loyalty)),
-                    Arc::new(CircuitBreaker::new(
-                        "salesforce-loyalty",
-                        5,
-                        Duration::from_secs(30),
-                    )),
+                    self.stack.catalog()?,
+                    self.stack.stock(CHECKOUT_BUDGET)?,
+                    loyalty.clone(),
+                    CircuitBreaker::for_system_opening_for(
+                        loyalty.system(),
+                        LOYALTY_BREAKER_OPEN_FOR,
+                    ),
                     config()?,
                 )
                 .with_open_holds(state.clone());
-                Ok::<_, Error>((checkout, CheckoutAuth::new(auth_config, state)))
+                Ok::<_, FunctionError>((checkout, CheckoutAuth::new(auth_config, state)))
             })
             .await
     }
 }
 
-fn json_response(status: u16, body: String) -> Response<Body> {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = lambda_http::http::StatusCode::from_u16(status)
-        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(
-        lambda_http::http::header::CONTENT_TYPE,
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
+async fn handle(app: &'static Checkout, req: Request) -> Result<Response<Body>, FunctionError> {
     if req.method() != lambda_http::http::Method::POST {
-        return Ok(json_response(405, r#"{"error":"use POST"}"#.into()));
+        return Ok(json_response(405, r#"{"error":"use POST"}"#));
     }
     let received_at = Utc::now();
     // API Gateway's own receive time: the caller cannot set it.
-    let gateway_time = match req.request_context_ref() {
-        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) if ctx.time_epoch > 0 => {
-            chrono::DateTime::from_timestamp_millis(ctx.time_epoch)
-        }
-        _ => None,
-    };
+    let gateway_time = gateway_time(&req);
     let (checkout, auth) = match app.checkout().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "checkout is not configured");
             return Ok(json_response(
                 503,
-                r#"{"error":"checkout validation is not available","retryable":true}"#.into(),
+                r#"{"error":"checkout validation is not available","retryable":true}"#,
             ));
         }
     };
@@ -179,23 +161,16 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    init_tracing();
-    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
-    let app = OnceCell::new();
-    let app = &app;
-    run(service_fn(move |req: Request| async move {
-        handle(app.get_or_try_init(build).await?, req).await
-    }))
+async fn main() -> Result<(), lambda_http::Error> {
+    run_http_function(
+        CallTimeouts::CHECKOUT,
+        |stack| async move {
+            Ok(Checkout {
+                stack,
+                checkout: OnceCell::new(),
+            })
+        },
+        handle,
+    )
     .await
-}
-
-/// The clients and configuration every event of this execution environment shares.
-async fn build() -> Result<App, Error> {
-    // The storefront waits on this: every AWS call is bounded.
-    let aws = aws_sdk_config(Duration::from_millis(500), Duration::from_millis(1200)).await;
-    Ok(App {
-        aws,
-        checkout: OnceCell::new(),
-    })
 }

@@ -1,97 +1,25 @@
-//! erp-post: SQS-triggered (ReportBatchItemFailures). Wires DynamoDB,
-//! EventBridge, SQS and the configured ERP connector (NetSuite or Business
-//! Central) into [`retailflow_core::steps::erp_posting::ErpPosting`]; the logic lives
-//! there and in [`retailflow_aws::lambda::order_step_batch`].
+//! erp-post: SQS-triggered (ReportBatchItemFailures). Posts each placed
+//! order to the configured ERP (NetSuite or Business Central) through
+//! [`ErpPosting`]; the logic lives there, the batch handling in
+//! [`retailflow_aws::lambda::step_batch`].
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
-use retailflow_aws::adapters::sqs::SqsQueueControl;
-use retailflow_aws::lambda::{
-    aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing,
-    order_step_batch, unstarted_batch, SdkConfig,
-};
-use retailflow_connectors::from_env::erp_from_env;
-use retailflow_core::ports::ClaimChecks;
-use retailflow_core::resilience::CircuitBreaker;
+use retailflow_aws::lambda::{run_queue_step, setting, FunctionError, Stack};
+use retailflow_connectors::from_env::guarded_erp;
 use retailflow_core::steps::erp_posting::{ErpPosting, ErpPostingConfig};
-use tokio::sync::OnceCell;
-
-struct App {
-    /// Where events too large for the bus ride (S3).
-    claims: Arc<dyn ClaimChecks>,
-    aws: SdkConfig,
-    queue: SqsQueueControl,
-    /// Built on the first batch (reads the connector secret once).
-    step: OnceCell<ErpPosting>,
-    /// Lives as long as the execution environment, across batches.
-    breaker: Arc<CircuitBreaker>,
-}
-
-impl App {
-    async fn step(&self) -> Result<&ErpPosting, Error> {
-        self.step
-            .get_or_try_init(|| async {
-                let creds = connector_credentials(&self.aws).await?;
-                let erp = erp_from_env(|k| std::env::var(k).ok(), &creds)?;
-                Ok::<_, Error>(ErpPosting::new(
-                    Arc::new(DynamoDbStateStore::new(
-                        aws_sdk_dynamodb::Client::new(&self.aws),
-                        env("RETAILFLOW_STATE_TABLE")?,
-                    )),
-                    event_bus(&self.aws, self.claims.clone())?,
-                    erp,
-                    self.breaker.clone(),
-                    ErpPostingConfig::default(),
-                ))
-            })
-            .await
-    }
-}
-
-async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let step = match app.step().await {
-        Ok(step) => step,
-        // Not the records' fault: they wait with backoff, receives spared.
-        Err(e) => return Ok(unstarted_batch(&app.queue, &event.payload, &e.to_string()).await),
-    };
-    Ok(order_step_batch(
-        step,
-        &app.queue,
-        app.claims.as_ref(),
-        &event.payload,
-        event.context.deadline,
-    )
-    .await)
-}
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    init_tracing();
-    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
-    let app = OnceCell::new();
-    let app = &app;
-    run(service_fn(move |event| async move {
-        handle(app.get_or_try_init(build).await?, event).await
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    run_queue_step(step).await
 }
 
-/// The clients and configuration every event of this execution environment shares.
-async fn build() -> Result<App, Error> {
-    let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
-    Ok(App {
-        claims: claim_checks(&aws)?,
-        queue: SqsQueueControl::new(
-            aws_sdk_sqs::Client::new(&aws),
-            env("RETAILFLOW_QUEUE_URL")?,
-            env("RETAILFLOW_DLQ_URL")?,
-        ),
-        aws,
-        step: OnceCell::new(),
-        breaker: Arc::new(CircuitBreaker::new("erp", 5, Duration::from_secs(60))),
-    })
+/// Built on the first batch: reads the connector secret once.
+async fn step(stack: &'static Stack) -> Result<ErpPosting, FunctionError> {
+    let erp = guarded_erp(setting, &stack.connector_credentials().await?)?;
+    Ok(ErpPosting::new(
+        stack.state_store()?,
+        stack.event_bus()?,
+        erp.connector,
+        erp.breaker,
+        ErpPostingConfig::default(),
+    ))
 }

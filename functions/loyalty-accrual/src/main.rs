@@ -1,106 +1,28 @@
-//! loyalty-accrual: SQS-triggered (ReportBatchItemFailures). Wires DynamoDB,
-//! EventBridge, SQS and the Salesforce Loyalty connector into
-//! [`retailflow_core::steps::loyalty_accrual::LoyaltyAccrual`]; the logic lives there
-//! and in [`retailflow_aws::lambda::order_step_batch`].
+//! loyalty-accrual: SQS-triggered (ReportBatchItemFailures). Accrues each
+//! placed order's points in Salesforce Loyalty Management through
+//! [`LoyaltyAccrual`]; the logic lives there, the batch handling in
+//! [`retailflow_aws::lambda::step_batch`].
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
-use retailflow_aws::adapters::sqs::SqsQueueControl;
-use retailflow_aws::lambda::{
-    aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing,
-    order_step_batch, unstarted_batch, SdkConfig,
-};
-use retailflow_connectors::from_env::salesforce_config;
-use retailflow_connectors::salesforce::SalesforceLoyalty;
-use retailflow_core::ports::ClaimChecks;
-use retailflow_core::resilience::CircuitBreaker;
+use retailflow_aws::lambda::{run_queue_step, setting, FunctionError, Stack};
+use retailflow_connectors::from_env::guarded_loyalty;
 use retailflow_core::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
-use tokio::sync::OnceCell;
-
-struct App {
-    /// Where events too large for the bus ride (S3).
-    claims: Arc<dyn ClaimChecks>,
-    aws: SdkConfig,
-    queue: SqsQueueControl,
-    /// Built on the first batch (reads the connector secret once).
-    step: OnceCell<LoyaltyAccrual>,
-    /// Lives as long as the execution environment, across batches.
-    breaker: Arc<CircuitBreaker>,
-}
-
-impl App {
-    async fn step(&self) -> Result<&LoyaltyAccrual, Error> {
-        self.step
-            .get_or_try_init(|| async {
-                let creds = connector_credentials(&self.aws).await?;
-                let config = salesforce_config(|k| std::env::var(k).ok(), &creds)?;
-                Ok::<_, Error>(LoyaltyAccrual::new(
-                    Arc::new(DynamoDbStateStore::new(
-                        aws_sdk_dynamodb::Client::new(&self.aws),
-                        env("RETAILFLOW_STATE_TABLE")?,
-                    )),
-                    event_bus(&self.aws, self.claims.clone())?,
-                    Arc::new(SalesforceLoyalty::new(config)),
-                    self.breaker.clone(),
-                    LoyaltyAccrualConfig {
-                        enroll_new_members: env("RETAILFLOW_LOYALTY_ENROLL")
-                            .is_ok_and(|v| v == "true"),
-                        ..LoyaltyAccrualConfig::default()
-                    },
-                ))
-            })
-            .await
-    }
-}
-
-async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let step = match app.step().await {
-        Ok(step) => step,
-        // Not the records' fault: they wait with backoff, receives spared.
-        Err(e) => return Ok(unstarted_batch(&app.queue, &event.payload, &e.to_string()).await),
-    };
-    Ok(order_step_batch(
-        step,
-        &app.queue,
-        app.claims.as_ref(),
-        &event.payload,
-        event.context.deadline,
-    )
-    .await)
-}
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    init_tracing();
-    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
-    let app = OnceCell::new();
-    let app = &app;
-    run(service_fn(move |event| async move {
-        handle(app.get_or_try_init(build).await?, event).await
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    run_queue_step(step).await
 }
 
-/// The clients and configuration every event of this execution environment shares.
-async fn build() -> Result<App, Error> {
-    let aws = aws_sdk_config(Duration::from_millis(1500), Duration::from_secs(3)).await;
-    Ok(App {
-        claims: claim_checks(&aws)?,
-        queue: SqsQueueControl::new(
-            aws_sdk_sqs::Client::new(&aws),
-            env("RETAILFLOW_QUEUE_URL")?,
-            env("RETAILFLOW_DLQ_URL")?,
-        ),
-        aws,
-        step: OnceCell::new(),
-        breaker: Arc::new(CircuitBreaker::new(
-            "salesforce-loyalty",
-            5,
-            Duration::from_secs(60),
-        )),
-    })
+/// Built on the first batch: reads the connector secret once.
+async fn step(stack: &'static Stack) -> Result<LoyaltyAccrual, FunctionError> {
+    let loyalty = guarded_loyalty(setting, &stack.connector_credentials().await?)?;
+    Ok(LoyaltyAccrual::new(
+        stack.state_store()?,
+        stack.event_bus()?,
+        loyalty.connector,
+        loyalty.breaker,
+        LoyaltyAccrualConfig {
+            enroll_new_members: setting("RETAILFLOW_LOYALTY_ENROLL").is_some_and(|v| v == "true"),
+            ..LoyaltyAccrualConfig::default()
+        },
+    ))
 }

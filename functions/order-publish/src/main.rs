@@ -1,67 +1,58 @@
-//! order-publish: `POST /webhooks/shopify` and `POST /webhooks/adobe` behind
-//! the HTTP API. Wires the DynamoDB and EventBridge adapters into
-//! [`retailflow_core::intake::OrderIntake`]; the logic lives there.
+//! order-publish: `POST /webhooks/shopify`, `POST /webhooks/adobe` and
+//! `POST /pos/returns` behind the HTTP API. Verifies, maps and publishes
+//! each delivery once through [`OrderIntake`]; the logic lives there.
 //!
-//! Init stays light: clients are built at start (no network), the webhook
-//! secrets are fetched from Secrets Manager on the first request and cached
-//! for the life of the execution environment.
+//! Init stays light: clients are built on the first request (no network),
+//! the webhook secrets are fetched from Secrets Manager then and cached for
+//! the life of the execution environment.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
-use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
 use retailflow_aws::lambda::{
-    aws_sdk_config, claim_checks, deadline, env, event_bus, init_tracing, read_secret,
+    gateway_time, json_response, request_deadline, run_http_function, setting, CallTimeouts,
+    FunctionError, Stack,
 };
 use retailflow_core::config::WebhookSecretDocument;
 use retailflow_core::intake::freshness::ReplayPolicy;
 use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use retailflow_core::ports::ClaimChecks;
+use retailflow_core::ports::EventBus;
 use tokio::sync::OnceCell;
 
-struct App {
-    /// Where events too large for the bus ride (S3).
-    claims: Arc<dyn ClaimChecks>,
+struct Intake {
+    stack: &'static Stack,
     store: Arc<DynamoDbStateStore>,
-    bus: Arc<dyn retailflow_core::ports::EventBus>,
-    secrets: aws_sdk_secretsmanager::Client,
-    secrets_arn: String,
+    bus: Arc<dyn EventBus>,
     adobe_shop: Option<String>,
     replay: ReplayPolicy,
+    /// Built on the first request that reads the webhook secret.
     intake: OnceCell<OrderIntake>,
 }
 
-impl App {
-    async fn intake(&self) -> Result<&OrderIntake, Error> {
+impl Intake {
+    async fn intake(&self) -> Result<&OrderIntake, FunctionError> {
         self.intake
             .get_or_try_init(|| async {
                 let doc = WebhookSecretDocument::parse(
-                    &read_secret(&self.secrets, &self.secrets_arn).await?,
+                    &self.stack.secret("RETAILFLOW_SECRETS_ARN").await?,
                 )?;
                 let config = doc.apply(IntakeConfig {
                     adobe_shop: self.adobe_shop.clone(),
                     replay: self.replay,
                     ..IntakeConfig::default()
                 })?;
-                Ok::<_, Error>(
+                Ok::<_, FunctionError>(
                     OrderIntake::new(self.store.clone(), self.bus.clone(), config)
-                        .with_claim_checks(self.claims.clone()),
+                        .with_claim_checks(self.stack.claims.clone()),
                 )
             })
             .await
     }
 }
 
-fn json_response(status: u16, body: &str) -> Response<Body> {
-    let mut r = Response::new(Body::from(body.to_string()));
-    *r.status_mut() = lambda_http::http::StatusCode::from_u16(status)
-        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
-    r
-}
-
-async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
+async fn handle(app: &'static Intake, req: Request) -> Result<Response<Body>, FunctionError> {
     let received_at = Utc::now();
     let Some(route) = WebhookRoute::from_path(req.uri().path()) else {
         return Ok(json_response(404, r#"{"error":"no such route"}"#));
@@ -70,15 +61,8 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
         return Ok(json_response(405, r#"{"error":"use POST"}"#));
     }
     // API Gateway's own receive time: the caller cannot set it.
-    let gateway_time = match req.request_context_ref() {
-        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) if ctx.time_epoch > 0 => {
-            chrono::DateTime::from_timestamp_millis(ctx.time_epoch)
-        }
-        _ => None,
-    };
-    let deadline = req
-        .lambda_context_ref()
-        .and_then(|ctx| deadline(ctx.deadline));
+    let gateway_time = gateway_time(&req);
+    let deadline = request_deadline(&req);
     let intake = match app.intake().await {
         Ok(i) => i,
         Err(e) => {
@@ -103,35 +87,17 @@ async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    init_tracing();
-    // Built on the first event (see retailflow_aws::lambda, "Built on the first event").
-    let app = OnceCell::new();
-    let app = &app;
-    run(service_fn(move |req: Request| async move {
-        handle(app.get_or_try_init(build).await?, req).await
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    run_http_function(CallTimeouts::WEBHOOK, intake, handle).await
 }
 
-/// The clients and configuration every event of this execution environment shares.
-async fn build() -> Result<App, Error> {
-    // Shopify waits 5 s for the answer: every AWS call is bounded so a slow
-    // dependency turns into a 503 (the platform retries), not a timeout.
-    let aws = aws_sdk_config(Duration::from_millis(1000), Duration::from_millis(1500)).await;
-    let claims = claim_checks(&aws)?;
-    Ok(App {
-        claims: claims.clone(),
-        store: Arc::new(DynamoDbStateStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
-            env("RETAILFLOW_STATE_TABLE")?,
-        )),
-        bus: event_bus(&aws, claims.clone())?,
-        secrets: aws_sdk_secretsmanager::Client::new(&aws),
-        secrets_arn: env("RETAILFLOW_SECRETS_ARN")?,
-        adobe_shop: env("RETAILFLOW_ADOBE_SHOP").ok(),
-        // A setting that does not read fails every invocation, loudly, until mended.
-        replay: ReplayPolicy::from_env(|k| std::env::var(k).ok()).map_err(Error::from)?,
+async fn intake(stack: &'static Stack) -> Result<Intake, FunctionError> {
+    Ok(Intake {
+        stack,
+        store: stack.state_store()?,
+        bus: stack.event_bus()?,
+        adobe_shop: setting("RETAILFLOW_ADOBE_SHOP").filter(|s| !s.trim().is_empty()),
+        replay: ReplayPolicy::from_env(setting)?,
         intake: OnceCell::new(),
     })
 }

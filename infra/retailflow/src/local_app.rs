@@ -25,12 +25,13 @@ use retailflow_core::ports::shop::EcommerceConnector;
 use retailflow_core::ports::{ArchiveError, EventArchive, ReplaySpan};
 use retailflow_core::queue_dispositions::{disposition, Disposition};
 use retailflow_core::reconciliation::{Reconciliation, ReconciliationConfig, ReconciliationReport};
+use retailflow_core::resilience::Guarded;
 use retailflow_core::resilience::{CircuitBreaker, RetryPolicy};
 use retailflow_core::steps::catalog_sync::CatalogSync;
 use retailflow_core::steps::erp_posting::{ErpPosting, ErpPostingConfig};
 use retailflow_core::steps::fulfillment_sync::FulfillmentSync;
 use retailflow_core::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
-use retailflow_core::steps::return_reversal::{Guarded, ReturnReversal, ReturnReversalConfig};
+use retailflow_core::steps::return_reversal::{ReturnReversal, ReturnReversalConfig};
 use retailflow_core::steps::stock_commit::{handle_stock_message, StockCommit};
 use retailflow_core::steps::{
     handle_message, handle_return_message, Invocation, OrderStep, StepOutcome,
@@ -329,9 +330,13 @@ impl LocalApp {
             timeout: Duration::from_secs(5),
         };
         let loyalty = Arc::new(SalesforceLoyalty::new(loyalty_config.clone()));
-        let open_for = Duration::from_secs(60);
-        let erp_breaker = Arc::new(CircuitBreaker::new("netsuite", 5, open_for));
-        let loyalty_breaker = Arc::new(CircuitBreaker::new("salesforce-loyalty", 5, open_for));
+        // A breaker per system and step, as each step is its own function
+        // on AWS, named as the system names itself.
+        let erp_system = retailflow_core::ports::erp::ErpConnector::system(erp.as_ref());
+        let loyalty_system =
+            retailflow_core::ports::loyalty::LoyaltyConnector::system(loyalty.as_ref());
+        let erp_breaker = CircuitBreaker::for_system(erp_system);
+        let loyalty_breaker = CircuitBreaker::for_system(loyalty_system);
         let shopify = Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
             base_url: Some(sims.shopify_admin_base()),
             api_version: "2024-10".into(),
@@ -346,26 +351,28 @@ impl LocalApp {
             auth: sims.adobe_auth(),
             timeout: Duration::from_secs(5),
         }));
-        let shop_breaker = |name| Arc::new(CircuitBreaker::new(name, 5, open_for));
+        let shop_breaker = CircuitBreaker::for_system;
+        let shopify_system = EcommerceConnector::system(shopify.as_ref());
+        let adobe_system = EcommerceConnector::system(adobe.as_ref());
         let (shopify_stock, adobe_stock) = (shopify.clone(), adobe.clone());
         let fulfillment_sync = FulfillmentSync::new(
             store.clone(),
             published.clone(),
             erp.clone(),
-            Arc::new(CircuitBreaker::new("netsuite-shipments", 5, open_for)),
+            CircuitBreaker::for_system(erp_system),
             vec![
                 (
                     Platform::Shopify,
                     Guarded::new(
                         shopify.clone() as Arc<dyn EcommerceConnector>,
-                        shop_breaker("shopify-admin-fulfillment"),
+                        shop_breaker(shopify_system),
                     ),
                 ),
                 (
                     Platform::AdobeCommerce,
                     Guarded::new(
                         adobe.clone() as Arc<dyn EcommerceConnector>,
-                        shop_breaker("adobe-commerce-admin-fulfillment"),
+                        shop_breaker(adobe_system),
                     ),
                 ),
             ],
@@ -380,14 +387,14 @@ impl LocalApp {
                     Platform::Shopify,
                     Guarded::new(
                         shopify as Arc<dyn EcommerceConnector>,
-                        shop_breaker("shopify-admin"),
+                        shop_breaker(shopify_system),
                     ),
                 ),
                 (
                     Platform::AdobeCommerce,
                     Guarded::new(
                         adobe as Arc<dyn EcommerceConnector>,
-                        shop_breaker("adobe-commerce-admin"),
+                        shop_breaker(adobe_system),
                     ),
                 ),
             ],
@@ -441,15 +448,15 @@ impl LocalApp {
         let sync_clock = clock.clone();
         let catalog_sync = CatalogSync::new(
             erp.clone(),
-            Arc::new(CircuitBreaker::new("netsuite-catalog", 5, open_for)),
+            CircuitBreaker::for_system(erp_system),
             vec![
                 Guarded::new(
                     shopify_stock as Arc<dyn EcommerceConnector>,
-                    shop_breaker("shopify-admin-stock"),
+                    shop_breaker(shopify_system),
                 ),
                 Guarded::new(
                     adobe_stock as Arc<dyn EcommerceConnector>,
-                    shop_breaker("adobe-commerce-admin-stock"),
+                    shop_breaker(adobe_system),
                 ),
             ],
             catalog.clone(),
@@ -467,11 +474,10 @@ impl LocalApp {
             catalog.clone(),
             held_stock.clone(),
             checkout_loyalty,
-            Arc::new(CircuitBreaker::new(
-                "salesforce-loyalty-checkout",
-                5,
-                open_for,
-            )),
+            CircuitBreaker::for_system_opening_for(
+                loyalty_system,
+                retailflow_core::checkout::validation::LOYALTY_BREAKER_OPEN_FOR,
+            ),
             CheckoutConfig::default(),
         );
         let stock_commit = StockCommit::new(
@@ -489,16 +495,12 @@ impl LocalApp {
             archive.clone(),
             Some(Guarded {
                 connector: erp.clone() as Arc<dyn retailflow_core::ports::erp::ErpConnector>,
-                breaker: Arc::new(CircuitBreaker::new("netsuite-reconciliation", 5, open_for)),
+                breaker: CircuitBreaker::for_system(erp_system),
             }),
             Some(Guarded {
                 connector: loyalty.clone()
                     as Arc<dyn retailflow_core::ports::loyalty::LoyaltyConnector>,
-                breaker: Arc::new(CircuitBreaker::new(
-                    "salesforce-loyalty-reconciliation",
-                    5,
-                    open_for,
-                )),
+                breaker: CircuitBreaker::for_system(loyalty_system),
             }),
             ReconciliationConfig::default(),
             Arc::new(move || recon_clock.now()),

@@ -74,6 +74,11 @@ pub struct PointsRedeemed {
     pub from_cached_balance: bool,
 }
 
+/// How long checkout gives up on the loyalty platform once its breaker
+/// opens: a shopper is not kept waiting on a platform that is down, so the
+/// balance falls back sooner than a background step would.
+pub const LOYALTY_BREAKER_OPEN_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Before tax: the shop adds tax at payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckoutTotals {

@@ -20,6 +20,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::config::ConfigError;
 use crate::mappers::pos;
 
 /// How old a delivery may be, and whether point-of-sale requests must be stamped.
@@ -140,9 +141,9 @@ impl ReplayPolicy {
     /// Reads `RETAILFLOW_SHOPIFY_MAX_DELIVERY_AGE_SECS`,
     /// `RETAILFLOW_POS_MAX_REQUEST_AGE_SECS` and
     /// `RETAILFLOW_POS_REQUIRE_TIMESTAMP` (`true`/`false`); unset keeps the default.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut p = ReplayPolicy::default();
-        let secs = |name: &str| -> Result<Option<Duration>, String> {
+        let secs = |name: &str| -> Result<Option<Duration>, ConfigError> {
             match var(name)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
@@ -150,9 +151,9 @@ impl ReplayPolicy {
                 None => Ok(None),
                 Some(v) => match v.parse::<i64>() {
                     Ok(s) if s > 0 && s <= 30 * 86_400 => Ok(Some(Duration::seconds(s))),
-                    _ => Err(format!(
+                    _ => Err(ConfigError::BadSetting(format!(
                         "{name} must be a number of seconds from 1 to 2592000, not {v:?}"
-                    )),
+                    ))),
                 },
             }
         };
@@ -170,9 +171,9 @@ impl ReplayPolicy {
             Some("true") => p.pos_require_timestamp = true,
             Some("false") => p.pos_require_timestamp = false,
             Some(other) => {
-                return Err(format!(
+                return Err(ConfigError::BadSetting(format!(
                     "RETAILFLOW_POS_REQUIRE_TIMESTAMP must be true or false, not {other:?}"
-                ))
+                )))
             }
         }
         Ok(p)
@@ -312,8 +313,8 @@ mod tests {
             }
         };
         assert_eq!(
-            ReplayPolicy::from_env(env(&[])),
-            Ok(ReplayPolicy::default())
+            ReplayPolicy::from_env(env(&[])).unwrap(),
+            ReplayPolicy::default()
         );
         let p = ReplayPolicy::from_env(env(&[
             ("RETAILFLOW_SHOPIFY_MAX_DELIVERY_AGE_SECS", "21600"),
@@ -324,11 +325,13 @@ mod tests {
         assert_eq!(p.shopify_max_age, Duration::hours(6));
         assert_eq!(p.pos_max_age, Duration::minutes(1));
         assert!(p.pos_require_timestamp);
-        assert!(
-            ReplayPolicy::from_env(env(&[("RETAILFLOW_POS_MAX_REQUEST_AGE_SECS", "0")])).is_err()
-        );
-        assert!(
-            ReplayPolicy::from_env(env(&[("RETAILFLOW_POS_REQUIRE_TIMESTAMP", "yes")])).is_err()
-        );
+        assert!(matches!(
+            ReplayPolicy::from_env(env(&[("RETAILFLOW_POS_MAX_REQUEST_AGE_SECS", "0")])),
+            Err(ConfigError::BadSetting(m)) if m.contains("RETAILFLOW_POS_MAX_REQUEST_AGE_SECS")
+        ));
+        assert!(matches!(
+            ReplayPolicy::from_env(env(&[("RETAILFLOW_POS_REQUIRE_TIMESTAMP", "yes")])),
+            Err(ConfigError::BadSetting(m)) if m.contains("true or false")
+        ));
     }
 }

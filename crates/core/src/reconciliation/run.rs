@@ -21,8 +21,8 @@ use crate::ports::{
     StateStore, StoreError,
 };
 use crate::resilience::ConnectorError;
+use crate::resilience::Guarded;
 use crate::saga::{hour_start, SagaRecord};
-use crate::steps::return_reversal::Guarded;
 
 /// The pause reason of a run that reached its deadline: the caller goes
 /// on at once (the function asks for itself again).

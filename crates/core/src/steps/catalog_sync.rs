@@ -35,8 +35,8 @@ use crate::ports::erp::{ErpCatalogFeed, ErpItem};
 use crate::ports::shop::{EcommerceConnector, StockLevel};
 use crate::resilience::CircuitBreaker;
 
-use super::return_reversal::Guarded;
 use super::StepOutcome;
+use crate::resilience::Guarded;
 
 /// Most pages one run reads: a runaway `next` link cannot loop forever.
 pub const MAX_PAGES_PER_RUN: usize = 500;

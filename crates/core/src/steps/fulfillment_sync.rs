@@ -28,8 +28,8 @@ use crate::ports::shop::{EcommerceConnector, ShopFulfillment};
 use crate::ports::{EventBus, QuarantinedDelivery, StateStore};
 use crate::resilience::{CircuitBreaker, ConnectorError};
 
-use super::return_reversal::Guarded;
 use super::{run_step, Invocation, StepOutcome, StepRun};
+use crate::resilience::Guarded;
 
 pub const STEP: &str = "shop_fulfillment";
 pub const SOURCE: &str = "retailflow.fulfillment-sync";

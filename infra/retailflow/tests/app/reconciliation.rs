@@ -14,8 +14,8 @@ use retailflow_core::reconciliation::{
     DiscrepancyKind, Reconciliation, ReconciliationConfig, ReconciliationReport,
 };
 use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::resilience::Guarded;
 use retailflow_core::saga::StepStatus;
-use retailflow_core::steps::return_reversal::Guarded;
 use simulators::NetSuiteRecord;
 
 use crate::support;

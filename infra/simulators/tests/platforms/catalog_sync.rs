@@ -269,16 +269,13 @@ async fn a_throttled_or_down_erp_stops_the_run_with_its_retry_hint() {
 
 fn shops(
     sims: &Simulators,
-) -> Vec<
-    retailflow_core::steps::return_reversal::Guarded<
-        dyn retailflow_core::ports::shop::EcommerceConnector,
-    >,
-> {
+) -> Vec<retailflow_core::resilience::Guarded<dyn retailflow_core::ports::shop::EcommerceConnector>>
+{
     use retailflow_connectors::shop::{
         AdobeCommerceAdmin, AdobeCommerceAdminConfig, ShopifyAdmin, ShopifyAdminConfig,
     };
     use retailflow_core::ports::shop::EcommerceConnector;
-    use retailflow_core::steps::return_reversal::Guarded;
+    use retailflow_core::resilience::Guarded;
     let shopify: Arc<dyn EcommerceConnector> = Arc::new(ShopifyAdmin::new(ShopifyAdminConfig {
         base_url: Some(sims.shopify_admin_base()),
         api_version: "2024-10".into(),

@@ -18,8 +18,8 @@ use retailflow_core::ports::erp::{ErpConnector, ErpCustomer, ErpLine, ErpSalesOr
 use retailflow_core::ports::shop::EcommerceConnector;
 use retailflow_core::ports::StateStore;
 use retailflow_core::resilience::CircuitBreaker;
+use retailflow_core::resilience::Guarded;
 use retailflow_core::steps::fulfillment_sync::{FulfillmentSync, CURSOR};
-use retailflow_core::steps::return_reversal::Guarded;
 use retailflow_core::steps::{Invocation, StepOutcome};
 use simulators::{Fault, FaultKind, Simulators, System};
 

@@ -41,7 +41,7 @@ use crate::ports::loyalty::LoyaltyConnector;
 use crate::ports::shop::EcommerceConnector;
 use crate::ports::{EventBus, StateStore};
 use crate::refund_ledger::{AdmittedRefund, OrderFacts, RefundLedger, CANCELLATION_ID};
-use crate::resilience::{CircuitBreaker, ConnectorError};
+use crate::resilience::{ConnectorError, Guarded};
 use crate::saga::{SagaRecord, StepStatus};
 
 use super::erp_posting::ErpPostingConfig;
@@ -74,33 +74,7 @@ pub struct ReturnReversalConfig {
     pub lease: LeasePolicy,
 }
 
-/// A system a sub-step talks to, with its circuit breaker.
-pub struct Guarded<C: ?Sized> {
-    pub connector: Arc<C>,
-    pub breaker: Arc<CircuitBreaker>,
-}
-
 impl<C: ?Sized> Guarded<C> {
-    pub fn new(connector: Arc<C>, breaker: Arc<CircuitBreaker>) -> Self {
-        Guarded { connector, breaker }
-    }
-
-    /// One call through the breaker: refused at once while it is open,
-    /// and its outcome recorded.
-    pub async fn guard<T, Fut>(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        f: impl FnOnce(Arc<C>) -> Fut,
-    ) -> Result<T, ConnectorError>
-    where
-        Fut: std::future::Future<Output = Result<T, ConnectorError>>,
-    {
-        self.breaker.permit(now)?;
-        let result = f(self.connector.clone()).await;
-        self.breaker.record(now, result.as_ref().map(|_| ()));
-        result
-    }
-
     async fn call<T, Fut>(
         &self,
         inv: Invocation,

@@ -17,15 +17,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 
+use retailflow_core::config::ConfigError;
 use retailflow_core::ports::ClaimChecks;
-use retailflow_core::queue_batch::{process_batch, QueueControl, QueueRecord};
-use retailflow_core::resilience::RetryPolicy;
-use retailflow_core::steps::{handle_message, Invocation, OrderStep};
+
+mod batch;
+mod error;
+mod function;
+mod http;
 
 pub use aws_config::SdkConfig;
+pub use batch::{batch_response, sqs_records, step_batch, unstarted_batch, QueueStep};
+pub use error::FunctionError;
+pub use function::{run_function, run_http_function, run_queue_step, CallTimeouts, Stack};
+pub use http::{gateway_time, json_response, request_deadline};
 
 /// JSON logs to stdout (CloudWatch), level from `RUST_LOG`.
 pub fn init_tracing() {
@@ -66,21 +72,18 @@ pub fn aws_https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LambdaConfigError {
-    #[error("environment variable {0} is not set")]
-    MissingVariable(String),
-    #[error("reading secret {arn}: {reason}")]
-    Secret { arn: String, reason: String },
-    #[error("{0}")]
-    Setting(String),
+/// An optional setting of the function's environment, as the connectors'
+/// and steps' `from_env` builders read them.
+pub fn setting(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
-pub fn env(name: &str) -> Result<String, LambdaConfigError> {
+/// A required setting of the function's environment; blank is unset.
+pub fn env(name: &str) -> Result<String, ConfigError> {
     std::env::var(name)
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| LambdaConfigError::MissingVariable(name.to_string()))
+        .ok_or_else(|| ConfigError::Unset(name.to_string()))
 }
 
 /// The secret's JSON text. Call it once per execution environment (behind a
@@ -88,13 +91,13 @@ pub fn env(name: &str) -> Result<String, LambdaConfigError> {
 pub async fn read_secret(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
-) -> Result<String, LambdaConfigError> {
+) -> Result<String, ConfigError> {
     let out = client
         .get_secret_value()
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| LambdaConfigError::Secret {
+        .map_err(|e| ConfigError::Secret {
             arn: arn.to_string(),
             reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
         })?;
@@ -123,7 +126,7 @@ impl retailflow_core::credentials::SecretSource for SecretsManagerSource {
 /// rotation reaches warm containers.
 pub async fn connector_credentials(
     aws: &SdkConfig,
-) -> Result<retailflow_core::config::ConnectorCredentials, LambdaConfigError> {
+) -> Result<retailflow_core::config::ConnectorCredentials, ConfigError> {
     let arn = env("RETAILFLOW_CONNECTOR_SECRETS_ARN")?;
     let source = SecretsManagerSource {
         client: aws_sdk_secretsmanager::Client::new(aws),
@@ -135,7 +138,7 @@ pub async fn connector_credentials(
     ));
     let creds = retailflow_core::config::ConnectorCredentials::read(live)
         .await
-        .map_err(|e| LambdaConfigError::Secret {
+        .map_err(|e| ConfigError::Secret {
             arn,
             reason: e.to_string(),
         })?;
@@ -151,7 +154,7 @@ pub async fn connector_credentials(
                 slots,
                 retailflow_core::credentials::system_clock(),
             )
-            .map_err(|e| LambdaConfigError::Setting(e.to_string()))?;
+            .map_err(|e| ConfigError::BadSetting(e.to_string()))?;
             CONTAINER_BUDGETS.get_or_init(|| b).clone()
         }
     };
@@ -171,30 +174,6 @@ pub async fn release_budgets() {
     }
 }
 
-/// The answer to a batch the function could not start on (its secret
-/// unreadable, its configuration incomplete): every record waits with the
-/// retry policy's backoff instead of coming back at the queue's
-/// visibility timeout, so a two-hour Secrets Manager outage uses about a
-/// dozen of the 24 receives and dead-letters nothing.
-pub async fn unstarted_batch(
-    queue: &dyn QueueControl,
-    event: &SqsEvent,
-    reason: &str,
-) -> SqsBatchResponse {
-    tracing::error!(%reason, "the function could not start on its batch; records wait");
-    retailflow_core::observability::count("Records", ("Outcome", "unstarted"));
-    let policy = RetryPolicy::default();
-    let mut failed = Vec::new();
-    for r in sqs_records(event) {
-        let wait = policy.delay(r.receive_count, None);
-        if let Err(e) = queue.delay(&r.receipt_handle, wait).await {
-            tracing::warn!(error = %e, "could not delay a record; it returns at the queue's visibility timeout");
-        }
-        failed.push(r.message_id);
-    }
-    batch_response(failed)
-}
-
 /// The invocation's deadline as a time; `None` when the runtime did not give
 /// a wall-clock one (emulators send 0 or the timeout in ms), so leases fall
 /// back to their default instead of refusing all work as out of time.
@@ -209,108 +188,15 @@ pub fn deadline(deadline_ms: u64) -> Option<DateTime<Utc>> {
         .and_then(DateTime::from_timestamp_millis)
 }
 
-/// SQS records as the batch logic sees them.
-pub fn sqs_records(event: &SqsEvent) -> Vec<QueueRecord> {
-    event
-        .records
-        .iter()
-        .map(|m| QueueRecord {
-            message_id: m.message_id.clone().unwrap_or_default(),
-            receipt_handle: m.receipt_handle.clone().unwrap_or_default(),
-            body: m.body.clone().unwrap_or_default(),
-            receive_count: m
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1),
-        })
-        .collect()
-}
-
-/// One SQS batch through an order step: records concurrently, retries
-/// delayed, permanent failures dead-lettered, the rest reported as batch
-/// item failures. The whole body of the erp-post and loyalty-accrual handlers.
-pub async fn order_step_batch(
-    step: &dyn OrderStep,
-    queue: &dyn QueueControl,
-    claims: &dyn ClaimChecks,
-    event: &SqsEvent,
-    deadline_ms: u64,
-) -> SqsBatchResponse {
-    step_batch(queue, claims, event, deadline_ms, |body, inv| async move {
-        handle_message(step, &body, inv).await
-    })
-    .await
-}
-
-/// [`order_step_batch`] for the return-reversal handler.
-pub async fn return_step_batch(
-    step: &retailflow_core::steps::return_reversal::ReturnReversal,
-    queue: &dyn QueueControl,
-    claims: &dyn ClaimChecks,
-    event: &SqsEvent,
-    deadline_ms: u64,
-) -> SqsBatchResponse {
-    step_batch(queue, claims, event, deadline_ms, |body, inv| async move {
-        retailflow_core::steps::handle_return_message(step, &body, inv).await
-    })
-    .await
-}
-
-/// [`order_step_batch`] for the stock-commit handler.
-pub async fn stock_step_batch(
-    step: &retailflow_core::steps::stock_commit::StockCommit,
-    queue: &dyn QueueControl,
-    claims: &dyn ClaimChecks,
-    event: &SqsEvent,
-    deadline_ms: u64,
-) -> SqsBatchResponse {
-    step_batch(queue, claims, event, deadline_ms, |body, inv| async move {
-        retailflow_core::steps::stock_commit::handle_stock_message(step, &body, inv).await
-    })
-    .await
-}
-
-async fn step_batch<F, Fut>(
-    queue: &dyn QueueControl,
-    claims: &dyn ClaimChecks,
-    event: &SqsEvent,
-    deadline_ms: u64,
-    run: F,
-) -> SqsBatchResponse
-where
-    F: Fn(String, Invocation) -> Fut,
-    Fut: std::future::Future<Output = retailflow_core::steps::StepOutcome>,
-{
-    let deadline = deadline(deadline_ms);
-    let records = sqs_records(event);
-    let run = &run;
-    let failed = process_batch(&records, queue, &RetryPolicy::default(), |r| async move {
-        let inv = Invocation {
-            now: Utc::now(),
-            deadline,
-            attempt: retailflow_core::replay::attempt_of(&r.body, r.receive_count),
-        };
-        // An event that came by reference gets its detail back first.
-        let body = match retailflow_core::claim_check::resolve(claims, &r.body).await {
-            Ok(body) => body.into_owned(),
-            Err(e) => return retailflow_core::steps::StepOutcome::from(e),
-        };
-        // The budget's waits end in time for the invocation to answer.
-        retailflow_core::budget::within_deadline(deadline, run(body, inv)).await
-    })
-    .await;
+/// A scheduled step's run, answered: the budget places it held given back,
+/// then its report, or why it stopped (see [`scheduled_run_answer`]).
+pub async fn scheduled_run(
+    what: &str,
+    run: impl std::future::Future<Output = retailflow_core::steps::StepOutcome>,
+) -> Result<serde_json::Value, FunctionError> {
+    let outcome = run.await;
     release_budgets().await;
-    batch_response(failed)
-}
-
-/// The partial batch response for `ReportBatchItemFailures`.
-pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
-    let mut resp = SqsBatchResponse::default();
-    for id in failed {
-        resp.add_failure(id);
-    }
-    resp
+    scheduled_run_answer(what, outcome)
 }
 
 /// What a scheduled function answers for its run: the report when done,
@@ -319,23 +205,24 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
 pub fn scheduled_run_answer(
     what: &str,
     outcome: retailflow_core::steps::StepOutcome,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, FunctionError> {
     use retailflow_core::steps::StepOutcome;
     match outcome {
         StepOutcome::Done { summary } => Ok(summary),
-        StepOutcome::Retry { reason, .. } => {
-            Err(format!("{what} stopped, the next tick goes on: {reason}"))
-        }
-        StepOutcome::Reject { reason } | StepOutcome::Cancelled { reason } => {
-            Err(format!("{what} refused: {reason}"))
-        }
+        StepOutcome::Retry { reason, .. } => Err(FunctionError::retryable(
+            "RunStopped",
+            format!("{what} stopped, the next tick goes on: {reason}"),
+        )),
+        StepOutcome::Reject { reason } | StepOutcome::Cancelled { reason } => Err(
+            FunctionError::not_retryable("RunRefused", format!("{what} refused: {reason}")),
+        ),
     }
 }
 
 /// The stack's claim-check bucket (`RETAILFLOW_CLAIM_CHECK_BUCKET`): where
 /// events too large for the bus ride, for every function that publishes or
 /// consumes them.
-pub fn claim_checks(aws: &SdkConfig) -> Result<Arc<dyn ClaimChecks>, LambdaConfigError> {
+pub fn claim_checks(aws: &SdkConfig) -> Result<Arc<dyn ClaimChecks>, ConfigError> {
     Ok(Arc::new(
         crate::adapters::s3_claim_checks::S3ClaimChecks::new(
             aws_sdk_s3::Client::new(aws),
@@ -355,10 +242,9 @@ pub fn stock(
     aws: &SdkConfig,
     table: &str,
     budget: Duration,
-) -> Result<Arc<dyn retailflow_core::checkout::stock::StockReservations>, LambdaConfigError> {
+) -> Result<Arc<dyn retailflow_core::checkout::stock::StockReservations>, ConfigError> {
     use retailflow_core::checkout::hot_stock::{HotSkus, HotStock};
-    let hot =
-        HotSkus::from_settings(|k| std::env::var(k).ok()).map_err(LambdaConfigError::Setting)?;
+    let hot = HotSkus::from_settings(|k| std::env::var(k).ok()).map_err(ConfigError::BadSetting)?;
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(aws)
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
@@ -375,7 +261,7 @@ pub fn stock(
 pub fn event_bus(
     aws: &SdkConfig,
     claims: Arc<dyn ClaimChecks>,
-) -> Result<Arc<dyn retailflow_core::ports::EventBus>, LambdaConfigError> {
+) -> Result<Arc<dyn retailflow_core::ports::EventBus>, ConfigError> {
     let bus = crate::adapters::eventbridge::EventBridgeBus::new(
         aws_sdk_eventbridge::Client::new(aws),
         env("RETAILFLOW_EVENT_BUS")?,
