@@ -52,6 +52,17 @@ def wait_http(url, timeout=60):
     raise RuntimeError(f"{url} did not answer")
 
 
+def wait_port(port, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"cargo lambda watch did not listen on {port}")
+
+
 def post(url, body, timeout=900):
     req = urllib.request.Request(url, data=body.encode(), headers={"content-type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -254,7 +265,9 @@ def main():
             watch = start(["cargo", "lambda", "watch", "--ignore-changes", "-P", str(port), "--env-file", env_file],
                           env=cargo_env, log=log)
             procs.append(watch)
-            time.sleep(3)  # the emulator builds the function on the first invocation
+            # The emulator listens once it has started (it builds the
+            # function on the first invocation); a busy machine takes longer.
+            wait_port(port)
             if name == "fulfillment-sync":
                 ship_sample_order(sim_port)
             with open(os.path.join(ROOT, event_file)) as f:

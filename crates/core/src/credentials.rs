@@ -50,10 +50,16 @@ pub const REREAD_AFTER_REFUSAL: Duration = Duration::from_secs(30);
 /// a file or a value in memory locally).
 #[async_trait]
 pub trait SecretSource: Send + Sync {
-    /// The document's JSON text. An error is transient (the store is down,
-    /// throttled or the caller is not allowed yet); its text says why.
-    async fn read(&self) -> Result<String, String>;
+    /// The document's JSON text.
+    async fn read(&self) -> Result<String, SecretUnreadable>;
 }
+
+/// The secret store did not give the document: it is down, throttled, or
+/// the caller is not allowed yet. Always transient: the credentials cache
+/// keeps what it holds and reads again later; the text says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SecretUnreadable(pub String);
 
 /// A secret document held in memory: the local app's, and tests' (which
 /// rotate it with [`FixedSecret::set`]).
@@ -72,7 +78,7 @@ impl FixedSecret {
 
 #[async_trait]
 impl SecretSource for FixedSecret {
-    async fn read(&self) -> Result<String, String> {
+    async fn read(&self) -> Result<String, SecretUnreadable> {
         Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }
@@ -136,9 +142,12 @@ impl ConnectorSecrets {
                 return Ok(h.doc.clone());
             }
         }
-        let read = self.source.read().await.and_then(|json| {
-            ConnectorSecretDocument::parse(&json).map_err(|e| format!("unusable document: {e}"))
-        });
+        let read = match self.source.read().await {
+            Ok(json) => {
+                ConnectorSecretDocument::parse(&json).map_err(|e| format!("unusable document: {e}"))
+            }
+            Err(e) => Err(e.to_string()),
+        };
         match (read, held.as_mut()) {
             (Ok(doc), _) => {
                 let doc = Arc::new(doc);
@@ -420,8 +429,8 @@ mod tests {
     struct Down;
     #[async_trait]
     impl SecretSource for Down {
-        async fn read(&self) -> Result<String, String> {
-            Err("secrets manager is down".into())
+        async fn read(&self) -> Result<String, SecretUnreadable> {
+            Err(SecretUnreadable("secrets manager is down".into()))
         }
     }
 
@@ -434,10 +443,10 @@ mod tests {
         struct Flaky(AtomicU32);
         #[async_trait]
         impl SecretSource for Flaky {
-            async fn read(&self) -> Result<String, String> {
+            async fn read(&self) -> Result<String, SecretUnreadable> {
                 match self.0.fetch_add(1, Ordering::SeqCst) {
                     0 => Ok(doc("held")),
-                    _ => Err("down".into()),
+                    _ => Err(SecretUnreadable("down".into())),
                 }
             }
         }

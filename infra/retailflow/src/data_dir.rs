@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use redb::{ReadableDatabase, TableDefinition};
-use retailflow_core::adapters::in_process::{Journal, JournalRow};
+use retailflow_core::adapters::in_process::{Journal, JournalError, JournalRow};
 
 const ROWS: TableDefinition<'_, &str, &str> = TableDefinition::new("rows");
 const FILE: &str = "state.redb";
@@ -56,7 +56,7 @@ impl DataDir {
         // The table exists from the first open, so reads never find it missing.
         data.write(&[]).map_err(|reason| DataDirError::Storage {
             path: dir.to_path_buf(),
-            reason,
+            reason: reason.to_string(),
         })?;
         Ok(data)
     }
@@ -148,19 +148,20 @@ fn storage(dir: &Path, e: impl std::fmt::Display) -> DataDirError {
 }
 
 impl Journal for DataDir {
-    fn write(&self, rows: &[JournalRow]) -> Result<(), String> {
-        let tx = self.db.begin_write().map_err(|e| e.to_string())?;
+    fn write(&self, rows: &[JournalRow]) -> Result<(), JournalError> {
+        let unwritable = |e: &dyn std::fmt::Display| JournalError::Unwritable(e.to_string());
+        let tx = self.db.begin_write().map_err(|e| unwritable(&e))?;
         {
-            let mut table = tx.open_table(ROWS).map_err(|e| e.to_string())?;
+            let mut table = tx.open_table(ROWS).map_err(|e| unwritable(&e))?;
             for (key, value) in rows {
                 match value {
                     Some(v) => table.insert(key.as_str(), v.as_str()),
                     None => table.remove(key.as_str()),
                 }
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| unwritable(&e))?;
             }
         }
-        tx.commit().map_err(|e| e.to_string())
+        tx.commit().map_err(|e| unwritable(&e))
     }
 }
 

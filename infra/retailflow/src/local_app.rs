@@ -160,7 +160,7 @@ impl EventArchive for LocalArchive {
         let sent = self
             .bus
             .replay(&rules, span)
-            .map_err(ArchiveError::Unavailable)?;
+            .map_err(|e| ArchiveError::Unavailable(e.to_string()))?;
         Ok(Some(format!(
             "{sent} event(s) again from the local archive"
         )))
@@ -262,7 +262,8 @@ impl LocalApp {
         let sim_clock = clock.clone();
         let sims = Simulators::start_with_clock(Arc::new(move || sim_clock.now())).await?;
         let queues: Queues = Arc::new(Mutex::new(BTreeMap::new()));
-        let restore_err = |e: String| std::io::Error::other(format!("local state: {e}"));
+        let restore_err =
+            |e: &dyn std::fmt::Display| std::io::Error::other(format!("local state: {e}"));
         for name in [
             ERP_POST_QUEUE,
             LOYALTY_ACCRUAL_QUEUE,
@@ -271,14 +272,14 @@ impl LocalApp {
         ] {
             let mut q = Queue::new(name, VISIBILITY_TIMEOUT, MAX_RECEIVE_COUNT);
             if let Some(j) = &journal {
-                q = q.durable(j.clone(), &rows).map_err(restore_err)?;
+                q = q.durable(j.clone(), &rows).map_err(|e| restore_err(&e))?;
             }
             lock(&queues).insert(name.into(), q);
         }
         let mut dead_letters = Vec::new();
         for (key, value) in rows.iter().filter(|(k, _)| k.starts_with("dlq/")) {
             let d: DeadLetter =
-                serde_json::from_str(value).map_err(|e| restore_err(format!("{key}: {e}")))?;
+                serde_json::from_str(value).map_err(|e| restore_err(&format!("{key}: {e}")))?;
             dead_letters.push(d);
         }
         // In the order they died, as before the restart (keys sort as text).
@@ -288,12 +289,12 @@ impl LocalApp {
                 j.clone(),
                 rows.iter().filter(|(k, _)| is_store_row(k)).cloned(),
             )
-            .map_err(restore_err)?,
+            .map_err(|e| restore_err(&e))?,
             None => InProcessStateStore::new(),
         });
         let mut bus = RoutingBus::new(rules(), queues.clone(), clock.clone());
         if let Some(j) = &journal {
-            bus = bus.durable(j.clone(), &rows).map_err(restore_err)?;
+            bus = bus.durable(j.clone(), &rows).map_err(|e| restore_err(&e))?;
         }
         let bus = Arc::new(bus);
         // Events too large for the bus ride by reference, kept beside the

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use retailflow_core::adapters::in_process::{InProcessEventBus, Journal, JournalRow};
+use retailflow_core::adapters::in_process::{InProcessEventBus, Journal, JournalError, JournalRow};
 use retailflow_core::ports::{check_entry_sizes, BusError, BusEvent, EventBus};
 use serde::{Deserialize, Serialize};
 
@@ -101,15 +101,18 @@ impl Queue {
         mut self,
         journal: Arc<dyn Journal>,
         rows: &[(String, String)],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, JournalError> {
         let prefix = format!("msg/{}/", self.name);
         let mut messages = Vec::new();
         for (key, value) in rows {
             if key.starts_with(&prefix) {
-                let m: Message = serde_json::from_str(value).map_err(|e| format!("{key}: {e}"))?;
+                let m: Message =
+                    serde_json::from_str(value).map_err(|e| JournalError::unreadable(key, e))?;
                 messages.push(m);
             } else if *key == format!("meta/queue-next/{}", self.name) {
-                self.next_id = value.parse().map_err(|e| format!("{key}: {e}"))?;
+                self.next_id = value
+                    .parse()
+                    .map_err(|e| JournalError::unreadable(key, e))?;
             }
         }
         messages.sort_by_key(|m| seq_of(&m.id));
@@ -139,7 +142,7 @@ impl Queue {
         )
     }
 
-    fn journal(&self, rows: &[JournalRow]) -> Result<(), String> {
+    fn journal(&self, rows: &[JournalRow]) -> Result<(), JournalError> {
         match &self.journal {
             Some(j) if !rows.is_empty() => j.write(rows),
             _ => Ok(()),
@@ -156,7 +159,7 @@ impl Queue {
 
     /// Sends a message. With a journal, it is on disk when this returns
     /// `Ok`; an `Err` means it was not accepted.
-    pub fn send(&mut self, body: String, now: DateTime<Utc>) -> Result<(), String> {
+    pub fn send(&mut self, body: String, now: DateTime<Utc>) -> Result<(), JournalError> {
         self.send_rows(body, now, Vec::new())
     }
 
@@ -166,7 +169,7 @@ impl Queue {
         body: String,
         now: DateTime<Utc>,
         mut rows: Vec<JournalRow>,
-    ) -> Result<(), String> {
+    ) -> Result<(), JournalError> {
         let m = Message {
             id: format!("{}-{}", self.name, self.next_id + 1),
             body,
@@ -185,7 +188,7 @@ impl Queue {
     }
 
     /// Moves a dead letter back onto this queue, marked as a replay.
-    pub fn redrive(&mut self, d: &DeadLetter, now: DateTime<Utc>) -> Result<(), String> {
+    pub fn redrive(&mut self, d: &DeadLetter, now: DateTime<Utc>) -> Result<(), JournalError> {
         let rows = vec![Self::dead_letter_row(d, false)];
         self.send_rows(retailflow_core::replay::mark_replayed(&d.body), now, rows)
     }
@@ -312,10 +315,11 @@ impl RoutingBus {
         mut self,
         journal: Arc<dyn Journal>,
         rows: &[(String, String)],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, JournalError> {
         let mut events = Vec::new();
         for (key, value) in rows.iter().filter(|(k, _)| k.starts_with("event/")) {
-            let e: BusEvent = serde_json::from_str(value).map_err(|e| format!("{key}: {e}"))?;
+            let e: BusEvent =
+                serde_json::from_str(value).map_err(|e| JournalError::unreadable(key, e))?;
             events.push(e);
         }
         // After the highest row, not the count: a gap (a failed write)
@@ -334,7 +338,11 @@ impl RoutingBus {
     /// Routes an event by its rules (also for EventBridge events fed from
     /// files): its `source` and `detail-type` must both match, as on AWS.
     /// Returns how many queues it went to, or why one could not take it.
-    pub fn route(&self, detail_type: &str, eventbridge_json: String) -> Result<usize, String> {
+    pub fn route(
+        &self,
+        detail_type: &str,
+        eventbridge_json: String,
+    ) -> Result<usize, JournalError> {
         let now = self.clock.now();
         let source = serde_json::from_str::<serde_json::Value>(&eventbridge_json)
             .ok()
@@ -363,7 +371,7 @@ impl RoutingBus {
         &self,
         rules: &[Rule],
         span: &retailflow_core::ports::ReplaySpan,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, JournalError> {
         let now = self.clock.now();
         let mut queues = lock(&self.queues);
         let mut sent = std::collections::BTreeSet::new();

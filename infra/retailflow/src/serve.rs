@@ -127,7 +127,7 @@ async fn reconcile(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respo
     use axum::http::StatusCode;
     let detail = match json_body(&body) {
         Ok(v) => v,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+        Err(e) => return not_json(e),
     };
     let window = match retailflow_core::reconciliation::request::requested_window(
         &detail,
@@ -152,12 +152,21 @@ async fn dead_letters(State(app): State<Arc<LocalApp>>) -> axum::response::Respo
     }
 }
 
-/// A JSON request body (empty reads as `{}`), or why it is not one.
-fn json_body(body: &Bytes) -> Result<serde_json::Value, String> {
+/// A JSON request body (empty reads as `{}`).
+fn json_body(body: &Bytes) -> Result<serde_json::Value, serde_json::Error> {
     if body.is_empty() {
         return Ok(serde_json::json!({}));
     }
-    serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))
+    serde_json::from_slice(body)
+}
+
+/// The answer to a body [`json_body`] could not read.
+fn not_json(e: serde_json::Error) -> axum::response::Response {
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        format!("body is not JSON: {e}"),
+    )
+        .into_response()
 }
 
 /// `retailflow replay redrive --local`: the body is the filter (`id`,
@@ -167,7 +176,7 @@ async fn redrive(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respons
     use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
     let v = match json_body(&body) {
         Ok(v) => v,
-        Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e).into_response(),
+        Err(e) => return not_json(e),
     };
     let filter: DeadLetterFilter = match serde_json::from_value(v.clone()) {
         Ok(f) => f,
@@ -195,7 +204,7 @@ async fn replay(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response
     use axum::http::StatusCode;
     let v = match json_body(&body) {
         Ok(v) => v,
-        Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e).into_response(),
+        Err(e) => return not_json(e),
     };
     let Some(rule) = v["rule"].as_str() else {
         return (StatusCode::BAD_REQUEST, "rule is required").into_response();

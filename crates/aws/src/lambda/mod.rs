@@ -113,10 +113,10 @@ pub struct SecretsManagerSource {
 
 #[async_trait::async_trait]
 impl retailflow_core::credentials::SecretSource for SecretsManagerSource {
-    async fn read(&self) -> Result<String, String> {
+    async fn read(&self) -> Result<String, retailflow_core::credentials::SecretUnreadable> {
         read_secret(&self.client, &self.arn)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| retailflow_core::credentials::SecretUnreadable(e.to_string()))
     }
 }
 
@@ -244,7 +244,7 @@ pub fn stock(
     budget: Duration,
 ) -> Result<Arc<dyn retailflow_core::checkout::stock::StockReservations>, ConfigError> {
     use retailflow_core::checkout::hot_stock::{HotSkus, HotStock};
-    let hot = HotSkus::from_settings(|k| std::env::var(k).ok()).map_err(ConfigError::BadSetting)?;
+    let hot = HotSkus::from_settings(setting)?;
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(aws)
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))

@@ -159,9 +159,20 @@ pub struct SeedItem {
     pub collections: std::collections::BTreeSet<String>,
 }
 
+/// A catalog seed that cannot be read or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogSeedError {
+    /// The file is not a seed, or a currency or price in it is not money.
+    #[error("catalog seed: {0}")]
+    Unreadable(String),
+    /// The stock ledger refused an on-hand count.
+    #[error("catalog seed: {0}")]
+    Store(#[from] crate::ports::StoreError),
+}
+
 impl CatalogSeed {
-    pub fn parse(json: &str) -> Result<Self, String> {
-        serde_json::from_str(json).map_err(|e| format!("catalog seed: {e}"))
+    pub fn parse(json: &str) -> Result<Self, CatalogSeedError> {
+        serde_json::from_str(json).map_err(|e| CatalogSeedError::Unreadable(e.to_string()))
     }
 
     /// Loads the seed into a catalog and a stock ledger.
@@ -169,22 +180,19 @@ impl CatalogSeed {
         &self,
         catalog: &InProcessCatalog,
         stock: &dyn super::stock::StockReservations,
-    ) -> Result<(), String> {
-        let currency =
-            crate::money::Currency::from_code(&self.currency).map_err(|e| e.to_string())?;
+    ) -> Result<(), CatalogSeedError> {
+        let currency = crate::money::Currency::from_code(&self.currency)
+            .map_err(|e| CatalogSeedError::Unreadable(e.to_string()))?;
         for item in &self.items {
             let price = crate::money::Money::parse(&item.price, currency)
-                .map_err(|e| format!("{}: {e}", item.sku))?;
+                .map_err(|e| CatalogSeedError::Unreadable(format!("{}: {e}", item.sku)))?;
             catalog.set_price(PriceEntry {
                 sku: item.sku.clone(),
                 price,
                 version: 1,
                 collections: item.collections.clone(),
             });
-            stock
-                .set_on_hand(&item.sku, item.on_hand)
-                .await
-                .map_err(|e| e.to_string())?;
+            stock.set_on_hand(&item.sku, item.on_hand).await?;
         }
         for p in &self.promotions {
             catalog.add_promotion(p.clone());

@@ -44,6 +44,7 @@ use super::stock::{
     same_cart, units_per_sku, CommitOutcome, CountOutcome, OrderCommit, PostedOutcome, Reservation,
     ReservationLine, ReserveOutcome, StockLevel, StockReservations,
 };
+use crate::config::ConfigError;
 use crate::ports::StoreError;
 use crate::resilience::RetryPolicy;
 
@@ -71,12 +72,13 @@ impl HotSkus {
         Self::default()
     }
 
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub fn parse(spec: &str) -> Result<Self, ConfigError> {
+        let bad = ConfigError::BadSetting;
         let mut shards = BTreeMap::new();
         for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (sku, n) = pair
                 .rsplit_once('=')
-                .ok_or_else(|| format!("hot SKU {pair:?} is not SKU=shards"))?;
+                .ok_or_else(|| bad(format!("hot SKU {pair:?} is not SKU=shards")))?;
             let sku = sku.trim();
             let n: u16 = n
                 .trim()
@@ -84,12 +86,14 @@ impl HotSkus {
                 .ok()
                 .filter(|n| (1..=MAX_SHARDS).contains(n))
                 .ok_or_else(|| {
-                    format!("hot SKU {sku}: shards must be a whole number from 1 to {MAX_SHARDS}")
+                    bad(format!(
+                        "hot SKU {sku}: shards must be a whole number from 1 to {MAX_SHARDS}"
+                    ))
                 })?;
             if sku.is_empty() || sku.contains("#shard") {
-                return Err(format!(
+                return Err(bad(format!(
                     "hot SKU {pair:?}: the SKU is empty or names a shard"
-                ));
+                )));
             }
             shards.insert(sku.to_string(), n);
         }
@@ -97,9 +101,10 @@ impl HotSkus {
     }
 
     /// `RETAILFLOW_HOT_SKUS` as `get` reads it (none when unset).
-    pub fn from_settings(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_settings(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let bad = ConfigError::BadSetting;
         match get("RETAILFLOW_HOT_SKUS") {
-            Some(spec) => Self::parse(&spec).map_err(|e| format!("RETAILFLOW_HOT_SKUS: {e}")),
+            Some(spec) => Self::parse(&spec).map_err(|e| bad(format!("RETAILFLOW_HOT_SKUS: {e}"))),
             None => Ok(Self::none()),
         }
     }

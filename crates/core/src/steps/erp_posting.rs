@@ -28,6 +28,18 @@ pub fn sales_order_external_id(r: &crate::model::OrderRef) -> String {
     external_id("so", &[r.platform.as_str(), &r.shop, &r.order_id])
 }
 
+/// An ERP document that cannot be built from the shop's figures: never
+/// retried, the order or refund goes to review with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    /// Amounts that cannot be combined (another currency, out of range).
+    #[error(transparent)]
+    Money(#[from] crate::money::MoneyError),
+    /// The lines do not add up to the document's total; says both.
+    #[error("{0}")]
+    DoesNotAddUp(String),
+}
+
 /// ERP items for what is not a SKU, and the guest customer.
 #[derive(Debug, Clone)]
 pub struct ErpPostingConfig {
@@ -130,9 +142,9 @@ impl ErpPosting {
             inv,
         };
         let outcome = run_step(run, || async {
-            let sales_order = self
-                .sales_order(order)
-                .map_err(|reason| StepOutcome::Reject { reason })?;
+            let sales_order = self.sales_order(order).map_err(|e| StepOutcome::Reject {
+                reason: e.to_string(),
+            })?;
             let posted = self.post(order, &sales_order, native, inv).await?;
             Ok(OrderPostedToErp {
                 order: order.order.clone(),
@@ -246,7 +258,7 @@ impl ErpPosting {
     }
 
     /// The sales order in shop currency; its lines sum to the order total.
-    pub fn sales_order(&self, order: &Order) -> Result<ErpSalesOrder, String> {
+    pub fn sales_order(&self, order: &Order) -> Result<ErpSalesOrder, DocumentError> {
         let r = &order.order;
         let cur = order.shop_currency;
         let mut lines = Vec::new();
@@ -274,11 +286,7 @@ impl ErpPosting {
             amount,
             restock: None,
         };
-        let shipping = t
-            .shipping
-            .shop
-            .checked_sub(t.shipping_discounts.shop)
-            .map_err(|e| e.to_string())?;
+        let shipping = t.shipping.shop.checked_sub(t.shipping_discounts.shop)?;
         if !shipping.is_zero() {
             lines.push(one(&self.config.shipping_item, "Shipping", shipping));
         }
@@ -292,12 +300,12 @@ impl ErpPosting {
                 t.other_charges.shop,
             ));
         }
-        let sum = Money::sum(cur, lines.iter().map(|l| &l.amount)).map_err(|e| e.to_string())?;
+        let sum = Money::sum(cur, lines.iter().map(|l| &l.amount))?;
         if sum != t.total.shop {
-            return Err(format!(
+            return Err(DocumentError::DoesNotAddUp(format!(
                 "sales order lines add up to {sum}, not the order total {}",
                 t.total.shop
-            ));
+            )));
         }
         Ok(ErpSalesOrder {
             external_id: sales_order_external_id(r),

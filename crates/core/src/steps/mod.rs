@@ -127,17 +127,29 @@ impl From<BusError> for StepOutcome {
     }
 }
 
+/// A queue message that is not the event its step takes: never retried,
+/// dead-lettered with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnreadableMessage {
+    #[error("message is not JSON: {0}")]
+    NotJson(String),
+    #[error("message is not the expected event: {0}")]
+    NotTheEvent(String),
+}
+
 /// Reads a step's input event from a queue message: the EventBridge event
 /// (`{"detail-type": …, "detail": <envelope>}`) or a bare envelope.
-pub fn envelope_from_message<T: DeserializeOwned>(body: &str) -> Result<Envelope<T>, String> {
+pub fn envelope_from_message<T: DeserializeOwned>(
+    body: &str,
+) -> Result<Envelope<T>, UnreadableMessage> {
     let v: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("message is not JSON: {e}"))?;
+        serde_json::from_str(body).map_err(|e| UnreadableMessage::NotJson(e.to_string()))?;
     let env = if v.get("detail-type").is_some() {
         v["detail"].clone()
     } else {
         v
     };
-    serde_json::from_value(env).map_err(|e| format!("message is not the expected event: {e}"))
+    serde_json::from_value(env).map_err(|e| UnreadableMessage::NotTheEvent(e.to_string()))
 }
 
 /// A step of the order saga fed by `OrderPlaced`: what the SQS functions,
@@ -178,7 +190,9 @@ impl OrderStep for loyalty_accrual::LoyaltyAccrual {
 pub async fn handle_message(step: &dyn OrderStep, body: &str, inv: Invocation) -> StepOutcome {
     match envelope_from_message::<crate::events::OrderPlaced>(body) {
         Ok(event) => step.handle(&event, inv).await,
-        Err(reason) => StepOutcome::Reject { reason },
+        Err(e) => StepOutcome::Reject {
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -194,14 +208,14 @@ pub async fn handle_return_message(
     let reason = match kind.as_deref() {
         Ok(RefundIssued::EVENT_TYPE) => match envelope_from_message::<RefundIssued>(body) {
             Ok(e) => return step.handle(&e, inv).await,
-            Err(reason) => reason,
+            Err(e) => e.to_string(),
         },
         Ok(OrderCancelled::EVENT_TYPE) => match envelope_from_message::<OrderCancelled>(body) {
             Ok(e) => return step.handle_cancellation(&e, inv).await,
-            Err(reason) => reason,
+            Err(e) => e.to_string(),
         },
         Ok(other) => format!("return-reversal does not take {other} events"),
-        Err(e) => e.clone(),
+        Err(e) => e.to_string(),
     };
     StepOutcome::Reject { reason }
 }

@@ -284,18 +284,18 @@ pub async fn handle_stock_message(step: &StockCommit, body: &str, inv: Invocatio
     let reason = match kind.as_deref() {
         Ok(OrderPlaced::EVENT_TYPE) => match envelope_from_message::<OrderPlaced>(body) {
             Ok(e) => return step.handle(&e, inv).await,
-            Err(reason) => reason,
+            Err(e) => e.to_string(),
         },
         Ok(OrderCancelled::EVENT_TYPE) => match envelope_from_message::<OrderCancelled>(body) {
             Ok(e) => return step.handle_cancellation(&e, inv).await,
-            Err(reason) => reason,
+            Err(e) => e.to_string(),
         },
         Ok(OrderPostedToErp::EVENT_TYPE) => match envelope_from_message::<OrderPostedToErp>(body) {
             Ok(e) => return step.handle_posted(&e, inv).await,
-            Err(reason) => reason,
+            Err(e) => e.to_string(),
         },
         Ok(other) => format!("stock-commit does not take {other} events"),
-        Err(e) => e.clone(),
+        Err(e) => e.to_string(),
     };
     StepOutcome::Reject { reason }
 }

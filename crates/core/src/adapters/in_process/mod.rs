@@ -27,7 +27,7 @@ mod journal;
 mod state_store;
 
 pub use event_bus::{BusFault, InProcessEventBus};
-pub use journal::{Journal, JournalRow, JournaledState};
+pub use journal::{Journal, JournalError, JournalRow, JournaledState};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Status {
@@ -119,10 +119,10 @@ impl InProcessStateStore {
     pub fn durable(
         journal: std::sync::Arc<dyn Journal>,
         restore: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, JournalError> {
         let mut st = StoreState::default();
         for (key, value) in restore {
-            restore_row(&mut st, &key, &value).map_err(|e| format!("{key}: {e}"))?;
+            restore_row(&mut st, &key, &value)?;
         }
         Ok(InProcessStateStore {
             state: Mutex::new(st),
@@ -261,9 +261,11 @@ fn claim_row(k: &IdempotencyKey) -> String {
 }
 
 /// A journal row back into the store.
-fn restore_row(st: &mut StoreState, key: &str, value: &str) -> Result<(), String> {
-    let (kind, rest) = key.split_once('/').ok_or("no kind")?;
-    let e = |e: serde_json::Error| e.to_string();
+fn restore_row(st: &mut StoreState, key: &str, value: &str) -> Result<(), JournalError> {
+    let (kind, rest) = key
+        .split_once('/')
+        .ok_or_else(|| JournalError::unreadable(key, "no kind"))?;
+    let e = |e: serde_json::Error| JournalError::unreadable(key, e);
     match kind {
         "saga" => {
             st.sagas
@@ -273,12 +275,22 @@ fn restore_row(st: &mut StoreState, key: &str, value: &str) -> Result<(), String
             let mut parts = rest.splitn(3, '/');
             let (scope, step, id) = match (parts.next(), parts.next(), parts.next()) {
                 (Some(s), Some(t), Some(i)) => (s, t, i.to_string()),
-                _ => return Err("claim key is not scope/step/key".into()),
+                _ => {
+                    return Err(JournalError::unreadable(
+                        key,
+                        "claim key is not scope/step/key",
+                    ))
+                }
             };
             let scope = match scope {
                 "delivery" => ClaimScope::Delivery(id),
                 "saga" => ClaimScope::Saga(id),
-                other => return Err(format!("no claim scope {other}")),
+                other => {
+                    return Err(JournalError::unreadable(
+                        key,
+                        format!("no claim scope {other}"),
+                    ))
+                }
             };
             let key = IdempotencyKey {
                 scope,
@@ -294,7 +306,12 @@ fn restore_row(st: &mut StoreState, key: &str, value: &str) -> Result<(), String
         "report" => {
             st.reports.insert(rest.to_string(), value.to_string());
         }
-        other => return Err(format!("not a state store row ({other})")),
+        other => {
+            return Err(JournalError::unreadable(
+                key,
+                format!("not a state store row ({other})"),
+            ))
+        }
     }
     Ok(())
 }

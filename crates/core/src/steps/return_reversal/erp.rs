@@ -16,7 +16,9 @@ use crate::model::{LineKind, Refund};
 use crate::money::Money;
 use crate::ports::erp::{ErpCreditMemo, ErpLine};
 use crate::refund_ledger::OrderFacts;
-use crate::steps::erp_posting::{sales_order_external_id, ErpPostingConfig, STEP as POST_STEP};
+use crate::steps::erp_posting::{
+    sales_order_external_id, DocumentError, ErpPostingConfig, STEP as POST_STEP,
+};
 use crate::steps::{run_step, StepOutcome};
 
 use crate::resilience::ConnectorError;
@@ -71,7 +73,11 @@ impl ReturnReversal {
                 };
                 match credit_memo_for(refund, &facts, &self.config.erp) {
                     Ok(m) => Some(m),
-                    Err(reason) => return StepOutcome::Reject { reason },
+                    Err(e) => {
+                        return StepOutcome::Reject {
+                            reason: e.to_string(),
+                        }
+                    }
                 }
             }
         };
@@ -332,10 +338,9 @@ pub fn credit_memo_for(
     refund: &Refund,
     facts: &OrderFacts,
     items: &ErpPostingConfig,
-) -> Result<ErpCreditMemo, String> {
+) -> Result<ErpCreditMemo, DocumentError> {
     let r = &refund.order;
     let cur = refund.total.shop.currency;
-    let m = |e: crate::money::MoneyError| e.to_string();
     let mut lines = Vec::new();
     let mut tax = Money::zero(cur);
     for l in &refund.lines {
@@ -345,9 +350,9 @@ pub fn credit_memo_for(
             (LineKind::Merchandise, None) => items.unmapped_item.clone(),
         };
         let amount = if facts.taxes_included {
-            l.subtotal.shop.checked_add(l.tax.shop).map_err(m)?
+            l.subtotal.shop.checked_add(l.tax.shop)?
         } else {
-            tax = tax.checked_add(l.tax.shop).map_err(m)?;
+            tax = tax.checked_add(l.tax.shop)?;
             l.subtotal.shop
         };
         let qty = l.quantity.max(1);
@@ -375,13 +380,9 @@ pub fn credit_memo_for(
         restock: None,
     };
     let shipping = if facts.taxes_included {
-        refund
-            .shipping
-            .shop
-            .checked_add(refund.shipping_tax.shop)
-            .map_err(m)?
+        refund.shipping.shop.checked_add(refund.shipping_tax.shop)?
     } else {
-        tax = tax.checked_add(refund.shipping_tax.shop).map_err(m)?;
+        tax = tax.checked_add(refund.shipping_tax.shop)?;
         refund.shipping.shop
     };
     if !shipping.is_zero() {
@@ -390,11 +391,7 @@ pub fn credit_memo_for(
     if !tax.is_zero() {
         lines.push(one(&items.tax_item, "Tax refunded", tax));
     }
-    let other = refund
-        .adjustments
-        .shop
-        .checked_add(refund.duties.shop)
-        .map_err(m)?;
+    let other = refund.adjustments.shop.checked_add(refund.duties.shop)?;
     if !other.is_zero() {
         lines.push(one(
             &items.other_charges_item,
@@ -402,12 +399,12 @@ pub fn credit_memo_for(
             other,
         ));
     }
-    let sum = Money::sum(cur, lines.iter().map(|l| &l.amount)).map_err(m)?;
+    let sum = Money::sum(cur, lines.iter().map(|l| &l.amount))?;
     if sum != refund.total.shop {
-        return Err(format!(
+        return Err(DocumentError::DoesNotAddUp(format!(
             "credit memo lines add up to {sum}, not the refund total {}",
             refund.total.shop
-        ));
+        )));
     }
     Ok(ErpCreditMemo {
         external_id: credit_memo_external_id(r, &refund.refund_id),
@@ -505,7 +502,9 @@ mod tests {
     fn a_refund_whose_parts_do_not_add_up_is_refused_with_both_amounts() {
         let mut r = refund();
         r.total = usd(9_999);
-        let err = credit_memo_for(&r, &facts(false), &ErpPostingConfig::default()).unwrap_err();
+        let err = credit_memo_for(&r, &facts(false), &ErpPostingConfig::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("18.61") && err.contains("99.99"), "{err}");
     }
 }
