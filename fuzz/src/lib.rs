@@ -246,11 +246,11 @@ pub mod checkout_request {
     use std::sync::{Arc, OnceLock};
 
     use retailflow_core::adapters::in_process::InProcessStateStore;
+    use retailflow_core::adapters::in_process::InProcessStock;
+    use retailflow_core::adapters::in_process::{CatalogSeed, InProcessCatalog};
     use retailflow_core::checkout::auth::{
         session_token, storefront_headers, CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument,
     };
-    use retailflow_core::checkout::catalog::{CatalogSeed, InProcessCatalog};
-    use retailflow_core::checkout::stock::InProcessStock;
     use retailflow_core::checkout::validation::{
         answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation,
     };
@@ -336,6 +336,7 @@ pub mod checkout_request {
             CheckoutValidation::new(
                 catalog,
                 stock,
+                Arc::new(retailflow_core::adapters::in_process::InProcessOpenHolds::new()),
                 loyalty,
                 Arc::new(CircuitBreaker::new(
                     "fuzz",

@@ -15,13 +15,13 @@ use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConf
 use retailflow_core::checkout::auth::{
     session_token, storefront_headers, CheckoutAuth, CheckoutAuthConfig, CheckoutSecretDocument,
 };
-use retailflow_core::checkout::holds::{Admission, OpenHolds};
 use retailflow_core::checkout::pricing::PriceEntry;
-use retailflow_core::checkout::stock::StockReservations;
 use retailflow_core::checkout::validation::{
     answer, CheckoutConfig, CheckoutHttpRequest, CheckoutValidation,
 };
 use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::holds::{Admission, OpenHolds};
+use retailflow_core::ports::stock::StockReservations;
 use retailflow_core::webhook::Secret;
 use retailflow_e2e::{aws_config, create_state_table, unique, RequestCounter};
 
@@ -110,6 +110,7 @@ async fn an_authenticated_checkout_over_dynamodb_refuses_replays_and_caps_holds(
     let checkout = CheckoutValidation::new(
         catalog,
         stock.clone(),
+        state.clone(),
         // Not called: no points are redeemed.
         Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
             base_url: "http://127.0.0.1:9".into(),
@@ -132,8 +133,7 @@ async fn an_authenticated_checkout_over_dynamodb_refuses_replays_and_caps_holds(
             max_open_holds: 1,
             ..CheckoutConfig::default()
         },
-    )
-    .with_open_holds(state.clone());
+    );
     let config = CheckoutSecretDocument {
         shopify_secret: "app-secret".into(),
         shopify_client_id: "client-1".into(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use retailflow_aws::adapters::dynamodb_stock::DynamoDbStock;
 use retailflow_core::checkout::hot_stock::{HotSkus, HotStock};
-use retailflow_core::checkout::stock::{
+use retailflow_core::ports::stock::{
     Reservation, ReservationLine, ReserveOutcome, StockReservations,
 };
 use retailflow_core::ports::StoreError;
@@ -207,7 +207,7 @@ async fn a_sharded_hot_sku_on_moto_sells_every_unit_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_order_without_a_hold_redelivered_after_its_commit_is_already_committed() {
-    use retailflow_core::checkout::stock::{CommitOutcome, OrderCommit};
+    use retailflow_core::ports::stock::{CommitOutcome, OrderCommit};
     let moto = contended_moto(1, 0);
     let table = table_stock(&moto).await;
     let stock = HotStock::new(table.clone(), HotSkus::all(["DROP"], 3));

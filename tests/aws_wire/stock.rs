@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use retailflow_aws::adapters::dynamodb_stock::DynamoDbStock;
-use retailflow_core::checkout::stock::{
+use retailflow_core::ports::stock::{
     CommitOutcome, OrderCommit, Reservation, ReservationLine, ReserveOutcome, StockReservations,
 };
 use retailflow_e2e::{aws_config, create_state_table, unique};
@@ -247,6 +247,7 @@ async fn a_checkout_over_dynamodb_reads_the_catalog_in_batches_and_holds_in_one_
     let checkout = CheckoutValidation::new(
         catalog,
         stock,
+        Arc::new(retailflow_core::adapters::in_process::InProcessOpenHolds::new()),
         // Not called: no points are redeemed.
         Arc::new(SalesforceLoyalty::new(SalesforceLoyaltyConfig {
             base_url: "http://127.0.0.1:9".into(),
@@ -449,7 +450,7 @@ async fn a_hold_swept_while_its_order_commits_still_sells_the_order() {
 #[tokio::test]
 async fn a_promotion_use_counts_once_per_order() {
     use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
-    use retailflow_core::checkout::catalog::Catalog;
+    use retailflow_core::ports::catalog::Catalog;
     let cfg = aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     let table = create_state_table(&ddb).await;
@@ -472,7 +473,7 @@ async fn a_promotion_use_counts_once_per_order() {
 #[tokio::test]
 async fn an_erp_count_over_dynamodb_takes_off_units_the_erp_has_not_received_and_skips_stale_reads()
 {
-    use retailflow_core::checkout::stock::{CountOutcome, PostedOutcome};
+    use retailflow_core::ports::stock::{CountOutcome, PostedOutcome};
     let s = stock().await;
     let t0 = Utc::now();
     let a = unique("erp");

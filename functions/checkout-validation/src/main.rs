@@ -106,14 +106,14 @@ impl Checkout {
                 let checkout = CheckoutValidation::new(
                     self.stack.catalog()?,
                     self.stack.stock(CHECKOUT_BUDGET)?,
+                    state.clone(),
                     loyalty.clone(),
                     CircuitBreaker::for_system_opening_for(
                         loyalty.system(),
                         LOYALTY_BREAKER_OPEN_FOR,
                     ),
                     config()?,
-                )
-                .with_open_holds(state.clone());
+                );
                 Ok::<_, FunctionError>((checkout, CheckoutAuth::new(auth_config, state)))
             })
             .await

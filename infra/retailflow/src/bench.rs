@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use retailflow_core::checkout::catalog::InProcessCatalog;
+use retailflow_core::adapters::in_process::InProcessCatalog;
+use retailflow_core::adapters::in_process::InProcessStock;
 use retailflow_core::checkout::pricing::{CartLine, PriceEntry};
 use retailflow_core::checkout::promotions::{Discount, Promotion, Scope};
-use retailflow_core::checkout::stock::{InProcessStock, StockReservations};
 use retailflow_core::checkout::validation::{
     CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation,
 };
 use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::stock::StockReservations;
 use retailflow_core::resilience::CircuitBreaker;
 
 pub async fn bench_checkout(iterations: usize, lines: usize) -> anyhow::Result<()> {
@@ -48,6 +49,7 @@ pub async fn bench_checkout(iterations: usize, lines: usize) -> anyhow::Result<(
     let checkout = CheckoutValidation::new(
         catalog,
         stock,
+        Arc::new(retailflow_core::adapters::in_process::InProcessOpenHolds::new()),
         loyalty,
         Arc::new(CircuitBreaker::new("bench", 5, Duration::from_secs(60))),
         CheckoutConfig::default(),

@@ -15,18 +15,19 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use retailflow_connectors::salesforce::{SalesforceLoyalty, SalesforceLoyaltyConfig};
 use retailflow_core::adapters::contention::{ContentionModel, ItemContention};
+use retailflow_core::adapters::in_process::InProcessCatalog;
+use retailflow_core::adapters::in_process::InProcessOpenHolds;
+use retailflow_core::adapters::in_process::InProcessStock;
 use retailflow_core::checkout::auth::Caller;
-use retailflow_core::checkout::catalog::InProcessCatalog;
-use retailflow_core::checkout::holds::InProcessOpenHolds;
 use retailflow_core::checkout::hot_stock::{
     recommended_shards, HotSkus, HotStock, CHECKOUT_BUDGET,
 };
 use retailflow_core::checkout::pricing::{CartLine, PriceEntry};
-use retailflow_core::checkout::stock::{InProcessStock, StockReservations};
 use retailflow_core::checkout::validation::{
     CheckoutConfig, CheckoutRequest, CheckoutResponse, CheckoutValidation, Problem,
 };
 use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::stock::StockReservations;
 use retailflow_core::resilience::CircuitBreaker;
 
 /// What one benchmark run is asked for.
@@ -118,18 +119,14 @@ pub async fn run(sale: &FlashSale) -> anyhow::Result<SaleFigures> {
     }
     let config = CheckoutConfig::default();
     let hold_for = config.hold_for;
-    let checkout = Arc::new(
-        CheckoutValidation::new(
-            catalog,
-            stock.clone(),
-            loyalty_never_called(),
-            Arc::new(CircuitBreaker::new("bench", 5, Duration::from_secs(60))),
-            config,
-        )
-        .with_open_holds(Arc::new(
-            InProcessOpenHolds::new().with_contention(contention.clone()),
-        )),
-    );
+    let checkout = Arc::new(CheckoutValidation::new(
+        catalog,
+        stock.clone(),
+        Arc::new(InProcessOpenHolds::new().with_contention(contention.clone())),
+        loyalty_never_called(),
+        Arc::new(CircuitBreaker::new("bench", 5, Duration::from_secs(60))),
+        config,
+    ));
     let mut rng = fastrand::Rng::with_seed(sale.seed);
     let span = Duration::from_secs_f64(sale.seconds.max(0.0));
     let mut arrivals: Vec<Duration> = (0..sale.shoppers)

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use retailflow::chaos::workload::{self, Delivery};
 use retailflow::local_app::LocalApp;
-use retailflow_core::checkout::stock::StockReservations;
+use retailflow_core::ports::stock::StockReservations;
 use simulators::System;
 
 /// User + system CPU time of this process so far.

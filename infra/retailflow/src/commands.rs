@@ -467,9 +467,10 @@ pub fn sample_sqs_event(
 pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
     use retailflow_aws::adapters::dynamodb_catalog::DynamoDbCatalog;
     use retailflow_aws::adapters::dynamodb_stock::DynamoDbStock;
-    use retailflow_core::checkout::catalog::{Catalog, CatalogSeed};
+    use retailflow_core::adapters::in_process::CatalogSeed;
     use retailflow_core::checkout::pricing::PriceEntry;
-    use retailflow_core::checkout::stock::StockReservations;
+    use retailflow_core::ports::catalog::Catalog;
+    use retailflow_core::ports::stock::StockReservations;
     let seed = CatalogSeed::parse(&read(file)?).map_err(anyhow::Error::msg)?;
     let currency = retailflow_core::money::Currency::from_code(&seed.currency)?;
     let aws = retailflow::stack::aws_config().await;

@@ -14,10 +14,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use retailflow_core::checkout::catalog::Catalog;
 use retailflow_core::checkout::pricing::PriceEntry;
 use retailflow_core::checkout::promotions::Promotion;
 use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::catalog::Catalog;
 use retailflow_core::ports::StoreError;
 
 pub struct DynamoDbCatalog {

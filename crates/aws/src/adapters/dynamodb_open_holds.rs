@@ -16,7 +16,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::dynamodb::{n, s, DynamoDbStateStore};
-use retailflow_core::checkout::holds::{decide, Admission, OpenHolds};
+use retailflow_core::checkout::holds::decide;
+use retailflow_core::ports::holds::{Admission, OpenHolds};
 use retailflow_core::ports::StoreError;
 
 /// Requests of one owner racing each other: enough tries for a shopper's

@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use retailflow_core::checkout::stock::StockReservations;
 use retailflow_core::config::{ConfigError, ConnectorCredentials};
+use retailflow_core::ports::stock::StockReservations;
 use retailflow_core::ports::{ClaimChecks, EventBus};
 
 use super::{

@@ -242,7 +242,7 @@ pub fn stock(
     aws: &SdkConfig,
     table: &str,
     budget: Duration,
-) -> Result<Arc<dyn retailflow_core::checkout::stock::StockReservations>, ConfigError> {
+) -> Result<Arc<dyn retailflow_core::ports::stock::StockReservations>, ConfigError> {
     use retailflow_core::checkout::hot_stock::{HotSkus, HotStock};
     let hot = HotSkus::from_settings(setting)?;
     let client = aws_sdk_dynamodb::Client::from_conf(

@@ -367,8 +367,9 @@ mod stores_on_the_model {
     use std::sync::Arc;
 
     use super::*;
+    use crate::adapters::in_process::InProcessOpenHolds;
     use crate::adapters::in_process::InProcessStateStore;
-    use crate::checkout::holds::{InProcessOpenHolds, OpenHolds};
+    use crate::ports::holds::OpenHolds;
     use crate::ports::StateStore;
 
     fn model() -> Arc<ItemContention> {

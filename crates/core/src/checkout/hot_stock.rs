@@ -40,11 +40,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::stock::{
+use crate::config::ConfigError;
+use crate::ports::stock::{
     same_cart, units_per_sku, CommitOutcome, CountOutcome, OrderCommit, PostedOutcome, Reservation,
     ReservationLine, ReserveOutcome, StockLevel, StockReservations,
 };
-use crate::config::ConfigError;
 use crate::ports::StoreError;
 use crate::resilience::RetryPolicy;
 

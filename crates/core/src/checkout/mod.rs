@@ -3,7 +3,7 @@
 //! module: prices checked against the versioned price book ([`pricing`]),
 //! promotions evaluated in minor units with an explicit rounding rule
 //! ([`promotions`]), and stock reserved all-or-nothing so a flash sale never
-//! sells what is not there ([`stock`]).
+//! sells what is not there ([`crate::ports::stock`]).
 //!
 //! Built: the validation step ([`validation`]) with its loyalty fallback,
 //! authenticated callers only ([`auth`]: Shopify checkout session tokens and
@@ -18,10 +18,8 @@
 //! the fulfillment sync.
 
 pub mod auth;
-pub mod catalog;
 pub mod holds;
 pub mod hot_stock;
 pub mod pricing;
 pub mod promotions;
-pub mod stock;
 pub mod validation;

@@ -27,13 +27,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{AuthError, Caller, CheckoutAuth, NotYours};
-use super::catalog::Catalog;
-use super::holds::{Admission, InProcessOpenHolds, OpenHolds};
 use super::pricing::{price_lines, CartLine, LineProblem, PricedLine};
 use super::promotions::Promotion;
-use super::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
 use crate::money::{Currency, Money};
+use crate::ports::catalog::Catalog;
+use crate::ports::holds::{Admission, OpenHolds};
 use crate::ports::loyalty::LoyaltyConnector;
+use crate::ports::stock::{Reservation, ReservationLine, ReserveOutcome, StockReservations};
 use crate::resilience::{CircuitBreaker, ConnectorError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,9 +182,12 @@ fn problem(line: Option<usize>, sku: Option<&str>, code: &str, message: String) 
 }
 
 impl CheckoutValidation {
+    /// `open_holds` is where open holds are counted: on AWS the state
+    /// table, shared by every container.
     pub fn new(
         catalog: Arc<dyn Catalog>,
         stock: Arc<dyn StockReservations>,
+        open_holds: Arc<dyn OpenHolds>,
         loyalty: Arc<dyn LoyaltyConnector>,
         breaker: Arc<CircuitBreaker>,
         config: CheckoutConfig,
@@ -196,15 +199,8 @@ impl CheckoutValidation {
             breaker,
             config,
             balances: Mutex::new(HashMap::new()),
-            open_holds: Arc::new(InProcessOpenHolds::new()),
+            open_holds,
         }
-    }
-
-    /// Where open holds are counted (in process unless set: the Lambda
-    /// counts them on the state table, shared by every container).
-    pub fn with_open_holds(mut self, open_holds: Arc<dyn OpenHolds>) -> Self {
-        self.open_holds = open_holds;
-        self
     }
 
     pub fn config(&self) -> &CheckoutConfig {

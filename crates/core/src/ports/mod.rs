@@ -4,9 +4,12 @@
 //! in-process twins with the same semantics (`adapters::in_process`) for the
 //! local app and fast tests.
 
+pub mod catalog;
 pub mod erp;
+pub mod holds;
 pub mod loyalty;
 pub mod shop;
+pub mod stock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

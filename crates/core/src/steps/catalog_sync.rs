@@ -27,12 +27,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::checkout::catalog::Catalog;
 use crate::checkout::pricing::PriceEntry;
-use crate::checkout::stock::{CountOutcome, StockReservations};
 use crate::money::Currency;
+use crate::ports::catalog::Catalog;
 use crate::ports::erp::{ErpCatalogFeed, ErpItem};
 use crate::ports::shop::{EcommerceConnector, StockLevel};
+use crate::ports::stock::{CountOutcome, StockReservations};
 use crate::resilience::CircuitBreaker;
 
 use super::StepOutcome;

@@ -13,10 +13,6 @@
 
 use std::sync::Arc;
 
-use crate::checkout::catalog::Catalog;
-use crate::checkout::stock::{
-    CommitOutcome, OrderCommit, PostedOutcome, ReservationLine, StockReservations,
-};
 use crate::checkout::validation::CheckoutValidation;
 use crate::events::{
     step_event_id, Envelope, EventDetail, OrderCancelled, OrderPlaced, OrderPostedToErp,
@@ -24,6 +20,10 @@ use crate::events::{
 };
 use crate::idempotency::{IdempotencyKey, LeasePolicy};
 use crate::model::{LineKind, Order};
+use crate::ports::catalog::Catalog;
+use crate::ports::stock::{
+    CommitOutcome, OrderCommit, PostedOutcome, ReservationLine, StockReservations,
+};
 use crate::ports::{EventBus, StateStore};
 
 use super::{publish, run_step, Invocation, StepOutcome, StepRun};

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use retailflow_core::checkout::stock::StockReservations;
 use retailflow_core::intake::{WebhookRequest, WebhookRoute};
+use retailflow_core::ports::stock::StockReservations;
 use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
 use serde::Serialize;
 use simulators::{Fault, FaultKind, System};

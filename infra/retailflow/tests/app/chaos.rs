@@ -64,7 +64,7 @@ async fn the_model_notices_a_lost_sales_order_and_a_stock_count_that_moved() {
         .external_id
         .clone();
     finished.app.sims.netsuite_remove_sales_order(&lost);
-    use retailflow_core::checkout::stock::StockReservations;
+    use retailflow_core::ports::stock::StockReservations;
     finished.app.stock.set_on_hand("BLB-01", 0).await.unwrap();
     let (v, details) = finished.check().await;
     assert_eq!(v.orders_lost, 1, "{details:?}");

@@ -11,7 +11,6 @@ use chrono::{Duration, Utc};
 use retailflow::dev_keys::CheckoutSigners;
 use retailflow::local_app::LocalApp;
 use retailflow_core::checkout::auth::{session_token, storefront_headers, CheckoutAuth};
-use retailflow_core::checkout::catalog::Catalog;
 use retailflow_core::checkout::pricing::CartLine;
 use retailflow_core::checkout::validation::{
     answer, CheckoutConfig, CheckoutHttpRequest, CheckoutRequest, CheckoutResponse,
@@ -19,6 +18,7 @@ use retailflow_core::checkout::validation::{
 };
 use retailflow_core::intake::IntakeConfig;
 use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::catalog::Catalog;
 use retailflow_core::ports::loyalty::{AccrualRequest, Enrollment, LoyaltyConnector};
 use retailflow_core::resilience::CircuitBreaker;
 use retailflow_core::webhook::Secret;
@@ -228,6 +228,7 @@ fn checkout_config(app: &LocalApp, config: CheckoutConfig) -> CheckoutValidation
     CheckoutValidation::new(
         app.catalog.clone(),
         app.stock.clone(),
+        Arc::new(retailflow_core::adapters::in_process::InProcessOpenHolds::new()),
         app.loyalty.clone(),
         Arc::new(CircuitBreaker::new(
             "loyalty",

@@ -8,7 +8,7 @@ use crate::support;
 
 use retailflow::large_orders::{shopify_order, shopify_refund, sku};
 use retailflow::local_app::LocalApp;
-use retailflow_core::checkout::stock::StockReservations;
+use retailflow_core::ports::stock::StockReservations;
 use support::{deliver_shopify, dev_config};
 
 const ON_HAND: u32 = 1000;

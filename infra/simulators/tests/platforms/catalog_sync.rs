@@ -9,13 +9,13 @@ use chrono::Utc;
 use retailflow_connectors::business_central::{BusinessCentralConfig, BusinessCentralErp};
 use retailflow_connectors::erp_catalog::NETSUITE_PAGE;
 use retailflow_connectors::netsuite::{NetSuiteConfig, NetSuiteErp};
-use retailflow_core::checkout::catalog::{Catalog, InProcessCatalog};
+use retailflow_core::adapters::in_process::InProcessCatalog;
+use retailflow_core::adapters::in_process::InProcessStock;
 use retailflow_core::checkout::pricing::PriceEntry;
-use retailflow_core::checkout::stock::{
-    InProcessStock, OrderCommit, ReservationLine, StockReservations,
-};
 use retailflow_core::money::{Currency, Money};
+use retailflow_core::ports::catalog::Catalog;
 use retailflow_core::ports::erp::ErpCatalogFeed;
+use retailflow_core::ports::stock::{OrderCommit, ReservationLine, StockReservations};
 use retailflow_core::resilience::{CircuitBreaker, ConnectorError};
 use retailflow_core::steps::catalog_sync::CatalogSync;
 use retailflow_core::steps::StepOutcome;
@@ -212,7 +212,7 @@ async fn a_count_read_before_the_erp_received_an_order_is_skipped_as_stale() {
         .apply_erp_count("A", 10, t0 + chrono::Duration::seconds(1))
         .await
         .unwrap();
-    assert_eq!(out, retailflow_core::checkout::stock::CountOutcome::Stale);
+    assert_eq!(out, retailflow_core::ports::stock::CountOutcome::Stale);
     assert_eq!(stock.available("A", t0).await.unwrap(), 6, "not undone");
 }
 
@@ -299,7 +299,7 @@ fn shops(
 
 #[tokio::test]
 async fn counted_stock_less_live_holds_is_pushed_to_shopify_and_adobe_commerce() {
-    use retailflow_core::checkout::stock::Reservation;
+    use retailflow_core::ports::stock::Reservation;
     let sims = Simulators::start().await.unwrap();
     // One Shopify shop in the connector secret: its stock is pushed.
     let mut doc = Simulators::dev_connector_secret();

@@ -52,7 +52,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::dynamodb::store_error;
-use retailflow_core::checkout::stock::{
+use retailflow_core::ports::stock::{
     CommitOutcome, CountOutcome, OrderCommit, PostedOutcome, Reservation, ReservationLine,
     ReserveOutcome, StockLevel, StockReservations,
 };

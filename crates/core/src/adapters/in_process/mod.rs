@@ -22,12 +22,18 @@ use crate::refund_ledger::RefundLedger;
 use crate::saga::{hour_of, SagaRecord, SagaUpdate, StepRecord, StepStatus};
 
 mod budget_slots;
+mod catalog;
 mod event_bus;
+mod holds;
 mod journal;
 mod state_store;
+mod stock;
 
+pub use catalog::{CatalogSeed, CatalogSeedError, InProcessCatalog, SeedItem};
 pub use event_bus::{BusFault, InProcessEventBus};
+pub use holds::InProcessOpenHolds;
 pub use journal::{Journal, JournalError, JournalRow, JournaledState};
+pub use stock::InProcessStock;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Status {

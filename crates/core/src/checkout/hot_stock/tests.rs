@@ -1,6 +1,6 @@
 use super::*;
 use crate::adapters::contention::{ContentionModel, ItemContention};
-use crate::checkout::stock::InProcessStock;
+use crate::adapters::in_process::InProcessStock;
 
 fn hold(id: &str, lines: &[(&str, u32)], now: DateTime<Utc>) -> Reservation {
     Reservation {
