@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
-use retailflow_core::budget::{BudgetCalendar, BudgetSlots, ConcurrencyBudget};
+use retailflow_core::budget::{BudgetCalendar, ConcurrencyBudget};
+use retailflow_core::ports::budget::BudgetSlots;
 use retailflow_core::resilience::ConnectorError;
 use retailflow_e2e::{aws_config, create_state_table, unique};
 

@@ -15,9 +15,9 @@ use retailflow_aws::adapters::eventbridge::EventBridgeBus;
 use retailflow_aws::adapters::s3_claim_checks::S3ClaimChecks;
 use retailflow_core::claim_check::{resolve, ClaimCheckedBus};
 use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use retailflow_core::ports::queue::QueueRecord;
 use retailflow_core::ports::stock::{PostedOutcome, StockReservations};
 use retailflow_core::ports::{ClaimChecks, EventBus};
-use retailflow_core::queue_batch::QueueRecord;
 use retailflow_core::steps::{Invocation, StepOutcome};
 use retailflow_core::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{

@@ -5,8 +5,9 @@
 
 use retailflow_aws::adapters::sqs::SqsQueueControl;
 use retailflow_aws::adapters::sqs_dead_letters::SqsDeadLetters;
-use retailflow_core::queue_batch::{QueueControl, QueueRecord};
-use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
+use retailflow_core::ports::dead_letters::DeadLetters;
+use retailflow_core::ports::queue::{QueueControl, QueueRecord};
+use retailflow_core::replay::DeadLetterFilter;
 use retailflow_e2e::{aws_config, queue_with_dlq};
 
 fn body(order: &str) -> String {

@@ -11,8 +11,8 @@ use chrono::Utc;
 use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
 use retailflow_aws::adapters::eventbridge::EventBridgeBus;
 use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
+use retailflow_core::ports::queue::QueueRecord;
 use retailflow_core::ports::StateStore;
-use retailflow_core::queue_batch::QueueRecord;
 use retailflow_core::steps::StepOutcome;
 use retailflow_core::webhook::{HmacSecrets, Secret};
 use retailflow_e2e::{

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use retailflow_aws::adapters::sqs::SqsQueueControl;
-use retailflow_core::queue_batch::{process_batch, QueueRecord};
+use retailflow_core::ports::queue::QueueRecord;
+use retailflow_core::queue_batch::process_batch;
 use retailflow_core::resilience::RetryPolicy;
 use retailflow_core::steps::StepOutcome;
 

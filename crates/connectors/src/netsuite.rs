@@ -443,7 +443,8 @@ mod tests {
 
     use super::*;
     use crate::wire::test_server::{no_auth, serve};
-    use retailflow_core::queue_batch::{process_batch, QueueControl, QueueError, QueueRecord};
+    use retailflow_core::ports::queue::{QueueControl, QueueError, QueueRecord};
+    use retailflow_core::queue_batch::process_batch;
     use retailflow_core::queue_dispositions::{disposition, Disposition};
     use retailflow_core::resilience::RetryPolicy;
     use retailflow_core::steps::StepOutcome;

@@ -338,7 +338,7 @@ impl Budgets {
     /// 2026-12-31T18:00:00Z..2027-01-02T06:00:00Z=0`, over `slots`.
     pub fn from_env(
         var: impl Fn(&str) -> Option<String>,
-        slots: std::sync::Arc<dyn crate::budget::BudgetSlots>,
+        slots: std::sync::Arc<dyn crate::ports::budget::BudgetSlots>,
         clock: crate::credentials::WallClock,
     ) -> Result<Self, ConfigError> {
         Self::build(var, slots, clock, false)
@@ -348,7 +348,7 @@ impl Budgets {
     /// itself (the local app): nobody to leave slots to.
     pub fn single_process(
         var: impl Fn(&str) -> Option<String>,
-        slots: std::sync::Arc<dyn crate::budget::BudgetSlots>,
+        slots: std::sync::Arc<dyn crate::ports::budget::BudgetSlots>,
         clock: crate::credentials::WallClock,
     ) -> Result<Self, ConfigError> {
         Self::build(var, slots, clock, true)
@@ -356,7 +356,7 @@ impl Budgets {
 
     fn build(
         var: impl Fn(&str) -> Option<String>,
-        slots: std::sync::Arc<dyn crate::budget::BudgetSlots>,
+        slots: std::sync::Arc<dyn crate::ports::budget::BudgetSlots>,
         clock: crate::credentials::WallClock,
         alone: bool,
     ) -> Result<Self, ConfigError> {

@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::ConnectorSecretDocument;
+use crate::ports::secrets::{SecretSource, SecretUnreadable};
 use crate::resilience::ConnectorError;
 use crate::webhook::Secret;
 
@@ -45,21 +46,6 @@ pub const SECRET_TTL: Duration = Duration::from_secs(5 * 60);
 /// The least time between two re-reads caused by refusals: a credential
 /// that stays wrong for hours does not hammer Secrets Manager.
 pub const REREAD_AFTER_REFUSAL: Duration = Duration::from_secs(30);
-
-/// Where the connector secret document comes from (Secrets Manager on AWS,
-/// a file or a value in memory locally).
-#[async_trait]
-pub trait SecretSource: Send + Sync {
-    /// The document's JSON text.
-    async fn read(&self) -> Result<String, SecretUnreadable>;
-}
-
-/// The secret store did not give the document: it is down, throttled, or
-/// the caller is not allowed yet. Always transient: the credentials cache
-/// keeps what it holds and reads again later; the text says why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SecretUnreadable(pub String);
 
 /// A secret document held in memory: the local app's, and tests' (which
 /// rotate it with [`FixedSecret::set`]).

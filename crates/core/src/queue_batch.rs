@@ -6,36 +6,11 @@
 //! reported as a batch item failure (`ReportBatchItemFailures`).
 
 use std::future::Future;
-use std::time::Duration;
 
-use async_trait::async_trait;
-
+use crate::ports::queue::{QueueControl, QueueRecord};
 use crate::queue_dispositions::{disposition, Disposition};
 use crate::resilience::RetryPolicy;
 use crate::steps::StepOutcome;
-
-/// One queue message, independent of the Lambda event types.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueRecord {
-    pub message_id: String,
-    pub receipt_handle: String,
-    pub body: String,
-    /// SQS `ApproximateReceiveCount` (1 on first delivery).
-    pub receive_count: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("queue call failed: {0}")]
-pub struct QueueError(pub String);
-
-/// What a handler can do to its own queue and DLQ.
-#[async_trait]
-pub trait QueueControl: Send + Sync {
-    /// Keeps the message invisible for `by` (ChangeMessageVisibility).
-    async fn delay(&self, receipt_handle: &str, by: Duration) -> Result<(), QueueError>;
-    /// Sends the message to the DLQ with the reason.
-    async fn dead_letter(&self, record: &QueueRecord, reason: &str) -> Result<(), QueueError>;
-}
 
 /// The correlation id inside a message, for the DLQ entry.
 pub fn correlation_id(body: &str) -> Option<String> {
@@ -136,8 +111,12 @@ async fn dispose(
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
 
     use super::*;
+    use crate::ports::queue::QueueError;
 
     #[derive(Default)]
     struct Recorder {

@@ -12,7 +12,6 @@
 //!   archive ([`crate::ports::EventArchive`]): every event published in the
 //!   window that the rule takes, delivered again as EventBridge would.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -139,20 +138,6 @@ pub enum ReplayError {
     /// The request cannot be done as asked: not retryable.
     #[error("replay refused: {0}")]
     Invalid(String),
-}
-
-/// A dead-letter queue and the queue its messages came from.
-#[async_trait]
-pub trait DeadLetters: Send + Sync {
-    /// Up to `max` dead letters, left on the queue.
-    async fn list(&self, max: usize) -> Result<Vec<DeadLetterView>, ReplayError>;
-    /// Sends the matching dead letters (up to `max`) back to the source
-    /// queue and removes them from the DLQ.
-    async fn redrive(
-        &self,
-        filter: &DeadLetterFilter,
-        max: usize,
-    ) -> Result<RedriveReport, ReplayError>;
 }
 
 /// The longest window one replay may cover.

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use redb::{ReadableDatabase, TableDefinition};
-use retailflow_core::adapters::in_process::{Journal, JournalError, JournalRow};
+use retailflow_core::ports::journal::{Journal, JournalError, JournalRow};
 
 const ROWS: TableDefinition<'_, &str, &str> = TableDefinition::new("rows");
 const FILE: &str = "state.redb";

@@ -4,8 +4,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use retailflow_core::ports::dead_letters::DeadLetters;
 use retailflow_core::replay::{
-    window_span, DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport, ReplayError,
+    window_span, DeadLetterFilter, DeadLetterView, RedriveReport, ReplayError,
 };
 
 use crate::local_app::{rules, LocalApp};

@@ -5,7 +5,8 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use retailflow_core::replay::{DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport};
+use retailflow_core::ports::dead_letters::DeadLetters;
+use retailflow_core::replay::{DeadLetterFilter, DeadLetterView, RedriveReport};
 
 #[derive(Args, Clone)]
 pub struct Target {

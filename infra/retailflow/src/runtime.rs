@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use retailflow_core::adapters::in_process::{InProcessEventBus, Journal, JournalError, JournalRow};
+use retailflow_core::adapters::in_process::InProcessEventBus;
+use retailflow_core::ports::journal::{Journal, JournalError, JournalRow};
 use retailflow_core::ports::{check_entry_sizes, BusError, BusEvent, EventBus};
 use serde::{Deserialize, Serialize};
 

@@ -145,7 +145,7 @@ async fn reconcile(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respo
 
 /// `retailflow replay list --local`.
 async fn dead_letters(State(app): State<Arc<LocalApp>>) -> axum::response::Response {
-    use retailflow_core::replay::DeadLetters;
+    use retailflow_core::ports::dead_letters::DeadLetters;
     match app.list(usize::MAX).await {
         Ok(l) => axum::Json(l).into_response(),
         Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
@@ -173,7 +173,8 @@ fn not_json(e: serde_json::Error) -> axum::response::Response {
 /// `correlation_id`, `reason_contains`, `event_type`) and `max`; the
 /// queues are drained before answering.
 async fn redrive(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response::Response {
-    use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
+    use retailflow_core::ports::dead_letters::DeadLetters;
+    use retailflow_core::replay::DeadLetterFilter;
     let v = match json_body(&body) {
         Ok(v) => v,
         Err(e) => return not_json(e),

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use chrono::{DateTime, Utc};
 
 use super::dynamodb::{n, s, DynamoDbStateStore};
-use retailflow_core::budget::BudgetSlots;
+use retailflow_core::ports::budget::BudgetSlots;
 use retailflow_core::ports::StoreError;
 
 fn slot_pk(account: &str, slot: u32) -> String {

@@ -9,7 +9,9 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 
-use retailflow_core::queue_batch::{correlation_id, QueueControl, QueueError, QueueRecord};
+use retailflow_core::queue_batch::correlation_id;
+
+use retailflow_core::ports::queue::{QueueControl, QueueError, QueueRecord};
 use retailflow_core::resilience::MAX_VISIBILITY;
 
 pub struct SqsQueueControl {

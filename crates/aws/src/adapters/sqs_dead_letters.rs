@@ -8,8 +8,9 @@ use aws_sdk_sqs::types::Message;
 use aws_sdk_sqs::Client;
 
 use retailflow_core::observability::mask_personal_data;
+use retailflow_core::ports::dead_letters::DeadLetters;
 use retailflow_core::replay::{
-    mark_replayed, DeadLetterFilter, DeadLetterView, DeadLetters, RedriveReport, ReplayError,
+    mark_replayed, DeadLetterFilter, DeadLetterView, RedriveReport, ReplayError,
 };
 
 /// Seconds a message looked at stays hidden (it is given back sooner).

@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 
+use retailflow_core::ports::queue::{QueueControl, QueueRecord};
 use retailflow_core::ports::ClaimChecks;
-use retailflow_core::queue_batch::{process_batch, QueueControl, QueueRecord};
+use retailflow_core::queue_batch::process_batch;
 use retailflow_core::resilience::RetryPolicy;
 use retailflow_core::steps::erp_posting::ErpPosting;
 use retailflow_core::steps::loyalty_accrual::LoyaltyAccrual;

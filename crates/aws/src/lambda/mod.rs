@@ -112,11 +112,11 @@ pub struct SecretsManagerSource {
 }
 
 #[async_trait::async_trait]
-impl retailflow_core::credentials::SecretSource for SecretsManagerSource {
-    async fn read(&self) -> Result<String, retailflow_core::credentials::SecretUnreadable> {
+impl retailflow_core::ports::secrets::SecretSource for SecretsManagerSource {
+    async fn read(&self) -> Result<String, retailflow_core::ports::secrets::SecretUnreadable> {
         read_secret(&self.client, &self.arn)
             .await
-            .map_err(|e| retailflow_core::credentials::SecretUnreadable(e.to_string()))
+            .map_err(|e| retailflow_core::ports::secrets::SecretUnreadable(e.to_string()))
     }
 }
 

@@ -4,10 +4,15 @@
 //! in-process twins with the same semantics (`adapters::in_process`) for the
 //! local app and fast tests.
 
+pub mod budget;
 pub mod catalog;
+pub mod dead_letters;
 pub mod erp;
 pub mod holds;
+pub mod journal;
 pub mod loyalty;
+pub mod queue;
+pub mod secrets;
 pub mod shop;
 pub mod stock;
 

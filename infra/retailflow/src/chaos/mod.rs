@@ -15,8 +15,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use retailflow_core::intake::{WebhookRequest, WebhookRoute};
+use retailflow_core::ports::dead_letters::DeadLetters;
 use retailflow_core::ports::stock::StockReservations;
-use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
+use retailflow_core::replay::DeadLetterFilter;
 use serde::Serialize;
 use simulators::{Fault, FaultKind, System};
 

@@ -41,9 +41,9 @@ use simulators::Simulators;
 
 use crate::data_dir::DataDir;
 use crate::runtime::{lock, Clock, DeadLetter, Queue, Queues, RoutingBus, Rule};
-use retailflow_core::adapters::in_process::Journal;
 use retailflow_core::adapters::local_claim_checks::LocalClaimChecks;
 use retailflow_core::claim_check::ClaimCheckedBus;
+use retailflow_core::ports::journal::Journal;
 use retailflow_core::ports::EventBus;
 
 mod drain;

@@ -4,7 +4,8 @@
 //! events to one rule's queue doubles nothing.
 
 use retailflow::local_app::LocalApp;
-use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
+use retailflow_core::ports::dead_letters::DeadLetters;
+use retailflow_core::replay::DeadLetterFilter;
 use simulators::{Fault, FaultKind, System};
 
 use crate::support;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use retailflow::data_dir::DataDir;
 use retailflow::local_app::LocalApp;
 use retailflow::runtime::lock;
-use retailflow_core::replay::{DeadLetterFilter, DeadLetters};
+use retailflow_core::ports::dead_letters::DeadLetters;
+use retailflow_core::replay::DeadLetterFilter;
 use simulators::{Fault, FaultKind, System};
 
 use crate::support;

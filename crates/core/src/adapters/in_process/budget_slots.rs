@@ -4,7 +4,7 @@
 use super::*;
 
 #[async_trait]
-impl crate::budget::BudgetSlots for InProcessStateStore {
+impl crate::ports::budget::BudgetSlots for InProcessStateStore {
     async fn take_slot(
         &self,
         account: &str,

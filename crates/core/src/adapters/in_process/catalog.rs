@@ -33,7 +33,7 @@ impl InProcessCatalog {
     /// starting from what that row held, if anything.
     pub fn durable(
         mut self,
-        journal: std::sync::Arc<dyn crate::adapters::in_process::Journal>,
+        journal: std::sync::Arc<dyn crate::ports::journal::Journal>,
         saved: Option<&str>,
     ) -> Result<Self, serde_json::Error> {
         self.state.write_to(journal, "meta/catalog", saved)?;

@@ -29,10 +29,11 @@ mod journal;
 mod state_store;
 mod stock;
 
+use crate::ports::journal::{Journal, JournalError, JournalRow};
 pub use catalog::{CatalogSeed, CatalogSeedError, InProcessCatalog, SeedItem};
 pub use event_bus::{BusFault, InProcessEventBus};
 pub use holds::InProcessOpenHolds;
-pub use journal::{Journal, JournalError, JournalRow, JournaledState};
+pub use journal::JournaledState;
 pub use stock::InProcessStock;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -192,7 +192,7 @@ impl InProcessStock {
     /// from what that row held, if anything.
     pub fn durable(
         mut self,
-        journal: std::sync::Arc<dyn crate::adapters::in_process::Journal>,
+        journal: std::sync::Arc<dyn crate::ports::journal::Journal>,
         saved: Option<&str>,
     ) -> Result<Self, serde_json::Error> {
         self.state.write_to(journal, "meta/stock", saved)?;
