@@ -81,7 +81,7 @@ impl Checkout {
                 // Checkout's keys ride in the webhook secret (the Shopify
                 // app's client secret signs both webhooks and session tokens).
                 let doc = CheckoutSecretDocument::parse(
-                    &self.stack.secret("RETAILFLOW_SECRETS_ARN").await?,
+                    &self.stack.secret(&env("RETAILFLOW_SECRETS_ARN")?).await?,
                 )?;
                 let auth_config = doc
                     .apply(CheckoutAuthConfig::default())

@@ -3,13 +3,13 @@
 //! [`LoyaltyAccrual`]; the logic lives there, the batch handling in
 //! [`retailflow_aws::lambda::step_batch`].
 
-use retailflow_aws::lambda::{run_queue_step, setting, FunctionError, Stack};
+use retailflow_aws::lambda::{run_queue_step, setting, FunctionError, Stack, UnbuiltStep};
 use retailflow_connectors::from_env::guarded_loyalty;
 use retailflow_core::steps::loyalty_accrual::{LoyaltyAccrual, LoyaltyAccrualConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    run_queue_step(step).await
+    run_queue_step(UnbuiltStep::RecordsWait, step).await
 }
 
 /// Built on the first batch: reads the connector secret once.

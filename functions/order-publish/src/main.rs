@@ -12,17 +12,19 @@ use chrono::Utc;
 use lambda_http::{Body, Request, Response};
 use retailflow_aws::adapters::dynamodb::DynamoDbStateStore;
 use retailflow_aws::lambda::{
-    gateway_time, json_response, request_deadline, run_http_function, setting, CallTimeouts,
+    env, gateway_time, json_response, request_deadline, run_http_function, setting, CallTimeouts,
     FunctionError, Stack,
 };
 use retailflow_core::config::WebhookSecretDocument;
 use retailflow_core::intake::freshness::ReplayPolicy;
 use retailflow_core::intake::{IntakeConfig, OrderIntake, WebhookRequest, WebhookRoute};
-use retailflow_core::ports::EventBus;
+use retailflow_core::ports::{ClaimChecks, EventBus};
 use tokio::sync::OnceCell;
 
 struct Intake {
     stack: &'static Stack,
+    claims: Arc<dyn ClaimChecks>,
+    secrets_arn: String,
     store: Arc<DynamoDbStateStore>,
     bus: Arc<dyn EventBus>,
     adobe_shop: Option<String>,
@@ -35,9 +37,8 @@ impl Intake {
     async fn intake(&self) -> Result<&OrderIntake, FunctionError> {
         self.intake
             .get_or_try_init(|| async {
-                let doc = WebhookSecretDocument::parse(
-                    &self.stack.secret("RETAILFLOW_SECRETS_ARN").await?,
-                )?;
+                let doc =
+                    WebhookSecretDocument::parse(&self.stack.secret(&self.secrets_arn).await?)?;
                 let config = doc.apply(IntakeConfig {
                     adobe_shop: self.adobe_shop.clone(),
                     replay: self.replay,
@@ -45,7 +46,7 @@ impl Intake {
                 })?;
                 Ok::<_, FunctionError>(
                     OrderIntake::new(self.store.clone(), self.bus.clone(), config)
-                        .with_claim_checks(self.stack.claims.clone()),
+                        .with_claim_checks(self.claims.clone()),
                 )
             })
             .await
@@ -94,6 +95,8 @@ async fn main() -> Result<(), lambda_http::Error> {
 async fn intake(stack: &'static Stack) -> Result<Intake, FunctionError> {
     Ok(Intake {
         stack,
+        claims: stack.claim_checks()?,
+        secrets_arn: env("RETAILFLOW_SECRETS_ARN")?,
         store: stack.state_store()?,
         bus: stack.event_bus()?,
         adobe_shop: setting("RETAILFLOW_ADOBE_SHOP").filter(|s| !s.trim().is_empty()),

@@ -23,6 +23,7 @@ use super::{
 };
 use crate::adapters::dynamodb::DynamoDbStateStore;
 use crate::adapters::dynamodb_catalog::DynamoDbCatalog;
+use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::eventbridge_archive::EventBridgeArchive;
 use crate::adapters::sqs::SqsQueueControl;
 
@@ -57,15 +58,20 @@ impl CallTimeouts {
 /// AWS configuration: what every function builds its step from.
 pub struct Stack {
     pub aws: SdkConfig,
-    /// Where events too large for the bus ride (S3).
-    pub claims: Arc<dyn ClaimChecks>,
 }
 
 impl Stack {
-    pub async fn load(timeouts: CallTimeouts) -> Result<Self, ConfigError> {
-        let aws = aws_sdk_config(timeouts.attempt, timeouts.operation).await;
-        let claims = claim_checks(&aws)?;
-        Ok(Stack { aws, claims })
+    pub async fn load(timeouts: CallTimeouts) -> Self {
+        Stack {
+            aws: aws_sdk_config(timeouts.attempt, timeouts.operation).await,
+        }
+    }
+
+    /// Where events too large for the bus ride (the stack's S3 bucket,
+    /// `RETAILFLOW_CLAIM_CHECK_BUCKET`), for the functions that publish or
+    /// consume them.
+    pub fn claim_checks(&self) -> Result<Arc<dyn ClaimChecks>, ConfigError> {
+        claim_checks(&self.aws)
     }
 
     /// The state table (`RETAILFLOW_STATE_TABLE`).
@@ -100,7 +106,17 @@ impl Stack {
 
     /// The stack's bus, events too large for it sent by reference.
     pub fn event_bus(&self) -> Result<Arc<dyn EventBus>, ConfigError> {
-        event_bus(&self.aws, self.claims.clone())
+        event_bus(&self.aws, self.claim_checks()?)
+    }
+
+    /// The stack's bus itself (`RETAILFLOW_EVENT_BUS`), for a function whose
+    /// events are always small and that has no access to the claim-check
+    /// bucket (reconciliation).
+    pub fn bus_without_claim_checks(&self) -> Result<Arc<EventBridgeBus>, ConfigError> {
+        Ok(Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&self.aws),
+            env("RETAILFLOW_EVENT_BUS")?,
+        )))
     }
 
     /// The bus's archive and the rules that feed each step
@@ -131,10 +147,10 @@ impl Stack {
         connector_credentials(&self.aws).await
     }
 
-    /// The JSON text of the secret whose ARN the variable holds.
-    pub async fn secret(&self, arn_variable: &str) -> Result<String, ConfigError> {
+    /// The JSON text of the secret `arn`.
+    pub async fn secret(&self, arn: &str) -> Result<String, ConfigError> {
         let client = aws_sdk_secretsmanager::Client::new(&self.aws);
-        read_secret(&client, &env(arn_variable)?).await
+        read_secret(&client, arn).await
     }
 }
 
@@ -163,10 +179,7 @@ where
     }
 
     async fn app(&'static self) -> Result<&'static A, FunctionError> {
-        let stack = self
-            .stack
-            .get_or_try_init(|| Stack::load(self.timeouts))
-            .await?;
+        let stack = self.stack.get_or_init(|| Stack::load(self.timeouts)).await;
         self.app.get_or_try_init(|| (self.build)(stack)).await
     }
 }
@@ -221,15 +234,29 @@ where
 /// A queued function: its queue, and its step built on the first batch.
 struct QueuedStep<S> {
     stack: &'static Stack,
+    claims: Arc<dyn ClaimChecks>,
     queue: SqsQueueControl,
     step: OnceCell<S>,
 }
 
-/// Runs a queued step's function (SQS, `ReportBatchItemFailures`). A step
-/// that cannot be built (its secret unreadable, a setting missing) leaves
-/// every record to wait with the retry policy's backoff instead of failing
-/// the invocation: a two-hour Secrets Manager outage dead-letters nothing.
-pub async fn run_queue_step<S, B, BF>(build: B) -> Result<(), lambda_runtime::Error>
+/// What a queued function does with its batch when its step cannot be
+/// built; the build is tried again on the next batch either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnbuiltStep {
+    /// Every record waits with the retry policy's backoff, receives spared:
+    /// for steps that read the connector secret, so a two-hour Secrets
+    /// Manager outage dead-letters nothing.
+    RecordsWait,
+    /// The invocation fails, so the function's errors show it (a step that
+    /// reads only its settings: a wrong one is fixed by a deploy).
+    InvocationFails,
+}
+
+/// Runs a queued step's function (SQS, `ReportBatchItemFailures`).
+pub async fn run_queue_step<S, B, BF>(
+    unbuilt: UnbuiltStep,
+    build: B,
+) -> Result<(), lambda_runtime::Error>
 where
     S: QueueStep + 'static,
     B: Fn(&'static Stack) -> BF + 'static,
@@ -241,6 +268,7 @@ where
         |stack| async move {
             Ok(QueuedStep {
                 stack,
+                claims: stack.claim_checks()?,
                 queue: stack.queue()?,
                 step: OnceCell::new(),
             })
@@ -248,16 +276,17 @@ where
         move |app: &'static QueuedStep<S>, event: LambdaEvent<SqsEvent>| async move {
             let step = match app.step.get_or_try_init(|| build(app.stack)).await {
                 Ok(step) => step,
-                Err(e) => {
+                Err(e) if unbuilt == UnbuiltStep::RecordsWait => {
                     return Ok::<SqsBatchResponse, FunctionError>(
                         unstarted_batch(&app.queue, &event.payload, &e.to_string()).await,
                     )
                 }
+                Err(e) => return Err(e),
             };
             Ok(step_batch(
                 step,
                 &app.queue,
-                app.stack.claims.as_ref(),
+                app.claims.as_ref(),
                 &event.payload,
                 event.context.deadline,
             )

@@ -30,7 +30,9 @@ mod http;
 pub use aws_config::SdkConfig;
 pub use batch::{batch_response, sqs_records, step_batch, unstarted_batch, QueueStep};
 pub use error::FunctionError;
-pub use function::{run_function, run_http_function, run_queue_step, CallTimeouts, Stack};
+pub use function::{
+    run_function, run_http_function, run_queue_step, CallTimeouts, Stack, UnbuiltStep,
+};
 pub use http::{gateway_time, json_response, request_deadline};
 
 /// JSON logs to stdout (CloudWatch), level from `RUST_LOG`.

@@ -140,16 +140,17 @@ pub struct SeedItem {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogSeedError {
     /// The file is not a seed, or a currency or price in it is not money.
-    #[error("catalog seed: {0}")]
+    #[error("{0}")]
     Unreadable(String),
     /// The stock ledger refused an on-hand count.
-    #[error("catalog seed: {0}")]
+    #[error("{0}")]
     Store(#[from] crate::ports::StoreError),
 }
 
 impl CatalogSeed {
     pub fn parse(json: &str) -> Result<Self, CatalogSeedError> {
-        serde_json::from_str(json).map_err(|e| CatalogSeedError::Unreadable(e.to_string()))
+        serde_json::from_str(json)
+            .map_err(|e| CatalogSeedError::Unreadable(format!("catalog seed: {e}")))
     }
 
     /// Loads the seed into a catalog and a stock ledger.
