@@ -22,10 +22,17 @@ fn read(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Verification config for local runs: the environment if it names a
-/// Shopify secret, else the dev keys the samples in `events/` are signed with.
+/// Shopify secret, else the dev keys the samples in `events/` are signed
+/// with, which must be there: without them every sample would be refused.
 fn local_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
     if std::env::var("RETAILFLOW_SHOPIFY_SECRET").is_ok() {
         return Ok(intake_config_from_env(|k| std::env::var(k).ok())?);
+    }
+    if !dev_keys.join("shopify-secret.txt").is_file() {
+        bail!(
+            "no dev keys in {} (the samples are signed with them): run from the repository root or pass --dev-keys <repository>/events/dev-keys",
+            dev_keys.display()
+        );
     }
     retailflow::dev_keys::intake_config(dev_keys)
 }
@@ -158,14 +165,26 @@ pub async fn run(
     json: bool,
     data_dir: &Path,
 ) -> anyhow::Result<bool> {
+    // Every file read and every key found before the last run's state is
+    // let go: a mistyped argument leaves it as it was.
+    let mut events = Vec::new();
+    for file in event_files(paths)? {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let event: serde_json::Value = serde_json::from_str(&read(&file)?)
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+        events.push((name, event));
+    }
+    let intake = local_config(dev_keys)?;
+    let checkout_auth = retailflow::dev_keys::local_checkout_auth(dev_keys)?;
     // A run starts from nothing, so the same files give the same result;
     // what it leaves stays for `trace`, `replay` and `reconcile`.
     let data = std::sync::Arc::new(DataDir::open_empty(data_dir)?);
-    let mut app = LocalApp::open(local_config(dev_keys)?, Some(data)).await?;
-    app.checkout_auth = retailflow_core::checkout::auth::CheckoutAuth::new(
-        retailflow::dev_keys::local_checkout_auth(dev_keys)?,
-        app.store.clone(),
-    );
+    let mut app = LocalApp::open(intake, Some(data)).await?;
+    app.checkout_auth =
+        retailflow_core::checkout::auth::CheckoutAuth::new(checkout_auth, app.store.clone());
     let mut report = retailflow::local_app::DrainReport::default();
     let mut refusals: Vec<Refusal> = Vec::new();
     let mut absorb = |r: retailflow::local_app::DrainReport| {
@@ -173,13 +192,7 @@ pub async fn run(
         report.retries += r.retries;
         report.gave_up |= r.gave_up;
     };
-    for file in event_files(paths)? {
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let event: serde_json::Value =
-            serde_json::from_str(&read(&file)?).with_context(|| format!("{name} is not JSON"))?;
+    for (name, event) in events {
         // A schedule tick sees what the files before it did, as on AWS
         // minutes later: the queues are drained first.
         if event["detail-type"].as_str()

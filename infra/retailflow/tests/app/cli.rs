@@ -737,3 +737,60 @@ fn run_says_what_it_did_not_take_and_exits_non_zero() {
     assert!(text.contains("huge.json: 413"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn run_without_the_dev_keys_names_dev_keys_and_creates_no_state() {
+    let dir = fresh_dir();
+    let elsewhere = fresh_dir();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let from_elsewhere = cli_in(&dir)
+        .current_dir(&elsewhere)
+        .env_remove("RETAILFLOW_SHOPIFY_SECRET")
+        .arg("run")
+        .arg(repo().join("events"))
+        .output()
+        .unwrap();
+    let pointing_nowhere = cli_in(&dir)
+        .current_dir(repo())
+        .env_remove("RETAILFLOW_SHOPIFY_SECRET")
+        .args(["run", "events/", "--dev-keys", "/nowhere/dev-keys"])
+        .output()
+        .unwrap();
+    for out in [from_elsewhere, pointing_nowhere] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("--dev-keys"), "{stderr}");
+    }
+    assert!(!dir.exists(), "a refused run created {}", dir.display());
+    let _ = std::fs::remove_dir_all(&elsewhere);
+}
+
+#[test]
+fn a_mistyped_run_argument_keeps_the_last_runs_state() {
+    let dir = fresh_dir();
+    let run = |args: &[&str]| {
+        cli_in(&dir)
+            .current_dir(repo())
+            .env_remove("RETAILFLOW_SHOPIFY_SECRET")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["run", "events/"]).status.success());
+    let typo = run(&["run", "events/typo.json"]);
+    assert!(!typo.status.success());
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert!(stderr.contains("events/typo.json"), "{stderr}");
+    assert!(!run(&["run", "events/", "--dev-keys", "/nowhere"])
+        .status
+        .success());
+    // The first run's orders are still there to trace.
+    let trace = run(&[
+        "trace",
+        "shopify:acme-outdoor.myshopify.com:order:5872301948123",
+    ]);
+    let out = String::from_utf8_lossy(&trace.stdout);
+    assert!(trace.status.success(), "{out}");
+    assert!(out.contains("erp_post: done"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
