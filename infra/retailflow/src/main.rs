@@ -54,8 +54,46 @@ struct Cli {
         default_value = retailflow::data_dir::DEFAULT_DATA_DIR
     )]
     data_dir: PathBuf,
+    /// More log lines on stderr: -v for info, -vv for debug (`RUST_LOG`
+    /// overrides both). By default the commands that print a report log
+    /// warnings only; `serve` and `simulators` log at info.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Command {
+    /// The log level a command runs at unless told otherwise: a report's
+    /// own output is not buried in log lines; a server logs what it does;
+    /// chaos and the benchmarks cause their faults on purpose.
+    fn quiet_level(&self) -> usize {
+        match self {
+            Command::Serve { .. } | Command::Simulators { .. } => 2,
+            Command::Chaos { .. }
+            | Command::BenchCheckout { .. }
+            | Command::BenchFlashSale { .. }
+            | Command::BenchReconcile { .. }
+            | Command::BenchOrders { .. }
+            | Command::BenchBudget { .. } => 0,
+            _ => 1,
+        }
+    }
+}
+
+/// Logs to stderr, coloured only for a terminal that did not ask for none.
+fn init_logs(cli: &Cli) {
+    use std::io::IsTerminal;
+    const LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
+    let level = LEVELS[(cli.command.quiet_level() + usize::from(cli.verbose)).min(3)];
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -348,16 +386,23 @@ async fn stack_of(name: &str) -> anyhow::Result<retailflow::stack::Stack> {
     retailflow::stack::Stack::describe(&aws, name).await
 }
 
+/// Exit codes: 0 done, 1 an error (said on stderr, without a backtrace: it
+/// is an answer, not a crash), 2 not everything was taken or completed (or
+/// the command line was not understood).
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    init_logs(&cli);
+    match run_command(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cli.data_dir;
     match cli.command {
         Command::Run {

@@ -794,3 +794,46 @@ fn a_mistyped_run_argument_keeps_the_last_runs_state() {
     assert!(out.contains("erp_post: done"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn run_prints_its_report_not_log_lines_and_no_colour_off_a_terminal() {
+    let dir = fresh_dir();
+    let run = |extra: &[&str]| {
+        cli_in(&dir)
+            .current_dir(repo())
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .args(["run", "events/"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let quiet = run(&[]);
+    assert!(quiet.status.success());
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!stderr.contains("INFO"), "{stderr}");
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("[complete]"));
+    // Asked for: the log lines, plain text into a pipe.
+    let verbose = run(&["-v"]);
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    assert!(stderr.contains("INFO"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes into a pipe: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_error_is_one_plain_line_without_a_backtrace() {
+    let out = cli()
+        .env("RUST_BACKTRACE", "1")
+        .args(["trace", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    assert!(!stderr.contains("Caused by"), "{stderr}");
+}
