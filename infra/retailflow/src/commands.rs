@@ -168,6 +168,7 @@ pub async fn run(
     // Every file read and every key found before the last run's state is
     // let go: a mistyped argument leaves it as it was.
     let mut events = Vec::new();
+    let mut expected = RefusedOnPurpose::default();
     for file in event_files(paths)? {
         let name = file
             .file_name()
@@ -175,6 +176,7 @@ pub async fn run(
             .unwrap_or_default();
         let event: serde_json::Value = serde_json::from_str(&read(&file)?)
             .with_context(|| format!("{} is not JSON", file.display()))?;
+        expected.read_beside(&file)?;
         events.push((name, event));
     }
     let intake = local_config(dev_keys)?;
@@ -192,7 +194,9 @@ pub async fn run(
         report.retries += r.retries;
         report.gave_up |= r.gave_up;
     };
+    let mut fed = Vec::new();
     for (name, event) in events {
+        fed.push(name.clone());
         // A schedule tick sees what the files before it did, as on AWS
         // minutes later: the queues are drained first.
         if event["detail-type"].as_str()
@@ -244,15 +248,16 @@ pub async fn run(
         for d in &dead {
             println!("  DLQ {}: {}", d.queue, d.reason);
         }
-        let (bad_input, not_taken): (Vec<&Refusal>, Vec<&Refusal>) =
-            refusals.iter().partition(|r| r.is_bad_input());
-        if !bad_input.is_empty() {
+    }
+    let (on_purpose, not_taken) = expected.judge(&fed, &refusals);
+    if !json {
+        if !on_purpose.is_empty() {
             println!(
-                "refused as bad input ({}; answered 4xx, the body kept where it maps to nothing):",
-                bad_input.len()
+                "refused on purpose ({}; the samples are there to show it):",
+                on_purpose.len()
             );
-            for r in &bad_input {
-                println!("  {r}");
+            for line in &on_purpose {
+                println!("  {line}");
             }
         }
         if !not_taken.is_empty() {
@@ -260,8 +265,15 @@ pub async fn run(
                 "NOT TAKEN ({}): deliveries that should have been taken were not:",
                 not_taken.len()
             );
-            for r in &not_taken {
-                println!("  {r}");
+            for line in &not_taken {
+                println!("  {line}");
+            }
+            if std::env::var_os("RETAILFLOW_SHOPIFY_SECRET").is_some()
+                && refusals.iter().any(|r| r.status == Some(401))
+            {
+                println!(
+                    "  hint: RETAILFLOW_SHOPIFY_SECRET is set, so the dev keys are not used; the samples are signed with events/dev-keys"
+                );
             }
         }
         println!(
@@ -275,8 +287,10 @@ pub async fn run(
             app.bus.recorded.published().len()
         );
     }
-    let all_taken = refusals.iter().all(Refusal::is_bad_input);
-    Ok(timelines.iter().all(|t| t.complete) && dead.is_empty() && !report.gave_up && all_taken)
+    Ok(timelines.iter().all(|t| t.complete)
+        && dead.is_empty()
+        && !report.gave_up
+        && not_taken.is_empty())
 }
 
 /// A file the app did not take: refused with a status, or not fed at all.
@@ -309,12 +323,89 @@ impl Refusal {
             reason,
         })
     }
+}
 
-    /// Refused for what it is (unsigned, tampered, not mappable): the
-    /// sender's to mend. A 413 or a 5xx is retailflow not taking what it
-    /// should have, and so is a file that was not fed.
-    fn is_bad_input(&self) -> bool {
-        matches!(self.status, Some(s) if (400..500).contains(&s) && s != 413 && s != 429)
+/// The samples that are there to be refused, and how: from a
+/// `refused-on-purpose.tsv` beside them (`file<TAB>status<TAB>why`, `#`
+/// comments), else by name (`*tampered*` 401, `*mismatch*` 400, as
+/// `sample-event --tamper` names them). Any other refusal, or one of these
+/// taken, is a delivery the run did not take as it should have.
+#[derive(Default)]
+struct RefusedOnPurpose {
+    read: std::collections::BTreeSet<PathBuf>,
+    listed: std::collections::BTreeMap<String, (u16, String)>,
+}
+
+impl RefusedOnPurpose {
+    const MANIFEST: &'static str = "refused-on-purpose.tsv";
+
+    fn read_beside(&mut self, file: &Path) -> anyhow::Result<()> {
+        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        if !self.read.insert(dir.clone()) {
+            return Ok(());
+        }
+        let manifest = dir.join(Self::MANIFEST);
+        if !manifest.is_file() {
+            return Ok(());
+        }
+        for (n, line) in read(&manifest)?.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut cols = line.splitn(3, '\t');
+            let (Some(name), Some(status), why) = (cols.next(), cols.next(), cols.next()) else {
+                bail!(
+                    "{} line {}: not file<TAB>status<TAB>why",
+                    manifest.display(),
+                    n + 1
+                );
+            };
+            let status: u16 = status.trim().parse().with_context(|| {
+                format!("{} line {}: status {status:?}", manifest.display(), n + 1)
+            })?;
+            self.listed.insert(
+                name.trim().to_string(),
+                (status, why.unwrap_or_default().trim().to_string()),
+            );
+        }
+        Ok(())
+    }
+
+    fn expected(&self, file: &str) -> Option<(u16, String)> {
+        self.listed.get(file).cloned().or_else(|| {
+            if file.contains("tampered") {
+                Some((401, "tampered, by its name".into()))
+            } else if file.contains("mismatch") {
+                Some((400, "its totals do not add up, by its name".into()))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The refusals shown on purpose, and what was not taken as it should
+    /// have been (refused otherwise, or taken when it should not).
+    fn judge(&self, fed: &[String], refusals: &[Refusal]) -> (Vec<String>, Vec<String>) {
+        let (mut on_purpose, mut not_taken) = (Vec::new(), Vec::new());
+        for r in refusals {
+            match (self.expected(&r.file), r.status) {
+                (Some((want, why)), Some(got)) if want == got => {
+                    on_purpose.push(format!("{r} (expected: {why})"));
+                }
+                _ => not_taken.push(r.to_string()),
+            }
+        }
+        for file in fed {
+            if let Some((want, why)) = self.expected(file) {
+                if !refusals.iter().any(|r| &r.file == file) {
+                    not_taken.push(format!(
+                        "{file}: taken, but it is there to be refused with {want} ({why})"
+                    ));
+                }
+            }
+        }
+        (on_purpose, not_taken)
     }
 }
 

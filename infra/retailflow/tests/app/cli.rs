@@ -837,3 +837,46 @@ fn an_error_is_one_plain_line_without_a_backtrace() {
     assert!(!stderr.contains("backtrace"), "{stderr}");
     assert!(!stderr.contains("Caused by"), "{stderr}");
 }
+
+#[test]
+fn run_lists_the_samples_refused_on_purpose_and_exits_0() {
+    let dir = fresh_dir();
+    let out = cli_in(&dir)
+        .current_dir(repo())
+        .env_remove("RETAILFLOW_SHOPIFY_SECRET")
+        .args(["run", "events/"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("refused on purpose (2"), "{text}");
+    assert!(
+        text.contains("03-shopify-orders-create-tampered.json: 401"),
+        "{text}"
+    );
+    assert!(!text.contains("NOT TAKEN"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn run_under_another_shopify_secret_takes_nothing_and_says_why_with_exit_2() {
+    let dir = fresh_dir();
+    let out = cli_in(&dir)
+        .current_dir(repo())
+        .env("RETAILFLOW_SHOPIFY_SECRET", "another-secret")
+        .args([
+            "run",
+            "events/01-shopify-orders-create.json",
+            "events/04-shopify-orders-create-eur-vat-inclusive.json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("NOT TAKEN (2)"), "{text}");
+    assert!(
+        text.contains("hint: RETAILFLOW_SHOPIFY_SECRET is set"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
