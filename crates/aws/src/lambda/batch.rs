@@ -58,7 +58,7 @@ impl QueueStep for StockCommit {
 /// retry policy's backoff instead of coming back at the queue's
 /// visibility timeout, so a two-hour Secrets Manager outage uses about a
 /// dozen of the 24 receives and dead-letters nothing.
-pub async fn unstarted_batch(
+pub(super) async fn unstarted_batch(
     queue: &dyn QueueControl,
     event: &SqsEvent,
     reason: &str,
@@ -78,7 +78,7 @@ pub async fn unstarted_batch(
 }
 
 /// SQS records as the batch logic sees them.
-pub fn sqs_records(event: &SqsEvent) -> Vec<QueueRecord> {
+pub(super) fn sqs_records(event: &SqsEvent) -> Vec<QueueRecord> {
     event
         .records
         .iter()
@@ -127,7 +127,7 @@ pub async fn step_batch(
 }
 
 /// The partial batch response for `ReportBatchItemFailures`.
-pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
+pub(super) fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
     let mut resp = SqsBatchResponse::default();
     for id in failed {
         resp.add_failure(id);

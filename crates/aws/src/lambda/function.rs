@@ -17,9 +17,10 @@ use retailflow_core::config::{ConfigError, ConnectorCredentials};
 use retailflow_core::ports::stock::StockReservations;
 use retailflow_core::ports::{ClaimChecks, EventBus};
 
+use super::batch::unstarted_batch;
 use super::{
     aws_sdk_config, claim_checks, connector_credentials, env, event_bus, init_tracing, read_secret,
-    step_batch, stock, unstarted_batch, FunctionError, QueueStep, SdkConfig,
+    step_batch, stock, FunctionError, QueueStep, SdkConfig,
 };
 use crate::adapters::dynamodb::DynamoDbStateStore;
 use crate::adapters::dynamodb_catalog::DynamoDbCatalog;

@@ -28,7 +28,7 @@ mod function;
 mod http;
 
 pub use aws_config::SdkConfig;
-pub use batch::{batch_response, sqs_records, step_batch, unstarted_batch, QueueStep};
+pub use batch::{step_batch, QueueStep};
 pub use error::FunctionError;
 pub use function::{
     run_function, run_http_function, run_queue_step, CallTimeouts, Stack, UnbuiltStep,
@@ -191,24 +191,16 @@ pub fn deadline(deadline_ms: u64) -> Option<DateTime<Utc>> {
 }
 
 /// A scheduled step's run, answered: the budget places it held given back,
-/// then its report, or why it stopped (see [`scheduled_run_answer`]).
+/// then its report when done, else an error with the reason, so the
+/// function's errors alarm sees it. Its schedule runs it again; nothing is
+/// retried by Lambda.
 pub async fn scheduled_run(
     what: &str,
     run: impl std::future::Future<Output = retailflow_core::steps::StepOutcome>,
 ) -> Result<serde_json::Value, FunctionError> {
+    use retailflow_core::steps::StepOutcome;
     let outcome = run.await;
     release_budgets().await;
-    scheduled_run_answer(what, outcome)
-}
-
-/// What a scheduled function answers for its run: the report when done,
-/// else an error with the reason, so the function's errors alarm sees it.
-/// Its schedule runs it again; nothing is retried by Lambda.
-pub fn scheduled_run_answer(
-    what: &str,
-    outcome: retailflow_core::steps::StepOutcome,
-) -> Result<serde_json::Value, FunctionError> {
-    use retailflow_core::steps::StepOutcome;
     match outcome {
         StepOutcome::Done { summary } => Ok(summary),
         StepOutcome::Retry { reason, .. } => Err(FunctionError::retryable(
