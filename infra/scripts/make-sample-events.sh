@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Regenerates the signed API Gateway events in events/ from the raw platform
-# payloads in events/payloads/, signed with the dev keys in events/dev-keys/.
+# payloads in events/payloads/, signed with the dev keys in events/dev-keys/,
+# all stamped at the samples' recorded time (`retailflow send` stamps them
+# anew for a running serve).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -q -p retailflow
 rf=target/debug/retailflow
 p=events/payloads
 shop=acme-outdoor.myshopify.com
+at=2026-11-26T12:00:00Z
 s() { # source topic event-id payload out [extra]
   local src=$1 topic=$2 id=$3 payload=$4 out=$5; shift 5
-  "$rf" sample-event --source "$src" --topic "$topic" --shop "$shop" --event-id "$id" "$@" "$p/$payload" > "events/$out"
+  "$rf" sample-event --source "$src" --topic "$topic" --shop "$shop" --event-id "$id" --at "$at" "$@" "$p/$payload" > "events/$out"
 }
 s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000001 shopify-orders-create-discount-code.json 01-shopify-orders-create.json
 s shopify orders/create 3f1c0a5e-0001-4d7e-9a51-000000000001 shopify-orders-create-discount-code.json 02-shopify-orders-create-redelivery.json
@@ -21,7 +24,7 @@ s shopify orders/updated 3f1c0a5e-0001-4d7e-9a51-000000000005 shopify-orders-upd
 s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000006 shopify-refunds-create-partial-with-shipping.json 08-shopify-refunds-create-partial.json
 s shopify orders/cancelled 3f1c0a5e-0001-4d7e-9a51-000000000007 shopify-orders-cancelled-vat-inclusive.json 09-shopify-orders-cancelled.json
 s shopify customers/create 3f1c0a5e-0001-4d7e-9a51-000000000008 shopify-orders-updated.json 10-shopify-unhandled-topic.json
-"$rf" sample-event --source pos --topic pos/returns --shop store-042 "$p/pos/return-store-042.json" > events/12-pos-return.json
+"$rf" sample-event --source pos --topic pos/returns --shop store-042 --at "$at" "$p/pos/return-store-042.json" > events/12-pos-return.json
 s adobe observer.sales_order_save_after unused adobe-order-configurable.json 11-adobe-order-configurable.json
 s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000010 shopify-refunds-create-full-with-shipping.json 13-shopify-refunds-create-full-with-shipping.json
 mkdir -p events/sqs

@@ -71,12 +71,13 @@ pub fn recorded_at() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(RECORDED_EPOCH_MS).unwrap_or_default()
 }
 
-/// Builds an HTTP API 2.0 event for a webhook POST.
+/// Builds an HTTP API 2.0 event for a webhook POST the gateway took at `at`.
 pub fn webhook_event(
     path: &str,
     headers: &[(String, String)],
     body: &str,
     request_id: &str,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Value {
     let mut h = serde_json::Map::new();
     h.insert("content-type".into(), json!("application/json"));
@@ -104,8 +105,8 @@ pub fn webhook_event(
             "requestId": request_id,
             "routeKey": format!("POST {path}"),
             "stage": "$default",
-            "time": "26/Nov/2026:12:00:00 +0000",
-            "timeEpoch": RECORDED_EPOCH_MS
+            "time": at.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": at.timestamp_millis()
         },
         "body": body,
         "isBase64Encoded": false

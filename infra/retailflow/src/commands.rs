@@ -17,28 +17,23 @@ use retailflow::data_dir::DataDir;
 use retailflow::timeline::{render, timelines};
 use std::path::PathBuf;
 
-fn read(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Verification config for local runs: the environment if it names a
 /// Shopify secret, else the dev keys the samples in `events/` are signed
 /// with, which must be there: without them every sample would be refused.
-fn local_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
+pub(crate) fn local_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
     if std::env::var("RETAILFLOW_SHOPIFY_SECRET").is_ok() {
         return Ok(intake_config_from_env(|k| std::env::var(k).ok())?);
     }
-    if !dev_keys.join("shopify-secret.txt").is_file() {
-        bail!(
-            "no dev keys in {} (the samples are signed with them): run from the repository root or pass --dev-keys <repository>/events/dev-keys",
-            dev_keys.display()
-        );
-    }
+    retailflow::dev_keys::require(dev_keys)?;
     retailflow::dev_keys::intake_config(dev_keys)
 }
 
 /// Every `*.json` file named, or inside a named folder (not recursing).
-fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -251,31 +246,7 @@ pub async fn run(
     }
     let (on_purpose, not_taken) = expected.judge(&fed, &refusals);
     if !json {
-        if !on_purpose.is_empty() {
-            println!(
-                "refused on purpose ({}; the samples are there to show it):",
-                on_purpose.len()
-            );
-            for line in &on_purpose {
-                println!("  {line}");
-            }
-        }
-        if !not_taken.is_empty() {
-            println!(
-                "NOT TAKEN ({}): deliveries that should have been taken were not:",
-                not_taken.len()
-            );
-            for line in &not_taken {
-                println!("  {line}");
-            }
-            if std::env::var_os("RETAILFLOW_SHOPIFY_SECRET").is_some()
-                && refusals.iter().any(|r| r.status == Some(401))
-            {
-                println!(
-                    "  hint: RETAILFLOW_SHOPIFY_SECRET is set, so the dev keys are not used; the samples are signed with events/dev-keys"
-                );
-            }
-        }
+        print_refusals(&on_purpose, &not_taken, &refusals);
         println!(
             "state kept in {}: `retailflow trace <order key>`, `retailflow replay list`, `retailflow reconcile`",
             data_dir.display()
@@ -293,16 +264,47 @@ pub async fn run(
         && not_taken.is_empty())
 }
 
+/// What `run` and `send` say of the refusals: those the samples are there
+/// to show, then what should have been taken and was not, with the likely
+/// cause when another Shopify secret is set.
+pub(crate) fn print_refusals(on_purpose: &[String], not_taken: &[String], refusals: &[Refusal]) {
+    if !on_purpose.is_empty() {
+        println!(
+            "refused on purpose ({}; the samples are there to show it):",
+            on_purpose.len()
+        );
+        for line in on_purpose {
+            println!("  {line}");
+        }
+    }
+    if !not_taken.is_empty() {
+        println!(
+            "NOT TAKEN ({}): deliveries that should have been taken were not:",
+            not_taken.len()
+        );
+        for line in not_taken {
+            println!("  {line}");
+        }
+        if std::env::var_os("RETAILFLOW_SHOPIFY_SECRET").is_some()
+            && refusals.iter().any(|r| r.status == Some(401))
+        {
+            println!(
+                "  hint: RETAILFLOW_SHOPIFY_SECRET is set, so the dev keys are not used; the samples are signed with events/dev-keys"
+            );
+        }
+    }
+}
+
 /// A file the app did not take: refused with a status, or not fed at all.
-struct Refusal {
-    file: String,
-    status: Option<u16>,
-    reason: String,
+pub(crate) struct Refusal {
+    pub(crate) file: String,
+    pub(crate) status: Option<u16>,
+    pub(crate) reason: String,
 }
 
 impl Refusal {
     /// A refusal in a fed file's answer line (`<status> <body>`), if any.
-    fn of(file: &str, line: &str) -> Option<Self> {
+    pub(crate) fn of(file: &str, line: &str) -> Option<Self> {
         let (status, body) = line.split_once(' ')?;
         let status: u16 = status.parse().ok()?;
         if status < 400 {
@@ -331,7 +333,7 @@ impl Refusal {
 /// `sample-event --tamper` names them). Any other refusal, or one of these
 /// taken, is a delivery the run did not take as it should have.
 #[derive(Default)]
-struct RefusedOnPurpose {
+pub(crate) struct RefusedOnPurpose {
     read: std::collections::BTreeSet<PathBuf>,
     listed: std::collections::BTreeMap<String, (u16, String)>,
 }
@@ -339,7 +341,7 @@ struct RefusedOnPurpose {
 impl RefusedOnPurpose {
     const MANIFEST: &'static str = "refused-on-purpose.tsv";
 
-    fn read_beside(&mut self, file: &Path) -> anyhow::Result<()> {
+    pub(crate) fn read_beside(&mut self, file: &Path) -> anyhow::Result<()> {
         let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
         if !self.read.insert(dir.clone()) {
             return Ok(());
@@ -386,7 +388,7 @@ impl RefusedOnPurpose {
 
     /// The refusals shown on purpose, and what was not taken as it should
     /// have been (refused otherwise, or taken when it should not).
-    fn judge(&self, fed: &[String], refusals: &[Refusal]) -> (Vec<String>, Vec<String>) {
+    pub(crate) fn judge(&self, fed: &[String], refusals: &[Refusal]) -> (Vec<String>, Vec<String>) {
         let (mut on_purpose, mut not_taken) = (Vec::new(), Vec::new());
         for r in refusals {
             match (self.expected(&r.file), r.status) {
@@ -449,15 +451,28 @@ pub fn canonical(source: Source, topic: &str, shop: &str, file: &Path) -> anyhow
     Ok(())
 }
 
-pub fn sample_event(
-    source: Source,
-    topic: &str,
-    shop: &str,
-    event_id: Option<String>,
-    dev_keys: &Path,
-    tamper: bool,
-    payload: &Path,
-) -> anyhow::Result<()> {
+/// What `sample-event` is asked to make.
+pub struct SampleEvent<'a> {
+    pub source: Source,
+    pub topic: &'a str,
+    pub shop: &'a str,
+    pub event_id: Option<String>,
+    pub dev_keys: &'a Path,
+    pub tamper: bool,
+    /// When it is delivered: every stamp of the event says this time.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+pub fn sample_event(sample: SampleEvent<'_>, payload: &Path) -> anyhow::Result<()> {
+    let SampleEvent {
+        source,
+        topic,
+        shop,
+        event_id,
+        dev_keys,
+        tamper,
+        at,
+    } = sample;
     let body = read(payload)?.trim_end().to_string();
     let (path, headers) = match source {
         Source::Shopify => {
@@ -471,7 +486,7 @@ pub fn sample_event(
                 ("X-Shopify-API-Version".into(), "2025-10".into()),
                 (
                     "X-Shopify-Triggered-At".into(),
-                    "2026-11-26T12:00:00Z".into(),
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 ),
                 (
                     "X-Shopify-Hmac-Sha256".into(),
@@ -486,21 +501,21 @@ pub fn sample_event(
             let secret = stores
                 .get(shop)
                 .with_context(|| format!("no dev secret for store {shop}"))?;
-            // Stamped at the samples' recorded time (the event's
-            // requestContext.timeEpoch), with a nonce fixed by the body so
-            // regenerating the samples changes nothing.
-            let nonce = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, body.as_bytes()).to_string();
-            let headers = pos::signed_headers(
-                shop,
-                &Secret::new(secret),
-                crate::api_event::recorded_at(),
-                &nonce,
-                body.as_bytes(),
-            )
-            .into_iter()
-            .filter(|(name, _)| *name != "content-type")
-            .map(|(name, value)| (name.to_string(), value))
-            .collect();
+            // Stamped at the event's time (its requestContext.timeEpoch),
+            // with a nonce fixed by the body and time so regenerating the
+            // samples changes nothing.
+            let nonce = if at == crate::api_event::recorded_at() {
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, body.as_bytes()).to_string()
+            } else {
+                let seed = format!("{}.{body}", at.timestamp_millis());
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string()
+            };
+            let headers =
+                pos::signed_headers(shop, &Secret::new(secret), at, &nonce, body.as_bytes())
+                    .into_iter()
+                    .filter(|(name, _)| *name != "content-type")
+                    .map(|(name, value)| (name.to_string(), value))
+                    .collect();
             ("/pos/returns", headers)
         }
         Source::Adobe => {
@@ -523,7 +538,7 @@ pub fn sample_event(
     // Any byte changed after signing; the JSON stays valid.
     let body = if tamper { format!("{body} ") } else { body };
     let request_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, body.as_bytes()).to_string();
-    let event = webhook_event(path, &headers, &body, &request_id);
+    let event = webhook_event(path, &headers, &body, &request_id, at);
     println!("{}", serde_json::to_string_pretty(&event)?);
     Ok(())
 }

@@ -9,6 +9,24 @@ use retailflow_core::checkout::auth::{CheckoutAuthConfig, CheckoutSecretDocument
 use retailflow_core::config::WebhookSecretDocument;
 use retailflow_core::intake::IntakeConfig;
 
+/// Whether `dev_keys` holds the keys the samples are signed with: without
+/// them every sample would be refused, so callers say so instead.
+pub fn present(dev_keys: &Path) -> bool {
+    dev_keys.join("shopify-secret.txt").is_file()
+}
+
+/// The dev keys, or an error that says where they were looked for and how
+/// to point at them.
+pub fn require(dev_keys: &Path) -> anyhow::Result<()> {
+    if present(dev_keys) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "no dev keys in {} (the samples are signed with them): run from the repository root or pass --dev-keys <repository>/events/dev-keys",
+        dev_keys.display()
+    )
+}
+
 /// The intake config that accepts what the dev keys sign.
 pub fn intake_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
     let opt = |name: &str| std::fs::read_to_string(dev_keys.join(name)).unwrap_or_default();

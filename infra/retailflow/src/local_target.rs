@@ -63,7 +63,7 @@ pub async fn local_target(data_dir: &Path) -> anyhow::Result<LocalTarget> {
 
 /// Whether the app at `url` keeps its state in `dir` (a `serve.url` left
 /// by a killed process may name a port someone else has now).
-async fn serves(url: &str, dir: &Path) -> bool {
+pub(crate) async fn serves(url: &str, dir: &Path) -> bool {
     let want = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let endpoint = format!("{}/local/data-dir", url.trim_end_matches('/'));
     let Ok(resp) = reqwest::get(&endpoint).await else {

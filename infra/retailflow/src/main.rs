@@ -28,11 +28,11 @@ mod commands;
 mod local_target;
 mod reconcile;
 mod replay_cli;
+mod send;
 mod serve;
 
 use retailflow::{api_event, data_dir, local_app};
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -227,13 +227,16 @@ enum Command {
     },
     /// Serve the template's routes (POST /webhooks/shopify, /webhooks/adobe,
     /// /pos/returns, /checkout/validate; GET /local/state) on in-process adapters,
-    /// with the data directory's state: a restart carries on where the last
-    /// process stopped, with every accepted event.
-    /// Secrets come from RETAILFLOW_SHOPIFY_SECRET, RETAILFLOW_SHOPIFY_PREVIOUS_SECRET,
-    /// RETAILFLOW_ADOBE_PUBLIC_KEYS (PEM paths, comma-separated), RETAILFLOW_ADOBE_CLIENT_ID.
+    /// on the real clock, with the data directory's state: a restart carries on
+    /// where the last process stopped, with every accepted event. Send it the
+    /// samples with `retailflow send`. Stops on Ctrl-C or SIGTERM.
     Serve {
+        /// Where to listen, host:port (a host name such as localhost too; port 0 picks one).
         #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: String,
+        /// Dev keys to verify with when RETAILFLOW_SHOPIFY_SECRET is unset.
+        #[arg(long, default_value = "events/dev-keys")]
+        dev_keys: PathBuf,
     },
     /// Load a catalog file (the shape of events/catalog/seed.json: prices,
     /// on-hand counts, promotions) into a deployed stack's state table, with
@@ -315,8 +318,9 @@ enum Command {
     /// Serve the NetSuite, Business Central and Salesforce Loyalty simulators
     /// on a loopback address (for running the Lambdas against them).
     Simulators {
+        /// Where to listen, host:port (a host name such as localhost too).
         #[arg(long, default_value = "127.0.0.1:8090")]
-        listen: SocketAddr,
+        listen: String,
     },
     /// Write an SQS event carrying the canonical event of a raw Shopify
     /// payload (OrderPlaced, RefundIssued, ...), as EventBridge delivers it to
@@ -376,7 +380,32 @@ enum Command {
         /// Change the body after signing (a tampered delivery).
         #[arg(long)]
         tamper: bool,
+        /// When the delivery is made (RFC 3339): its delivery time, the
+        /// till's timestamp, the gateway's time. Default now, so a running
+        /// `serve` takes it.
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
         payload: PathBuf,
+    },
+    /// Send event files to a running `retailflow serve` (the one on the data
+    /// directory, or --to), stamped anew at the current time and signed with
+    /// the dev keys, as the platforms would deliver them now; prints each
+    /// answer. Exits 2 if one was not taken (the samples refused on purpose
+    /// aside, as in `run`).
+    Send {
+        /// HTTP API 2.0 event files (webhooks, till returns, checkout
+        /// requests), or folders of them (not recursed).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The serve's URL (default: the one running on the data directory).
+        #[arg(long)]
+        to: Option<String>,
+        /// Dev keys the samples are signed with, to sign them anew.
+        #[arg(long, default_value = "events/dev-keys")]
+        dev_keys: PathBuf,
+        /// Print each answer as a JSON line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -385,6 +414,13 @@ async fn stack_of(name: &str) -> anyhow::Result<retailflow::stack::Stack> {
     let aws = retailflow::stack::aws_config().await;
     retailflow::stack::Stack::describe(&aws, name).await
 }
+
+/// A command that did its work and found something not done (a delivery
+/// not taken, a saga not complete, a dead letter, a finding): it has said
+/// what on stdout; the exit code says so too.
+#[derive(Debug, thiserror::Error)]
+#[error("not everything was taken or completed")]
+struct NotAllDone;
 
 /// Exit codes: 0 done, 1 an error (said on stderr, without a backtrace: it
 /// is an answer, not a crash), 2 not everything was taken or completed (or
@@ -395,10 +431,20 @@ async fn main() -> std::process::ExitCode {
     init_logs(&cli);
     match run_command(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<NotAllDone>() => std::process::ExitCode::from(2),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `Err(NotAllDone)` unless `done`.
+fn all_done(done: bool) -> anyhow::Result<()> {
+    if done {
+        Ok(())
+    } else {
+        Err(NotAllDone.into())
     }
 }
 
@@ -410,11 +456,8 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             dev_keys,
             json,
         } => {
-            if !commands::run(&paths, &dev_keys, json, &data_dir).await? {
-                // Incomplete sagas or dead letters: say so with the exit code.
-                std::process::exit(2);
-            }
-            Ok(())
+            // Incomplete sagas, dead letters or deliveries not taken.
+            all_done(commands::run(&paths, &dev_keys, json, &data_dir).await?)
         }
         Command::Chaos {
             orders,
@@ -429,12 +472,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{report}");
             }
-            if report.violations.total() > 0 {
-                std::process::exit(2);
-            }
-            Ok(())
+            all_done(report.violations.total() == 0)
         }
-        Command::Serve { listen } => serve::serve(listen, &data_dir).await,
+        Command::Serve { listen, dev_keys } => serve::serve(&listen, &data_dir, &dev_keys).await,
         Command::LoadCatalog { table, file } => commands::load_catalog(&table, &file).await,
         Command::Trace {
             local,
@@ -489,10 +529,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                     "say where: --local http://127.0.0.1:8080 (a running `retailflow serve`), --bus <EventBusName> or --table <StateTableName> --report latest"
                 ),
             };
-            if !clean {
-                std::process::exit(2);
-            }
-            Ok(())
+            all_done(clean)
         }
         Command::Replay { mut target, action } => {
             if let Some(name) = target.stack.clone() {
@@ -578,11 +615,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             bench::bench_checkout(iterations.max(1), lines.max(1)).await
         }
         Command::Simulators { listen } => {
+            let addr = serve::resolve(&listen).await?;
             let sims =
-                simulators::Simulators::start_on(listen, std::sync::Arc::new(chrono::Utc::now))
+                simulators::Simulators::start_on(addr, std::sync::Arc::new(chrono::Utc::now))
                     .await?;
             println!("simulators on http://{}", sims.addr);
-            tokio::signal::ctrl_c().await?;
+            serve::shutdown_signal().await;
             Ok(())
         }
         Command::SampleSqsEvent {
@@ -624,7 +662,25 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             event_id,
             dev_keys,
             tamper,
+            at,
             payload,
-        } => commands::sample_event(source, &topic, &shop, event_id, &dev_keys, tamper, &payload),
+        } => commands::sample_event(
+            commands::SampleEvent {
+                source,
+                topic: &topic,
+                shop: &shop,
+                event_id,
+                dev_keys: &dev_keys,
+                tamper,
+                at: at.unwrap_or_else(chrono::Utc::now),
+            },
+            &payload,
+        ),
+        Command::Send {
+            paths,
+            to,
+            dev_keys,
+            json,
+        } => all_done(send::send(&paths, to.as_deref(), &dev_keys, json, &data_dir).await?),
     }
 }

@@ -13,22 +13,38 @@ use retailflow_core::ports::journal::{Journal, JournalError, JournalRow};
 use retailflow_core::ports::{check_entry_sizes, BusError, BusEvent, EventBus};
 use serde::{Deserialize, Serialize};
 
-/// Virtual time for the local app: real time at start, jumped forward when
-/// every message is waiting out a delay.
+/// The local app's time. Virtual for `run`, `chaos` and the tests: real
+/// time at start, jumped forward when every message is waiting out a delay,
+/// so backoffs of minutes or hours pass instantly. Real for `serve`, where
+/// a person sends events over minutes and expects holds, replay windows and
+/// traces to follow the wall clock.
 #[derive(Clone)]
-pub struct Clock(Arc<Mutex<DateTime<Utc>>>);
+pub struct Clock(Option<Arc<Mutex<DateTime<Utc>>>>);
 
 impl Clock {
     pub fn starting_now() -> Self {
-        Clock(Arc::new(Mutex::new(Utc::now())))
+        Clock(Some(Arc::new(Mutex::new(Utc::now()))))
+    }
+
+    /// The wall clock: `advance_to` does nothing; a backoff is waited out.
+    pub fn real() -> Self {
+        Clock(None)
+    }
+
+    pub fn is_real(&self) -> bool {
+        self.0.is_none()
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        match &self.0 {
+            Some(t) => *t.lock().unwrap_or_else(|p| p.into_inner()),
+            None => Utc::now(),
+        }
     }
 
     pub fn advance_to(&self, t: DateTime<Utc>) {
-        let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(now) = &self.0 else { return };
+        let mut now = now.lock().unwrap_or_else(|p| p.into_inner());
         if t > *now {
             *now = t;
         }

@@ -6,22 +6,28 @@
 //! /local/dead-letters/redrive` and `POST /local/replay` for `retailflow
 //! replay`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Uri};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use chrono::Utc;
-use retailflow_core::config::intake_config_from_env;
-use retailflow_core::intake::{WebhookRequest, WebhookRoute, DEFAULT_MAX_BODY_BYTES};
+use retailflow_core::intake::{IntakeConfig, WebhookRequest, WebhookRoute, DEFAULT_MAX_BODY_BYTES};
 
 use crate::data_dir::DataDir;
 use crate::local_app::LocalApp;
+use retailflow::runtime::Clock;
+
+/// Bodies above this never reach a handler. The intake refuses anything
+/// over [`DEFAULT_MAX_BODY_BYTES`] itself, with its own reason; this outer
+/// limit only keeps a hostile caller from filling memory.
+const BODY_LIMIT_BYTES: usize = DEFAULT_MAX_BODY_BYTES * 4;
 
 pub fn router(app: Arc<LocalApp>) -> Router {
     Router::new()
@@ -37,9 +43,80 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .route("/local/dead-letters/redrive", post(redrive))
         .route("/local/replay", post(replay))
         .route("/local/data-dir", get(data_dir))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         // The intake answers 413 itself; let bodies reach it.
-        .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY_BYTES * 4))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn(refusals_in_json))
         .with_state(app)
+}
+
+/// A refusal as every route answers one: `{"error": why}`.
+fn refuse(status: StatusCode, why: impl std::fmt::Display) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": why.to_string() })),
+    )
+        .into_response()
+}
+
+async fn no_route(method: Method, uri: Uri) -> Response {
+    refuse(
+        StatusCode::NOT_FOUND,
+        format!("no route {method} {}", uri.path()),
+    )
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    let allowed = if path.starts_with("/local/") && !path.ends_with("redrive") {
+        "see retailflow --help"
+    } else {
+        "use POST"
+    };
+    refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {path}: {allowed}"),
+    )
+}
+
+/// What axum answers by itself (a body over the limit, a path it cannot
+/// decode) is plain text; a client reading `{"error"}` must find one there
+/// too, and a 413 says the limit it broke.
+async fn refusals_in_json(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let body = serde_json::json!({
+            "error": format!("request body is over the {BODY_LIMIT_BYTES}-byte limit"),
+            "limit_bytes": BODY_LIMIT_BYTES,
+        });
+        return (status, axum::Json(body)).into_response();
+    }
+    let (parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => parts
+            .status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_string(),
+    };
+    let mut json = refuse(status, text);
+    for (k, v) in parts.headers.iter() {
+        if k != axum::http::header::CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
+            json.headers_mut().insert(k, v.clone());
+        }
+    }
+    json
 }
 
 async fn webhook(
@@ -49,7 +126,7 @@ async fn webhook(
     body: Bytes,
 ) -> impl IntoResponse {
     let Some(route) = WebhookRoute::from_path(uri.path()) else {
-        return (axum::http::StatusCode::NOT_FOUND, "no such route").into_response();
+        return refuse(StatusCode::NOT_FOUND, format!("no route {}", uri.path()));
     };
     let resp = app
         .intake
@@ -112,12 +189,8 @@ async fn trace(
 ) -> axum::response::Response {
     match retailflow_core::trace::trace_order(app.store.as_ref(), &key).await {
         Ok(Some(t)) => axum::Json(t).into_response(),
-        Ok(None) => (
-            axum::http::StatusCode::NOT_FOUND,
-            format!("no saga for {key}"),
-        )
-            .into_response(),
-        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Ok(None) => refuse(StatusCode::NOT_FOUND, format!("no saga for {key}")),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -135,11 +208,11 @@ async fn reconcile(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respo
         chrono::Duration::hours(24),
     ) {
         Ok(w) => w,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
     match app.reconcile_window(window).await {
         Ok(report) => axum::Json(report).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -148,7 +221,7 @@ async fn dead_letters(State(app): State<Arc<LocalApp>>) -> axum::response::Respo
     use retailflow_core::ports::dead_letters::DeadLetters;
     match app.list(usize::MAX).await {
         Ok(l) => axum::Json(l).into_response(),
-        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -162,11 +235,7 @@ fn json_body(body: &Bytes) -> Result<serde_json::Value, serde_json::Error> {
 
 /// The answer to a body [`json_body`] could not read.
 fn not_json(e: serde_json::Error) -> axum::response::Response {
-    (
-        axum::http::StatusCode::BAD_REQUEST,
-        format!("body is not JSON: {e}"),
-    )
-        .into_response()
+    refuse(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}"))
 }
 
 /// `retailflow replay redrive --local`: the body is the filter (`id`,
@@ -181,13 +250,7 @@ async fn redrive(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respons
     };
     let filter: DeadLetterFilter = match serde_json::from_value(v.clone()) {
         Ok(f) => f,
-        Err(e) => {
-            return (
-                axum::http::StatusCode::BAD_REQUEST,
-                format!("not a filter: {e}"),
-            )
-                .into_response()
-        }
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("not a filter: {e}")),
     };
     let max = v["max"].as_u64().map_or(usize::MAX, |m| m as usize);
     match app.redrive(&filter, max).await {
@@ -195,7 +258,7 @@ async fn redrive(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respons
             app.drain().await;
             axum::Json(report).into_response()
         }
-        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -208,7 +271,7 @@ async fn replay(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response
         Err(e) => return not_json(e),
     };
     let Some(rule) = v["rule"].as_str() else {
-        return (StatusCode::BAD_REQUEST, "rule is required").into_response();
+        return refuse(StatusCode::BAD_REQUEST, "rule is required");
     };
     let window = match retailflow_core::reconciliation::request::requested_window(
         &v,
@@ -216,7 +279,7 @@ async fn replay(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response
         chrono::Duration::hours(24),
     ) {
         Ok(w) => w,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
     match app.replay_window(rule, window).await {
         Ok(n) => {
@@ -224,9 +287,9 @@ async fn replay(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response
             axum::Json(serde_json::json!({"replayed": n})).into_response()
         }
         Err(e @ retailflow_core::replay::ReplayError::Invalid(_)) => {
-            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+            refuse(StatusCode::BAD_REQUEST, e)
         }
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -241,31 +304,122 @@ async fn timelines(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
     axum::Json(retailflow::timeline::timelines(&app))
 }
 
-pub async fn serve(listen: SocketAddr, data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let config = intake_config_from_env(|k| std::env::var(k).ok())?;
+/// The intake's secrets: the environment's when `RETAILFLOW_SHOPIFY_SECRET`
+/// is set (as on AWS), else the dev keys the samples are signed with, so
+/// `retailflow send events/` is taken by a plain `retailflow serve`.
+fn intake_secrets(
+    dev_keys: &std::path::Path,
+) -> anyhow::Result<(
+    IntakeConfig,
+    retailflow_core::checkout::auth::CheckoutAuthConfig,
+)> {
+    let env = |k: &str| std::env::var(k).ok();
+    if env("RETAILFLOW_SHOPIFY_SECRET").is_none() && retailflow::dev_keys::present(dev_keys) {
+        tracing::warn!(
+            dev_keys = %dev_keys.display(),
+            "no RETAILFLOW_SHOPIFY_SECRET: verifying with the dev keys the samples are signed with"
+        );
+        let intake = retailflow::dev_keys::intake_config(dev_keys)?;
+        let checkout = retailflow::dev_keys::local_checkout_auth(dev_keys)?;
+        return Ok((intake, checkout));
+    }
+    let config = retailflow_core::config::intake_config_from_env(env)?;
     if config.shopify.is_none() && config.adobe.is_none() {
         tracing::warn!("no webhook secrets configured: every webhook will be answered 503");
     }
-    let data = Arc::new(DataDir::open(data_dir)?);
-    // A URL left by a killed serve must not send the CLI elsewhere.
-    data.clear_serve_url();
-    let checkout_auth =
-        retailflow_core::checkout::auth::CheckoutAuthConfig::from_env(|k| std::env::var(k).ok())?;
-    if !checkout_auth.accepts_anyone() {
+    let checkout = retailflow_core::checkout::auth::CheckoutAuthConfig::from_env(env)?;
+    if !checkout.accepts_anyone() {
         tracing::warn!(
             "no RETAILFLOW_SHOPIFY_CLIENT_ID with RETAILFLOW_SHOPIFY_SHOPS, and no RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS: every checkout will be answered 401"
         );
     }
-    let mut app = LocalApp::open(config, Some(data.clone())).await?;
+    Ok((config, checkout))
+}
+
+/// The first address `listen` names: `localhost:8080` as well as
+/// `127.0.0.1:8080`.
+pub async fn resolve(listen: &str) -> anyhow::Result<std::net::SocketAddr> {
+    tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| format!("--listen {listen}: not a host:port"))?
+        .next()
+        .with_context(|| format!("--listen {listen}: the name has no address"))
+}
+
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = resolve(listen).await?;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {listen} ({addr})"))
+}
+
+/// Until Ctrl-C or SIGTERM (what `kill`, systemd and containers send).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What the queues' event sources and the template's schedules do on AWS,
+/// on the real clock: a message whose backoff ends is delivered then, and
+/// expired checkout holds go back to stock every minute.
+fn spawn_ticker(app: Arc<LocalApp>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last_sweep = tokio::time::Instant::now();
+        loop {
+            let wait = app
+                .next_delivery()
+                .map(|t| (t - app.clock.now()).to_std().unwrap_or_default())
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
+            tokio::time::sleep(wait.max(Duration::from_millis(20))).await;
+            if app.next_delivery().is_some_and(|t| t <= app.clock.now()) {
+                app.drain().await;
+            }
+            if last_sweep.elapsed() >= Duration::from_secs(60) {
+                last_sweep = tokio::time::Instant::now();
+                app.sweep_holds().await;
+            }
+        }
+    })
+}
+
+pub async fn serve(
+    listen: &str,
+    data_dir: &std::path::Path,
+    dev_keys: &std::path::Path,
+) -> anyhow::Result<()> {
+    let (config, checkout_auth) = intake_secrets(dev_keys)?;
+    let data = Arc::new(DataDir::open(data_dir)?);
+    // A URL left by a killed serve must not send the CLI elsewhere.
+    data.clear_serve_url();
+    // Events arrive over minutes here: holds, replay windows and traces
+    // follow the wall clock.
+    let mut app = LocalApp::open_on(config, Some(data.clone()), Clock::real()).await?;
     app.checkout_auth =
         retailflow_core::checkout::auth::CheckoutAuth::new(checkout_auth, app.store.clone());
     let app = Arc::new(app);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
+    let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     // What the last process accepted and did not finish runs now.
     let resumed = app.drain().await;
+    let ticker = spawn_ticker(app.clone());
     data.set_serve_url(&format!("http://{addr}"))?;
     tracing::info!(
         %addr,
@@ -275,11 +429,10 @@ pub async fn serve(listen: SocketAddr, data_dir: &std::path::Path) -> anyhow::Re
         "retailflow serving"
     );
     let served = axum::serve(listener, router(app))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving");
+    ticker.abort();
     data.clear_serve_url();
     served
 }

@@ -556,6 +556,32 @@ pub fn session_token(secret: &Secret, claims: &serde_json::Value) -> String {
     encode(&Header::new(Algorithm::HS256), claims, &key).unwrap_or_default()
 }
 
+/// `token` signed anew as if issued at `now`, when `secret` signed it: the
+/// same claims, `iat` and `nbf` now, `exp` as long after as it was, and a
+/// fresh `jti`. For sending a recorded request again (`retailflow send`);
+/// `None` for a token the secret did not sign, which goes as it was and is
+/// refused as it would have been.
+pub fn restamped_session_token(secret: &Secret, token: &str, now: DateTime<Utc>) -> Option<String> {
+    use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = HashSet::new();
+    let key = DecodingKey::from_secret(secret.expose().as_bytes());
+    let mut claims = decode::<serde_json::Value>(token, &key, &validation)
+        .ok()?
+        .claims;
+    let iat = claims["iat"].as_i64().unwrap_or_else(|| now.timestamp());
+    let lifetime = claims["exp"].as_i64().map_or(60, |exp| (exp - iat).max(1));
+    let now_s = now.timestamp();
+    claims["iat"] = now_s.into();
+    claims["nbf"] = now_s.into();
+    claims["exp"] = now_s.saturating_add(lifetime).into();
+    claims["jti"] = uuid::Uuid::new_v4().to_string().into();
+    Some(session_token(secret, &claims))
+}
+
 /// The headers a storefront's server sends with `body` at `at`: for
 /// clients, samples and tests.
 pub fn storefront_headers(

@@ -38,7 +38,8 @@ impl LocalApp {
     }
 
     /// Delivers queue messages in batches until every queue is empty,
-    /// jumping the clock over backoff delays. Bounded so it always returns.
+    /// jumping a virtual clock over backoff delays (on the real clock, until
+    /// nothing is visible). Bounded so it always returns.
     pub async fn drain(&self) -> DrainReport {
         self.drain_bounded(None).await
     }
@@ -59,6 +60,9 @@ impl LocalApp {
     /// backoff wait again.
     pub fn save_clock(&self) {
         let Some(data) = &self.data else { return };
+        if self.clock.is_real() {
+            return;
+        }
         let now = serde_json::json!(self.clock.now()).to_string();
         if let Err(e) = data.write(&[("meta/clock".to_string(), Some(now))]) {
             tracing::error!(error = %e, "local state file not written");
@@ -99,6 +103,9 @@ impl LocalApp {
                     .filter_map(Queue::next_visible)
                     .min();
                 match next {
+                    // On the real clock a delay is waited out: whoever
+                    // drains next (serve's ticker) finds the message.
+                    Some(_) if self.clock.is_real() => return report,
                     Some(t) if until.is_some_and(|u| t > u) => return report,
                     Some(t) => {
                         self.clock.advance_to(t);

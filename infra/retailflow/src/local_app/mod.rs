@@ -280,6 +280,15 @@ impl LocalApp {
             .await
     }
 
+    /// When the next queued message becomes visible (now or past if one
+    /// waits already); `None` when every queue is empty.
+    pub fn next_delivery(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        lock(&self.queues)
+            .values()
+            .filter_map(Queue::next_visible)
+            .min()
+    }
+
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         lock(&self.dead_letters).clone()
     }

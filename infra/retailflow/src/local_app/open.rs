@@ -14,6 +14,15 @@ impl LocalApp {
         intake_config: IntakeConfig,
         data: Option<Arc<DataDir>>,
     ) -> std::io::Result<Self> {
+        Self::open_on(intake_config, data, Clock::starting_now()).await
+    }
+
+    /// [`Self::open`] on the given clock: `serve` runs on the real one.
+    pub async fn open_on(
+        intake_config: IntakeConfig,
+        data: Option<Arc<DataDir>>,
+        clock: Clock,
+    ) -> std::io::Result<Self> {
         let rows = match &data {
             Some(d) => d.rows("").map_err(std::io::Error::other)?,
             None => Vec::new(),
@@ -28,7 +37,6 @@ impl LocalApp {
                 .transpose()
                 .map_err(|e| std::io::Error::other(format!("{key}: {e}")))
         };
-        let clock = Clock::starting_now();
         if let Some(t) = saved("meta/clock")? {
             // The virtual clock never goes back: backoffs already waited stay waited.
             if let Ok(t) = serde_json::from_value(t) {

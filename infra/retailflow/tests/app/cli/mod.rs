@@ -1,5 +1,7 @@
 //! The `retailflow` binary as a person uses it: `serve`, `run` and `canonical`.
 
+mod live_serve;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -56,22 +58,42 @@ fn serve() -> Server {
 }
 
 fn serve_on(data_dir: &std::path::Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = cli_in(data_dir)
-        .args(["serve", "--listen", &addr])
-        .env("RETAILFLOW_SHOPIFY_SECRET", "serve-secret")
+    let mut c = cli_in(data_dir);
+    c.env("RETAILFLOW_SHOPIFY_SECRET", "serve-secret")
         .env("RETAILFLOW_SHOPIFY_PREVIOUS_SECRET", "serve-old-secret")
         .env("RETAILFLOW_SHOPIFY_CLIENT_ID", "serve-client-id")
         .env("RETAILFLOW_SHOPIFY_SHOPS", "acme.myshopify.com")
         .env(
             "RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS",
             r#"{"web-eu":"serve-storefront-secret"}"#,
-        )
+        );
+    start_server(c, data_dir)
+}
+
+/// `serve` as a newcomer starts it: from the repository root with no
+/// secrets set, so it verifies with the dev keys the samples are signed with.
+fn serve_from_repo(data_dir: &std::path::Path) -> Server {
+    let mut c = cli_in(data_dir);
+    c.current_dir(repo());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RETAILFLOW_") && k != "RETAILFLOW_DATA_DIR" {
+            c.env_remove(k);
+        }
+    }
+    start_server(c, data_dir)
+}
+
+/// `c` (the binary on `data_dir`) serving on a free loopback port, once it
+/// accepts connections.
+fn start_server(mut c: Command, data_dir: &std::path::Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = c
+        .args(["serve", "--listen", &addr])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
