@@ -27,6 +27,10 @@ s shopify customers/create 3f1c0a5e-0001-4d7e-9a51-000000000008 shopify-orders-u
 "$rf" sample-event --source pos --topic pos/returns --shop store-042 --at "$at" "$p/pos/return-store-042.json" > events/12-pos-return.json
 s adobe observer.sales_order_save_after unused adobe-order-configurable.json 11-adobe-order-configurable.json
 s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000010 shopify-refunds-create-full-with-shipping.json 13-shopify-refunds-create-full-with-shipping.json
+# A refund over what is left of #2187 (after 13's full refund): taken, then
+# held for review. In a folder of its own so `run events/` stays clean.
+mkdir -p events/review
+s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000011 invalid/shopify-refunds-create-over-total.json review/15-shopify-refunds-create-over-total.json
 mkdir -p events/sqs
 for q in erp-post loyalty-accrual stock-commit; do
   "$rf" sample-sqs-event --queue "$q" --shop "$shop" "$p/shopify-orders-create-discount-code.json" > "events/sqs/$q-order-placed.json"

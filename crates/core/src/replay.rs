@@ -49,6 +49,17 @@ pub fn attempt_of(body: &str, receive_count: u32) -> u32 {
     }
 }
 
+/// What a step's reason says when it gives a message up for a person to
+/// decide (a refund over the order's total, an ERP that would not cancel):
+/// such a dead letter is held for review, and re-driving it as it is fails
+/// again.
+pub const NEEDS_REVIEW: &str = "needs review";
+
+/// Whether a dead letter's reason holds it for review ([`NEEDS_REVIEW`]).
+pub fn held_for_review(reason: Option<&str>) -> bool {
+    reason.is_some_and(|r| r.contains(NEEDS_REVIEW))
+}
+
 /// A dead letter as an operator sees it (the body is kept for re-driving,
 /// never printed: it can hold personal data).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +134,11 @@ pub struct RedriveReport {
     pub redriven: Vec<DeadLetterView>,
     /// Left on the DLQ (not matching).
     pub left: usize,
+    /// Re-driven and back on the DLQ already, with the new reason: where
+    /// the queues are drained before answering (the local app). On AWS the
+    /// steps run later; `replay list` shows what died again.
+    #[serde(default)]
+    pub failed_again: Vec<DeadLetterView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,12 +7,17 @@
 //! return and the cancellation have their own saga item, found through the
 //! order's refund ledger. Shipments are keyed by the ERP's shipment id and
 //! are not listed here (their `FulfillmentShipped` events carry the order).
+//!
+//! What the saga store cannot show, [`with_stuck`] adds: the order's dead
+//! letters (held for review or not) and its quarantined deliveries, so a
+//! refund refused before its ledger took it is on the order's trace too.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::ports::{StateStore, StoreError};
+use crate::ports::{QuarantinedDelivery, StateStore, StoreError};
 use crate::refund_ledger::CANCELLATION_ID;
+use crate::replay::{held_for_review, DeadLetterView};
 use crate::saga::{SagaRecord, StepStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -42,6 +47,151 @@ pub struct OrderTrace {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// Steps not completed (in progress, or claimed and given back).
     pub open_steps: Vec<String>,
+    /// What of the order waits for a person (see [`with_stuck`]).
+    #[serde(default)]
+    pub stuck: Vec<StuckItem>,
+    /// Every step done and nothing stuck.
+    #[serde(default)]
+    pub complete: bool,
+}
+
+/// Part of an order's story that is not moving on by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StuckItem {
+    pub kind: StuckKind,
+    /// What is stuck: the event and the queue it died on, or the delivery.
+    pub subject: String,
+    pub reason: String,
+    /// The dead letter's or quarantined delivery's id (`replay redrive --id`).
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StuckKind {
+    /// On a dead-letter queue for a person to decide: re-driving it as it
+    /// is fails again.
+    HeldForReview,
+    /// On a dead-letter queue after its retries: fix the cause, re-drive.
+    DeadLettered,
+    /// A delivery refused and kept: the platform's data needs fixing.
+    Quarantined,
+}
+
+impl StuckKind {
+    fn label(self) -> &'static str {
+        match self {
+            StuckKind::HeldForReview => "held for review",
+            StuckKind::DeadLettered => "dead-lettered",
+            StuckKind::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// The trace with what of the order is dead-lettered (held for review or
+/// not) or quarantined; `complete` only if nothing is.
+pub fn with_stuck(
+    mut t: OrderTrace,
+    letters: &[DeadLetterView],
+    quarantined: &[QuarantinedDelivery],
+) -> OrderTrace {
+    for d in letters
+        .iter()
+        .filter(|d| d.correlation_id.as_deref() == Some(t.order_key.as_str()))
+    {
+        let kind = if held_for_review(d.reason.as_deref()) {
+            StuckKind::HeldForReview
+        } else {
+            StuckKind::DeadLettered
+        };
+        t.stuck.push(StuckItem {
+            kind,
+            subject: format!(
+                "{} on {}",
+                d.event_type.as_deref().unwrap_or("a message"),
+                d.queue
+            ),
+            reason: d
+                .reason
+                .clone()
+                .unwrap_or_else(|| "received too many times without an answer".into()),
+            id: d.id.clone(),
+        });
+    }
+    for q in quarantined
+        .iter()
+        .filter(|q| quarantined_order_key(q).as_deref() == Some(t.order_key.as_str()))
+    {
+        t.stuck.push(StuckItem {
+            kind: StuckKind::Quarantined,
+            subject: format!(
+                "{} delivery {}",
+                q.topic.as_deref().unwrap_or("a"),
+                q.delivery_id.as_deref().unwrap_or("(no id)")
+            ),
+            reason: q.reason.clone(),
+            id: q.id.to_string(),
+        });
+    }
+    t.complete = t.open_steps.is_empty() && t.stuck.is_empty();
+    t
+}
+
+/// The trace of an order the saga store does not know but whose delivery
+/// was quarantined or whose message died: what support needs when a
+/// customer asks about an order that never got in. `None` if nothing is.
+pub fn only_stuck(
+    order_key: &str,
+    letters: &[DeadLetterView],
+    quarantined: &[QuarantinedDelivery],
+) -> Option<OrderTrace> {
+    let empty = OrderTrace {
+        order_key: order_key.to_string(),
+        started_at: None,
+        updated_at: None,
+        events: Vec::new(),
+        steps: Vec::new(),
+        refunds: Vec::new(),
+        cancelled_at: None,
+        open_steps: Vec::new(),
+        stuck: Vec::new(),
+        complete: false,
+    };
+    let t = with_stuck(empty, letters, quarantined);
+    (!t.stuck.is_empty()).then_some(t)
+}
+
+/// The order a quarantined Shopify or till delivery was about, read from
+/// its body (Adobe's bodies name the order only once mapped).
+fn quarantined_order_key(q: &QuarantinedDelivery) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_slice(&q.body).ok()?;
+    let id_text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match q.source.as_str() {
+        "shopify" => {
+            let shop = q.shop.as_deref()?;
+            let topic = q.topic.as_deref()?;
+            let id = if topic.starts_with("orders/") {
+                id_text(&body["id"])?
+            } else {
+                id_text(&body["order_id"])?
+            };
+            Some(format!("shopify:{shop}:order:{id}"))
+        }
+        "point_of_sale" => {
+            let o = &body["order"];
+            Some(format!(
+                "{}:{}:order:{}",
+                o["platform"].as_str()?,
+                o["shop"].as_str()?,
+                id_text(&o["order_id"])?
+            ))
+        }
+        _ => None,
+    }
 }
 
 fn steps_of(record: &SagaRecord) -> Vec<TracedStep> {
@@ -109,7 +259,7 @@ pub async fn trace_order(
                 &b.step,
             ))
     });
-    let open_steps = steps
+    let open_steps: Vec<String> = steps
         .iter()
         .filter(|s| s.status != StepStatus::Completed)
         .map(|s| format!("{} {}", s.saga_key, s.step))
@@ -122,7 +272,9 @@ pub async fn trace_order(
         steps,
         refunds,
         cancelled_at: order.refund_ledger.cancelled_at,
+        complete: open_steps.is_empty(),
         open_steps,
+        stuck: Vec::new(),
     }))
 }
 
@@ -175,10 +327,22 @@ pub fn render(t: &OrderTrace) -> String {
     if let Some(at) = t.cancelled_at {
         out.push_str(&format!("  cancelled at {}\n", at.to_rfc3339()));
     }
-    if t.open_steps.is_empty() {
+    for item in &t.stuck {
+        out.push_str(&format!(
+            "  {}: {}: {} (id {})\n",
+            item.kind.label(),
+            item.subject,
+            item.reason,
+            item.id
+        ));
+    }
+    if !t.open_steps.is_empty() {
+        out.push_str(&format!("  not done: {}\n", t.open_steps.join(", ")));
+    }
+    if t.complete {
         out.push_str("  every recorded step is done\n");
     } else {
-        out.push_str(&format!("  not done: {}\n", t.open_steps.join(", ")));
+        out.push_str("  NOT DONE: the order waits on what is listed above\n");
     }
     out
 }

@@ -627,8 +627,9 @@ pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `retailflow trace`: an order's trace from a deployed state table.
-pub async fn trace(table: &str, key: &str, json: bool) -> anyhow::Result<()> {
+/// `retailflow trace`: an order's trace from a deployed state table
+/// (its steps; the dead-letter queues are not read there yet).
+pub async fn trace(table: &str, key: &str, json: bool) -> anyhow::Result<bool> {
     let store = retailflow::stack::state_store(table).await;
     let Some(t) = retailflow_core::trace::trace_order(&store, key).await? else {
         bail!("{table} has no saga for {key}");
@@ -638,5 +639,5 @@ pub async fn trace(table: &str, key: &str, json: bool) -> anyhow::Result<()> {
     } else {
         print!("{}", retailflow_core::trace::render(&t));
     }
-    Ok(())
+    Ok(t.complete)
 }

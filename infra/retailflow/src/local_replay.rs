@@ -21,8 +21,16 @@ fn view(d: &crate::runtime::DeadLetter) -> DeadLetterView {
     )
 }
 
+/// The local app's dead-letter queues, beside the queues their letters go
+/// back to: what `replay` re-drives and reconciliation reports.
+pub struct LocalDeadLetters {
+    pub(crate) queues: crate::runtime::Queues,
+    pub(crate) dead_letters: std::sync::Arc<std::sync::Mutex<Vec<crate::runtime::DeadLetter>>>,
+    pub(crate) clock: crate::runtime::Clock,
+}
+
 #[async_trait]
-impl DeadLetters for LocalApp {
+impl DeadLetters for LocalDeadLetters {
     async fn list(&self, max: usize) -> Result<Vec<DeadLetterView>, ReplayError> {
         Ok(lock(&self.dead_letters)
             .iter()
@@ -72,7 +80,30 @@ impl DeadLetters for LocalApp {
     }
 }
 
+#[async_trait]
+impl DeadLetters for LocalApp {
+    async fn list(&self, max: usize) -> Result<Vec<DeadLetterView>, ReplayError> {
+        self.dead_letter_queues().list(max).await
+    }
+
+    async fn redrive(
+        &self,
+        filter: &DeadLetterFilter,
+        max: usize,
+    ) -> Result<RedriveReport, ReplayError> {
+        self.dead_letter_queues().redrive(filter, max).await
+    }
+}
+
 impl LocalApp {
+    pub fn dead_letter_queues(&self) -> LocalDeadLetters {
+        LocalDeadLetters {
+            queues: self.queues.clone(),
+            dead_letters: self.dead_letters.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
     /// Replays the events published in `window` that the rule takes, from
     /// the bus's archive onto the rule's queue. Returns how many.
     pub async fn replay_window(

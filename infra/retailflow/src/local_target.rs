@@ -75,8 +75,9 @@ pub(crate) async fn serves(url: &str, dir: &Path) -> bool {
     v["data_dir"].as_str().map(std::path::PathBuf::from) == Some(want)
 }
 
-/// `retailflow trace KEY` on a local app.
-pub async fn trace(url: &str, key: &str, json: bool) -> anyhow::Result<()> {
+/// `retailflow trace KEY` on a local app: `Ok(false)` when something of
+/// the order is not done (a step open, a dead letter, a quarantined delivery).
+pub async fn trace(url: &str, key: &str, json: bool) -> anyhow::Result<bool> {
     let endpoint = format!(
         "{}/local/trace/{}",
         url.trim_end_matches('/'),
@@ -100,7 +101,7 @@ pub async fn trace(url: &str, key: &str, json: bool) -> anyhow::Result<()> {
     } else {
         print!("{}", retailflow_core::trace::render(&t));
     }
-    Ok(())
+    Ok(t.complete)
 }
 
 /// A key as one path segment (order keys hold `:` and may hold `/`).

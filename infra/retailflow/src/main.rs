@@ -483,16 +483,17 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             json,
             key,
         } => {
+            // Exit 2 when something of the order is not done.
             let table = match (local, table, stack) {
-                (Some(url), _, _) => return local_target::trace(&url, &key, json).await,
+                (Some(url), _, _) => return all_done(local_target::trace(&url, &key, json).await?),
                 (None, Some(t), _) => t,
                 (None, None, Some(s)) => stack_of(&s).await?.state_table()?.to_string(),
                 (None, None, None) => {
                     let target = local_target::local_target(&data_dir).await?;
-                    return local_target::trace(&target.url, &key, json).await;
+                    return all_done(local_target::trace(&target.url, &key, json).await?);
                 }
             };
-            commands::trace(&table, &key, json).await
+            all_done(commands::trace(&table, &key, json).await?)
         }
         Command::Reconcile {
             local,
@@ -544,7 +545,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                 }
                 false => None,
             };
-            replay_cli::replay(target, action).await
+            all_done(replay_cli::replay(target, action).await?)
         }
         Command::BenchOrders {
             orders,

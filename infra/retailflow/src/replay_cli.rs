@@ -153,7 +153,23 @@ fn print_redrive(r: &RedriveReport, json: bool) -> anyhow::Result<()> {
             d.correlation_id.as_deref().unwrap_or("-")
         );
     }
-    println!("{} re-driven, {} left on the DLQ", r.redriven.len(), r.left);
+    for d in &r.failed_again {
+        println!(
+            "FAILED AGAIN on {}: {} {}: {}",
+            d.queue,
+            d.id,
+            d.correlation_id.as_deref().unwrap_or("-"),
+            d.reason
+                .as_deref()
+                .unwrap_or("moved after too many receives")
+        );
+    }
+    println!(
+        "{} re-driven, {} failed again, {} left on the DLQ",
+        r.redriven.len(),
+        r.failed_again.len(),
+        r.left
+    );
     Ok(())
 }
 
@@ -196,7 +212,8 @@ async fn sqs_dead_letters(
     )
 }
 
-pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<()> {
+/// `Ok(false)` when a re-driven letter failed again.
+pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<bool> {
     let json = target.json;
     match action {
         ReplayAction::List { max } => {
@@ -210,7 +227,8 @@ pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<()> 
                 }
                 None => sqs_dead_letters(&target).await?.list(max).await?,
             };
-            print_letters(&letters, json)
+            print_letters(&letters, json)?;
+            Ok(true)
         }
         ReplayAction::Redrive {
             id,
@@ -249,7 +267,8 @@ pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<()> 
                         .await?
                 }
             };
-            print_redrive(&report, json)
+            print_redrive(&report, json)?;
+            Ok(report.failed_again.is_empty())
         }
         ReplayAction::Window {
             rule,
@@ -272,7 +291,7 @@ pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<()> 
                     println!("{replay} started: the window's events go again to {rule} (aws events describe-replay to follow it)");
                 }
             }
-            Ok(())
+            Ok(true)
         }
     }
 }

@@ -187,10 +187,25 @@ async fn trace(
     State(app): State<Arc<LocalApp>>,
     axum::extract::Path(key): axum::extract::Path<String>,
 ) -> axum::response::Response {
-    match retailflow_core::trace::trace_order(app.store.as_ref(), &key).await {
-        Ok(Some(t)) => axum::Json(t).into_response(),
-        Ok(None) => refuse(StatusCode::NOT_FOUND, format!("no saga for {key}")),
-        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+    use retailflow_core::ports::dead_letters::DeadLetters;
+    use retailflow_core::trace::{only_stuck, trace_order, with_stuck};
+    let found = match trace_order(app.store.as_ref(), &key).await {
+        Ok(found) => found,
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+    };
+    // What the saga store cannot show: the dead letters and the quarantine.
+    let letters = match app.list(usize::MAX).await {
+        Ok(l) => l,
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+    };
+    let quarantined = app.store.quarantined();
+    let trace = match found {
+        Some(t) => Some(with_stuck(t, &letters, &quarantined)),
+        None => only_stuck(&key, &letters, &quarantined),
+    };
+    match trace {
+        Some(t) => axum::Json(t).into_response(),
+        None => refuse(StatusCode::NOT_FOUND, format!("no saga for {key}")),
     }
 }
 
@@ -243,7 +258,7 @@ fn not_json(e: serde_json::Error) -> axum::response::Response {
 /// queues are drained before answering.
 async fn redrive(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::response::Response {
     use retailflow_core::ports::dead_letters::DeadLetters;
-    use retailflow_core::replay::DeadLetterFilter;
+    use retailflow_core::replay::{DeadLetterFilter, DeadLetterView};
     let v = match json_body(&body) {
         Ok(v) => v,
         Err(e) => return not_json(e),
@@ -253,9 +268,26 @@ async fn redrive(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respons
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("not a filter: {e}")),
     };
     let max = v["max"].as_u64().map_or(usize::MAX, |m| m as usize);
+    let before: std::collections::BTreeSet<String> = match app.list(usize::MAX).await {
+        Ok(l) => l.into_iter().map(|d| d.id).collect(),
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+    };
     match app.redrive(&filter, max).await {
-        Ok(report) => {
+        Ok(mut report) => {
             app.drain().await;
+            // A letter that died again comes back with a new id, for the
+            // same message (queue, order and event type).
+            let same = |a: &DeadLetterView, b: &DeadLetterView| {
+                (&a.queue, &a.correlation_id, &a.event_type)
+                    == (&b.queue, &b.correlation_id, &b.event_type)
+            };
+            if let Ok(now) = app.list(usize::MAX).await {
+                report.failed_again = now
+                    .into_iter()
+                    .filter(|d| !before.contains(&d.id))
+                    .filter(|d| report.redriven.iter().any(|r| same(r, d)))
+                    .collect();
+            }
             axum::Json(report).into_response()
         }
         Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),

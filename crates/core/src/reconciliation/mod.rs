@@ -96,6 +96,13 @@ pub enum DiscrepancyKind {
     /// A step not done within its SLA (re-driven, or raised when re-driven
     /// too often).
     StuckStep,
+    /// A message on a step's dead-letter queue: its retries ran out; fix
+    /// the cause and re-drive it.
+    DeadLettered,
+    /// A message a step gave up for a person to decide (a refund over the
+    /// order's total, an ERP that would not cancel): re-driving it as it is
+    /// fails again.
+    HeldForReview,
 }
 
 impl DiscrepancyKind {
@@ -106,6 +113,8 @@ impl DiscrepancyKind {
             DiscrepancyKind::AmountMismatch => "amount_mismatch",
             DiscrepancyKind::RoundingVariance => "rounding_variance",
             DiscrepancyKind::StuckStep => "stuck_step",
+            DiscrepancyKind::DeadLettered => "dead_lettered",
+            DiscrepancyKind::HeldForReview => "held_for_review",
         }
     }
 }

@@ -14,6 +14,7 @@ use super::{
     Discrepancy, DiscrepancyFound, DiscrepancyKind, ReconciliationCompleted, ReconciliationConfig,
     ReconciliationReport, LATEST_CURSOR, RESUME_CURSOR, SOURCE,
 };
+use crate::ports::dead_letters::DeadLetters;
 use crate::ports::erp::{ErpConnector, ErpDocumentKind};
 use crate::ports::loyalty::LoyaltyConnector;
 use crate::ports::{
@@ -155,6 +156,9 @@ pub struct Reconciliation {
     loyalty: Option<Guarded<dyn LoyaltyConnector>>,
     config: ReconciliationConfig,
     clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// The steps' dead-letter queues, when the run may read them: what
+    /// waits there is reported at the end of every run.
+    dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
 impl Reconciliation {
@@ -175,7 +179,59 @@ impl Reconciliation {
             loyalty,
             config,
             clock,
+            dead_letters: None,
         }
+    }
+
+    /// Reports what waits on these dead-letter queues at the end of every
+    /// run, as `dead_lettered` or `held_for_review`.
+    pub fn with_dead_letters(mut self, dead_letters: Arc<dyn DeadLetters>) -> Self {
+        self.dead_letters = Some(dead_letters);
+        self
+    }
+
+    /// What waits on the dead-letter queues, as findings. A queue that
+    /// cannot be read is named in `unchecked`; the run still finishes.
+    async fn dead_letter_findings(&self, report: &mut ReconciliationReport) -> Vec<Discrepancy> {
+        let Some(queues) = &self.dead_letters else {
+            return Vec::new();
+        };
+        let letters = match queues.list(MAX_REPORTED).await {
+            Ok(l) => l,
+            Err(e) => {
+                report
+                    .unchecked
+                    .push(format!("dead-letter queues not read: {e}"));
+                return Vec::new();
+            }
+        };
+        count(report, "dead_letters", 1);
+        letters
+            .into_iter()
+            .map(|d| {
+                let kind = if crate::replay::held_for_review(d.reason.as_deref()) {
+                    DiscrepancyKind::HeldForReview
+                } else {
+                    DiscrepancyKind::DeadLettered
+                };
+                Discrepancy {
+                    kind,
+                    system: "retailflow".into(),
+                    order_key: d.correlation_id.clone().unwrap_or_default(),
+                    subject: format!(
+                        "{} on {}",
+                        d.event_type.as_deref().unwrap_or("a message"),
+                        d.queue
+                    ),
+                    external_id: None,
+                    expected: None,
+                    found: Some(format!("dead letter {}", d.id)),
+                    detail: d
+                        .reason
+                        .unwrap_or_else(|| "received too many times without an answer".into()),
+                }
+            })
+            .collect()
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -325,6 +381,8 @@ impl Reconciliation {
         &self,
         mut report: ReconciliationReport,
     ) -> Result<ReconciliationReport, ReconciliationError> {
+        let stuck = self.dead_letter_findings(&mut report).await;
+        self.report_found(&mut report, stuck).await?;
         report.complete = true;
         report.paused_because = None;
         report.finished_at = Some(self.now());

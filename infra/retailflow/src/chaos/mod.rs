@@ -17,6 +17,7 @@ use std::time::Instant;
 use retailflow_core::intake::{WebhookRequest, WebhookRoute};
 use retailflow_core::ports::dead_letters::DeadLetters;
 use retailflow_core::ports::stock::StockReservations;
+use retailflow_core::reconciliation::DiscrepancyKind;
 use retailflow_core::replay::DeadLetterFilter;
 use serde::Serialize;
 use simulators::{Fault, FaultKind, System};
@@ -670,16 +671,24 @@ pub async fn run_keeping_app(
         .advance_to(app.clock.now() + chrono::Duration::hours(7));
     let window = (window_start, app.clock.now() + chrono::Duration::hours(1));
     let first = app.reconcile_window(window).await?;
-    report.reconciliation_found = first.discrepancies.len() as u64;
-    report.reconciliation_redriven = first.redriven;
-    let found: std::collections::BTreeSet<String> = first
+    // Dead letters are findings too; they are accounted for below (why
+    // each died, then re-driven), so drift is judged on the rest.
+    let drift: Vec<_> = first
         .discrepancies
         .iter()
-        .map(|d| d.order_key.clone())
+        .filter(|d| {
+            !matches!(
+                d.kind,
+                DiscrepancyKind::DeadLettered | DiscrepancyKind::HeldForReview
+            )
+        })
         .collect();
+    report.reconciliation_found = drift.len() as u64;
+    report.reconciliation_redriven = first.redriven;
+    let found: std::collections::BTreeSet<String> =
+        drift.iter().map(|d| d.order_key.clone()).collect();
     let missed = injected.difference(&found).count();
-    let unexplained: Vec<_> = first
-        .discrepancies
+    let unexplained: Vec<_> = drift
         .iter()
         .filter(|d| !injected.contains(&d.order_key))
         .collect();

@@ -274,6 +274,7 @@ impl LocalApp {
             retailflow_core::idempotency::LeasePolicy::default(),
         );
         let recon_clock = clock.clone();
+        let dead_letters = Arc::new(Mutex::new(dead_letters));
         let archive = Arc::new(LocalArchive { bus: bus.clone() });
         let reconciliation = Reconciliation::new(
             store.clone(),
@@ -290,7 +291,12 @@ impl LocalApp {
             }),
             ReconciliationConfig::default(),
             Arc::new(move || recon_clock.now()),
-        );
+        )
+        .with_dead_letters(Arc::new(crate::local_replay::LocalDeadLetters {
+            queues: queues.clone(),
+            dead_letters: dead_letters.clone(),
+            clock: clock.clone(),
+        }));
         Ok(LocalApp {
             budgets,
             reconciliation,
@@ -325,7 +331,7 @@ impl LocalApp {
             bus,
             claims,
             queues,
-            dead_letters: Arc::new(Mutex::new(dead_letters)),
+            dead_letters,
             clock,
             data,
             sims,

@@ -1,5 +1,6 @@
 //! The `retailflow` binary as a person uses it: `serve`, `run` and `canonical`.
 
+mod held_for_review;
 mod live_serve;
 
 use std::io::{BufRead, BufReader, Read, Write};

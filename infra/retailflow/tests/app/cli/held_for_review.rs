@@ -1,0 +1,78 @@
+//! A refund over the order's total, as an operator follows it: `run` says
+//! it is dead-lettered, `trace` lists it as held for review, `reconcile`
+//! reports it as its own kind, and re-driving it says it failed again.
+//! Each exits 2: something of the order is not done.
+
+use super::*;
+
+const ORDER_2187: &str = "shopify:acme-outdoor.myshopify.com:order:5872318847291";
+
+fn in_repo(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = cli_in(dir).current_dir(repo()).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code(), text)
+}
+
+#[test]
+fn an_over_refund_is_held_for_review_in_trace_reconcile_and_redrive() {
+    let dir = fresh_dir();
+    let (code, text) = in_repo(&dir, &["run", "events/", "events/review/"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("DLQ return-reversal"), "{text}");
+
+    let (code, text) = in_repo(&dir, &["trace", ORDER_2187]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("held for review"), "{text}");
+    assert!(text.contains("refund 1023847570001"), "{text}");
+    assert!(text.contains("over its total"), "{text}");
+    assert!(!text.contains("every recorded step is done"), "{text}");
+    let (_, json) = in_repo(&dir, &["trace", "--json", ORDER_2187]);
+    let trace: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(trace["complete"], false, "{trace}");
+    assert_eq!(trace["stuck"][0]["kind"], "held_for_review", "{trace}");
+    // The order that is whole still traces clean, exit 0.
+    let (code, text) = in_repo(
+        &dir,
+        &[
+            "trace",
+            "shopify:acme-outdoor.myshopify.com:order:5872301948123",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("every recorded step is done"), "{text}");
+
+    let (code, text) = in_repo(&dir, &["reconcile", "--hours", "2", "--json"]);
+    assert_eq!(code, Some(2), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["counts"]["held_for_review"], 1, "{report}");
+    assert_eq!(
+        report["discrepancies"][0]["order_key"], ORDER_2187,
+        "{report}"
+    );
+
+    let (code, text) = in_repo(&dir, &["replay", "redrive", "--reason", "over its total"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("1 re-driven, 1 failed again"), "{text}");
+    let (_, text) = in_repo(&dir, &["replay", "list"]);
+    assert!(text.contains("1 dead letter(s)"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_quarantined_delivery_shows_on_its_orders_trace() {
+    let dir = fresh_dir();
+    let (code, text) = in_repo(&dir, &["run", "events/"]);
+    assert_eq!(code, Some(0), "{text}");
+    // 06 is #1042's body with a total that does not add up: quarantined.
+    let (code, text) = in_repo(
+        &dir,
+        &[
+            "trace",
+            "shopify:acme-outdoor.myshopify.com:order:5872301948999",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("quarantined"), "{text}");
+    assert!(text.contains("totals do not reconcile"), "{text}");
+}
