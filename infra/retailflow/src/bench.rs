@@ -68,11 +68,14 @@ pub async fn bench_checkout(iterations: usize, lines: usize) -> anyhow::Result<(
         run(&checkout, &cart, &format!("warm-{i}"), now).await?;
     }
     let started = Instant::now();
+    let progress = retailflow::progress::bar(iterations as u64, "checkouts");
     for i in 0..iterations {
         let t = Instant::now();
         run(&checkout, &cart, &format!("bench-{i}"), now).await?;
         samples.push(t.elapsed());
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     let total = started.elapsed();
     samples.sort();
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];

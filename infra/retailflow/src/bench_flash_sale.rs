@@ -180,8 +180,10 @@ pub async fn run(sale: &FlashSale) -> anyhow::Result<SaleFigures> {
         units_held: vec![0; skus.len()],
         ..SaleFigures::default()
     };
+    let progress = crate::progress::bar(sale.shoppers as u64, "shoppers");
     for t in tasks {
         let (answer, took) = t.await?;
+        progress.inc(1);
         f.latencies.push(took);
         match answer {
             CheckoutResponse::Accepted { lines, .. } => {
@@ -209,6 +211,7 @@ pub async fn run(sale: &FlashSale) -> anyhow::Result<SaleFigures> {
             }
         }
     }
+    progress.finish_and_clear();
     f.latencies.sort();
     let counts = contention.counts();
     f.conflicts = counts.conflicts.load(Ordering::Relaxed);

@@ -60,7 +60,9 @@ pub async fn bench_orders(orders: usize, seed: u64, dev_keys: &Path) -> anyhow::
     let (writes0, events0) = (app.store.writes(), app.bus.recorded.published().len());
     let (cpu0, wall0) = (cpu_time(), Instant::now());
     let (mut webhooks, mut checkouts, mut refused, mut steps) = (0usize, 0usize, 0usize, 0usize);
+    let progress = retailflow::progress::bar(wl.deliveries.len() as u64, "orders");
     for (n, deliveries) in wl.deliveries.iter().enumerate() {
+        progress.inc(1);
         for d in deliveries {
             match d {
                 Delivery::Checkout { request, .. } => {
@@ -96,6 +98,7 @@ pub async fn bench_orders(orders: usize, seed: u64, dev_keys: &Path) -> anyhow::
             steps += app.drain().await.deliveries;
         }
     }
+    progress.finish_and_clear();
     steps += app.drain().await.deliveries;
     let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
     let http: usize = [

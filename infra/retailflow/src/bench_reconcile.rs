@@ -77,7 +77,9 @@ pub async fn bench_reconcile(orders: usize) -> anyhow::Result<()> {
     // window is from the first order to the end.
     let first = app.clock.now();
     let mut refunds = 0;
+    let progress = retailflow::progress::bar(orders as u64, "orders");
     for i in 0..orders {
+        progress.inc(1);
         let id = 9_000_000_000_000u64 + i as u64;
         let mut o = order.clone();
         o["id"] = id.into();
@@ -105,6 +107,7 @@ pub async fn bench_reconcile(orders: usize) -> anyhow::Result<()> {
             app.drain().await;
         }
     }
+    progress.finish_and_clear();
     let drained = app.drain().await;
     ensure!(
         app.dead_letters().is_empty(),

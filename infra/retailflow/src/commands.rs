@@ -180,6 +180,8 @@ pub async fn run(
     // what it leaves stays for `trace`, `replay` and `reconcile`.
     let data = std::sync::Arc::new(DataDir::open_empty(data_dir)?);
     let mut app = LocalApp::open(intake, Some(data)).await?;
+    // The steps' times in the order they ran, not all at one instant.
+    app.batch_tick = std::time::Duration::from_millis(10);
     app.checkout_auth =
         retailflow_core::checkout::auth::CheckoutAuth::new(checkout_auth, app.store.clone());
     let mut report = retailflow::local_app::DrainReport::default();
@@ -192,6 +194,9 @@ pub async fn run(
     let mut fed = Vec::new();
     for (name, event) in events {
         fed.push(name.clone());
+        // A second between deliveries, as a platform's would come.
+        app.clock
+            .advance_to(app.clock.now() + chrono::Duration::seconds(1));
         // A schedule tick sees what the files before it did, as on AWS
         // minutes later: the queues are drained first.
         if event["detail-type"].as_str()
@@ -231,14 +236,23 @@ pub async fn run(
             println!("{}", render(t));
         }
         let q = app.store.quarantined();
+        use crate::reconcile::plural;
         println!(
-            "{} order(s), {} complete; {} queue deliveries, {} retried; {} quarantined delivery(ies); {} dead letter(s)",
-            timelines.len(),
+            "{}, {} complete; {}, {} retried; {}; {}",
+            plural(timelines.len() as u64, "order", "orders"),
             timelines.iter().filter(|t| t.complete).count(),
-            report.deliveries,
+            plural(
+                report.deliveries as u64,
+                "queue delivery",
+                "queue deliveries"
+            ),
             report.retries,
-            q.len(),
-            dead.len()
+            plural(
+                q.len() as u64,
+                "quarantined delivery",
+                "quarantined deliveries"
+            ),
+            plural(dead.len() as u64, "dead letter", "dead letters")
         );
         for d in &dead {
             println!("  DLQ {}: {}", d.queue, d.reason);
@@ -247,9 +261,17 @@ pub async fn run(
     let (on_purpose, not_taken) = expected.judge(&fed, &refusals);
     if !json {
         print_refusals(&on_purpose, &not_taken, &refusals);
+        let first = timelines
+            .iter()
+            .find(|t| !t.complete)
+            .or(timelines.first())
+            .map_or("<order key>".to_string(), |t| t.correlation_id.clone());
+        println!("state kept in {}; next:", data_dir.display());
+        println!("  {}", next_command(data_dir, &format!("trace {first}")));
         println!(
-            "state kept in {}: `retailflow trace <order key>`, `retailflow replay list`, `retailflow reconcile`",
-            data_dir.display()
+            "  {}   ·   {}",
+            next_command(data_dir, "replay list"),
+            next_command(data_dir, "reconcile")
         );
         // What the same run costs on AWS, counted on the in-process adapters.
         println!(
@@ -262,6 +284,28 @@ pub async fn run(
         && dead.is_empty()
         && !report.gave_up
         && not_taken.is_empty())
+}
+
+/// A command to paste after this one: with the data directory it used,
+/// unless that is the default.
+pub(crate) fn next_command(data_dir: &Path, args: &str) -> String {
+    if data_dir == Path::new(retailflow::data_dir::DEFAULT_DATA_DIR) {
+        return format!("retailflow {args}");
+    }
+    format!("retailflow {args} --data-dir {}", shell_quoted(data_dir))
+}
+
+/// `p` as one shell word.
+fn shell_quoted(p: &Path) -> String {
+    let s = p.display().to_string();
+    let plain = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,".contains(&b));
+    if plain && !s.is_empty() {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// What `run` and `send` say of the refusals: those the samples are there
@@ -420,9 +464,43 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// What a payload looks like, from its fields, when it did not map as the
+/// source given: a person who picked the wrong `--source` hears which one.
+fn looks_like(body: &str) -> Option<&'static str> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    if v.get("specversion").is_some() || v["data"]["value"].is_object() || v.get("event").is_some()
+    {
+        Some("an Adobe Commerce event: try --source adobe --topic observer.sales_order_save_after")
+    } else if v.get("return_id").is_some() && v.get("store_id").is_some() {
+        Some("a till's return: try --source pos --topic pos/returns --shop <store id>")
+    } else if v.get("line_items").is_some() || v.get("refund_line_items").is_some() {
+        Some("a Shopify webhook: try --source shopify --topic orders/create (or refunds/create, orders/cancelled)")
+    } else {
+        None
+    }
+}
+
 pub fn canonical(source: Source, topic: &str, shop: &str, file: &Path) -> anyhow::Result<()> {
     let body = read(file)?;
-    let (platform, event): (&str, CanonicalEvent) = match source {
+    let mapped = map_as(source, topic, shop, &body).map_err(|e| match looks_like(&body) {
+        Some(hint) => e.context(format!(
+            "{} does not map as given; it looks like {hint}",
+            file.display()
+        )),
+        None => e.context(format!("{} does not map", file.display())),
+    });
+    let (platform, event) = mapped?;
+    canonical_out(platform, shop, topic, &body, event)
+}
+
+/// The payload mapped as `source` says it is.
+fn map_as(
+    source: Source,
+    topic: &str,
+    shop: &str,
+    body: &str,
+) -> anyhow::Result<(&'static str, CanonicalEvent)> {
+    Ok(match source {
         Source::Shopify => {
             let t = shopify::ShopifyTopic::parse(topic)
                 .with_context(|| format!("retailflow does not map Shopify topic {topic:?}"))?;
@@ -436,7 +514,16 @@ pub fn canonical(source: Source, topic: &str, shop: &str, file: &Path) -> anyhow
             }
             ("adobe_commerce", adobe::map(shop, &delivery)?)
         }
-    };
+    })
+}
+
+fn canonical_out(
+    platform: &str,
+    shop: &str,
+    topic: &str,
+    body: &str,
+    event: CanonicalEvent,
+) -> anyhow::Result<()> {
     let delivery_id = format!("file:{}", &payload_hash(body.as_bytes())[..16]);
     let meta = EnvelopeMeta {
         event_id: delivery_event_id(platform, shop, topic, &delivery_id),
@@ -592,7 +679,7 @@ pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
     use retailflow_core::ports::stock::StockReservations;
     let seed = CatalogSeed::parse(&read(file)?).map_err(anyhow::Error::msg)?;
     let currency = retailflow_core::money::Currency::from_code(&seed.currency)?;
-    let aws = retailflow::stack::aws_config().await;
+    let aws = retailflow::stack::aws_config().await?;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let catalog = DynamoDbCatalog::new(ddb.clone(), table);
     let stock = DynamoDbStock::new(ddb, table);
@@ -630,7 +717,7 @@ pub async fn load_catalog(table: &str, file: &Path) -> anyhow::Result<()> {
 /// `retailflow trace`: an order's trace from a deployed state table
 /// (its steps; the dead-letter queues are not read there yet).
 pub async fn trace(table: &str, key: &str, json: bool) -> anyhow::Result<bool> {
-    let store = retailflow::stack::state_store(table).await;
+    let store = retailflow::stack::state_store(table).await?;
     let Some(t) = retailflow_core::trace::trace_order(&store, key).await? else {
         bail!("{table} has no saga for {key}");
     };

@@ -30,6 +30,9 @@ pub enum DataDirError {
     /// No state yet: nothing has run with this data directory.
     #[error("no local state in {0}: run `retailflow run` or `retailflow serve` first")]
     Empty(PathBuf),
+    /// The path names a file: a person mistyped `--data-dir`.
+    #[error("{0} is a file, not a directory: pass --data-dir <a directory> (default .retailflow)")]
+    NotADirectory(PathBuf),
     /// The disk or the file failed: not retryable without a person.
     #[error("local state file {path}: {reason}")]
     Storage { path: PathBuf, reason: String },
@@ -44,6 +47,9 @@ pub struct DataDir {
 impl DataDir {
     /// Opens (creating if need be) the state file in `dir`.
     pub fn open(dir: &Path) -> Result<Self, DataDirError> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(DataDirError::NotADirectory(dir.to_path_buf()));
+        }
         std::fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
         let db = redb::Database::create(dir.join(FILE)).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => DataDirError::InUse(dir.to_path_buf()),
@@ -63,6 +69,9 @@ impl DataDir {
 
     /// Opens an existing state file only (for the read-only commands).
     pub fn open_existing(dir: &Path) -> Result<Self, DataDirError> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(DataDirError::NotADirectory(dir.to_path_buf()));
+        }
         if !dir.join(FILE).exists() {
             return Err(DataDirError::Empty(dir.to_path_buf()));
         }

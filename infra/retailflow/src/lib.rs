@@ -11,6 +11,7 @@ pub mod dev_keys;
 pub mod large_orders;
 pub mod local_app;
 pub mod local_replay;
+pub mod progress;
 pub mod runtime;
 pub mod stack;
 pub mod timeline;

@@ -43,7 +43,7 @@ pub async fn local_target(data_dir: &Path) -> anyhow::Result<LocalTarget> {
             return Ok(LocalTarget { url, server: None });
         }
         Err(e @ DataDirError::Empty(_)) => bail!(
-            "{e}; or say where: --local http://127.0.0.1:8080 (a running `retailflow serve`), or a deployed stack (--stack <name>)"
+            "{e}; or say where: --local <URL of a running `retailflow serve`>, or a deployed stack (--stack <name>)"
         ),
         Err(e) => return Err(e.into()),
     };
@@ -85,23 +85,49 @@ pub async fn trace(url: &str, key: &str, json: bool) -> anyhow::Result<bool> {
     );
     let resp = reqwest::get(&endpoint)
         .await
-        .with_context(|| format!("asking {endpoint}"))?;
+        .with_context(|| unreachable(url))?;
     let status = resp.status();
     let body = resp.text().await?;
     if status == reqwest::StatusCode::NOT_FOUND {
-        bail!("the local app has no saga for {key}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let guesses: Vec<&str> = v["did_you_mean"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|g| g.as_str()).collect())
+            .unwrap_or_default();
+        let hint = match guesses.as_slice() {
+            [] => {
+                "order keys look like shopify:<shop>:order:<id>, adobe_commerce:<store>:order:<id>"
+                    .to_string()
+            }
+            some => format!("did you mean {}?", some.join(" or ")),
+        };
+        bail!("the local app has no saga for {key}; {hint}");
     }
     if !status.is_success() {
-        bail!("{endpoint} answered {status}: {body}");
+        bail!("the local app refused: {}", refusal_text(&body));
     }
-    let t: retailflow_core::trace::OrderTrace =
-        serde_json::from_str(&body).with_context(|| format!("{endpoint} answered {body}"))?;
+    let t: retailflow_core::trace::OrderTrace = serde_json::from_str(&body)
+        .with_context(|| format!("the local app answered what is not a trace: {body}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&t)?);
     } else {
         print!("{}", retailflow_core::trace::render(&t));
     }
     Ok(t.complete)
+}
+
+/// What to say when the local app does not answer: a running `serve` the
+/// person named, or the one this command started, stopped.
+pub(crate) fn unreachable(url: &str) -> String {
+    format!("cannot reach retailflow serve at {url}: is it running?")
+}
+
+/// The `error` of a refusal's JSON body, or the body as it is.
+pub(crate) fn refusal_text(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.to_string())
 }
 
 /// A key as one path segment (order keys hold `:` and may hold `/`).

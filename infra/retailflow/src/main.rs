@@ -9,13 +9,14 @@
 //!   contention rules: what each was told, latency, no oversell, no leak;
 //! - `bench-orders`: CPU per order through the whole app;
 //! - `bench-reconcile`: reconciliation run time and requests for N orders;
-//! - `replay list|redrive|window`: dead letters and window replays, on a
-//!   running `serve` or a deployed stack;
+//! - `replay list|redrive|window`: dead letters and window replays, on the
+//!   local app (the data directory's, or `--local URL`) or a deployed stack;
 //! - `load-catalog --table T FILE`: a catalog into a deployed state table;
-//! - `trace --table T KEY`: where an order is, from a deployed state table;
-//! - `reconcile`: a reconciliation on a running `serve` (`--local URL`), or
-//!   on a deployed stack (`--bus B` asks its function, `--table T --report
-//!   latest` prints a kept report);
+//! - `trace KEY`: where an order is, from the local app (the data
+//!   directory's, or `--local URL`) or a deployed state table (`--table T`);
+//! - `reconcile`: a reconciliation on the local app (the data directory's,
+//!   or `--local URL`), or on a deployed stack (`--bus B` asks its function,
+//!   `--table T --report latest` prints a kept report);
 //! - `simulators --listen ADDR`: the ERP, loyalty and shop simulators alone;
 //! - `canonical --source shopify|adobe --topic T FILE`: prints the canonical event;
 //! - `sample-event ...`, `sample-sqs-event ...`: write signed API Gateway and
@@ -25,6 +26,7 @@ mod bench;
 mod bench_orders;
 mod bench_reconcile;
 mod commands;
+mod env_help;
 mod local_target;
 mod reconcile;
 mod replay_cli;
@@ -44,16 +46,6 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "retailflow: ecommerce, loyalty and ERP in step"
 )]
 struct Cli {
-    /// Where the local app keeps its state (an embedded database file):
-    /// `run` and `serve` write it; `trace`, `replay` and `reconcile` read
-    /// it when not pointed elsewhere.
-    #[arg(
-        long,
-        global = true,
-        env = "RETAILFLOW_DATA_DIR",
-        default_value = retailflow::data_dir::DEFAULT_DATA_DIR
-    )]
-    data_dir: PathBuf,
     /// More log lines on stderr: -v for info, -vv for debug (`RUST_LOG`
     /// overrides both). By default the commands that print a report log
     /// warnings only; `serve` and `simulators` log at info.
@@ -61,6 +53,22 @@ struct Cli {
     verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--data-dir`, on the commands that read or write the local app's state.
+#[derive(clap::Args)]
+struct DataDirArg {
+    /// Where the local app keeps its state (an embedded database file):
+    /// `run` and `serve` write it; `trace`, `replay`, `reconcile` and `send`
+    /// read it (or ask the `serve` holding it) when not pointed elsewhere.
+    #[arg(
+        long = "data-dir",
+        global = true,
+        env = "RETAILFLOW_DATA_DIR",
+        hide_env_values = true,
+        default_value = retailflow::data_dir::DEFAULT_DATA_DIR
+    )]
+    dir: PathBuf,
 }
 
 impl Command {
@@ -98,7 +106,9 @@ fn init_logs(cli: &Cli) {
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Source {
+    /// A Shopify webhook.
     Shopify,
+    /// An Adobe Commerce webhook (its event code is the topic).
     Adobe,
     /// A point-of-sale return (`--shop` is the store id).
     Pos,
@@ -106,26 +116,35 @@ pub enum Source {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Benchmark checkout validation in process (build with --release):
-    /// p50/p99 latency and throughput on one core.
+    /// Benchmark checkout validation in process: p50/p99 latency and throughput on one core.
+    ///
+    /// One task validates a cart with a promotion again and again. Build
+    /// with --release.
     BenchCheckout {
+        /// Validations measured (after up to 1,000 more to warm up).
         #[arg(long, default_value_t = 20_000)]
         iterations: usize,
+        /// Lines in the cart.
         #[arg(long, default_value_t = 5)]
         lines: usize,
     },
-    /// Benchmark a flash sale in process on DynamoDB's contention rules
-    /// (build with --release; runs in real time): N shoppers over S seconds
-    /// for U units of each of K hot SKUs; prints held, sold out, unavailable
-    /// and p50/p99 latency, and checks no unit oversold or leaked.
+    /// Benchmark a flash sale in process on DynamoDB's contention rules.
+    ///
+    /// --shoppers arrive over --seconds for --units of each of --skus hot
+    /// SKUs; prints how many were told held, sold out or unavailable and
+    /// the p50/p99 latency, and checks no unit was oversold or leaked. Runs
+    /// in real time; build with --release.
     BenchFlashSale {
+        /// Shoppers, each checking out one cart.
         #[arg(long, default_value_t = 5_000)]
         shoppers: usize,
         /// Units of each hot SKU.
         #[arg(long, default_value_t = 100)]
         units: u32,
+        /// Hot SKUs on sale.
         #[arg(long, default_value_t = 1)]
         skus: usize,
+        /// Length of the sale, in seconds: shoppers arrive at random across it.
         #[arg(long, default_value_t = 60.0)]
         seconds: f64,
         /// Distinct hot SKUs in each cart, one unit each.
@@ -144,37 +163,50 @@ enum Command {
         /// Modelled service time of a read, in ms.
         #[arg(long, default_value_t = 5)]
         read_ms: u64,
-        /// Write units one item takes a second.
+        /// Write units a second one item takes before throttling (a
+        /// transaction costs two per item).
         #[arg(long, default_value_t = 1_000)]
         item_wcu: u32,
+        /// Seed of the arrival times and carts: the same seed gives the same sale.
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Benchmark reconciliation in process (build with --release): N orders
-    /// and a refund of every fifth through the app, then one run over them:
-    /// time, pages and requests; checks it finds none, then deleted ones.
+    /// Benchmark reconciliation in process: time, pages and requests of one run.
+    ///
+    /// --orders orders and a refund of every fifth go through the app, then
+    /// one run over them; checks it finds no discrepancies, then every sales
+    /// order deleted in the ERP. Build with --release.
     BenchReconcile {
+        /// Orders placed before the run (every fifth also refunded).
         #[arg(long, default_value_t = 10_000)]
         orders: usize,
     },
-    /// Benchmark CPU per order through the whole app in process (build with
-    /// --release): the chaos workload's orders, checkouts, returns and
-    /// cancellations with no faults.
+    /// Benchmark CPU per order through the whole app in process.
+    ///
+    /// The chaos workload's orders, checkouts, returns and cancellations,
+    /// with no faults. Build with --release.
     BenchOrders {
+        /// Orders in the workload.
         #[arg(long, default_value_t = 2_000)]
         orders: usize,
+        /// Seed of the workload's random choices: the same seed gives the same run.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Dev keys the workload's deliveries are signed with (events/dev-keys
+        /// in the repository).
         #[arg(long, default_value = "events/dev-keys")]
         dev_keys: PathBuf,
     },
-    /// A backlog of orders drained through the ERP's concurrency budget on
-    /// a virtual clock (Lambda's pollers, each container with its own
-    /// share of the slots): drain time against the ideal, the most calls in
-    /// flight, receives and slot writes.
+    /// Benchmark a backlog of orders drained through the ERP's concurrency budget.
+    ///
+    /// On a virtual clock, as Lambda runs it (its pollers, each container
+    /// with its own budget over the one set of slots): drain time against
+    /// the ideal, the most calls in flight, receives and slot writes.
     BenchBudget {
+        /// Orders in the backlog.
         #[arg(long, default_value_t = 2_000)]
         orders: usize,
+        /// ERP calls allowed in flight at once (the budget's slots).
         #[arg(long, default_value_t = 5)]
         budget: u32,
         /// Milliseconds per ERP call.
@@ -186,33 +218,49 @@ enum Command {
         /// Invocations at once (the event source's maximum concurrency).
         #[arg(long, default_value_t = 5)]
         invocations: usize,
+        /// Most messages an invocation takes from the queue at once (the
+        /// event source's batch size).
         #[arg(long, default_value_t = 10)]
         batch: usize,
+        /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Chaos: a seeded workload of orders (Shopify and Adobe shapes, several
-    /// currencies, gift cards), returns and cancellations through the whole
-    /// app with duplicated and reordered deliveries, throttling, errors,
-    /// outages, lost answers and crashes; then replay and reconciliation, and
-    /// every guarantee checked against a reference model. Exits 2 if any
-    /// count is not 0. Build with --release for big runs.
+    /// Chaos: a seeded workload through the whole app under faults, checked against a model.
+    ///
+    /// Orders (Shopify and Adobe shapes, several currencies, gift cards),
+    /// returns and cancellations with duplicated and reordered deliveries,
+    /// throttling, errors, outages, lost answers and crashes; then replay
+    /// and reconciliation, and every guarantee checked against a reference
+    /// model. Exits 2 if any count is not 0. Build with --release for big
+    /// runs.
     Chaos {
+        /// Orders in the workload.
         #[arg(long, default_value_t = 10_000)]
         orders: usize,
+        /// Seed of the workload's and the faults' random choices: the same
+        /// seed gives the same run.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Dev keys the workload's deliveries are signed with (events/dev-keys
+        /// in the repository).
         #[arg(long, default_value = "events/dev-keys")]
         dev_keys: PathBuf,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Feed Lambda event files through the whole app in one process, drain
-    /// every queue, print each order's timeline. Exits 2 if a saga did not
-    /// complete or anything reached a DLQ. Starts from an empty data
+    /// Feed Lambda event files through the whole app and print each order's timeline.
+    ///
+    /// In one process, draining every queue. Starts from an empty data
     /// directory and leaves its state there for `trace`, `replay` and
-    /// `reconcile`.
+    /// `reconcile`. Exits 2 if a saga did not complete, anything reached a
+    /// DLQ or a delivery was not taken (the samples refused on purpose
+    /// aside).
+    #[command(after_help = env_help::RUN)]
     Run {
+        #[command(flatten)]
+        data: DataDirArg,
         /// Lambda event files, or folders of them (not recursed): HTTP API 2.0
         /// requests, EventBridge events, SQS events.
         #[arg(default_value = "events")]
@@ -225,12 +273,17 @@ enum Command {
         #[arg(long, default_value = "events/dev-keys")]
         dev_keys: PathBuf,
     },
-    /// Serve the template's routes (POST /webhooks/shopify, /webhooks/adobe,
-    /// /pos/returns, /checkout/validate; GET /local/state) on in-process adapters,
-    /// on the real clock, with the data directory's state: a restart carries on
-    /// where the last process stopped, with every accepted event. Send it the
-    /// samples with `retailflow send`. Stops on Ctrl-C or SIGTERM.
+    /// Serve the template's routes on in-process adapters, with the data directory's state.
+    ///
+    /// POST /webhooks/shopify, /webhooks/adobe, /pos/returns,
+    /// /checkout/validate; GET /local/state. On the real clock; a restart
+    /// carries on where the last process stopped, with every accepted
+    /// event. Send it the samples with `retailflow send`. Stops on Ctrl-C or
+    /// SIGTERM.
+    #[command(after_help = env_help::SERVE)]
     Serve {
+        #[command(flatten)]
+        data: DataDirArg,
         /// Where to listen, host:port (a host name such as localhost too; port 0 picks one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
@@ -238,24 +291,33 @@ enum Command {
         #[arg(long, default_value = "events/dev-keys")]
         dev_keys: PathBuf,
     },
-    /// Load a catalog file (the shape of events/catalog/seed.json: prices,
-    /// on-hand counts, promotions) into a deployed stack's state table, with
-    /// the usual AWS credentials and region (AWS_ENDPOINT_URL for a local
-    /// DynamoDB). A price that differs from the stored one gets the next
-    /// version; an unchanged one is left alone.
+    /// Load a catalog file (prices, on-hand counts, promotions) into a deployed state table.
+    ///
+    /// With the usual AWS credentials and region (AWS_ENDPOINT_URL for a
+    /// local DynamoDB). A price that differs from the stored one gets the
+    /// next version; an unchanged one is left alone.
+    #[command(after_help = env_help::AWS)]
     LoadCatalog {
         /// The stack's StateTableName output.
         #[arg(long)]
         table: String,
+        /// The catalog file, in the shape of events/catalog/seed.json.
         file: PathBuf,
     },
-    /// Where an order is: its events and every step of it, its returns and
-    /// its cancellation (when, result, external document ids): from the
-    /// local app (its data directory, or the `serve` holding it), a running
-    /// `serve` (--local), or a deployed stack's state table with the usual
-    /// AWS credentials (--table, --stack).
+    /// Where an order is: its events and steps, its returns and its cancellation.
+    ///
+    /// For each step: when, the result, the external document ids. With no
+    /// flags, from the local app of the data directory (or the `serve`
+    /// holding it); --local names a running `retailflow serve` elsewhere;
+    /// --table or --stack read a deployed stack's state table with the
+    /// usual AWS credentials. Exits 2 when something of the order is not
+    /// done.
+    #[command(after_help = env_help::LOCAL_OR_AWS)]
     Trace {
-        /// A running `retailflow serve`, e.g. http://127.0.0.1:8080.
+        #[command(flatten)]
+        data: DataDirArg,
+        /// A running `retailflow serve` to ask instead of the data directory's
+        /// local app, e.g. http://127.0.0.1:8080.
         #[arg(long, conflicts_with_all = ["table", "stack"])]
         local: Option<String>,
         /// The stack's StateTableName output.
@@ -270,74 +332,95 @@ enum Command {
         /// The order key, e.g. shopify:acme.myshopify.com:order:5872301948123.
         key: String,
     },
-    /// Reconciliation: stuck steps re-driven, the ERP's and loyalty
-    /// platform's records compared with the sagas, discrepancies by kind.
-    /// On the local app: a running `retailflow serve` (--local). On a
-    /// deployed stack, with the usual AWS credentials: --bus asks its
-    /// function for a run, --table with --report prints a kept report.
-    /// Exits 2 when discrepancies are found.
+    /// Reconcile: re-drive stuck steps, compare the ERP's and loyalty records with the sagas.
+    ///
+    /// Prints the discrepancies found, by kind. With no flags it reconciles
+    /// the local app of the data directory (or the `serve` holding it);
+    /// --local names a running `retailflow serve` elsewhere. On a deployed
+    /// stack, with the usual AWS credentials: --bus or --stack asks its
+    /// function for a run. --report <id|latest> prints a kept report
+    /// instead of running one. Exits 2 when discrepancies are found (or the
+    /// run paused before it finished).
+    #[command(after_help = env_help::LOCAL_OR_AWS)]
     Reconcile {
-        /// A running `retailflow serve`, e.g. http://127.0.0.1:8080.
+        #[command(flatten)]
+        data: DataDirArg,
+        /// A running `retailflow serve` to reconcile instead of the data
+        /// directory's local app, e.g. http://127.0.0.1:8080.
         #[arg(long, conflicts_with_all = ["bus", "table"])]
         local: Option<String>,
         /// The stack's EventBusName output: asks its function for a run.
         #[arg(long, conflicts_with = "table")]
         bus: Option<String>,
-        /// The stack's StateTableName output: with --report, prints a report.
+        /// The stack's StateTableName output: with --report, prints a kept report.
         #[arg(long, requires = "report")]
         table: Option<String>,
         /// A deployed stack's name: asks its function for a run, or with
         /// --report prints a kept report (its outputs name the bus and table).
         #[arg(long, conflicts_with_all = ["local", "bus", "table"])]
         stack: Option<String>,
-        /// A run id, or `latest`.
+        /// A kept report to print instead of running one: a run id, or `latest`.
         #[arg(long)]
         report: Option<String>,
         /// Sagas started in the last N hours (default: the function's lookback, 24 locally).
-        #[arg(long, conflicts_with_all = ["from", "to"])]
+        #[arg(long, conflicts_with_all = ["from", "to"], value_parser = clap::value_parser!(i64).range(1..=744))]
         hours: Option<i64>,
         /// Window start (RFC 3339), e.g. 2026-11-25T00:00:00Z.
-        #[arg(long)]
-        from: Option<String>,
+        #[arg(long, value_parser = reconcile::parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
         /// Window end (RFC 3339); default now.
-        #[arg(long)]
-        to: Option<String>,
+        #[arg(long, value_parser = reconcile::parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Dead letters listed with their reasons and correlation ids and
-    /// re-driven, or a window's events replayed to one rule's queue: on a
-    /// running `retailflow serve` (--local) or on a deployed stack's queues
-    /// and state table (--dlq-url/--queue-url/--table, usual AWS credentials).
+    /// Dead letters listed and re-driven, or a window's events replayed to one rule's queue.
+    ///
+    /// With no flags, on the local app of the data directory (or the
+    /// `serve` holding it); --local names a running `retailflow serve`
+    /// elsewhere. On a deployed stack, with the usual AWS credentials:
+    /// --stack (its outputs name the queues), or --dlq-url and --queue-url,
+    /// or for `window` --archive-arn, --bus-arn and --rule-arn.
+    #[command(after_help = env_help::LOCAL_OR_AWS)]
     Replay {
+        #[command(flatten)]
+        data: DataDirArg,
         #[command(flatten)]
         target: replay_cli::Target,
         #[command(subcommand)]
         action: replay_cli::ReplayAction,
     },
-    /// Serve the NetSuite, Business Central and Salesforce Loyalty simulators
-    /// on a loopback address (for running the Lambdas against them).
+    /// Serve the ERP, loyalty and shop simulators on a loopback address.
+    ///
+    /// NetSuite, Business Central, Salesforce Loyalty and the Shopify and
+    /// Adobe Commerce APIs, for running the Lambdas against them. Stops on
+    /// Ctrl-C or SIGTERM.
     Simulators {
-        /// Where to listen, host:port (a host name such as localhost too).
+        /// Where to listen, a loopback host:port (localhost too).
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: String,
     },
-    /// Write an SQS event carrying the canonical event of a raw Shopify
-    /// payload (OrderPlaced, RefundIssued, ...), as EventBridge delivers it to
-    /// a step queue (for `cargo lambda invoke`).
+    /// Write an SQS event for a step queue carrying a raw Shopify payload's canonical event.
+    ///
+    /// The canonical event (OrderPlaced, RefundIssued, ...) as EventBridge
+    /// delivers it to the queue, for `cargo lambda invoke`.
     SampleSqsEvent {
         /// The queue's name, the last part of the eventSourceARN.
         #[arg(long)]
         queue: String,
+        /// The Shopify shop domain the payload comes from.
         #[arg(long, default_value = "example.myshopify.com")]
         shop: String,
         /// The payload's Shopify webhook topic.
         #[arg(long, default_value = "orders/create")]
         topic: String,
+        /// The raw Shopify payload file (the webhook's JSON body).
         payload: PathBuf,
     },
     /// Print the canonical event for a raw platform payload.
     Canonical {
+        /// The platform the payload comes from.
         #[arg(long, value_enum)]
         source: Source,
         /// Webhook topic (Shopify `orders/create`, ...; Adobe event code).
@@ -346,35 +429,45 @@ enum Command {
         /// Shop identity (Shopify shop domain / Adobe instance).
         #[arg(long, default_value = "example.myshopify.com")]
         shop: String,
+        /// The raw payload file (the body as the platform sends it).
         file: PathBuf,
     },
-    /// Write a Shopify orders/create payload of many lines (each one unit
-    /// at 2.00 USD plus 8% tax, SKUs BULK-00000…), or with --refund-of a
-    /// refunds/create payload returning every line of such an order: feed
-    /// it to `sample-event` and `run` to see a large order through.
+    /// Write a Shopify orders/create payload of many lines, or with --refund its refund.
+    ///
+    /// Each line is one unit at 2.00 USD plus 8% tax, SKUs BULK-00000…; the
+    /// refund (refunds/create) returns every line. Feed it to
+    /// `sample-event` and `run` to see a large order through.
     LargeOrder {
+        /// Lines in the order, one unit each (1 to 10,000).
         #[arg(long, default_value_t = 500)]
         lines: usize,
-        /// Distinct SKUs the lines are spread over.
+        /// Distinct SKUs the lines are spread over (1 to --lines).
         #[arg(long, default_value_t = 150)]
         skus: usize,
+        /// The order's Shopify id (its refund gets the next number).
         #[arg(long, default_value_t = 7_000_000_001)]
         order_id: u64,
         /// Write the refund of every line of the order these flags describe.
         #[arg(long)]
         refund: bool,
     },
-    /// Write a signed HTTP API 2.0 request event for a raw payload, signed with the dev keys.
+    /// Write an HTTP API 2.0 request event for a raw payload, signed with the dev keys.
     SampleEvent {
+        /// The platform that delivers the payload.
         #[arg(long, value_enum)]
         source: Source,
+        /// Webhook topic (Shopify `orders/create`, ...; Adobe event code); not
+        /// used for pos.
         #[arg(long)]
         topic: String,
+        /// The Shopify shop domain, or for pos the store id (its dev secret
+        /// signs the return); not used for adobe.
         #[arg(long, default_value = "example.myshopify.com")]
         shop: String,
         /// Platform delivery id (X-Shopify-Event-Id); Adobe takes the payload's id.
         #[arg(long)]
         event_id: Option<String>,
+        /// Dev keys to sign with (events/dev-keys in the repository).
         #[arg(long, default_value = "events/dev-keys")]
         dev_keys: PathBuf,
         /// Change the body after signing (a tampered delivery).
@@ -385,14 +478,20 @@ enum Command {
         /// `serve` takes it.
         #[arg(long)]
         at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The raw payload file (the body as the platform sends it).
         payload: PathBuf,
     },
-    /// Send event files to a running `retailflow serve` (the one on the data
-    /// directory, or --to), stamped anew at the current time and signed with
-    /// the dev keys, as the platforms would deliver them now; prints each
-    /// answer. Exits 2 if one was not taken (the samples refused on purpose
-    /// aside, as in `run`).
+    /// Send event files to a running `retailflow serve`, stamped now and signed anew.
+    ///
+    /// To the serve on the data directory, or --to, as the platforms would
+    /// deliver them now: each stamped anew at the current time and signed
+    /// with the dev keys; prints each answer.
+    /// Exits 2 if one was not taken (the samples refused on purpose aside,
+    /// as in `run`).
+    #[command(after_help = env_help::SEND)]
     Send {
+        #[command(flatten)]
+        data: DataDirArg,
         /// HTTP API 2.0 event files (webhooks, till returns, checkout
         /// requests), or folders of them (not recursed).
         #[arg(required = true)]
@@ -411,7 +510,7 @@ enum Command {
 
 /// A deployed stack's outputs, with the usual AWS credentials and region.
 async fn stack_of(name: &str) -> anyhow::Result<retailflow::stack::Stack> {
-    let aws = retailflow::stack::aws_config().await;
+    let aws = retailflow::stack::aws_config().await?;
     retailflow::stack::Stack::describe(&aws, name).await
 }
 
@@ -449,15 +548,15 @@ fn all_done(done: bool) -> anyhow::Result<()> {
 }
 
 async fn run_command(cli: Cli) -> anyhow::Result<()> {
-    let data_dir = cli.data_dir;
     match cli.command {
         Command::Run {
+            data,
             paths,
             dev_keys,
             json,
         } => {
             // Incomplete sagas, dead letters or deliveries not taken.
-            all_done(commands::run(&paths, &dev_keys, json, &data_dir).await?)
+            all_done(commands::run(&paths, &dev_keys, json, &data.dir).await?)
         }
         Command::Chaos {
             orders,
@@ -474,9 +573,14 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             }
             all_done(report.violations.total() == 0)
         }
-        Command::Serve { listen, dev_keys } => serve::serve(&listen, &data_dir, &dev_keys).await,
+        Command::Serve {
+            data,
+            listen,
+            dev_keys,
+        } => serve::serve(&listen, &data.dir, &dev_keys).await,
         Command::LoadCatalog { table, file } => commands::load_catalog(&table, &file).await,
         Command::Trace {
+            data,
             local,
             table,
             stack,
@@ -489,14 +593,15 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(t), _) => t,
                 (None, None, Some(s)) => stack_of(&s).await?.state_table()?.to_string(),
                 (None, None, None) => {
-                    let target = local_target::local_target(&data_dir).await?;
+                    let target = local_target::local_target(&data.dir).await?;
                     return all_done(local_target::trace(&target.url, &key, json).await?);
                 }
             };
             all_done(commands::trace(&table, &key, json).await?)
         }
         Command::Reconcile {
-            local,
+            data,
+            local: local_url,
             bus,
             table,
             stack,
@@ -512,11 +617,19 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                 (Some(s), None) => (Some(stack_of(s).await?.event_bus()?.to_string()), None),
                 _ => (bus, table),
             };
-            let clean = match (local, bus, table) {
-                (Some(url), _, _) => reconcile::on_local(&url, &detail, json).await?,
+            let local = |url: String| async {
+                let url = url;
+                match &report {
+                    // A kept report: nothing runs.
+                    Some(id) => reconcile::local_report(&url, id, json).await,
+                    None => reconcile::on_local(&url, &detail, json).await,
+                }
+            };
+            let clean = match (local_url, bus, table) {
+                (Some(url), _, _) => local(url).await?,
                 (None, None, None) if stack.is_none() => {
-                    let target = local_target::local_target(&data_dir).await?;
-                    reconcile::on_local(&target.url, &detail, json).await?
+                    let target = local_target::local_target(&data.dir).await?;
+                    local(target.url.clone()).await?
                 }
                 (_, Some(bus), _) => {
                     reconcile::request_on_bus(&bus, &detail).await?;
@@ -527,19 +640,23 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                     reconcile::show_report(&table, &run, json).await?
                 }
                 _ => anyhow::bail!(
-                    "say where: --local http://127.0.0.1:8080 (a running `retailflow serve`), --bus <EventBusName> or --table <StateTableName> --report latest"
+                    "say where: --local <URL of a running `retailflow serve`>, --bus <EventBusName> or --table <StateTableName> --report latest"
                 ),
             };
             all_done(clean)
         }
-        Command::Replay { mut target, action } => {
+        Command::Replay {
+            data,
+            mut target,
+            action,
+        } => {
             if let Some(name) = target.stack.clone() {
                 target.resolve(&stack_of(&name).await?, &action)?;
             }
             // Nowhere named: the local app of the data directory.
             let _local = match target.names_nothing() {
                 true => {
-                    let local = local_target::local_target(&data_dir).await?;
+                    let local = local_target::local_target(&data.dir).await?;
                     target.local = Some(local.url.clone());
                     Some(local)
                 }
@@ -678,10 +795,11 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             &payload,
         ),
         Command::Send {
+            data,
             paths,
             to,
             dev_keys,
             json,
-        } => all_done(send::send(&paths, to.as_deref(), &dev_keys, json, &data_dir).await?),
+        } => all_done(send::send(&paths, to.as_deref(), &dev_keys, json, &data.dir).await?),
     }
 }

@@ -5,6 +5,12 @@
 use anyhow::{bail, Context};
 use retailflow_core::reconciliation::ReconciliationReport;
 
+/// `1 order`, `2 orders`: counts in the CLI's reports read as English.
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// One line: what a run covered and found.
 pub fn summary(r: &ReconciliationReport) -> String {
     let found: Vec<String> = r
@@ -13,12 +19,13 @@ pub fn summary(r: &ReconciliationReport) -> String {
         .map(|(k, n)| format!("{n} {}", k.as_str()))
         .collect();
     format!(
-        "reconciliation {} {}: {} sagas ({} orders, {} returns) from {} to {}; {}; {} re-driven, {} raised{}",
+        "reconciliation {} {}: {}: {}, {}, {} from {} to {}; {}; {} re-driven, {} raised{}",
         r.run_id,
         if r.complete { "complete" } else { "paused" },
-        r.sagas_checked,
-        r.orders_checked,
-        r.returns_checked,
+        plural(r.sagas_checked, "saga", "sagas"),
+        plural(r.orders_checked, "order", "orders"),
+        plural(r.returns_checked, "return", "returns"),
+        plural(r.cancellations_checked, "cancellation", "cancellations"),
         r.window_from.format("%Y-%m-%d %H:%M"),
         r.window_to.format("%Y-%m-%d %H:%M"),
         if found.is_empty() {
@@ -68,21 +75,29 @@ fn print(r: &ReconciliationReport, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--from` and `--to`: read when the command line is, so a typo is a
+/// usage error that says what a time looks like.
+pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| "an RFC 3339 time, e.g. 2026-11-25T00:00:00Z".to_string())
+}
+
 /// The request body / event detail: the window asked for.
 pub fn window_detail(
     hours: Option<i64>,
-    from: Option<String>,
-    to: Option<String>,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
 ) -> serde_json::Value {
     let mut d = serde_json::Map::new();
     if let Some(h) = hours {
         d.insert("hours".into(), h.into());
     }
     if let Some(f) = from {
-        d.insert("from".into(), f.into());
+        d.insert("from".into(), f.to_rfc3339().into());
     }
     if let Some(t) = to {
-        d.insert("to".into(), t.into());
+        d.insert("to".into(), t.to_rfc3339().into());
     }
     serde_json::Value::Object(d)
 }
@@ -95,14 +110,35 @@ pub async fn on_local(url: &str, detail: &serde_json::Value, json: bool) -> anyh
         .json(detail)
         .send()
         .await
-        .with_context(|| format!("asking {endpoint} (is `retailflow serve` running?)"))?;
+        .with_context(|| crate::local_target::unreachable(url))?;
     let status = resp.status();
     let body = resp.text().await?;
     if !status.is_success() {
-        bail!("{endpoint} answered {status}: {body}");
+        bail!(
+            "reconciliation refused: {}",
+            crate::local_target::refusal_text(&body)
+        );
+    }
+    let report: ReconciliationReport = serde_json::from_str(&body)
+        .with_context(|| format!("the local app answered what is not a report: {body}"))?;
+    print(&report, json)?;
+    Ok(report.discrepancies.is_empty() && report.complete)
+}
+
+/// Prints a report the local app kept (`latest` for its last finished
+/// run), without running anything.
+pub async fn local_report(url: &str, run_id: &str, json: bool) -> anyhow::Result<bool> {
+    let endpoint = format!("{}/local/reports/{run_id}", url.trim_end_matches('/'));
+    let resp = reqwest::get(&endpoint)
+        .await
+        .with_context(|| crate::local_target::unreachable(url))?;
+    let status = resp.status();
+    let body = resp.text().await?;
+    if !status.is_success() {
+        bail!("{}", crate::local_target::refusal_text(&body));
     }
     let report: ReconciliationReport =
-        serde_json::from_str(&body).with_context(|| format!("{endpoint} answered {body}"))?;
+        serde_json::from_str(&body).with_context(|| format!("report {run_id} is unreadable"))?;
     print(&report, json)?;
     Ok(report.discrepancies.is_empty() && report.complete)
 }
@@ -110,7 +146,7 @@ pub async fn on_local(url: &str, detail: &serde_json::Value, json: bool) -> anyh
 /// Asks a deployed stack's reconciliation function for a run, through
 /// its bus (the function's `Requested` rule).
 pub async fn request_on_bus(bus: &str, detail: &serde_json::Value) -> anyhow::Result<()> {
-    let aws = retailflow::stack::aws_config().await;
+    let aws = retailflow::stack::aws_config().await?;
     let out = aws_sdk_eventbridge::Client::new(&aws)
         .put_events()
         .entries(
@@ -137,7 +173,7 @@ pub async fn request_on_bus(bus: &str, detail: &serde_json::Value) -> anyhow::Re
 /// deployed state table.
 pub async fn show_report(table: &str, run_id: &str, json: bool) -> anyhow::Result<bool> {
     use retailflow_core::ports::StateStore;
-    let store = retailflow::stack::state_store(table).await;
+    let store = retailflow::stack::state_store(table).await?;
     let run_id = if run_id == "latest" {
         store
             .read_cursor(retailflow_core::reconciliation::LATEST_CURSOR)

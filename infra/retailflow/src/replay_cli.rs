@@ -1,7 +1,8 @@
 //! `retailflow replay`: dead letters listed with their reasons and
 //! correlation ids and re-driven, and a window's events replayed to one
-//! rule's queue; on a running `retailflow serve` (`--local`) or on a
-//! deployed stack's queues and state table.
+//! rule's queue; on the local app (the data directory's, or a running
+//! `retailflow serve` named with `--local`) or on a deployed stack's queues
+//! and bus archive.
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -17,25 +18,29 @@ pub struct Target {
     /// A deployed stack's dead-letter queue URL (e.g. the ErpPostDLQUrl output).
     #[arg(long, global = true)]
     dlq_url: Option<String>,
-    /// The queue its messages go back to (e.g. the ErpPostQueueUrl output);
-    /// for `window`, the rule's queue.
+    /// The queue the dead letters go back to, with --dlq-url (e.g. the
+    /// ErpPostQueueUrl output).
     #[arg(long, global = true)]
     queue_url: Option<String>,
     /// For `window` on a deployed stack: the bus archive (the
-    /// EventArchiveArn output), the bus (EventBusArn) and the rule's ARN.
+    /// EventArchiveArn output).
     #[arg(long, global = true)]
     archive_arn: Option<String>,
+    /// For `window` on a deployed stack: the bus (the EventBusArn output).
     #[arg(long, global = true)]
     bus_arn: Option<String>,
+    /// For `window` on a deployed stack: the ARN of the rule to replay to.
     #[arg(long, global = true)]
     rule_arn: Option<String>,
-    /// A deployed stack's name: its outputs name the queues and table.
+    /// A deployed stack's name: its outputs name the queues, or for
+    /// `window` the archive, bus and rule.
     #[arg(long, global = true)]
     pub stack: Option<String>,
-    /// With --stack: the step queue (erp-post, loyalty-accrual,
-    /// return-reversal, stock-commit); `window` takes the rule's.
+    /// With --stack, for `list` and `redrive`: the step queue (erp-post,
+    /// loyalty-accrual, return-reversal, stock-commit).
     #[arg(long, global = true)]
     queue: Option<String>,
+    /// Print the dead letters, or what a re-drive did, as JSON.
     #[arg(long, global = true)]
     json: bool,
 }
@@ -83,38 +88,49 @@ impl Target {
 pub enum ReplayAction {
     /// List dead letters: queue, id, event type, correlation id, reason.
     List {
+        /// Most dead letters to list.
         #[arg(long, default_value_t = 100)]
         max: usize,
     },
     /// Send dead letters back to their queue: one (--id), those matching
     /// every filter given, or --all.
     Redrive {
+        /// One dead letter's id, as `replay list` shows it.
         #[arg(long)]
         id: Option<String>,
+        /// Dead letters of one order: its correlation id (the order key).
         #[arg(long)]
         correlation_id: Option<String>,
         /// Part of the reason (case-insensitive).
         #[arg(long)]
         reason: Option<String>,
+        /// Dead letters of one event type, e.g. RefundIssued.
         #[arg(long)]
         event_type: Option<String>,
         /// Every dead letter (needed when no filter is given).
         #[arg(long)]
         all: bool,
+        /// Most dead letters to re-drive.
         #[arg(long, default_value_t = 1000)]
         max: usize,
     },
     /// Replay the events published in a window, from the bus's archive, to
     /// one rule (e.g. OrderPlacedToErpPost).
     Window {
+        /// The EventBridge rule to replay to, e.g. OrderPlacedToErpPost.
         #[arg(long)]
         rule: String,
-        #[arg(long, conflicts_with_all = ["from", "to"])]
+        /// Events published in the last N hours, 1 to 744 (default: the
+        /// last 24).
+        #[arg(long, conflicts_with_all = ["from", "to"], value_parser = clap::value_parser!(i64).range(1..=744))]
         hours: Option<i64>,
-        #[arg(long)]
-        from: Option<String>,
-        #[arg(long)]
-        to: Option<String>,
+        /// Window start (RFC 3339), e.g. 2026-11-25T00:00:00Z; default 24
+        /// hours before the end.
+        #[arg(long, value_parser = crate::reconcile::parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Window end (RFC 3339); default now.
+        #[arg(long, value_parser = crate::reconcile::parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -187,22 +203,25 @@ async fn local_call(
     let resp = req
         .send()
         .await
-        .with_context(|| format!("asking {endpoint} (is `retailflow serve` running?)"))?;
+        .with_context(|| crate::local_target::unreachable(url))?;
     let status = resp.status();
     let text = resp.text().await?;
     if !status.is_success() {
-        bail!("{endpoint} answered {status}: {text}");
+        bail!(
+            "the local app refused: {}",
+            crate::local_target::refusal_text(&text)
+        );
     }
-    serde_json::from_str(&text).with_context(|| format!("{endpoint} answered {text}"))
+    serde_json::from_str(&text).with_context(|| format!("the local app answered {text}"))
 }
 
 async fn sqs_dead_letters(
     t: &Target,
 ) -> anyhow::Result<retailflow_aws::adapters::sqs_dead_letters::SqsDeadLetters> {
     let (Some(dlq), Some(queue)) = (&t.dlq_url, &t.queue_url) else {
-        bail!("say where: --local http://127.0.0.1:8080, or --dlq-url <…DLQUrl> --queue-url <…QueueUrl>");
+        bail!("say where: --local <URL of a running `retailflow serve`>, or --dlq-url <…DLQUrl> --queue-url <…QueueUrl>");
     };
-    let aws = retailflow::stack::aws_config().await;
+    let aws = retailflow::stack::aws_config().await?;
     Ok(
         retailflow_aws::adapters::sqs_dead_letters::SqsDeadLetters::new(
             aws_sdk_sqs::Client::new(&aws),
@@ -304,7 +323,7 @@ async fn window_on_aws(
 ) -> anyhow::Result<String> {
     let (Some(archive), Some(bus), Some(rule_arn)) = (&t.archive_arn, &t.bus_arn, &t.rule_arn)
     else {
-        bail!("say where: --local http://127.0.0.1:8080, or --stack <name>, or --archive-arn <EventArchiveArn> --bus-arn <EventBusArn> --rule-arn <the rule's ARN>");
+        bail!("say where: --local <URL of a running `retailflow serve`>, or --stack <name>, or --archive-arn <EventArchiveArn> --bus-arn <EventBusArn> --rule-arn <the rule's ARN>");
     };
     let window = retailflow_core::reconciliation::request::requested_window(
         detail,
@@ -312,7 +331,7 @@ async fn window_on_aws(
         chrono::Duration::hours(24),
     )?;
     let span = retailflow_core::replay::window_span(window)?;
-    let eb = aws_sdk_eventbridge::Client::new(&retailflow::stack::aws_config().await);
+    let eb = aws_sdk_eventbridge::Client::new(&retailflow::stack::aws_config().await?);
     let rules = [(rule.to_string(), vec![rule_arn.clone()])]
         .into_iter()
         .collect();

@@ -39,6 +39,7 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .route("/local/timelines", get(timelines))
         .route("/local/trace/{key}", get(trace))
         .route("/local/reconcile", post(reconcile))
+        .route("/local/reports/{id}", get(report))
         .route("/local/dead-letters", get(dead_letters))
         .route("/local/dead-letters/redrive", post(redrive))
         .route("/local/replay", post(replay))
@@ -205,7 +206,23 @@ async fn trace(
     };
     match trace {
         Some(t) => axum::Json(t).into_response(),
-        None => refuse(StatusCode::NOT_FOUND, format!("no saga for {key}")),
+        None => {
+            // A bare order id or number: the orders whose key ends with it.
+            let tail = format!(":{}", key.trim_start_matches('#'));
+            let did_you_mean: Vec<String> = app
+                .store
+                .sagas()
+                .into_iter()
+                .map(|s| s.saga_key)
+                .filter(|k| k.ends_with(&tail) && k.contains(":order:"))
+                .take(5)
+                .collect();
+            let body = serde_json::json!({
+                "error": format!("no order {key}"),
+                "did_you_mean": did_you_mean,
+            });
+            (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+        }
     }
 }
 
@@ -227,6 +244,42 @@ async fn reconcile(State(app): State<Arc<LocalApp>>, body: Bytes) -> axum::respo
     };
     match app.reconcile_window(window).await {
         Ok(report) => axum::Json(report).into_response(),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// `retailflow reconcile --report <id|latest>` on the local app: a kept
+/// report, not a new run.
+async fn report(
+    State(app): State<Arc<LocalApp>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    use retailflow_core::ports::StateStore;
+    let run_id = if id == "latest" {
+        match app
+            .store
+            .read_cursor(retailflow_core::reconciliation::LATEST_CURSOR)
+            .await
+        {
+            Ok(Some(r)) if !r.is_empty() => r,
+            Ok(_) => {
+                return refuse(
+                    StatusCode::NOT_FOUND,
+                    "no finished reconciliation yet: run `retailflow reconcile` first",
+                )
+            }
+            Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+        }
+    } else {
+        id
+    };
+    match app.store.report(&run_id).await {
+        Ok(Some(body)) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Ok(None) => refuse(StatusCode::NOT_FOUND, format!("no report {run_id}")),
         Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }

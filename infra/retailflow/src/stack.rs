@@ -7,21 +7,37 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context};
 
 /// The CLI's AWS configuration: the usual credentials and region
-/// (`AWS_ENDPOINT_URL` for a local endpoint), every call bounded.
-pub async fn aws_config() -> aws_config::SdkConfig {
-    retailflow_aws::lambda::aws_sdk_config(
+/// (`AWS_ENDPOINT_URL` for a local endpoint), every call bounded. The
+/// credentials are looked for first: without them every call would fail
+/// with a page of the SDK's provider chain instead of one line.
+pub async fn aws_config() -> anyhow::Result<aws_config::SdkConfig> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let config = retailflow_aws::lambda::aws_sdk_config(
         std::time::Duration::from_secs(3),
         std::time::Duration::from_secs(20),
     )
-    .await
+    .await;
+    let found = match config.credentials_provider() {
+        Some(p) => p.provide_credentials().await.is_ok(),
+        None => false,
+    };
+    if !found {
+        bail!("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION; AWS_ENDPOINT_URL for a local endpoint)");
+    }
+    if config.region().is_none() {
+        bail!("no AWS region: set AWS_REGION (or a region in your AWS profile)");
+    }
+    Ok(config)
 }
 
 /// A deployed stack's state table, for the CLI.
-pub async fn state_store(table: &str) -> retailflow_aws::adapters::dynamodb::DynamoDbStateStore {
-    retailflow_aws::adapters::dynamodb::DynamoDbStateStore::new(
-        aws_sdk_dynamodb::Client::new(&aws_config().await),
+pub async fn state_store(
+    table: &str,
+) -> anyhow::Result<retailflow_aws::adapters::dynamodb::DynamoDbStateStore> {
+    Ok(retailflow_aws::adapters::dynamodb::DynamoDbStateStore::new(
+        aws_sdk_dynamodb::Client::new(&aws_config().await?),
         table,
-    )
+    ))
 }
 
 /// The local queue names of the step queues (`erp-post`, …).

@@ -150,6 +150,9 @@ pub struct ReconciliationReport {
     pub sagas_checked: u64,
     pub orders_checked: u64,
     pub returns_checked: u64,
+    /// Reports kept before cancellations were counted read as 0.
+    #[serde(default)]
+    pub cancellations_checked: u64,
     /// Stuck steps published again.
     pub redriven: u64,
     /// Stuck steps past their re-drive limit, raised for people.

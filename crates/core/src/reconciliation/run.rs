@@ -271,6 +271,7 @@ impl Reconciliation {
                     sagas_checked: 0,
                     orders_checked: 0,
                     returns_checked: 0,
+                    cancellations_checked: 0,
                     redriven: 0,
                     escalated: 0,
                     requests: BTreeMap::new(),
@@ -425,7 +426,7 @@ impl Reconciliation {
         let now = self.now();
         // What the sagas say: nothing is written or sent until the systems
         // of record have answered, so a page that pauses leaves no trace.
-        let (mut orders, mut returns) = (0, 0);
+        let (mut orders, mut returns, mut cancellations) = (0, 0, 0);
         let mut expected_docs = Vec::new();
         let mut expected_journals = Vec::new();
         let mut stuck = Vec::new();
@@ -446,6 +447,7 @@ impl Reconciliation {
                     expected_journals.extend(checks::expected_reversal(saga, order_key));
                 }
                 SagaKind::Cancellation { order_key } => {
+                    cancellations += 1;
                     expected_journals.extend(checks::expected_reversal(saga, order_key));
                 }
                 SagaKind::Other => {}
@@ -514,6 +516,7 @@ impl Reconciliation {
         report.sagas_checked += sagas.len() as u64;
         report.orders_checked += orders;
         report.returns_checked += returns;
+        report.cancellations_checked += cancellations;
         for (k, n) in requests {
             count(report, &k, n);
         }

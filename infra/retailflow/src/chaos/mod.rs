@@ -507,11 +507,13 @@ pub async fn run_keeping_app(
         report.retries += r.retries;
         report.drains_gave_up += usize::from(r.gave_up);
     };
+    let progress = crate::progress::bar(orders.len() as u64, "orders");
     for (i, range) in (0..orders.len())
         .collect::<Vec<_>>()
         .chunks(config.chunk.max(1))
         .enumerate()
     {
+        progress.inc(range.len() as u64);
         inject(&app, i, chunks, &mut report);
         if i == chunks / 2 {
             rotate_credentials(&app);
@@ -666,6 +668,7 @@ pub async fn run_keeping_app(
         }
     }
     report.drift_injected = injected.len();
+    progress.finish_and_clear();
     // Past every step's SLA, so the lost ones count as stuck.
     app.clock
         .advance_to(app.clock.now() + chrono::Duration::hours(7));

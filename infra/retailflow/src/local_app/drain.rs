@@ -138,6 +138,10 @@ impl LocalApp {
                 .await;
                 // The batch's invocation ends: its budget slots go back.
                 self.budgets.release_all().await;
+                if !self.batch_tick.is_zero() {
+                    let tick = chrono::Duration::from_std(self.batch_tick).unwrap_or_default();
+                    self.clock.advance_to(self.clock.now() + tick);
+                }
                 let mut queues = lock(&self.queues);
                 let mut dlq = lock(&self.dead_letters);
                 let Some(q) = queues.get_mut(&queue) else {

@@ -212,6 +212,10 @@ pub struct LocalApp {
     /// Sagas against the NetSuite and Salesforce simulators.
     pub reconciliation: Reconciliation,
     pub retry: RetryPolicy,
+    /// How far a virtual clock moves after each queue's batch (zero: only
+    /// over backoffs). `run` sets a few milliseconds so its timelines show
+    /// the steps in the order they ran.
+    pub batch_tick: Duration,
     /// Where the app's state is kept, if on disk.
     pub data: Option<Arc<DataDir>>,
     /// The ERP's and the loyalty org's concurrency budgets.

@@ -336,6 +336,7 @@ impl LocalApp {
             data,
             sims,
             retry: RetryPolicy::default(),
+            batch_tick: Duration::ZERO,
         })
     }
 }

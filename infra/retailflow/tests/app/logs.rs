@@ -48,6 +48,10 @@ async fn every_line_of_an_order_flow_carries_its_correlation_id_and_no_email() {
         tracing_subscriber::EnvFilter::new("retailflow=debug,app=debug"),
     );
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests' threads register callsites while this subscriber is
+    // being set; one registered in that instant can keep the interest it
+    // had before (none). Ask every callsite again now that one wants them.
+    tracing::callsite::rebuild_interest_cache();
 
     let app = LocalApp::start(dev_config()).await.unwrap();
     // NetSuite throttles once (a warning line inside the step).

@@ -1,7 +1,9 @@
 //! The `retailflow` binary as a person uses it: `serve`, `run` and `canonical`.
 
-mod held_for_review;
+mod follow_up;
+mod help;
 mod live_serve;
+mod progress;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -465,8 +467,8 @@ fn run_feeds_the_sample_events_through_the_whole_app() {
     );
     assert_eq!(status_of("11-adobe-order-configurable.json"), 200);
     assert!(
-        stdout.contains("4 order(s), 4 complete;")
-            && stdout.contains("1 quarantined delivery(ies); 0 dead letter(s)"),
+        stdout.contains("4 orders, 4 complete;")
+            && stdout.contains("1 quarantined delivery; 0 dead letters"),
         "{stdout}"
     );
     assert_eq!(
@@ -540,7 +542,7 @@ fn reconcile_asks_a_running_serve_and_reports_a_clean_order_and_refuses_a_bad_wi
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("complete: 1 sagas (1 orders, 0 returns)"),
+        text.contains("complete: 1 saga: 1 order, 0 returns, 0 cancellations"),
         "{text}"
     );
     assert!(text.contains("no discrepancies"), "{text}");
@@ -644,7 +646,10 @@ fn trace_replay_and_reconcile_read_what_run_left_after_it_exited() {
     assert!(ok(&["replay", "list"]).contains("0 dead letter(s)"));
     // The ERP and loyalty records the run made are there to compare with.
     let report = ok(&["reconcile", "--hours", "2"]);
-    assert!(report.contains("(4 orders, 3 returns)"), "{report}");
+    assert!(
+        report.contains("8 sagas: 4 orders, 3 returns, 1 cancellation"),
+        "{report}"
+    );
     assert!(report.contains("no discrepancies"), "{report}");
     // A key the run never saw, and a directory nothing ran in: said plainly.
     let out = cli_in(&dir).args(["trace", "nope"]).output().unwrap();
@@ -712,7 +717,7 @@ fn run_takes_an_order_of_1500_lines_and_its_return_both_by_claim_check_and_exits
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("1 order(s), 1 complete"), "{text}");
+    assert!(text.contains("1 order, 1 complete"), "{text}");
     assert!(text.contains("CreditMemoPosted"), "{text}");
     assert!(
         text.contains("(1500 line(s)"),

@@ -1,7 +1,8 @@
-//! A refund over the order's total, as an operator follows it: `run` says
-//! it is dead-lettered, `trace` lists it as held for review, `reconcile`
-//! reports it as its own kind, and re-driving it says it failed again.
-//! Each exits 2: something of the order is not done.
+//! After a run, as an operator follows up: a refund over the order's total
+//! is dead-lettered by `run`, listed as held for review by `trace`,
+//! reported as its own kind by `reconcile`, and said to fail again by
+//! `replay redrive`, each exiting 2; a quarantined delivery is on its
+//! order's trace; the timelines move on between steps; the hints paste.
 
 use super::*;
 
@@ -75,4 +76,61 @@ fn a_quarantined_delivery_shows_on_its_orders_trace() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("quarantined"), "{text}");
     assert!(text.contains("totals do not reconcile"), "{text}");
+}
+
+#[test]
+fn run_timelines_move_on_between_steps_and_its_hint_pastes_with_the_data_dir() {
+    let dir = std::env::temp_dir().join(format!("retailflow cli {}", uuid::Uuid::new_v4()));
+    let out = cli()
+        .current_dir(repo())
+        .args(["run", "--json", "events/", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let order: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|t| t["correlation_id"] == "shopify:acme-outdoor.myshopify.com:order:5872301948123")
+        .unwrap();
+    let times: Vec<&str> = order["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["at"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let distinct: std::collections::BTreeSet<_> = times.iter().collect();
+    assert!(distinct.len() >= 5, "{times:?}");
+
+    // The text report's hint, pasted into a shell in another directory,
+    // reads the same data directory (its path has a space in it).
+    let out = cli()
+        .current_dir(repo())
+        .args(["run", "events/01-shopify-orders-create.json", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let hint = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("retailflow trace "))
+        .unwrap_or_else(|| panic!("no trace hint in {text}"));
+    assert!(hint.contains("--data-dir"), "{hint}");
+    let pasted = hint.replacen("retailflow", env!("CARGO_BIN_EXE_retailflow"), 1);
+    let out = Command::new("sh")
+        .args(["-c", &pasted])
+        .current_dir(std::env::temp_dir())
+        .env_remove("RETAILFLOW_DATA_DIR")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{pasted}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("every recorded step is done"));
 }
