@@ -33,14 +33,28 @@ pub struct TracedStep {
     pub result: Option<serde_json::Value>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TracedEvent {
+    pub at: DateTime<Utc>,
+    pub event_type: String,
+    /// The saga item it belongs to: a return's and the cancellation's
+    /// events are on theirs, so two refunds are two lines.
+    pub saga_key: String,
+    /// What it said (ERP document, points, totals), where the caller has
+    /// the published events to tell (the local app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct OrderTrace {
     /// The order's key, also the correlation id of all its events.
     pub order_key: String,
     pub started_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
-    /// Event types with when each was first seen, oldest first.
-    pub events: Vec<(DateTime<Utc>, String)>,
+    /// Each event of the order, its returns and cancellation, with when it
+    /// was first seen, oldest first.
+    pub events: Vec<TracedEvent>,
     pub steps: Vec<TracedStep>,
     /// Refund ids admitted to the order's ledger, in order.
     pub refunds: Vec<String>,
@@ -194,6 +208,23 @@ fn quarantined_order_key(q: &QuarantinedDelivery) -> Option<String> {
     }
 }
 
+/// Where an event stands in an order's flow, for events seen at the same
+/// instant: what came in before what it caused.
+fn flow_rank(event_type: &str) -> u8 {
+    match event_type {
+        "OrderPlaced" => 0,
+        "OrderUpdated" => 1,
+        "OrderPostedToErp" => 2,
+        "LoyaltyAccrued" => 3,
+        "StockCommitted" => 4,
+        "RefundIssued" | "OrderCancelled" => 5,
+        "CreditMemoPosted" => 6,
+        "LoyaltyReversed" => 7,
+        "ShopRefundRecorded" => 8,
+        _ => 9,
+    }
+}
+
 fn steps_of(record: &SagaRecord) -> Vec<TracedStep> {
     record
         .steps
@@ -217,11 +248,18 @@ pub async fn trace_order(
     let Some(order) = store.saga(order_key).await? else {
         return Ok(None);
     };
-    let mut events: Vec<(DateTime<Utc>, String)> = order
-        .first_seen
-        .iter()
-        .map(|(t, at)| (*at, t.clone()))
-        .collect();
+    let events_of = |r: &SagaRecord| -> Vec<TracedEvent> {
+        r.first_seen
+            .iter()
+            .map(|(t, at)| TracedEvent {
+                at: *at,
+                event_type: t.clone(),
+                saga_key: r.saga_key.clone(),
+                summary: None,
+            })
+            .collect()
+    };
+    let mut events = events_of(&order);
     let mut steps = steps_of(&order);
     let refunds: Vec<String> = order
         .refund_ledger
@@ -238,13 +276,25 @@ pub async fn trace_order(
     }
     for key in related {
         if let Some(r) = store.saga(&key).await? {
-            events.extend(r.first_seen.iter().map(|(t, at)| (*at, t.clone())));
+            // A return's event is on its order's saga too: its own wins.
+            for e in events_of(&r) {
+                events.retain(|o| {
+                    o.saga_key != order_key || (o.at, &o.event_type) != (e.at, &e.event_type)
+                });
+                events.push(e);
+            }
             steps.extend(steps_of(&r));
         }
     }
-    events.sort();
-    // A return's event is on its own saga and on its order's: once.
-    events.dedup();
+    // By time; at the same instant, as the flow goes (then by name).
+    events.sort_by(|a, b| {
+        (a.at, flow_rank(&a.event_type), &a.event_type, &a.saga_key).cmp(&(
+            b.at,
+            flow_rank(&b.event_type),
+            &b.event_type,
+            &b.saga_key,
+        ))
+    });
     steps.sort_by(|a, b| {
         (
             a.completed_at.is_none(),
@@ -282,20 +332,32 @@ pub async fn trace_order(
 /// external ids a step recorded.
 pub fn render(t: &OrderTrace) -> String {
     let mut out = format!("order {} (correlation id)\n", t.order_key);
-    for (at, event) in &t.events {
-        out.push_str(&format!("  {}  event  {event}\n", at.to_rfc3339()));
+    let whose = |saga_key: &str| {
+        saga_key
+            .strip_prefix(&t.order_key)
+            .filter(|rest| !rest.is_empty())
+            .map(|rest| format!(" [{}]", rest.trim_start_matches(':')))
+            .unwrap_or_default()
+    };
+    for e in &t.events {
+        let said = e
+            .summary
+            .as_deref()
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {}  event  {}{}{said}\n",
+            e.at.to_rfc3339(),
+            e.event_type,
+            whose(&e.saga_key)
+        ));
     }
     for s in &t.steps {
         let when = s
             .completed_at
             .map(|t| t.to_rfc3339())
             .unwrap_or_else(|| "(not done)".into());
-        let whose = s
-            .saga_key
-            .strip_prefix(&t.order_key)
-            .filter(|rest| !rest.is_empty())
-            .map(|rest| format!(" [{}]", rest.trim_start_matches(':')))
-            .unwrap_or_default();
+        let whose = whose(&s.saga_key);
         let ids = s
             .result
             .as_ref()

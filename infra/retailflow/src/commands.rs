@@ -107,7 +107,8 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
                 event["source"].as_str().unwrap_or("")
             );
         }
-        return Ok(format!("EventBridge {t} routed to {routed} queue(s)"));
+        let queues = crate::reconcile::plural(routed as u64, "queue", "queues");
+        return Ok(format!("EventBridge {t} routed to {queues}"));
     }
     if let Some(records) = event["Records"].as_array() {
         for r in records {
@@ -121,7 +122,8 @@ async fn feed(app: &LocalApp, name: &str, event: &serde_json::Value) -> anyhow::
                 .with_context(|| format!("{name}: no queue for {arn}"))?;
             q.send(body, app.clock.now()).map_err(anyhow::Error::msg)?;
         }
-        return Ok(format!("SQS {} record(s) queued", records.len()));
+        let records = crate::reconcile::plural(records.len() as u64, "record", "records");
+        return Ok(format!("SQS {records} queued"));
     }
     let req = ApiRequest::from_event(event)?;
     if req.path == "/checkout/validate" {

@@ -151,7 +151,10 @@ fn print_letters(letters: &[DeadLetterView], json: bool) -> anyhow::Result<()> {
                 .unwrap_or("moved after too many receives (no reason recorded)")
         );
     }
-    println!("{} dead letter(s)", letters.len());
+    println!(
+        "{}",
+        crate::reconcile::plural(letters.len() as u64, "dead letter", "dead letters")
+    );
     Ok(())
 }
 
@@ -303,7 +306,10 @@ pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<bool
                     let v =
                         local_call(url, reqwest::Method::POST, "/local/replay", Some(body)).await?;
                     let count = v["replayed"].as_u64().unwrap_or(0);
-                    println!("{count} event(s) replayed to {rule}'s queue");
+                    println!(
+                        "{} replayed to {rule}'s queue",
+                        crate::reconcile::plural(count, "event", "events")
+                    );
                 }
                 None => {
                     let replay = window_on_aws(&target, &rule, &detail).await?;

@@ -205,7 +205,7 @@ async fn trace(
         None => only_stuck(&key, &letters, &quarantined),
     };
     match trace {
-        Some(t) => axum::Json(t).into_response(),
+        Some(t) => axum::Json(with_summaries(t, &app)).into_response(),
         None => {
             // A bare order id or number: the orders whose key ends with it.
             let tail = format!(":{}", key.trim_start_matches('#'));
@@ -224,6 +224,31 @@ async fn trace(
             (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
         }
     }
+}
+
+/// Each traced event with what it said, from the events the app published
+/// (`run`'s timeline lines): a return's by its refund id, the rest in order.
+fn with_summaries(
+    mut t: retailflow_core::trace::OrderTrace,
+    app: &LocalApp,
+) -> retailflow_core::trace::OrderTrace {
+    let timelines = retailflow::timeline::timelines(app);
+    let Some(line) = timelines.iter().find(|l| l.correlation_id == t.order_key) else {
+        return t;
+    };
+    let mut used = vec![false; line.entries.len()];
+    for e in &mut t.events {
+        let refund = e.saga_key.rsplit_once(":return:").map(|(_, r)| r);
+        let fits = |x: &retailflow::timeline::Entry| {
+            x.event_type == e.event_type && (refund.is_none() || x.refund_id.as_deref() == refund)
+        };
+        let found = (0..line.entries.len()).find(|&i| !used[i] && fits(&line.entries[i]));
+        if let Some(i) = found {
+            used[i] = true;
+            e.summary = Some(line.entries[i].summary.clone());
+        }
+    }
+    t
 }
 
 /// `retailflow reconcile --local`: a run over the window the body asks

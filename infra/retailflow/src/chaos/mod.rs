@@ -132,8 +132,15 @@ impl std::fmt::Display for ChaosReport {
         )?;
         writeln!(
             f,
-            "  reconciliation: drift injected on {} orders; the first run found {} discrepancies and re-drove {} steps; {} archived events replayed after",
-            self.drift_injected, self.reconciliation_found, self.reconciliation_redriven, self.replayed
+            "  reconciliation: drift injected on {} orders; the first run found {} discrepancies and re-drove {} past their SLA; {} archived events replayed after",
+            self.drift_injected,
+            self.reconciliation_found,
+            if self.reconciliation_redriven == 1 {
+                "1 step".to_string()
+            } else {
+                format!("{} steps", self.reconciliation_redriven)
+            },
+            self.replayed
         )?;
         writeln!(
             f,

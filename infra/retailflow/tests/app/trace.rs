@@ -40,7 +40,7 @@ async fn a_trace_shows_every_step_of_an_order_and_its_return_with_their_document
     assert!(step("credit_memo").saga_key.contains(":return:"));
     assert_eq!(t.refunds, vec!["1023847561234".to_string()]);
     assert!(t.open_steps.is_empty(), "{:?}", t.open_steps);
-    let events: Vec<&str> = t.events.iter().map(|(_, e)| e.as_str()).collect();
+    let events: Vec<&str> = t.events.iter().map(|e| e.event_type.as_str()).collect();
     for e in [
         "OrderPlaced",
         "RefundIssued",
@@ -93,6 +93,6 @@ async fn a_trace_of_an_unknown_order_says_so_and_an_unfinished_one_shows_the_ste
         "{:?}",
         t.steps
     );
-    let events: Vec<&str> = t.events.iter().map(|(_, e)| e.as_str()).collect();
+    let events: Vec<&str> = t.events.iter().map(|e| e.event_type.as_str()).collect();
     assert!(!events.contains(&"OrderPostedToErp"), "{events:?}");
 }

@@ -55,7 +55,7 @@ fn an_over_refund_is_held_for_review_in_trace_reconcile_and_redrive() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("1 re-driven, 1 failed again"), "{text}");
     let (_, text) = in_repo(&dir, &["replay", "list"]);
-    assert!(text.contains("1 dead letter(s)"), "{text}");
+    assert!(text.contains("1 dead letter"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -133,4 +133,68 @@ fn run_timelines_move_on_between_steps_and_its_hint_pastes_with_the_data_dir() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("every recorded step is done"));
+}
+
+#[test]
+fn trace_tells_each_refund_apart_with_what_every_event_said() {
+    let dir = fresh_dir();
+    let (code, text) = in_repo(&dir, &["run", "events/"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, json) = in_repo(
+        &dir,
+        &[
+            "trace",
+            "--json",
+            "shopify:acme-outdoor.myshopify.com:order:5872301948123",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    let trace: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let events = trace["events"].as_array().unwrap();
+    let refunds: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e["event_type"] == "RefundIssued")
+        .map(|e| e["saga_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(refunds.len(), 2, "{trace}");
+    assert!(
+        refunds.iter().all(|k| k.contains(":return:")),
+        "{refunds:?}"
+    );
+    for e in events {
+        assert!(e["summary"].as_str().is_some_and(|s| !s.is_empty()), "{e}");
+    }
+    let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert_eq!(events[0]["event_type"], "OrderPlaced", "{trace}");
+    let posted = events
+        .iter()
+        .find(|e| e["event_type"] == "OrderPostedToErp")
+        .unwrap();
+    assert!(posted["summary"]
+        .as_str()
+        .unwrap()
+        .contains("ERP posted: netsuite document SO"));
+}
+
+#[test]
+fn reconcile_report_latest_prints_the_last_report_and_runs_nothing() {
+    let dir = fresh_dir();
+    let (code, _) = in_repo(&dir, &["run", "events/"]);
+    assert_eq!(code, Some(0));
+    let (code, text) = in_repo(&dir, &["reconcile", "--report", "latest"]);
+    assert_eq!(code, Some(1), "no report yet: {text}");
+    let (code, text) = in_repo(&dir, &["reconcile", "--hours", "2", "--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let ran: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for _ in 0..2 {
+        let (code, text) = in_repo(&dir, &["reconcile", "--report", "latest", "--json"]);
+        assert_eq!(code, Some(0), "{text}");
+        let kept: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // A new run would have an id of its own.
+        assert_eq!(kept["run_id"], ran["run_id"]);
+        assert_eq!(kept["started_at"], ran["started_at"]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

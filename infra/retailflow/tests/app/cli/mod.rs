@@ -643,7 +643,7 @@ fn trace_replay_and_reconcile_read_what_run_left_after_it_exited() {
     ]);
     assert!(trace.contains("erp_post: done"), "{trace}");
     assert!(trace.contains("credit_memo [return:"), "{trace}");
-    assert!(ok(&["replay", "list"]).contains("0 dead letter(s)"));
+    assert!(ok(&["replay", "list"]).contains("0 dead letters"));
     // The ERP and loyalty records the run made are there to compare with.
     let report = ok(&["reconcile", "--hours", "2"]);
     assert!(
