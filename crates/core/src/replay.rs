@@ -135,8 +135,9 @@ pub struct RedriveReport {
     /// Left on the DLQ (not matching).
     pub left: usize,
     /// Re-driven and back on the DLQ already, with the new reason: where
-    /// the queues are drained before answering (the local app). On AWS the
-    /// steps run later; `replay list` shows what died again.
+    /// the queues are drained before answering (the local app). A letter
+    /// still in its backoff (serve's real clock) or on AWS, where the steps
+    /// run later, is not here: `replay list` shows it if it dies again.
     #[serde(default)]
     pub failed_again: Vec<DeadLetterView>,
 }

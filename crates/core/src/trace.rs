@@ -76,7 +76,8 @@ pub struct StuckItem {
     /// What is stuck: the event and the queue it died on, or the delivery.
     pub subject: String,
     pub reason: String,
-    /// The dead letter's or quarantined delivery's id (`replay redrive --id`).
+    /// The dead letter's id (`replay redrive --id`), or the quarantined
+    /// delivery's (`GET /local/state` shows it; fix the data, resend).
     pub id: String,
 }
 

@@ -6,8 +6,8 @@
 macro_rules! local_app_env {
     () => {
         "\
-  RETAILFLOW_SHOPIFY_SECRET               Shopify webhook secret (set: every secret comes from
-                                          the environment; unset: the dev keys)
+  RETAILFLOW_SHOPIFY_SECRET               Shopify webhook secret (any secret set: all come from
+                                          the environment; none: the dev keys, if found)
   RETAILFLOW_SHOPIFY_PREVIOUS_SECRET      the secret before a rotation, still accepted
   RETAILFLOW_ADOBE_PUBLIC_KEYS            Adobe Commerce signing keys (PEM paths, comma-separated)
   RETAILFLOW_ADOBE_CLIENT_ID              Adobe I/O client id the events name

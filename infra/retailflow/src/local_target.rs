@@ -131,7 +131,7 @@ pub(crate) fn refusal_text(body: &str) -> String {
 }
 
 /// A key as one path segment (order keys hold `:` and may hold `/`).
-fn percent_encode(key: &str) -> String {
+pub(crate) fn percent_encode(key: &str) -> String {
     key.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {

@@ -311,7 +311,9 @@ enum Command {
     /// holding it); --local names a running `retailflow serve` elsewhere;
     /// --table or --stack read a deployed stack's state table with the
     /// usual AWS credentials. Exits 2 when something of the order is not
-    /// done.
+    /// done: a step open, and on the local app also a dead letter, a refund
+    /// held for review or a quarantined delivery (a deployed stack's trace
+    /// reads its table only).
     #[command(after_help = env_help::LOCAL_OR_AWS)]
     Trace {
         #[command(flatten)]
@@ -350,7 +352,7 @@ enum Command {
         #[arg(long, conflicts_with_all = ["bus", "table"])]
         local: Option<String>,
         /// The stack's EventBusName output: asks its function for a run.
-        #[arg(long, conflicts_with = "table")]
+        #[arg(long, conflicts_with_all = ["table", "report"])]
         bus: Option<String>,
         /// The stack's StateTableName output: with --report, prints a kept report.
         #[arg(long, requires = "report")]

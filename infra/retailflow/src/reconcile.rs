@@ -128,7 +128,11 @@ pub async fn on_local(url: &str, detail: &serde_json::Value, json: bool) -> anyh
 /// Prints a report the local app kept (`latest` for its last finished
 /// run), without running anything.
 pub async fn local_report(url: &str, run_id: &str, json: bool) -> anyhow::Result<bool> {
-    let endpoint = format!("{}/local/reports/{run_id}", url.trim_end_matches('/'));
+    let endpoint = format!(
+        "{}/local/reports/{}",
+        url.trim_end_matches('/'),
+        crate::local_target::percent_encode(run_id)
+    );
     let resp = reqwest::get(&endpoint)
         .await
         .with_context(|| crate::local_target::unreachable(url))?;

@@ -306,10 +306,14 @@ pub async fn replay(target: Target, action: ReplayAction) -> anyhow::Result<bool
                     let v =
                         local_call(url, reqwest::Method::POST, "/local/replay", Some(body)).await?;
                     let count = v["replayed"].as_u64().unwrap_or(0);
-                    println!(
-                        "{} replayed to {rule}'s queue",
-                        crate::reconcile::plural(count, "event", "events")
-                    );
+                    if json {
+                        println!("{}", serde_json::json!({"rule": rule, "replayed": count}));
+                    } else {
+                        println!(
+                            "{} replayed to {rule}'s queue",
+                            crate::reconcile::plural(count, "event", "events")
+                        );
+                    }
                 }
                 None => {
                     let replay = window_on_aws(&target, &rule, &detail).await?;

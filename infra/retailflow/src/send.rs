@@ -157,7 +157,12 @@ pub async fn send(
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("{e:#}; `retailflow run` feeds EventBridge and SQS events");
-                if !json {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"file": name, "status": null, "error": reason})
+                    );
+                } else {
                     println!("{name:<60} not sent: {reason}");
                 }
                 refusals.push(Refusal {

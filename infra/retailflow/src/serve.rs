@@ -2,9 +2,9 @@
 //! `GET /local/state` shows what the app published, its sagas, quarantine and
 //! dead letters; `GET /local/timelines` each order's timeline;
 //! `GET /local/trace/{key}` one order's trace; `POST /local/reconcile` a
-//! reconciliation run's report; `GET /local/dead-letters`, `POST
-//! /local/dead-letters/redrive` and `POST /local/replay` for `retailflow
-//! replay`.
+//! reconciliation run's report, `GET /local/reports/{id}` a kept one;
+//! `GET /local/dead-letters`, `POST /local/dead-letters/redrive` and
+//! `POST /local/replay` for `retailflow replay`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,10 +70,19 @@ async fn no_route(method: Method, uri: Uri) -> Response {
 
 async fn wrong_method(method: Method, uri: Uri) -> Response {
     let path = uri.path();
-    let allowed = if path.starts_with("/local/") && !path.ends_with("redrive") {
-        "see retailflow --help"
-    } else {
+    const POSTED: [&str; 7] = [
+        "/webhooks/shopify",
+        "/webhooks/adobe",
+        "/pos/returns",
+        "/checkout/validate",
+        "/local/reconcile",
+        "/local/dead-letters/redrive",
+        "/local/replay",
+    ];
+    let allowed = if POSTED.contains(&path) {
         "use POST"
+    } else {
+        "use GET"
     };
     refuse(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -238,7 +247,14 @@ fn with_summaries(
     };
     let mut used = vec![false; line.entries.len()];
     for e in &mut t.events {
-        let refund = e.saga_key.rsplit_once(":return:").map(|(_, r)| r);
+        let cancellation = format!(":{}", retailflow_core::refund_ledger::CANCELLATION_ID);
+        let refund = match e.saga_key.rsplit_once(":return:") {
+            Some((_, r)) => Some(r),
+            None if e.saga_key.ends_with(&cancellation) => {
+                Some(retailflow_core::refund_ledger::CANCELLATION_ID)
+            }
+            None => None,
+        };
         let fits = |x: &retailflow::timeline::Entry| {
             x.event_type == e.event_type && (refund.is_none() || x.refund_id.as_deref() == refund)
         };
@@ -414,17 +430,38 @@ async fn timelines(State(app): State<Arc<LocalApp>>) -> impl IntoResponse {
     axum::Json(retailflow::timeline::timelines(&app))
 }
 
-/// The intake's secrets: the environment's when `RETAILFLOW_SHOPIFY_SECRET`
-/// is set (as on AWS), else the dev keys the samples are signed with, so
-/// `retailflow send events/` is taken by a plain `retailflow serve`.
+/// The variables that carry a secret: any of them set means the
+/// environment configures `serve`, as on AWS.
+const SECRET_VARS: [&str; 6] = [
+    "RETAILFLOW_SHOPIFY_SECRET",
+    "RETAILFLOW_SHOPIFY_PREVIOUS_SECRET",
+    "RETAILFLOW_ADOBE_PUBLIC_KEYS",
+    "RETAILFLOW_POS_STORE_SECRETS",
+    "RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS",
+    "RETAILFLOW_SHOPIFY_CLIENT_ID",
+];
+
+/// The intake's secrets: the environment's when any secret is set there
+/// (as on AWS), else the dev keys the samples are signed with, so
+/// `retailflow send events/` is taken by a plain `retailflow serve` on
+/// loopback.
 fn intake_secrets(
     dev_keys: &std::path::Path,
+    listen: std::net::SocketAddr,
 ) -> anyhow::Result<(
     IntakeConfig,
     retailflow_core::checkout::auth::CheckoutAuthConfig,
 )> {
     let env = |k: &str| std::env::var(k).ok();
-    if env("RETAILFLOW_SHOPIFY_SECRET").is_none() && retailflow::dev_keys::present(dev_keys) {
+    // Only when no secret at all is set: a half-configured serve must not
+    // quietly swap its secrets for the repository's public ones.
+    let no_secret_set = SECRET_VARS.iter().all(|k| env(k).is_none());
+    if no_secret_set && retailflow::dev_keys::present(dev_keys) {
+        if !listen.ip().is_loopback() {
+            anyhow::bail!(
+                "serving on {listen} with the dev keys, which are public: listen on loopback (127.0.0.1 or localhost), or set RETAILFLOW_SHOPIFY_SECRET and the other secrets"
+            );
+        }
         tracing::warn!(
             dev_keys = %dev_keys.display(),
             "no RETAILFLOW_SHOPIFY_SECRET: verifying with the dev keys the samples are signed with"
@@ -454,13 +491,6 @@ pub async fn resolve(listen: &str) -> anyhow::Result<std::net::SocketAddr> {
         .with_context(|| format!("--listen {listen}: not a host:port"))?
         .next()
         .with_context(|| format!("--listen {listen}: the name has no address"))
-}
-
-async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    let addr = resolve(listen).await?;
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {listen} ({addr})"))
 }
 
 /// Until Ctrl-C or SIGTERM (what `kill`, systemd and containers send).
@@ -515,7 +545,8 @@ pub async fn serve(
     data_dir: &std::path::Path,
     dev_keys: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let (config, checkout_auth) = intake_secrets(dev_keys)?;
+    let addr = resolve(listen).await?;
+    let (config, checkout_auth) = intake_secrets(dev_keys, addr)?;
     let data = Arc::new(DataDir::open(data_dir)?);
     // A URL left by a killed serve must not send the CLI elsewhere.
     data.clear_serve_url();
@@ -525,11 +556,15 @@ pub async fn serve(
     app.checkout_auth =
         retailflow_core::checkout::auth::CheckoutAuth::new(checkout_auth, app.store.clone());
     let app = Arc::new(app);
-    let listener = bind(listen).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {listen} ({addr})"))?;
     let addr = listener.local_addr()?;
-    // What the last process accepted and did not finish runs now.
+    // What the last process accepted and did not finish runs now (what a
+    // killed process had in hand, once its visibility timeout ends).
     let resumed = app.drain().await;
     let ticker = spawn_ticker(app.clone());
+    let app_for_shutdown = app.clone();
     data.set_serve_url(&format!("http://{addr}"))?;
     tracing::info!(
         %addr,
@@ -542,7 +577,12 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving");
-    ticker.abort();
+    // A batch in hand finishes first: its messages would otherwise wait out
+    // their visibility timeout after a restart, a receive used up.
+    {
+        let _turn = app_for_shutdown.drain_turn.lock().await;
+        ticker.abort();
+    }
     data.clear_serve_url();
     served
 }

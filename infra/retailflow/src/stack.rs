@@ -17,12 +17,19 @@ pub async fn aws_config() -> anyhow::Result<aws_config::SdkConfig> {
         std::time::Duration::from_secs(20),
     )
     .await;
-    let found = match config.credentials_provider() {
-        Some(p) => p.provide_credentials().await.is_ok(),
-        None => false,
+    use aws_credential_types::provider::error::CredentialsError;
+    const NONE: &str = "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION; AWS_ENDPOINT_URL for a local endpoint)";
+    let Some(provider) = config.credentials_provider() else {
+        bail!(NONE);
     };
-    if !found {
-        bail!("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION; AWS_ENDPOINT_URL for a local endpoint)");
+    match provider.provide_credentials().await {
+        Ok(_) => {}
+        Err(CredentialsError::CredentialsNotLoaded(_)) => bail!(NONE),
+        // Found but not usable (an expired SSO session, a role denied):
+        // the chain says why.
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context("could not load the AWS credentials found"))
+        }
     }
     if config.region().is_none() {
         bail!("no AWS region: set AWS_REGION (or a region in your AWS profile)");

@@ -569,17 +569,22 @@ pub fn restamped_session_token(secret: &Secret, token: &str, now: DateTime<Utc>)
     validation.validate_aud = false;
     validation.required_spec_claims = HashSet::new();
     let key = DecodingKey::from_secret(secret.expose().as_bytes());
-    let mut claims = decode::<serde_json::Value>(token, &key, &validation)
+    let mut decoded = decode::<serde_json::Value>(token, &key, &validation)
         .ok()?
         .claims;
-    let iat = claims["iat"].as_i64().unwrap_or_else(|| now.timestamp());
-    let lifetime = claims["exp"].as_i64().map_or(60, |exp| (exp - iat).max(1));
+    let claims = decoded.as_object_mut()?;
     let now_s = now.timestamp();
-    claims["iat"] = now_s.into();
-    claims["nbf"] = now_s.into();
-    claims["exp"] = now_s.saturating_add(lifetime).into();
-    claims["jti"] = uuid::Uuid::new_v4().to_string().into();
-    Some(session_token(secret, &claims))
+    let iat = claims.get("iat").and_then(|v| v.as_i64()).unwrap_or(now_s);
+    let lifetime = claims
+        .get("exp")
+        .and_then(|v| v.as_i64())
+        .and_then(|exp| exp.checked_sub(iat))
+        .map_or(60, |l| l.max(1));
+    claims.insert("iat".into(), now_s.into());
+    claims.insert("nbf".into(), now_s.into());
+    claims.insert("exp".into(), now_s.saturating_add(lifetime).into());
+    claims.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
+    Some(session_token(secret, &decoded))
 }
 
 /// The headers a storefront's server sends with `body` at `at`: for

@@ -520,7 +520,6 @@ pub async fn run_keeping_app(
         .chunks(config.chunk.max(1))
         .enumerate()
     {
-        progress.inc(range.len() as u64);
         inject(&app, i, chunks, &mut report);
         if i == chunks / 2 {
             rotate_credentials(&app);
@@ -624,6 +623,7 @@ pub async fn run_keeping_app(
             again = still;
         }
         report.never_accepted += again.len();
+        progress.inc(range.len() as u64);
     }
     // The faults are fixed: the crashes stop, the refusal is mended.
     app.store.crash_before_completion_every(0);

@@ -73,6 +73,9 @@ impl LocalApp {
         &self,
         until: Option<chrono::DateTime<chrono::Utc>>,
     ) -> DrainReport {
+        // One drain at a time: on the real clock a drain stops at the first
+        // message it cannot see, and one another drain holds is unseen.
+        let _turn = self.drain_turn.lock().await;
         let report = self.drain_batches(until).await;
         // The clock as the drain left it (it may have jumped over backoffs).
         self.save_clock();

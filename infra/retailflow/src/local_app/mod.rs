@@ -216,6 +216,9 @@ pub struct LocalApp {
     /// over backoffs). `run` sets a few milliseconds so its timelines show
     /// the steps in the order they ran.
     pub batch_tick: Duration,
+    /// Held for the whole of a drain (see `drain_bounded`); `serve` takes
+    /// it at shutdown so no batch is cut in half.
+    pub drain_turn: tokio::sync::Mutex<()>,
     /// Where the app's state is kept, if on disk.
     pub data: Option<Arc<DataDir>>,
     /// The ERP's and the loyalty org's concurrency budgets.

@@ -337,6 +337,7 @@ impl LocalApp {
             sims,
             retry: RetryPolicy::default(),
             batch_tick: Duration::ZERO,
+            drain_turn: tokio::sync::Mutex::new(()),
         })
     }
 }

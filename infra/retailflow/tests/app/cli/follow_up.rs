@@ -163,8 +163,39 @@ fn trace_tells_each_refund_apart_with_what_every_event_said() {
         "{refunds:?}"
     );
     for e in events {
-        assert!(e["summary"].as_str().is_some_and(|s| !s.is_empty()), "{e}");
+        let said = e["summary"].as_str().unwrap_or_default();
+        assert!(!said.is_empty(), "{e}");
+        // A return's events say their own refund, not the other's.
+        if let Some((_, refund)) = e["saga_key"].as_str().unwrap().rsplit_once(":return:") {
+            assert!(said.contains(refund), "{e}");
+        }
     }
+    // The cancelled order's reversal says it is the cancellation's.
+    let dir = fresh_dir();
+    let (_, _) = in_repo(&dir, &["run", "events/"]);
+    let (_, cancelled) = in_repo(
+        &dir,
+        &[
+            "trace",
+            "--json",
+            "shopify:acme-outdoor.myshopify.com:order:5872310293847",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let cancelled: serde_json::Value = serde_json::from_str(&cancelled).unwrap();
+    let reversal = cancelled["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "LoyaltyReversed")
+        .unwrap();
+    assert!(
+        reversal["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cancellation"),
+        "{reversal}"
+    );
     let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     assert_eq!(events[0]["event_type"], "OrderPlaced", "{trace}");

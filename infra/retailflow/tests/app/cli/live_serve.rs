@@ -315,3 +315,20 @@ fn serve_listens_on_a_host_name() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn serve_will_not_take_the_public_dev_keys_off_loopback() {
+    let dir = fresh_dir();
+    let mut c = cli_in(&dir);
+    c.current_dir(repo());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RETAILFLOW_") && k != "RETAILFLOW_DATA_DIR" {
+            c.env_remove(k);
+        }
+    }
+    let out = c.args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dev keys, which are public"), "{err}");
+}
