@@ -36,7 +36,7 @@ fn cpu_time() -> std::time::Duration {
 pub async fn bench_orders(orders: usize, seed: u64, dev_keys: &Path) -> anyhow::Result<()> {
     let app = LocalApp::start(retailflow::dev_keys::intake_config(dev_keys)?).await?;
     let signers = retailflow::dev_keys::DevSigners::read(dev_keys)?;
-    let wl = workload::generate(orders, seed, &signers)?;
+    let wl = workload::generate(orders, seed, &signers, chrono::Utc::now())?;
     // Stock for every checkout: this measures work, not refusals.
     let mut demand = std::collections::BTreeMap::<String, u32>::new();
     for o in &wl.orders {

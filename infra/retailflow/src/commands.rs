@@ -563,6 +563,11 @@ pub fn sample_event(sample: SampleEvent<'_>, payload: &Path) -> anyhow::Result<(
         at,
     } = sample;
     let body = read(payload)?.trim_end().to_string();
+    // Adobe dates the event inside the signed body: dated `at` too.
+    let body = match source {
+        Source::Adobe => dated_adobe_body(&body, at),
+        _ => body,
+    };
     let (path, headers) = match source {
         Source::Shopify => {
             let secret = Secret::new(read(&dev_keys.join("shopify-secret.txt"))?);
@@ -630,6 +635,23 @@ pub fn sample_event(sample: SampleEvent<'_>, payload: &Path) -> anyhow::Result<(
     let event = webhook_event(path, &headers, &body, &request_id, at);
     println!("{}", serde_json::to_string_pretty(&event)?);
     Ok(())
+}
+
+/// `body` with its CloudEvents `time` set to `at`, the rest byte for byte
+/// (the samples keep their layout); as it was if it names no time.
+pub(crate) fn dated_adobe_body(body: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let Some(old) = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["time"].as_str().map(str::to_string))
+    else {
+        return body.to_string();
+    };
+    let new = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    body.replacen(
+        &format!("\"time\": \"{old}\""),
+        &format!("\"time\": \"{new}\""),
+        1,
+    )
 }
 
 pub fn sample_sqs_event(

@@ -16,6 +16,7 @@ macro_rules! local_app_env {
   RETAILFLOW_POS_MAX_REQUEST_AGE_SECS     how old a till's request may be
   RETAILFLOW_POS_REQUIRE_TIMESTAMP        refuse tills' requests without a timestamp
   RETAILFLOW_SHOPIFY_MAX_DELIVERY_AGE_SECS  how old a Shopify delivery may be
+  RETAILFLOW_ADOBE_MAX_DELIVERY_AGE_SECS  how old an Adobe event may be (its signed time)
   RETAILFLOW_SHOPIFY_CLIENT_ID            checkout: the Shopify app's client id (session tokens)
   RETAILFLOW_SHOPIFY_SHOPS                checkout: shops whose checkouts may call (comma-separated)
   RETAILFLOW_CHECKOUT_STOREFRONT_SECRETS  checkout: storefronts' secrets, JSON

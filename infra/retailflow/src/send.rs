@@ -3,8 +3,9 @@
 //! time and a serve on the real clock refuses them as stale, so each is
 //! stamped anew with the dev keys: Shopify's `X-Shopify-Triggered-At`, a
 //! till's or storefront's timestamp and nonce (signed again), a checkout
-//! session token's times. Only what the dev keys signed is signed again: a
-//! tampered sample stays tampered and is refused, as it is there to be.
+//! session token's times, an Adobe event's `time` in its body. Only what the
+//! dev keys signed is signed again: a tampered sample stays tampered and is
+//! refused, as it is there to be.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ use crate::commands::{event_files, print_refusals, read, Refusal, RefusedOnPurpo
 /// What signs a re-stamped request: the dev keys' secrets by sender.
 struct Restamp {
     shopify_secret: Secret,
+    /// The dev keys' Adobe I/O signing keys (PEM), in header order.
+    adobe_private: [String; 2],
     /// Till (`x-retailflow-store`) and storefront (`x-retailflow-storefront`)
     /// ids and their secrets.
     stamped_senders: BTreeMap<String, String>,
@@ -40,12 +43,48 @@ impl Restamp {
         }
         Ok(Restamp {
             shopify_secret: Secret::new(signers.shopify_secret.trim()),
+            adobe_private: signers.adobe_private.clone(),
             stamped_senders,
         })
     }
 
+    /// An Adobe delivery dated `now` in its body and signed again, when the
+    /// dev keys signed it (RSA PKCS#1 v1.5 signs deterministically: the same
+    /// body and key give the same signature).
+    fn adobe(&self, req: &mut ApiRequest, now: DateTime<Utc>) {
+        use retailflow_core::webhook::adobe_signature;
+        let Ok(body) = std::str::from_utf8(&req.body) else {
+            return;
+        };
+        let signed_by_us = self.adobe_private.iter().enumerate().all(|(i, key)| {
+            let name = format!("x-adobe-digital-signature-{}", i + 1);
+            let sent = req.headers.get(&name).and_then(|v| v.to_str().ok());
+            adobe_signature(key, body.as_bytes()).ok().as_deref() == sent
+        });
+        if !signed_by_us {
+            return;
+        }
+        let dated = crate::commands::dated_adobe_body(body, now);
+        for (i, key) in self.adobe_private.iter().enumerate() {
+            let Ok(sig) = adobe_signature(key, dated.as_bytes()) else {
+                return;
+            };
+            if let Ok(v) = HeaderValue::from_str(&sig) {
+                let name = format!("x-adobe-digital-signature-{}", i + 1);
+                if let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) {
+                    req.headers.insert(name, v);
+                }
+            }
+        }
+        req.body = dated.into_bytes();
+    }
+
     /// The request's headers as sent at `now`.
     fn apply(&self, req: &mut ApiRequest, now: DateTime<Utc>) {
+        if req.path == "/webhooks/adobe" {
+            self.adobe(req, now);
+            return;
+        }
         let set = |h: &mut HeaderMap, name: &'static str, value: String| {
             // Timestamps, tokens and base64 signatures are visible ASCII.
             if let Ok(v) = HeaderValue::from_str(&value) {

@@ -17,6 +17,12 @@
 //!   already used is refused 401. A client retrying after a lost answer signs
 //!   again with a fresh timestamp and nonce; the return id keeps the retry
 //!   idempotent.
+//! - **Adobe Commerce** signs the whole body, and the body carries the
+//!   event's `time` (CloudEvents): a replayed body cannot be re-dated
+//!   without breaking its signature, so an event older than
+//!   [`ReplayPolicy::adobe_max_age`] is refused. I/O Events retries a
+//!   delivery for 24 hours and keeps its `time`; the default leaves room
+//!   for Commerce's own cron and send retries and for our 503s.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -29,6 +35,8 @@ pub struct ReplayPolicy {
     /// Older `X-Shopify-Triggered-At` values are refused. Shopify retries
     /// for 4 hours; a day leaves room for a delivery stuck behind our own 503s.
     pub shopify_max_age: Duration,
+    /// Older Adobe I/O Events `time` values are refused.
+    pub adobe_max_age: Duration,
     /// Older point-of-sale timestamps are refused (the nonce is remembered
     /// this long, so a nonce can never be used twice).
     pub pos_max_age: Duration,
@@ -45,6 +53,7 @@ impl Default for ReplayPolicy {
     fn default() -> Self {
         ReplayPolicy {
             shopify_max_age: Duration::hours(24),
+            adobe_max_age: Duration::hours(48),
             pos_max_age: Duration::minutes(5),
             max_clock_skew: Duration::minutes(5),
             pos_require_timestamp: false,
@@ -139,6 +148,7 @@ impl PosStamp {
 
 impl ReplayPolicy {
     /// Reads `RETAILFLOW_SHOPIFY_MAX_DELIVERY_AGE_SECS`,
+    /// `RETAILFLOW_ADOBE_MAX_DELIVERY_AGE_SECS`,
     /// `RETAILFLOW_POS_MAX_REQUEST_AGE_SECS` and
     /// `RETAILFLOW_POS_REQUIRE_TIMESTAMP` (`true`/`false`); unset keeps the default.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -159,6 +169,9 @@ impl ReplayPolicy {
         };
         if let Some(d) = secs("RETAILFLOW_SHOPIFY_MAX_DELIVERY_AGE_SECS")? {
             p.shopify_max_age = d;
+        }
+        if let Some(d) = secs("RETAILFLOW_ADOBE_MAX_DELIVERY_AGE_SECS")? {
+            p.adobe_max_age = d;
         }
         if let Some(d) = secs("RETAILFLOW_POS_MAX_REQUEST_AGE_SECS")? {
             p.pos_max_age = d;
@@ -195,6 +208,25 @@ impl ReplayPolicy {
             })?
             .with_timezone(&Utc);
         self.check_age("X-Shopify-Triggered-At", at, received, self.shopify_max_age)
+    }
+
+    /// Checks an Adobe event's `time`, from its signed body (absent: nothing
+    /// to check; the caller counts it).
+    pub fn check_adobe(
+        &self,
+        time: Option<&str>,
+        received: DateTime<Utc>,
+    ) -> Result<(), ReplayRefusal> {
+        let Some(v) = time.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(());
+        };
+        let at = DateTime::parse_from_rfc3339(v)
+            .map_err(|_| ReplayRefusal::Unreadable {
+                header: "the event's time",
+                expected: "an RFC 3339 time",
+            })?
+            .with_timezone(&Utc);
+        self.check_age("the event's time", at, received, self.adobe_max_age)
     }
 
     /// Checks a point-of-sale stamp's age; returns when its nonce may be forgotten.

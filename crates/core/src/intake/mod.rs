@@ -487,6 +487,17 @@ impl OrderIntake {
         if delivery.recipient_client_id.as_deref() != Some(client_id) {
             return Identified::Refused(401, "event is addressed to another client id".into());
         }
+        if delivery.time.is_none() {
+            crate::observability::count("AdobeUnstampedDeliveries", ("Route", "adobe"));
+        }
+        let judged_at = req.gateway_time.unwrap_or(req.received_at);
+        if let Err(e) = self
+            .config
+            .replay
+            .check_adobe(delivery.time.as_deref(), judged_at)
+        {
+            return Identified::Refused(401, e.to_string());
+        }
         // The shop identity comes from configuration, never from the body.
         let shop = self
             .config

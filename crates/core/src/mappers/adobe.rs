@@ -34,6 +34,9 @@ pub struct AdobeDelivery {
     /// The instance that emitted it (the CloudEvents `source`).
     pub source: String,
     pub recipient_client_id: Option<String>,
+    /// When the event happened (CloudEvents `time`), inside the signed
+    /// body: what replay protection judges.
+    pub time: Option<String>,
     value: serde_json::Value,
 }
 
@@ -48,6 +51,7 @@ struct RawDelivery {
     source: Option<String>,
     recipient_client_id: Option<String>,
     recipientclientid: Option<String>,
+    time: Option<String>,
     data: Option<RawData>,
     event: Option<Box<RawDelivery>>,
 }
@@ -92,6 +96,7 @@ impl AdobeDelivery {
             event_code,
             source: raw.source.unwrap_or_else(|| "adobe-commerce".into()),
             recipient_client_id: raw.recipient_client_id.or(raw.recipientclientid),
+            time: raw.time.or_else(|| inner.and_then(|i| i.time.clone())),
             value: data,
         })
     }

@@ -483,7 +483,8 @@ pub async fn run_keeping_app(
     }
     let mut auth_dead_letters = 0;
     let signers = crate::dev_keys::DevSigners::read(dev_keys)?;
-    let Workload { orders, deliveries } = workload::generate(config.orders, config.seed, &signers)?;
+    let Workload { orders, deliveries } =
+        workload::generate(config.orders, config.seed, &signers, chrono::Utc::now())?;
     let mut report = ChaosReport {
         seed: config.seed,
         orders: orders.len(),

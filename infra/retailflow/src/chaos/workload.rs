@@ -389,7 +389,14 @@ fn pos_return(signers: &DevSigners, order: usize, base: &Value, order_id: u64) -
 }
 
 /// `orders` orders (and their returns and cancellations) for `seed`.
-pub fn generate(orders: usize, seed: u64, signers: &DevSigners) -> anyhow::Result<Workload> {
+/// The workload of `orders` orders; Adobe's events are dated `at` (their
+/// signed `time`, which the intake judges for replays): the run's start.
+pub fn generate(
+    orders: usize,
+    seed: u64,
+    signers: &DevSigners,
+    at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Workload> {
     let b = bases()?;
     let mut rng = Rng::new(seed);
     let customers = (orders as u64 / 20).max(1);
@@ -450,6 +457,9 @@ pub fn generate(orders: usize, seed: u64, signers: &DevSigners) -> anyhow::Resul
                 let delivery = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, tag.as_bytes());
                 o["id"] = delivery.to_string().into();
                 o["event_id"] = delivery.to_string().into();
+                o["time"] = at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    .into();
                 let v = &mut o["data"]["value"];
                 v["entity_id"] = entity.clone().into();
                 v["increment_id"] = format!("C{n:09}").into();
