@@ -607,7 +607,18 @@ impl OrderIntake {
         d: &Delivery,
         event: &CanonicalEvent,
     ) -> WebhookResponse {
-        let event_id = delivery_event_id(d.platform, &d.shop, &d.topic, &d.delivery_id);
+        let key = RecordKey::of(d, event, self.config.dedup_ttl);
+        self.record(req, d, event, key).await
+    }
+
+    async fn record(
+        &self,
+        req: &WebhookRequest<'_>,
+        d: &Delivery,
+        event: &CanonicalEvent,
+        record: RecordKey,
+    ) -> WebhookResponse {
+        let event_id = delivery_event_id(d.platform, &d.shop, &record.topic, &record.id);
         let meta = EnvelopeMeta {
             event_id,
             occurred_at: event.occurred_at(),
@@ -633,6 +644,7 @@ impl OrderIntake {
             "correlation_id": correlation_id,
             "recorded_at": req.received_at.to_rfc3339(),
             "detail_sha256": detail_sha256,
+            "delivery_id": d.delivery_id,
         });
 
         let lease_until = match self.config.lease.lease_until(req.received_at, req.deadline) {
@@ -641,11 +653,15 @@ impl OrderIntake {
         };
         let key = IdempotencyKey::delivery(format!(
             "{}:{}:{}:{}",
-            d.platform, d.shop, d.topic, d.delivery_id
+            d.platform, d.shop, record.topic, record.id
         ));
         let claim_req = ClaimRequest {
             key,
-            payload_hash: payload_hash(req.body),
+            payload_hash: match &record.payload {
+                RecordedPayload::Body => payload_hash(req.body),
+                RecordedPayload::Detail => detail_sha256.clone(),
+                RecordedPayload::Fixed(h) => h.clone(),
+            },
             now: req.received_at,
             lease_until,
         };
@@ -654,7 +670,7 @@ impl OrderIntake {
         let completion = Completion {
             result: Some(summary.clone()),
             now: req.received_at,
-            expires_at: req.received_at + self.config.dedup_ttl,
+            expires_at: req.received_at + record.kept_for,
             saga: Some(SagaUpdate {
                 saga_key: correlation_id,
                 at: req.received_at,
@@ -689,6 +705,22 @@ impl OrderIntake {
             // id; consumers deduplicate on it).
             Ok(RecordOutcome::Existing(ClaimOutcome::AlreadyCompleted { result })) => {
                 let mut body = result.unwrap_or_else(|| summary.clone());
+                // Another save of an order recorded by its id: what
+                // retailflow keeps of it is what it was.
+                if record.per_order && body["delivery_id"].as_str() != Some(&d.delivery_id) {
+                    return WebhookResponse::new(
+                        200,
+                        json!({
+                            "ignored": true,
+                            "reason": format!(
+                                "a later save of order {}: nothing retailflow keeps changed",
+                                event.order_ref().order_id
+                            ),
+                            "correlation_id": body["correlation_id"],
+                            "event_id": body["event_id"],
+                        }),
+                    );
+                }
                 if !self.may_be_unpublished(&body, req.received_at) {
                     body["duplicate"] = json!(true);
                     return WebhookResponse::new(200, body);
@@ -698,6 +730,28 @@ impl OrderIntake {
             // Shopify sends one delivery per subscription of a topic (API
             // versions, field filters differ) under one event id: the event
             // is the first body's, and its own retries publish it.
+            // A later save of an Adobe order whose content changed: an
+            // update of the order, recorded once per version.
+            Ok(RecordOutcome::Existing(ClaimOutcome::PayloadMismatch { completed: true }))
+                if record.topic == RecordKey::ADOBE_ORDER =>
+            {
+                let CanonicalEvent::OrderPlaced(placed) = event else {
+                    return WebhookResponse::retry("an order record for what is not an order");
+                };
+                let updated = CanonicalEvent::OrderUpdated(crate::events::OrderUpdated {
+                    order: placed.order.clone(),
+                });
+                let version = RecordKey {
+                    topic: "order-version".into(),
+                    id: format!(
+                        "{}:{}",
+                        record.id,
+                        &detail_sha256[..16.min(detail_sha256.len())]
+                    ),
+                    ..record
+                };
+                return Box::pin(self.record(req, d, &updated, version)).await;
+            }
             Ok(RecordOutcome::Existing(ClaimOutcome::PayloadMismatch { completed: true })) => {
                 let mut body = summary;
                 body["duplicate"] = json!(true);
@@ -761,6 +815,62 @@ impl OrderIntake {
                 body["duplicate"] = json!(true);
                 WebhookResponse::new(200, body)
             }
+        }
+    }
+}
+
+/// Under what a delivery is recorded. Shopify and tills: the platform's
+/// delivery id, for the dedup TTL (their retries carry the same id). Adobe
+/// Commerce announces every save of an order (invoice, shipment, status,
+/// comment) as a new event: its orders are recorded by the order's id and
+/// canonical content, and its cancellations by the order, for as long as
+/// the saga lives, so a later save is a duplicate, or an update when what
+/// retailflow keeps of the order changed; never a second order.
+struct RecordKey {
+    topic: String,
+    id: String,
+    payload: RecordedPayload,
+    kept_for: Duration,
+    /// Recorded by the order, not the delivery: another delivery finding
+    /// the record is another save.
+    per_order: bool,
+}
+
+enum RecordedPayload {
+    /// The raw body's hash: the same delivery with another body differs.
+    Body,
+    /// The canonical detail's hash: what retailflow keeps of the order.
+    Detail,
+    /// A constant: any later save is the same (a cancellation).
+    Fixed(String),
+}
+
+impl RecordKey {
+    const ADOBE_ORDER: &'static str = "order";
+
+    fn of(d: &Delivery, event: &CanonicalEvent, dedup_ttl: Duration) -> Self {
+        let by_order = |topic: &str, payload| RecordKey {
+            topic: topic.into(),
+            id: event.order_ref().order_id.clone(),
+            payload,
+            kept_for: SAGA_RETENTION,
+            per_order: true,
+        };
+        match (d.platform, event) {
+            ("adobe_commerce", CanonicalEvent::OrderPlaced(_)) => {
+                by_order(Self::ADOBE_ORDER, RecordedPayload::Detail)
+            }
+            ("adobe_commerce", CanonicalEvent::OrderCancelled(_)) => by_order(
+                "cancel",
+                RecordedPayload::Fixed(payload_hash(event.order_ref().key().as_bytes())),
+            ),
+            _ => RecordKey {
+                topic: d.topic.clone(),
+                id: d.delivery_id.clone(),
+                payload: RecordedPayload::Body,
+                kept_for: dedup_ttl,
+                per_order: false,
+            },
         }
     }
 }

@@ -116,9 +116,10 @@ pub fn is_order_event_code(code: &str) -> bool {
     )
 }
 
-/// Maps an order event. Every save of a live order maps to `OrderPlaced`:
-/// downstream steps key their effects by order, so a later save posts nothing
-/// twice; a save in state `canceled` maps to `OrderCancelled`.
+/// Maps an order event. Every save of a live order maps to `OrderPlaced`
+/// (the intake records Adobe orders by the order: the first save seen
+/// places it, a later one is nothing or an `OrderUpdated`); a save in state
+/// `canceled` maps to `OrderCancelled`.
 pub fn map(shop: &str, delivery: &AdobeDelivery) -> Result<CanonicalEvent, MapError> {
     let o: AOrder = serde_json::from_value(delivery.value.clone())
         .map_err(|e| MapError::Malformed(format!("data.value: {e}")))?;

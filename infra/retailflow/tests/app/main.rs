@@ -1,6 +1,7 @@
 //! The whole app in process and its CLI, as users meet them: one test
 //! binary (one link) for the crate.
 
+mod adobe_saves;
 mod chaos;
 mod checkout;
 mod cli;

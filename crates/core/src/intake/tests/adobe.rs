@@ -128,6 +128,104 @@ fn the_policy_reads_the_adobe_age_and_refuses_nonsense() {
     );
 }
 
+/// The fixture as another save of the same order: a new I/O event.
+fn save(n: u32, edit: impl Fn(&mut Value)) -> String {
+    let mut v: Value = serde_json::from_str(&with_client(ADOBE, "client-1")).unwrap();
+    v["id"] = Value::String(format!("5b0a3c1e-41aa-4c55-8e0b-{n:012}"));
+    edit(&mut v["data"]["value"]);
+    v.to_string()
+}
+
+fn event_types(h: &Harness) -> Vec<String> {
+    h.bus
+        .published()
+        .iter()
+        .map(|e| e.detail_type.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_second_save_of_an_adobe_order_with_nothing_kept_changed_publishes_nothing() {
+    let h = harness();
+    assert_eq!(adobe(&h, &save(1, |_| {})).await.status, 200);
+    let invoiced = save(2, |v| {
+        v["status"] = "processing".into();
+        v["total_invoiced"] = v["grand_total"].clone();
+        v["updated_at"] = "2026-11-26 11:59:30".into();
+    });
+    let resp = adobe(&h, &invoiced).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body["ignored"], true, "{}", resp.body);
+    assert_eq!(event_types(&h), vec!["OrderPlaced"]);
+}
+
+#[tokio::test]
+async fn the_invoiced_save_delivered_before_the_placing_save_places_the_order_once() {
+    let h = harness();
+    let invoiced = save(2, |v| v["total_invoiced"] = v["grand_total"].clone());
+    assert_eq!(adobe(&h, &invoiced).await.body["event_type"], "OrderPlaced");
+    let placing = adobe(&h, &save(1, |_| {})).await;
+    assert_eq!(placing.body["ignored"], true, "{}", placing.body);
+    assert_eq!(event_types(&h), vec!["OrderPlaced"]);
+}
+
+#[tokio::test]
+async fn an_adobe_save_that_changes_the_order_publishes_one_order_updated() {
+    let h = harness();
+    adobe(&h, &save(1, |_| {})).await;
+    let moved = |n| {
+        save(n, |v| {
+            v["customer_email"] = "new.address@example.com".into();
+        })
+    };
+    let resp = adobe(&h, &moved(2)).await;
+    assert_eq!(resp.body["event_type"], "OrderUpdated", "{}", resp.body);
+    // The same change saved again is that update, not another.
+    let again = adobe(&h, &moved(3)).await;
+    assert_eq!(again.body["ignored"], true, "{}", again.body);
+    assert_eq!(event_types(&h), vec!["OrderPlaced", "OrderUpdated"]);
+    let saga = &h.store.sagas()[0];
+    assert_eq!(saga.event_types.len(), 2, "{:?}", saga.event_types);
+}
+
+#[tokio::test]
+async fn the_placing_save_redelivered_by_io_events_publishes_its_event_again() {
+    let h = harness();
+    let body = save(1, |_| {});
+    let first = adobe(&h, &body).await;
+    let retry = adobe(&h, &body).await;
+    assert_eq!(retry.body["duplicate"], true, "{}", retry.body);
+    assert_eq!(retry.body["event_id"], first.body["event_id"]);
+    assert_eq!(h.distinct_published_ids().len(), 1);
+}
+
+#[tokio::test]
+async fn a_canceled_adobe_order_saved_again_publishes_one_order_cancelled() {
+    let h = harness();
+    adobe(&h, &save(1, |_| {})).await;
+    let canceled = |n| save(n, |v| v["state"] = "canceled".into());
+    assert_eq!(
+        adobe(&h, &canceled(2)).await.body["event_type"],
+        "OrderCancelled"
+    );
+    let later = adobe(&h, &canceled(3)).await;
+    assert_eq!(later.body["ignored"], true, "{}", later.body);
+    assert_eq!(event_types(&h), vec!["OrderPlaced", "OrderCancelled"]);
+}
+
+#[tokio::test]
+async fn a_closed_save_is_never_a_cancellation() {
+    let h = harness();
+    adobe(&h, &save(1, |_| {})).await;
+    let closed = save(2, |v| {
+        v["state"] = "closed".into();
+        v["status"] = "closed".into();
+    });
+    let resp = adobe(&h, &closed).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(event_types(&h), vec!["OrderPlaced"]);
+}
+
 #[test]
 fn routes_are_found_behind_stage_prefixes() {
     assert_eq!(

@@ -134,3 +134,43 @@ pub async fn deliver_shopify(
         })
         .await
 }
+
+/// An Adobe I/O Events delivery of `body` (the envelope, dated now), signed
+/// with the dev keys as Adobe signs it, answered by the app's intake.
+pub async fn deliver_adobe(
+    app: &LocalApp,
+    body: &serde_json::Value,
+) -> retailflow_core::intake::WebhookResponse {
+    use retailflow_core::webhook::adobe_signature;
+    let mut body = body.clone();
+    body["time"] = app.clock.now().to_rfc3339().into();
+    let body = body.to_string();
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "x-adobe-event-code",
+        "observer.sales_order_save_after".parse().unwrap(),
+    );
+    for n in 1..=2 {
+        let key =
+            std::fs::read_to_string(repo().join(format!("events/dev-keys/adobe-private-{n}.pem")))
+                .unwrap();
+        let name: http::HeaderName = format!("x-adobe-digital-signature-{n}").parse().unwrap();
+        h.insert(
+            name,
+            adobe_signature(&key, body.as_bytes())
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+    }
+    app.intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::Adobe,
+            headers: &h,
+            body: body.as_bytes(),
+            received_at: app.clock.now(),
+            gateway_time: None,
+            deadline: None,
+        })
+        .await
+}
