@@ -272,10 +272,32 @@ pub struct Refund {
     /// Amounts the merchant refunded beyond or short of line values
     /// (Shopify `refund_discrepancy`), signed as money returned to the buyer.
     pub adjustments: MoneyBag,
+    /// The adjustments one by one, where the platform names them (Adobe
+    /// Commerce's adjustment refund and adjustment fee): each its own
+    /// credit memo line. Empty: `adjustments` is one amount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adjustment_parts: Vec<RefundAdjustment>,
     /// Import duties refunded.
     pub duties: MoneyBag,
     /// lines subtotal + lines tax + shipping + shipping tax + adjustments + duties.
     pub total: MoneyBag,
+}
+
+/// One named adjustment of a refund, signed as money returned to the buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RefundAdjustment {
+    pub kind: AdjustmentKind,
+    pub amount: MoneyBag,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustmentKind {
+    /// More refunded than the lines (Adobe `adjustment_positive`).
+    Refund,
+    /// Kept back from the refund, e.g. a restocking fee (Adobe
+    /// `adjustment_negative`): negative.
+    Fee,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

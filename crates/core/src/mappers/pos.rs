@@ -199,6 +199,7 @@ pub fn map(store: &str, body: &[u8]) -> Result<CanonicalEvent, MapError> {
             shipping,
             shipping_tax: zero,
             adjustments: zero,
+            adjustment_parts: Vec::new(),
             duties: zero,
             total,
         },

@@ -8,7 +8,6 @@ mod cli;
 mod flash_sale;
 mod fuzz_corpus;
 mod large_orders;
-mod logs;
 mod reconciliation;
 mod replay;
 mod restart;

@@ -98,6 +98,7 @@ fn refund(order: &Order, id: &str, units: u32, shipping: i64) -> Refund {
         shipping: usd(shipping),
         shipping_tax: usd(0),
         adjustments: usd(0),
+        adjustment_parts: Vec::new(),
         duties: usd(0),
         total: usd(subtotal + tax + shipping),
     }

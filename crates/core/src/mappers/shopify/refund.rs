@@ -253,6 +253,7 @@ pub(super) fn map_refund(shop: &str, r: &SRefund) -> Result<Refund, MapError> {
         shipping,
         shipping_tax,
         adjustments,
+        adjustment_parts: Vec::new(),
         duties,
         total,
     })

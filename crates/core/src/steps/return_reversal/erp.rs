@@ -391,13 +391,39 @@ pub fn credit_memo_for(
     if !tax.is_zero() {
         lines.push(one(&items.tax_item, "Tax refunded", tax));
     }
-    let other = refund.adjustments.shop.checked_add(refund.duties.shop)?;
-    if !other.is_zero() {
-        lines.push(one(
-            &items.other_charges_item,
-            "Refund adjustments and duties",
-            other,
-        ));
+    if refund.adjustment_parts.is_empty() {
+        let other = refund.adjustments.shop.checked_add(refund.duties.shop)?;
+        if !other.is_zero() {
+            lines.push(one(
+                &items.other_charges_item,
+                "Refund adjustments and duties",
+                other,
+            ));
+        }
+    } else {
+        // Named by the platform: each as the merchant entered it.
+        for part in refund
+            .adjustment_parts
+            .iter()
+            .filter(|p| !p.amount.shop.is_zero())
+        {
+            let description = match part.kind {
+                crate::model::AdjustmentKind::Refund => "Adjustment refund",
+                crate::model::AdjustmentKind::Fee => "Adjustment fee",
+            };
+            lines.push(one(
+                &items.other_charges_item,
+                description,
+                part.amount.shop,
+            ));
+        }
+        if !refund.duties.shop.is_zero() {
+            lines.push(one(
+                &items.other_charges_item,
+                "Duties refunded",
+                refund.duties.shop,
+            ));
+        }
     }
     let sum = Money::sum(cur, lines.iter().map(|l| &l.amount))?;
     if sum != refund.total.shop {
@@ -459,6 +485,7 @@ mod tests {
             shipping: usd(500),
             shipping_tax: usd(40),
             adjustments: usd(-300),
+            adjustment_parts: Vec::new(),
             duties: usd(0),
             total: usd(1_501 + 120 + 500 + 40 - 300),
         }
@@ -496,6 +523,52 @@ mod tests {
         assert_eq!(m.lines[0].amount.minor, 1_621);
         assert_eq!(m.lines[1].amount.minor, 540);
         assert_eq!(m.total.minor, 1_861);
+    }
+
+    #[test]
+    fn an_adjustment_refund_and_an_adjustment_fee_post_as_lines_of_their_own_that_sum_to_the_refund(
+    ) {
+        use crate::model::{AdjustmentKind, RefundAdjustment};
+        let mut r = refund();
+        r.adjustment_parts = vec![
+            RefundAdjustment {
+                kind: AdjustmentKind::Refund,
+                amount: usd(200),
+            },
+            RefundAdjustment {
+                kind: AdjustmentKind::Fee,
+                amount: usd(-500),
+            },
+        ];
+        let m = credit_memo_for(&r, &facts(false), &ErpPostingConfig::default()).unwrap();
+        let lines: Vec<(&str, &str, i64)> = m
+            .lines
+            .iter()
+            .map(|l| (l.item.as_str(), l.description.as_str(), l.amount.minor))
+            .collect();
+        assert_eq!(
+            &lines[3..],
+            &[
+                ("OTHER-CHARGES", "Adjustment refund", 200),
+                ("OTHER-CHARGES", "Adjustment fee", -500)
+            ]
+        );
+        assert_eq!(m.total.minor, 1_861);
+        // Parts that do not make the refund's adjustments do not add up.
+        r.adjustment_parts.pop();
+        assert!(credit_memo_for(&r, &facts(false), &ErpPostingConfig::default()).is_err());
+    }
+
+    #[test]
+    fn a_refund_without_adjustment_parts_keeps_its_single_adjustments_line() {
+        let m = credit_memo_for(&refund(), &facts(false), &ErpPostingConfig::default()).unwrap();
+        let other: Vec<&str> = m
+            .lines
+            .iter()
+            .filter(|l| l.item == "OTHER-CHARGES")
+            .map(|l| l.description.as_str())
+            .collect();
+        assert_eq!(other, vec!["Refund adjustments and duties"]);
     }
 
     #[test]
