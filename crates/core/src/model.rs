@@ -231,6 +231,12 @@ pub struct Order {
     /// a promotion's per-customer limit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discount_codes: Vec<String>,
+    /// Platform line ids another line already counts (Adobe Commerce: a
+    /// configurable product's child, whose priced parent is the line; a
+    /// dynamic bundle's unpriced parent). A refund may name them too: they
+    /// carry no money of their own and are not refunded lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncounted_line_ids: Vec<String>,
 }
 
 /// What happens to returned stock.

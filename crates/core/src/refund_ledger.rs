@@ -24,6 +24,11 @@ pub struct OrderFacts {
     /// Prices include tax: credit memo lines then carry their tax inside.
     pub taxes_included: bool,
     pub placed_at: DateTime<Utc>,
+    /// The order's line ids another line counts ([`crate::model::Order`]):
+    /// a refund's line for one of them posts no credit memo line. Facts
+    /// recorded before this was kept read as none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncounted_line_ids: Vec<String>,
 }
 
 /// One admitted refund.
@@ -216,6 +221,7 @@ mod tests {
             total: usd(total),
             taxes_included: false,
             placed_at: DateTime::UNIX_EPOCH,
+            uncounted_line_ids: Vec::new(),
         }
     }
 

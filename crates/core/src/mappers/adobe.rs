@@ -288,7 +288,16 @@ fn map_order(order_ref: OrderRef, o: &AOrder) -> Result<Order, MapError> {
             .ok_or_else(|| MapError::MissingField("created_at".into()))?,
     )?;
 
-    let lines = counted_items(o)
+    let counted = counted_items(o);
+    // What the counted lines stand for: a credit memo names them too.
+    let uncounted = o
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !counted.iter().any(|(c, _)| c == i))
+        .filter_map(|(_, it)| it.item_id.as_ref().map(|id| id.0.clone()))
+        .collect();
+    let lines = counted
         .into_iter()
         .map(|(i, it)| map_item(&c, i, it))
         .collect::<Result<Vec<_>, _>>()?;
@@ -452,6 +461,7 @@ fn map_order(order_ref: OrderRef, o: &AOrder) -> Result<Order, MapError> {
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty())
             .collect(),
+        uncounted_line_ids: uncounted,
     })
 }
 

@@ -364,6 +364,22 @@ fn adobe_configurable_product_counts_its_line_once() {
     );
     assert_eq!(order.lines.len(), 2);
     assert!(order.lines.iter().all(|l| l.unit_price.shop.minor > 0));
+    // The child the parent counts is named, so a credit memo that lists
+    // it too credits the hoodie once.
+    let child = items
+        .iter()
+        .find(|i| !i["parent_item_id"].is_null())
+        .unwrap();
+    assert_eq!(
+        order.uncounted_line_ids,
+        vec![child["item_id"]
+            .as_str()
+            .map_or_else(|| child["item_id"].to_string(), str::to_string)]
+    );
+    assert!(!order
+        .lines
+        .iter()
+        .any(|l| order.uncounted_line_ids.contains(&l.line_id)));
 }
 
 #[test]

@@ -135,6 +135,7 @@ pub(super) fn map_order(shop: &str, o: &SOrder) -> Result<Order, MapError> {
             .map(|d| d.code.trim().to_string())
             .filter(|c| !c.is_empty())
             .collect(),
+        uncounted_line_ids: Vec::new(),
     })
 }
 

@@ -344,6 +344,17 @@ pub fn credit_memo_for(
     let mut lines = Vec::new();
     let mut tax = Money::zero(cur);
     for l in &refund.lines {
+        // A line another line counts (a configurable product's child): the
+        // parent's line is the return; it carries no money of its own.
+        if facts.uncounted_line_ids.contains(&l.line_id) {
+            if !(l.subtotal.shop.is_zero() && l.tax.shop.is_zero()) {
+                return Err(DocumentError::DoesNotAddUp(format!(
+                    "refund line {} is for an item its parent line counts, yet carries {} and tax {}",
+                    l.line_id, l.subtotal.shop, l.tax.shop
+                )));
+            }
+            continue;
+        }
         let item = match (l.kind, &l.sku) {
             (LineKind::GiftCard, _) => items.gift_card_item.clone(),
             (LineKind::Merchandise, Some(sku)) => sku.clone(),
@@ -458,6 +469,7 @@ mod tests {
             total: usd(100_000).shop,
             taxes_included,
             placed_at: chrono::DateTime::UNIX_EPOCH,
+            uncounted_line_ids: Vec::new(),
         }
     }
 
@@ -557,6 +569,34 @@ mod tests {
         // Parts that do not make the refund's adjustments do not add up.
         r.adjustment_parts.pop();
         assert!(credit_memo_for(&r, &facts(false), &ErpPostingConfig::default()).is_err());
+    }
+
+    #[test]
+    fn a_refund_line_for_an_item_its_parent_counts_posts_no_line_of_its_own() {
+        let mut r = refund();
+        let mut child = r.lines[0].clone();
+        child.line_id = "11".into();
+        child.subtotal = usd(0);
+        child.tax = usd(0);
+        r.lines.push(child);
+        let mut f = facts(false);
+        f.uncounted_line_ids = vec!["11".into()];
+        let m = credit_memo_for(&r, &f, &ErpPostingConfig::default()).unwrap();
+        let returned: Vec<&str> = m
+            .lines
+            .iter()
+            .filter(|l| l.restock.is_some())
+            .map(|l| l.description.as_str())
+            .collect();
+        assert_eq!(returned, vec!["Return of line 10"]);
+        // Unless the order says so, it is a line like any other.
+        let m = credit_memo_for(&r, &facts(false), &ErpPostingConfig::default()).unwrap();
+        assert_eq!(m.lines.iter().filter(|l| l.restock.is_some()).count(), 2);
+        // A line of that kind carrying money is not quietly dropped.
+        r.lines[1].subtotal = usd(100);
+        r.total = usd(r.total.shop.minor + 100);
+        let err = credit_memo_for(&r, &f, &ErpPostingConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("its parent line counts"), "{err}");
     }
 
     #[test]
