@@ -1,6 +1,8 @@
-//! An Adobe Commerce order as its store sends it: every save (invoice,
-//! shipment, status, comment) is a new I/O event of the whole order, in
-//! any order and more than once. One order, one sales order, one accrual.
+//! An Adobe Commerce store as it sends its events: every save of an order
+//! (invoice, shipment, status, comment) is a new I/O event of the whole
+//! order, credit memos are refunds, and all of it arrives in any order and
+//! more than once. One order, one sales order, one accrual; one ERP credit
+//! memo per credit memo; points back in proportion.
 
 use retailflow::local_app::LocalApp;
 
@@ -73,4 +75,119 @@ async fn an_adobe_order_saved_as_invoiced_and_shipped_each_twice_and_out_of_orde
         .filter(|o| o.external_id.contains("adobe_commerce") || o.external_id.contains("-214-"))
         .collect();
     assert_eq!(ours.len(), 1, "{orders:?}");
+}
+
+fn payload(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo().join("events/payloads").join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Order 216: 214's shape under other ids, placed and then canceled
+/// before it was invoiced.
+fn other_order(n: u32, canceled: bool) -> serde_json::Value {
+    save(n, |v| {
+        v["entity_id"] = "216".into();
+        v["increment_id"] = "000000216".into();
+        v["quote_id"] = "816".into();
+        if let Some(items) = v["items"].as_array_mut() {
+            for (i, it) in items.iter_mut().enumerate() {
+                it["order_id"] = "216".into();
+                it["item_id"] = (641 + i).to_string().into();
+                if !it["parent_item_id"].is_null() {
+                    it["parent_item_id"] = "641".into();
+                }
+            }
+        }
+        if canceled {
+            v["state"] = "canceled".into();
+            v["status"] = "canceled".into();
+        }
+    })
+}
+
+#[tokio::test]
+async fn an_adobe_order_its_invoiced_save_two_credit_memos_and_another_orders_cancellation_twice_and_out_of_order_end_as_shopify_ones_do(
+) {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    let client = fixture()["recipient_client_id"].clone();
+    let memo = |name: &str| {
+        let mut v = payload(name);
+        v["recipient_client_id"] = client.clone();
+        v
+    };
+    let (cm_a, cm_b) = (
+        memo("adobe-creditmemo-partial.json"),
+        memo("adobe-creditmemo-adjustment-fee.json"),
+    );
+    let placed = save(1, |_| {});
+    let invoiced = save(2, |v| v["total_invoiced"] = v["grand_total"].clone());
+    let (other, other_canceled) = (other_order(3, false), other_order(4, true));
+    // Credit memos before their order, the cancellation before its order,
+    // every one of them twice.
+    for body in [
+        &cm_b,
+        &other_canceled,
+        &cm_a,
+        &invoiced,
+        &other,
+        &placed,
+        &cm_a,
+        &cm_b,
+        &placed,
+        &other_canceled,
+        &invoiced,
+        &other,
+    ] {
+        let resp = deliver_adobe(&app, body).await;
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        // A minute between deliveries: what was taken runs meanwhile.
+        app.drain_until(app.clock.now() + chrono::Duration::minutes(1))
+            .await;
+    }
+    app.drain().await;
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+
+    let published = app.bus.recorded.published();
+    let distinct = |t: &str| {
+        published
+            .iter()
+            .filter(|e| e.detail_type == t)
+            .map(|e| e.event_id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert_eq!(distinct("OrderPlaced"), 2, "one per order");
+    assert_eq!(distinct("RefundIssued"), 2, "one per credit memo");
+    assert_eq!(distinct("OrderCancelled"), 1);
+    assert_eq!(distinct("OrderUpdated"), 0, "nothing kept of 214 changed");
+
+    // One ERP credit memo per credit memo, of the document's grand total.
+    let mut memos: Vec<i64> = app
+        .sims
+        .netsuite_credit_memos()
+        .iter()
+        .map(|m| m.total.minor)
+        .collect();
+    memos.sort();
+    assert_eq!(memos, vec![2_732, 4_566]);
+    // 78 points on 78.80; 15.83 then 46.80 of it back: 62 reversed in
+    // all, 16 left (check_totals.py and the figures).
+    let journals = app.sims.loyalty_journals();
+    let points = |prefix: &str| {
+        journals
+            .iter()
+            .filter(|j| j.external_transaction_number.starts_with(prefix))
+            .map(|j| j.points)
+            .sum::<i64>()
+    };
+    assert_eq!(points("acc-adobe_commerce-214-"), 78, "{journals:?}");
+    assert_eq!(
+        points("rev-adobe_commerce-41-") + points("rev-adobe_commerce-42-"),
+        -62,
+        "{journals:?}"
+    );
+    // The canceled order's points, if it earned any, went back: the
+    // member holds 214's 16 and nothing of 216.
+    let total: i64 = journals.iter().map(|j| j.points).sum();
+    assert_eq!(total, 16, "{journals:?}");
 }
