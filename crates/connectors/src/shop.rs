@@ -267,13 +267,11 @@ impl EcommerceConnector for AdobeCommerceAdmin {
             .into_iter()
             .flatten()
             .find(|m| {
-                m["comments"].as_array().into_iter().flatten().any(|c| {
-                    // Recorded with the echo prefix, or bare by earlier builds.
-                    let text = c["comment"].as_str().unwrap_or_default();
-                    text == r.reference
-                        || text.strip_prefix(retailflow_core::ports::shop::TILL_RETURN_NOTE_PREFIX)
-                            == Some(r.reference.as_str())
-                })
+                m["comments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["comment"].as_str() == Some(&r.reference))
             })
             .map(|m| m["entity_id"].to_string()))
     }
@@ -293,12 +291,7 @@ impl EcommerceConnector for AdobeCommerceAdmin {
             "items": items,
             "notify": false,
             "appendComment": true,
-            // The prefix tells the credit memo event that announces this
-            // memo back to retailflow that it is a till return's echo.
-            "comment": {
-                "comment": format!("{}{}", retailflow_core::ports::shop::TILL_RETURN_NOTE_PREFIX, r.reference),
-                "is_visible_on_front": 0
-            },
+            "comment": {"comment": r.reference, "is_visible_on_front": 0},
             "arguments": {
                 "shipping_amount": serde_json::value::RawValue::from_string(r.shipping.to_decimal_string()).ok(),
                 "adjustment_positive": 0,

@@ -414,10 +414,6 @@ impl OrderIntake {
                 let body = json!({ "ignored": true, "reason": format!("refund recorded by retailflow for till return {reference}: already handled") });
                 return (WebhookResponse::new(200, body), Some(d));
             }
-            Identified::Mapped(d, Err(MapError::NotARefund(reason))) => {
-                let body = json!({ "ignored": true, "reason": reason });
-                return (WebhookResponse::new(200, body), Some(d));
-            }
             Identified::Mapped(d, Err(e)) => {
                 let resp = self
                     .quarantine(req, Some(&d), format!("payload does not map: {e}"), 400)
@@ -514,7 +510,7 @@ impl OrderIntake {
             topic: delivery.event_code.clone(),
             delivery_id: delivery.event_id.clone(),
         };
-        if !delivery.is_mapped() {
+        if !delivery.is_order_event() {
             return Identified::Ignored(d);
         }
         let mapped = adobe::map(&d.shop, &delivery).map(Box::new);
@@ -864,15 +860,6 @@ impl RecordKey {
             ("adobe_commerce", CanonicalEvent::OrderPlaced(_)) => {
                 by_order(Self::ADOBE_ORDER, RecordedPayload::Detail)
             }
-            // A credit memo saved again (a comment, a state change) is the
-            // same refund: recorded by its id, the first content kept.
-            ("adobe_commerce", CanonicalEvent::RefundIssued(r)) => RecordKey {
-                topic: "creditmemo".into(),
-                id: r.refund.refund_id.clone(),
-                payload: RecordedPayload::Detail,
-                kept_for: SAGA_RETENTION,
-                per_order: true,
-            },
             ("adobe_commerce", CanonicalEvent::OrderCancelled(_)) => by_order(
                 "cancel",
                 RecordedPayload::Fixed(payload_hash(event.order_ref().key().as_bytes())),

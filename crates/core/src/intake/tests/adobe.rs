@@ -226,34 +226,6 @@ async fn a_closed_save_is_never_a_cancellation() {
     assert_eq!(event_types(&h), vec!["OrderPlaced"]);
 }
 
-const CREDIT_MEMO: &str =
-    include_str!("../../../../../events/payloads/adobe-creditmemo-partial.json");
-
-#[tokio::test]
-async fn an_adobe_credit_memo_is_published_once_as_refund_issued_and_saved_again_is_the_same() {
-    let h = harness();
-    let memo = with_client(CREDIT_MEMO, "client-1");
-    let resp = adobe(&h, &memo).await;
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    assert_eq!(resp.body["event_type"], "RefundIssued");
-    // Saved again (a comment added): a new I/O event, the same refund.
-    let mut again: Value = serde_json::from_str(&memo).unwrap();
-    again["id"] = "9b1c2d3e-4f50-4a61-8b72-999999999999".into();
-    again["data"]["value"]["comments"] = serde_json::json!([{"comment": "customer called"}]);
-    let resp = adobe(&h, &again.to_string()).await;
-    assert_eq!(resp.body["ignored"], true, "{}", resp.body);
-    assert_eq!(event_types(&h), vec!["RefundIssued"]);
-    // Open (not refunded yet): acknowledged, nothing published.
-    let mut open: Value = serde_json::from_str(&memo).unwrap();
-    open["id"] = "9b1c2d3e-4f50-4a61-8b72-999999999998".into();
-    open["data"]["value"]["entity_id"] = "77".into();
-    open["data"]["value"]["state"] = 1.into();
-    let resp = adobe(&h, &open.to_string()).await;
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    assert_eq!(resp.body["ignored"], true, "{}", resp.body);
-    assert_eq!(event_types(&h), vec!["RefundIssued"]);
-}
-
 #[test]
 fn routes_are_found_behind_stage_prefixes() {
     assert_eq!(
