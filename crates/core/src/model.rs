@@ -233,8 +233,8 @@ pub struct Order {
     pub discount_codes: Vec<String>,
     /// Platform line ids another line already counts (Adobe Commerce: a
     /// configurable product's child, whose priced parent is the line; a
-    /// dynamic bundle's unpriced parent). A refund may name them too: they
-    /// carry no money of their own and are not refunded lines.
+    /// dynamic bundle's unpriced parent). A refund may list them too, with
+    /// no money of their own: its credit memo posts the counting line only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uncounted_line_ids: Vec<String>,
 }

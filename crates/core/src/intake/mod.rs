@@ -487,7 +487,7 @@ impl OrderIntake {
         if delivery.recipient_client_id.as_deref() != Some(client_id) {
             return Identified::Refused(401, "event is addressed to another client id".into());
         }
-        if delivery.time.is_none() {
+        if delivery.time.as_deref().is_none_or(|t| t.trim().is_empty()) {
             crate::observability::count("AdobeUnstampedDeliveries", ("Route", "adobe"));
         }
         let judged_at = req.gateway_time.unwrap_or(req.received_at);
@@ -705,31 +705,33 @@ impl OrderIntake {
             // id; consumers deduplicate on it).
             Ok(RecordOutcome::Existing(ClaimOutcome::AlreadyCompleted { result })) => {
                 let mut body = result.unwrap_or_else(|| summary.clone());
-                // Another save of an order recorded by its id: what
-                // retailflow keeps of it is what it was.
-                if record.per_order && body["delivery_id"].as_str() != Some(&d.delivery_id) {
+                // Whoever recorded it may have stopped before publishing:
+                // within the window any delivery of it publishes the
+                // recorded event again (a later save too, in case the first
+                // save's own retries ran out).
+                if self.may_be_unpublished(&body, req.received_at) {
+                    Some(body)
+                } else if record.per_order && body["delivery_id"].as_str() != Some(&d.delivery_id) {
+                    // Another save of an order recorded by its id: what
+                    // retailflow keeps of it is what it was.
                     return WebhookResponse::new(
                         200,
                         json!({
                             "ignored": true,
                             "reason": format!(
-                                "a later save of order {}: nothing retailflow keeps changed",
+                                "a later save of {} {}: nothing retailflow keeps changed",
+                                record.topic,
                                 event.order_ref().order_id
                             ),
                             "correlation_id": body["correlation_id"],
                             "event_id": body["event_id"],
                         }),
                     );
-                }
-                if !self.may_be_unpublished(&body, req.received_at) {
+                } else {
                     body["duplicate"] = json!(true);
                     return WebhookResponse::new(200, body);
                 }
-                Some(body)
             }
-            // Shopify sends one delivery per subscription of a topic (API
-            // versions, field filters differ) under one event id: the event
-            // is the first body's, and its own retries publish it.
             // A later save of an Adobe order whose content changed: an
             // update of the order, recorded once per version.
             Ok(RecordOutcome::Existing(ClaimOutcome::PayloadMismatch { completed: true }))
@@ -752,6 +754,9 @@ impl OrderIntake {
                 };
                 return Box::pin(self.record(req, d, &updated, version)).await;
             }
+            // Shopify sends one delivery per subscription of a topic (API
+            // versions, field filters differ) under one event id: the event
+            // is the first body's, and its own retries publish it.
             Ok(RecordOutcome::Existing(ClaimOutcome::PayloadMismatch { completed: true })) => {
                 let mut body = summary;
                 body["duplicate"] = json!(true);

@@ -268,7 +268,7 @@ async fn an_adobe_order_saved_200_times_publishes_one_order_placed_and_keeps_a_s
         let resp = adobe(&h, &v.to_string()).await;
         assert_eq!(resp.status, 200, "{}", resp.body);
         if save > 0 {
-            assert_eq!(resp.body["ignored"], true, "{}", resp.body);
+            assert_eq!(resp.body["duplicate"], true, "{}", resp.body);
         }
         let sagas = h.store.sagas();
         assert_eq!(sagas.len(), 1);
@@ -279,7 +279,6 @@ async fn an_adobe_order_saved_200_times_publishes_one_order_placed_and_keeps_a_s
         1,
         "the first save places the order; the others are saves of it"
     );
-    assert_eq!(h.bus.published().len(), 1);
     assert!(
         sizes.iter().all(|s| *s == sizes[0]),
         "the item does not grow with deliveries: {:?}",
