@@ -33,7 +33,7 @@ pub(crate) fn local_config(dev_keys: &Path) -> anyhow::Result<IntakeConfig> {
 }
 
 /// Every `*.json` file named, or inside a named folder (not recursing).
-pub(crate) fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -53,6 +53,27 @@ pub(crate) fn event_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         bail!("no *.json event files in {:?}", paths);
     }
     Ok(files)
+}
+
+/// Every event file named (by file name, parsed) and what the samples
+/// among them are there to show, read before anything is touched: a
+/// mistyped file or bad JSON is an error naming it.
+pub(crate) fn read_events(
+    paths: &[PathBuf],
+) -> anyhow::Result<(Vec<(String, serde_json::Value)>, RefusedOnPurpose)> {
+    let mut events = Vec::new();
+    let mut expected = RefusedOnPurpose::default();
+    for file in event_files(paths)? {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let event: serde_json::Value = serde_json::from_str(&read(&file)?)
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+        expected.read_beside(&file)?;
+        events.push((name, event));
+    }
+    Ok((events, expected))
 }
 
 /// Feeds one Lambda event file into the app: HTTP API requests to the
@@ -164,18 +185,7 @@ pub async fn run(
 ) -> anyhow::Result<bool> {
     // Every file read and every key found before the last run's state is
     // let go: a mistyped argument leaves it as it was.
-    let mut events = Vec::new();
-    let mut expected = RefusedOnPurpose::default();
-    for file in event_files(paths)? {
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let event: serde_json::Value = serde_json::from_str(&read(&file)?)
-            .with_context(|| format!("{} is not JSON", file.display()))?;
-        expected.read_beside(&file)?;
-        events.push((name, event));
-    }
+    let (events, expected) = read_events(paths)?;
     let intake = local_config(dev_keys)?;
     let checkout_auth = retailflow::dev_keys::local_checkout_auth(dev_keys)?;
     // A run starts from nothing, so the same files give the same result;

@@ -19,7 +19,7 @@ use retailflow_core::mappers::pos;
 use retailflow_core::webhook::{shopify_signature, Secret};
 
 use crate::api_event::ApiRequest;
-use crate::commands::{event_files, print_refusals, read, Refusal, RefusedOnPurpose};
+use crate::commands::{print_refusals, read, read_events, Refusal};
 
 /// What signs a re-stamped request: the dev keys' secrets by sender.
 struct Restamp {
@@ -174,18 +174,7 @@ pub async fn send(
     json: bool,
     data_dir: &Path,
 ) -> anyhow::Result<bool> {
-    let mut events = Vec::new();
-    let mut expected = RefusedOnPurpose::default();
-    for file in event_files(paths)? {
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let event: serde_json::Value = serde_json::from_str(&read(&file)?)
-            .with_context(|| format!("{} is not JSON", file.display()))?;
-        expected.read_beside(&file)?;
-        events.push((name, event));
-    }
+    let (events, expected) = read_events(paths)?;
     let restamp = Restamp::read(dev_keys)?;
     let url = target(to, data_dir).await?;
     let client = reqwest::Client::new();

@@ -13,13 +13,10 @@ fn time(v: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
 }
 
 /// `retailflow send` from the repository root (where the dev keys are).
-fn send(data_dir: &std::path::Path, files: &[&str]) -> std::process::Output {
-    cli_in(data_dir)
-        .current_dir(repo())
-        .arg("send")
-        .args(files)
-        .output()
-        .unwrap()
+fn send(data_dir: &std::path::Path, files: &[&str]) -> Command {
+    let mut c = cli_in(data_dir);
+    c.current_dir(repo()).arg("send").args(files);
+    c
 }
 
 fn trace_json(data_dir: &std::path::Path, key: &str) -> serde_json::Value {
@@ -41,13 +38,7 @@ fn serve_then_send_two_seconds_later_stamps_the_order_after_serve_started() {
     let server = serve_from_repo(&dir);
     let ready = chrono::Utc::now();
     std::thread::sleep(Duration::from_secs(2));
-    let out = send(&dir, &["events/01-shopify-orders-create.json"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of(&mut send(&dir, &["events/01-shopify-orders-create.json"]));
     assert!(text.contains(" 200 "), "{text}");
 
     let trace = trace_json(&dir, ORDER_1042);
@@ -94,41 +85,25 @@ fn serve_holds_checkout_stock_and_replays_windows_on_the_real_clock() {
     // A window from a second after serve started holds the order.
     let url = format!("http://{}", server.addr);
     let from = (start + chrono::Duration::seconds(1)).to_rfc3339();
-    let out = cli()
-        .args(["replay", "--local", &url, "window"])
-        .args(["--rule", "OrderPlacedToErpPost", "--from", &from])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let replay = |window: [&str; 2]| {
+        stdout_of(
+            cli()
+                .args(["replay", "--local", &url, "window"])
+                .args(["--rule", "OrderPlacedToErpPost"])
+                .args(window),
+        )
+    };
+    let text = replay(["--from", &from]);
     assert!(text.contains("1 event replayed"), "{text}");
-    let out = cli()
-        .args(["replay", "--local", &url, "window"])
-        .args(["--rule", "OrderPlacedToErpPost", "--hours", "6"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("1 event replayed"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let text = replay(["--hours", "6"]);
+    assert!(text.contains("1 event replayed"), "{text}");
 }
 
 #[test]
 fn send_takes_what_run_takes_and_stamps_a_till_return_anew_each_time() {
     let dir = fresh_dir();
     let _server = serve_from_repo(&dir);
-    let out = send(&dir, &["events/"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of(&mut send(&dir, &["events/"]));
     assert!(text.contains("refused on purpose (2"), "{text}");
     assert!(
         text.contains("03-shopify-orders-create-tampered.json: 401"),
@@ -141,9 +116,7 @@ fn send_takes_what_run_takes_and_stamps_a_till_return_anew_each_time() {
     assert!(!text.contains("NOT TAKEN"), "{text}");
     // A till signs each request with a fresh nonce: the same return sent
     // again is not a replay of the request (the return itself is one).
-    let again = send(&dir, &["events/12-pos-return.json"]);
-    let line = String::from_utf8_lossy(&again.stdout);
-    assert!(again.status.success(), "{line}");
+    let line = stdout_of(&mut send(&dir, &["events/12-pos-return.json"]));
     assert!(
         line.contains("12-pos-return.json") && line.contains(" 200 "),
         "{line}"
@@ -153,7 +126,9 @@ fn send_takes_what_run_takes_and_stamps_a_till_return_anew_each_time() {
 #[test]
 fn send_without_a_running_serve_says_how_to_start_one() {
     let dir = fresh_dir();
-    let out = send(&dir, &["events/01-shopify-orders-create.json"]);
+    let out = send(&dir, &["events/01-shopify-orders-create.json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no retailflow serve is running"), "{err}");
