@@ -439,6 +439,69 @@ def check_adobe(name, expected):
             ck.eq(f"expected {ek}.{k}", minor(f[k]), expected[ek][k])
 
 
+def check_adobe_creditmemo(name, expected, order_name):
+    """A credit memo as Magento computes it: each item's row = price x qty,
+    its discount and tax as stated (tax prorated from what was invoiced,
+    never recomputed here); children of configurable items carry no money
+    and follow their parent's qty; grand total = subtotal + discount
+    (negative) + shipping + tax + adjustment refund - adjustment fee."""
+    ev = load(name)
+    ck.file = name
+    for key in ("specversion", "id", "type", "source", "time", "datacontenttype",
+                "event_id", "recipient_client_id", "data"):
+        ck.true(f"envelope has {key}", key in ev)
+    ck.eq("type", ev["type"], "com.adobe.commerce.observer.sales_order_creditmemo_save_after")
+    cm = ev["data"]["value"]
+    order = load(order_name)["data"]["value"]
+    ck.eq("order_id is the order's entity_id", str(cm["order_id"]), str(order["entity_id"]))
+    ck.eq("currency", cm["base_currency_code"], expected["currency"])
+    order_items = {str(i["item_id"]): i for i in order["items"]}
+    subtotal = disc = tax = Decimal(0)
+    lines = []
+    for it in cm["items"]:
+        oid = str(it["order_item_id"])
+        oi = order_items.get(oid)
+        ck.true(f"item {oid}: the order has it", oi is not None)
+        ck.eq(f"item {oid}: parent_id is the credit memo", str(it["parent_id"]), str(cm["entity_id"]))
+        qty = dec(it["qty"])
+        row = dec(it["row_total"])
+        ck.eq(f"item {oid}: row_total == price * qty", row, r2(dec(it["price"]) * qty))
+        if oi is not None and oi.get("parent_item_id") not in (None, "", 0, "0"):
+            for f in ("row_total", "discount_amount", "tax_amount"):
+                ck.eq(f"child {oid}: {f} is zero", dec(it[f]), Decimal(0))
+            parent = [p for p in cm["items"] if str(p["order_item_id"]) == str(oi["parent_item_id"])]
+            ck.eq(f"child {oid}: refunded with its parent", len(parent), 1)
+            if parent:
+                ck.eq(f"child {oid}: the parent's qty", qty, dec(parent[0]["qty"]))
+        subtotal += row
+        disc += dec(it["discount_amount"])
+        tax += dec(it["tax_amount"]) + dec(it["discount_tax_compensation_amount"])
+        lines.append({"order_item_id": oid, "qty": int(qty), "back_to_stock": bool(it.get("back_to_stock"))})
+    ship = dec(cm["shipping_amount"])
+    ship_tax = dec(cm["shipping_tax_amount"])
+    pos, neg = dec(cm["adjustment_positive"]), dec(cm["adjustment_negative"])
+    ck.eq("subtotal == sum(row_total)", dec(cm["subtotal"]), subtotal)
+    ck.eq("discount_amount == -sum(item discount)", dec(cm["discount_amount"]), -disc)
+    ck.eq("tax_amount == sum(item tax) + shipping tax", dec(cm["tax_amount"]), tax + ship_tax)
+    ck.eq("adjustment == positive - negative", dec(cm["adjustment"]), pos - neg)
+    ck.true("adjustment fee arrives positive", neg >= 0)
+    grand = dec(cm["grand_total"])
+    ck.eq("grand_total == subtotal + discount + shipping + tax + adj+ - adj-",
+          grand, subtotal - disc + ship + dec(cm["tax_amount"]) + pos - neg)
+    for f in ("subtotal", "discount_amount", "shipping_amount", "tax_amount", "grand_total",
+              "adjustment_positive", "adjustment_negative"):
+        ck.eq(f"base_{f} == {f}", dec(cm[f"base_{f}"]), dec(cm[f]))
+    ck.eq("expected lines_subtotal", minor(subtotal - disc), expected["lines_subtotal"])
+    ck.eq("expected lines_tax", minor(tax), expected["lines_tax"])
+    ck.eq("expected shipping", minor(ship), expected["shipping"])
+    ck.eq("expected shipping_tax", minor(ship_tax), expected["shipping_tax"])
+    ck.eq("expected adjustment_refund", minor(pos), expected["adjustment_refund"])
+    ck.eq("expected adjustment_fee", minor(-neg), expected["adjustment_fee"])
+    ck.eq("expected total", minor(grand), expected["total"])
+    ck.eq("expected lines", lines, expected["lines"])
+    return grand
+
+
 # ------------------------------------------------------------------ main
 def expected_for(name):
     return load(name[: -len(".json")] + ".expected.json")
@@ -463,6 +526,12 @@ def main():
     check_shopify_refund(name, expected_for(name), "shopify-orders-create-cad-gift-card.json")
     name = "adobe-order-configurable.json"
     check_adobe(name, expected_for(name))
+    refunded = Decimal(0)
+    for cm in ("adobe-creditmemo-partial.json", "adobe-creditmemo-adjustment-fee.json"):
+        refunded += check_adobe_creditmemo(cm, expected_for(cm), name)
+    ck.file = "adobe credit memos"
+    ck.true("the credit memos refund no more than the order's grand total",
+            refunded <= dec(load(name)["data"]["value"]["grand_total"]))
 
     # every fixture has an expected file and vice versa
     ck.file = "(directory)"

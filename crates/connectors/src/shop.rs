@@ -23,7 +23,8 @@ use super::wire::{call_json, http_client, Reply};
 use super::Auth;
 use retailflow_core::model::RestockType;
 use retailflow_core::ports::shop::{
-    EcommerceConnector, ShopFulfillment, ShopRefund, StockLevel, StockPush, TILL_RETURN_NOTE_PREFIX,
+    till_return_reference, EcommerceConnector, ShopFulfillment, ShopRefund, StockLevel, StockPush,
+    TILL_RETURN_NOTE_PREFIX,
 };
 use retailflow_core::resilience::ConnectorError;
 
@@ -262,18 +263,25 @@ impl EcommerceConnector for AdobeCommerceAdmin {
             (format!("{f}[condition_type]"), "eq".to_string()),
         ]);
         let v = call_json(ADOBE, &self.config.auth, req, adobe_classify).await?;
-        Ok(v["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| {
-                m["comments"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["comment"].as_str() == Some(&r.reference))
+        let found = v["items"].as_array().into_iter().flatten().find(|m| {
+            m["comments"].as_array().into_iter().flatten().any(|c| {
+                // Recorded with the echo prefix, or bare by earlier builds.
+                let text = c["comment"].as_str().unwrap_or_default();
+                till_return_reference(text) == Some(r.reference.as_str())
             })
-            .map(|m| m["entity_id"].to_string()))
+        });
+        // The REST API sends ids as numbers; a string is taken as is, so the
+        // id matches the one the credit memo event carries. A memo found
+        // without an id is an error, never "not found": that would refund twice.
+        match found.map(|m| &m["entity_id"]) {
+            None => Ok(None),
+            Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(ConnectorError::BadResponse {
+                system: ADOBE,
+                reason: "a credit memo with retailflow's reference has no entity_id".into(),
+            }),
+        }
     }
 
     async fn record_refund(&self, r: &ShopRefund) -> Result<String, ConnectorError> {
@@ -291,7 +299,12 @@ impl EcommerceConnector for AdobeCommerceAdmin {
             "items": items,
             "notify": false,
             "appendComment": true,
-            "comment": {"comment": r.reference, "is_visible_on_front": 0},
+            // The prefix tells the credit memo event that announces this
+            // memo back to retailflow that it is a till return's echo.
+            "comment": {
+                "comment": format!("{TILL_RETURN_NOTE_PREFIX}{}", r.reference),
+                "is_visible_on_front": 0
+            },
             "arguments": {
                 "shipping_amount": serde_json::value::RawValue::from_string(r.shipping.to_decimal_string()).ok(),
                 "adjustment_positive": 0,

@@ -521,7 +521,7 @@ fn map_as(
         Source::Pos => ("point_of_sale", pos::map(shop, body.as_bytes())?),
         Source::Adobe => {
             let delivery = adobe::AdobeDelivery::parse(body.as_bytes())?;
-            if !adobe::is_order_event_code(topic) {
+            if !adobe::is_order_event_code(topic) && !adobe::is_creditmemo_event_code(topic) {
                 bail!("retailflow does not map Adobe event {topic:?}");
             }
             ("adobe_commerce", adobe::map(shop, &delivery)?)

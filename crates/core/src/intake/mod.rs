@@ -27,6 +27,7 @@ use crate::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
 use crate::webhook::{
     AdobeKeys, HmacSecrets, SignatureError, ADOBE_SIGNATURE_HEADERS, SHOPIFY_HMAC_HEADER,
 };
+use till_echo::{till_echo, TillEcho};
 
 /// Bodies above this are refused with 413: Lambda takes a synchronous
 /// request of at most 6 MB, and the body rides in it as a JSON string, its
@@ -414,6 +415,10 @@ impl OrderIntake {
                 let body = json!({ "ignored": true, "reason": format!("refund recorded by retailflow for till return {reference}: already handled") });
                 return (WebhookResponse::new(200, body), Some(d));
             }
+            Identified::Mapped(d, Err(MapError::NotARefund(reason))) => {
+                let body = json!({ "ignored": true, "reason": reason });
+                return (WebhookResponse::new(200, body), Some(d));
+            }
             Identified::Mapped(d, Err(e)) => {
                 let resp = self
                     .quarantine(req, Some(&d), format!("payload does not map: {e}"), 400)
@@ -427,6 +432,29 @@ impl OrderIntake {
                 return (resp, None);
             }
         };
+        if let (WebhookRoute::Adobe, CanonicalEvent::RefundIssued(r)) = (&req.route, &mapped) {
+            let reason = match till_echo(self.store.as_ref(), &r.refund, req.received_at).await {
+                Ok(TillEcho::No) => None,
+                Ok(TillEcho::Of(till)) => Some(format!(
+                    "credit memo {} was recorded by retailflow for till return {till}: already handled",
+                    r.refund.refund_id
+                )),
+                Ok(TillEcho::Pending(till)) => {
+                    let why = format!("till return {till} of this order is recording its credit memo right now: this may be it");
+                    return (WebhookResponse::retry(why), Some(delivery));
+                }
+                Err(e) => {
+                    return (
+                        WebhookResponse::retry(format!("state store: {e}")),
+                        Some(delivery),
+                    )
+                }
+            };
+            if let Some(reason) = reason {
+                let body = json!({ "ignored": true, "reason": reason });
+                return (WebhookResponse::new(200, body), Some(delivery));
+            }
+        }
         let resp = self.record_and_publish(req, &delivery, &mapped).await;
         (resp, Some(delivery))
     }
@@ -510,7 +538,7 @@ impl OrderIntake {
             topic: delivery.event_code.clone(),
             delivery_id: delivery.event_id.clone(),
         };
-        if !delivery.is_order_event() {
+        if !delivery.is_mapped() {
             return Identified::Ignored(d);
         }
         let mapped = adobe::map(&d.shop, &delivery).map(Box::new);
@@ -827,10 +855,11 @@ impl OrderIntake {
 /// Under what a delivery is recorded. Shopify and tills: the platform's
 /// delivery id, for the dedup TTL (their retries carry the same id). Adobe
 /// Commerce announces every save of an order (invoice, shipment, status,
-/// comment) as a new event: its orders are recorded by the order's id and
-/// canonical content, and its cancellations by the order, for as long as
-/// the saga lives, so a later save is a duplicate, or an update when what
-/// retailflow keeps of the order changed; never a second order.
+/// comment) and of a credit memo as a new event: its orders are recorded by
+/// the order's id and canonical content, its cancellations by the order,
+/// and its credit memos by the memo's id, for as long as the saga lives. A
+/// later save is then a duplicate, or, for an order, an update when what
+/// retailflow keeps of it changed; never a second order or refund.
 struct RecordKey {
     topic: String,
     id: String,
@@ -865,6 +894,15 @@ impl RecordKey {
             ("adobe_commerce", CanonicalEvent::OrderPlaced(_)) => {
                 by_order(Self::ADOBE_ORDER, RecordedPayload::Detail)
             }
+            // A credit memo saved again (a comment, a state change) is the
+            // same refund: recorded by its id, the first content kept.
+            ("adobe_commerce", CanonicalEvent::RefundIssued(r)) => RecordKey {
+                topic: "creditmemo".into(),
+                id: r.refund.refund_id.clone(),
+                payload: RecordedPayload::Detail,
+                kept_for: SAGA_RETENTION,
+                per_order: true,
+            },
             ("adobe_commerce", CanonicalEvent::OrderCancelled(_)) => by_order(
                 "cancel",
                 RecordedPayload::Fixed(payload_hash(event.order_ref().key().as_bytes())),
@@ -890,3 +928,4 @@ enum Identified {
 pub mod freshness;
 #[cfg(test)]
 mod tests;
+mod till_echo;

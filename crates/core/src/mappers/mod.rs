@@ -44,6 +44,10 @@ pub enum MapError {
     /// till return already being handled.
     #[error("refund {reference} was recorded by retailflow for a till return")]
     OwnEcho { reference: String },
+    /// Not a failure: a document that moves no money yet (an Adobe credit
+    /// memo still open, or canceled); answered 200 and ignored.
+    #[error("{0}")]
+    NotARefund(String),
 }
 
 impl MapError {

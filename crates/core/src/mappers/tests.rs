@@ -439,14 +439,14 @@ fn adobe_canceled_state_maps_to_order_cancelled() {
 fn adobe_delivery_reads_the_io_events_envelope() {
     let d = adobe::AdobeDelivery::parse(ADOBE.as_bytes()).unwrap();
     assert_eq!(d.event_code, "observer.sales_order_save_after");
-    assert!(d.is_order_event());
+    assert!(d.is_mapped());
     assert!(!d.event_id.is_empty());
     let other = edit(ADOBE, |v| {
         v["type"] = json!("com.adobe.commerce.observer.catalog_product_save_after")
     });
     assert!(!adobe::AdobeDelivery::parse(other.as_bytes())
         .unwrap()
-        .is_order_event());
+        .is_mapped());
 }
 
 #[test]

@@ -8,10 +8,40 @@ use async_trait::async_trait;
 use crate::money::Money;
 use crate::resilience::ConnectorError;
 
-/// How a refund retailflow records in Shopify is noted: the shop then sends
-/// a `refunds/create` webhook for it, which intake recognises by this note
-/// and ignores (the till return is already handled).
+/// How a refund retailflow records for a till return is noted: a Shopify
+/// refund's note, an Adobe Commerce credit memo's comment. The shop then
+/// announces that refund back (`refunds/create`, the credit memo event),
+/// and intake recognises it by this note and ignores it: the till return is
+/// already handled.
 pub const TILL_RETURN_NOTE_PREFIX: &str = "retailflow till return ";
+
+/// The till return reference a shop refund's note or comment names, if
+/// retailflow wrote it: prefixed by [`TILL_RETURN_NOTE_PREFIX`], or the bare
+/// reference (`rf-<platform>-…`, see
+/// [`crate::steps::return_reversal::shop_refund_for`]) that builds
+/// before the prefix wrote on Adobe credit memos.
+pub fn till_return_reference(note: &str) -> Option<&str> {
+    let note = note.trim();
+    if let Some(reference) = note.strip_prefix(TILL_RETURN_NOTE_PREFIX) {
+        return Some(reference);
+    }
+    is_bare_reference(note).then_some(note)
+}
+
+/// `rf-adobe_commerce-<refund id, maybe cut>-<8 hex>`: nothing a person types.
+fn is_bare_reference(note: &str) -> bool {
+    let Some(rest) = note.strip_prefix("rf-adobe_commerce-") else {
+        return false;
+    };
+    let Some((_, hash)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    note.len() <= 35
+        && hash.len() == 8
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
 
 /// One returned line to record in the shop.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -269,6 +269,34 @@ async fn a_closed_save_is_never_a_cancellation() {
     assert_eq!(event_types(&h), vec!["OrderPlaced"]);
 }
 
+const CREDIT_MEMO: &str =
+    include_str!("../../../../../events/payloads/adobe-creditmemo-partial.json");
+
+#[tokio::test]
+async fn an_adobe_credit_memo_is_published_once_as_refund_issued_and_saved_again_is_the_same() {
+    let h = harness();
+    let memo = with_client(CREDIT_MEMO, "client-1");
+    let resp = adobe(&h, &memo).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body["event_type"], "RefundIssued");
+    // Saved again (a comment added): a new I/O event, the same refund.
+    let mut again: Value = serde_json::from_str(&memo).unwrap();
+    again["id"] = "9b1c2d3e-4f50-4a61-8b72-999999999999".into();
+    again["data"]["value"]["comments"] = serde_json::json!([{"comment": "customer called"}]);
+    let resp = adobe(&h, &again.to_string()).await;
+    assert_eq!(resp.body["duplicate"], true, "{}", resp.body);
+    assert_eq!(event_types(&h), vec!["RefundIssued"]);
+    // Open (not refunded yet): acknowledged, nothing published.
+    let mut open: Value = serde_json::from_str(&memo).unwrap();
+    open["id"] = "9b1c2d3e-4f50-4a61-8b72-999999999998".into();
+    open["data"]["value"]["entity_id"] = "77".into();
+    open["data"]["value"]["state"] = 1.into();
+    let resp = adobe(&h, &open.to_string()).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body["ignored"], true, "{}", resp.body);
+    assert_eq!(event_types(&h), vec!["RefundIssued"]);
+}
+
 #[test]
 fn routes_are_found_behind_stage_prefixes() {
     assert_eq!(
@@ -280,4 +308,98 @@ fn routes_are_found_behind_stage_prefixes() {
         Some(WebhookRoute::Adobe)
     );
     assert_eq!(WebhookRoute::from_path("/webhooks/other"), None);
+}
+
+#[tokio::test]
+async fn a_credit_memo_without_its_state_is_kept_for_review_not_refunded() {
+    let h = harness();
+    let mut memo: Value = serde_json::from_str(&with_client(CREDIT_MEMO, "client-1")).unwrap();
+    memo["data"]["value"]
+        .as_object_mut()
+        .unwrap()
+        .remove("state");
+    let resp = adobe(&h, &memo.to_string()).await;
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(
+        resp.body["error"].as_str().unwrap().contains("state"),
+        "{}",
+        resp.body
+    );
+    assert!(h.bus.published().is_empty());
+    assert_eq!(h.store.quarantined().len(), 1, "kept, not lost");
+}
+
+#[tokio::test]
+async fn a_credit_memo_a_till_return_is_recording_is_asked_again_and_then_ignored_as_its_echo() {
+    use crate::idempotency::{ClaimOutcome, ClaimRequest, Completion, IdempotencyKey};
+    use crate::refund_ledger::AdmittedRefund;
+    use crate::steps::return_reversal::{return_key, SHOP_STEP};
+    let h = harness();
+    let placed = adobe(&h, &save(1, |_| {})).await;
+    let order_key = placed.body["correlation_id"].as_str().unwrap().to_string();
+    // A till return of order 214, admitted, recording its credit memo in
+    // Adobe right now: the memo Adobe makes of it will be number 41.
+    let saga = h.store.saga(&order_key).await.unwrap().unwrap();
+    let facts = saga.order_facts.clone().unwrap();
+    let till = AdmittedRefund {
+        refund_id: "pos-store-042-R-1".into(),
+        total: crate::money::Money::new(2_732, facts.total.currency),
+        loyalty_base: crate::money::Money::new(1_600, facts.total.currency),
+        admitted_at: t0(),
+        takes_rest: false,
+    };
+    let ledger = saga.refund_ledger.admit(&facts, till).unwrap();
+    assert!(h
+        .store
+        .write_refund_ledger(&order_key, &ledger, t0())
+        .await
+        .unwrap());
+    let order = crate::model::OrderRef::from_key(&order_key).unwrap();
+    let case = return_key(&order, "pos-store-042-R-1");
+    let claim = match h
+        .store
+        .claim(&ClaimRequest {
+            key: IdempotencyKey::saga_step(case, SHOP_STEP),
+            payload_hash: "till".into(),
+            now: t0(),
+            lease_until: t0() + Duration::minutes(5),
+        })
+        .await
+        .unwrap()
+    {
+        ClaimOutcome::Claimed(c) => c,
+        other => panic!("{other:?}"),
+    };
+    // Announced before the till return has its id: this may be it.
+    let memo = with_client(CREDIT_MEMO, "client-1");
+    let resp = adobe(&h, &memo).await;
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    // Recorded as memo 41: the announcement is its echo, comment or not.
+    let result = serde_json::json!({"platform_refund_id": "41"});
+    h.store
+        .complete(
+            &claim,
+            &Completion {
+                result: Some(result),
+                now: t0(),
+                expires_at: t0() + Duration::days(30),
+                saga: None,
+            },
+        )
+        .await
+        .unwrap();
+    let resp = adobe(&h, &memo).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body["ignored"], true, "{}", resp.body);
+    assert!(resp.body["reason"]
+        .as_str()
+        .unwrap()
+        .contains("pos-store-042-R-1"));
+    assert_eq!(event_types(&h), vec!["OrderPlaced"]);
+    // Another memo of the order is a refund like any other.
+    let mut other: Value = serde_json::from_str(&memo).unwrap();
+    other["id"] = "9b1c2d3e-4f50-4a61-8b72-000000000042".into();
+    other["data"]["value"]["entity_id"] = "42".into();
+    let resp = adobe(&h, &other.to_string()).await;
+    assert_eq!(resp.body["event_type"], "RefundIssued", "{}", resp.body);
 }

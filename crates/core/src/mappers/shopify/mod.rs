@@ -88,7 +88,7 @@ pub fn map(topic: ShopifyTopic, shop: &str, body: &[u8]) -> Result<CanonicalEven
             let own = r
                 .note
                 .as_deref()
-                .and_then(|n| n.strip_prefix(crate::ports::shop::TILL_RETURN_NOTE_PREFIX));
+                .and_then(crate::ports::shop::till_return_reference);
             if let Some(reference) = own {
                 return Err(MapError::OwnEcho {
                     reference: reference.to_string(),

@@ -4,15 +4,16 @@
 //! "credited").
 //!
 //! Shopify sends a cancellation's refund and the cancellation itself at the
-//! same moment, in no fixed order. A refund that only takes back unshipped
-//! items (every line restocked as `cancel`) is therefore given a short grace
-//! before its credit memo: if the cancellation comes meanwhile, the sales
-//! order is cancelled and the refund credits nothing, whichever arrived
-//! first.
+//! same moment, in no fixed order. A Shopify refund that only takes back
+//! unshipped items (every line restocked as `cancel`) is therefore given a
+//! short grace before its credit memo: if the cancellation comes meanwhile,
+//! the sales order is cancelled and the refund credits nothing, whichever
+//! arrived first. Adobe Commerce cancels only what was never invoiced, and
+//! its cancellation makes no credit memo: its refunds wait for nothing.
 
 use crate::events::{CreditMemoLine, CreditMemoPosted, OrderCancelledInErp, OrderPostedToErp};
 use crate::idempotency::external_id;
-use crate::model::{LineKind, Refund};
+use crate::model::{LineKind, Platform, Refund};
 use crate::money::Money;
 use crate::ports::erp::{ErpCreditMemo, ErpLine};
 use crate::refund_ledger::OrderFacts;
@@ -54,7 +55,8 @@ impl ReturnReversal {
                 }
             }
             Some(_)
-                if is_cancellation_refund(refund)
+                if refund.order.platform == Platform::Shopify
+                    && is_cancellation_refund(refund)
                     && case.inv.now < refund.created_at + CANCELLATION_GRACE =>
             {
                 return StepOutcome::Retry {
@@ -308,6 +310,21 @@ pub(crate) async fn cancellation_decision(
         .and_then(|r| r["method"].as_str().map(str::to_string)))
 }
 
+/// An Adobe credit memo lists a configurable product's child with its
+/// parent, under the same simple SKU, with no money. Orders recorded before
+/// their facts named such children do not say so: the child is then known
+/// by carrying nothing while a line of the same SKU carries the money.
+/// Posting it would restock the unit twice in the ERP.
+fn counted_by_sibling(refund: &Refund, line: &crate::model::RefundLine) -> bool {
+    refund.order.platform == Platform::AdobeCommerce
+        && line.subtotal.shop.is_zero()
+        && line.tax.shop.is_zero()
+        && line.sku.is_some()
+        && refund.lines.iter().any(|other| {
+            other.line_id != line.line_id && other.sku == line.sku && !other.subtotal.shop.is_zero()
+        })
+}
+
 /// How long a refund of unshipped items waits for the order's cancellation
 /// before it is credited as a refund of its own.
 const CANCELLATION_GRACE: chrono::Duration = chrono::Duration::minutes(10);
@@ -346,7 +363,7 @@ pub fn credit_memo_for(
     for l in &refund.lines {
         // A line another line counts (a configurable product's child): the
         // parent's line is the return; it carries no money of its own.
-        if facts.uncounted_line_ids.contains(&l.line_id) {
+        if facts.uncounted_line_ids.contains(&l.line_id) || counted_by_sibling(refund, l) {
             if !(l.subtotal.shop.is_zero() && l.tax.shop.is_zero()) {
                 return Err(DocumentError::DoesNotAddUp(format!(
                     "refund line {} is for an item its parent line counts, yet carries {} and tax {}",
@@ -597,6 +614,29 @@ mod tests {
         r.total = usd(r.total.shop.minor + 100);
         let err = credit_memo_for(&r, &f, &ErpPostingConfig::default()).unwrap_err();
         assert!(err.to_string().contains("its parent line counts"), "{err}");
+    }
+
+    #[test]
+    fn an_adobe_child_line_of_an_order_recorded_without_its_uncounted_items_is_folded_by_its_sku() {
+        let mut r = refund();
+        r.order.platform = crate::model::Platform::AdobeCommerce;
+        let mut child = r.lines[0].clone();
+        child.line_id = "11".into();
+        child.subtotal = usd(0);
+        child.tax = usd(0);
+        r.lines.push(child);
+        let restocked = |r: &Refund| {
+            credit_memo_for(r, &facts(false), &ErpPostingConfig::default())
+                .unwrap()
+                .lines
+                .iter()
+                .filter(|l| l.restock.is_some())
+                .count()
+        };
+        assert_eq!(restocked(&r), 1, "one unit back, not two");
+        // A line of another SKU carrying nothing is still posted.
+        r.lines[1].sku = Some("OTHER-SKU".into());
+        assert_eq!(restocked(&r), 2);
     }
 
     #[test]

@@ -647,7 +647,7 @@ fn trace_replay_and_reconcile_read_what_run_left_after_it_exited() {
     // The ERP and loyalty records the run made are there to compare with.
     let report = ok(&["reconcile", "--hours", "2"]);
     assert!(
-        report.contains("8 sagas: 4 orders, 3 returns, 1 cancellation"),
+        report.contains("9 sagas: 4 orders, 4 returns, 1 cancellation"),
         "{report}"
     );
     assert!(report.contains("no discrepancies"), "{report}");

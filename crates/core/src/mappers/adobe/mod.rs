@@ -1,7 +1,8 @@
 //! Adobe Commerce orders as Adobe I/O Events delivers them
 //! (`observer.sales_order_save_after`, `observer.sales_order_place_after`):
 //! a CloudEvents-style body whose `data.value` is the order in the REST
-//! sales-order shape.
+//! sales-order shape; credit memos (`observer.sales_order_creditmemo_save_after`)
+//! in [`creditmemo`].
 //!
 //! Traps handled here, each with a test:
 //! - observer payloads carry model data: numbers arrive as JSON numbers or as
@@ -10,6 +11,8 @@
 //!   group is counted once (the priced side of it);
 //! - the order's `discount_amount` is negative, item `discount_amount`s are positive;
 //! - `base_*` fields are the shop (base) currency, plain ones the order currency.
+
+mod creditmemo;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
@@ -102,9 +105,17 @@ impl AdobeDelivery {
     }
 
     /// Whether retailflow maps this event code; others are acknowledged only.
-    pub fn is_order_event(&self) -> bool {
-        is_order_event_code(&self.event_code)
+    pub fn is_mapped(&self) -> bool {
+        is_order_event_code(&self.event_code) || is_creditmemo_event_code(&self.event_code)
     }
+}
+
+/// The credit memo event code: a refund made in Adobe Commerce.
+pub const CREDITMEMO_EVENT: &str = "observer.sales_order_creditmemo_save_after";
+
+/// Whether the code is the credit memo event's.
+pub fn is_creditmemo_event_code(code: &str) -> bool {
+    code.strip_prefix("com.adobe.commerce.").unwrap_or(code) == CREDITMEMO_EVENT
 }
 
 /// The event codes mapped to order events.
@@ -116,11 +127,14 @@ pub fn is_order_event_code(code: &str) -> bool {
     )
 }
 
-/// Maps an order event. Every save of a live order maps to `OrderPlaced`
+/// Maps an order or credit memo event. Every save of a live order maps to `OrderPlaced`
 /// (the intake records Adobe orders by the order: the first save seen
 /// places it, a later one is nothing or an `OrderUpdated`); a save in state
 /// `canceled` maps to `OrderCancelled`.
 pub fn map(shop: &str, delivery: &AdobeDelivery) -> Result<CanonicalEvent, MapError> {
+    if is_creditmemo_event_code(&delivery.event_code) {
+        return creditmemo::map(shop, delivery);
+    }
     let o: AOrder = serde_json::from_value(delivery.value.clone())
         .map_err(|e| MapError::Malformed(format!("data.value: {e}")))?;
     let order_ref = OrderRef {
