@@ -288,7 +288,7 @@ async fn dynamodb_refund_ledger_writes_are_conditional_on_its_version() {
         total: usd(10_000),
         taxes_included: false,
         placed_at: Utc::now(),
-        uncounted_line_ids: Vec::new(),
+        uncounted_line_ids: None,
     };
     let entry = |id: &str| AdmittedRefund {
         refund_id: id.into(),

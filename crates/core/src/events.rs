@@ -356,7 +356,7 @@ impl CanonicalEvent {
             total: order.totals.total.shop,
             taxes_included: order.taxes_included,
             placed_at: order.created_at,
-            uncounted_line_ids: order.uncounted_line_ids.clone(),
+            uncounted_line_ids: Some(order.uncounted_line_ids.clone()),
         })
     }
 

@@ -25,10 +25,10 @@ pub struct OrderFacts {
     pub taxes_included: bool,
     pub placed_at: DateTime<Utc>,
     /// The order's line ids another line counts ([`crate::model::Order`]):
-    /// a refund's line for one of them posts no credit memo line. Facts
-    /// recorded before this was kept read as none.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub uncounted_line_ids: Vec<String>,
+    /// a refund's line for one of them posts no credit memo line. `None`
+    /// for facts recorded before this was kept, which cannot say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncounted_line_ids: Option<Vec<String>>,
 }
 
 /// One admitted refund.
@@ -221,7 +221,7 @@ mod tests {
             total: usd(total),
             taxes_included: false,
             placed_at: DateTime::UNIX_EPOCH,
-            uncounted_line_ids: Vec::new(),
+            uncounted_line_ids: None,
         }
     }
 

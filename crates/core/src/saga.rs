@@ -200,7 +200,7 @@ mod tests {
             total: Money::new(total, Currency::from_code("USD").unwrap()),
             taxes_included: false,
             placed_at: DateTime::UNIX_EPOCH,
-            uncounted_line_ids: Vec::new(),
+            uncounted_line_ids: None,
         }
     }
 

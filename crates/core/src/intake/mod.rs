@@ -27,7 +27,7 @@ use crate::saga::{SagaEvent, SagaUpdate, SAGA_RETENTION};
 use crate::webhook::{
     AdobeKeys, HmacSecrets, SignatureError, ADOBE_SIGNATURE_HEADERS, SHOPIFY_HMAC_HEADER,
 };
-use till_echo::{till_echo, TillEcho};
+use till_echo::{till_echo, TillEcho, TILL_RETURN_PATIENCE};
 
 /// Bodies above this are refused with 413: Lambda takes a synchronous
 /// request of at most 6 MB, and the body rides in it as a JSON string, its
@@ -433,14 +433,24 @@ impl OrderIntake {
             }
         };
         if let (WebhookRoute::Adobe, CanonicalEvent::RefundIssued(r)) = (&req.route, &mapped) {
-            let reason = match till_echo(self.store.as_ref(), &r.refund, req.received_at).await {
+            let reason = match till_echo(self.store.as_ref(), &r.refund).await {
                 Ok(TillEcho::No) => None,
                 Ok(TillEcho::Of(till)) => Some(format!(
                     "credit memo {} was recorded by retailflow for till return {till}: already handled",
                     r.refund.refund_id
                 )),
+                Ok(TillEcho::Pending(till))
+                    if req.received_at - r.refund.created_at > TILL_RETURN_PATIENCE =>
+                {
+                    let why = format!(
+                        "credit memo {} may be the echo of till return {till}, which has still not recorded its credit memo in Adobe: kept for review, nothing refunded (check the till return, then take the memo in if it is not its echo)",
+                        r.refund.refund_id
+                    );
+                    let resp = self.quarantine(req, Some(&delivery), why, 202).await;
+                    return (resp, Some(delivery));
+                }
                 Ok(TillEcho::Pending(till)) => {
-                    let why = format!("till return {till} of this order is recording its credit memo right now: this may be it");
+                    let why = format!("till return {till} of this order has not recorded its credit memo in Adobe yet: this may be it, ask again");
                     return (WebhookResponse::retry(why), Some(delivery));
                 }
                 Err(e) => {
@@ -749,7 +759,7 @@ impl OrderIntake {
                             "reason": format!(
                                 "a later save of {} {}: nothing retailflow keeps changed",
                                 record.topic,
-                                event.order_ref().order_id
+                                record.id
                             ),
                             "correlation_id": body["correlation_id"],
                             "event_id": body["event_id"],
@@ -786,6 +796,13 @@ impl OrderIntake {
             // versions, field filters differ) under one event id: the event
             // is the first body's, and its own retries publish it.
             Ok(RecordOutcome::Existing(ClaimOutcome::PayloadMismatch { completed: true })) => {
+                // A refunded Adobe credit memo cannot be edited: another
+                // content under its id is a mapper change or a forged save.
+                // The first content stands; someone should know.
+                if record.topic == RecordKey::ADOBE_CREDIT_MEMO {
+                    crate::observability::count("AdobeCreditMemoChanged", ("Route", "adobe"));
+                    tracing::warn!(credit_memo = %record.id, "an Adobe credit memo announced again with other money or lines: the first is kept");
+                }
                 let mut body = summary;
                 body["duplicate"] = json!(true);
                 body["different_body"] = json!(true);
@@ -881,6 +898,7 @@ enum RecordedPayload {
 
 impl RecordKey {
     const ADOBE_ORDER: &'static str = "order";
+    const ADOBE_CREDIT_MEMO: &'static str = "creditmemo";
 
     fn of(d: &Delivery, event: &CanonicalEvent, dedup_ttl: Duration) -> Self {
         let by_order = |topic: &str, payload| RecordKey {
@@ -897,7 +915,7 @@ impl RecordKey {
             // A credit memo saved again (a comment, a state change) is the
             // same refund: recorded by its id, the first content kept.
             ("adobe_commerce", CanonicalEvent::RefundIssued(r)) => RecordKey {
-                topic: "creditmemo".into(),
+                topic: Self::ADOBE_CREDIT_MEMO.into(),
                 id: r.refund.refund_id.clone(),
                 payload: RecordedPayload::Detail,
                 kept_for: SAGA_RETENTION,

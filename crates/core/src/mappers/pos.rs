@@ -31,6 +31,16 @@ use crate::events::{CanonicalEvent, RefundIssued};
 use crate::model::{LineKind, MoneyBag, OrderRef, Platform, Refund, RefundLine, RestockType};
 use crate::money::{Currency, Money};
 
+/// What a till return's refund id starts with (`pos-<store>-<return id>`):
+/// shops number their refunds, so a refund of an order is known as a till
+/// return by its id alone.
+pub const TILL_REFUND_PREFIX: &str = "pos-";
+
+/// Whether the refund id is a till return's.
+pub fn is_till_refund_id(refund_id: &str) -> bool {
+    refund_id.starts_with(TILL_REFUND_PREFIX)
+}
+
 pub const STORE_HEADER: &str = "x-retailflow-store";
 pub const SIGNATURE_HEADER: &str = "x-retailflow-signature";
 pub const TIMESTAMP_HEADER: &str = "x-retailflow-timestamp";
@@ -193,7 +203,7 @@ pub fn map(store: &str, body: &[u8]) -> Result<CanonicalEvent, MapError> {
                 shop: r.order.shop,
                 order_id: r.order.order_id.0,
             },
-            refund_id: format!("pos-{}-{}", r.store_id, r.return_id),
+            refund_id: format!("{TILL_REFUND_PREFIX}{}-{}", r.store_id, r.return_id),
             created_at: r.returned_at.with_timezone(&Utc),
             lines,
             shipping,

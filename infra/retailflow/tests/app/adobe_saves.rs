@@ -161,6 +161,27 @@ async fn an_adobe_order_its_invoiced_save_two_credit_memos_and_another_orders_ca
     assert_eq!(distinct("OrderCancelled"), 1);
     assert_eq!(distinct("OrderUpdated"), 0, "nothing kept of 214 changed");
 
+    // No second order: one sales order each, 214's open at 95.30, 216's
+    // cancelled (or never made, had the cancellation come first).
+    let sales_orders = app.sims.netsuite_sales_orders();
+    let of = |id: &str| {
+        sales_orders
+            .iter()
+            .filter(|s| {
+                s.order_key
+                    .as_deref()
+                    .is_some_and(|k| k.ends_with(&format!(":order:{id}")))
+            })
+            .collect::<Vec<_>>()
+    };
+    let (kept, canceled) = (of("214"), of("216"));
+    assert_eq!(kept.len(), 1, "{sales_orders:?}");
+    assert_eq!((kept[0].total.minor, kept[0].closed), (9_530, false));
+    assert!(
+        canceled.len() <= 1 && canceled.iter().all(|s| s.closed),
+        "{sales_orders:?}"
+    );
+
     // One ERP credit memo per credit memo, of the document's grand total.
     let mut memos: Vec<i64> = app
         .sims
@@ -329,4 +350,30 @@ async fn an_adobe_credit_memo_of_items_the_buyer_kept_is_credited_at_once_withou
         .map(|m| m.total.minor)
         .collect();
     assert_eq!(memos, vec![2_732]);
+}
+
+#[tokio::test]
+async fn an_adobe_credit_memo_past_the_order_total_goes_to_review_and_reaches_no_system() {
+    let app = LocalApp::start(dev_config()).await.unwrap();
+    assert_eq!(deliver_adobe(&app, &save(1, |_| {})).await.status, 200);
+    app.drain().await;
+    // 45.66 with an adjustment refund of 60.00 makes 105.66: over the
+    // order's 95.30.
+    let mut memo = payload("adobe-creditmemo-adjustment-fee.json");
+    memo["recipient_client_id"] = fixture()["recipient_client_id"].clone();
+    let v = &mut memo["data"]["value"];
+    for field in ["adjustment_positive", "base_adjustment_positive"] {
+        v[field] = "60.0000".into();
+    }
+    for field in ["grand_total", "base_grand_total"] {
+        v[field] = "105.6600".into();
+    }
+    let resp = deliver_adobe(&app, &memo).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    app.drain().await;
+    assert!(app.sims.netsuite_credit_memos().is_empty());
+    assert!(app.sims.loyalty_journals().iter().all(|j| j.points > 0));
+    let held = app.dead_letters();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(format!("{held:?}").contains("needs review"), "{held:?}");
 }

@@ -403,3 +403,60 @@ async fn a_credit_memo_a_till_return_is_recording_is_asked_again_and_then_ignore
     let resp = adobe(&h, &other.to_string()).await;
     assert_eq!(resp.body["event_type"], "RefundIssued", "{}", resp.body);
 }
+
+#[tokio::test]
+async fn a_credit_memo_waits_for_a_till_return_whose_call_to_adobe_failed_and_past_six_hours_is_kept_for_review(
+) {
+    use crate::refund_ledger::AdmittedRefund;
+    let h = harness();
+    let placed = adobe(&h, &save(1, |_| {})).await;
+    let order_key = placed.body["correlation_id"].as_str().unwrap().to_string();
+    // A till return admitted whose shop step called Adobe, failed and
+    // handed its claim back: Adobe may have made the memo all the same.
+    let saga = h.store.saga(&order_key).await.unwrap().unwrap();
+    let facts = saga.order_facts.clone().unwrap();
+    let till = AdmittedRefund {
+        refund_id: "pos-store-042-R-2".into(),
+        total: crate::money::Money::new(2_732, facts.total.currency),
+        loyalty_base: crate::money::Money::new(1_600, facts.total.currency),
+        admitted_at: t0(),
+        takes_rest: false,
+    };
+    let ledger = saga.refund_ledger.admit(&facts, till).unwrap();
+    assert!(h
+        .store
+        .write_refund_ledger(&order_key, &ledger, t0())
+        .await
+        .unwrap());
+    let memo = with_client(CREDIT_MEMO, "client-1");
+    let resp = adobe(&h, &memo).await;
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    assert!(resp.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("pos-store-042-R-2"));
+    // Six hours after the memo was made, still unknown: kept, not refunded.
+    let late = t0() + Duration::hours(6) + Duration::minutes(1);
+    let mut v: Value = serde_json::from_str(&memo).unwrap();
+    v["time"] = Value::String(late.to_rfc3339());
+    let body = v.to_string();
+    let headers = adobe_headers(&body);
+    let resp = h
+        .intake
+        .handle(WebhookRequest {
+            route: WebhookRoute::Adobe,
+            headers: &headers,
+            body: body.as_bytes(),
+            received_at: late,
+            gateway_time: None,
+            deadline: None,
+        })
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.body);
+    assert!(resp.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("kept for review"));
+    assert_eq!(h.store.quarantined().len(), 1);
+    assert_eq!(event_types(&h), vec!["OrderPlaced"], "nothing refunded");
+}

@@ -194,8 +194,10 @@ pub(super) fn map(shop: &str, delivery: &AdobeDelivery) -> Result<CanonicalEvent
             .checked_sub(discount)
             .map_err(MapError::amount(field.clone()))?;
         if quantity == 0 {
-            // Listed but not refunded: it must carry nothing.
-            if !(subtotal.shop.is_zero() && tax.shop.is_zero()) {
+            // Listed but not refunded: it must carry nothing, not even a
+            // row its discount cancels (that discount would then be
+            // missing from the shipping discount derived below).
+            if !(row.shop.is_zero() && discount.shop.is_zero() && tax.shop.is_zero()) {
                 return Err(MapError::BadValue {
                     field,
                     reason: "a quantity of 0 with money refunded".into(),

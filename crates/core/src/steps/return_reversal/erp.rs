@@ -311,17 +311,20 @@ pub(crate) async fn cancellation_decision(
 }
 
 /// An Adobe credit memo lists a configurable product's child with its
-/// parent, under the same simple SKU, with no money. Orders recorded before
-/// their facts named such children do not say so: the child is then known
-/// by carrying nothing while a line of the same SKU carries the money.
-/// Posting it would restock the unit twice in the ERP.
+/// parent, under the same simple SKU and quantity, with no money. Orders
+/// recorded before their facts named such children cannot say so: the
+/// child is then known by carrying nothing while a line of the same SKU and
+/// quantity carries the money. Posting it would restock the unit twice.
 fn counted_by_sibling(refund: &Refund, line: &crate::model::RefundLine) -> bool {
     refund.order.platform == Platform::AdobeCommerce
         && line.subtotal.shop.is_zero()
         && line.tax.shop.is_zero()
         && line.sku.is_some()
         && refund.lines.iter().any(|other| {
-            other.line_id != line.line_id && other.sku == line.sku && !other.subtotal.shop.is_zero()
+            other.line_id != line.line_id
+                && other.sku == line.sku
+                && other.quantity == line.quantity
+                && !other.subtotal.shop.is_zero()
         })
 }
 
@@ -363,7 +366,11 @@ pub fn credit_memo_for(
     for l in &refund.lines {
         // A line another line counts (a configurable product's child): the
         // parent's line is the return; it carries no money of its own.
-        if facts.uncounted_line_ids.contains(&l.line_id) || counted_by_sibling(refund, l) {
+        let uncounted = match &facts.uncounted_line_ids {
+            Some(ids) => ids.contains(&l.line_id),
+            None => counted_by_sibling(refund, l),
+        };
+        if uncounted {
             if !(l.subtotal.shop.is_zero() && l.tax.shop.is_zero()) {
                 return Err(DocumentError::DoesNotAddUp(format!(
                     "refund line {} is for an item its parent line counts, yet carries {} and tax {}",
@@ -486,7 +493,7 @@ mod tests {
             total: usd(100_000).shop,
             taxes_included,
             placed_at: chrono::DateTime::UNIX_EPOCH,
-            uncounted_line_ids: Vec::new(),
+            uncounted_line_ids: None,
         }
     }
 
@@ -597,7 +604,7 @@ mod tests {
         child.tax = usd(0);
         r.lines.push(child);
         let mut f = facts(false);
-        f.uncounted_line_ids = vec!["11".into()];
+        f.uncounted_line_ids = Some(vec!["11".into()]);
         let m = credit_memo_for(&r, &f, &ErpPostingConfig::default()).unwrap();
         let returned: Vec<&str> = m
             .lines
@@ -617,7 +624,8 @@ mod tests {
     }
 
     #[test]
-    fn an_adobe_child_line_of_an_order_recorded_without_its_uncounted_items_is_folded_by_its_sku() {
+    fn an_adobe_child_line_of_an_order_recorded_without_its_uncounted_items_is_folded_by_its_sku_and_quantity(
+    ) {
         let mut r = refund();
         r.order.platform = crate::model::Platform::AdobeCommerce;
         let mut child = r.lines[0].clone();
@@ -634,6 +642,12 @@ mod tests {
                 .count()
         };
         assert_eq!(restocked(&r), 1, "one unit back, not two");
+        // Facts that name the uncounted items are followed: a free line of
+        // the same SKU they do not name is a unit of its own.
+        let mut named = facts(false);
+        named.uncounted_line_ids = Some(Vec::new());
+        let m = credit_memo_for(&r, &named, &ErpPostingConfig::default()).unwrap();
+        assert_eq!(m.lines.iter().filter(|l| l.restock.is_some()).count(), 2);
         // A line of another SKU carrying nothing is still posted.
         r.lines[1].sku = Some("OTHER-SKU".into());
         assert_eq!(restocked(&r), 2);

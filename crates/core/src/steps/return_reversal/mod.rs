@@ -390,7 +390,7 @@ fn known_facts(saga: &SagaRecord) -> Option<OrderFacts> {
         total,
         taxes_included: false,
         placed_at: saga.started_at?,
-        uncounted_line_ids: Vec::new(),
+        uncounted_line_ids: None,
     })
 }
 
