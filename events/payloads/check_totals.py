@@ -526,6 +526,20 @@ def main():
     check_shopify_refund(name, expected_for(name), "shopify-orders-create-cad-gift-card.json")
     name = "adobe-order-configurable.json"
     check_adobe(name, expected_for(name))
+    # Later saves of an order and another order: the same figures.
+    for other in ("adobe-order-invoiced.json", "adobe-order-2.json",
+                  "adobe-order-2-canceled.json"):
+        check_adobe(other, expected_for(other))
+    ck.file = "adobe-order-invoiced.json"
+    saved = load("adobe-order-invoiced.json")["data"]["value"]
+    ck.eq("the invoiced save is order 214", saved["entity_id"], "214")
+    ck.true("the invoiced save is paid in full",
+            dec(saved["total_paid"]) == dec(saved["grand_total"]))
+    ck.file = "adobe-order-2-canceled.json"
+    canceled = load("adobe-order-2-canceled.json")["data"]["value"]
+    ck.eq("the canceled save is canceled", canceled["state"], "canceled")
+    ck.true("a canceled order was never invoiced",
+            all(not dec(i.get("qty_invoiced") or 0) for i in canceled["items"]))
     refunded = Decimal(0)
     for cm in ("adobe-creditmemo-partial.json", "adobe-creditmemo-adjustment-fee.json"):
         refunded += check_adobe_creditmemo(cm, expected_for(cm), name)

@@ -27,6 +27,10 @@ s shopify customers/create 3f1c0a5e-0001-4d7e-9a51-000000000008 shopify-orders-u
 "$rf" sample-event --source pos --topic pos/returns --shop store-042 --at "$at" "$p/pos/return-store-042.json" > events/12-pos-return.json
 s adobe observer.sales_order_save_after unused adobe-order-configurable.json 11-adobe-order-configurable.json
 s adobe observer.sales_order_creditmemo_save_after unused adobe-creditmemo-partial.json 15-adobe-creditmemo-partial.json
+s adobe observer.sales_order_save_after unused adobe-order-invoiced.json 16-adobe-order-invoiced.json
+s adobe observer.sales_order_creditmemo_save_after unused adobe-creditmemo-adjustment-fee.json 17-adobe-creditmemo-adjustment-fee.json
+s adobe observer.sales_order_save_after unused adobe-order-2.json 18-adobe-order-2.json
+s adobe observer.sales_order_save_after unused adobe-order-2-canceled.json 19-adobe-order-2-canceled.json
 s shopify refunds/create 3f1c0a5e-0001-4d7e-9a51-000000000010 shopify-refunds-create-full-with-shipping.json 13-shopify-refunds-create-full-with-shipping.json
 # A refund over what is left of #2187 (after 13's full refund): taken, then
 # held for review. In a folder of its own so `run events/` stays clean.

@@ -59,6 +59,10 @@ pub struct ChaosReport {
     pub orders_placed: usize,
     pub returns: usize,
     pub cancellations: usize,
+    /// Adobe saves of an order after its first, and Adobe credit memos
+    /// (each saved twice), in the workload.
+    pub adobe_later_saves: usize,
+    pub adobe_credit_memos: usize,
     pub checkouts_accepted: usize,
     pub checkouts_refused: usize,
     pub deliveries: usize,
@@ -110,8 +114,8 @@ impl std::fmt::Display for ChaosReport {
         writeln!(f, "chaos run, seed {}, in {:.1} s", self.seed, self.seconds)?;
         writeln!(
             f,
-            "  workload: {} orders ({} placed; checkouts {} accepted, {} refused for stock), {} returns, {} cancellations",
-            self.orders, self.orders_placed, self.checkouts_accepted, self.checkouts_refused, self.returns, self.cancellations
+            "  workload: {} orders ({} placed; checkouts {} accepted, {} refused for stock), {} returns, {} cancellations; Adobe: {} later saves of an order, {} credit memos",
+            self.orders, self.orders_placed, self.checkouts_accepted, self.checkouts_refused, self.returns, self.cancellations, self.adobe_later_saves, self.adobe_credit_memos
         )?;
         writeln!(
             f,
@@ -483,11 +487,17 @@ pub async fn run_keeping_app(
     }
     let mut auth_dead_letters = 0;
     let signers = crate::dev_keys::DevSigners::read(dev_keys)?;
-    let Workload { orders, deliveries } =
-        workload::generate(config.orders, config.seed, &signers, chrono::Utc::now())?;
+    let Workload {
+        orders,
+        deliveries,
+        adobe_later_saves,
+        adobe_credit_memos,
+    } = workload::generate(config.orders, config.seed, &signers, chrono::Utc::now())?;
     let mut report = ChaosReport {
         seed: config.seed,
         orders: orders.len(),
+        adobe_later_saves,
+        adobe_credit_memos,
         ..Default::default()
     };
     // Stock for about 70% of the checkouts (cancellations give some back):
@@ -547,7 +557,9 @@ pub async fn run_keeping_app(
                             report.checkouts_refused += 1;
                         }
                     }
-                    other if ok => batch.push(other.clone()),
+                    other if ok => {
+                        batch.push(workload::redate_adobe(&signers, other, app.clock.now())?)
+                    }
                     _ => {}
                 }
             }

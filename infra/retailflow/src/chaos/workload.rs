@@ -27,6 +27,14 @@ const ORDER_CAD_EXPECTED: &str =
 const ORDER_ADOBE: &str = include_str!("../../../../events/payloads/adobe-order-configurable.json");
 const ORDER_ADOBE_EXPECTED: &str =
     include_str!("../../../../events/payloads/adobe-order-configurable.expected.json");
+const CREDITMEMO_PARTIAL: &str =
+    include_str!("../../../../events/payloads/adobe-creditmemo-partial.json");
+const CREDITMEMO_PARTIAL_EXPECTED: &str =
+    include_str!("../../../../events/payloads/adobe-creditmemo-partial.expected.json");
+const CREDITMEMO_FEE: &str =
+    include_str!("../../../../events/payloads/adobe-creditmemo-adjustment-fee.json");
+const CREDITMEMO_FEE_EXPECTED: &str =
+    include_str!("../../../../events/payloads/adobe-creditmemo-adjustment-fee.expected.json");
 const REFUND_PARTIAL: &str =
     include_str!("../../../../events/payloads/shopify-refunds-create-partial-with-shipping.json");
 const REFUND_PARTIAL_EXPECTED: &str = include_str!(
@@ -91,6 +99,8 @@ pub enum Shape {
 pub enum Afterwards {
     Nothing,
     PartialRefund,
+    /// Adobe: a partial credit memo, then one with an adjustment fee.
+    TwoCreditMemos,
     PosReturn,
     PartialRefundAndPosReturn,
     FullRefund,
@@ -180,6 +190,11 @@ pub struct Workload {
     /// Per order, its deliveries in the order the platform sends them
     /// (checkout, order, then returns or cancellation).
     pub deliveries: Vec<Vec<Delivery>>,
+    /// Adobe order saves after the first (invoiced, shipped, commented,
+    /// canceled again): none may be a second order.
+    pub adobe_later_saves: usize,
+    /// Adobe credit memos, each also saved a second time.
+    pub adobe_credit_memos: usize,
 }
 
 fn parse(s: &str) -> anyhow::Result<Value> {
@@ -212,11 +227,15 @@ struct Bases {
     cancel_eur: Value,
     pos: Value,
     checkout: Value,
+    creditmemo_partial: Value,
+    creditmemo_fee: Value,
     /// (total, merchandise net) per shape.
     figures: [(i64, i64); 4],
     partial_return: ExpectedReturn,
     full_return: ExpectedReturn,
     pos_return: ExpectedReturn,
+    creditmemo_partial_return: ExpectedReturn,
+    creditmemo_fee_return: ExpectedReturn,
 }
 
 fn bases() -> anyhow::Result<Bases> {
@@ -240,7 +259,19 @@ fn bases() -> anyhow::Result<Bases> {
         .transpose()?
         .unwrap_or(0);
     let checkout: Value = parse(CHECKOUT)?;
+    let memo_return = |e: &str| -> anyhow::Result<ExpectedReturn> {
+        let e = parse(e)?;
+        Ok(ExpectedReturn {
+            total_minor: minor(&e, &["total"])?,
+            merchandise_minor: minor(&e, &["lines_subtotal"])?,
+            takes_rest: false,
+        })
+    };
     Ok(Bases {
+        creditmemo_partial: parse(CREDITMEMO_PARTIAL)?,
+        creditmemo_fee: parse(CREDITMEMO_FEE)?,
+        creditmemo_partial_return: memo_return(CREDITMEMO_PARTIAL_EXPECTED)?,
+        creditmemo_fee_return: memo_return(CREDITMEMO_FEE_EXPECTED)?,
         usd: parse(ORDER_USD)?,
         eur: parse(ORDER_EUR)?,
         cad: parse(ORDER_CAD)?,
@@ -342,13 +373,15 @@ fn shopify(
 }
 
 fn adobe(signers: &DevSigners, order: usize, body: &Value) -> anyhow::Result<Delivery> {
+    let code = body["type"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("com.adobe.commerce.")
+        .to_string();
     let body = body.to_string();
     let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
-        (
-            "x-adobe-event-code".into(),
-            "observer.sales_order_save_after".into(),
-        ),
+        ("x-adobe-event-code".into(), code),
     ];
     for (n, key) in signers.adobe_private.iter().enumerate() {
         let n = n + 1;
@@ -368,6 +401,41 @@ fn adobe(signers: &DevSigners, order: usize, body: &Value) -> anyhow::Result<Del
         body,
         till: None,
     })
+}
+
+/// An Adobe delivery dated `at` and signed anew: Adobe dates an event when
+/// it happens, inside the signed body, and the intake refuses one older
+/// than two days. A run's virtual clock moves on by days, so each chunk's
+/// Adobe events are dated when the chunk is sent; its duplicates and
+/// retries are the same signed body, as I/O Events sends them.
+pub fn redate_adobe(
+    signers: &DevSigners,
+    delivery: &Delivery,
+    at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Delivery> {
+    match delivery {
+        Delivery::Webhook {
+            order, path, body, ..
+        } if *path == "/webhooks/adobe" => {
+            let mut v: Value = serde_json::from_str(body)?;
+            v["time"] = at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into();
+            adobe(signers, *order, &v)
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+/// A new I/O event of `body`, named by `name`, dated `at` (its signed
+/// `time`, which the intake judges for replays).
+fn stamp_adobe(body: &mut Value, name: &str, at: chrono::DateTime<chrono::Utc>) {
+    let delivery = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string();
+    body["id"] = delivery.clone().into();
+    body["event_id"] = delivery.into();
+    body["time"] = at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
 }
 
 fn pos_return(signers: &DevSigners, order: usize, base: &Value, order_id: u64) -> Delivery {
@@ -403,6 +471,8 @@ pub fn generate(
     let mut out = Workload {
         orders: Vec::with_capacity(orders),
         deliveries: Vec::with_capacity(orders),
+        adobe_later_saves: 0,
+        adobe_credit_memos: 0,
     };
     for n in 0..orders {
         let customer = rng.below(customers);
@@ -424,6 +494,12 @@ pub fn generate(
             },
             Shape::ShopifyEur if after < 20 => Afterwards::Cancelled,
             Shape::ShopifyCad if after < 50 => Afterwards::FullRefund,
+            Shape::AdobeUsd => match after {
+                0..25 => Afterwards::Nothing,
+                25..50 => Afterwards::PartialRefund,
+                50..80 => Afterwards::TwoCreditMemos,
+                _ => Afterwards::Cancelled,
+            },
             _ => Afterwards::Nothing,
         };
         let id = 7_000_000_000_000u64 + seed % 1000 * 1_000_000 + n as u64;
@@ -454,12 +530,7 @@ pub fn generate(
             Shape::AdobeUsd => {
                 let mut o = b.adobe.clone();
                 let entity = id.to_string();
-                let delivery = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, tag.as_bytes());
-                o["id"] = delivery.to_string().into();
-                o["event_id"] = delivery.to_string().into();
-                o["time"] = at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    .into();
+                stamp_adobe(&mut o, &tag, at);
                 let v = &mut o["data"]["value"];
                 v["entity_id"] = entity.clone().into();
                 v["increment_id"] = format!("C{n:09}").into();
@@ -472,6 +543,59 @@ pub fn generate(
                     }
                 }
                 ds.push(adobe(signers, n, &o)?);
+                let canceled = afterwards == Afterwards::Cancelled;
+                // Later saves, as many as `n` says (no draw: the Shopify
+                // orders of a seed stay what they were): invoiced, shipped,
+                // a comment; a canceled order is saved canceled twice.
+                for k in 0..(if canceled { 2 } else { 1 + n % 3 }) {
+                    let mut later = o.clone();
+                    stamp_adobe(&mut later, &format!("{tag}-save-{k}"), at);
+                    let v = &mut later["data"]["value"];
+                    let (state, status) = match (canceled, k) {
+                        (true, _) => ("canceled", "canceled"),
+                        (false, 0) => ("processing", "processing"),
+                        (false, _) => ("complete", "complete"),
+                    };
+                    v["state"] = state.into();
+                    v["status"] = status.into();
+                    if !canceled {
+                        v["total_invoiced"] = v["grand_total"].clone();
+                        v["total_paid"] = v["grand_total"].clone();
+                    }
+                    ds.push(adobe(signers, n, &later)?);
+                    out.adobe_later_saves += 1;
+                }
+                let memos: &[(&Value, &ExpectedReturn, &str)] = match afterwards {
+                    Afterwards::PartialRefund => {
+                        &[(&b.creditmemo_partial, &b.creditmemo_partial_return, "1")]
+                    }
+                    Afterwards::TwoCreditMemos => &[
+                        (&b.creditmemo_partial, &b.creditmemo_partial_return, "1"),
+                        (&b.creditmemo_fee, &b.creditmemo_fee_return, "2"),
+                    ],
+                    _ => &[],
+                };
+                for (base, figures, suffix) in memos {
+                    let memo_id = format!("{entity}{suffix}");
+                    let mut m = (*base).clone();
+                    stamp_adobe(&mut m, &format!("{tag}-memo-{suffix}"), at);
+                    let v = &mut m["data"]["value"];
+                    v["entity_id"] = memo_id.clone().into();
+                    v["increment_id"] = format!("CM{n:09}{suffix}").into();
+                    v["order_id"] = entity.clone().into();
+                    if let Some(items) = v["items"].as_array_mut() {
+                        for item in items {
+                            item["parent_id"] = memo_id.clone().into();
+                        }
+                    }
+                    ds.push(adobe(signers, n, &m)?);
+                    // Saved again with a comment: the same refund.
+                    stamp_adobe(&mut m, &format!("{tag}-memo-{suffix}-again"), at);
+                    m["data"]["value"]["comments"] = json!([{"comment": "customer called"}]);
+                    ds.push(adobe(signers, n, &m)?);
+                    expected.returns.push((*figures).clone());
+                    out.adobe_credit_memos += 1;
+                }
             }
             _ => {
                 let base = match shape {

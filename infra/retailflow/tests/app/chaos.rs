@@ -49,6 +49,10 @@ async fn a_hostile_run_loses_nothing_doubles_nothing_and_leaves_nothing_to_recon
         "{report}"
     );
     assert!(report.checkouts_refused >= 1, "{report}");
+    assert!(
+        report.adobe_later_saves >= 20 && report.adobe_credit_memos >= 10,
+        "{report}"
+    );
     // And nothing broke.
     assert_eq!(report.violations.total(), 0, "{report}");
     assert_eq!(report.refused_4xx, 0, "{report}");

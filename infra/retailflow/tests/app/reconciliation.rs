@@ -481,3 +481,43 @@ async fn a_replay_the_archive_refuses_uses_no_re_drive_and_the_run_tries_again()
         StepStatus::Completed
     );
 }
+
+#[tokio::test]
+async fn adobe_credit_memos_are_read_back_like_the_others_and_one_deleted_in_the_erp_is_found_missing(
+) {
+    let app = app_with_orders().await;
+    for f in [
+        "15-adobe-creditmemo-partial.json",
+        "17-adobe-creditmemo-adjustment-fee.json",
+    ] {
+        assert_eq!(deliver(&app, f).await, 200, "{f}");
+    }
+    assert!(!app.drain().await.gave_up);
+    assert!(app.dead_letters().is_empty(), "{:?}", app.dead_letters());
+    let clean = app.reconcile(Duration::hours(2)).await.unwrap();
+    assert!(clean.discrepancies.is_empty(), "{:#?}", clean.discrepancies);
+    assert_eq!(clean.returns_checked, 3, "the Shopify refund and two memos");
+
+    let adobe = app
+        .bus
+        .recorded
+        .published()
+        .iter()
+        .filter_map(|e| retailflow_core::queue_batch::correlation_id(&e.detail))
+        .find(|k| k.starts_with("adobe_commerce:"))
+        .unwrap();
+    let memo = result(&app, &format!("{adobe}:return:41"), "credit_memo").await;
+    assert_eq!(memo["total"]["minor"].as_i64(), Some(2_732), "{memo}");
+    assert!(app.sims.netsuite_delete(
+        NetSuiteRecord::CreditMemo,
+        memo["external_id"].as_str().unwrap()
+    ));
+    let report = app.reconcile(Duration::hours(2)).await.unwrap();
+    let expected: BTreeSet<(DiscrepancyKind, String, String)> = [(
+        DiscrepancyKind::Missing,
+        adobe.clone(),
+        "credit memo for refund 41".to_string(),
+    )]
+    .into();
+    assert_eq!(found(&report), expected, "{:#?}", report.discrepancies);
+}
