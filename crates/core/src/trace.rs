@@ -94,7 +94,7 @@ pub enum StuckKind {
 }
 
 impl StuckKind {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             StuckKind::HeldForReview => "held for review",
             StuckKind::DeadLettered => "dead-lettered",
@@ -178,7 +178,7 @@ pub fn only_stuck(
 
 /// The order a quarantined Shopify or till delivery was about, read from
 /// its body (Adobe's bodies name the order only once mapped).
-fn quarantined_order_key(q: &QuarantinedDelivery) -> Option<String> {
+pub fn quarantined_order_key(q: &QuarantinedDelivery) -> Option<String> {
     let body: serde_json::Value = serde_json::from_slice(&q.body).ok()?;
     let id_text = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => Some(s.clone()),

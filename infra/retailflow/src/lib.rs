@@ -10,6 +10,7 @@ pub mod data_dir;
 pub mod dev_keys;
 pub mod large_orders;
 pub mod local_app;
+pub mod local_console;
 pub mod local_replay;
 pub mod progress;
 pub mod runtime;

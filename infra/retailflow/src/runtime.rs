@@ -79,6 +79,10 @@ pub struct DeadLetter {
     pub body: String,
     pub reason: String,
     pub receive_count: u32,
+    /// When it was moved (SQS's `SentTimestamp` on the DLQ); kept by
+    /// earlier builds without it.
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// SQS semantics that matter to the handlers.
@@ -211,13 +215,20 @@ impl Queue {
     }
 
     /// Moves a message to the DLQ with why (the function gave up on it).
-    pub fn dead_letter(&mut self, m: &Message, reason: String, dlq: &mut Vec<DeadLetter>) {
+    pub fn dead_letter(
+        &mut self,
+        m: &Message,
+        reason: String,
+        now: DateTime<Utc>,
+        dlq: &mut Vec<DeadLetter>,
+    ) {
         let d = DeadLetter {
             id: m.id.clone(),
             queue: self.name.clone(),
             body: m.body.clone(),
             reason,
             receive_count: m.receive_count,
+            at: Some(now),
         };
         self.journal_or_log(&[self.message_row(m, false), Self::dead_letter_row(&d, true)]);
         self.messages.retain(|x| x.id != m.id);
@@ -244,6 +255,7 @@ impl Queue {
                         body: m.body.clone(),
                         reason: format!("maxReceiveCount {} exceeded", self.max_receive_count),
                         receive_count: m.receive_count,
+                        at: Some(now),
                     };
                     rows.push(self.message_row(&m, false));
                     rows.push(Self::dead_letter_row(&d, true));

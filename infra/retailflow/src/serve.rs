@@ -23,6 +23,7 @@ use retailflow_core::intake::{IntakeConfig, WebhookRequest, WebhookRoute, DEFAUL
 use crate::data_dir::DataDir;
 use crate::local_app::LocalApp;
 use retailflow::runtime::Clock;
+use retailflow_console::pages::PageError;
 
 /// Bodies above this never reach a handler. The intake refuses anything
 /// over [`DEFAULT_MAX_BODY_BYTES`] itself, with its own reason; this outer
@@ -30,7 +31,12 @@ use retailflow::runtime::Clock;
 const BODY_LIMIT_BYTES: usize = DEFAULT_MAX_BODY_BYTES * 4;
 
 pub fn router(app: Arc<LocalApp>) -> Router {
-    Router::new()
+    // The console answers in HTML, its refusals too: beside the JSON layer.
+    let console = Router::new()
+        .route("/console", get(console_inbox))
+        .route("/console/", get(console_inbox))
+        .route("/console/orders/{*key}", get(console_order));
+    let api = Router::new()
         .route("/webhooks/shopify", post(webhook))
         .route("/webhooks/adobe", post(webhook))
         .route("/pos/returns", post(webhook))
@@ -48,8 +54,63 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .method_not_allowed_fallback(wrong_method)
         // The intake answers 413 itself; let bodies reach it.
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(axum::middleware::from_fn(refusals_in_json))
-        .with_state(app)
+        .layer(axum::middleware::from_fn(refusals_in_json));
+    console.merge(api).with_state(app)
+}
+
+fn html(status: StatusCode, body: Result<String, PageError>) -> Response {
+    match body {
+        Ok(page) => (status, axum::response::Html(page)).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::response::Html(format!(
+                "<!doctype html><p>{}</p>",
+                e.to_string().replace('<', "&lt;")
+            )),
+        )
+            .into_response(),
+    }
+}
+
+/// The console's inbox: every exception of the local app.
+async fn console_inbox(
+    State(app): State<Arc<LocalApp>>,
+    axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
+) -> Response {
+    let query = match retailflow_console::pages::inbox_query(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
+        Ok(q) => q,
+        Err(e) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                retailflow_console::pages::not_found(&e.to_string()),
+            )
+        }
+    };
+    let all = retailflow::local_console::exceptions(&app).await;
+    html(
+        StatusCode::OK,
+        retailflow_console::pages::inbox(&all, &query, app.clock.now()),
+    )
+}
+
+/// The console's page of one order (the key `trace` takes).
+async fn console_order(
+    State(app): State<Arc<LocalApp>>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> Response {
+    match retailflow::local_console::order_page(&app, &key).await {
+        Ok(Some(view)) => html(StatusCode::OK, retailflow_console::pages::order(&view)),
+        Ok(None) => html(
+            StatusCode::NOT_FOUND,
+            retailflow_console::pages::not_found(&format!("retailflow knows no order {key}")),
+        ),
+        Err(e) => html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            retailflow_console::pages::not_found(&format!("the order could not be read: {e}")),
+        ),
+    }
 }
 
 /// A refusal as every route answers one: `{"error": why}`.
@@ -214,7 +275,7 @@ async fn trace(
         None => only_stuck(&key, &letters, &quarantined),
     };
     match trace {
-        Some(t) => axum::Json(with_summaries(t, &app)).into_response(),
+        Some(t) => axum::Json(retailflow::local_console::with_summaries(t, &app)).into_response(),
         None => {
             // A bare order id or number: the orders whose key ends with it.
             let tail = format!(":{}", key.trim_start_matches('#'));
@@ -233,38 +294,6 @@ async fn trace(
             (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
         }
     }
-}
-
-/// Each traced event with what it said, from the events the app published
-/// (`run`'s timeline lines): a return's by its refund id, the rest in order.
-fn with_summaries(
-    mut t: retailflow_core::trace::OrderTrace,
-    app: &LocalApp,
-) -> retailflow_core::trace::OrderTrace {
-    let timelines = retailflow::timeline::timelines(app);
-    let Some(line) = timelines.iter().find(|l| l.correlation_id == t.order_key) else {
-        return t;
-    };
-    let mut used = vec![false; line.entries.len()];
-    for e in &mut t.events {
-        let cancellation = format!(":{}", retailflow_core::refund_ledger::CANCELLATION_ID);
-        let refund = match e.saga_key.rsplit_once(":return:") {
-            Some((_, r)) => Some(r),
-            None if e.saga_key.ends_with(&cancellation) => {
-                Some(retailflow_core::refund_ledger::CANCELLATION_ID)
-            }
-            None => None,
-        };
-        let fits = |x: &retailflow::timeline::Entry| {
-            x.event_type == e.event_type && (refund.is_none() || x.refund_id.as_deref() == refund)
-        };
-        let found = (0..line.entries.len()).find(|&i| !used[i] && fits(&line.entries[i]));
-        if let Some(i) = found {
-            used[i] = true;
-            e.summary = Some(line.entries[i].summary.clone());
-        }
-    }
-    t
 }
 
 /// `retailflow reconcile --local`: a run over the window the body asks

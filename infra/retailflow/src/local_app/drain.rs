@@ -161,7 +161,7 @@ impl LocalApp {
                                 now + chrono::Duration::from_std(d).unwrap_or_default(),
                             );
                         }
-                        Disposition::DeadLetter(reason) => q.dead_letter(m, reason, &mut dlq),
+                        Disposition::DeadLetter(reason) => q.dead_letter(m, reason, now, &mut dlq),
                     }
                 }
             }

@@ -1,5 +1,6 @@
 //! The `retailflow` binary as a person uses it: `serve`, `run` and `canonical`.
 
+mod console;
 mod follow_up;
 mod help;
 mod live_serve;
