@@ -3,7 +3,7 @@
 # cfn-lint, aws-sam-cli, checkov) into .venv-tools/, then runs format and
 # lint checks, every test tier (unit, AWS-wire against moto on loopback,
 # whole app in process, the CLI, the built Lambdas on the runtime API
-# emulator), and the template checks.
+# emulator, the console in headless Chromium), and the template checks.
 # The AWS-wire tests start moto themselves on a free loopback port (one
 # request at a time: tests/deploy/moto_serialized.py) and stop it after.
 set -euo pipefail
@@ -21,6 +21,18 @@ started=$SECONDS
 
 step "tools"
 infra/scripts/tools.sh
+
+step "headless Chromium (the console's browser tests)"
+# Debian's chromium and chromedriver, one version (CI runs as root).
+if ! command -v chromedriver >/dev/null 2>&1 || ! [ -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "the browser tests need chromium and chromium-driver: run 'apt-get install -y chromium chromium-driver' as root" >&2
+        exit 1
+    fi
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+chromedriver --version
 
 step "rust components"
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

@@ -218,6 +218,9 @@ pub struct InboxPage<'a> {
     /// step filters left out, so each count says what choosing it shows).
     pub by_class: BTreeMap<ExceptionClass, usize>,
     pub by_step: BTreeMap<String, usize>,
+    /// Dead letters among what matches, over every page: what a bulk
+    /// retry of this view re-drives.
+    pub dead_letters: usize,
 }
 
 fn matches_search(e: &Exception, needle: &str) -> bool {
@@ -225,6 +228,26 @@ fn matches_search(e: &Exception, needle: &str) -> bool {
         .into_iter()
         .flatten()
         .any(|field| field.to_lowercase().contains(needle))
+}
+
+/// Everything `q` matches (its class, step and search), unordered and
+/// unpaged: what a bulk action on the view acts on.
+pub fn matching<'a>(all: &'a [Exception], q: &InboxQuery) -> Vec<&'a Exception> {
+    let needle = q
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase);
+    all.iter()
+        .filter(|e| needle.as_deref().is_none_or(|n| matches_search(e, n)))
+        .filter(|e| q.class.is_none_or(|c| e.class == c))
+        .filter(|e| {
+            q.step
+                .as_deref()
+                .is_none_or(|s| e.step.as_deref() == Some(s))
+        })
+        .collect()
 }
 
 /// The page `query` asks for, out of `all`.
@@ -270,6 +293,10 @@ pub fn query<'a>(all: &'a [Exception], q: &InboxQuery) -> InboxPage<'a> {
         Sort::Newest => items.sort_by(|a, b| b.since.cmp(&a.since).then(a.id.cmp(&b.id))),
     }
     let per_page = q.per_page.clamp(1, 500);
+    let dead_letters = items
+        .iter()
+        .filter(|e| matches!(e.origin, Origin::DeadLetter { .. }))
+        .count();
     let matching = items.len();
     let pages = matching.div_ceil(per_page).max(1);
     let page = q.page.clamp(1, pages);
@@ -285,6 +312,7 @@ pub fn query<'a>(all: &'a [Exception], q: &InboxQuery) -> InboxPage<'a> {
         pages,
         by_class,
         by_step,
+        dead_letters,
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod inbox;
 pub mod order;
 pub mod pages;
+pub mod session;
 
 #[cfg(test)]
 mod tests;

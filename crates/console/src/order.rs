@@ -5,6 +5,7 @@
 
 use retailflow_core::model::{Order, Platform};
 use retailflow_core::money::Money;
+use retailflow_core::ports::operator_actions::OperatorAction;
 use retailflow_core::saga::StepStatus;
 use retailflow_core::trace::{OrderTrace, TracedStep};
 use serde_json::Value;
@@ -39,6 +40,8 @@ pub struct StepEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StuckEntry {
     pub what: String,
+    /// On a dead-letter queue: an operator can retry it from here.
+    pub dead_letter: bool,
     pub subject: String,
     pub reason: String,
     pub id: String,
@@ -101,7 +104,13 @@ pub fn customer_name(order: &Order) -> Option<String> {
     }
 }
 
-pub fn order_view(trace: &OrderTrace, order: Option<&Order>) -> OrderView {
+/// The page of the order `trace` follows; `order` is the order as the shop
+/// sent it, `actions` what operators did about it (on its timeline).
+pub fn order_view(
+    trace: &OrderTrace,
+    order: Option<&Order>,
+    actions: &[OperatorAction],
+) -> OrderView {
     let key = &trace.order_key;
     let mut shop = Vec::new();
     let mut mismatches = Vec::new();
@@ -194,16 +203,41 @@ pub fn order_view(trace: &OrderTrace, order: Option<&Order>) -> OrderView {
     if balance < 0 {
         mismatches.push(format!("more points taken back than accrued ({balance})"));
     }
-    let timeline = trace
-        .events
+    // An operator's action first among equal times: it asked for what
+    // followed.
+    let mut timeline: Vec<(chrono::DateTime<chrono::Utc>, TimelineEntry)> = actions
         .iter()
-        .map(|e| TimelineEntry {
-            at: e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            what: e.event_type.clone(),
-            part: part(key, &e.saga_key),
-            said: e.summary.clone().unwrap_or_default(),
+        .map(|a| {
+            let note = a
+                .note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            (
+                a.at,
+                TimelineEntry {
+                    at: a.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    what: format!("operator: {}", a.action),
+                    part: "order".into(),
+                    said: format!("{} {} {}{note}: {}", a.who, a.action, a.subject, a.result),
+                },
+            )
         })
         .collect();
+    timeline.extend(trace.events.iter().map(|e| {
+        (
+            e.at,
+            TimelineEntry {
+                at: e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                what: e.event_type.clone(),
+                part: part(key, &e.saga_key),
+                said: e.summary.clone().unwrap_or_default(),
+            },
+        )
+    }));
+    // Stable: entries keep their order among equal times.
+    timeline.sort_by_key(|(at, _)| *at);
+    let timeline = timeline.into_iter().map(|(_, e)| e).collect();
     let steps = trace
         .steps
         .iter()
@@ -225,6 +259,7 @@ pub fn order_view(trace: &OrderTrace, order: Option<&Order>) -> OrderView {
         .iter()
         .map(|s| StuckEntry {
             what: s.kind.label().to_string(),
+            dead_letter: s.kind != retailflow_core::trace::StuckKind::Quarantined,
             subject: s.subject.clone(),
             reason: s.reason.clone(),
             id: s.id.clone(),

@@ -61,9 +61,19 @@ pub fn inbox_query<'a>(
     Ok(q)
 }
 
+/// Who the page is for: their name, whether they may act, and the token
+/// their action forms carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user: String,
+    pub operator: bool,
+    pub csrf: String,
+}
+
 #[derive(Template)]
 #[template(path = "inbox.html")]
 struct InboxTemplate<'a> {
+    actor: &'a Actor,
     page: &'a InboxPage<'a>,
     query: &'a InboxQuery,
     /// Every exception, before any filter.
@@ -118,6 +128,12 @@ impl InboxTemplate<'_> {
         )
     }
 
+    /// Whether the inbox offers a retry: a dead letter goes back to its
+    /// queue; the others are fixed at their source.
+    fn retryable(&self, e: &Exception) -> bool {
+        matches!(e.origin, crate::inbox::Origin::DeadLetter { .. })
+    }
+
     fn age(&self, e: &Exception) -> String {
         let d = self.now - e.since;
         match (d.num_days(), d.num_hours(), d.num_minutes()) {
@@ -128,8 +144,9 @@ impl InboxTemplate<'_> {
     }
 }
 
-/// The inbox page over `all`, as `query` asks.
+/// The inbox page over `all`, as `query` asks, for `actor`.
 pub fn inbox(
+    actor: &Actor,
     all: &[Exception],
     query: &InboxQuery,
     now: DateTime<Utc>,
@@ -137,6 +154,7 @@ pub fn inbox(
     let page = crate::inbox::query(all, query);
     let searched = page.by_class.values().sum();
     Ok(InboxTemplate {
+        actor,
         page: &page,
         query,
         total: all.len(),
@@ -149,11 +167,12 @@ pub fn inbox(
 #[derive(Template)]
 #[template(path = "order.html")]
 struct OrderTemplate<'a> {
+    actor: &'a Actor,
     view: &'a OrderView,
 }
 
-pub fn order(view: &OrderView) -> Result<String, PageError> {
-    Ok(OrderTemplate { view }.render()?)
+pub fn order(actor: &Actor, view: &OrderView) -> Result<String, PageError> {
+    Ok(OrderTemplate { actor, view }.render()?)
 }
 
 #[derive(Template)]
@@ -162,6 +181,30 @@ struct NotFoundTemplate<'a> {
     what: &'a str,
 }
 
+/// A refusal or a page that is not there, said in a sentence.
 pub fn not_found(what: &str) -> Result<String, PageError> {
     Ok(NotFoundTemplate { what }.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessageTemplate<'a> {
+    title: &'a str,
+    lines: &'a [String],
+}
+
+/// What an action did, in a heading and lines.
+pub fn message(title: &str, lines: &[String]) -> Result<String, PageError> {
+    Ok(MessageTemplate { title, lines }.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginTemplate<'a> {
+    error: Option<&'a str>,
+}
+
+/// The sign-in form (local dev users; deployed, Cognito's own page).
+pub fn login(error: Option<&str>) -> Result<String, PageError> {
+    Ok(LoginTemplate { error }.render()?)
 }

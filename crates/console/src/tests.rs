@@ -12,6 +12,14 @@ fn now() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+fn viewer() -> pages::Actor {
+    pages::Actor {
+        user: "victor@example.com".into(),
+        operator: false,
+        csrf: "token-1".into(),
+    }
+}
+
 fn exception(customer: &str) -> Exception {
     Exception {
         id: "m-1".into(),
@@ -33,7 +41,7 @@ fn exception(customer: &str) -> Exception {
 #[test]
 fn a_customer_named_like_a_script_is_shown_as_text() {
     let all = [exception("<script>alert('x')</script>")];
-    let html = pages::inbox(&all, &InboxQuery::default(), now()).unwrap();
+    let html = pages::inbox(&viewer(), &all, &InboxQuery::default(), now()).unwrap();
     assert!(!html.contains("<script>alert"), "{html}");
     assert!(html.contains("&#60;script&#62;alert"), "{html}");
 }
@@ -41,7 +49,7 @@ fn a_customer_named_like_a_script_is_shown_as_text() {
 #[test]
 fn the_inbox_shows_each_exception_with_its_class_age_value_and_a_link_to_its_order() {
     let all = [exception("Ana Ruiz")];
-    let html = pages::inbox(&all, &InboxQuery::default(), now()).unwrap();
+    let html = pages::inbox(&viewer(), &all, &InboxQuery::default(), now()).unwrap();
     for expected in [
         "class-validation",
         "erp_post",
@@ -67,4 +75,18 @@ fn a_query_names_what_it_cannot_read() {
         pages::inbox_query([("class", "review"), ("q", " #1042 "), ("sort", "oldest")]).unwrap();
     assert_eq!(q.class, Some(ExceptionClass::Review));
     assert_eq!(q.search.as_deref(), Some("#1042"));
+}
+
+#[test]
+fn only_an_operator_sees_a_retry_and_its_form_carries_the_sessions_token() {
+    let all = [exception("Ana Ruiz")];
+    let html = pages::inbox(&viewer(), &all, &InboxQuery::default(), now()).unwrap();
+    assert!(!html.contains("/console/actions/retry"), "{html}");
+    let operator = pages::Actor {
+        operator: true,
+        ..viewer()
+    };
+    let html = pages::inbox(&operator, &all, &InboxQuery::default(), now()).unwrap();
+    assert!(html.contains("action=\"/console/actions/retry\""), "{html}");
+    assert!(html.contains("name=\"csrf\" value=\"token-1\""), "{html}");
 }

@@ -22,8 +22,8 @@ use retailflow_core::intake::{IntakeConfig, WebhookRequest, WebhookRoute, DEFAUL
 
 use crate::data_dir::DataDir;
 use crate::local_app::LocalApp;
+use retailflow::local_console::http::ConsoleAuth;
 use retailflow::runtime::Clock;
-use retailflow_console::pages::PageError;
 
 /// Bodies above this never reach a handler. The intake refuses anything
 /// over [`DEFAULT_MAX_BODY_BYTES`] itself, with its own reason; this outer
@@ -31,12 +31,7 @@ use retailflow_console::pages::PageError;
 const BODY_LIMIT_BYTES: usize = DEFAULT_MAX_BODY_BYTES * 4;
 
 pub fn router(app: Arc<LocalApp>) -> Router {
-    // The console answers in HTML, its refusals too: beside the JSON layer.
-    let console = Router::new()
-        .route("/console", get(console_inbox))
-        .route("/console/", get(console_inbox))
-        .route("/console/orders/{*key}", get(console_order));
-    let api = Router::new()
+    Router::new()
         .route("/webhooks/shopify", post(webhook))
         .route("/webhooks/adobe", post(webhook))
         .route("/pos/returns", post(webhook))
@@ -54,63 +49,14 @@ pub fn router(app: Arc<LocalApp>) -> Router {
         .method_not_allowed_fallback(wrong_method)
         // The intake answers 413 itself; let bodies reach it.
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(axum::middleware::from_fn(refusals_in_json));
-    console.merge(api).with_state(app)
+        .layer(axum::middleware::from_fn(refusals_in_json))
+        .with_state(app)
 }
 
-fn html(status: StatusCode, body: Result<String, PageError>) -> Response {
-    match body {
-        Ok(page) => (status, axum::response::Html(page)).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::response::Html(format!(
-                "<!doctype html><p>{}</p>",
-                e.to_string().replace('<', "&lt;")
-            )),
-        )
-            .into_response(),
-    }
-}
-
-/// The console's inbox: every exception of the local app.
-async fn console_inbox(
-    State(app): State<Arc<LocalApp>>,
-    axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
-) -> Response {
-    let query = match retailflow_console::pages::inbox_query(
-        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ) {
-        Ok(q) => q,
-        Err(e) => {
-            return html(
-                StatusCode::BAD_REQUEST,
-                retailflow_console::pages::not_found(&e.to_string()),
-            )
-        }
-    };
-    let all = retailflow::local_console::exceptions(&app).await;
-    html(
-        StatusCode::OK,
-        retailflow_console::pages::inbox(&all, &query, app.clock.now()),
-    )
-}
-
-/// The console's page of one order (the key `trace` takes).
-async fn console_order(
-    State(app): State<Arc<LocalApp>>,
-    axum::extract::Path(key): axum::extract::Path<String>,
-) -> Response {
-    match retailflow::local_console::order_page(&app, &key).await {
-        Ok(Some(view)) => html(StatusCode::OK, retailflow_console::pages::order(&view)),
-        Ok(None) => html(
-            StatusCode::NOT_FOUND,
-            retailflow_console::pages::not_found(&format!("retailflow knows no order {key}")),
-        ),
-        Err(e) => html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            retailflow_console::pages::not_found(&format!("the order could not be read: {e}")),
-        ),
-    }
+/// The API and, beside its JSON layer (the console answers in HTML, its
+/// refusals too), the console.
+pub fn router_with_console(app: Arc<LocalApp>, console: Arc<ConsoleAuth>) -> Router {
+    retailflow::local_console::http::router(app.clone(), console).merge(router(app))
 }
 
 /// A refusal as every route answers one: `{"error": why}`.
@@ -602,7 +548,20 @@ pub async fn serve(
         sagas = app.store.sagas().len(),
         "retailflow serving"
     );
-    let served = axum::serve(listener, router(app))
+    // The console signs in the public dev users: on loopback only.
+    // Deployed, the console Lambda signs people in through Cognito.
+    let routes = if addr.ip().is_loopback() {
+        match ConsoleAuth::from_dev_keys(dev_keys) {
+            Ok(auth) => router_with_console(app, Arc::new(auth)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the console is not served");
+                router(app)
+            }
+        }
+    } else {
+        router(app)
+    };
+    let served = axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving");

@@ -11,6 +11,7 @@ pub mod erp;
 pub mod holds;
 pub mod journal;
 pub mod loyalty;
+pub mod operator_actions;
 pub mod queue;
 pub mod secrets;
 pub mod shop;

@@ -26,6 +26,7 @@ mod catalog;
 mod event_bus;
 mod holds;
 mod journal;
+mod operator_actions;
 mod state_store;
 mod stock;
 
@@ -59,6 +60,7 @@ struct StoreState {
     claims: HashMap<IdempotencyKey, IdemRecord>,
     sagas: HashMap<String, SagaRecord>,
     quarantine: Vec<QuarantinedDelivery>,
+    actions: Vec<crate::ports::operator_actions::OperatorAction>,
     cursors: HashMap<String, String>,
     reports: HashMap<String, String>,
     fail_next: usize,
@@ -307,6 +309,7 @@ fn restore_row(st: &mut StoreState, key: &str, value: &str) -> Result<(), Journa
                 .insert(key, serde_json::from_str(value).map_err(e)?);
         }
         "quarantine" => st.quarantine.push(serde_json::from_str(value).map_err(e)?),
+        "action" => st.actions.push(serde_json::from_str(value).map_err(e)?),
         "cursor" => {
             st.cursors.insert(rest.to_string(), value.to_string());
         }

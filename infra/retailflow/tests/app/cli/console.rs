@@ -1,18 +1,82 @@
 //! The support console as `retailflow serve` serves it after a `run`:
-//! pages a browser reads, over the state the run left.
+//! pages a browser reads, over the state the run left, for the users who
+//! signed in.
 
 use super::*;
 
 const ORDER_1042: &str = "shopify:acme-outdoor.myshopify.com:order:5872301948123";
 
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let (status, body) = http(addr, "GET", path, &[], "");
-    (
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &str) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Answer {
         status,
-        body.as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| body.to_string()),
-    )
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// Signs `user` in; the cookie to send.
+fn sign_in(addr: &str, user: &str, password: &str) -> String {
+    let form = format!("user={}&password={password}", user.replace('@', "%40"));
+    let a = request(
+        addr,
+        "POST",
+        "/console/login",
+        &[("Content-Type", "application/x-www-form-urlencoded".into())],
+        &form,
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    let set = a.header("set-cookie").unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    set.split(';').next().unwrap().to_string()
+}
+
+fn get(addr: &str, path: &str, cookie: &str) -> Answer {
+    request(addr, "GET", path, &[("Cookie", cookie.to_string())], "")
 }
 
 #[test]
@@ -30,34 +94,59 @@ fn after_run_serve_shows_the_quarantined_delivery_in_the_console_and_an_orders_e
         String::from_utf8_lossy(&out.stderr)
     );
     let server = serve_from_repo(&dir);
+    let addr = server.addr.clone();
+
+    // Nobody signed in: the sign-in form, and a wrong password is refused.
+    let a = request(&addr, "GET", "/console", &[], "");
+    assert_eq!(
+        (a.status, a.header("location")),
+        (303, Some("/console/login"))
+    );
+    let a = request(
+        &addr,
+        "POST",
+        "/console/login",
+        &[("Content-Type", "application/x-www-form-urlencoded".into())],
+        "user=olga%40example.com&password=guess",
+    );
+    assert_eq!(a.status, 401, "{}", a.body);
+    let viewer = sign_in(&addr, "victor@example.com", "dev-viewer");
 
     // The inbox: the sample refused for its totals, kept, with why.
-    let (status, inbox) = get(&server.addr, "/console");
-    assert_eq!(status, 200, "{inbox}");
-    assert!(inbox.starts_with("<!doctype html>"), "{inbox}");
+    let a = get(&addr, "/console", &viewer);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.starts_with("<!doctype html>"), "{}", a.body);
     for expected in [
+        "victor@example.com (viewer)",
         "quarantined delivery",
         "class-validation",
         "the stated total_price is 999.99",
         "/console/orders/shopify%3Aacme-outdoor.myshopify.com%3Aorder%3A5872301948999",
     ] {
-        assert!(inbox.contains(expected), "{expected} missing: {inbox}");
+        assert!(a.body.contains(expected), "{expected} missing: {}", a.body);
     }
     // Filtered to a class it holds none of: an empty list, counts kept.
-    let (status, none) = get(&server.addr, "/console?class=outage");
-    assert_eq!(status, 200);
-    assert!(none.contains("Nothing here"), "{none}");
-    assert!(none.contains("validation 1"), "{none}");
+    let a = get(&addr, "/console?class=outage", &viewer);
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body.contains("Nothing here") && a.body.contains("validation 1"),
+        "{}",
+        a.body
+    );
     // A class that does not exist is named, in HTML.
-    let (status, bad) = get(&server.addr, "/console?class=fire");
-    assert_eq!(status, 400);
-    assert!(bad.contains("rate_limit") && bad.contains("<html"), "{bad}");
+    let a = get(&addr, "/console?class=fire", &viewer);
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body.contains("rate_limit") && a.body.contains("<html"),
+        "{}",
+        a.body
+    );
 
     // #1042's page: the shop's total, the ERP's sales order and credit
     // memos, the points accrued and reversed, and its timeline.
     let path = format!("/console/orders/{}", ORDER_1042.replace(':', "%3A"));
-    let (status, order) = get(&server.addr, &path);
-    assert_eq!(status, 200, "{order}");
+    let a = get(&addr, &path, &viewer);
+    assert_eq!(a.status, 200, "{}", a.body);
     for expected in [
         "#1042",
         "Order total</td><td class=\"money\">128.08 USD",
@@ -69,11 +158,72 @@ fn after_run_serve_shows_the_quarantined_delivery_in_the_console_and_an_orders_e
         "LoyaltyAccrued",
         "https://acme-outdoor.myshopify.com/admin/orders/5872301948123",
     ] {
-        assert!(order.contains(expected), "{expected} missing: {order}");
+        assert!(a.body.contains(expected), "{expected} missing: {}", a.body);
     }
-    assert!(!order.contains("class=\"mismatch\""), "{order}");
-    let (status, missing) = get(&server.addr, "/console/orders/shopify%3Anope");
-    assert_eq!(status, 404);
-    assert!(missing.contains("knows no order"), "{missing}");
+    assert!(!a.body.contains("class=\"mismatch\""), "{}", a.body);
+    let a = get(&addr, "/console/orders/shopify%3Anope", &viewer);
+    assert_eq!(a.status, 404);
+    assert!(a.body.contains("knows no order"), "{}", a.body);
+    drop(server);
+}
+
+#[test]
+fn a_viewer_is_offered_no_action_and_a_forged_or_viewers_retry_is_refused() {
+    let dir = fresh_dir();
+    let server = serve_from_repo(&dir);
+    let addr = server.addr.clone();
+    let form = [(
+        "Content-Type",
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    let viewer = sign_in(&addr, "victor@example.com", "dev-viewer");
+    let page = get(&addr, "/console", &viewer).body;
+    assert!(!page.contains("/console/actions/retry"), "{page}");
+    let token = |page: &str| {
+        let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+        page[at..].split('"').next().unwrap().to_string()
+    };
+    let viewer_token = token(&page);
+    let origin = format!("http://{addr}");
+    let post = |cookie: &str, origin: Option<&str>, csrf: &str| {
+        let mut h = form.to_vec();
+        h.push(("Cookie", cookie.to_string()));
+        if let Some(o) = origin {
+            h.push(("Origin", o.to_string()));
+        }
+        request(
+            &addr,
+            "POST",
+            "/console/actions/retry",
+            &h,
+            &format!("id=m-1&csrf={csrf}"),
+        )
+    };
+    // A viewer's own, well-formed request: refused for the role.
+    let a = post(&viewer, Some(&origin), &viewer_token);
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(
+        a.body.contains("viewers can look but not act"),
+        "{}",
+        a.body
+    );
+    // An operator's session, but a form another site made: no token, or
+    // the wrong origin; and no session at all.
+    let operator = sign_in(&addr, "olga@example.com", "dev-operator");
+    let operator_token = token(&get(&addr, "/console", &operator).body);
+    assert_eq!(post(&operator, Some(&origin), "forged").status, 403);
+    assert_eq!(
+        post(&operator, Some("https://evil.example"), &operator_token).status,
+        403
+    );
+    assert_eq!(post(&operator, None, &operator_token).status, 403);
+    assert_eq!(
+        post("rf_console=made.up", Some(&origin), &operator_token).status,
+        401
+    );
+    // The operator's real request gets through to the action.
+    let a = post(&operator, Some(&origin), &operator_token);
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(a.body.contains("no dead letter m-1"), "{}", a.body);
     drop(server);
 }

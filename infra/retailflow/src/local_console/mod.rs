@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use retailflow_console::inbox::{Exception, ExceptionClass, Origin};
 use retailflow_console::order::{customer_name, order_view, OrderView};
 use retailflow_core::model::Order;
+use retailflow_core::ports::operator_actions::OperatorActions;
 use retailflow_core::ports::StateStore;
 use retailflow_core::reconciliation::checks::stuck_steps;
 use retailflow_core::reconciliation::{
@@ -18,6 +19,8 @@ use retailflow_core::replay::DeadLetterView;
 use retailflow_core::trace::{quarantined_order_key, OrderTrace};
 
 use crate::local_app::{LocalApp, STEP_QUEUES};
+
+pub mod http;
 
 /// The systems a connector failure names first (`ConnectorError`'s text).
 const SYSTEMS: [&str; 6] = [
@@ -212,7 +215,8 @@ pub async fn order_page(app: &LocalApp, key: &str) -> anyhow::Result<Option<Orde
     };
     let trace = with_summaries(trace, app);
     let orders = orders(app);
-    Ok(Some(order_view(&trace, orders.get(key))))
+    let actions = app.store.for_order(key).await?;
+    Ok(Some(order_view(&trace, orders.get(key), &actions)))
 }
 
 /// Each traced event with what it said, from the events the app published
