@@ -96,6 +96,25 @@ impl DeadLetters for LocalApp {
 }
 
 impl LocalApp {
+    /// Takes dead letter `id` off its DLQ for good; `None` when it is not
+    /// there (retried or resolved already).
+    pub fn discard_dead_letter(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::runtime::DeadLetter>, retailflow_core::ports::journal::JournalError>
+    {
+        // The drain's lock order: queues, then dead letters.
+        let queues = lock(&self.queues);
+        let mut dlq = lock(&self.dead_letters);
+        let Some(at) = dlq.iter().position(|d| d.id == id) else {
+            return Ok(None);
+        };
+        if let Some(q) = queues.get(&dlq[at].queue) {
+            q.discard(&dlq[at])?;
+        }
+        Ok(Some(dlq.remove(at)))
+    }
+
     pub fn dead_letter_queues(&self) -> LocalDeadLetters {
         LocalDeadLetters {
             queues: self.queues.clone(),

@@ -208,6 +208,12 @@ impl Queue {
         Ok(())
     }
 
+    /// Takes a dead letter off this queue's DLQ for good (an operator
+    /// resolved it by other means, or dismissed it).
+    pub fn discard(&self, d: &DeadLetter) -> Result<(), JournalError> {
+        self.journal(&[Self::dead_letter_row(d, false)])
+    }
+
     /// Moves a dead letter back onto this queue, marked as a replay.
     pub fn redrive(&mut self, d: &DeadLetter, now: DateTime<Utc>) -> Result<(), JournalError> {
         let rows = vec![Self::dead_letter_row(d, false)];

@@ -86,6 +86,8 @@ pub fn router(app: Arc<LocalApp>, auth: Arc<ConsoleAuth>) -> Router {
         .route("/console/logout", post(logout))
         .route("/console/actions/retry", post(retry))
         .route("/console/actions/bulk-retry", post(bulk_retry))
+        .route("/console/actions/check", post(check))
+        .route("/console/actions/resolve", post(resolve))
         .with_state(Console { app, auth })
 }
 
@@ -454,4 +456,182 @@ async fn bulk_retry(
     lines.extend(failed);
     lines.extend(not_sent);
     html(StatusCode::OK, pages::message("Bulk retry", &lines))
+}
+
+/// What retrying `letter` would do in the system of record: the document
+/// or journal its step looks up first, found (already there: resolve it
+/// rather than retry) or not (a retry creates it).
+async fn look_up(app: &LocalApp, letter: &DeadLetterView) -> String {
+    use retailflow_core::ports::erp::ErpConnector;
+    use retailflow_core::ports::loyalty::LoyaltyConnector;
+    let Some(order) = letter
+        .correlation_id
+        .as_deref()
+        .and_then(retailflow_core::model::OrderRef::from_key)
+    else {
+        return "the dead letter names no order: nothing to look up".into();
+    };
+    let body: serde_json::Value = serde_json::from_str(&letter.body).unwrap_or_default();
+    let detail = if body["detail"]["detail"].is_object() {
+        &body["detail"]["detail"]
+    } else {
+        &body["detail"]
+    };
+    let erp = app.erp.system();
+    match (letter.queue.as_str(), letter.event_type.as_deref()) {
+        (crate::local_app::ERP_POST_QUEUE, _) => {
+            let ext = retailflow_core::steps::erp_posting::sales_order_external_id(&order);
+            match app.erp.find_sales_order(&ext).await {
+                Ok(Some(doc)) => format!(
+                    "already posted: {erp} sales order {} ({}) under {ext}: resolve it rather than retry",
+                    doc.number, doc.total
+                ),
+                Ok(None) => format!("{erp} has no sales order {ext}: a retry creates it"),
+                Err(e) => format!("{erp} could not be asked: {e}"),
+            }
+        }
+        (crate::local_app::LOYALTY_ACCRUAL_QUEUE, _) => {
+            let ext = retailflow_core::steps::loyalty_accrual::accrual_external_id(&order);
+            match app.loyalty.find_accrual(&ext).await {
+                Ok(Some(j)) => format!(
+                    "already accrued: journal {} ({} points) under {ext}: resolve it rather than retry",
+                    j.journal_id,
+                    j.points.map_or("?".into(), |p| p.to_string())
+                ),
+                Ok(None) => format!("no accrual {ext} yet: a retry posts it"),
+                Err(e) => format!("the loyalty platform could not be asked: {e}"),
+            }
+        }
+        (_, Some("RefundIssued")) => {
+            let Some(refund) = detail["refund"]["refund_id"].as_str() else {
+                return "the refund's id is not in the dead letter: nothing to look up".into();
+            };
+            let ext =
+                retailflow_core::steps::return_reversal::credit_memo_external_id(&order, refund);
+            match app.erp.find_credit_memo(&ext).await {
+                Ok(Some(doc)) => format!(
+                    "already credited: {erp} credit memo {} ({}) under {ext}",
+                    doc.number, doc.total
+                ),
+                Ok(None) => format!("{erp} has no credit memo {ext}: a retry creates it"),
+                Err(e) => format!("{erp} could not be asked: {e}"),
+            }
+        }
+        (queue, _) => format!("nothing to look up before retrying a letter of {queue}"),
+    }
+}
+
+/// Looks the system of record up before a retry, and says what a retry
+/// would do; recorded like any action.
+async fn check(State(c): State<Console>, headers: HeaderMap, Form(f): Form<RetryForm>) -> Response {
+    let s = match acting(&c, &headers, &f.csrf, Some(Role::Operator)) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let letters = match c.app.list(usize::MAX).await {
+        Ok(l) => l,
+        Err(e) => return refused(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let Some(letter) = letters.into_iter().find(|d| d.id == f.id) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!("no dead letter {}: retried or resolved already?", f.id),
+        );
+    };
+    let result = look_up(&c.app, &letter).await;
+    let action = OperatorAction {
+        id: uuid::Uuid::new_v4(),
+        at: c.app.clock.now(),
+        who: s.user.clone(),
+        action: "check".into(),
+        subject: format!("dead letter {} on {}", letter.id, letter.queue),
+        order_key: letter.correlation_id.clone(),
+        note: None,
+        result: result.clone(),
+    };
+    if let Err(e) = c.app.store.record(&action).await {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("looked up, but the action could not be recorded: {e}"),
+        );
+    }
+    html(
+        StatusCode::OK,
+        pages::message(&format!("Before retrying {}", letter.id), &[result]),
+    )
+}
+
+#[derive(Deserialize)]
+struct ResolveForm {
+    id: String,
+    /// `resolve` (fixed by other means) or `dismiss` (nothing to do).
+    #[serde(default)]
+    how: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Takes a dead letter off the inbox for good, with the operator's note
+/// saying why: fixed by other means (resolve) or nothing to do (dismiss).
+async fn resolve(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<ResolveForm>,
+) -> Response {
+    let s = match acting(&c, &headers, &f.csrf, Some(Role::Operator)) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let how = match f.how.as_str() {
+        "" | "resolve" => "resolve",
+        "dismiss" => "dismiss",
+        other => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                &format!("{other:?} is neither resolve nor dismiss"),
+            )
+        }
+    };
+    let note = f.note.trim();
+    if note.is_empty() {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "say why in a note: the order's timeline keeps it",
+        );
+    }
+    let letter = match c.app.discard_dead_letter(&f.id) {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return refused(
+                StatusCode::NOT_FOUND,
+                &format!("no dead letter {}: retried or resolved already?", f.id),
+            )
+        }
+        Err(e) => return refused(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let view = DeadLetterView::from_body(
+        letter.id.clone(),
+        letter.queue.clone(),
+        Some(letter.reason.clone()),
+        letter.body.clone(),
+    );
+    let action = OperatorAction {
+        id: uuid::Uuid::new_v4(),
+        at: c.app.clock.now(),
+        who: s.user.clone(),
+        action: how.into(),
+        subject: format!("dead letter {} on {}", letter.id, letter.queue),
+        order_key: view.correlation_id.clone(),
+        note: Some(note.to_string()),
+        result: "taken off its queue".into(),
+    };
+    if let Err(e) = c.app.store.record(&action).await {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("taken off its queue, but the action could not be recorded: {e}"),
+        );
+    }
+    Redirect::to("/console").into_response()
 }

@@ -322,3 +322,61 @@ async fn a_bulk_retry_of_200_dead_letters_completes_them_all_and_never_exceeds_t
     assert!(most <= budget, "{most} calls in flight, budget {budget}");
     c.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_operator_checks_the_erp_before_a_retry_and_takes_a_letter_off_with_a_note() {
+    let app = app_with_a_dead_letter("Ava").await;
+    let base = serve_console(app.clone()).await;
+    let b = browser().await;
+    let c = &b.client;
+    sign_in(c, &base, "olga@example.com", "dev-operator").await;
+    c.goto(&format!("{base}/console")).await.unwrap();
+    c.find(Locator::Css("#inbox button.check"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("outcome")).await.unwrap();
+    let outcome = text(c, "#outcome").await;
+    assert!(
+        outcome.contains("netsuite has no sales order so-shopify-5872301948123")
+            && outcome.contains("a retry creates it"),
+        "{outcome}"
+    );
+
+    // The operator fixed it by hand in the ERP: taken off, with why.
+    c.goto(&format!("{base}/console")).await.unwrap();
+    let form = c.form(Locator::Css("form.resolve")).await.unwrap();
+    form.set_by_name("note", "posted by hand in NetSuite as SO-HAND-1")
+        .await
+        .unwrap();
+    form.submit().await.unwrap();
+    c.wait().for_element(Locator::Id("inbox")).await.unwrap();
+    assert!(text(c, "#inbox").await.contains("Nothing here"));
+    assert!(app.list(10).await.unwrap().is_empty());
+    assert!(
+        c.find(Locator::Css("a[href^='/console/orders/']"))
+            .await
+            .is_err(),
+        "no exception left to link"
+    );
+    c.goto(&format!(
+        "{base}/console/orders/shopify%3Aacme.myshopify.com%3Aorder%3A5872301948123"
+    ))
+    .await
+    .unwrap();
+    let timeline = text(c, "#timeline").await;
+    for expected in [
+        "operator: check",
+        "a retry creates it",
+        "operator: resolve",
+        "posted by hand in NetSuite as SO-HAND-1",
+    ] {
+        assert!(
+            timeline.contains(expected),
+            "{expected} missing: {timeline}"
+        );
+    }
+    c.clone().close().await.unwrap();
+}

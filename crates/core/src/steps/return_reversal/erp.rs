@@ -344,7 +344,7 @@ fn is_cancellation_refund(refund: &Refund) -> bool {
 }
 
 /// The external id a refund's credit memo is posted under.
-pub(crate) fn credit_memo_external_id(r: &crate::model::OrderRef, refund_id: &str) -> String {
+pub fn credit_memo_external_id(r: &crate::model::OrderRef, refund_id: &str) -> String {
     external_id(
         "cm",
         &[r.platform.as_str(), &r.shop, &r.order_id, refund_id],

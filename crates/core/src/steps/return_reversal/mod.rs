@@ -48,7 +48,7 @@ use super::erp_posting::ErpPostingConfig;
 use super::{Invocation, StepOutcome, StepRun};
 
 pub(crate) use erp::cancellation_decision;
-pub use erp::credit_memo_for;
+pub use erp::{credit_memo_external_id, credit_memo_for};
 pub use shop::shop_refund_for;
 
 pub const LOYALTY_STEP: &str = "loyalty_reversal";
