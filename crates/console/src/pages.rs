@@ -83,8 +83,17 @@ struct InboxTemplate<'a> {
     now: DateTime<Utc>,
 }
 
-fn enc(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+/// What stays as it is in a URL: RFC 3986's unreserved characters.
+const ENCODED: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `s` as one path segment or query value (an order key's colons, a
+/// search's spaces and slashes encoded).
+pub fn enc(s: &str) -> String {
+    utf8_percent_encode(s, ENCODED).to_string()
 }
 
 impl InboxTemplate<'_> {
@@ -207,4 +216,86 @@ struct LoginTemplate<'a> {
 /// The sign-in form (local dev users; deployed, Cognito's own page).
 pub fn login(error: Option<&str>) -> Result<String, PageError> {
     Ok(LoginTemplate { error }.render()?)
+}
+
+/// One row of the reports list, or the head of a report's page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSummary {
+    pub run_id: String,
+    pub window: String,
+    pub finished: String,
+    pub complete: bool,
+    pub orders: u64,
+    pub returns: u64,
+    pub discrepancies: usize,
+    pub counts: Vec<(String, u64)>,
+    pub items: Vec<DiscrepancyRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscrepancyRow {
+    pub kind: String,
+    pub system: String,
+    pub order_key: String,
+    pub subject: String,
+    pub expected: String,
+    pub found: String,
+    pub detail: String,
+}
+
+impl ReportSummary {
+    pub fn of(r: &retailflow_core::reconciliation::ReconciliationReport) -> Self {
+        let t = |d: DateTime<Utc>| d.format("%Y-%m-%d %H:%M").to_string();
+        ReportSummary {
+            run_id: r.run_id.clone(),
+            window: format!("{} to {}", t(r.window_from), t(r.window_to)),
+            finished: r.finished_at.map(t).unwrap_or_else(|| "not yet".into()),
+            complete: r.complete,
+            orders: r.orders_checked,
+            returns: r.returns_checked,
+            discrepancies: r.discrepancies.len(),
+            counts: r
+                .counts
+                .iter()
+                .map(|(k, n)| (k.as_str().to_string(), *n))
+                .collect(),
+            items: r
+                .discrepancies
+                .iter()
+                .map(|d| DiscrepancyRow {
+                    kind: d.kind.as_str().to_string(),
+                    system: d.system.clone(),
+                    order_key: d.order_key.clone(),
+                    subject: d.subject.clone(),
+                    expected: d.expected.clone().unwrap_or_default(),
+                    found: d.found.clone().unwrap_or_default(),
+                    detail: d.detail.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reports.html")]
+struct ReportsTemplate<'a> {
+    actor: &'a Actor,
+    reports: &'a [ReportSummary],
+}
+
+/// The reports, newest first.
+pub fn reports(actor: &Actor, reports: &[ReportSummary]) -> Result<String, PageError> {
+    Ok(ReportsTemplate { actor, reports }.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportTemplate<'a> {
+    actor: &'a Actor,
+    report: &'a ReportSummary,
+}
+
+/// One report, its discrepancies by kind.
+pub fn report(actor: &Actor, report: &ReportSummary) -> Result<String, PageError> {
+    Ok(ReportTemplate { actor, report }.render()?)
 }

@@ -176,6 +176,18 @@ impl InProcessStateStore {
     }
 
     /// A cursor's value as it stands.
+    /// Every reconciliation report kept, as stored (JSON), by run id.
+    pub fn reports(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .lock()
+            .reports
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn cursor(&self, name: &str) -> Option<String> {
         self.lock().cursors.get(name).cloned()
     }

@@ -227,3 +227,68 @@ fn a_viewer_is_offered_no_action_and_a_forged_or_viewers_retry_is_refused() {
     assert!(a.body.contains("no dead letter m-1"), "{}", a.body);
     drop(server);
 }
+
+#[test]
+fn an_operator_runs_a_reconciliation_from_the_console_and_everyone_reads_its_report() {
+    let dir = fresh_dir();
+    let out = cli_in(&dir)
+        .current_dir(repo())
+        .args(["run", "events/"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = serve_from_repo(&dir);
+    let addr = server.addr.clone();
+    let viewer = sign_in(&addr, "victor@example.com", "dev-viewer");
+    let list = get(&addr, "/console/reports", &viewer).body;
+    assert!(
+        !list.contains("id=\"reconcile\""),
+        "viewers run nothing: {list}"
+    );
+
+    let operator = sign_in(&addr, "olga@example.com", "dev-operator");
+    let page = get(&addr, "/console/reports", &operator).body;
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let token = page[at..].split('"').next().unwrap().to_string();
+    let post = |hours: &str| {
+        request(
+            &addr,
+            "POST",
+            "/console/actions/reconcile",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded".into()),
+                ("Cookie", operator.clone()),
+                ("Origin", format!("http://{addr}")),
+            ],
+            &format!("hours={hours}&csrf={token}"),
+        )
+    };
+    let a = post("9999");
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("1 to 744"), "{}", a.body);
+    let a = post("2");
+    assert_eq!(a.status, 303, "{}", a.body);
+    let report_path = a.header("location").unwrap().to_string();
+    assert!(
+        report_path.starts_with("/console/reports/recon-"),
+        "{report_path}"
+    );
+
+    // The viewer reads it: the run's orders checked, nothing found.
+    let report = get(&addr, &report_path, &viewer);
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert!(
+        report.body.contains("5 orders, 5 returns checked")
+            && report.body.contains("no discrepancies"),
+        "{}",
+        report.body
+    );
+    let list = get(&addr, "/console/reports", &viewer).body;
+    let id = report_path.trim_start_matches("/console/reports/");
+    assert!(list.contains(id), "{list}");
+    drop(server);
+}
