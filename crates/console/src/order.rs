@@ -267,7 +267,12 @@ pub fn order_view(
         .collect();
     let mut links = Vec::new();
     if let Some(r) = retailflow_core::model::OrderRef::from_key(key) {
-        if r.platform == Platform::Shopify {
+        // Only to Shopify's own admin: the shop and id come from a delivery.
+        let shop_ok = r.shop.strip_suffix(".myshopify.com").is_some_and(|s| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        let id_ok = !r.order_id.is_empty() && r.order_id.bytes().all(|b| b.is_ascii_digit());
+        if r.platform == Platform::Shopify && shop_ok && id_ok {
             links.push((
                 "Shopify admin".to_string(),
                 format!("https://{}/admin/orders/{}", r.shop, r.order_id),

@@ -138,9 +138,12 @@ impl InboxTemplate<'_> {
     }
 
     /// Whether the inbox offers a retry: a dead letter goes back to its
-    /// queue; the others are fixed at their source.
+    /// queue (unless it waits for review); the others are fixed at their
+    /// source.
     fn retryable(&self, e: &Exception) -> bool {
+        // One held for review fails again as it is: a person decides.
         matches!(e.origin, crate::inbox::Origin::DeadLetter { .. })
+            && e.class != ExceptionClass::Review
     }
 
     fn age(&self, e: &Exception) -> String {

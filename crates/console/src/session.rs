@@ -25,7 +25,7 @@ pub const SESSION_LIFETIME: Duration = Duration::hours(8);
 pub enum Role {
     /// Sees every page, acts on nothing.
     Viewer,
-    /// Retries, resolves, takes deliveries in again, runs reconciliation.
+    /// Retries, checks, resolves and dismisses, runs reconciliation.
     Operator,
 }
 

@@ -580,13 +580,13 @@ impl ConcurrencyBudget {
         self.give_back(out).await;
     }
 
-    /// Slots this container holds now.
     /// The most calls the budget lets run at once now (its calendar's
     /// limit; 0 while it is closed).
     pub fn limit_now(&self) -> u32 {
         self.calendar.limit_at((self.clock)())
     }
 
+    /// Slots this container holds now.
     pub fn held(&self) -> usize {
         self.lock().slots.len()
     }

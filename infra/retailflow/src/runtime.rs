@@ -301,6 +301,11 @@ impl Queue {
         self.messages.len()
     }
 
+    /// The bodies of the messages on the queue (visible or not).
+    pub fn bodies(&self) -> impl Iterator<Item = &str> {
+        self.messages.iter().map(|m| m.body.as_str())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }

@@ -16,8 +16,7 @@ pub struct OperatorAction {
     pub at: DateTime<Utc>,
     /// The signed-in user (their login name, never a customer's).
     pub who: String,
-    /// `retry`, `bulk_retry`, `check`, `resolve`, `dismiss`, `take_in_again`,
-    /// `reconcile`.
+    /// `retry`, `bulk_retry`, `check`, `resolve`, `dismiss`, `reconcile`.
     pub action: String,
     /// What it was done to: a dead letter's id, a quarantined delivery's, a
     /// filter, a window.

@@ -28,7 +28,6 @@ use actions::{bulk_retry, check, reconcile, resolve, retry};
 
 #[derive(Deserialize)]
 struct DevUsersFile {
-    session_secret: String,
     users: Vec<DevUser>,
 }
 
@@ -54,22 +53,31 @@ impl ConsoleAuth {
             .with_context(|| format!("cannot read the console's users from {}", path.display()))?;
         let file: DevUsersFile = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a console users file", path.display()))?;
+        // A key of this process's own: the users' passwords are public,
+        // a committed key would let anyone seal any session. Sessions end
+        // with the process.
+        let random = [
+            uuid::Uuid::new_v4().into_bytes(),
+            uuid::Uuid::new_v4().into_bytes(),
+        ]
+        .concat();
         Ok(ConsoleAuth {
-            key: SessionKey::new(file.session_secret.as_bytes())?,
+            key: SessionKey::new(&random)?,
             users: file.users,
         })
     }
 
-    /// The user's role, if the password is theirs.
-    fn check(&self, name: &str, password: &str) -> Option<Role> {
+    /// The user's name as kept and their role, if the password is theirs.
+    fn check(&self, name: &str, password: &str) -> Option<(String, Role)> {
         let digest = |s: &str| Sha256::digest(s.as_bytes());
         let user = self
             .users
             .iter()
             .find(|u| u.name.eq_ignore_ascii_case(name.trim()))?;
-        (digest(&user.password) == digest(password))
-            .then(|| Role::of_groups(user.groups.iter().map(String::as_str)))
-            .flatten()
+        if digest(&user.password) != digest(password) {
+            return None;
+        }
+        Role::of_groups(user.groups.iter().map(String::as_str)).map(|r| (user.name.clone(), r))
     }
 }
 
@@ -191,15 +199,19 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(c): State<Console>, Form(f): Form<LoginForm>) -> Response {
-    let Some(role) = c.auth.check(&f.user, &f.password) else {
+async fn login(State(c): State<Console>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    // Another site must not sign this browser in as someone else.
+    if let Err(r) = from_the_console(&headers) {
+        return *r;
+    }
+    let Some((name, role)) = c.auth.check(&f.user, &f.password) else {
         return html(
             StatusCode::UNAUTHORIZED,
             pages::login(Some("that user and password do not match a console user")),
         );
     };
     let s = session::sign_in(
-        f.user.trim(),
+        &name,
         role,
         uuid::Uuid::new_v4().to_string(),
         chrono::Utc::now(),
@@ -208,18 +220,10 @@ async fn login(State(c): State<Console>, Form(f): Form<LoginForm>) -> Response {
     ([(header::SET_COOKIE, cookie)], Redirect::to("/console")).into_response()
 }
 
-#[derive(Deserialize)]
-struct TokenOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
-async fn logout(
-    State(c): State<Console>,
-    headers: HeaderMap,
-    Form(f): Form<TokenOnly>,
-) -> Response {
-    if let Err(r) = acting(&c, &headers, &f.csrf, None) {
+async fn logout(headers: HeaderMap) -> Response {
+    // Signing out needs no valid session (an expired one is cleared too),
+    // only the console's own page.
+    if let Err(r) = from_the_console(&headers) {
         return *r;
     }
     (
@@ -227,6 +231,27 @@ async fn logout(
         Redirect::to("/console/login"),
     )
         .into_response()
+}
+
+/// Whether a POST comes from the console's own pages on this loopback
+/// serve: its `Host` is a loopback address (a page on another name that
+/// resolves here, DNS rebinding, names its own host) and its `Origin` (or
+/// `Referer`) is that host.
+fn from_the_console(headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = text(header::HOST).unwrap_or_default();
+    let hostname = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let loopback = matches!(hostname, "127.0.0.1" | "localhost" | "[::1]");
+    if !loopback || !session::same_origin(text(header::ORIGIN), text(header::REFERER), host) {
+        return Err(Box::new(refused(
+            StatusCode::FORBIDDEN,
+            "this request did not come from the console's own pages: refused",
+        )));
+    }
+    Ok(())
 }
 
 /// The session an action is taken under, once it has shown it comes from
@@ -240,14 +265,7 @@ fn acting(
 ) -> Result<Session, Box<Response>> {
     let s = session_of(c, headers)
         .map_err(|e| Box::new(refused(StatusCode::UNAUTHORIZED, &e.to_string())))?;
-    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let host = text(header::HOST).unwrap_or_default();
-    if !session::same_origin(text(header::ORIGIN), text(header::REFERER), host) {
-        return Err(Box::new(refused(
-            StatusCode::FORBIDDEN,
-            "this request did not come from the console's own pages: refused",
-        )));
-    }
+    from_the_console(headers)?;
     if !c.auth.key.csrf_ok(&s, csrf) {
         return Err(Box::new(refused(
             StatusCode::FORBIDDEN,

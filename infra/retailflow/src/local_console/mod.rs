@@ -123,12 +123,24 @@ pub async fn exceptions(app: &LocalApp) -> Vec<Exception> {
             reason: q.reason.clone(),
         });
     }
-    // A step whose message is dead-lettered is listed once, as the letter.
-    let lettered: Vec<String> = out.iter().filter_map(|e| e.order_key.clone()).collect();
+    // A step whose message is dead-lettered is listed once, as the letter
+    // (by order and queue: the return-reversal queue feeds four steps).
+    let lettered: std::collections::HashSet<(String, String)> = out
+        .iter()
+        .filter_map(|e| match (&e.origin, &e.order_key) {
+            (Origin::DeadLetter { queue }, Some(key)) => Some((key.clone(), queue.clone())),
+            _ => None,
+        })
+        .collect();
     let config = ReconciliationConfig::default();
     for saga in app.store.sagas() {
         for s in stuck_steps(&saga, now, &config) {
-            if lettered.contains(&s.order_key) {
+            let queue = STEP_QUEUES
+                .iter()
+                .find(|(step, _)| *step == s.step)
+                .map(|(_, q)| q.to_string())
+                .unwrap_or_default();
+            if lettered.contains(&(s.order_key.clone(), queue)) {
                 continue;
             }
             out.push(Exception {

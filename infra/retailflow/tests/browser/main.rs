@@ -291,6 +291,7 @@ async fn a_bulk_retry_of_200_dead_letters_completes_them_all_and_never_exceeds_t
     app.drain().await;
     assert_eq!(app.list(1_000).await.unwrap().len(), 200);
     let budget = app.budgets.erp.as_ref().unwrap().limit_now() as usize;
+    assert_eq!(budget, 1, "the budget this test set");
     let app = Arc::new(app);
     let base = serve_console(app.clone()).await;
     let b = browser().await;

@@ -175,7 +175,6 @@ impl InProcessStateStore {
         self.lock().sagas.get(saga_key).cloned()
     }
 
-    /// A cursor's value as it stands.
     /// Every reconciliation report kept, as stored (JSON), by run id.
     pub fn reports(&self) -> Vec<(String, String)> {
         let mut v: Vec<_> = self
@@ -188,6 +187,7 @@ impl InProcessStateStore {
         v
     }
 
+    /// A cursor's value as it stands.
     pub fn cursor(&self, name: &str) -> Option<String> {
         self.lock().cursors.get(name).cloned()
     }

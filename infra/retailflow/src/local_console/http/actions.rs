@@ -38,6 +38,15 @@ pub(super) async fn retry(
         ..Default::default()
     };
     let result = match c.app.redrive(&filter, 1).await {
+        Ok(r) if r.redriven.is_empty() => {
+            return refused(
+                StatusCode::CONFLICT,
+                &format!(
+                    "dead letter {} was no longer on its queue: nothing re-driven",
+                    f.id
+                ),
+            )
+        }
         Ok(_) => {
             c.app.drain().await;
             died_again(&c.app, &letter, &letters).await
@@ -77,12 +86,30 @@ async fn died_again(app: &LocalApp, letter: &DeadLetterView, before: &[DeadLette
             && (&d.queue, &d.correlation_id, &d.event_type)
                 == (&letter.queue, &letter.correlation_id, &letter.event_type)
     });
-    match again {
-        Some(d) => format!(
+    if let Some(d) = again {
+        return format!(
             "failed again: {}",
             d.reason.unwrap_or_else(|| "no reason given".into())
-        ),
-        None => "re-driven and done".into(),
+        );
+    }
+    // On the real clock a drain leaves a message in backoff queued: it is
+    // not done until it has left its queue.
+    let queues = crate::runtime::lock(&app.queues);
+    let waiting = queues.get(&letter.queue).is_some_and(|q| {
+        q.bodies().any(|body| {
+            let v = DeadLetterView::from_body(
+                String::new(),
+                letter.queue.clone(),
+                None,
+                body.to_string(),
+            );
+            (&v.correlation_id, &v.event_type) == (&letter.correlation_id, &letter.event_type)
+        })
+    });
+    if waiting {
+        "re-driven; still retrying (waiting out a backoff on its queue)".into()
+    } else {
+        "re-driven and done".into()
     }
 }
 
@@ -353,22 +380,18 @@ pub(super) async fn resolve(
             "say why in a note: the order's timeline keeps it",
         );
     }
-    let letter = match c.app.discard_dead_letter(&f.id) {
-        Ok(Some(d)) => d,
-        Ok(None) => {
-            return refused(
-                StatusCode::NOT_FOUND,
-                &format!("no dead letter {}: retried or resolved already?", f.id),
-            )
-        }
+    let letters = match c.app.list(usize::MAX).await {
+        Ok(l) => l,
         Err(e) => return refused(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let view = DeadLetterView::from_body(
-        letter.id.clone(),
-        letter.queue.clone(),
-        Some(letter.reason.clone()),
-        letter.body.clone(),
-    );
+    let Some(view) = letters.into_iter().find(|d| d.id == f.id) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!("no dead letter {}: retried or resolved already?", f.id),
+        );
+    };
+    let letter = &view;
+    // Recorded first: a letter must never leave without its note.
     let action = OperatorAction {
         id: uuid::Uuid::new_v4(),
         at: c.app.clock.now(),
@@ -382,10 +405,16 @@ pub(super) async fn resolve(
     if let Err(e) = c.app.store.record(&action).await {
         return refused(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("taken off its queue, but the action could not be recorded: {e}"),
+            &format!("not taken off: the action could not be recorded: {e}"),
         );
     }
-    Redirect::to("/console").into_response()
+    match c.app.discard_dead_letter(&f.id) {
+        Ok(_) => Redirect::to("/console").into_response(),
+        Err(e) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("recorded, but not taken off its queue: {e}"),
+        ),
+    }
 }
 
 #[derive(Deserialize)]

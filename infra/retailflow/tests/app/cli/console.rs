@@ -24,9 +24,12 @@ impl Answer {
 fn request(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &str) -> Answer {
     let mut s = TcpStream::connect(addr).unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -63,7 +66,10 @@ fn sign_in(addr: &str, user: &str, password: &str) -> String {
         addr,
         "POST",
         "/console/login",
-        &[("Content-Type", "application/x-www-form-urlencoded".into())],
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded".into()),
+            ("Origin", format!("http://{addr}")),
+        ],
         &form,
     );
     assert_eq!(a.status, 303, "{}", a.body);
@@ -102,14 +108,24 @@ fn after_run_serve_shows_the_quarantined_delivery_in_the_console_and_an_orders_e
         (a.status, a.header("location")),
         (303, Some("/console/login"))
     );
-    let a = request(
-        &addr,
-        "POST",
-        "/console/login",
-        &[("Content-Type", "application/x-www-form-urlencoded".into())],
-        "user=olga%40example.com&password=guess",
-    );
+    let login = |origin: &str, password: &str| {
+        request(
+            &addr,
+            "POST",
+            "/console/login",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded".into()),
+                ("Origin", origin.to_string()),
+            ],
+            &format!("user=olga%40example.com&password={password}"),
+        )
+    };
+    let a = login(&format!("http://{addr}"), "guess");
     assert_eq!(a.status, 401, "{}", a.body);
+    // Another site cannot sign this browser in, even as a real user.
+    let a = login("https://evil.example", "dev-operator");
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.header("set-cookie").is_none());
     let viewer = sign_in(&addr, "victor@example.com", "dev-viewer");
 
     // The inbox: the sample refused for its totals, kept, with why.
@@ -211,16 +227,45 @@ fn a_viewer_is_offered_no_action_and_a_forged_or_viewers_retry_is_refused() {
     // the wrong origin; and no session at all.
     let operator = sign_in(&addr, "olga@example.com", "dev-operator");
     let operator_token = token(&get(&addr, "/console", &operator).body);
-    assert_eq!(post(&operator, Some(&origin), "forged").status, 403);
-    assert_eq!(
-        post(&operator, Some("https://evil.example"), &operator_token).status,
-        403
+    let refused = |a: Answer, status: u16, why: &str| {
+        assert_eq!(a.status, status, "{}", a.body);
+        assert!(a.body.contains(why), "{why}: {}", a.body);
+    };
+    refused(
+        post(&operator, Some(&origin), "forged"),
+        403,
+        "token is not this session",
     );
-    assert_eq!(post(&operator, None, &operator_token).status, 403);
-    assert_eq!(
-        post("rf_console=made.up", Some(&origin), &operator_token).status,
-        401
+    refused(
+        post(&operator, Some("https://evil.example"), &operator_token),
+        403,
+        "did not come from the console",
     );
+    refused(
+        post(&operator, None, &operator_token),
+        403,
+        "did not come from the console",
+    );
+    refused(
+        post("rf_console=made.up", Some(&origin), &operator_token),
+        401,
+        "not one this console sealed",
+    );
+    // A name that resolves to this machine (DNS rebinding) is not the
+    // console's origin, even when the page and the request agree on it.
+    let rebound = request(
+        &addr,
+        "POST",
+        "/console/actions/retry",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded".into()),
+            ("Cookie", operator.clone()),
+            ("Host", "evil.example".into()),
+            ("Origin", "http://evil.example".into()),
+        ],
+        &format!("id=m-1&csrf={operator_token}"),
+    );
+    refused(rebound, 403, "did not come from the console");
     // The operator's real request gets through to the action.
     let a = post(&operator, Some(&origin), &operator_token);
     assert_eq!(a.status, 404, "{}", a.body);
