@@ -146,6 +146,16 @@ impl InboxTemplate<'_> {
             && e.class != ExceptionClass::Review
     }
 
+    /// Whether an operator can take it off the inbox with a note: a dead
+    /// letter or a quarantined delivery (the others clear by themselves
+    /// once their cause is fixed).
+    fn removable(&self, e: &Exception) -> bool {
+        matches!(
+            e.origin,
+            crate::inbox::Origin::DeadLetter { .. } | crate::inbox::Origin::Quarantined
+        )
+    }
+
     fn age(&self, e: &Exception) -> String {
         let d = self.now - e.since;
         match (d.num_days(), d.num_hours(), d.num_minutes()) {

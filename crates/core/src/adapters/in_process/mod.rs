@@ -164,6 +164,27 @@ impl InProcessStateStore {
         self.lock().quarantine.clone()
     }
 
+    /// Takes quarantined delivery `id` off for good (an operator resolved
+    /// or dismissed it); `None` when it is not there.
+    pub fn discard_quarantined(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<QuarantinedDelivery>, crate::ports::StoreError> {
+        self.write(|st| {
+            let Some(at) = st.quarantine.iter().position(|q| q.id == id) else {
+                return Ok(None);
+            };
+            let item = st.quarantine.remove(at);
+            let when = item
+                .received_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            st.dirty
+                .rows
+                .push((format!("quarantine/{when}/{}", item.id), None));
+            Ok(Some(item))
+        })
+    }
+
     pub fn sagas(&self) -> Vec<SagaRecord> {
         let mut v: Vec<_> = self.lock().sagas.values().cloned().collect();
         v.sort_by(|a, b| a.saga_key.cmp(&b.saga_key));

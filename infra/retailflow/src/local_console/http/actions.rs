@@ -384,23 +384,43 @@ pub(super) async fn resolve(
         Ok(l) => l,
         Err(e) => return refused(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let Some(view) = letters.into_iter().find(|d| d.id == f.id) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            &format!("no dead letter {}: retried or resolved already?", f.id),
-        );
+    // A dead letter, or a quarantined delivery.
+    let (subject, order_key, quarantined) = match letters.into_iter().find(|d| d.id == f.id) {
+        Some(d) => (
+            format!("dead letter {} on {}", d.id, d.queue),
+            d.correlation_id.clone(),
+            None,
+        ),
+        None => {
+            let found = uuid::Uuid::parse_str(&f.id)
+                .ok()
+                .and_then(|id| c.app.store.quarantined().into_iter().find(|q| q.id == id));
+            let Some(q) = found else {
+                return refused(
+                    StatusCode::NOT_FOUND,
+                    &format!(
+                        "no dead letter or quarantined delivery {}: taken off already?",
+                        f.id
+                    ),
+                );
+            };
+            (
+                format!("quarantined {} delivery {}", q.source, q.id),
+                retailflow_core::trace::quarantined_order_key(&q),
+                Some(q.id),
+            )
+        }
     };
-    let letter = &view;
-    // Recorded first: a letter must never leave without its note.
+    // Recorded first: nothing may leave without its note.
     let action = OperatorAction {
         id: uuid::Uuid::new_v4(),
         at: c.app.clock.now(),
         who: s.user.clone(),
         action: how.into(),
-        subject: format!("dead letter {} on {}", letter.id, letter.queue),
-        order_key: view.correlation_id.clone(),
+        subject,
+        order_key,
         note: Some(note.to_string()),
-        result: "taken off its queue".into(),
+        result: "taken off the inbox".into(),
     };
     if let Err(e) = c.app.store.record(&action).await {
         return refused(
@@ -408,11 +428,24 @@ pub(super) async fn resolve(
             &format!("not taken off: the action could not be recorded: {e}"),
         );
     }
-    match c.app.discard_dead_letter(&f.id) {
-        Ok(_) => Redirect::to("/console").into_response(),
+    let taken = match quarantined {
+        Some(id) => c
+            .app
+            .store
+            .discard_quarantined(id)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        None => c
+            .app
+            .discard_dead_letter(&f.id)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    };
+    match taken {
+        Ok(()) => Redirect::to("/console").into_response(),
         Err(e) => refused(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("recorded, but not taken off its queue: {e}"),
+            &format!("recorded, but not taken off: {e}"),
         ),
     }
 }

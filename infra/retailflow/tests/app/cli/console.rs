@@ -274,7 +274,8 @@ fn a_viewer_is_offered_no_action_and_a_forged_or_viewers_retry_is_refused() {
 }
 
 #[test]
-fn an_operator_runs_a_reconciliation_from_the_console_and_everyone_reads_its_report() {
+fn an_operator_runs_a_reconciliation_everyone_reads_and_dismisses_the_quarantined_sample_with_a_note(
+) {
     let dir = fresh_dir();
     let out = cli_in(&dir)
         .current_dir(repo())
@@ -335,5 +336,30 @@ fn an_operator_runs_a_reconciliation_from_the_console_and_everyone_reads_its_rep
     let list = get(&addr, "/console/reports", &viewer).body;
     let id = report_path.trim_start_matches("/console/reports/");
     assert!(list.contains(id), "{list}");
+
+    // The quarantined sample, looked at and dismissed with a note.
+    let inbox = get(&addr, "/console", &operator).body;
+    let at = inbox.find("data-id=\"").unwrap() + 9;
+    let quarantined = inbox[at..].split('"').next().unwrap().to_string();
+    let take_off = |note: &str| {
+        request(
+            &addr,
+            "POST",
+            "/console/actions/resolve",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded".into()),
+                ("Cookie", operator.clone()),
+                ("Origin", format!("http://{addr}")),
+            ],
+            &format!("id={quarantined}&how=dismiss&note={note}&csrf={token}"),
+        )
+    };
+    let a = take_off("");
+    assert_eq!(a.status, 400, "a note is required: {}", a.body);
+    let a = take_off("the+sample+is+refused+on+purpose");
+    assert_eq!(a.status, 303, "{}", a.body);
+    let inbox = get(&addr, "/console", &viewer).body;
+    assert!(inbox.contains("Nothing here"), "{inbox}");
+    assert_eq!(take_off("again").status, 404);
     drop(server);
 }
